@@ -1,0 +1,35 @@
+"""Shared pytest setup: CPU-only, few threads, deterministic seeds, paths to shared data."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CAMVID_ROOT = (REPO_ROOT / ".." / "shared" / "data" / "camvid").resolve()
+
+os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+
+try:
+    import torch
+
+    torch.set_num_threads(2)
+except ImportError:  # the edge-runtime tests run without torch
+    torch = None
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    if torch is not None:
+        torch.manual_seed(0)
+    import numpy as np
+
+    np.random.seed(0)
+
+
+@pytest.fixture(scope="session")
+def camvid_root() -> Path:
+    if not (CAMVID_ROOT / "train.txt").exists():
+        pytest.skip(f"CamVid not found at {CAMVID_ROOT}")
+    return CAMVID_ROOT
