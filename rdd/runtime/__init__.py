@@ -1,0 +1,28 @@
+"""Edge runtime: inference backends and the real-time frame pipeline behind ``deploy/infer.py``.
+
+Imports numpy, OpenCV and (lazily, inside the backend) onnxruntime only: PyTorch is imported
+solely by :class:`TorchBackend`, so this package runs on a device without it.
+
+Example::
+
+    from rdd.runtime import OrtBackend, ImageFolderSource, Pipeline, PipelineConfig
+    be = OrtBackend("student.onnx", device="cpu")
+    rep = Pipeline(be, ImageFolderSource("camvid/val"), config=PipelineConfig(warmup=5)).run()
+    rep["fps"], rep["latency_ms"]["p99"]
+"""
+from rdd.runtime.backends import (ORT_PROVIDERS, Backend, OrtBackend, TorchBackend, TrtBackend,
+                                  create_backend, logits_to_labels)
+from rdd.runtime.meta import RDD_META_KEY, InputError, ModelMeta
+from rdd.runtime.pipeline import (STAGES, OverlayRenderer, Pipeline, PipelineConfig, format_summary,
+                                  normalize_nchw, preprocess)
+from rdd.runtime.runner import LABEL_MAPS, open_source, resolve_ignore_ids, run_inference
+from rdd.runtime.sources import (CameraSource, FrameSource, ImageFolderSource, LabelFolder,
+                                 VideoSource, quiet_opencv)
+
+__all__ = [
+    "Backend", "OrtBackend", "TrtBackend", "TorchBackend", "create_backend", "logits_to_labels",
+    "ORT_PROVIDERS", "InputError", "ModelMeta", "RDD_META_KEY", "Pipeline", "PipelineConfig",
+    "preprocess", "normalize_nchw", "OverlayRenderer", "format_summary", "STAGES", "FrameSource", "VideoSource", "CameraSource",
+    "ImageFolderSource", "LabelFolder", "quiet_opencv", "open_source", "resolve_ignore_ids",
+    "run_inference", "LABEL_MAPS",
+]

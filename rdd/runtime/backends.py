@@ -1,0 +1,455 @@
+"""Inference backends: ONNX Runtime, TensorRT engines and PyTorch artifacts behind one interface.
+
+Every backend exposes
+
+* ``.meta`` – :class:`~rdd.runtime.meta.ModelMeta` read from the model's *own* metadata
+  (ONNX ``metadata_props["rdd_meta"]``, an engine's JSON sidecar, an artifact's JSON);
+* ``.infer(batch) -> labels`` – ``batch`` is the model input (``N×3×H×W`` float32 made by
+  :func:`rdd.runtime.pipeline.preprocess`, or ``N×H×W×3`` uint8 for models with folded
+  preprocessing); ``labels`` is ``uint8 N×H×W`` (the argmax is taken here for logits models).
+
+This module imports numpy only at import time. ``onnxruntime``, ``tensorrt`` / CUDA bindings and
+``torch`` are imported inside the backend that needs them, so ``--backend ort`` runs on a device
+without PyTorch.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from rdd.runtime.meta import RDD_META_KEY, InputError, ModelMeta, sidecar_meta
+
+__all__ = ["Backend", "OrtBackend", "TrtBackend", "TorchBackend", "create_backend",
+           "logits_to_labels", "ORT_PROVIDERS"]
+
+# --device name → onnxruntime execution providers, in priority order (CPU last as a fallback for
+# nodes the accelerator provider does not support).
+ORT_PROVIDERS: dict[str, list[str]] = {
+    "cpu": ["CPUExecutionProvider"],
+    "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
+    "trt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
+}
+_ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(uint8)": "uint8"}
+
+
+def logits_to_labels(out: np.ndarray, kind: str) -> np.ndarray:
+    """Model output → ``uint8 N×H×W`` class ids.
+
+    ``kind == "logits"``: ``out`` is ``N×K×H×W``, labels = ``argmax_k``. ``kind == "labels"``:
+    ``out`` is ``N×H×W`` (or ``N×1×H×W``) integer ids.
+    """
+    out = np.asarray(out)
+    if kind == "logits":
+        if out.ndim != 4:
+            raise InputError(f"expected N×K×H×W logits from the model, got shape {out.shape}")
+        return out.argmax(axis=1).astype(np.uint8)
+    if out.ndim == 4 and out.shape[1] == 1:
+        out = out[:, 0]
+    if out.ndim != 3:
+        raise InputError(f"expected N×H×W labels from the model, got shape {out.shape}")
+    return out.astype(np.uint8, copy=False)
+
+
+class Backend:
+    """Common interface; see the module docstring."""
+
+    name: str = "base"
+    device: str = "cpu"
+    meta: ModelMeta
+    path: Path
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, Any]:
+        """Facts for the report: backend, device, model path/name, input size."""
+        return {"backend": self.name, "device": self.device, "model_path": str(self.path),
+                "model": self.meta.model}
+
+    def _check_batch(self, batch: np.ndarray) -> np.ndarray:
+        m = self.meta
+        want = np.dtype(m.input_dtype)
+        batch = np.asarray(batch)
+        if batch.dtype != want:
+            raise ValueError(f"{self.name}: model input must be {want}, got {batch.dtype}")
+        c_axis = 1 if m.input_layout == "NCHW" else 3
+        if batch.ndim != 4 or batch.shape[c_axis] != 3:
+            raise ValueError(f"{self.name}: model input must be {m.input_layout} with 3 channels, "
+                             f"got shape {batch.shape}")
+        return np.ascontiguousarray(batch)
+
+
+def _image_input_check(shape: Sequence[Any], layout: str, where: str) -> tuple[Any, Any, Any]:
+    """Validate an input shape (ints or symbolic names); return its (N, H, W) dims."""
+    if len(shape) != 4:
+        raise InputError(f"{where}: model input has shape {list(shape)} (rank {len(shape)}); "
+                         f"expected an image batch {layout} of rank 4")
+    n, c, h, w = (shape[0], shape[1], shape[2], shape[3]) if layout == "NCHW" else \
+        (shape[0], shape[3], shape[1], shape[2])
+    if isinstance(c, (int, np.integer)) and c >= 0 and c != 3:
+        raise InputError(f"{where}: model input has shape {list(shape)}: {c} channels, expected an "
+                         f"RGB image batch {layout} with 3 channels")
+    return n, h, w
+
+
+def _static(d: Any) -> int | None:
+    return int(d) if isinstance(d, (int, np.integer)) and d > 0 else None
+
+
+def _apply_graph_shape(meta: ModelMeta, n: Any, h: Any, w: Any) -> ModelMeta:
+    """The graph's static dims win over what rdd_meta claims."""
+    hs, ws = _static(h), _static(w)
+    if hs and ws:
+        meta = meta.with_(input_size=(hs, ws), dynamic_spatial=False)
+    return meta.with_(dynamic_batch=_static(n) is None)
+
+
+# =========================================================================== onnxruntime
+class OrtBackend(Backend):
+    """An ONNX model run with onnxruntime.
+
+    Args:
+        path: ``.onnx`` file carrying ``metadata_props["rdd_meta"]`` (or a ``<name>.json``
+            sidecar with the same JSON).
+        device: ``"cpu"`` | ``"cuda"`` | ``"trt"`` → ``CPUExecutionProvider`` /
+            ``CUDAExecutionProvider`` / ``TensorrtExecutionProvider`` (with fallbacks behind it).
+        intra_op_threads / inter_op_threads: onnxruntime thread pools (``None``/0 = its default).
+        provider_options: extra options for the first provider (e.g. ``{"device_id": 1}``).
+    """
+
+    name = "ort"
+
+    def __init__(self, path: str | os.PathLike, *, device: str = "cpu",
+                 intra_op_threads: int | None = None, inter_op_threads: int | None = None,
+                 provider_options: dict[str, Any] | None = None) -> None:
+        import onnxruntime as ort
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise InputError(f"model file not found: {self.path}")
+        if device not in ORT_PROVIDERS:
+            raise InputError(f"--device must be one of {sorted(ORT_PROVIDERS)} for the ort backend, "
+                             f"got {device!r}")
+        self.device = device
+        available = ort.get_available_providers()
+        wanted = ORT_PROVIDERS[device]
+        if wanted[0] not in available:
+            raise InputError(f"device {device!r} needs onnxruntime's {wanted[0]}, which this "
+                             f"onnxruntime build does not have (available: {', '.join(available)})")
+        providers: list[Any] = [p for p in wanted if p in available]
+        if provider_options:
+            providers[0] = (providers[0], dict(provider_options))
+
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if intra_op_threads:
+            so.intra_op_num_threads = int(intra_op_threads)
+        if inter_op_threads:
+            so.inter_op_num_threads = int(inter_op_threads)
+        so.log_severity_level = 3  # errors only: no provider-assignment warnings on stdout
+        try:
+            self.session = ort.InferenceSession(str(self.path), sess_options=so, providers=providers)
+        except Exception as e:  # onnxruntime raises its own Fail/InvalidProtobuf/... types
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise InputError(f"{self.path}: cannot load ONNX model ({first})") from None
+        active = self.session.get_providers()
+        if active[0] != wanted[0]:
+            raise InputError(f"device {device!r}: onnxruntime could not initialise {wanted[0]} "
+                             f"(session runs on {active}); check the CUDA/TensorRT libraries")
+        self.providers = active
+
+        raw = self.session.get_modelmeta().custom_metadata_map.get(RDD_META_KEY)
+        if raw is not None:
+            meta = ModelMeta.from_json(raw, source=str(self.path))
+        else:
+            meta = sidecar_meta(self.path)
+            if meta is None:
+                raise InputError(f"{self.path}: no '{RDD_META_KEY}' metadata (normalisation, classes, "
+                                 "input size); export the model with rdd.export.export_onnx or put the "
+                                 f"rdd_meta JSON in {self.path.with_suffix('.json')}")
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1:
+            raise InputError(f"{self.path}: model has {len(inputs)} inputs "
+                             f"({[i.name for i in inputs]}); expected one image input")
+        inp = inputs[0]
+        n, h, w = _image_input_check(inp.shape, meta.input_layout, str(self.path))
+        dtype = _ORT_DTYPES.get(inp.type)
+        if dtype is None:
+            raise InputError(f"{self.path}: model input {inp.name!r} is {inp.type}; expected an "
+                             "image tensor of float, float16 or uint8")
+        outs = {o.name: o for o in self.session.get_outputs()}
+        out_name = meta.output_name if meta.output_name in outs else next(iter(outs))
+        meta = meta.with_(input_name=inp.name, input_dtype=dtype, output_name=out_name)
+        self.meta = _apply_graph_shape(meta, n, h, w)
+        self._fixed_batch = _static(n)
+
+    def run_raw(self, batch: np.ndarray) -> np.ndarray:
+        """One ``session.run`` returning the raw output (for benchmarks)."""
+        return self.session.run([self.meta.output_name], {self.meta.input_name: batch})[0]
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        batch = self._check_batch(batch)
+        if self._fixed_batch and batch.shape[0] != self._fixed_batch:
+            if self._fixed_batch != 1:
+                raise ValueError(f"{self.path}: model has a fixed batch of {self._fixed_batch}, "
+                                 f"got {batch.shape[0]} frames")
+            return np.concatenate([self.infer(batch[i:i + 1]) for i in range(batch.shape[0])])
+        return logits_to_labels(self.run_raw(batch), self.meta.output_kind)
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "providers": list(self.providers)}
+
+
+# =========================================================================== TensorRT
+class _TorchCuda:
+    """Device buffers and a stream from PyTorch (when it is installed with CUDA)."""
+
+    def __init__(self, torch: Any) -> None:
+        self.torch = torch
+        self.stream = torch.cuda.Stream()
+
+    @property
+    def stream_handle(self) -> int:
+        return self.stream.cuda_stream
+
+    def empty(self, shape: tuple[int, ...], dtype: np.dtype) -> Any:
+        tdt = {np.dtype(np.float32): self.torch.float32, np.dtype(np.float16): self.torch.float16,
+               np.dtype(np.uint8): self.torch.uint8, np.dtype(np.int32): self.torch.int32,
+               np.dtype(np.int64): self.torch.int64, np.dtype(np.int8): self.torch.int8}[np.dtype(dtype)]
+        return self.torch.empty(shape, dtype=tdt, device="cuda")
+
+    def ptr(self, buf: Any) -> int:
+        return int(buf.data_ptr())
+
+    def upload(self, buf: Any, host: np.ndarray) -> None:
+        with self.torch.cuda.stream(self.stream):
+            buf.copy_(self.torch.from_numpy(host).pin_memory(), non_blocking=True)
+
+    def labels(self, buf: Any, kind: str) -> np.ndarray:
+        with self.torch.cuda.stream(self.stream):
+            out = buf.argmax(1) if kind == "logits" else buf
+            out = out.to(self.torch.uint8)
+        self.stream.synchronize()
+        return out.cpu().numpy()
+
+
+class _CudaPython:
+    """Device buffers and a stream from NVIDIA's ``cuda-python`` runtime bindings."""
+
+    def __init__(self) -> None:
+        try:
+            from cuda.bindings import runtime as cudart  # cuda-python >= 12.6
+        except ImportError:
+            from cuda import cudart  # older cuda-python
+        self.rt = cudart
+        self.stream = self._ok(cudart.cudaStreamCreate())
+
+    def _ok(self, res: Any) -> Any:
+        err, *rest = res if isinstance(res, tuple) else (res,)
+        if int(err) != 0:
+            raise RuntimeError(f"CUDA runtime error {err}")
+        return rest[0] if len(rest) == 1 else (rest or None)
+
+    @property
+    def stream_handle(self) -> int:
+        return int(self.stream)
+
+    def empty(self, shape: tuple[int, ...], dtype: np.dtype) -> Any:
+        nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+        return (self._ok(self.rt.cudaMalloc(max(nbytes, 1))), tuple(shape), np.dtype(dtype))
+
+    def ptr(self, buf: Any) -> int:
+        return int(buf[0])
+
+    def upload(self, buf: Any, host: np.ndarray) -> None:
+        host = np.ascontiguousarray(host)
+        self._ok(self.rt.cudaMemcpyAsync(buf[0], host.ctypes.data, host.nbytes,
+                                         self.rt.cudaMemcpyKind.cudaMemcpyHostToDevice, self.stream))
+
+    def labels(self, buf: Any, kind: str) -> np.ndarray:
+        ptr, shape, dtype = buf
+        host = np.empty(shape, dtype)
+        self._ok(self.rt.cudaMemcpyAsync(host.ctypes.data, ptr, host.nbytes,
+                                         self.rt.cudaMemcpyKind.cudaMemcpyDeviceToHost, self.stream))
+        self._ok(self.rt.cudaStreamSynchronize(self.stream))
+        return logits_to_labels(host, kind)
+
+
+class TrtBackend(Backend):
+    """A serialised TensorRT (10.x) engine run with ``execute_async_v3``.
+
+    An engine file has no free-form metadata, so the rdd_meta JSON is read from ``meta`` (a
+    :class:`ModelMeta` or dict), else ``<engine>.json`` next to it, else the ONNX model
+    ``<engine stem>.onnx`` it was built from. Device buffers come from PyTorch when it is
+    installed with CUDA, otherwise from ``cuda-python``.
+    """
+
+    name = "trt"
+
+    def __init__(self, engine_path: str | os.PathLike, *, meta: ModelMeta | dict | None = None) -> None:
+        self.path = Path(engine_path)
+        self.device = "cuda"
+        if not self.path.is_file():
+            raise InputError(f"engine file not found: {self.path}")
+        try:
+            import tensorrt as trt
+        except ImportError:
+            raise InputError("TensorRT unavailable: the 'tensorrt' Python package is not installed "
+                             "(use --backend ort, or install TensorRT 10 on this device)") from None
+        self._cuda = self._cuda_buffers()
+        self.meta_source = self._load_meta(meta)
+        logger = trt.Logger(trt.Logger.ERROR)
+        self._runtime = trt.Runtime(logger)
+        self.engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())
+        if self.engine is None:
+            raise InputError(f"{self.path}: TensorRT could not deserialise the engine (built with "
+                             "another TensorRT version or GPU?)")
+        self.context = self.engine.create_execution_context()
+        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
+        ins = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        outs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
+        if len(ins) != 1 or not outs:
+            raise InputError(f"{self.path}: engine has inputs {ins} and outputs {outs}; expected one "
+                             "image input and an output")
+        meta_ = self.meta_source
+        shape = tuple(self.engine.get_tensor_shape(ins[0]))
+        n, h, w = _image_input_check([d if d >= 0 else "dyn" for d in shape], meta_.input_layout,
+                                     str(self.path))
+        out_name = meta_.output_name if meta_.output_name in outs else outs[0]
+        in_dtype = np.dtype(trt.nptype(self.engine.get_tensor_dtype(ins[0])))
+        if in_dtype.name not in ("float32", "float16", "uint8"):
+            raise InputError(f"{self.path}: engine input is {in_dtype}; expected float32/float16/uint8")
+        meta_ = meta_.with_(input_name=ins[0], output_name=out_name, input_dtype=in_dtype.name)
+        self.meta = _apply_graph_shape(meta_, n if n != "dyn" else "N", h, w)
+        self._out_dtype = np.dtype(trt.nptype(self.engine.get_tensor_dtype(out_name)))
+        self._outs = outs
+        self._bufs: dict[tuple, dict[str, Any]] = {}
+
+    @staticmethod
+    def _cuda_buffers() -> Any:
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                return _TorchCuda(torch)
+        except ImportError:
+            pass
+        try:
+            return _CudaPython()
+        except ImportError:
+            raise InputError("TensorRT backend needs CUDA buffers: install PyTorch with CUDA or "
+                             "cuda-python") from None
+
+    def _load_meta(self, meta: ModelMeta | dict | None) -> ModelMeta:
+        if isinstance(meta, ModelMeta):
+            return meta
+        if isinstance(meta, dict):
+            return ModelMeta.from_dict(meta, source=str(self.path))
+        found = sidecar_meta(self.path)
+        if found is not None:
+            return found
+        onnx_path = self.path.with_suffix(".onnx")
+        if onnx_path.is_file():
+            import onnxruntime as ort
+
+            sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+            raw = sess.get_modelmeta().custom_metadata_map.get(RDD_META_KEY)
+            if raw:
+                return ModelMeta.from_json(raw, source=str(onnx_path))
+        raise InputError(f"{self.path}: no model metadata; put the rdd_meta JSON in "
+                         f"{self.path.with_suffix('.json')} (or keep the source {onnx_path.name} beside it)")
+
+    def _buffers(self, shape: tuple[int, ...]) -> dict[str, Any]:
+        bufs = self._bufs.get(shape)
+        if bufs is None:
+            if not self.context.set_input_shape(self.meta.input_name, shape):
+                raise ValueError(f"{self.path}: input shape {shape} is outside the engine's "
+                                 "optimisation profile")
+            bufs = {self.meta.input_name: self._cuda.empty(shape, np.dtype(self.meta.input_dtype))}
+            for name in self._outs:
+                oshape = tuple(self.context.get_tensor_shape(name))
+                dt = self._out_dtype if name == self.meta.output_name else np.float32
+                bufs[name] = self._cuda.empty(oshape, dt)
+            self._bufs = {shape: bufs}  # keep one shape's buffers (frames rarely change size)
+        for name, buf in bufs.items():
+            self.context.set_tensor_address(name, self._cuda.ptr(buf))
+        self.context.set_input_shape(self.meta.input_name, shape)
+        return bufs
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        batch = self._check_batch(batch)
+        bufs = self._buffers(tuple(batch.shape))
+        self._cuda.upload(bufs[self.meta.input_name], batch)
+        if not self.context.execute_async_v3(self._cuda.stream_handle):
+            raise RuntimeError(f"{self.path}: TensorRT execute_async_v3 failed")
+        return self._cuda.labels(bufs[self.meta.output_name], self.meta.output_kind)
+
+
+# =========================================================================== PyTorch
+class TorchBackend(Backend):
+    """A training artifact (``NAME.pt`` + ``NAME.json``, see ``rdd.artifacts``) run in PyTorch."""
+
+    name = "torch"
+
+    def __init__(self, artifact_path: str | os.PathLike, *, device: str = "cpu",
+                 threads: int | None = None) -> None:
+        self.path = Path(artifact_path)
+        if not self.path.is_file():
+            raise InputError(f"artifact not found: {self.path}")
+        try:
+            import torch
+        except ImportError:
+            raise InputError("--backend torch needs PyTorch, which is not installed here; export the "
+                             "model to ONNX and use --backend ort") from None
+        if device not in ("cpu", "cuda"):
+            raise InputError(f"--device must be 'cpu' or 'cuda' for the torch backend, got {device!r}")
+        if device == "cuda" and not torch.cuda.is_available():
+            raise InputError("--device cuda: PyTorch sees no CUDA device here")
+        if threads:
+            torch.set_num_threads(int(threads))
+        from rdd.artifacts import load_artifact
+
+        self.torch = torch
+        self.device = device
+        model, d = load_artifact(self.path, map_location=device)
+        self.model = model.eval().to(device)
+        self.meta = ModelMeta.from_artifact_json(d, source=str(self.path.with_suffix(".json")))
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        batch = self._check_batch(batch)
+        torch = self.torch
+        with torch.inference_mode():
+            x = torch.from_numpy(batch).to(self.device)
+            out = self.model(x)
+            if isinstance(out, dict):
+                out = out["out"]
+            return out.argmax(1).to(torch.uint8).cpu().numpy()
+
+
+# =========================================================================== factory
+_SUFFIX_BACKEND = {".onnx": "ort", ".engine": "trt", ".plan": "trt", ".trt": "trt", ".pt": "torch",
+                   ".pth": "torch"}
+
+
+def create_backend(model: str | os.PathLike, *, backend: str = "auto", device: str = "cpu",
+                   threads: int | None = None) -> Backend:
+    """Open ``model`` with ``backend`` (``auto`` picks by suffix: .onnx→ort, .engine/.plan→trt,
+    .pt→torch)."""
+    path = Path(model)
+    if backend == "auto":
+        backend = _SUFFIX_BACKEND.get(path.suffix.lower(), "")
+        if not backend:
+            raise InputError(f"cannot tell the backend from the model suffix {path.suffix!r} of "
+                             f"{path}; pass --backend ort|trt|torch")
+    if backend == "ort":
+        return OrtBackend(path, device=device, intra_op_threads=threads)
+    if backend == "trt":
+        if device not in ("cuda", "trt"):
+            raise InputError(f"the trt backend runs on the GPU; --device {device!r} is not valid")
+        return TrtBackend(path)
+    if backend == "torch":
+        return TorchBackend(path, device=device, threads=threads)
+    raise InputError(f"unknown backend {backend!r}; expected auto, ort, trt or torch")

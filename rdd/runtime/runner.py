@@ -1,0 +1,136 @@
+"""One call from command-line options to a finished run: what ``deploy/infer.py`` uses."""
+from __future__ import annotations
+
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from rdd.runtime.backends import Backend, create_backend
+from rdd.runtime.meta import InputError
+from rdd.runtime.pipeline import Pipeline, PipelineConfig, StderrProgress
+from rdd.runtime.sources import (CAMVID_UNLABELLED, CameraSource, FrameSource, ImageFolderSource,
+                                 LabelFolder, VideoSource)
+from rdd.spec import CAMVID_CLASSES, ClassInfo, write_json_atomic
+
+__all__ = ["open_source", "resolve_ignore_ids", "run_inference", "LABEL_MAPS"]
+
+LABEL_MAPS = ("auto", "none", "camvid")
+
+
+def open_source(*, video: str | os.PathLike | None = None, camera: int | None = None,
+                images: str | os.PathLike | None = None, fps: float | None = None) -> FrameSource:
+    """Exactly one of ``video`` / ``camera`` / ``images`` → a :class:`FrameSource`."""
+    given = [k for k, v in (("video", video), ("camera", camera), ("images", images)) if v is not None]
+    if len(given) != 1:
+        raise InputError(f"give exactly one input (--video, --camera or --images), got {given or 'none'}")
+    if video is not None:
+        return VideoSource(video)
+    if camera is not None:
+        return CameraSource(camera)
+    return ImageFolderSource(images, fps=fps)
+
+
+def _is_camvid(classes: ClassInfo) -> bool:
+    return tuple(n.lower() for n in classes.names) == CAMVID_CLASSES.names
+
+
+def resolve_ignore_ids(label_map: str, ignore_ids: Sequence[int], classes: ClassInfo) -> tuple[int, ...]:
+    """Raw label ids to treat as ``ignore`` in the ground truth.
+
+    ``camvid``: the SegNet CamVid annotation id 11 ("Unlabelled"). ``auto``: the same when the
+    model's classes are CamVid's 11 classes, nothing otherwise. ``none``: nothing. Explicit
+    ``ignore_ids`` are always added.
+    """
+    if label_map not in LABEL_MAPS:
+        raise InputError(f"--label-map must be one of {LABEL_MAPS}, got {label_map!r}")
+    ids = set(int(i) for i in ignore_ids)
+    if label_map == "camvid" or (label_map == "auto" and _is_camvid(classes)):
+        ids.add(CAMVID_UNLABELLED)
+    bad = sorted(i for i in ids if 0 <= i < classes.num_classes)
+    if bad and label_map != "camvid":
+        raise InputError(f"--ignore-ids {bad} are class ids of this model ({classes.num_classes} classes)")
+    if bad:
+        raise InputError(f"--label-map camvid maps id 11 to ignore, but this model has "
+                         f"{classes.num_classes} classes (11 is one of them)")
+    return tuple(sorted(ids))
+
+
+def _progress(total: int | None, enabled: bool) -> tuple[Any, Any]:
+    if not enabled:
+        return None, None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        bar = StderrProgress(total)
+        return bar, bar
+    bar = tqdm(total=total, unit="frame", file=sys.stderr, dynamic_ncols=True, leave=False)
+
+    def update(n: int) -> None:
+        bar.update(n - bar.n)
+
+    return update, bar
+
+
+def run_inference(model: str | os.PathLike, *, backend: str | Backend = "auto", device: str = "cpu",
+                  threads: int | None = None, video: str | None = None, camera: int | None = None,
+                  images: str | None = None, labels: str | None = None, label_map: str = "auto",
+                  ignore_ids: Sequence[int] = (), max_frames: int | None = None, warmup: int = 5,
+                  resize: tuple[int, int] | None = None, out: str | None = None,
+                  out_fps: float | None = None, alpha: float = 0.5, report: str | None = None,
+                  queue_size: int = 2, progress: bool = True) -> dict[str, Any]:
+    """Open the model and the input, run the :class:`Pipeline`, write ``out``/``report``.
+
+    Returns the report dict (also written as JSON to ``report`` when given). Problems with the
+    inputs raise :class:`InputError` with a one-line message.
+    """
+    if max_frames is not None and max_frames < 1:
+        raise InputError(f"--max-frames must be >= 1, got {max_frames}")
+    if warmup < 0:
+        raise InputError(f"--warmup must be >= 0, got {warmup}")
+    source = open_source(video=video, camera=camera, images=images, fps=out_fps)
+    try:
+        be = backend if isinstance(backend, Backend) else create_backend(
+            model, backend=backend, device=device, threads=threads)
+        label_folder = None
+        if labels is not None:
+            if isinstance(source, CameraSource):
+                raise InputError("--labels cannot be used with --camera")
+            ids = resolve_ignore_ids(label_map, ignore_ids, be.meta.classes)
+            label_folder = LabelFolder(labels, by_index=source.by_index, ignore_ids=ids,
+                                       ignore_index=be.meta.classes.ignore_index)
+            if isinstance(source, ImageFolderSource):
+                label_folder.check_matches([p.stem for p in source.files])
+        total = len(source) or None
+        if max_frames is not None:
+            total = min(total, max_frames) if total else max_frames
+        update, bar = _progress(total, progress)
+        cfg = PipelineConfig(warmup=warmup, max_frames=max_frames, resize=resize,
+                             queue_size=queue_size, out=Path(out) if out else None, out_fps=out_fps,
+                             alpha=alpha, progress=update)
+        try:
+            rep = Pipeline(be, source, labels=label_folder, config=cfg).run()
+        finally:
+            if bar is not None:
+                bar.close()
+    finally:
+        source.close()
+    if labels is not None:
+        rep["labels"] = str(labels)
+        rep["ignore_ids"] = list(label_folder.ignore_ids)
+    rep = _json_safe(rep)
+    if report:
+        write_json_atomic(report, rep)
+    return rep
+
+
+def _json_safe(obj: Any) -> Any:
+    """NaN/inf (e.g. FPS of an empty run, mIoU without labelled pixels) → ``None`` (valid JSON)."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_json_safe(v) for v in obj]
+    return obj

@@ -1,0 +1,255 @@
+"""deploy/infer.py end to end: CamVid frames, a synthetic video, no-torch edge run, bad inputs."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from rdd.spec import CAMVID_CLASSES, Normalization
+
+REPO = Path(__file__).resolve().parents[1]
+INFER = REPO / "deploy" / "infer.py"
+torch = pytest.importorskip("torch")
+
+
+def _load_cli():
+    spec = importlib.util.spec_from_file_location("rdd_deploy_infer", INFER)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+cli = _load_cli()
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    from rdd.models import create_model
+
+    torch.manual_seed(0)
+    return create_model("lraspp_mobilenetv2", num_classes=11, width_mult=0.25).eval()
+
+
+@pytest.fixture(scope="module")
+def tiny_onnx(tmp_path_factory, tiny_model) -> Path:
+    from rdd.export import export_onnx
+
+    path = tmp_path_factory.mktemp("cli") / "tiny.onnx"
+    export_onnx(tiny_model, path, classes=CAMVID_CLASSES, normalization=Normalization(),
+                input_size=(48, 64), simplify=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def camvid_subset(tmp_path_factory, camvid_root) -> tuple[Path, Path]:
+    """Symlinks to the first 4 CamVid val frames and their raw annotations (11 = unlabelled)."""
+    root = tmp_path_factory.mktemp("camvid")
+    (root / "val").mkdir()
+    (root / "valannot").mkdir()
+    for p in sorted((camvid_root / "val").glob("*.png"))[:4]:
+        (root / "val" / p.name).symlink_to(p)
+        (root / "valannot" / p.name).symlink_to(camvid_root / "valannot" / p.name)
+    return root / "val", root / "valannot"
+
+
+@pytest.fixture(scope="module")
+def synthetic_video(tmp_path_factory) -> tuple[Path, Path, int]:
+    """An mp4 and per-frame masks frame_000000.png … (rdd.data.synthetic when available)."""
+    root = tmp_path_factory.mktemp("video")
+    mp4, masks, n = root / "scene.mp4", root / "masks", 6
+    try:
+        from rdd.data.synthetic import write_synthetic_video
+    except ImportError:
+        write_synthetic_video = None
+    if write_synthetic_video is not None:
+        write_synthetic_video(mp4, masks, n_frames=n, size=(48, 64), seed=0, fps=10)
+    else:  # moving rectangles over a two-class background
+        masks.mkdir()
+        w = cv2.VideoWriter(str(mp4), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (64, 48))
+        for i in range(n):
+            m = np.zeros((48, 64), np.uint8)
+            m[24:] = 3
+            m[10:30, 5 + 6 * i:25 + 6 * i] = 8
+            img = CAMVID_CLASSES.palette_array()[m]
+            w.write(np.ascontiguousarray(img[..., ::-1]))
+            cv2.imwrite(str(masks / f"frame_{i:06d}.png"), m)
+        w.release()
+    return mp4, masks, n
+
+
+def _count_frames(path: Path) -> int:
+    cap = cv2.VideoCapture(str(path))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    cap.release()
+    return n
+
+
+def _run_main(capfd, argv) -> tuple[int, str, str]:
+    rc = cli.main([str(a) for a in argv])
+    out, err = capfd.readouterr()
+    return rc, out, err
+
+
+# --------------------------------------------------------------------------- happy paths
+def test_camvid_images_with_labels_out_of_the_box(tmp_path, tiny_onnx, camvid_subset):
+    """Raw CamVid annotations (11 = unlabelled) work with no flag: auto label map for CamVid classes."""
+    val, annot = camvid_subset
+    report, out = tmp_path / "report.json", tmp_path / "overlay.mp4"
+    proc = subprocess.run(
+        [sys.executable, str(INFER), "--model", tiny_onnx, "--images", val, "--labels", annot,
+         "--warmup", "1", "--resize", "180,240", "--out", out, "--report", report, "--threads", "1"],
+        cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    rep = json.loads(report.read_text())
+    assert rep["backend"] == "ort" and rep["device"] == "cpu" and rep["model"] == "lraspp_mobilenetv2"
+    assert rep["model_path"] == str(tiny_onnx)
+    assert rep["frames"] == 4 and rep["warmup"] == 1 and rep["measured_frames"] == 3
+    assert rep["input_size"] == [180, 240] and rep["frame_size"] == [360, 480]
+    assert rep["labelled_frames"] == 4 and rep["ignore_ids"] == [11]
+    assert 0.0 <= rep["miou"] <= 1.0 and set(rep["iou"]) == set(CAMVID_CLASSES.names)
+    for key in ("fps", "inference_fps"):
+        assert rep[key] > 0
+    assert set(rep["latency_ms"]) == {"mean", "p50", "p90", "p99"}
+    assert _count_frames(out) == 4
+    cap = cv2.VideoCapture(str(out))
+    assert (cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (480, 360)
+    summary = proc.stdout.strip().splitlines()
+    assert len(summary) == 1 and "FPS end-to-end" in summary[0] and "mIoU" in summary[0]
+
+
+def test_camvid_raw_ids_without_mapping_is_a_clear_error(capfd, tiny_onnx, camvid_subset):
+    val, annot = camvid_subset
+    rc, _, err = _run_main(capfd, ["--model", tiny_onnx, "--images", val, "--labels", annot,
+                                   "--label-map", "none", "--max-frames", "2", "--no-progress"])
+    assert rc != 0
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: label ") and "--label-map camvid" in lines[0]
+
+
+def test_synthetic_video_with_masks(tmp_path, capfd, tiny_onnx, synthetic_video):
+    mp4, masks, n = synthetic_video
+    report, out = tmp_path / "r.json", tmp_path / "o.mp4"
+    rc, stdout, err = _run_main(capfd, ["--model", tiny_onnx, "--video", mp4, "--labels", masks,
+                                        "--label-map", "none", "--warmup", "2", "--out", out,
+                                        "--report", report, "--no-progress"])
+    assert rc == 0, err
+    rep = json.loads(report.read_text())
+    assert rep["source"]["kind"] == "video" and rep["frames"] == n and rep["labelled_frames"] == n
+    assert rep["measured_frames"] == n - 2 and "miou" in rep
+    assert _count_frames(out) == n
+    assert "FPS end-to-end" in stdout
+
+
+def test_torch_backend_on_artifact(tmp_path, capfd, tiny_model, synthetic_video):
+    from rdd.artifacts import save_artifact
+
+    save_artifact(tmp_path / "student.pt", tiny_model, classes=CAMVID_CLASSES,
+                  normalization=Normalization(), input_size=(48, 64))
+    mp4, _, n = synthetic_video
+    rc, stdout, err = _run_main(capfd, ["--model", tmp_path / "student.pt", "--video", mp4,
+                                        "--max-frames", "2", "--threads", "1", "--report", tmp_path / "r.json",
+                                        "--no-progress"])
+    assert rc == 0, err
+    rep = json.loads((tmp_path / "r.json").read_text())
+    assert rep["backend"] == "torch" and rep["frames"] == 2
+
+
+# --------------------------------------------------------------------------- edge device
+_NO_TORCH_BOOT = r"""
+import sys, runpy, atexit
+BLOCKED = {"torch", "torchvision", "onnx", "onnxscript", "onnxslim", "tqdm", "click"}
+attempts = []
+class _EdgeDevice:  # behave like a device where these packages are not installed
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in BLOCKED:
+            attempts.append(name)
+            raise ImportError(f"No module named {name!r} (blocked: edge device)")
+        return None
+for m in [m for m in sys.modules if m.split(".")[0] in BLOCKED]:
+    del sys.modules[m]
+sys.meta_path.insert(0, _EdgeDevice())
+atexit.register(lambda: sys.stderr.write("IMPORT-ATTEMPTS " + ",".join(attempts) + "\n"))
+sys.argv = ["deploy/infer.py"] + sys.argv[1:]
+runpy.run_path("deploy/infer.py", run_name="__main__")
+"""
+
+
+def test_ort_backend_runs_without_torch(tmp_path, tiny_onnx, synthetic_video):
+    mp4, masks, n = synthetic_video
+    report, out = tmp_path / "r.json", tmp_path / "o.mp4"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run(
+        [sys.executable, "-c", _NO_TORCH_BOOT, "--model", str(tiny_onnx), "--backend", "ort",
+         "--video", str(mp4), "--labels", str(masks), "--label-map", "none", "--out", str(out),
+         "--report", str(report), "--warmup", "1"],
+        cwd=REPO, capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr
+    attempts = [ln for ln in proc.stderr.splitlines() if ln.startswith("IMPORT-ATTEMPTS")][-1]
+    tried = {a.split(".")[0] for a in attempts.split(" ", 1)[1].split(",") if a}
+    assert not tried & {"torch", "onnx", "onnxscript", "onnxslim"}, attempts
+    assert "tqdm" in tried  # the stderr progress line replaced the missing tqdm
+    assert json.loads(report.read_text())["frames"] == n and _count_frames(out) == n
+
+
+# --------------------------------------------------------------------------- bad inputs
+def _bad(capfd, argv, match: str) -> None:
+    rc, out, err = _run_main(capfd, [*argv, "--no-progress"])
+    assert rc != 0
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: ") and match in lines[0], lines[0]
+    assert "Traceback" not in err
+
+
+def test_bad_inputs_give_one_line_errors(tmp_path, capfd, tiny_onnx, synthetic_video):
+    mp4, masks, _ = synthetic_video
+    m = ["--model", tiny_onnx]
+    _bad(capfd, [*m, "--video", tmp_path / "missing.mp4"], "video not found")
+    (tmp_path / "corrupt.mp4").write_bytes(b"\0\1garbage" * 100)
+    _bad(capfd, [*m, "--video", tmp_path / "corrupt.mp4"], "cannot open video")
+    _bad(capfd, [*m, "--camera", "97"], "camera 97 could not be opened")
+    (tmp_path / "empty").mkdir()
+    _bad(capfd, [*m, "--images", tmp_path / "empty"], "holds no images")
+    _bad(capfd, ["--model", tmp_path / "nope.onnx", "--video", mp4], "model file not found")
+    # labels of another size than the frames
+    small = tmp_path / "small_masks"
+    small.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(small / f"frame_{i:06d}.png"), np.zeros((10, 12), np.uint8))
+    _bad(capfd, [*m, "--video", mp4, "--labels", small, "--label-map", "none"],
+         "labels must match the frame size")
+    # a model whose input is not an image
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 16])
+    y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 16])
+    g = helper.make_graph([helper.make_node("Relu", ["image"], ["logits"])], "g", [x], [y])
+    vec = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    vec.ir_version = 8
+    meta = {"model": "vec", "normalization": Normalization().to_dict(),
+            "classes": CAMVID_CLASSES.to_dict(), "input_size": [4, 4]}
+    helper.set_model_props(vec, {"rdd_meta": json.dumps(meta)})
+    onnx.save(vec, str(tmp_path / "vec.onnx"))
+    _bad(capfd, ["--model", tmp_path / "vec.onnx", "--video", mp4], "expected an image batch")
+    # --out that is not an mp4, and nothing written
+    _bad(capfd, [*m, "--video", mp4, "--out", tmp_path / "o.avi"], "--out must be an .mp4")
+    assert not (tmp_path / "o.avi").exists()
+
+
+def test_cli_help_documents_camvid_label_map():
+    proc = subprocess.run([sys.executable, str(INFER), "--help"], cwd=REPO, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0
+    text = " ".join(proc.stdout.split())
+    assert "--label-map" in text and "camvid" in text and "Unlabelled" in text
+    assert "--ignore-ids" in text and "--warmup" in text and "--max-frames" in text

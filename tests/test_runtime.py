@@ -1,0 +1,379 @@
+"""rdd.runtime: metadata, backends, preprocessing, overlay, sources, labels and the pipeline."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from rdd.metrics import ConfusionMatrix
+from rdd.runtime import (ImageFolderSource, InputError, LabelFolder, ModelMeta, OrtBackend,
+                         OverlayRenderer, Pipeline, PipelineConfig, TrtBackend, VideoSource,
+                         create_backend, logits_to_labels, normalize_nchw, preprocess,
+                         resolve_ignore_ids)
+from rdd.spec import CAMVID_CLASSES, ClassInfo, Normalization, overlay
+
+REPO = Path(__file__).resolve().parents[1]
+torch = pytest.importorskip("torch")
+onnx = pytest.importorskip("onnx")
+
+
+# --------------------------------------------------------------------------- fixtures
+def _tiny_model():
+    from rdd.models import create_model
+
+    torch.manual_seed(0)
+    return create_model("lraspp_mobilenetv2", num_classes=11, width_mult=0.25).eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_model():
+    return _tiny_model()
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tmp_path_factory, tiny_model) -> Path:
+    """Dynamic-shape float NCHW → logits export of the tiny student (CamVid classes)."""
+    from rdd.export import export_onnx
+
+    path = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
+    export_onnx(tiny_model, path, classes=CAMVID_CLASSES, normalization=Normalization(),
+                input_size=(48, 64), simplify=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx_fixed_labels(tmp_path_factory, tiny_model) -> Path:
+    """Fixed 48×64, uint8 NHWC input (preprocessing folded in), uint8 labels output."""
+    from rdd.export import export_onnx
+
+    path = tmp_path_factory.mktemp("onnx") / "tiny_fixed.onnx"
+    export_onnx(tiny_model, path, classes=CAMVID_CLASSES, normalization=Normalization(),
+                input_size=(48, 64), argmax=True, fold_preprocess=True, dynamic_spatial=False,
+                simplify=False)
+    return path
+
+
+def _meta_dict(**over) -> dict:
+    d = {"format": "rdd-edge/1", "model": "toy", "input_name": "image", "input_layout": "NCHW",
+         "input_dtype": "float32", "output_name": "logits", "output_kind": "logits",
+         "normalization": Normalization().to_dict(), "classes": CAMVID_CLASSES.to_dict(),
+         "input_size": [8, 8], "dynamic_batch": True, "dynamic_spatial": True}
+    d.update(over)
+    return d
+
+
+def _identity_onnx(path: Path, in_shape: list, *, meta: dict | None) -> Path:
+    """A one-node graph (Identity) with the given input shape, optionally with rdd_meta."""
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("image", TensorProto.FLOAT, in_shape)
+    y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, in_shape)
+    graph = helper.make_graph([helper.make_node("Identity", ["image"], ["logits"])], "g", [x], [y])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    if meta is not None:
+        helper.set_model_props(model, {"rdd_meta": json.dumps(meta)})
+    onnx.save(model, str(path))
+    return path
+
+
+def _write_images(root: Path, n: int, size=(40, 56), *, seed=0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    imgs = []
+    for i in range(n):
+        img = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
+        cv2.imwrite(str(root / f"img_{i:03d}.png"), img[..., ::-1])
+        imgs.append(img)
+    return imgs
+
+
+# --------------------------------------------------------------------------- pure functions
+@pytest.mark.parametrize("color", ["RGB", "BGR"])
+def test_normalize_nchw_bit_identical_to_spec(color):
+    rng = np.random.default_rng(1)
+    img = rng.integers(0, 256, (17, 23, 3), dtype=np.uint8)
+    norm = Normalization(mean=(0.1, 0.5, 0.9), std=(0.2, 0.3, 0.7), color=color)
+    got = normalize_nchw(img, norm)
+    assert got.dtype == np.float32 and got.shape == (3, 17, 23)
+    np.testing.assert_array_equal(got, norm.apply(img))
+
+
+def test_preprocess_resizes_fixed_models_and_keeps_dynamic_native():
+    meta = ModelMeta.from_dict(_meta_dict(dynamic_spatial=False, input_size=[8, 12]))
+    img = np.full((20, 30, 3), 255, np.uint8)
+    x = preprocess(img, meta)
+    assert x.shape == (1, 3, 8, 12) and x.dtype == np.float32
+    # (255/255 - 0.485) / 0.229 on channel 0
+    assert x[0, 0, 0, 0] == pytest.approx((1 - 0.485) / 0.229, rel=1e-6)
+    dyn = ModelMeta.from_dict(_meta_dict())
+    assert preprocess(img, dyn).shape == (1, 3, 20, 30)
+    assert preprocess(img, dyn, (10, 16)).shape == (1, 3, 10, 16)
+    nhwc = ModelMeta.from_dict(_meta_dict(input_layout="NHWC", input_dtype="uint8"))
+    x = preprocess(img, nhwc)
+    assert x.shape == (1, 20, 30, 3) and x.dtype == np.uint8
+
+
+def test_overlay_renderer_matches_spec_overlay():
+    rng = np.random.default_rng(2)
+    img = rng.integers(0, 256, (31, 29, 3), dtype=np.uint8)
+    lab = rng.integers(0, 11, (31, 29)).astype(np.uint8)
+    lab[:3] = 255  # ignored pixels blend with black, as in rdd.spec.colorize
+    for alpha in (0.0, 0.35, 0.5, 1.0):
+        got = OverlayRenderer(CAMVID_CLASSES, alpha)(img, lab)
+        ref = overlay(img, lab, CAMVID_CLASSES, alpha=alpha)
+        assert np.abs(got.astype(int) - ref.astype(int)).max() <= 1
+
+
+def test_logits_to_labels_golden():
+    logits = np.zeros((1, 3, 2, 2), np.float32)
+    logits[0, 0, 0, 0] = 5  # class 0 at (0,0)
+    logits[0, 2, 0, 1] = 1  # class 2 at (0,1)
+    logits[0, 1, 1, :] = 3  # class 1 on the bottom row
+    np.testing.assert_array_equal(logits_to_labels(logits, "logits"), [[[0, 2], [1, 1]]])
+    lab = np.array([[[[4, 7]]]], np.int64)  # N×1×H×W labels
+    out = logits_to_labels(lab, "labels")
+    assert out.dtype == np.uint8 and out.tolist() == [[[4, 7]]]
+    with pytest.raises(InputError, match="N×K×H×W"):
+        logits_to_labels(np.zeros((2, 3)), "logits")
+
+
+def test_model_meta_parsing_errors_name_the_key():
+    with pytest.raises(InputError, match="'classes'"):
+        ModelMeta.from_dict({k: v for k, v in _meta_dict().items() if k != "classes"}, source="m.onnx")
+    with pytest.raises(InputError, match="input_layout"):
+        ModelMeta.from_dict(_meta_dict(input_layout="NCWH"))
+    with pytest.raises(InputError, match="not valid JSON"):
+        ModelMeta.from_json("{nope")
+    m = ModelMeta.from_artifact_json({"model": "x", "model_kwargs": {}, "input_size": [4, 6],
+                                      "classes": CAMVID_CLASSES.to_dict(),
+                                      "normalization": Normalization().to_dict()})
+    assert m.input_layout == "NCHW" and m.output_kind == "logits" and m.input_size == (4, 6)
+    assert ModelMeta.from_dict(m.to_dict()) == m
+
+
+def test_resolve_ignore_ids():
+    assert resolve_ignore_ids("auto", [], CAMVID_CLASSES) == (11,)
+    other = ClassInfo(names=("a", "b"))
+    assert resolve_ignore_ids("auto", [], other) == ()
+    assert resolve_ignore_ids("camvid", [200], other) == (11, 200)
+    assert resolve_ignore_ids("none", [], CAMVID_CLASSES) == ()
+    with pytest.raises(InputError, match="class ids"):
+        resolve_ignore_ids("none", [3], CAMVID_CLASSES)
+
+
+# --------------------------------------------------------------------------- backends
+def test_ort_backend_meta_and_parity_with_torch(tiny_onnx, tiny_model):
+    be = OrtBackend(tiny_onnx, device="cpu", intra_op_threads=1)
+    m = be.meta
+    assert m.classes == CAMVID_CLASSES and m.model == "lraspp_mobilenetv2"
+    assert m.input_layout == "NCHW" and m.dynamic_spatial and m.fixed_size is None
+    img = np.random.default_rng(3).integers(0, 256, (2, 40, 56, 3), dtype=np.uint8)
+    x = np.concatenate([preprocess(i, m) for i in img])
+    labels = be.infer(x)
+    assert labels.shape == (2, 40, 56) and labels.dtype == np.uint8 and labels.max() < 11
+    with torch.no_grad():
+        ref = tiny_model(torch.from_numpy(x))["out"].argmax(1).numpy()
+    assert (labels == ref).mean() > 0.99
+    d = be.describe()
+    assert d["backend"] == "ort" and d["providers"] == ["CPUExecutionProvider"]
+
+
+def test_ort_backend_fixed_size_folded_labels_model(tiny_onnx_fixed_labels, tiny_onnx):
+    be = OrtBackend(tiny_onnx_fixed_labels)
+    m = be.meta
+    assert m.fixed_size == (48, 64) and m.input_layout == "NHWC" and m.input_dtype == "uint8"
+    assert m.output_kind == "labels"
+    img = np.random.default_rng(4).integers(0, 256, (60, 80, 3), dtype=np.uint8)
+    x = preprocess(img, m)
+    assert x.shape == (1, 48, 64, 3)
+    labels = be.infer(np.concatenate([x, x]))  # batch 2 through a batch-dynamic graph
+    ref_be = OrtBackend(tiny_onnx)
+    ref = ref_be.infer(preprocess(img, ref_be.meta, (48, 64)))
+    assert labels.shape == (2, 48, 64)
+    assert (labels[0] == ref[0]).mean() > 0.98 and (labels[1] == labels[0]).all()
+
+
+def test_ort_backend_rejects_bad_models(tmp_path, tiny_onnx):
+    with pytest.raises(InputError, match="not an image|rank 2"):
+        OrtBackend(_identity_onnx(tmp_path / "vec.onnx", ["N", 10], meta=_meta_dict()))
+    with pytest.raises(InputError, match="1 channels"):
+        OrtBackend(_identity_onnx(tmp_path / "gray.onnx", ["N", 1, 8, 8], meta=_meta_dict()))
+    with pytest.raises(InputError, match="no 'rdd_meta' metadata"):
+        OrtBackend(_identity_onnx(tmp_path / "plain.onnx", ["N", 3, 8, 8], meta=None))
+    with pytest.raises(InputError, match="model file not found"):
+        OrtBackend(tmp_path / "missing.onnx")
+    (tmp_path / "garbage.onnx").write_bytes(b"not a protobuf at all")
+    with pytest.raises(InputError, match="cannot load ONNX model"):
+        OrtBackend(tmp_path / "garbage.onnx")
+    with pytest.raises(InputError, match="CUDAExecutionProvider.*available: .*CPUExecutionProvider"):
+        OrtBackend(tiny_onnx, device="cuda")
+    with pytest.raises(InputError, match="cannot tell the backend"):
+        create_backend(tmp_path / "model.bin")
+
+
+def test_ort_backend_reads_sidecar_meta(tmp_path):
+    path = _identity_onnx(tmp_path / "side.onnx", ["N", 3, "H", "W"], meta=None)
+    (tmp_path / "side.json").write_text(json.dumps({"rdd_meta": _meta_dict(model="sidecar")}))
+    be = OrtBackend(path)
+    assert be.meta.model == "sidecar"
+
+
+def test_trt_backend_unavailable_is_a_clear_error(tmp_path):
+    try:
+        import tensorrt  # noqa: F401
+        pytest.skip("TensorRT is installed here")
+    except ImportError:
+        pass
+    eng = tmp_path / "m.engine"
+    eng.write_bytes(b"\0")
+    with pytest.raises(InputError, match="TensorRT unavailable"):
+        TrtBackend(eng)
+    with pytest.raises(InputError, match="engine file not found"):
+        TrtBackend(tmp_path / "none.engine")
+
+
+def test_torch_backend_on_artifact_matches_ort(tmp_path, tiny_model, tiny_onnx):
+    from rdd.artifacts import save_artifact
+    from rdd.runtime import TorchBackend
+
+    save_artifact(tmp_path / "student.pt", tiny_model, classes=CAMVID_CLASSES,
+                  normalization=Normalization(), input_size=(48, 64))
+    tb = TorchBackend(tmp_path / "student.pt")
+    assert tb.meta.classes == CAMVID_CLASSES and tb.meta.model == "lraspp_mobilenetv2"
+    img = np.random.default_rng(5).integers(0, 256, (40, 56, 3), dtype=np.uint8)
+    x = preprocess(img, tb.meta)
+    assert (tb.infer(x) == OrtBackend(tiny_onnx).infer(x)).mean() > 0.99
+
+
+# --------------------------------------------------------------------------- sources & labels
+def test_image_folder_and_labels_by_stem(tmp_path):
+    _write_images(tmp_path / "img", 3)
+    (tmp_path / "img" / "notes.txt").write_text("ignored")
+    src = ImageFolderSource(tmp_path / "img")
+    frames = list(src)
+    assert [n for n, _ in frames] == ["img_000", "img_001", "img_002"] and len(src) == 3
+    lab_dir = tmp_path / "lab"
+    lab_dir.mkdir()
+    mask = np.array([[0, 11, 3], [255, 11, 1]], np.uint8)
+    cv2.imwrite(str(lab_dir / "img_001.png"), mask)
+    labels = LabelFolder(lab_dir, by_index=False, ignore_ids=(11,))
+    assert labels.path_for(0, "img_000") is None
+    p = labels.path_for(1, "img_001")
+    np.testing.assert_array_equal(labels.load(p, (2, 3)), [[0, 255, 3], [255, 255, 1]])
+    with pytest.raises(InputError, match="is 3×2 but its frame is 56×40"):
+        labels.load(p, (40, 56))
+    assert labels.check_matches(["img_000", "img_001"]) == 1
+    with pytest.raises(InputError, match="matches an input frame"):
+        labels.check_matches(["zzz"])
+
+
+def test_labels_by_frame_index(tmp_path):
+    for name in ("b.png", "a.png"):
+        cv2.imwrite(str(tmp_path / name), np.zeros((2, 2), np.uint8))
+    lf = LabelFolder(tmp_path, by_index=True)
+    assert lf.path_for(0, "frame_000000").name == "a.png"  # sorted order
+    cv2.imwrite(str(tmp_path / "frame_000005.png"), np.zeros((2, 2), np.uint8))
+    lf = LabelFolder(tmp_path, by_index=True)
+    assert lf.path_for(5, "frame_000005").name == "frame_000005.png"
+    assert lf.path_for(0, "frame_000000") is None
+
+
+def test_source_errors(tmp_path):
+    with pytest.raises(InputError, match="video not found"):
+        VideoSource(tmp_path / "none.mp4")
+    (tmp_path / "bad.mp4").write_text("garbage")
+    with pytest.raises(InputError, match="cannot open video"):
+        VideoSource(tmp_path / "bad.mp4")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="holds no images"):
+        ImageFolderSource(tmp_path / "empty")
+
+
+# --------------------------------------------------------------------------- pipeline
+def test_pipeline_report_and_metric_match_direct_evaluation(tmp_path, tiny_onnx):
+    imgs = _write_images(tmp_path / "img", 6)
+    rng = np.random.default_rng(7)
+    (tmp_path / "lab").mkdir()
+    masks = []
+    for i in range(6):
+        m = rng.integers(0, 11, (40, 56)).astype(np.uint8)
+        m[:4] = 255
+        cv2.imwrite(str(tmp_path / "lab" / f"img_{i:03d}.png"), m)
+        masks.append(m)
+    be = OrtBackend(tiny_onnx, intra_op_threads=1)
+    out = tmp_path / "o.mp4"
+    seen = []
+    cfg = PipelineConfig(warmup=2, out=out, progress=seen.append)
+    rep = Pipeline(be, ImageFolderSource(tmp_path / "img"),
+                   labels=LabelFolder(tmp_path / "lab", by_index=False), config=cfg).run()
+    cm = ConfusionMatrix(11)
+    for img, m in zip(imgs, masks):
+        cm.update(be.infer(preprocess(img, be.meta))[0], m)
+    assert rep["miou"] == pytest.approx(cm.compute()["miou"])
+    assert rep["frames"] == 6 and rep["measured_frames"] == 4 and rep["labelled_frames"] == 6
+    assert rep["input_size"] == [40, 56] and rep["frame_size"] == [40, 56]
+    assert set(rep["stages_ms"]) == {"decode", "preprocess", "inference", "postprocess"}
+    lat = rep["latency_ms"]
+    assert 0 < lat["p50"] <= lat["p90"] <= lat["p99"]
+    assert rep["fps"] > 0 and rep["inference_fps"] > 0
+    assert set(rep["iou"]) == set(CAMVID_CLASSES.names)
+    assert seen == [1, 2, 3, 4, 5, 6]
+    cap = cv2.VideoCapture(str(out))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    assert n == 6
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".o.mp4")]  # no temp left
+
+
+def test_pipeline_error_in_reader_thread_propagates_and_leaves_no_output(tmp_path, tiny_onnx):
+    _write_images(tmp_path / "img", 5)
+    (tmp_path / "lab").mkdir()
+    cv2.imwrite(str(tmp_path / "lab" / "img_003.png"), np.zeros((10, 10), np.uint8))
+    out = tmp_path / "o.mp4"
+    pipe = Pipeline(OrtBackend(tiny_onnx), ImageFolderSource(tmp_path / "img"),
+                    labels=LabelFolder(tmp_path / "lab", by_index=False),
+                    config=PipelineConfig(out=out, queue_size=1))
+    with pytest.raises(InputError, match="img_003.png is 10×10"):
+        pipe.run()
+    assert list(tmp_path.iterdir()) and not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.suffix == ".mp4"]
+
+
+def test_pipeline_max_frames_on_video(tmp_path, tiny_onnx):
+    path = tmp_path / "v.mp4"
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (64, 48))
+    for i in range(8):
+        w.write(np.full((48, 64, 3), 30 * i, np.uint8))
+    w.release()
+    src = VideoSource(path)
+    assert src.fps == pytest.approx(10.0)
+    rep = Pipeline(OrtBackend(tiny_onnx), src, config=PipelineConfig(warmup=0, max_frames=5)).run()
+    assert rep["frames"] == 5 and rep["measured_frames"] == 5 and "miou" not in rep
+    assert rep["source"]["kind"] == "video"
+
+
+def test_runtime_import_does_not_import_torch():
+    code = "import sys, rdd.runtime, rdd.runtime.backends; assert 'torch' not in sys.modules, 'torch'"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
+def test_report_json_safe_and_summary_line():
+    from rdd.runtime.pipeline import format_summary
+    from rdd.runtime.runner import _json_safe
+
+    rep = {"model": "m", "backend": "ort", "device": "cpu", "frames": 3, "input_size": [4, 6],
+           "fps": float("nan"), "inference_fps": 12.5, "miou": float("nan"), "labelled_frames": 0,
+           "latency_ms": {"mean": 1.0, "p50": 1.0, "p90": float("inf"), "p99": 2.0},
+           "iou": {"a": None, "b": 0.5}}
+    safe = _json_safe(rep)
+    assert safe["fps"] is None and safe["miou"] is None and safe["latency_ms"]["p90"] is None
+    json.dumps(safe, allow_nan=False)  # strict JSON
+    line = format_summary(safe)
+    assert "\n" not in line and "inference 12.5 FPS" in line and "4×6" in line and "mIoU nan%" in line
