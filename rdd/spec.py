@@ -51,16 +51,24 @@ class Normalization:
         object.__setattr__(self, "std", tuple(float(s) for s in self.std))
 
     def apply(self, image_rgb: np.ndarray) -> np.ndarray:
-        """uint8 ``H×W×3`` RGB (or ``N×H×W×3``) → float32 ``3×H×W`` (or ``N×3×H×W``)."""
+        """uint8 ``H×W×3`` RGB (or ``N×H×W×3``) → float32 ``3×H×W`` (or ``N×3×H×W``).
+
+        ``(x - 255·mean_c) / (255·std_c)``, computed one channel plane at a time straight into
+        the channel-first output (no full-size HWC float temporaries, no transpose copy): this
+        runs per frame in the edge runtime and in every data-loader sample.
+        """
         x = np.asarray(image_rgb)
         if x.ndim not in (3, 4) or x.shape[-1] != 3:
             raise ValueError(f"expected an H×W×3 or N×H×W×3 image, got shape {x.shape}")
-        if self.color == "BGR":
-            x = x[..., ::-1]
-        scale = np.asarray(self.std, np.float32) * 255.0
-        offset = np.asarray(self.mean, np.float32) * 255.0
-        y = (x.astype(np.float32) - offset) / scale
-        return np.ascontiguousarray(np.moveaxis(y, -1, -3))
+        out = np.empty(x.shape[:-3] + (3,) + x.shape[-3:-1], np.float32)
+        offset = np.asarray(self.mean, np.float32) * np.float32(255.0)
+        scale = np.asarray(self.std, np.float32) * np.float32(255.0)
+        order = (2, 1, 0) if self.color == "BGR" else (0, 1, 2)
+        for c in range(3):
+            dst = out[..., c, :, :]
+            np.subtract(x[..., order[c]], offset[c], out=dst, dtype=np.float32)
+            dst /= scale[c]
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         return {"mean": list(self.mean), "std": list(self.std), "color": self.color}
