@@ -1,0 +1,28 @@
+"""The one training engine (teacher, student baseline, KD, TFE-RDD, TSE-RDD, CWD/AT + RDD).
+
+```python
+from rdd.engine import TrainConfig, train
+cfg = TrainConfig.from_dict(params["distill_tfe"])   # ValueError names a bad key
+metrics = train(cfg)                                 # under torchrun every rank calls it
+```
+See docs/DESIGN.md ("Training engine") for the config keys.
+"""
+from .checkpoint import (ConfigMismatchWarning, check_config_hash, get_rng_state, load_checkpoint,
+                         save_checkpoint, set_rng_state)
+from .config import (DataConfig, ExtraKDConfig, KDConfig, LossConfig, ModelConfig, OptimConfig,
+                     RDDConfig, TeacherConfig, TrainConfig)
+from .data import InfiniteLoader, SeededTrainSet, aug_seed
+from .distributed import DistInfo, cleanup_distributed, init_distributed
+from .objective import Objective
+from .schedule import PolyWarmup, build_scheduler
+from .trainer import NonFiniteLossError, Trainer, train
+
+__all__ = [
+    "TrainConfig", "train", "Trainer", "NonFiniteLossError",
+    "ModelConfig", "TeacherConfig", "DataConfig", "OptimConfig", "KDConfig", "ExtraKDConfig",
+    "RDDConfig", "LossConfig",
+    "save_checkpoint", "load_checkpoint", "check_config_hash", "get_rng_state", "set_rng_state",
+    "ConfigMismatchWarning",
+    "Objective", "PolyWarmup", "build_scheduler", "InfiniteLoader", "SeededTrainSet", "aug_seed",
+    "DistInfo", "init_distributed", "cleanup_distributed",
+]

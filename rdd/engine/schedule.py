@@ -1,0 +1,48 @@
+"""Iteration-based learning-rate schedule: linear warmup, then poly decay.
+
+``lr(t) = base_lr · f(t)`` with, for ``W`` warmup iterations out of ``T``:
+
+* ``t < W``:  ``f(t) = r + (1 − r) · t / W``  (linear warmup from ``r·base_lr``; ``r`` = warmup_ratio);
+* ``t ≥ W``:  ``f(t) = (1 − t / T) ^ power``    (poly, ``power = 0.9`` in DeepLab / RDD).
+
+``t`` is the number of optimizer steps already taken (0 for the first step). The schedule is a
+:class:`torch.optim.lr_scheduler.LambdaLR` driven by a picklable :class:`PolyWarmup`, so its
+``state_dict`` restores exactly and the schedule is continuous across runs that ``resume``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+__all__ = ["PolyWarmup", "build_scheduler"]
+
+
+@dataclass(frozen=True)
+class PolyWarmup:
+    """Multiplicative factor ``f(t)`` of the base LR (see module docstring)."""
+
+    total_iters: int
+    power: float = 0.9
+    warmup_iters: int = 0
+    warmup_ratio: float = 1e-6
+
+    def __post_init__(self) -> None:
+        if self.total_iters <= 0:
+            raise ValueError(f"PolyWarmup.total_iters must be > 0, got {self.total_iters}")
+        if not 0 <= self.warmup_iters < self.total_iters:
+            raise ValueError(f"PolyWarmup.warmup_iters must be in [0, {self.total_iters}), "
+                             f"got {self.warmup_iters}")
+
+    def __call__(self, t: int) -> float:
+        if t < self.warmup_iters:
+            return self.warmup_ratio + (1.0 - self.warmup_ratio) * t / self.warmup_iters
+        return max(0.0, 1.0 - min(t, self.total_iters) / self.total_iters) ** self.power
+
+
+def build_scheduler(optimizer: torch.optim.Optimizer, *, total_iters: int, power: float = 0.9,
+                    warmup_iters: int = 0, warmup_ratio: float = 1e-6
+                    ) -> torch.optim.lr_scheduler.LambdaLR:
+    """A ``LambdaLR`` over ``optimizer`` following :class:`PolyWarmup`; call ``.step()`` per iter."""
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimizer, PolyWarmup(total_iters, power, warmup_iters, warmup_ratio))

@@ -1,0 +1,382 @@
+"""Training engine: config validation, every method end to end on tiny data, bit-exact resume,
+NaN detection, schedule golden values, learning progress."""
+from __future__ import annotations
+
+import copy
+import json
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from rdd.engine import (ConfigMismatchWarning, InfiniteLoader, NonFiniteLossError, PolyWarmup,
+                        SeededTrainSet, TrainConfig, load_checkpoint, train)
+
+K = 4
+COLORS = np.array([[200, 60, 60], [60, 200, 60], [60, 60, 200], [210, 210, 60]])
+
+
+def make_folder_dataset(root: Path, *, n_train: int = 8, n_val: int = 4, size=(48, 48),
+                        seed: int = 0) -> Path:
+    """A tiny learnable ``folder`` dataset: coloured rectangles (class = colour) + noise,
+    2 % of the pixels ignored (255)."""
+    rng = np.random.default_rng(seed)
+    h, w = size
+    for split, n in (("train", n_train), ("val", n_val)):
+        (root / "images" / split).mkdir(parents=True, exist_ok=True)
+        (root / "masks" / split).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            mask = np.full((h, w), rng.integers(0, K), np.uint8)
+            for _ in range(4):
+                c = rng.integers(0, K)
+                y0, x0 = rng.integers(0, h - 8), rng.integers(0, w - 8)
+                mask[y0:y0 + rng.integers(8, h // 2), x0:x0 + rng.integers(8, w // 2)] = c
+            img = np.clip(COLORS[mask] + rng.normal(0, 25, (h, w, 3)), 0, 255).astype(np.uint8)
+            mask[rng.random((h, w)) < 0.02] = 255
+            cv2.imwrite(str(root / "images" / split / f"{i:03d}.png"), img[..., ::-1])
+            cv2.imwrite(str(root / "masks" / split / f"{i:03d}.png"), mask)
+    (root / "classes.yaml").write_text("names: [red, green, blue, yellow]\nignore_index: 255\n")
+    return root
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """One intra-op thread: these models are tiny, and on a shared 2-core machine two spinning
+    threads per process are many times slower than one."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory) -> Path:
+    return make_folder_dataset(tmp_path_factory.mktemp("folder"))
+
+
+@pytest.fixture(scope="module")
+def teacher_artifact(tmp_path_factory, data_root) -> Path:
+    """A real teacher artefact (random init; quality is irrelevant for the mechanics)."""
+    from rdd.artifacts import save_artifact
+    from rdd.data import build_dataset
+    from rdd.models import create_model
+    from rdd.spec import Normalization
+
+    torch.manual_seed(0)
+    t = create_model("deeplabv3_resnet18", num_classes=K, width_mult=0.125, aux=True)
+    classes = build_dataset("folder", root=data_root, split="train").classes
+    path = tmp_path_factory.mktemp("teacher") / "model.pt"
+    save_artifact(path, t, classes=classes, normalization=Normalization(), input_size=(48, 48))
+    return path
+
+
+def cfg_dict(out_dir: Path, data_root: Path, teacher: Path | None = None, **over) -> dict:
+    d = {
+        "out_dir": str(out_dir),
+        "model": {"name": "lraspp_mobilenetv2", "kwargs": {"width_mult": 0.25, "aux": True}},
+        "data": {"dataset": "folder", "root": str(data_root), "crop_size": [32, 32],
+                 "batch_size": 4, "num_workers": 0, "scale_range": [0.75, 1.5]},
+        "optim": {"iters": 4, "lr": 0.01},
+        "log_interval": 2,
+        "seed": 3,
+    }
+    if teacher is not None:
+        d["teacher"] = {"artifact": str(teacher)}
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(d.get(k), dict):
+            d[k] = {**d[k], **v}
+        else:
+            d[k] = v
+    return d
+
+
+# --------------------------------------------------------------------------- config
+BAD = [
+    (lambda d: d["optim"].update(iters=0), r"optim\.iters must be > 0, got 0"),
+    (lambda d: d["optim"].update(lrr=0.1), r"unknown key 'optim\.lrr'"),
+    (lambda d: d["model"]["kwargs"].update(depth=3), r"model\.kwargs has arguments that model"),
+    (lambda d: d["data"].update(kwargs={"fold": 1}), r"data\.kwargs has arguments that dataset"),
+    (lambda d: d.update(loss={"extra_kd": [{"type": "cwd", "temp": 1}]}),
+     r"loss\.extra_kd\[0\] has arguments that loss 'cwd'"),
+    (lambda d: d.update(bogus=1), r"unknown key 'bogus'"),
+    (lambda d: d["model"].update(name="resnet9000"), r"model\.name.*unknown model 'resnet9000'"),
+    (lambda d: d["data"].update(dataset="mnist"), r"data\.dataset.*unknown dataset 'mnist'"),
+    (lambda d: d["data"].update(root="/nonexistent/dir"), r"data\.root.*not found"),
+    (lambda d: d["data"].pop("root"), r"missing required key 'data\.root'"),
+    (lambda d: d.pop("model"), r"missing required key 'model'"),
+    (lambda d: d["data"].update(batch_size=0), r"data\.batch_size must be > 0"),
+    (lambda d: d["data"].update(crop_size=[32, -1]), r"data\.crop_size"),
+    (lambda d: d["optim"].update(lr=-1.0), r"optim\.lr must be > 0"),
+    (lambda d: d["optim"].update(momentum=1.5), r"optim\.momentum must be < 1"),
+    (lambda d: d["optim"].update(warmup_iters=4), r"optim\.warmup_iters must be < optim\.iters"),
+    (lambda d: d["optim"].update(grad_clip=0), r"optim\.grad_clip must be > 0"),
+    (lambda d: d.update(loss={"rdd": {"tse": True}}), r"loss\.rdd\.tse requires a teacher"),
+    (lambda d: d.update(loss={"kd": {"type": "pixel"}}), r"loss\.kd\.type requires a teacher"),
+    (lambda d: d.update(loss={"kd": {"type": "logit"}}), r"loss\.kd\.type must be one of"),
+    (lambda d: d.update(loss={"rdd": {"threshold": 1.5}}), r"loss\.rdd\.threshold must be in \(0, 1\)"),
+    (lambda d: d.update(loss={"rdd": {"mode": "nand"}}), r"loss\.rdd\.mode must be one of"),
+    (lambda d: d.update(loss={"rdd": {"min_kept": 2}}), r"loss\.rdd\.min_kept"),
+    (lambda d: d.update(loss={"extra_kd": [{"type": "fitnet"}]}), r"loss\.extra_kd\[0\]\.type"),
+    (lambda d: d.update(stop_at=5), r"stop_at must be <= optim\.iters \(4\), got 5"),
+    (lambda d: d.update(resume="/nonexistent/checkpoint.pt"), r"resume.*not found"),
+    (lambda d: d.update(amp="fp8"), r"amp must be one of"),
+    (lambda d: d.update(device="tpu"), r"device must be"),
+    (lambda d: d.update(log_interval=0), r"log_interval must be > 0"),
+    (lambda d: d.update(teacher={"artifact": "/nonexistent/model.pt"}), r"teacher\.artifact.*not found"),
+]
+
+
+@pytest.mark.parametrize("mutate,match", BAD, ids=[m for _, m in BAD])
+def test_config_validation_names_the_key(tmp_path, data_root, mutate, match):
+    d = cfg_dict(tmp_path / "run", data_root)
+    mutate(d)
+    with pytest.raises(ValueError, match=match):
+        TrainConfig.from_dict(d)
+    assert not (tmp_path / "run").exists()          # nothing done before validation
+
+
+def test_config_tfe_and_tse_need_tfe_iters(tmp_path, data_root, teacher_artifact):
+    d = cfg_dict(tmp_path, data_root, teacher_artifact, loss={"rdd": {"tfe": True, "tse": True}})
+    with pytest.raises(ValueError, match=r"loss\.rdd\.tfe_iters is required"):
+        TrainConfig.from_dict(d)
+    # one stage alone: TFE on every iteration, TSE from the start
+    d["loss"]["rdd"] = {"tfe": True}
+    assert TrainConfig.from_dict(d).loss.rdd.tfe_iters == 4
+    d["loss"]["rdd"] = {"tse": True}
+    assert TrainConfig.from_dict(d).loss.rdd.tfe_iters == 0
+
+
+def test_config_roundtrip_and_hash(tmp_path, data_root, teacher_artifact):
+    d = cfg_dict(tmp_path, data_root, teacher_artifact,
+                 loss={"kd": {"type": "pixel"}, "extra_kd": [{"type": "cwd", "tau": 2.0}],
+                       "rdd": {"tfe": True, "tse": True, "tfe_iters": 2}})
+    cfg = TrainConfig.from_dict(d)
+    again = TrainConfig.from_dict(cfg.to_dict())
+    assert again == cfg
+    assert again.loss.extra_kd[0].kwargs == {"tau": 2.0}
+    h = cfg.config_hash()
+    assert len(h) == 64
+    # stage-split keys do not change the hash; the recipe does
+    same = cfg_dict(tmp_path / "other", data_root, teacher_artifact, loss=d["loss"], stop_at=2,
+                    log_interval=1)
+    assert TrainConfig.from_dict(same).config_hash() == h
+    other = copy.deepcopy(d)
+    other["optim"]["lr"] = 0.02
+    assert TrainConfig.from_dict(other).config_hash() != h
+
+
+def test_poly_warmup_golden_values():
+    f = PolyWarmup(total_iters=10, power=0.9, warmup_iters=2, warmup_ratio=0.1)
+    assert f(0) == pytest.approx(0.1)
+    assert f(1) == pytest.approx(0.55)
+    assert f(2) == pytest.approx(0.8 ** 0.9)
+    assert f(5) == pytest.approx(0.5 ** 0.9)
+    assert f(10) == 0.0
+    g = PolyWarmup(total_iters=4, power=1.0)
+    assert [g(t) for t in range(5)] == [1.0, 0.75, 0.5, 0.25, 0.0]
+
+
+# --------------------------------------------------------------------------- data feeding
+def test_infinite_loader_is_a_function_of_step(data_root):
+    from rdd.data import TrainTransform, build_dataset
+
+    ds = SeededTrainSet(build_dataset("folder", root=data_root, split="train"),
+                        TrainTransform((32, 32), scale_range=(0.5, 1.5)))
+    full = InfiniteLoader(ds, batch_size=3, seed=7)        # 8 samples → 2 batches per epoch
+    batches = [next(full) for _ in range(5)]               # crosses two epoch boundaries
+    late = InfiniteLoader(ds, batch_size=3, seed=7, start_iter=3)
+    for b in batches[3:]:
+        x, y = next(late)
+        assert torch.equal(x, b[0]) and torch.equal(y, b[1])
+    # epochs are reshuffled and re-augmented
+    assert not torch.equal(batches[0][0], batches[2][0])
+    # ranks of a 2-process world read disjoint halves
+    r0 = InfiniteLoader(ds, batch_size=2, rank=0, world_size=2, seed=7)
+    r1 = InfiniteLoader(ds, batch_size=2, rank=1, world_size=2, seed=7)
+    assert r0.batches_per_epoch == r1.batches_per_epoch == 2
+    x0, _ = next(r0)
+    x1, _ = next(r1)
+    assert not torch.equal(x0, x1)
+    i0, i1 = set(r0.sampler), set(r1.sampler)
+    assert not i0 & i1 and i0 | i1 == set(range(8))
+
+
+# --------------------------------------------------------------------------- methods
+METHODS = {
+    "teacher": ({"model": {"name": "deeplabv3_resnet18",
+                           "kwargs": {"width_mult": 0.125, "aux": True}}}, False),
+    "baseline": ({"loss": {"aux_weight": 1.0}}, False),
+    "kd": ({"loss": {"aux_weight": 0.0, "kd": {"type": "pixel", "temperature": 2.0}}}, True),
+    "tfe": ({"loss": {"kd": {"type": "pixel"}, "rdd": {"tfe": True}}}, True),
+    "tse": ({"loss": {"kd": {"type": "pixel"}, "rdd": {"tse": True, "mode": "xor"}}}, True),
+    "tfe_tse": ({"loss": {"kd": {"type": "pixel"},
+                          "rdd": {"tfe": True, "tse": True, "tfe_iters": 2}}}, True),
+    "cwd_tse": ({"loss": {"extra_kd": [{"type": "cwd", "weight": 1.0, "tau": 4.0}],
+                          "rdd": {"tse": True}}}, True),
+    "at_tfe": ({"loss": {"kd": {"type": "pixel"},
+                         "extra_kd": [{"type": "at", "weight": 100.0, "feature": "backbone"}],
+                         "rdd": {"tfe": True}}}, True),
+}
+
+
+@pytest.mark.parametrize("method", list(METHODS))
+def test_each_method_runs_and_writes_artifacts(tmp_path, data_root, teacher_artifact, method):
+    from rdd.artifacts import load_artifact
+
+    over, needs_teacher = METHODS[method]
+    out = tmp_path / method
+    d = cfg_dict(out, data_root, teacher_artifact if needs_teacher else None, **over)
+    m = train(d)
+    assert m["step"] == 4 and m["completed"]
+    assert 0.0 <= m["miou"] <= 1.0 and math.isfinite(m["train_loss"])
+    assert m["global_batch_size"] == 4 and m["params"] > 0
+    for f in ("checkpoint.pt", "model.pt", "model.json", "metrics.json", "train.log"):
+        assert (out / f).is_file(), f
+    assert not list(out.glob(".*.tmp*"))                       # atomic writes left nothing
+    on_disk = json.loads((out / "metrics.json").read_text())
+    assert on_disk["miou"] == pytest.approx(m["miou"]) and on_disk["time_per_iter_s"] > 0
+    student, meta = load_artifact(out / "model.pt")
+    assert meta["classes"]["names"] == ["red", "green", "blue", "yellow"]
+    assert meta["input_size"] == [32, 32] and meta["metrics"]["miou"] == pytest.approx(m["miou"])
+    assert student(torch.zeros(1, 3, 32, 32))["out"].shape == (1, K, 32, 32)
+    live = json.loads((out / "dvclive" / "metrics.json").read_text())
+    assert "loss" in live["train"] and "miou" in live["val"]
+    plots = out / "dvclive" / "plots" / "metrics"
+    assert (plots / "train" / "lr.tsv").is_file()
+    rdd = over.get("loss", {}).get("rdd", {})
+    if rdd.get("tfe"):
+        assert (plots / "rdd" / "tfe_weight_mean.tsv").is_file()
+    if rdd.get("tse"):
+        assert (plots / "rdd" / "tse_selected_frac.tsv").is_file()
+    log_text = (out / "train.log").read_text()
+    assert "global batch size 4" in log_text
+
+
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_amp_channels_last_grad_clip_warmup(tmp_path, data_root, teacher_artifact, amp):
+    out = tmp_path / amp
+    m = train(cfg_dict(out, data_root, teacher_artifact, amp=amp, channels_last=True,
+                       optim={"iters": 4, "grad_clip": 1.0, "warmup_iters": 2},
+                       loss={"kd": {"type": "pixel"}, "rdd": {"tfe": True}}))
+    assert m["step"] == 4 and math.isfinite(m["train_loss"])
+    ckpt = load_checkpoint(out / "checkpoint.pt")
+    if amp == "fp16":
+        assert ckpt["scaler"]["scale"] > 0               # the GradScaler state is checkpointed
+    # lr used at iterations 1 (warmup: r + (1 − r)·1/2) and 3 (poly: (1 − 3/4)^0.9)
+    lrs = _logged(out, "train/lr.tsv")
+    assert lrs == pytest.approx([0.01 * (1e-6 + (1 - 1e-6) / 2), 0.01 * 0.25 ** 0.9])
+
+
+def test_tfe_needs_a_teacher_with_aux(tmp_path, data_root):
+    from rdd.artifacts import save_artifact
+    from rdd.data import build_dataset
+    from rdd.models import create_model
+    from rdd.spec import Normalization
+
+    t = create_model("lraspp_mobilenetv2", num_classes=K, width_mult=0.25, aux=False)
+    classes = build_dataset("folder", root=data_root, split="train").classes
+    save_artifact(tmp_path / "t.pt", t, classes=classes, normalization=Normalization(),
+                  input_size=(32, 32))
+    d = cfg_dict(tmp_path / "run", data_root, tmp_path / "t.pt", loss={"rdd": {"tfe": True}})
+    with pytest.raises(ValueError, match=r"loss\.rdd\.tfe needs a teacher with an auxiliary head"):
+        train(d)
+
+
+# --------------------------------------------------------------------------- resume
+def _state(path: Path) -> dict:
+    return load_checkpoint(path)
+
+
+def test_stop_at_and_resume_is_bit_exact(tmp_path, data_root, teacher_artifact):
+    """2×N uninterrupted == N (stop_at, the TFE→TSE split) + resume + N, tensor for tensor."""
+    loss = {"kd": {"type": "pixel"}, "rdd": {"tfe": True, "tse": True, "tfe_iters": 3}}
+    common = dict(optim={"iters": 6, "lr": 0.02, "warmup_iters": 2}, loss=loss)
+    full = train(cfg_dict(tmp_path / "full", data_root, teacher_artifact, **common))
+    first = train(cfg_dict(tmp_path / "tfe", data_root, teacher_artifact, stop_at=3, **common))
+    assert first["step"] == 3 and not first["completed"]
+    second = train(cfg_dict(tmp_path / "tse", data_root, teacher_artifact,
+                            resume=str(tmp_path / "tfe" / "checkpoint.pt"), **common))
+    assert second["step"] == 6 and second["completed"]
+    a, b = _state(tmp_path / "full" / "checkpoint.pt"), _state(tmp_path / "tse" / "checkpoint.pt")
+    assert a["model"].keys() == b["model"].keys()
+    for k in a["model"]:
+        assert torch.equal(a["model"][k], b["model"][k]), k
+    for sa, sb in zip(a["optimizer"]["state"].values(), b["optimizer"]["state"].values()):
+        assert torch.equal(sa["momentum_buffer"], sb["momentum_buffer"])
+    assert a["scheduler"] == b["scheduler"]
+    assert torch.equal(a["rng"][0]["torch"], b["rng"][0]["torch"])
+    assert full["miou"] == second["miou"]
+    # the split run's time accumulates over both stages
+    assert second["train_time_s"] > first["train_time_s"]
+
+
+def test_resume_with_another_config_warns(tmp_path, data_root):
+    train(cfg_dict(tmp_path / "a", data_root, stop_at=2))
+    d = cfg_dict(tmp_path / "b", data_root, optim={"iters": 4, "lr": 0.05},
+                 resume=str(tmp_path / "a" / "checkpoint.pt"))
+    with pytest.warns(ConfigMismatchWarning, match=r"differing keys: optim\.lr"):
+        m = train(d)
+    assert m["step"] == 4
+
+
+def test_resume_past_the_end_is_an_error(tmp_path, data_root):
+    train(cfg_dict(tmp_path / "a", data_root))
+    with pytest.raises(ValueError, match="nothing left to do"):
+        train(cfg_dict(tmp_path / "b", data_root, resume=str(tmp_path / "a" / "checkpoint.pt")))
+
+
+# --------------------------------------------------------------------------- failures
+def test_nan_loss_stops_with_a_clear_message(tmp_path, data_root, teacher_artifact):
+    d = cfg_dict(tmp_path / "nan", data_root, teacher_artifact, optim={"iters": 6, "lr": 1e30},
+                 loss={"kd": {"type": "pixel"}})
+    with pytest.raises(NonFiniteLossError, match=r"non-finite loss at iteration \d+/6.*task=.*kd="):
+        train(d)
+    assert not (tmp_path / "nan" / "model.pt").exists()
+
+
+# --------------------------------------------------------------------------- learning
+def _logged(out: Path, name: str) -> list[float]:
+    tsv = out / "dvclive" / "plots" / "metrics" / name
+    rows = tsv.read_text().strip().splitlines()[1:]
+    return [float(r.split("\t")[-1]) for r in rows]
+
+
+def test_short_run_loss_falls(tmp_path, data_root):
+    out = tmp_path / "learn"
+    train(cfg_dict(out, data_root, optim={"iters": 30, "lr": 0.05}, log_interval=1,
+                   data={"batch_size": 8}))
+    losses = _logged(out, "train/loss.tsv")
+    assert len(losses) == 30
+    assert np.mean(losses[-5:]) < 0.8 * np.mean(losses[:5]), losses
+
+
+@pytest.mark.slow
+def test_every_method_learns(tmp_path):
+    """Longer run (~minutes on 2 cores): a trained teacher, then each method: loss falls and the
+    student's mIoU rises well above an untrained model's."""
+    root = make_folder_dataset(tmp_path / "data", n_train=24, n_val=8, size=(64, 64))
+    teacher = tmp_path / "teacher"
+    tm = train(cfg_dict(teacher, root, model={"name": "deeplabv3_resnet18",
+                                              "kwargs": {"width_mult": 0.25, "aux": True}},
+                        optim={"iters": 150, "lr": 0.05}, data={"crop_size": [48, 48]},
+                        log_interval=5))
+    assert tm["miou"] > 0.5, tm
+    results = {"teacher": tm["miou"]}
+    for name, (over, needs_teacher) in METHODS.items():
+        if name == "teacher":
+            continue
+        over = copy.deepcopy(over)
+        if "tfe_iters" in over.get("loss", {}).get("rdd", {}):
+            over["loss"]["rdd"]["tfe_iters"] = 60
+        out = tmp_path / name
+        m = train(cfg_dict(out, root, teacher / "model.pt" if needs_teacher else None,
+                           optim={"iters": 120, "lr": 0.05}, data={"crop_size": [48, 48]},
+                           log_interval=5, **over))
+        losses = _logged(out, "train/loss.tsv")
+        results[name] = m["miou"]
+        assert np.mean(losses[-4:]) < np.mean(losses[:4]), (name, losses)
+        assert m["miou"] > 0.4, (name, m["miou"])
+    print(json.dumps(results))
