@@ -14,7 +14,7 @@ os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 try:
     import torch
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)  # shared 2-core CI: oversubscription is 5-20x slower
 except ImportError:  # the edge-runtime tests run without torch
     torch = None
 

@@ -1,0 +1,159 @@
+"""Model registry: ``register_model``, ``create_model``, ``list_models`` and the builders.
+
+A builder is a small function with keyword-only arguments returning a
+:class:`~rdd.models.base.SegmentationModel`. :func:`register_model` wraps it so that every model it
+builds carries ``model_name`` and the *complete* ``model_kwargs`` (defaults filled in,
+``backbone_weights`` recorded as ``None``), hence ``create_model(m.model_name, **m.model_kwargs)``
+rebuilds the same architecture.
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+from typing import Any, Callable
+
+from .backbones import NormLayer, get_norm_layer, make_divisible, mobilenetv2, resnet
+from .base import SegmentationModel
+from .heads import DeepLabV3Head, FCNHead, LRASPPHead, PSPHead, aspp_rates
+
+__all__ = ["register_model", "create_model", "list_models", "get_model_builder"]
+
+_MODELS: dict[str, Callable[..., SegmentationModel]] = {}
+
+
+
+def register_model(fn: Callable[..., SegmentationModel] | None = None, *, name: str | None = None):
+    """Decorator registering a keyword-only builder under ``name`` (default: its ``__name__``)."""
+
+    def deco(f: Callable[..., SegmentationModel]) -> Callable[..., SegmentationModel]:
+        key = name or f.__name__
+        if key in _MODELS:
+            raise ValueError(f"model {key!r} is already registered")
+        sig = inspect.signature(f)
+        bad = [p.name for p in sig.parameters.values() if p.kind is not p.KEYWORD_ONLY]
+        if bad or "num_classes" not in sig.parameters:
+            raise TypeError(f"builder {key!r} must take keyword-only arguments including "
+                            f"num_classes (positional: {bad})")
+
+        @functools.wraps(f)
+        def builder(**kwargs: Any) -> SegmentationModel:
+            try:
+                bound = sig.bind(**kwargs)
+            except TypeError as e:
+                raise ValueError(f"model {key!r}: {e}; accepted keyword arguments: "
+                                 f"{list(sig.parameters)}") from None
+            bound.apply_defaults()
+            model = f(**bound.arguments)
+            model.model_name = key
+            model.model_kwargs = {k: (None if k == "backbone_weights" else v)
+                                  for k, v in bound.arguments.items()}
+            return model
+
+        _MODELS[key] = builder
+        return builder
+
+    return deco(fn) if fn is not None else deco
+
+
+def list_models() -> list[str]:
+    """Registered model names, sorted."""
+    return sorted(_MODELS)
+
+
+def get_model_builder(name: str) -> Callable[..., SegmentationModel]:
+    if name not in _MODELS:
+        raise ValueError(f"unknown model {name!r}; known models: {list_models()}")
+    return _MODELS[name]
+
+
+def create_model(name: str, num_classes: int, **kwargs: Any) -> SegmentationModel:
+    """Build the registered model ``name`` with ``num_classes`` outputs.
+
+    ``kwargs`` are the builder's keyword arguments (``width_mult``, ``output_stride``, ``aux``,
+    ``backbone_weights``, ``norm_layer``); unknown names raise ``ValueError``.
+    """
+    return get_model_builder(name)(num_classes=num_classes, **kwargs)
+
+
+# ------------------------------------------------------------------------------- builders
+def _check_num_classes(num_classes: int) -> int:
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+    return num_classes
+
+
+def _resnet_model(head: str, depth: int, *, num_classes: int, width_mult: float,
+                  output_stride: int, aux: bool, backbone_weights, norm_layer) -> SegmentationModel:
+    _check_num_classes(num_classes)
+    norm = get_norm_layer(norm_layer)
+    backbone = resnet(depth, width_mult=width_mult, output_stride=output_stride, norm_layer=norm,
+                      weights=backbone_weights)
+    c = backbone.out_channels
+    if head == "deeplabv3":
+        main: Any = DeepLabV3Head(c["out"], num_classes, channels=make_divisible(256 * width_mult),
+                                  rates=aspp_rates(output_stride), norm_layer=norm)
+    else:
+        main = PSPHead(c["out"], num_classes, channels=make_divisible(512 * width_mult),
+                       norm_layer=norm)
+    aux_head = FCNHead(c["aux"], num_classes, norm_layer=norm) if aux else None
+    return SegmentationModel(backbone, main, aux_head, num_classes=num_classes)
+
+
+def _make_resnet_builders() -> None:
+    for head in ("deeplabv3", "pspnet"):
+        for depth in (18, 34, 50, 101):
+            def builder(*, num_classes: int, width_mult: float = 1.0, output_stride: int = 8,
+                        aux: bool = True, backbone_weights: str | os.PathLike | None = None,
+                        norm_layer: str | NormLayer | None = None,
+                        _head: str = head, _depth: int = depth) -> SegmentationModel:
+                return _resnet_model(_head, _depth, num_classes=num_classes, width_mult=width_mult,
+                                     output_stride=output_stride, aux=aux,
+                                     backbone_weights=backbone_weights, norm_layer=norm_layer)
+            name = f"{head}_resnet{depth}"
+            builder.__name__ = builder.__qualname__ = name
+            builder.__doc__ = (
+                f"{'DeepLabV3 (ASPP)' if head == 'deeplabv3' else 'PSPNet (pyramid pooling)'} on a "
+                f"dilated ResNet-{depth}; FCN auxiliary head on layer3 when ``aux``.")
+            # hide the loop-binding defaults from the public signature
+            sig = inspect.signature(builder)
+            params = [p for p in sig.parameters.values() if not p.name.startswith("_")]
+            builder.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
+            register_model(builder, name=name)
+
+
+_make_resnet_builders()
+
+
+@register_model
+def deeplabv3_mobilenetv2(*, num_classes: int, width_mult: float = 1.0, output_stride: int = 16,
+                          aux: bool = False, backbone_weights: str | os.PathLike | None = None,
+                          norm_layer: str | NormLayer | None = None) -> SegmentationModel:
+    """DeepLabV3 (ASPP, 256·w channels) on a dilated MobileNetV2; aux FCN head on features.13."""
+    _check_num_classes(num_classes)
+    norm = get_norm_layer(norm_layer)
+    backbone = mobilenetv2(width_mult=width_mult, output_stride=output_stride, norm_layer=norm,
+                           weights=backbone_weights)
+    c = backbone.out_channels
+    head = DeepLabV3Head(c["out"], num_classes, channels=make_divisible(256 * width_mult),
+                         rates=aspp_rates(output_stride), norm_layer=norm)
+    aux_head = FCNHead(c["aux"], num_classes, norm_layer=norm) if aux else None
+    return SegmentationModel(backbone, head, aux_head, num_classes=num_classes)
+
+
+@register_model
+def lraspp_mobilenetv2(*, num_classes: int, width_mult: float = 1.0, output_stride: int = 16,
+                       aux: bool = False, backbone_weights: str | os.PathLike | None = None,
+                       norm_layer: str | NormLayer | None = None) -> SegmentationModel:
+    """The real-time student: LR-ASPP (see :class:`~rdd.models.heads.LRASPPHead`) on MobileNetV2
+    (deep feature at ``output_stride``, stride-8 skip from features.6); aux FCN head on
+    features.13 when ``aux``."""
+    _check_num_classes(num_classes)
+    norm = get_norm_layer(norm_layer)
+    backbone = mobilenetv2(width_mult=width_mult, output_stride=output_stride, norm_layer=norm,
+                           weights=backbone_weights)
+    c = backbone.out_channels
+    head = LRASPPHead(c["low"], c["out"], num_classes, channels=make_divisible(128 * width_mult),
+                      norm_layer=norm)
+    aux_head = FCNHead(c["aux"], num_classes, norm_layer=norm) if aux else None
+    return SegmentationModel(backbone, head, aux_head, num_classes=num_classes)

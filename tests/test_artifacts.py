@@ -1,0 +1,133 @@
+"""Tests for rdd.artifacts: NAME.pt + NAME.json round trip and clear errors."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from rdd.artifacts import artifact_paths, load_artifact, read_artifact_meta, save_artifact
+from rdd.models import create_model, export_wrapper
+from rdd.spec import CAMVID_CLASSES, ClassInfo, Normalization
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One intra-op thread: on the shared 2-core box, 2 OpenMP threads competing with other jobs
+    spin at barriers and run ~20× slower than one."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+NORM = Normalization(mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3))
+
+
+def _model(**kw):
+    torch.manual_seed(0)
+    m = create_model("lraspp_mobilenetv2", num_classes=11, width_mult=0.25, **kw)
+    with torch.no_grad():   # non-default BN buffers, so a round trip that dropped them would show
+        for bn in (m_ for m_ in m.modules() if isinstance(m_, nn.BatchNorm2d)):
+            bn.running_mean.uniform_(-0.2, 0.2)
+            bn.running_var.uniform_(0.5, 1.5)
+    return m.eval()
+
+
+def _save(tmp_path, model, name="model.pt", **kw):
+    return save_artifact(tmp_path / name, model, classes=CAMVID_CLASSES, normalization=NORM,
+                         input_size=(360, 480), **kw)
+
+
+def test_roundtrip(tmp_path):
+    model = _model(output_stride=8)
+    pt, js = _save(tmp_path, model, metrics={"miou": 0.5, "iou": [0.1, None], "n": torch.tensor(3)})
+    assert (pt, js) == (tmp_path / "model.pt", tmp_path / "model.json")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.json", "model.pt"]  # no temp files
+    meta = json.loads(js.read_text())
+    assert meta["model"] == "lraspp_mobilenetv2"
+    assert meta["model_kwargs"]["output_stride"] == 8 and meta["model_kwargs"]["num_classes"] == 11
+    assert ClassInfo.from_dict(meta["classes"]) == CAMVID_CLASSES
+    assert Normalization.from_dict(meta["normalization"]) == NORM
+    assert meta["input_size"] == [360, 480]
+    assert meta["metrics"] == {"miou": 0.5, "iou": [0.1, None], "n": 3}
+
+    model.train()   # saving / loading must not depend on the mode
+    loaded, meta2 = load_artifact(pt)
+    assert not loaded.training and meta2 == meta
+    assert loaded.model_kwargs == model.model_kwargs
+    x = torch.randn(1, 3, 48, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x)["out"], model.eval()(x)["out"], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("suffix", ["", ".pt", ".json"])
+def test_path_forms(tmp_path, suffix):
+    _save(tmp_path, _model(), name="student")
+    assert artifact_paths(tmp_path / f"student{suffix}") == (tmp_path / "student.pt",
+                                                             tmp_path / "student.json")
+    model, meta = load_artifact(tmp_path / f"student{suffix}")
+    assert meta["model"] == "lraspp_mobilenetv2" and model.num_classes == 11
+
+
+def test_wrapped_model_and_dict_inputs(tmp_path):
+    model = _model()
+    pt, _ = save_artifact(tmp_path / "w.pt", export_wrapper(model),
+                          classes=CAMVID_CLASSES.to_dict(), normalization=NORM.to_dict(),
+                          input_size=256)
+    loaded, meta = load_artifact(pt)
+    assert meta["input_size"] == [256, 256]
+    assert set(loaded.state_dict()) == set(model.state_dict())
+
+
+def test_missing_sidecar_and_weights(tmp_path):
+    pt, js = _save(tmp_path, _model())
+    js.unlink()
+    with pytest.raises(FileNotFoundError, match=r"sidecar not found: .*model\.json"):
+        load_artifact(pt)
+    pt2, _ = _save(tmp_path, _model(), name="other.pt")
+    pt2.unlink()
+    with pytest.raises(FileNotFoundError, match=r"weights not found: .*other\.pt"):
+        load_artifact(pt2)
+
+
+def test_mismatched_weights(tmp_path):
+    pt, _ = _save(tmp_path, _model())
+    torch.save(create_model("lraspp_mobilenetv2", 11, width_mult=0.5).state_dict(), pt)
+    with pytest.raises(ValueError, match=r"model\.pt do not match.*shape mismatches.*features\.0\.0"):
+        load_artifact(pt)
+    sd = _model().state_dict()
+    sd.pop("head.low_classifier.bias")
+    sd["extra.weight"] = torch.zeros(1)
+    torch.save(sd, pt)
+    with pytest.raises(ValueError, match=r"missing \['head\.low_classifier\.bias'\].*extra\.weight"):
+        load_artifact(pt)
+    pt.write_bytes(b"garbage")
+    with pytest.raises(ValueError, match=r"model\.pt cannot be read"):
+        load_artifact(pt)
+
+
+def test_bad_sidecar(tmp_path):
+    pt, js = _save(tmp_path, _model())
+    meta = json.loads(js.read_text())
+    js.write_text(json.dumps({k: v for k, v in meta.items() if k != "normalization"}))
+    with pytest.raises(ValueError, match=r"model\.json is missing keys \['normalization'\]"):
+        read_artifact_meta(pt)
+    js.write_text(json.dumps({**meta, "model": "no_such_model"}))
+    with pytest.raises(ValueError, match=r"model\.json: cannot rebuild.*unknown model 'no_such_model'"):
+        load_artifact(pt)
+    js.write_text("{not json")
+    with pytest.raises(ValueError, match=r"model\.json is not valid JSON"):
+        load_artifact(pt)
+
+
+def test_save_validation(tmp_path):
+    with pytest.raises(ValueError, match="3 names but the model predicts 11"):
+        save_artifact(tmp_path / "m.pt", _model(), classes=ClassInfo(("a", "b", "c")),
+                      normalization=NORM, input_size=(32, 32))
+    custom = create_model("lraspp_mobilenetv2", 11, width_mult=0.25, norm_layer=nn.BatchNorm2d)
+    with pytest.raises(ValueError, match="model_kwargs.norm_layer"):
+        _save(tmp_path, custom)
+    assert not list(tmp_path.iterdir())   # nothing written on failure
+    with pytest.raises(TypeError, match="SegmentationModel"):
+        _save(tmp_path, nn.Conv2d(3, 3, 1))
