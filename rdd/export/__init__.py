@@ -1,0 +1,48 @@
+"""Export of the distilled student: ONNX, parity gate, INT8 (onnxruntime) and TensorRT.
+
+Importing this package does **not** import torch: every name is resolved lazily from its
+submodule, so ``from rdd.export.meta import read_onnx_meta`` (or ``from rdd.export import
+read_onnx_meta``) works on an edge device with onnxruntime only.
+
+* :mod:`rdd.export.meta` (torch-free): ``read_onnx_meta``, ``build_meta``, ``OnnxMetaError``.
+* :mod:`rdd.export.onnx`: ``export_onnx``.
+* :mod:`rdd.export.frames` (torch-free): ``load_frames``, ``preprocess_for_meta``,
+  ``make_session``, ``latency_stats``, ``run_onnx``, ``ParityError``.
+* :mod:`rdd.export.parity`: ``compare_parity``, ``check_parity``, ``evaluate_onnx``,
+  ``evaluate_torch``, ``miou_gate``.
+* :mod:`rdd.export.quantize`: ``quantize_int8``, ``FrameCalibrationReader``.
+* :mod:`rdd.export.tensorrt`: ``build_engine``, ``tensorrt_available``.
+* :mod:`rdd.export.pipeline`: ``run_export`` (the DVC export stage).
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_LAZY = {
+    "META_KEY": "meta", "META_FORMAT": "meta", "OnnxMetaError": "meta", "build_meta": "meta",
+    "read_onnx_meta": "meta", "validate_meta": "meta",
+    "export_onnx": "onnx",
+    "ParityError": "frames", "Frame": "frames", "load_frames": "frames",
+    "preprocess_for_meta": "frames", "make_session": "frames", "latency_stats": "frames",
+    "run_onnx": "frames",
+    "compare_parity": "parity", "check_parity": "parity", "evaluate_onnx": "parity",
+    "evaluate_torch": "parity", "miou_gate": "parity", "DEFAULT_THRESHOLDS": "parity",
+    "quantize_int8": "quantize", "FrameCalibrationReader": "quantize",
+    "build_engine": "tensorrt", "tensorrt_available": "tensorrt",
+    "run_export": "pipeline", "DEFAULT_CONFIG": "pipeline",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

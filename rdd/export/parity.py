@@ -1,0 +1,206 @@
+"""Accuracy gates: does the exported graph predict what the PyTorch model predicts?
+
+:func:`compare_parity` runs the PyTorch model and the ONNX graph (onnxruntime) on the same
+validation frames and reports
+
+* ``max_abs_logit_diff`` / ``mean_abs_logit_diff`` — ``max |z_onnx − z_torch|`` over all
+  ``N×K×H×W`` logits (``None`` for a graph that outputs labels);
+* ``argmax_agreement`` — fraction of pixels whose class ``argmax_k z`` is the same;
+* ``miou_torch``, ``miou_onnx`` and ``miou_delta = miou_onnx − miou_torch`` against the ground
+  truth masks (when the frames have masks).
+
+**Units**: every mIoU value here is a *fraction* in ``[0, 1]`` (as in :mod:`rdd.metrics`); the
+default gate ``max_miou_delta = 0.0005`` is **0.05 mIoU points** (percentage points) and the INT8
+gate ``max_miou_drop = 0.01`` is **1.0 mIoU point**.
+
+:func:`check_parity` raises :class:`ParityError` (with the readable report) when a threshold is
+violated.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from rdd.export.frames import (Frame, ParityError, iter_batches, load_frames, make_session,
+                               run_onnx)
+from rdd.export.meta import read_onnx_meta
+from rdd.metrics import ConfusionMatrix
+from rdd.spec import Normalization
+
+__all__ = ["DEFAULT_THRESHOLDS", "compare_parity", "check_parity", "evaluate_onnx",
+           "evaluate_torch", "ParityError", "miou_gate"]
+
+#: Parity gate defaults. mIoU values are fractions: 0.0005 = 0.05 mIoU points.
+DEFAULT_THRESHOLDS = {"max_abs_logit_diff": 2e-3, "min_argmax_agreement": 0.999,
+                      "max_miou_delta": 0.0005}
+
+
+def _torch_logits(model: nn.Module, x: np.ndarray) -> torch.Tensor:
+    """``x``: float32 N×3×H×W → main logits N×K×H×W on CPU."""
+    param = next(model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
+    with torch.inference_mode():
+        out = model(torch.from_numpy(x).to(device))
+    out = out["out"] if isinstance(out, dict) else out
+    return out.float().cpu()
+
+
+def _as_frames(frames: Any, meta: dict[str, Any], limit: int | None) -> list[Frame]:
+    """Raw frames; resized to the graph's ``input_size`` when its spatial axes are static."""
+    fr = load_frames(frames, limit=limit)
+    want = tuple(meta["input_size"])
+    if not meta["dynamic_spatial"] and any(f.image.shape[:2] != want for f in fr):
+        fr = load_frames(fr, size=want)
+    return fr
+
+
+def compare_parity(model: nn.Module, onnx_path: str | os.PathLike, frames: Any, *,
+                   thresholds: dict[str, float] | None = None, limit: int | None = None,
+                   batch_size: int = 1, session: Any = None) -> dict[str, Any]:
+    """Run ``model`` (PyTorch) and ``onnx_path`` (onnxruntime) on ``frames``; report the parity.
+
+    Args:
+        model: the PyTorch model that was exported (eval mode is set here).
+        onnx_path: the exported graph (any variant: logits/labels, folded preprocessing or not).
+        frames: anything :func:`rdd.export.frames.load_frames` accepts (dataset, images, pairs).
+        thresholds: overrides of :data:`DEFAULT_THRESHOLDS`.
+        limit: use at most this many frames (evenly spaced).
+        batch_size: frames per forward pass (same-size frames only).
+        session: an existing onnxruntime session for ``onnx_path`` (default: a new one).
+
+    Returns:
+        report dict with the figures listed in the module docstring, ``frames``, ``pixels``,
+        ``thresholds``, ``failures`` (list of readable strings) and ``passed``.
+    """
+    th = {**DEFAULT_THRESHOLDS, **(thresholds or {})}
+    unknown = set(th) - set(DEFAULT_THRESHOLDS)
+    if unknown:
+        raise ValueError(f"compare_parity: unknown threshold key(s) {sorted(unknown)}; expected "
+                         f"{sorted(DEFAULT_THRESHOLDS)}")
+    meta = read_onnx_meta(onnx_path)
+    norm = Normalization.from_dict(meta["normalization"])
+    k, ignore = len(meta["classes"]["names"]), int(meta["classes"]["ignore_index"])
+    sess = session or make_session(onnx_path, spin=False)
+    fr = _as_frames(frames, meta, limit)
+    was_training = model.training
+    model.eval()
+    cm_t, cm_o = ConfusionMatrix(k, ignore), ConfusionMatrix(k, ignore)
+    max_diff, sum_diff, n_logits, agree, pixels, has_masks = 0.0, 0.0, 0, 0, 0, True
+    try:
+        for batch in iter_batches(fr, batch_size):
+            imgs = np.stack([f.image for f in batch])                      # N×H×W×3 uint8
+            z_t = _torch_logits(model, norm.apply(imgs)).numpy()           # N×K×H×W
+            z_o, lab_o = run_onnx(sess, meta, imgs)                        # N×K×H×W | None, N×H×W
+            lab_t = z_t.argmax(1)
+            if z_o is not None:
+                if z_o.shape != z_t.shape:
+                    raise ValueError(f"{onnx_path}: ONNX logits {z_o.shape} vs torch {z_t.shape}")
+                d = np.abs(z_o - z_t)
+                max_diff = max(max_diff, float(d.max()))
+                sum_diff += float(d.sum(dtype=np.float64))
+                n_logits += d.size
+            agree += int((lab_o.astype(np.int64) == lab_t).sum())
+            pixels += lab_t.size
+            for f, lt, lo in zip(batch, lab_t, lab_o):
+                if f.mask is None:
+                    has_masks = False
+                    continue
+                cm_t.update(lt, f.mask)
+                cm_o.update(lo.astype(np.int64), f.mask)
+    finally:
+        model.train(was_training)
+
+    rep: dict[str, Any] = {
+        "onnx": str(onnx_path), "frames": len(fr), "pixels": pixels,
+        "max_abs_logit_diff": max_diff if n_logits else None,
+        "mean_abs_logit_diff": sum_diff / n_logits if n_logits else None,
+        "argmax_agreement": agree / pixels,
+    }
+    if has_masks:
+        mt, mo = cm_t.compute(), cm_o.compute()
+        rep.update(miou_torch=mt["miou"], miou_onnx=mo["miou"],
+                   miou_delta=mo["miou"] - mt["miou"])
+    else:
+        rep.update(miou_torch=None, miou_onnx=None, miou_delta=None)
+    rep["thresholds"] = th
+    failures = []
+    if rep["max_abs_logit_diff"] is not None and rep["max_abs_logit_diff"] > th["max_abs_logit_diff"]:
+        failures.append(f"max |logit diff| {rep['max_abs_logit_diff']:.3g} > "
+                        f"{th['max_abs_logit_diff']:.3g}")
+    if rep["argmax_agreement"] < th["min_argmax_agreement"]:
+        failures.append(f"argmax agreement {100 * rep['argmax_agreement']:.4f}% < "
+                        f"{100 * th['min_argmax_agreement']:.4f}%")
+    if rep["miou_delta"] is not None and abs(rep["miou_delta"]) > th["max_miou_delta"]:
+        failures.append(f"|mIoU delta| {100 * abs(rep['miou_delta']):.4f} points > "
+                        f"{100 * th['max_miou_delta']:.4f} points")
+    rep["failures"] = failures
+    rep["passed"] = not failures
+    return rep
+
+
+def check_parity(model: nn.Module, onnx_path: str | os.PathLike, frames: Any,
+                 **kwargs: Any) -> dict[str, Any]:
+    """:func:`compare_parity`, raising :class:`ParityError` when the gate fails."""
+    rep = compare_parity(model, onnx_path, frames, **kwargs)
+    if not rep["passed"]:
+        raise ParityError(f"ONNX parity gate failed for {onnx_path}", rep)
+    return rep
+
+
+def evaluate_onnx(onnx_path: str | os.PathLike, frames: Any, *, limit: int | None = None,
+                  session: Any = None, batch_size: int = 1) -> dict[str, Any]:
+    """mIoU etc. (:meth:`ConfusionMatrix.compute`) of an exported graph on frames with masks."""
+    meta = read_onnx_meta(onnx_path)
+    k, ignore = len(meta["classes"]["names"]), int(meta["classes"]["ignore_index"])
+    sess = session or make_session(onnx_path, spin=False)
+    fr = _as_frames(frames, meta, limit)
+    cm = ConfusionMatrix(k, ignore)
+    for batch in iter_batches(fr, batch_size):
+        if any(f.mask is None for f in batch):
+            raise ValueError(f"evaluate_onnx({onnx_path}): every frame needs a mask")
+        _, labels = run_onnx(sess, meta, np.stack([f.image for f in batch]))
+        for f, lab in zip(batch, labels):
+            cm.update(lab.astype(np.int64), f.mask)
+    return {**cm.compute(), "frames": len(fr)}
+
+
+def evaluate_torch(model: nn.Module, frames: Any, *, normalization: Normalization,
+                   num_classes: int, ignore_index: int = 255, limit: int | None = None,
+                   batch_size: int = 1) -> dict[str, Any]:
+    """mIoU etc. of the PyTorch model on the same raw frames (same preprocessing as ONNX)."""
+    fr = load_frames(frames, limit=limit)
+    cm = ConfusionMatrix(num_classes, ignore_index)
+    was_training = model.training
+    model.eval()
+    try:
+        for batch in iter_batches(fr, batch_size):
+            z = _torch_logits(model, normalization.apply(np.stack([f.image for f in batch])))
+            for f, lab in zip(batch, z.argmax(1).numpy()):
+                if f.mask is None:
+                    raise ValueError("evaluate_torch: every frame needs a mask")
+                cm.update(lab, f.mask)
+    finally:
+        model.train(was_training)
+    return {**cm.compute(), "frames": len(fr)}
+
+
+def miou_gate(reference: float, candidate: float, *, max_drop: float, what: str,
+              extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Gate on the mIoU drop ``reference − candidate`` (fractions); raises :class:`ParityError`.
+
+    ``max_drop`` is a fraction too: 0.01 = 1.0 mIoU point.
+    """
+    drop = reference - candidate
+    rep = {"miou_reference": reference, "miou_candidate": candidate, "miou_drop": drop,
+           "max_miou_drop": max_drop, **(extra or {})}
+    failures = []
+    if not np.isfinite(drop) or drop > max_drop:
+        failures.append(f"{what}: mIoU drop {100 * drop:.3f} points > {100 * max_drop:.3f} points")
+    rep["failures"], rep["passed"] = failures, not failures
+    if failures:
+        raise ParityError(f"{what} accuracy gate failed", rep)
+    return rep

@@ -1,0 +1,261 @@
+"""TensorRT engine build from an exported ONNX graph (FP16, or INT8 with entropy calibration).
+
+``import tensorrt`` is guarded: on a machine without TensorRT (or without a CUDA device)
+:func:`build_engine` returns ``{"status": "skipped: TensorRT unavailable", ...}`` and nothing
+else happens, so the export stage still succeeds on a CPU-only box.
+
+TensorRT 10 API used (``docs.nvidia.com/deeplearning/tensorrt``):
+
+* ``trt.Builder(logger)`` → ``builder.create_network(0)`` (explicit batch is the only mode in 10.x)
+  → ``trt.OnnxParser(network, logger).parse(bytes)``;
+* ``builder.create_builder_config()``: ``set_memory_pool_limit(MemoryPoolType.WORKSPACE, n)``,
+  ``set_flag(BuilderFlag.FP16 / INT8)``, ``add_optimization_profile(profile)`` with
+  ``profile.set_shape(input, min, opt, max)`` (dynamic batch/spatial axes), for INT8
+  ``int8_calibrator = IInt8EntropyCalibrator2`` + ``set_calibration_profile(profile)``;
+* timing cache: ``config.create_timing_cache(bytes)`` / ``config.set_timing_cache(cache, False)``
+  before, ``cache.serialize()`` after the build;
+* ``builder.build_serialized_network(network, config)`` → ``IHostMemory`` (``None`` on failure),
+  written atomically.
+
+Implicit INT8 calibration is deprecated since TensorRT 10.1 (superseded by explicit Q/DQ); it still
+works and is what is implemented here. An alternative on TensorRT is to feed it the QDQ graph of
+:func:`rdd.export.quantize.quantize_int8` with ``BuilderFlag.INT8`` and no calibrator.
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from rdd.export.frames import load_frames, preprocess_for_meta
+from rdd.export.meta import read_onnx_meta
+from rdd.spec import as_hw, atomic_path
+
+__all__ = ["tensorrt_available", "build_engine", "SKIPPED_NO_TRT", "shape_profile"]
+
+SKIPPED_NO_TRT = "skipped: TensorRT unavailable"
+
+
+def _import_trt() -> Any | None:
+    try:
+        import tensorrt as trt  # noqa: PLC0415
+    except Exception:  # ImportError, or a broken install failing to load libnvinfer
+        return None
+    return trt
+
+
+def tensorrt_available() -> bool:
+    """True when the ``tensorrt`` Python package imports."""
+    return _import_trt() is not None
+
+
+def shape_profile(meta: dict[str, Any], *, min_size: Sequence[int] | None = None,
+                  opt_size: Sequence[int] | None = None, max_size: Sequence[int] | None = None,
+                  batch: Sequence[int] = (1, 1, 1)) -> dict[str, tuple[int, ...]]:
+    """min/opt/max input shapes for the optimisation profile (layout from ``meta``).
+
+    Static axes are pinned to the graph's own values: without ``dynamic_spatial`` every size is
+    ``input_size``, without ``dynamic_batch`` every batch is 1.
+    """
+    opt = as_hw(opt_size or meta["input_size"])
+    lo = as_hw(min_size or opt)
+    hi = as_hw(max_size or opt)
+    if not meta["dynamic_spatial"]:
+        lo = opt = hi = as_hw(meta["input_size"])
+    b = tuple(int(v) for v in batch) if meta["dynamic_batch"] else (1, 1, 1)
+    if not (b[0] <= b[1] <= b[2] and all(lo[i] <= opt[i] <= hi[i] for i in range(2))):
+        raise ValueError(f"shape_profile: need min <= opt <= max, got sizes {lo}/{opt}/{hi}, "
+                         f"batch {b}")
+
+    def shape(n: int, hw: tuple[int, int]) -> tuple[int, ...]:
+        return (n, 3, *hw) if meta["input_layout"] == "NCHW" else (n, *hw, 3)
+
+    return {"min": shape(b[0], lo), "opt": shape(b[1], opt), "max": shape(b[2], hi)}
+
+
+class _DeviceBuffer:
+    """A CUDA buffer for calibration batches, via torch.cuda or cuda-python (both optional)."""
+
+    def __init__(self) -> None:
+        self._torch = None
+        self._cudart = None
+        self._ptr = None
+        self._nbytes = 0
+        self._keep = None
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                self._torch = torch
+        except ImportError:
+            pass
+        if self._torch is None:
+            try:
+                from cuda.bindings import runtime as cudart  # cuda-python >= 12.6
+            except ImportError:
+                try:
+                    from cuda import cudart  # older cuda-python
+                except ImportError:
+                    cudart = None
+            self._cudart = cudart
+        if self._torch is None and self._cudart is None:
+            raise RuntimeError("INT8 calibration needs a CUDA buffer: install torch with CUDA or "
+                               "cuda-python")
+
+    def upload(self, array: np.ndarray) -> int:
+        """Copy ``array`` to the device; returns the device pointer (valid until next upload)."""
+        array = np.ascontiguousarray(array)
+        if self._torch is not None:
+            self._keep = self._torch.from_numpy(array).cuda()
+            return int(self._keep.data_ptr())
+        cudart = self._cudart
+        if self._ptr is None or array.nbytes > self._nbytes:
+            self.free()
+            err, self._ptr = cudart.cudaMalloc(array.nbytes)
+            _cuda_check(err, "cudaMalloc")
+            self._nbytes = array.nbytes
+        (err,) = cudart.cudaMemcpy(self._ptr, array.ctypes.data, array.nbytes,
+                                   cudart.cudaMemcpyKind.cudaMemcpyHostToDevice)
+        _cuda_check(err, "cudaMemcpy")
+        return int(self._ptr)
+
+    def free(self) -> None:
+        if self._cudart is not None and self._ptr is not None:
+            self._cudart.cudaFree(self._ptr)
+        self._ptr, self._keep = None, None
+
+
+def _cuda_check(err: Any, what: str) -> None:
+    if int(err) != 0:
+        raise RuntimeError(f"{what} failed with CUDA error {err}")
+
+
+def _make_calibrator(trt: Any, frames: list, meta: dict[str, Any], cache_path: Path | None,
+                     batch_size: int) -> Any:
+    """An ``IInt8EntropyCalibrator2`` feeding ``frames`` preprocessed like the runtime."""
+
+    class EntropyCalibrator(trt.IInt8EntropyCalibrator2):
+        def __init__(self) -> None:
+            trt.IInt8EntropyCalibrator2.__init__(self)  # required by the TensorRT bindings
+            self.buffer = _DeviceBuffer()
+            self.index = 0
+
+        def get_batch_size(self) -> int:
+            return batch_size
+
+        def get_batch(self, names: list[str]) -> list[int] | None:
+            if self.index + batch_size > len(frames):
+                return None
+            imgs = np.stack([f.image for f in frames[self.index:self.index + batch_size]])
+            self.index += batch_size
+            x = preprocess_for_meta(imgs, meta)
+            return [self.buffer.upload(x)]
+
+        def read_calibration_cache(self) -> bytes | None:
+            if cache_path is not None and cache_path.is_file():
+                return cache_path.read_bytes()
+            return None
+
+        def write_calibration_cache(self, cache: Any) -> None:
+            if cache_path is not None:
+                with atomic_path(cache_path) as tmp:
+                    tmp.write_bytes(bytes(cache))
+
+    return EntropyCalibrator()
+
+
+def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *,
+                 precision: str = "fp16", min_size: Sequence[int] | None = None,
+                 opt_size: Sequence[int] | None = None, max_size: Sequence[int] | None = None,
+                 batch: Sequence[int] = (1, 1, 1), calib_frames: Any = None,
+                 calib_limit: int | None = 64,
+                 calib_cache: str | os.PathLike | None = None,
+                 timing_cache: str | os.PathLike | None = None,
+                 workspace_gb: float = 2.0) -> dict[str, Any]:
+    """Build a serialized TensorRT engine from ``onnx_path`` and write it atomically.
+
+    Args:
+        precision: ``"fp32" | "fp16" | "int8"`` (int8 also enables FP16 for layers that can't be
+            quantised; needs ``calib_frames``).
+        min_size, opt_size, max_size: ``(H, W)`` of the optimisation profile (default: the
+            graph's ``input_size``); ``batch``: min/opt/max batch.
+        calib_frames: training frames for the entropy calibrator (INT8); they are fed at the
+            profile's ``opt`` shape (batch and size), as TensorRT calibrates at ``kOPT``.
+        calib_cache: calibration cache file (read if present, written after calibration).
+        timing_cache: tactic timing cache file (loaded if present, saved after the build).
+
+    Returns:
+        ``{"status": "ok", "path", "size_bytes", "seconds", "precision", "profile", ...}``, or
+        ``{"status": "skipped: <reason>"}`` when TensorRT (or, for INT8, a CUDA buffer library)
+        is unavailable. Raises ``RuntimeError`` naming the file when parsing or building fails.
+    """
+    if precision not in ("fp32", "fp16", "int8"):
+        raise ValueError(f"build_engine: precision must be fp32, fp16 or int8, got {precision!r}")
+    onnx_path, engine_path = Path(onnx_path), Path(engine_path)
+    base = {"precision": precision, "onnx": str(onnx_path), "path": None}
+    trt = _import_trt()
+    if trt is None:
+        return {**base, "status": SKIPPED_NO_TRT}
+    meta = read_onnx_meta(onnx_path)
+    profile_shapes = shape_profile(meta, min_size=min_size, opt_size=opt_size,
+                                   max_size=max_size, batch=batch)
+    frames = None
+    if precision == "int8":
+        if calib_frames is None and not (calib_cache and Path(calib_cache).is_file()):
+            raise ValueError("build_engine: precision 'int8' needs calib_frames or a calib_cache")
+        frames = load_frames(calib_frames, size=profile_shapes["opt"][2:4] if
+                             meta["input_layout"] == "NCHW" else profile_shapes["opt"][1:3],
+                             limit=calib_limit) if calib_frames is not None else []
+        try:
+            _DeviceBuffer().free()
+        except RuntimeError as e:
+            return {**base, "status": f"skipped: {e}"}
+
+    t0 = time.perf_counter()
+    logger = trt.Logger(trt.Logger.WARNING)
+    try:
+        builder = trt.Builder(logger)  # fails without a usable CUDA device / driver
+    except Exception as e:  # noqa: BLE001
+        return {**base, "status": f"skipped: TensorRT builder unavailable ({type(e).__name__}: {e})"}
+    network = builder.create_network(0)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse(onnx_path.read_bytes()):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise RuntimeError(f"TensorRT could not parse {onnx_path}: {errors}")
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gb * (1 << 30)))
+    profile = builder.create_optimization_profile()
+    profile.set_shape(meta["input_name"], profile_shapes["min"], profile_shapes["opt"],
+                      profile_shapes["max"])
+    config.add_optimization_profile(profile)
+    if precision in ("fp16", "int8"):
+        config.set_flag(trt.BuilderFlag.FP16)
+    if precision == "int8":
+        config.set_flag(trt.BuilderFlag.INT8)
+        config.int8_calibrator = _make_calibrator(
+            trt, frames or [], meta, Path(calib_cache) if calib_cache else None,
+            profile_shapes["opt"][0])
+        config.set_calibration_profile(profile)
+
+    cache = None
+    if timing_cache is not None:
+        tc = Path(timing_cache)
+        cache = config.create_timing_cache(tc.read_bytes() if tc.is_file() else b"")
+        config.set_timing_cache(cache, False)
+
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise RuntimeError(f"TensorRT failed to build an engine from {onnx_path} "
+                           f"(precision {precision}); see the TensorRT log above")
+    with atomic_path(engine_path) as tmp:
+        tmp.write_bytes(bytes(serialized))
+    if cache is not None:
+        with atomic_path(timing_cache) as tmp:
+            tmp.write_bytes(bytes(cache.serialize()))
+    return {**base, "status": "ok", "path": str(engine_path),
+            "size_bytes": engine_path.stat().st_size, "seconds": round(time.perf_counter() - t0, 2),
+            "profile": {k: list(v) for k, v in profile_shapes.items()},
+            "tensorrt_version": getattr(trt, "__version__", None)}
