@@ -123,12 +123,12 @@ class ClassInfo:
             raise ValueError(f"classes is missing key {e.args[0]!r}: {d}") from None
 
 
-def default_palette(k: int) -> tuple[tuple[int, int, int], ...]:
-    """A deterministic, well-spread palette for ``k`` classes (Pascal VOC's bit trick)."""
+def voc_colormap(k: int, *, start: int = 0) -> tuple[tuple[int, int, int], ...]:
+    """Pascal VOC's bit-interleaved colour map for ids ``start … start + k - 1``."""
     out = []
-    for i in range(k):
+    for i in range(start, start + k):
         r = g = b = 0
-        c = i + 1
+        c = i
         for j in range(8):
             r |= ((c >> 0) & 1) << (7 - j)
             g |= ((c >> 1) & 1) << (7 - j)
@@ -136,6 +136,11 @@ def default_palette(k: int) -> tuple[tuple[int, int, int], ...]:
             c >>= 3
         out.append((r, g, b))
     return tuple(out)
+
+
+def default_palette(k: int) -> tuple[tuple[int, int, int], ...]:
+    """A deterministic, well-spread palette for ``k`` classes (VOC's map without its black 0)."""
+    return voc_colormap(k, start=1)
 
 
 CAMVID_CLASSES = ClassInfo(

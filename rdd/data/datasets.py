@@ -10,7 +10,7 @@ import numpy as np
 
 from rdd.data.base import (IGNORE_INDEX, SegmentationDataset, Transform, build_lut, list_images,
                            pair_by_stem, require_dir)
-from rdd.spec import CAMVID_CLASSES, ClassInfo
+from rdd.spec import CAMVID_CLASSES, ClassInfo, voc_colormap
 
 DATASETS: dict[str, type[SegmentationDataset]] = {}
 
@@ -166,17 +166,7 @@ class Cityscapes(SegmentationDataset):
 # --------------------------------------------------------------------------- Pascal VOC
 def voc_palette(k: int = 21) -> tuple[tuple[int, int, int], ...]:
     """Pascal VOC's colour map (class 0 = black)."""
-    out = []
-    for i in range(k):
-        r = g = b = 0
-        c = i
-        for j in range(8):
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
-        out.append((r, g, b))
-    return tuple(out)
+    return voc_colormap(k)
 
 
 VOC_CLASSES = ClassInfo(

@@ -108,14 +108,7 @@ def tfe_task_loss(student_out: Tensor | Mapping[str, Tensor], target: Tensor, we
     valid = target != ignore_index
     denom = valid.sum() if reduction == "valid" else torch.tensor(float(target.numel()))
     denom = denom.to(w.device, torch.float32).clamp_min(1.0)
-
-    def term(logits: Tensor) -> Tensor:
-        return (pixel_ce(logits, target, ignore_index) * w).sum() / denom
-
-    loss = term(main)
-    if aux is not None and aux_weight:
-        loss = loss + aux_weight * term(aux)
-    return loss
+    return _weighted_ce(main, aux, target, w, denom, aux_weight, ignore_index)
 
 
 # --------------------------------------------------------------------------- TSE-RDD
@@ -213,14 +206,15 @@ def tse_task_loss(student_out: Tensor | Mapping[str, Tensor], target: Tensor, ma
         raise ValueError(f"tse_task_loss: mask must be a bool tensor of the target's shape "
                          f"{tuple(target.shape)}, got {mask.dtype} {tuple(mask.shape)}")
     sel = (mask.detach() & (target != ignore_index)).float()
-    denom = sel.sum().clamp_min(1.0)
+    return _weighted_ce(main, aux, target, sel, sel.sum().clamp_min(1.0), aux_weight, ignore_index)
 
-    def term(logits: Tensor) -> Tensor:
-        return (pixel_ce(logits, target, ignore_index) * sel).sum() / denom
 
-    loss = term(main)
+def _weighted_ce(main: Tensor, aux: Tensor | None, target: Tensor, weight: Tensor, denom: Tensor,
+                 aux_weight: float, ignore_index: int) -> Tensor:
+    """``Σ_i weight_i·CE_i / denom`` for the main head, plus ``aux_weight`` × the same for aux."""
+    loss = (pixel_ce(main, target, ignore_index) * weight).sum() / denom
     if aux is not None and aux_weight:
-        loss = loss + aux_weight * term(aux)
+        loss = loss + aux_weight * (pixel_ce(aux, target, ignore_index) * weight).sum() / denom
     return loss
 
 
