@@ -1,0 +1,29 @@
+"""Shared bits of the stage entry points: common options and clean parameter errors."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+import click
+
+params_option = click.option(
+    "--params", "params_path", default="params.yaml", show_default=True,
+    type=click.Path(dir_okay=False), help="The pipeline parameters (params.yaml).")
+out_root_option = click.option(
+    "--out-root", default="outputs", show_default=True, type=click.Path(file_okay=False),
+    help="Folder that holds every stage's outputs (outputs/<stage>/).")
+
+
+@contextmanager
+def bad_params(stage: str) -> Iterator[None]:
+    """Turn a configuration / missing-input error into a one-line ``click`` error (exit 1).
+
+    Wrap *only* the validation that happens before any work, so genuine failures later on keep
+    their traceback.
+    """
+    try:
+        yield
+    except (ValueError, FileNotFoundError, KeyError, TypeError) as e:
+        msg = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
+        raise click.ClickException(f"stage {stage!r}: {msg}") from None
+

@@ -1,0 +1,76 @@
+"""DVC stage ``export``: the RDD student → ONNX FP32 / INT8 (+ TensorRT where available).
+
+    python -m pipeline.export [--params params.yaml] [--out-root outputs] [--stage tse_rdd]
+
+Calls :func:`rdd.export.run_export` on ``outputs/<stage>/model.pt`` with calibration frames from
+the train split and parity / accuracy frames from the val split; it writes
+``outputs/export/model.onnx``, ``model_int8.onnx`` and ``export_metrics.json`` (TensorRT is
+recorded as skipped when unavailable).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from pipeline._cli import bad_params, out_root_option, params_option
+from pipeline.config import (STUDENT_STAGES, dataset_root, load_params, section, stage_dir)
+
+
+def _check_keys(cfg: dict[str, Any]) -> None:
+    """Unknown ``export.*`` keys stop the stage before any work (``run_export`` rejects them
+    too, but only after loading the model)."""
+    from rdd.export.pipeline import DEFAULT_CONFIG
+
+    for k, v in cfg.items():
+        if k not in DEFAULT_CONFIG:
+            raise ValueError(f"params.yaml: unknown key 'export.{k}' "
+                             f"(expected one of: {', '.join(sorted(DEFAULT_CONFIG))})")
+        if isinstance(DEFAULT_CONFIG[k], dict) and isinstance(v, dict):
+            bad = sorted(set(v) - set(DEFAULT_CONFIG[k]))
+            if bad:
+                raise ValueError(f"params.yaml: unknown key 'export.{k}.{bad[0]}' "
+                                 f"(expected one of: {', '.join(sorted(DEFAULT_CONFIG[k]))})")
+
+
+def run_export_stage(params: dict[str, Any], out_root: str | Path = "outputs",
+                     stage: str = "tse_rdd") -> dict[str, Any]:
+    """Run the export stage in-process; returns the export metrics."""
+    from rdd.data import build_dataset
+    from rdd.export import run_export
+
+    with bad_params("export"):
+        cfg = section(params, "export", required=False)
+        _check_keys(cfg)
+        data = section(params, "data")
+        root = dataset_root(params, out_root)
+        artifact = Path(stage_dir(out_root, stage)) / "model.pt"
+        if not artifact.is_file():
+            raise FileNotFoundError(f"export: no trained student at {artifact} "
+                                    f"(run `dvc repro {stage}` first)")
+        kwargs = data.get("kwargs") or {}
+        calib = build_dataset(data["dataset"], root=root, split=data.get("train_split", "train"),
+                              **kwargs)
+        val = build_dataset(data["dataset"], root=root, split=data.get("val_split", "val"),
+                            **kwargs)
+    return run_export(artifact, Path(out_root) / "export", calib_dataset=calib, val_dataset=val,
+                      cfg=cfg)
+
+
+@click.command()
+@params_option
+@out_root_option
+@click.option("--stage", default="tse_rdd", show_default=True, type=click.Choice(STUDENT_STAGES),
+              help="Which trained student to export.")
+def main(params_path: str, out_root: str, stage: str) -> None:
+    """Export a trained student to ONNX FP32 / INT8 (+ TensorRT when available)."""
+    with bad_params("export"):
+        params = load_params(params_path)
+    metrics = run_export_stage(params, out_root, stage)
+    shown = {k: v for k, v in metrics.items() if isinstance(v, (int, float, str))}
+    click.echo("export: " + ", ".join(f"{k}={v}" for k, v in shown.items()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,264 @@
+"""The pipeline end to end on a shrunken configuration, and the evaluate stage's reporting code.
+
+* ``test_stages_in_process`` calls every stage's function in order (seconds);
+* ``test_dvc_repro_end_to_end`` (slow) runs ``dvc repro`` in a temporary copy of the repository
+  and checks every stage's outputs, then that nothing is stale afterwards.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from pipeline import config as C
+
+REPO = Path(__file__).resolve().parents[1]
+STAGES = ("data", "teacher", "baseline", "kd", "tfe_rdd", "tse_rdd", "evaluate", "export")
+
+
+def tiny_params() -> dict:
+    """The committed params.yaml, shrunk to seconds: tiny frames, models and schedules."""
+    p = copy.deepcopy(C.load_params(REPO / "params.yaml"))
+    p["data"]["synthetic"].update(n_train=6, n_val=3, size=[48, 64])
+    p["data"]["video"].update(n_frames=4)
+    p["data"].update(crop_size=[32, 48], batch_size=2, val_batch_size=3)
+    p["train"].update(eval_interval=0, log_interval=2)
+    p["teacher"]["model"]["kwargs"]["width_mult"] = 0.125
+    p["student"]["model"]["kwargs"]["width_mult"] = 0.125
+    for s in ("teacher", "student"):
+        p[s]["optim"].update(iters=4, warmup_iters=0)
+    p["rdd"]["tfe_iters"] = 2
+    p["evaluate"].update(latency={"runs": 2, "warmup": 1, "threads": 1}, vis_frames=2)
+    p["export"] = {"parity": {"frames": 3}, "int8": {"calib_frames": 4, "max_miou_drop": 1.0},
+                   "benchmark": {"enabled": False}}
+    return p
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny tensors run fastest on one thread (and a shared CPU makes more threads pathological)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def check_outputs(out: Path) -> dict:
+    """Every stage's deliverables exist and hold sane values; returns the evaluate metrics."""
+    data = json.loads((out / "data" / "dataset.json").read_text())
+    assert data["dataset"] == "synthetic" and data["splits"]["train"]["num_samples"] == 6
+    assert (out / "data" / "video.mp4").stat().st_size > 0
+    assert len(list((out / "data" / "video_masks").glob("*.png"))) == 4
+    for stage in C.TRAIN_STAGES:
+        for f in ("model.pt", "model.json", "metrics.json"):
+            assert (out / stage / f).is_file(), f"{stage}/{f}"
+        m = json.loads((out / stage / "metrics.json").read_text())
+        assert 0.0 <= m["miou"] <= 1.0
+        assert m["step"] == (2 if stage == "tfe_rdd" else 4)
+        assert (out / stage / "dvclive" / "plots" / "metrics" / "train" / "loss.tsv").is_file()
+    assert (out / "tfe_rdd" / "checkpoint.pt").is_file()
+    assert json.loads((out / "tse_rdd" / "metrics.json").read_text())["method"] == "pixel-kd+tfe+tse"
+
+    ev = json.loads((out / "evaluate" / "metrics.json").read_text())
+    assert list(ev["models"]) == ["teacher", "baseline", "kd", "tse_rdd"]
+    for r in ev["models"].values():
+        assert 0.0 <= r["miou"] <= 1.0 and 0.0 <= r["pixel_acc"] <= 1.0
+        assert len(r["iou"]) == 11 and r["params"] > 0 and r["flops"] > 0
+        assert r["cpu_latency_ms"]["mean"] > 0
+    assert ev["models"]["teacher"]["params"] > ev["models"]["baseline"]["params"]
+    table = (out / "evaluate" / "comparison.md").read_text()
+    assert "| student + RDD | lraspp_mobilenetv2 |" in table and "Per-class IoU" in table
+    rows = json.loads((out / "evaluate" / "miou.json").read_text())
+    assert [r["model"] for r in rows] == ["teacher", "student (no KD)", "student + KD",
+                                          "student + RDD"]
+    vis = sorted((out / "evaluate" / "vis").glob("*.png"))
+    assert len(vis) == 2 and (out / "evaluate" / "miou.png").stat().st_size > 0
+
+    ex = json.loads((out / "export" / "export_metrics.json").read_text())
+    assert ex["passed"] is True and ex["gates"]["parity_fp32"] is True
+    assert (out / "export" / "model.onnx").is_file() and (out / "export" / "model_int8.onnx").is_file()
+    for k in ("torch", "ort_fp32", "ort_int8"):
+        assert 0.0 <= ex["miou"][k] <= 1.0
+    try:
+        import tensorrt  # noqa: F401
+    except ImportError:
+        assert all(v["status"] == "skipped: TensorRT unavailable" for v in ex["tensorrt"].values())
+    return ev
+
+
+# --------------------------------------------------------------------------- end to end
+def test_stages_in_process(tmp_path, one_thread):
+    """Each stage's function in dvc.yaml order, in this process (no DVC, no subprocess)."""
+    from pipeline.data import prepare_data
+    from pipeline.evaluate import run_evaluate
+    from pipeline.export import run_export_stage
+    from pipeline.train import run_stage
+
+    p, out = tiny_params(), tmp_path / "outputs"
+    prepare_data(p, out)
+    for stage in C.TRAIN_STAGES:
+        run_stage(p, stage, out)
+    run_evaluate(p, out)
+    run_export_stage(p, out)
+    check_outputs(out)
+
+
+def _copy_repo(dst: Path) -> None:
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for d in ("pipeline", "rdd"):
+        shutil.copytree(REPO / d, dst / d, ignore=ignore)
+    for f in ("dvc.yaml", ".dvcignore"):
+        shutil.copy2(REPO / f, dst / f)
+
+
+def _run(cmd: list[str], cwd: Path, env: dict) -> str:
+    r = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, f"{' '.join(cmd)} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}"
+    return r.stdout
+
+
+@pytest.mark.slow
+def test_dvc_repro_end_to_end(tmp_path):
+    """``dvc repro`` of the shrunken params in a fresh copy (no git: ``dvc init --no-scm``)."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _copy_repo(repo)
+    (repo / "params.yaml").write_text(yaml.safe_dump(tiny_params(), sort_keys=False))
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": str(repo)}
+    dvc = [sys.executable, "-m", "dvc"]
+    _run(dvc + ["init", "--no-scm", "-q"], repo, env)
+    log = _run(dvc + ["repro"], repo, env)
+    for stage in STAGES:
+        assert f"Running stage '{stage}'" in log, log
+    check_outputs(repo / "outputs")
+    assert (repo / "dvc.lock").is_file()
+    metrics = json.loads(_run(dvc + ["metrics", "show", "--json"], repo, env))
+    flat = json.dumps(metrics)
+    assert "outputs/evaluate/metrics.json" in flat and "outputs/export/export_metrics.json" in flat
+    # nothing is stale right after a run (no byte-code or other noise among the deps)
+    assert json.loads(_run(dvc + ["status", "--json"], repo, env) or "{}") == {}
+
+
+# --------------------------------------------------------------------------- rdd.reporting
+def test_count_flops_and_parameters_golden():
+    from rdd.reporting import count_flops, count_parameters
+
+    conv = torch.nn.Conv2d(3, 4, 3, padding=1, bias=True)
+    # 2 FLOPs per multiply-add: 2 · (3·3·3) MACs per output · 4 channels · 8·8 positions
+    assert count_flops(conv, (8, 8)) == 2 * 27 * 4 * 64 == 13824
+    assert count_parameters(conv) == 4 * 27 + 4
+    assert conv.training  # mode restored
+
+
+def test_cpu_latency_and_profile():
+    from rdd.reporting import cpu_latency, model_profile
+
+    m = torch.nn.Conv2d(3, 2, 1)
+    lat = cpu_latency(m, 8, warmup=0, runs=3, threads=1)
+    assert 0 < lat["min"] <= lat["p50"] <= lat["p90"] and lat["mean"] > 0
+    prof = model_profile(m, (4, 6), latency_runs=0)
+    assert prof == {"params": 8, "flops": 2 * 3 * 2 * 24, "gflops": 2 * 3 * 2 * 24 / 1e9,
+                    "input_size": [4, 6], "cpu_latency_ms": None}
+    with pytest.raises(ValueError, match="runs must be >= 1"):
+        cpu_latency(m, 8, runs=0)
+
+
+def test_comparison_table_golden():
+    from rdd.reporting import comparison_table, miou_plot_rows
+
+    results = {
+        "teacher": {"model": "big", "miou": 0.5, "pixel_acc": 0.9, "iou": [0.25, None],
+                    "params": 2_500_000, "gflops": 1.5, "cpu_latency_ms": {"mean": 12.34}},
+        "student": {"model": "small", "miou": 0.125, "pixel_acc": 0.5},
+    }
+    assert comparison_table(results, ["a", "b"]) == (
+        "| model | architecture | mIoU (%) | pixel acc. (%) | params (M) | GFLOPs "
+        "| CPU latency (ms) |\n"
+        "|---|---|---:|---:|---:|---:|---:|\n"
+        "| teacher | big | 50.00 | 90.00 | 2.50 | 1.5 | 12.3 |\n"
+        "| student | small | 12.50 | 50.00 | – | – | – |\n"
+        "\nPer-class IoU (%):\n\n| model | a | b |\n|---|---:|---:|\n"
+        "| teacher | 25.0 | – |\n| student | – | – |\n")
+    assert miou_plot_rows(results) == [{"model": "teacher", "miou": 50.0},
+                                       {"model": "student", "miou": 12.5}]
+    with pytest.raises(ValueError, match="has 2 values for 3 classes"):
+        comparison_table(results, ["a", "b", "c"])
+    with pytest.raises(ValueError, match="no 'miou'"):
+        comparison_table({"x": {}})
+
+
+def _png_size(path: Path) -> tuple[int, int]:
+    import cv2
+
+    img = cv2.imread(str(path))
+    assert img is not None
+    return img.shape[:2]
+
+
+def test_rdd_maps_and_figure(tmp_path, one_thread):
+    from rdd.models import create_model
+    from rdd.reporting import rdd_maps, save_bar_chart, save_rdd_figure
+    from rdd.spec import CAMVID_CLASSES
+
+    teacher = create_model("deeplabv3_resnet18", 11, width_mult=0.125, aux=True)
+    student = create_model("lraspp_mobilenetv2", 11, width_mult=0.125)
+    x = torch.randn(2, 3, 32, 48)
+    y = torch.randint(0, 11, (2, 32, 48))
+    y[:, :4] = 255
+    maps = rdd_maps(teacher, student, x, y, threshold=0.7, min_kept=0.1, mode="xor")
+    assert teacher.training and student.training  # modes restored
+    assert maps["teacher_pred"].shape == maps["tse_mask"].shape == (2, 32, 48)
+    w = maps["tfe_weights"]
+    assert w.dtype == np.float32 and (w > 0).all() and (w <= 1).all()
+    assert maps["tse_mask"].dtype == bool and not maps["tse_mask"][:, :4].any()  # ignore never hard
+    # xor = exactly one of the two OHEM masks: never more than their union
+    both = rdd_maps(teacher, student, x, y, min_kept=0.1, mode="or")["tse_mask"]
+    assert not (maps["tse_mask"] & ~both).any()
+    with pytest.raises(ValueError, match="no auxiliary head"):
+        rdd_maps(student, student, x, y)
+
+    image = np.zeros((32, 48, 3), np.uint8)
+    path = save_rdd_figure(tmp_path / "f.png", image=image, gt=y[0].numpy(),
+                           teacher_pred=maps["teacher_pred"][0], student_pred=maps["student_pred"][0],
+                           tfe_weights=w[0], tse_mask=maps["tse_mask"][0], classes=CAMVID_CLASSES)
+    h, wd = _png_size(path)
+    assert wd == 1200 and h > 300
+    with pytest.raises(ValueError, match="tse_mask has shape"):
+        save_rdd_figure(tmp_path / "g.png", image=image, gt=y[0].numpy(),
+                        teacher_pred=maps["teacher_pred"][0], student_pred=maps["student_pred"][0],
+                        tfe_weights=w[0], tse_mask=maps["tse_mask"][0, :5], classes=CAMVID_CLASSES)
+    assert not (tmp_path / "g.png").exists()
+    bar = save_bar_chart({"a": {"miou": 0.3}, "b": {"miou": 0.6}}, tmp_path / "bar.png")
+    assert _png_size(bar)[1] == 600
+
+
+@pytest.mark.slow
+def test_train_stage_relaunches_under_torchrun(tmp_path):
+    """``train.nproc: 2`` → the stage re-executes itself under torchrun; both ranks train (gloo)."""
+    from pipeline.data import prepare_data
+
+    p = tiny_params()
+    p["train"]["nproc"] = 2
+    p["train"]["device"] = "cpu"
+    out = tmp_path / "outputs"
+    prepare_data(p, out)
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(p, sort_keys=False))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    r = subprocess.run([sys.executable, "-m", "pipeline.train", "baseline", "--params", str(params),
+                        "--out-root", str(out)], cwd=tmp_path, env=env, capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "torch.distributed.run --standalone --nproc_per_node=2" in r.stderr
+    m = json.loads((out / "baseline" / "metrics.json").read_text())
+    assert m["world_size"] == 2 and m["global_batch_size"] == 2 * p["data"]["batch_size"]
