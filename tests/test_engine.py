@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from rdd.engine import (ConfigMismatchWarning, InfiniteLoader, NonFiniteLossError, PolyWarmup,
-                        SeededTrainSet, TrainConfig, load_checkpoint, train)
+                        SeededTrainSet, Trainer, TrainConfig, build_scheduler, cleanup_distributed,
+                        init_distributed, load_checkpoint, rebase_scheduler, train)
 
 K = 4
 COLORS = np.array([[200, 60, 60], [60, 200, 60], [60, 60, 200], [210, 210, 60]])
@@ -180,6 +181,26 @@ def test_poly_warmup_golden_values():
 
 
 # --------------------------------------------------------------------------- data feeding
+def test_rebase_scheduler_keeps_the_step_and_applies_the_new_curve():
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=0.01)
+    sch = build_scheduler(opt, total_iters=4, warmup_iters=1)
+    for _ in range(2):
+        opt.step()
+        sch.step()
+    state = copy.deepcopy(sch.state_dict())
+    # unchanged config: exactly the restored LR
+    lrs = rebase_scheduler(sch, base_lr=0.01, total_iters=4, warmup_iters=1)
+    assert lrs == [0.01 * (1 - 2 / 4) ** 0.9] and sch.state_dict() == state
+    # changed lr / iters: the new curve at the same step, and it keeps following it
+    assert rebase_scheduler(sch, base_lr=0.05, total_iters=8) == [0.05 * (1 - 2 / 8) ** 0.9]
+    assert opt.param_groups[0]["initial_lr"] == 0.05 and sch.last_epoch == 2
+    opt.step()
+    sch.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.05 * (1 - 3 / 8) ** 0.9)
+    assert sch.get_last_lr() == [opt.param_groups[0]["lr"]]
+
+
 def test_infinite_loader_is_a_function_of_step(data_root):
     from rdd.data import TrainTransform, build_dataset
 
@@ -240,7 +261,8 @@ def test_each_method_runs_and_writes_artifacts(tmp_path, data_root, teacher_arti
     assert on_disk["miou"] == pytest.approx(m["miou"]) and on_disk["time_per_iter_s"] > 0
     student, meta = load_artifact(out / "model.pt")
     assert meta["classes"]["names"] == ["red", "green", "blue", "yellow"]
-    assert meta["input_size"] == [32, 32] and meta["metrics"]["miou"] == pytest.approx(m["miou"])
+    # eval_size null: validation ran at the native 48×48 frames (not the 32×32 crops)
+    assert meta["input_size"] == [48, 48] and meta["metrics"]["miou"] == pytest.approx(m["miou"])
     assert student(torch.zeros(1, 3, 32, 32))["out"].shape == (1, K, 32, 32)
     live = json.loads((out / "dvclive" / "metrics.json").read_text())
     assert "loss" in live["train"] and "miou" in live["val"]
@@ -285,6 +307,98 @@ def test_tfe_needs_a_teacher_with_aux(tmp_path, data_root):
         train(d)
 
 
+class _TeacherCallTrainer(Trainer):
+    """The real trainer, with a forward hook recording each teacher call's ``with_aux``."""
+
+    def _load_teacher(self) -> None:
+        super()._load_teacher()
+        self.teacher_calls: list[bool] = []
+        self.teacher.register_forward_hook(
+            lambda m, args, kwargs, out: self.teacher_calls.append(bool(kwargs.get("with_aux"))),
+            with_kwargs=True)
+
+
+@pytest.mark.parametrize("loss,calls", [
+    ({"rdd": {"tfe": True, "tfe_iters": 2}}, [True, True]),            # ce phase: no teacher
+    ({"kd": {"type": "pixel"}, "rdd": {"tfe": True, "tfe_iters": 2}}, [True, True, False, False]),
+    ({"rdd": {"tse": True}}, [False] * 4),
+], ids=["tfe-only", "tfe+kd", "tse"])
+def test_teacher_runs_only_when_a_loss_uses_it(tmp_path, data_root, teacher_artifact, loss, calls):
+    cfg = TrainConfig.from_dict(cfg_dict(tmp_path / "run", data_root, teacher_artifact, loss=loss))
+    info = init_distributed("cpu")
+    try:
+        trainer = _TeacherCallTrainer(cfg, info)
+        m = trainer.run()
+    finally:
+        cleanup_distributed(info)
+    assert m["step"] == 4 and math.isfinite(m["train_loss"])
+    assert trainer.teacher_calls == calls
+
+
+def test_artifact_input_size_is_the_validated_size(tmp_path, data_root):
+    """eval_size set → that size (non-square here); the native-size case is checked in
+    test_each_method_runs_and_writes_artifacts (48×48 frames, 32×32 crops)."""
+    from rdd.artifacts import load_artifact
+
+    out = tmp_path / "run"
+    train(cfg_dict(out, data_root, optim={"iters": 1}, data={"eval_size": [40, 24]}))
+    student, meta = load_artifact(out / "model.pt")
+    assert meta["input_size"] == [40, 24]
+    assert student(torch.zeros(1, 3, 40, 24))["out"].shape == (1, K, 40, 24)
+
+
+# --------------------------------------------------------------------------- DDP logging
+def _stats_worker(rank: int, world: int, port: int, cases: list, out: str) -> None:
+    import os
+
+    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    from rdd.engine.trainer import global_rdd_stats
+
+    info = init_distributed("cpu")
+    try:
+        res = [global_rdd_stats({key: m[rank]}, y[rank], 255) for key, m, y in cases]
+        (Path(out) / f"stats{rank}.json").write_text(json.dumps(res))
+    finally:
+        cleanup_distributed(info)
+
+
+def test_rdd_stats_are_reduced_over_ranks(tmp_path):
+    """rdd/* logging statistics on 2 gloo ranks == rdd_stats of the concatenated global batch
+    (rank 1 has another batch size, more ignored pixels, and in the TFE case none valid)."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    from rdd.losses import rdd_stats
+
+    g = torch.Generator().manual_seed(0)
+    y0 = torch.randint(0, K, (2, 6, 5), generator=g)
+    y1 = torch.randint(0, K, (1, 6, 5), generator=g)
+    y1[:, :4] = 255
+    y1_none = torch.full((1, 6, 5), 255)
+    w = [torch.rand(2, 6, 5, generator=g) + 1, torch.rand(1, 6, 5, generator=g) * 0.1]
+    mask = [torch.rand(2, 6, 5, generator=g) < 0.2, torch.rand(1, 6, 5, generator=g) < 0.9]
+    cases = [("weights", w, [y0, y1_none]), ("weights", w, [y0, y1]), ("mask", mask, [y0, y1])]
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    mp.start_processes(_stats_worker, args=(2, port, cases, str(tmp_path)), nprocs=2, join=True,
+                       start_method="fork")
+    r0 = json.loads((tmp_path / "stats0.json").read_text())
+    r1 = json.loads((tmp_path / "stats1.json").read_text())
+    assert r0 == r1                                             # every rank logs the same
+    for (key, m, y), got in zip(cases, r0):
+        want = rdd_stats(target=torch.cat(y), **{key: torch.cat(m)})
+        assert got.keys() == want.keys() and want
+        for k in want:
+            assert got[k] == pytest.approx(want[k], rel=1e-6), (key, k)
+        local = rdd_stats(target=y[0], **{key: m[0]})
+        if y[1] is not y1_none:                                 # rank 0's share differs
+            assert any(abs(local[k] - want[k]) > 1e-3 for k in want), (key, local, want)
+
+
 # --------------------------------------------------------------------------- resume
 def _state(path: Path) -> dict:
     return load_checkpoint(path)
@@ -320,6 +434,24 @@ def test_resume_with_another_config_warns(tmp_path, data_root):
     with pytest.warns(ConfigMismatchWarning, match=r"differing keys: optim\.lr"):
         m = train(d)
     assert m["step"] == 4
+
+
+def test_resume_with_changed_optim_follows_the_new_schedule(tmp_path, data_root):
+    """A checkpoint at step 2 of iters 4 (lr 0.01) resumed with iters 8, lr 0.05: the LR is
+    0.05·(1 − t/8)^0.9 for t = 2..7, not the old curve (which hits 0 at t = 4)."""
+    train(cfg_dict(tmp_path / "a", data_root, stop_at=2, log_interval=1))
+    d = cfg_dict(tmp_path / "b", data_root, optim={"iters": 8, "lr": 0.05, "momentum": 0.5},
+                 resume=str(tmp_path / "a" / "checkpoint.pt"), log_interval=1)
+    with pytest.warns(ConfigMismatchWarning, match=r"optim\.iters"):
+        m = train(d)
+    assert m["step"] == 8 and m["completed"]
+    lrs = _logged(tmp_path / "b", "train/lr.tsv")
+    assert lrs == pytest.approx([0.05 * (1 - t / 8) ** 0.9 for t in range(2, 8)], rel=1e-6)
+    ckpt = load_checkpoint(tmp_path / "b" / "checkpoint.pt")
+    assert ckpt["scheduler"]["base_lrs"] == [0.05] and ckpt["scheduler"]["last_epoch"] == 8
+    assert ckpt["scheduler"]["lr_lambdas"][0]["total_iters"] == 8
+    group = ckpt["optimizer"]["param_groups"][0]
+    assert group["initial_lr"] == 0.05 and group["momentum"] == 0.5
 
 
 def test_resume_past_the_end_is_an_error(tmp_path, data_root):

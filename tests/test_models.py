@@ -360,6 +360,39 @@ def test_aspp_rates_scale_with_output_stride():
     assert [b[0].dilation[0] for b in model.head.aspp.convs[1:4]] == [6, 12, 18]
 
 
+def test_aspp_image_pooling_branch_works_at_batch_one():
+    """One image per rank: the pooled branch must still depend on the image (a BatchNorm after
+    the broadcast sees a constant map → variance 0 → it outputs β for every image and its
+    running_var collapses, blowing up eval outputs), and it must behave the same in eval."""
+    torch.manual_seed(0)
+    model = create_model("deeplabv3_resnet18", 3, width_mult=0.125).train()
+    pool = model.head.aspp.convs[-1]
+    seen: list[torch.Tensor] = []
+    hook = pool.register_forward_hook(lambda m, i, o: seen.append(o.detach().clone()))
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    g = torch.Generator().manual_seed(1)
+    imgs = [torch.rand(1, 3, 48, 48, generator=g) * (1 + 2 * i) for i in range(8)]
+    for x in imgs:                                        # batch-1 training steps
+        loss = model(x)["out"].logsumexp(1).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    hook.remove()
+    assert all(torch.isfinite(o).all() for o in seen)
+    # per image a constant map (C'×1×1 broadcast), but different across images
+    assert not torch.allclose(seen[0], seen[-1], atol=1e-4), "image-pooling branch is constant"
+    assert max(float((a - b).abs().max()) for a, b in zip(seen, seen[1:])) > 1e-3
+    # train == eval for the branch, so eval outputs stay on the training scale
+    feat = torch.randn(1, pool.conv.in_channels, 6, 6, generator=g).relu()
+    with torch.no_grad():
+        y_train = pool.train()(feat)
+        y_eval = pool.eval()(feat)
+    torch.testing.assert_close(y_eval, y_train, rtol=0, atol=0)
+    assert float(y_eval.abs().max()) < 100 * float(feat.abs().max()) + 1
+    assert not any(isinstance(m, nn.modules.batchnorm._NormBase) for m in pool.modules())
+    assert not list(pool.buffers())                       # no running statistics to collapse
+
+
 def test_make_divisible_golden():
     assert make_divisible(32 * 0.25) == 8
     assert make_divisible(16 * 0.25) == 8          # never below the divisor

@@ -14,7 +14,7 @@ from .config import (DataConfig, ExtraKDConfig, KDConfig, LossConfig, ModelConfi
 from .data import InfiniteLoader, SeededTrainSet, aug_seed
 from .distributed import DistInfo, cleanup_distributed, init_distributed
 from .objective import Objective
-from .schedule import PolyWarmup, build_scheduler
+from .schedule import PolyWarmup, build_scheduler, rebase_scheduler
 from .trainer import NonFiniteLossError, Trainer, train
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "RDDConfig", "LossConfig",
     "save_checkpoint", "load_checkpoint", "check_config_hash", "get_rng_state", "set_rng_state",
     "ConfigMismatchWarning",
-    "Objective", "PolyWarmup", "build_scheduler", "InfiniteLoader", "SeededTrainSet", "aug_seed",
+    "Objective", "PolyWarmup", "build_scheduler", "rebase_scheduler",
+    "InfiniteLoader", "SeededTrainSet", "aug_seed",
     "DistInfo", "init_distributed", "cleanup_distributed",
 ]

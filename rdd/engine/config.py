@@ -195,6 +195,15 @@ class TeacherConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
+    """``data`` section: dataset, augmentation and loader settings.
+
+    ``crop_size`` is the training crop (after random scaling). ``eval_size`` (``[H, W]`` or
+    ``null``) is the resolution validation runs at: ``null`` evaluates whole frames at their
+    native size. The saved artefact records ``input_size`` = ``eval_size`` if set, else the native
+    H×W of the validation images (the first one's), i.e. the size the reported mIoU was measured
+    at, which export and the runtime then use; ``crop_size`` is never recorded there.
+    """
+
     dataset: str
     root: str
     train_split: str = "train"

@@ -70,6 +70,12 @@ class Objective:
     def needs_feats(self) -> bool:
         return any(e.feature != "logits" for _, e, _ in self.extra)
 
+    def needs_teacher(self, it: int) -> bool:
+        """Whether iteration ``it`` uses the teacher's outputs at all: RDD (TFE weights / TSE
+        mask), pixel KD or an ``extra_kd`` term. In the plain ``"ce"`` phase without KD (e.g.
+        TFE-only after ``tfe_iters``) the trainer skips the teacher forward."""
+        return (self.phase(it) != "ce" or self.cfg.kd.type != "none" or bool(self.extra))
+
     def teacher_aux(self, it: int) -> bool:
         """The teacher's aux head is needed only for the TFE weights."""
         return self.phase(it) == "tfe"

@@ -8,6 +8,12 @@
 ``t`` is the number of optimizer steps already taken (0 for the first step). The schedule is a
 :class:`torch.optim.lr_scheduler.LambdaLR` driven by a picklable :class:`PolyWarmup`, so its
 ``state_dict`` restores exactly and the schedule is continuous across runs that ``resume``.
+
+On resume the *current* config wins: ``LambdaLR.load_state_dict`` / ``Optimizer.load_state_dict``
+restore the checkpoint's ``total_iters``, ``base_lrs`` and ``initial_lr``, so
+:func:`rebase_scheduler` re-applies the current ``optim`` values while keeping the step count
+(``last_epoch``). With an unchanged config this reproduces the restored LR bit for bit; with a
+changed ``optim.iters`` / ``optim.lr`` the run follows the new poly curve from the current step.
 """
 from __future__ import annotations
 
@@ -15,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["PolyWarmup", "build_scheduler"]
+__all__ = ["PolyWarmup", "build_scheduler", "rebase_scheduler"]
 
 
 @dataclass(frozen=True)
@@ -46,3 +52,26 @@ def build_scheduler(optimizer: torch.optim.Optimizer, *, total_iters: int, power
     """A ``LambdaLR`` over ``optimizer`` following :class:`PolyWarmup`; call ``.step()`` per iter."""
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer, PolyWarmup(total_iters, power, warmup_iters, warmup_ratio))
+
+
+def rebase_scheduler(scheduler: torch.optim.lr_scheduler.LambdaLR, *, base_lr: float,
+                     total_iters: int, power: float = 0.9, warmup_iters: int = 0,
+                     warmup_ratio: float = 1e-6) -> list[float]:
+    """Point a (just restored) ``scheduler`` at a new base LR and :class:`PolyWarmup` curve.
+
+    ``scheduler.last_epoch`` (= optimizer steps taken, ``t``) is kept; every param group gets
+    ``initial_lr = base_lr`` and ``lr = base_lr · f(t)`` (the formula ``LambdaLR.get_lr`` uses, so
+    an unchanged config gives exactly the restored value). Returns the new LRs.
+    """
+    opt = scheduler.optimizer
+    fn = PolyWarmup(total_iters, power, warmup_iters, warmup_ratio)
+    n = len(opt.param_groups)
+    scheduler.lr_lambdas = [fn] * n
+    scheduler.base_lrs = [float(base_lr)] * n
+    t = scheduler.last_epoch
+    lrs = [b * f(t) for f, b in zip(scheduler.lr_lambdas, scheduler.base_lrs)]
+    for g, lr in zip(opt.param_groups, lrs):
+        g["initial_lr"] = float(base_lr)
+        g["lr"] = lr
+    scheduler._last_lr = list(lrs)
+    return lrs

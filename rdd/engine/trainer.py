@@ -4,7 +4,8 @@ Per iteration ``t`` (0-based, global; ``T`` = ``optim.iters``):
 
 1. batch ``t`` (a function of ``(seed, t)``, see :mod:`rdd.engine.data`);
 2. frozen teacher forward under ``torch.no_grad()`` (``with_aux`` in TFE iterations,
-   ``with_feats`` when a feature KD is configured);
+   ``with_feats`` when a feature KD is configured), skipped in iterations where no loss term
+   uses it (:meth:`Objective.needs_teacher`, e.g. TFE-only after ``tfe_iters`` without KD);
 3. student forward (``with_aux`` when it has an aux head and ``loss.aux_weight > 0``);
 4. task loss (RDD, arXiv 2407.03719, re-weights the student's CE and adds no term):
 
@@ -18,7 +19,12 @@ Per iteration ``t`` (0-based, global; ``T`` = ``optim.iters``):
 
 Rank 0 alone writes files: ``checkpoint.pt`` (at every validation and at the end / ``stop_at``),
 ``model.pt`` + ``model.json`` (:func:`rdd.artifacts.save_artifact`), ``metrics.json``,
-``train.log`` and ``dvclive/``.
+``train.log`` and ``dvclive/``. Logged scalars (``train/*`` loss terms and the ``rdd/*`` statistics)
+are averages over the global batch of all ranks, not rank 0's share.
+
+The artefact's ``input_size`` is the resolution validation ran at: ``data.eval_size`` when set,
+else the native size of the validation images (the first one's H×W), so that export and the
+runtime use the size the reported mIoU was measured at.
 """
 from __future__ import annotations
 
@@ -43,7 +49,7 @@ from .checkpoint import (check_config_hash, get_rng_state, load_checkpoint, save
 from .config import TrainConfig
 from .data import InfiniteLoader, SeededTrainSet
 from .objective import Objective
-from .schedule import build_scheduler
+from .schedule import build_scheduler, rebase_scheduler
 
 __all__ = ["train", "Trainer", "NonFiniteLossError"]
 
@@ -198,6 +204,22 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type,
                                            enabled=self.amp_dtype == torch.float16)
 
+    def _apply_optim_config(self) -> None:
+        """After restoring optimizer + scheduler state: the *current* ``optim`` values win.
+
+        ``load_state_dict`` brings back the checkpoint's lr / initial_lr / momentum /
+        weight_decay and its :class:`~rdd.engine.schedule.PolyWarmup` (``total_iters``...);
+        re-apply the config's (the step count, momentum buffers and scaler state are kept), so a
+        resume with a changed ``optim.iters`` / ``optim.lr`` follows the new poly schedule from
+        the current step, and an unchanged config continues bit for bit.
+        """
+        o = self.cfg.optim
+        for g in self.optimizer.param_groups:
+            g["momentum"] = o.momentum
+            g["weight_decay"] = o.weight_decay
+        rebase_scheduler(self.scheduler, base_lr=o.lr, total_iters=o.iters, power=o.power,
+                         warmup_iters=o.warmup_iters, warmup_ratio=o.warmup_ratio)
+
     def _resume(self) -> None:
         cfg = self.cfg
         self.step = 0
@@ -210,6 +232,7 @@ class Trainer:
         self.student.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
+        self._apply_optim_config()
         if ckpt.get("scaler") is not None and self.scaler.is_enabled():
             self.scaler.load_state_dict(ckpt["scaler"])
         self.step = int(ckpt["step"])
@@ -337,9 +360,10 @@ class Trainer:
                     x = x.contiguous(memory_format=torch.channels_last)
                 phase = self.objective.phase(it)
                 t_out = None
-                if self.teacher is not None:
+                if self.teacher is not None and self.objective.needs_teacher(it):
                     with torch.no_grad(), self._autocast():
-                        t_out = self.teacher(x, with_aux=phase == "tfe", with_feats=self.need_feats)
+                        t_out = self.teacher(x, with_aux=self.objective.teacher_aux(it),
+                                             with_feats=self.need_feats)
                 with self._autocast():
                     s_out = model(x, with_aux=self.use_student_aux, with_feats=self.need_feats)
                 terms, maps = self.objective(it, s_out, t_out, y)
@@ -410,7 +434,7 @@ class Trainer:
         if self.is_main:
             from rdd.artifacts import save_artifact
 
-            input_size = list(cfg.data.eval_size or cfg.data.crop_size)
+            input_size = self.artifact_input_size()
             save_artifact(self.out_dir / "model.pt", self.student, classes=self.classes,
                           normalization=self.normalization, input_size=input_size,
                           metrics={k: metrics[k] for k in ("miou", "pixel_acc", "mean_acc", "iou",
@@ -423,6 +447,17 @@ class Trainer:
                      metrics["time_per_iter_s"] or float("nan"))
         D.barrier()
         return metrics
+
+    def artifact_input_size(self) -> list[int]:
+        """``[H, W]`` the student was validated at: ``data.eval_size``, else the native size of
+        the first validation image (``data.crop_size`` only for an empty validation split)."""
+        c = self.cfg.data
+        if c.eval_size is not None:
+            return list(c.eval_size)
+        if len(self.val_set) == 0:
+            return list(c.crop_size)
+        image, _ = self.val_set.load(0)                                  # H×W×3
+        return [int(image.shape[0]), int(image.shape[1])]
 
     def _check_finite(self, it: int, loss: torch.Tensor, terms: dict[str, torch.Tensor]) -> None:
         bad = (~torch.isfinite(loss.detach())).float().reshape(1)
@@ -437,17 +472,11 @@ class Trainer:
 
     def _log_train(self, live, bar, terms, loss, maps, y, lr, phase, elapsed, n_done
                    ) -> dict[str, float]:
-        from rdd.losses import rdd_stats
-
         names = ["loss"] + list(terms)
         vals = torch.stack([loss.detach().float()] + [v.detach().float() for v in terms.values()])
         vals = D.all_reduce_mean(vals)
         scalars = dict(zip(names, vals.tolist()))
-        stats = {}
-        if "weights" in maps:
-            stats = rdd_stats(target=y, weights=maps["weights"], ignore_index=self.ignore_index)
-        elif "mask" in maps:
-            stats = rdd_stats(target=y, mask=maps["mask"], ignore_index=self.ignore_index)
+        stats = global_rdd_stats(maps, y, self.ignore_index)
         if not self.is_main:
             return scalars
         sec_it = elapsed / max(n_done, 1)
@@ -478,6 +507,47 @@ class Trainer:
                 if not math.isnan(val[k]):
                     live.log_metric(f"val/{k}", val[k])
             live.make_summary()
+
+
+def global_rdd_stats(maps: Mapping[str, torch.Tensor], y: torch.Tensor, ignore_index: int
+                     ) -> dict[str, float]:
+    """:func:`rdd.losses.rdd_stats` of the *global* batch (all ranks), for logging.
+
+    ``maps``: ``{"weights": N×H×W}`` (TFE) or ``{"mask": N×H×W bool}`` (TSE) or ``{}``;
+    ``y``: N×H×W labels. Means and fractions over valid pixels are combined weighted by each
+    rank's valid-pixel count ``n_r`` (``Σ m_r·n_r / Σ n_r`` = the mean over the global batch);
+    ``tfe_weight_min`` is the minimum over ranks. Every rank must call it (collectives), with
+    the same map key (the phase is a function of the iteration, so it is). Without a process
+    group this is ``rdd_stats`` unchanged.
+    """
+    from rdd.losses import rdd_stats
+
+    if "weights" in maps:
+        stats = rdd_stats(target=y, weights=maps["weights"], ignore_index=ignore_index)
+        mean_keys, min_keys = ("tfe_weight_mean",), ("tfe_weight_min",)
+    elif "mask" in maps:
+        stats = rdd_stats(target=y, mask=maps["mask"], ignore_index=ignore_index)
+        mean_keys, min_keys = ("tse_selected_frac",), ()
+    else:
+        return {}
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return stats
+    n = float((y != ignore_index).sum())
+    # [m_k·n_r ..., n_r, −min_k ...]; a key missing on a rank (no valid pixel) has n_r = 0
+    vals = ([stats.get(k, 0.0) * n for k in mean_keys] + [n]
+            + [-stats.get(k, math.inf) for k in min_keys])
+    t = torch.tensor(vals, dtype=torch.float64, device=y.device)
+    k_mean = len(mean_keys) + 1
+    sums = D.all_reduce_mean(t[:k_mean].clone())               # Σ/W cancels in the ratio
+    mins = D.all_reduce_max(t[k_mean:].clone()) if min_keys else t[k_mean:]
+    total = float(sums[-1])
+    out: dict[str, float] = {}
+    if total > 0:
+        out.update({k: float(sums[i]) / total for i, k in enumerate(mean_keys)})
+    out.update({k: -float(mins[i]) for i, k in enumerate(min_keys) if math.isfinite(float(mins[i]))})
+    if "mask" in maps and total == 0:
+        out["tse_selected_frac"] = 0.0
+    return out
 
 
 def _fmt_time(s: float) -> str:

@@ -49,24 +49,41 @@ def aspp_rates(output_stride: int, base: Sequence[int] = (6, 12, 18)) -> tuple[i
 
 
 class ASPPPooling(nn.Module):
-    """Image-level branch: global average pool → 1×1 conv → resize to h×w → norm → ReLU.
+    """Image-level branch: global average pool → 1×1 conv (with bias) → ReLU → resize to h×w.
+
+    **No normalisation layer, by design.** The branch's value is one vector per image
+    (N×C'×1×1), so batch statistics over it are degenerate at small per-rank batches:
+
+    * BatchNorm *before* the broadcast sees N values per channel and cannot train at N = 1
+      (PyTorch raises);
+    * BatchNorm *after* the broadcast (a map that is constant per image) at N = 1 gets batch
+      variance 0: in training the branch outputs ``β`` whatever the image, ``running_var``
+      collapses towards 0, and in eval the tiny running variance amplifies per-image deviations
+      by orders of magnitude;
+    * GroupNorm on the pooled vector normalises across channels of one image, which removes the
+      per-image mean/scale of the context vector — the very signal this branch carries.
+
+    A 1×1 conv with bias + ReLU has none of these problems, is independent of the batch size
+    and of ``model.eval()``, and exports to ``GlobalAveragePool → Conv → Relu → Resize``. The
+    following ``project`` conv-BN-ReLU of :class:`ASPP` normalises the concatenated branches over
+    N·h·w positions, which is well posed. The parameter keys are ``conv.weight`` / ``conv.bias``
+    (torchvision's ``ASPPPooling`` has ``1.weight`` + a ``2.*`` BatchNorm, which is dropped here).
 
     ``AdaptiveAvgPool2d(1)`` exports to ``GlobalAveragePool`` and the broadcast back is a bilinear
     ``Resize`` to the feature's run-time shape, so the graph stays valid for any input size.
-    Normalising *after* the broadcast (identical statistics, as the map is constant per sample)
-    lets the branch train with batch size 1, where BatchNorm on an N×C×1×1 tensor would fail.
+    ``norm_layer`` is accepted for signature compatibility with the other branches and unused.
     """
 
-    def __init__(self, cin: int, cout: int, norm_layer: NormLayer = nn.BatchNorm2d):
+    def __init__(self, cin: int, cout: int, norm_layer: NormLayer | None = None):
         super().__init__()
+        del norm_layer  # deliberately unused, see the class docstring
         self.pool = nn.AdaptiveAvgPool2d(1)
-        self.conv = nn.Conv2d(cin, cout, 1, bias=False)
-        self.bn = norm_layer(cout)
+        self.conv = nn.Conv2d(cin, cout, 1, bias=True)
         self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x: Tensor) -> Tensor:
-        y = self.conv(self.pool(x))                      # N×C'×1×1
-        return self.relu(self.bn(_resize(y, x)))         # N×C'×h×w
+        y = self.relu(self.conv(self.pool(x)))           # N×C'×1×1
+        return _resize(y, x)                             # N×C'×h×w (constant per image)
 
 
 class ASPP(nn.Module):
