@@ -30,13 +30,18 @@ except ImportError:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def _size(text: str) -> tuple[int, int]:
+def _resize(text: str) -> str | tuple[int, int]:
+    """'model' | 'native' | 'HxW' / 'H,W'."""
+    t = text.strip().lower()
+    if t in ("model", "native"):
+        return t
     try:
-        parts = [int(v) for v in text.lower().replace("x", ",").split(",")]
+        parts = [int(v) for v in t.replace("x", ",").split(",")]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected H,W (e.g. 360,480), got {text!r}") from None
+        parts = []
     if len(parts) != 2 or min(parts) <= 0:
-        raise argparse.ArgumentTypeError(f"expected H,W (e.g. 360,480), got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected 'model', 'native' or HxW (e.g. 360x480), "
+                                         f"got {text!r}")
     return parts[0], parts[1]
 
 
@@ -79,9 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="extra comma-separated label ids to treat as ignore (e.g. 11)")
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
     p.add_argument("--warmup", type=int, default=5, help="first frames excluded from statistics")
-    p.add_argument("--resize", type=_size, default=None, metavar="H,W",
-                   help="inference size for models with dynamic H, W (default: native frame size); "
-                        "fixed-size models always use their own size")
+    p.add_argument("--resize", type=_resize, default="model", metavar="model|native|HxW",
+                   help="inference size: 'model' = the model's input_size (the size it was "
+                        "exported and evaluated at), 'native' = each frame's own size, or HxW "
+                        "(e.g. 360x480). Fixed-size models always use their own size; TensorRT "
+                        "engines clamp into their optimisation profile. Streaming mIoU is scored "
+                        "at the inference size; the report records it as inference_size")
     p.add_argument("--out", metavar="MP4", help="write the colour overlay with FPS to this .mp4 (mp4v)")
     p.add_argument("--fps", type=float, default=None,
                    help="frame rate of --out (default: the video's, else 30)")

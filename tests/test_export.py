@@ -1,6 +1,7 @@
 """Tests for rdd.export: ONNX export + metadata, parity gate, INT8, TensorRT skip path, errors."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -18,7 +19,8 @@ from rdd.export.meta import META_KEY, OnnxMetaError, build_meta, read_onnx_meta
 from rdd.export.onnx import export_onnx
 from rdd.export.parity import check_parity, compare_parity, evaluate_onnx, miou_gate
 from rdd.export.quantize import quantize_int8
-from rdd.export.tensorrt import SKIPPED_NO_TRT, build_engine, shape_profile, tensorrt_available
+from rdd.export.tensorrt import (SKIPPED_NO_TRT, build_engine, file_sha256, int8_calib_cache_path,
+                                 shape_profile, tensorrt_available, write_engine_sidecar)
 from rdd.models import create_model
 from rdd.spec import CAMVID_CLASSES, ClassInfo, Normalization
 
@@ -334,6 +336,60 @@ def test_shape_profile(exported):
         shape_profile(meta, min_size=(128, 192))
 
 
+def test_engine_sidecar_is_what_the_runtime_reads(exported, tmp_path):
+    """The sidecar build_engine writes next to an engine gives TrtBackend its meta and sizes."""
+    from rdd.runtime import engine_sidecar_path, inference_size, read_engine_sidecar
+
+    meta = read_onnx_meta(exported["path"])
+    eng = tmp_path / "model_fp16.engine"
+    # default profile: pinned to input_size although the graph is spatially dynamic
+    side = write_engine_sidecar(eng, meta=meta, profile=shape_profile(meta), precision="fp16",
+                                onnx_path=exported["path"], extra={"tensorrt_version": "10.x"})
+    assert side == engine_sidecar_path(eng) == tmp_path / "model_fp16.engine.json"
+    d = json.loads(side.read_text())
+    assert d["format"] == "rdd-edge-engine/1" and d["rdd_meta"] == meta
+    assert d["precision"] == "fp16" and d["onnx"] == "model.onnx"
+    assert d["onnx_sha256"] == file_sha256(exported["path"]) and d["tensorrt_version"] == "10.x"
+    assert d["profile"] == {"input": "image", "min": [1, 3, H, W], "opt": [1, 3, H, W],
+                            "max": [1, 3, H, W]}
+    rmeta, _ = read_engine_sidecar(eng)
+    assert rmeta.fixed_size == (H, W)  # → native-size frames are resized to the pinned size
+    assert inference_size((360, 480), rmeta, "native") == (H, W)
+    # a ranged profile: frames are clamped into [min, max]
+    prof = shape_profile(meta, min_size=(32, 48), max_size=(96, 128))
+    write_engine_sidecar(eng, meta=meta, profile=prof, precision="int8")
+    rmeta, d = read_engine_sidecar(eng)
+    assert rmeta.fixed_size is None and (rmeta.min_size, rmeta.max_size) == ((32, 48), (96, 128))
+    assert inference_size((360, 480), rmeta, "native") == (96, 128)
+    assert inference_size((360, 480), rmeta) == (H, W) and "onnx" not in d
+    with pytest.raises(ValueError, match="profile lacks"):
+        write_engine_sidecar(eng, meta=meta, profile={"min": (1, 3, H, W)}, precision="fp16")
+    assert [p.name for p in tmp_path.iterdir()] == ["model_fp16.engine.json"]  # no temp files left
+
+
+def test_int8_calib_cache_is_keyed_by_the_onnx_content(tmp_path):
+    a, b = tmp_path / "a.onnx", tmp_path / "b.onnx"
+    a.write_bytes(b"graph A")
+    b.write_bytes(b"graph B")
+    cache_dir = tmp_path / "out"
+    cache_dir.mkdir()
+    legacy = cache_dir / "trt_int8_calib.cache"
+    legacy.write_bytes(b"stale")
+    pa = int8_calib_cache_path(a, cache_dir)
+    assert pa.name == f"trt_int8_calib_{hashlib.sha256(b'graph A').hexdigest()[:16]}.cache"
+    assert not legacy.exists()  # an un-keyed cache of unknown origin is dropped
+    pa.write_bytes(b"calib of A")
+    assert int8_calib_cache_path(a, cache_dir) == pa and pa.exists()  # same graph: reused
+    pb = int8_calib_cache_path(b, cache_dir)
+    assert pb != pa and not pa.exists()  # another graph: new name, old cache deleted
+    pb.write_bytes(b"calib of B")
+    assert int8_calib_cache_path(a, cache_dir, prune=False) == pa and pb.exists()
+    other = cache_dir / "unrelated.cache"
+    other.write_bytes(b"x")
+    int8_calib_cache_path(a, cache_dir)
+    assert other.exists() and not pb.exists()
+
+
 # ----------------------------------------------------------------------------- run_export
 def _save_student(tmp_path, student):
     from rdd.artifacts import save_artifact
@@ -363,8 +419,10 @@ def test_run_export_end_to_end(student, tmp_path):
     assert set(m["latency_ms"]) == {"torch_eager", "ort_fp32", "ort_int8"}
     assert all(v["p50"] > 0 for v in m["latency_ms"].values())
     assert m["int8"]["speedup_vs_fp32"] > 0
+    assert m["eval"] == {"size": [H, W], "image_resize": "bilinear", "mask_resize": "nearest_exact"}
     if not tensorrt_available():
         assert m["tensorrt"]["fp16"]["status"] == SKIPPED_NO_TRT
+        assert not list(out.glob("*.engine*"))
     assert read_onnx_meta(out / "model_labels.onnx")["output_kind"] == "labels"
 
 

@@ -113,7 +113,8 @@ def test_camvid_images_with_labels_out_of_the_box(tmp_path, tiny_onnx, camvid_su
     assert rep["backend"] == "ort" and rep["device"] == "cpu" and rep["model"] == "lraspp_mobilenetv2"
     assert rep["model_path"] == str(tiny_onnx)
     assert rep["frames"] == 4 and rep["warmup"] == 1 and rep["measured_frames"] == 3
-    assert rep["input_size"] == [180, 240] and rep["frame_size"] == [360, 480]
+    assert rep["inference_size"] == [180, 240] and rep["frame_size"] == [360, 480]
+    assert rep["resize"] == "180x240"
     assert rep["labelled_frames"] == 4 and rep["ignore_ids"] == [11]
     assert 0.0 <= rep["miou"] <= 1.0 and set(rep["iou"]) == set(CAMVID_CLASSES.names)
     for key in ("fps", "inference_fps"):
@@ -124,6 +125,7 @@ def test_camvid_images_with_labels_out_of_the_box(tmp_path, tiny_onnx, camvid_su
     assert (cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (480, 360)
     summary = proc.stdout.strip().splitlines()
     assert len(summary) == 1 and "FPS end-to-end" in summary[0] and "mIoU" in summary[0]
+    assert "@ 180×240 (180x240)" in summary[0]
 
 
 def test_camvid_raw_ids_without_mapping_is_a_clear_error(capfd, tiny_onnx, camvid_subset):
@@ -147,6 +149,30 @@ def test_synthetic_video_with_masks(tmp_path, capfd, tiny_onnx, synthetic_video)
     assert rep["measured_frames"] == n - 2 and "miou" in rep
     assert _count_frames(out) == n
     assert "FPS end-to-end" in stdout
+
+
+@pytest.mark.parametrize("flag,want", [(None, [48, 64]), ("model", [48, 64]),
+                                       ("native", [30, 44]), ("24x32", [24, 32])])
+def test_resize_defaults_to_the_model_input_size(tmp_path, capfd, tiny_onnx, flag, want):
+    """Frames 30×44 run at the exported/evaluated size 48×64 unless --resize says otherwise."""
+    rng = np.random.default_rng(0)
+    (tmp_path / "img").mkdir()
+    for i in range(2):
+        cv2.imwrite(str(tmp_path / "img" / f"f{i}.png"), rng.integers(0, 256, (30, 44, 3), np.uint8))
+    argv = ["--model", tiny_onnx, "--images", tmp_path / "img", "--warmup", "0", "--threads", "1",
+            "--report", tmp_path / "r.json", "--no-progress"] + (["--resize", flag] if flag else [])
+    rc, stdout, err = _run_main(capfd, argv)
+    assert rc == 0, err
+    rep = json.loads((tmp_path / "r.json").read_text())
+    assert rep["inference_size"] == want and rep["frame_size"] == [30, 44]
+    assert rep["resize"] == (flag or "model") and rep["model_input_size"] == [48, 64]
+    assert f"@ {want[0]}×{want[1]} ({flag or 'model'})" in stdout
+
+
+def test_bad_resize_is_a_usage_error(capfd, tiny_onnx, tmp_path):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["--model", str(tiny_onnx), "--images", str(tmp_path), "--resize", "big"])
+    assert e.value.code == 2 and "expected 'model', 'native' or HxW" in capfd.readouterr().err
 
 
 def test_torch_backend_on_artifact(tmp_path, capfd, tiny_model, synthetic_video):

@@ -13,13 +13,15 @@ import pytest
 from rdd.metrics import ConfusionMatrix
 from rdd.runtime import (ImageFolderSource, InputError, LabelFolder, ModelMeta, OrtBackend,
                          OverlayRenderer, Pipeline, PipelineConfig, TrtBackend, VideoSource,
-                         create_backend, logits_to_labels, normalize_nchw, preprocess,
-                         resolve_ignore_ids)
+                         apply_profile, create_backend, engine_sidecar_path, inference_size,
+                         logits_to_labels, normalize_nchw, parse_resize, preprocess,
+                         read_engine_sidecar, resize_labels, resolve_ignore_ids)
 from rdd.spec import CAMVID_CLASSES, ClassInfo, Normalization, overlay
 
 REPO = Path(__file__).resolve().parents[1]
 torch = pytest.importorskip("torch")
 onnx = pytest.importorskip("onnx")
+from rdd.data import EvalTransform  # noqa: E402  (needs torch)
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -117,6 +119,87 @@ def test_preprocess_resizes_fixed_models_and_keeps_dynamic_native():
     nhwc = ModelMeta.from_dict(_meta_dict(input_layout="NHWC", input_dtype="uint8"))
     x = preprocess(img, nhwc)
     assert x.shape == (1, 20, 30, 3) and x.dtype == np.uint8
+
+
+@pytest.mark.parametrize("src,dst", [((37, 53), (24, 32)), ((20, 30), (47, 71)), ((40, 56), (48, 64))])
+def test_label_resize_matches_eval_transform(src, dst):
+    """Non-integer ratios: the runtime's label resize is EvalTransform's (INTER_NEAREST_EXACT)."""
+    rng = np.random.default_rng(3)
+    lab = rng.integers(0, 11, src).astype(np.uint8)
+    lab[0] = 255
+    img = np.zeros((*src, 3), np.uint8)
+    _, ref = EvalTransform(dst)(img, lab)
+    got = resize_labels(lab, dst)
+    assert got.shape == dst
+    np.testing.assert_array_equal(got, ref.numpy())
+    if src == (20, 30):  # and INTER_NEAREST (the old resize) would differ: the test can fail
+        old = cv2.resize(lab, dst[::-1], interpolation=cv2.INTER_NEAREST)
+        assert not np.array_equal(old, got)
+
+
+def test_resize_labels_golden_half_pixel_centres():
+    # 3 → 2 columns: output centres at x = 0.75, 2.25 in source pixels → source columns 0 and 2
+    lab = np.array([[0, 1, 2]], np.uint8)
+    np.testing.assert_array_equal(resize_labels(lab, (1, 2)), [[0, 2]])
+
+
+def test_inference_size_modes():
+    dyn = ModelMeta.from_dict(_meta_dict(input_size=[48, 64]))
+    assert inference_size((40, 56), dyn) == (48, 64)               # default: the model's size
+    assert inference_size((40, 56), dyn, "model") == (48, 64)
+    assert inference_size((40, 56), dyn, "native") == (40, 56)
+    assert inference_size((40, 56), dyn, (30, 30)) == (30, 30)
+    assert inference_size((40, 56), dyn.with_(input_size=None)) == (40, 56)
+    fixed = dyn.with_(dynamic_spatial=False)
+    assert inference_size((40, 56), fixed, "native") == (48, 64)
+    with pytest.raises(InputError, match="only accepts 48x64"):
+        inference_size((40, 56), fixed, (30, 30))
+    ranged = dyn.with_(min_size=(32, 32), max_size=(64, 96))
+    assert inference_size((20, 200), ranged, "native") == (32, 96)   # clamped per axis
+    assert inference_size((40, 56), ranged, "native") == (40, 56)
+    with pytest.raises(InputError, match="outside the engine's profile"):
+        inference_size((40, 56), ranged, (16, 16))
+    assert parse_resize(None) == "model" and parse_resize("360x480") == (360, 480)
+    assert parse_resize("NATIVE") == "native" and parse_resize([3, 4]) == (3, 4)
+    for bad in ("big", "0x3", "1,2,3", (1,)):
+        with pytest.raises(InputError, match="--resize"):
+            parse_resize(bad)
+
+
+def test_apply_profile_pinned_ranged_and_errors():
+    meta = ModelMeta.from_dict(_meta_dict(input_size=[360, 480]))
+    pinned = apply_profile(meta, (1, 3, 360, 480), (1, 3, 360, 480))
+    assert pinned.fixed_size == (360, 480) and not pinned.dynamic_spatial
+    assert not pinned.dynamic_batch
+    ranged = apply_profile(meta, (1, 3, 240, 320), (4, 3, 720, 960))
+    assert ranged.fixed_size is None and ranged.dynamic_batch
+    assert (ranged.min_size, ranged.max_size) == ((240, 320), (720, 960))
+    nhwc = meta.with_(input_layout="NHWC", input_dtype="uint8")
+    assert apply_profile(nhwc, (1, 8, 9, 3), (1, 8, 9, 3)).fixed_size == (8, 9)
+    with pytest.raises(InputError, match="exceeds"):
+        apply_profile(meta, (1, 3, 50, 50), (1, 3, 40, 60))
+    with pytest.raises(InputError, match="4 positive ints"):
+        apply_profile(meta, (1, 3, 50), (1, 3, 50, 50))
+    # round-trips through to_dict / from_dict
+    assert ModelMeta.from_dict(ranged.to_dict()) == ranged
+
+
+def test_read_engine_sidecar(tmp_path):
+    eng = tmp_path / "model_fp16.engine"
+    assert engine_sidecar_path(eng) == tmp_path / "model_fp16.engine.json"
+    assert read_engine_sidecar(eng) is None
+    side = engine_sidecar_path(eng)
+    side.write_text(json.dumps({"format": "rdd-edge-engine/1", "rdd_meta": _meta_dict(
+        input_size=[48, 64]), "precision": "fp16", "profile": {
+        "input": "image", "min": [1, 3, 48, 64], "opt": [1, 3, 48, 64], "max": [1, 3, 48, 64]}}))
+    meta, d = read_engine_sidecar(eng)
+    assert meta.fixed_size == (48, 64) and d["precision"] == "fp16"
+    side.write_text(json.dumps(_meta_dict()))  # a bare rdd_meta is not an engine sidecar
+    with pytest.raises(InputError, match="'rdd_meta' object"):
+        read_engine_sidecar(eng)
+    side.write_text("{")
+    with pytest.raises(InputError, match="cannot read engine metadata"):
+        read_engine_sidecar(eng)
 
 
 def test_overlay_renderer_matches_spec_overlay():
@@ -309,15 +392,21 @@ def test_pipeline_report_and_metric_match_direct_evaluation(tmp_path, tiny_onnx)
     be = OrtBackend(tiny_onnx, intra_op_threads=1)
     out = tmp_path / "o.mp4"
     seen = []
+    # default resize "model": frames 40×56 run at the model's input_size 48×64, and mIoU is
+    # scored there with labels resized like EvalTransform(size=(48, 64))
     cfg = PipelineConfig(warmup=2, out=out, progress=seen.append)
     rep = Pipeline(be, ImageFolderSource(tmp_path / "img"),
                    labels=LabelFolder(tmp_path / "lab", by_index=False), config=cfg).run()
     cm = ConfusionMatrix(11)
     for img, m in zip(imgs, masks):
-        cm.update(be.infer(preprocess(img, be.meta))[0], m)
+        x = torch.from_numpy(preprocess(img, be.meta, (48, 64)))
+        _, y = EvalTransform((48, 64))(img, m)
+        cm.update(be.infer(x.numpy())[0], y.numpy())
     assert rep["miou"] == pytest.approx(cm.compute()["miou"])
     assert rep["frames"] == 6 and rep["measured_frames"] == 4 and rep["labelled_frames"] == 6
-    assert rep["input_size"] == [40, 56] and rep["frame_size"] == [40, 56]
+    assert rep["inference_size"] == [48, 64] and rep["frame_size"] == [40, 56]
+    assert rep["resize"] == "model" and rep["model_input_size"] == [48, 64]
+    assert rep["miou_scored_at"] == "inference_size"
     assert set(rep["stages_ms"]) == {"decode", "preprocess", "inference", "postprocess"}
     lat = rep["latency_ms"]
     assert 0 < lat["p50"] <= lat["p90"] <= lat["p99"]
@@ -368,7 +457,8 @@ def test_report_json_safe_and_summary_line():
     from rdd.runtime.pipeline import format_summary
     from rdd.runtime.runner import _json_safe
 
-    rep = {"model": "m", "backend": "ort", "device": "cpu", "frames": 3, "input_size": [4, 6],
+    rep = {"model": "m", "backend": "ort", "device": "cpu", "frames": 3, "inference_size": [4, 6],
+           "resize": "native",
            "fps": float("nan"), "inference_fps": 12.5, "miou": float("nan"), "labelled_frames": 0,
            "latency_ms": {"mean": 1.0, "p50": 1.0, "p90": float("inf"), "p99": 2.0},
            "iou": {"a": None, "b": 0.5}}
@@ -376,4 +466,4 @@ def test_report_json_safe_and_summary_line():
     assert safe["fps"] is None and safe["miou"] is None and safe["latency_ms"]["p90"] is None
     json.dumps(safe, allow_nan=False)  # strict JSON
     line = format_summary(safe)
-    assert "\n" not in line and "inference 12.5 FPS" in line and "4×6" in line and "mIoU nan%" in line
+    assert "\n" not in line and "inference 12.5 FPS" in line and "4×6 (native)" in line and "mIoU nan%" in line

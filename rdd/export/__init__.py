@@ -11,7 +11,8 @@ read_onnx_meta``) works on an edge device with onnxruntime only.
 * :mod:`rdd.export.parity`: ``compare_parity``, ``check_parity``, ``evaluate_onnx``,
   ``evaluate_torch``, ``miou_gate``.
 * :mod:`rdd.export.quantize`: ``quantize_int8``, ``FrameCalibrationReader``.
-* :mod:`rdd.export.tensorrt`: ``build_engine``, ``tensorrt_available``.
+* :mod:`rdd.export.tensorrt`: ``build_engine``, ``tensorrt_available``, ``write_engine_sidecar``,
+  ``int8_calib_cache_path``.
 * :mod:`rdd.export.pipeline`: ``run_export`` (the DVC export stage).
 """
 from __future__ import annotations
@@ -30,6 +31,7 @@ _LAZY = {
     "evaluate_torch": "parity", "miou_gate": "parity", "DEFAULT_THRESHOLDS": "parity",
     "quantize_int8": "quantize", "FrameCalibrationReader": "quantize",
     "build_engine": "tensorrt", "tensorrt_available": "tensorrt",
+    "write_engine_sidecar": "tensorrt", "int8_calib_cache_path": "tensorrt",
     "run_export": "pipeline", "DEFAULT_CONFIG": "pipeline",
 }
 

@@ -6,7 +6,10 @@ goes to ``out_dir``:
 * ``model.onnx`` — FP32 logits graph (float32 ``N×3×H×W`` normalised input);
 * ``<name>.onnx`` for each extra variant in ``cfg["variants"]`` (argmax / folded preprocessing);
 * ``model_int8.onnx`` — onnxruntime static INT8 (QDQ) of ``model.onnx``;
-* ``model_fp16.engine`` / ``model_int8.engine`` — TensorRT engines (only where TensorRT runs);
+* ``model_fp16.engine`` / ``model_int8.engine`` — TensorRT engines (only where TensorRT runs),
+  each with its sidecar ``model_<prec>.engine.json`` (rdd_meta + optimisation profile +
+  precision; read by :class:`rdd.runtime.TrtBackend`), the INT8 calibration cache
+  ``trt_int8_calib_<sha256(model.onnx)[:16]>.cache`` and ``trt_timing.cache``;
 * ``export_metrics.json`` — sizes, parity figures, mIoU per precision, latencies.
 
 Configuration (``cfg``; every key optional, defaults below)::
@@ -27,10 +30,21 @@ Configuration (``cfg``; every key optional, defaults below)::
                max_size: null, calib_frames: 64, workspace_gb: 2.0}
     benchmark: {enabled: true, threads: 2, warmup: 5, runs: 30, spin: false}
 
-All mIoU values in the metrics are fractions in [0, 1], computed at the export input size
-(frames resized bilinear, masks nearest, like the runtime) on ``parity.frames`` evenly spaced
-validation frames (``null`` = all of them). Latencies are milliseconds at batch 1 on the machine
-that runs the stage, with ``benchmark.threads`` threads for every backend.
+Resolution. The export size is ``input_size`` (default: the artifact's ``input_size``, which the
+training engine sets to the size it evaluated at: the native validation size, or
+``data.eval_size``). It is written into the ONNX ``rdd_meta.input_size`` and is the size
+``deploy/infer.py`` runs at by default, and the TensorRT profile's default min = opt = max.
+
+mIoU scoring. Every mIoU in the metrics (torch, ORT FP32/INT8) is scored the same way as the
+training evaluation (:class:`rdd.data.EvalTransform` with ``size=input_size``): each validation
+frame is resized to ``input_size`` (image bilinear, mask ``INTER_NEAREST_EXACT``; no resize when
+the frame already has that size) and the confusion matrix is accumulated at ``input_size``. When
+``input_size`` equals the training ``eval_size`` (the default) the figures are directly comparable
+to the training stage's validation mIoU; with another ``input_size`` they are that size's mIoU
+(``metrics["eval"]`` records the size and how masks were resized). Values are fractions in
+[0, 1] on ``parity.frames`` evenly spaced validation frames (``null`` = all of them). Latencies
+are milliseconds at batch 1 on the machine that runs the stage, with ``benchmark.threads``
+threads for every backend.
 """
 from __future__ import annotations
 
@@ -130,7 +144,10 @@ def run_export(artifact_path: str | os.PathLike, out_dir: str | os.PathLike, *,
     thresholds = {k: v for k, v in c["parity"].items() if k != "frames"}
     val = load_frames(val_dataset, size=size, limit=c["parity"]["frames"])
     metrics: dict[str, Any] = {"model": ameta["model"], "model_kwargs": ameta["model_kwargs"],
-                               "input_size": list(size), "val_frames": len(val), "files": {},
+                               "input_size": list(size), "val_frames": len(val),
+                               "eval": {"size": list(size), "image_resize": "bilinear",
+                                        "mask_resize": "nearest_exact"},
+                               "files": {},
                                "miou": {}, "gates": {}, "passed": True}
     metrics_path = out_dir / "export_metrics.json"
 
@@ -199,8 +216,12 @@ def run_export(artifact_path: str | os.PathLike, out_dir: str | os.PathLike, *,
 
     # ---- TensorRT (skipped cleanly without it)
     if c["tensorrt"]["enabled"]:
+        from rdd.export.tensorrt import int8_calib_cache_path
+
         t = c["tensorrt"]
         metrics["tensorrt"] = {}
+        calib_cache = (int8_calib_cache_path(fp32["path"], out_dir) if "int8" in t["precisions"]
+                       else None)
         for prec in t["precisions"]:
             try:
                 metrics["tensorrt"][prec] = build_engine(
@@ -208,7 +229,7 @@ def run_export(artifact_path: str | os.PathLike, out_dir: str | os.PathLike, *,
                     min_size=t["min_size"], opt_size=t["opt_size"], max_size=t["max_size"],
                     calib_frames=calib_dataset if prec == "int8" else None,
                     calib_limit=t["calib_frames"], workspace_gb=t["workspace_gb"],
-                    calib_cache=out_dir / "trt_int8_calib.cache",
+                    calib_cache=calib_cache,
                     timing_cache=out_dir / "trt_timing.cache")
             except Exception as e:  # noqa: BLE001 — a TensorRT failure must not hide ONNX results
                 metrics["tensorrt"][prec] = {"status": f"failed: {type(e).__name__}: {e}"}

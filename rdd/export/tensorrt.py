@@ -15,7 +15,12 @@ TensorRT 10 API used (``docs.nvidia.com/deeplearning/tensorrt``):
 * timing cache: ``config.create_timing_cache(bytes)`` / ``config.set_timing_cache(cache, False)``
   before, ``cache.serialize()`` after the build;
 * ``builder.build_serialized_network(network, config)`` → ``IHostMemory`` (``None`` on failure),
-  written atomically.
+  written atomically, followed by its JSON sidecar ``<engine file name>.json``
+  (:func:`write_engine_sidecar`: the ONNX ``rdd_meta`` + the optimisation profile + precision),
+  which is how :class:`rdd.runtime.TrtBackend` learns normalisation, classes and sizes.
+
+The INT8 calibration cache is keyed by the ONNX file's content (:func:`int8_calib_cache_path`):
+a cache computed for another graph is never reused.
 
 Implicit INT8 calibration is deprecated since TensorRT 10.1 (superseded by explicit Q/DQ); it still
 works and is what is implemented here. An alternative on TensorRT is to feed it the QDQ graph of
@@ -23,6 +28,7 @@ works and is what is implemented here. An alternative on TensorRT is to feed it 
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from pathlib import Path
@@ -32,9 +38,13 @@ import numpy as np
 
 from rdd.export.frames import load_frames, preprocess_for_meta
 from rdd.export.meta import read_onnx_meta
-from rdd.spec import as_hw, atomic_path
+from rdd.runtime.meta import ENGINE_SIDECAR_FORMAT, engine_sidecar_path
+from rdd.spec import as_hw, atomic_path, write_json_atomic
 
-__all__ = ["tensorrt_available", "build_engine", "SKIPPED_NO_TRT", "shape_profile"]
+__all__ = ["tensorrt_available", "build_engine", "SKIPPED_NO_TRT", "shape_profile",
+           "write_engine_sidecar", "engine_sidecar_path", "int8_calib_cache_path", "file_sha256"]
+
+CALIB_CACHE_PREFIX = "trt_int8_calib"
 
 SKIPPED_NO_TRT = "skipped: TensorRT unavailable"
 
@@ -74,6 +84,69 @@ def shape_profile(meta: dict[str, Any], *, min_size: Sequence[int] | None = None
         return (n, 3, *hw) if meta["input_layout"] == "NCHW" else (n, *hw, 3)
 
     return {"min": shape(b[0], lo), "opt": shape(b[1], opt), "max": shape(b[2], hi)}
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file's bytes (read in 1 MiB chunks)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def int8_calib_cache_path(onnx_path: str | os.PathLike, cache_dir: str | os.PathLike, *,
+                          prune: bool = True) -> Path:
+    """``cache_dir/trt_int8_calib_<sha256(onnx)[:16]>.cache`` for the graph ``onnx_path``.
+
+    TensorRT reuses a calibration cache without checking which network it came from, so the
+    name carries the ONNX file's content hash: re-exporting another model gives another name.
+    With ``prune`` every other ``trt_int8_calib*.cache`` in ``cache_dir`` (caches of earlier
+    graphs, or the un-keyed legacy ``trt_int8_calib.cache``) is deleted.
+    """
+    cache_dir = Path(cache_dir)
+    path = cache_dir / f"{CALIB_CACHE_PREFIX}_{file_sha256(onnx_path)[:16]}.cache"
+    if prune and cache_dir.is_dir():
+        for old in cache_dir.glob(f"{CALIB_CACHE_PREFIX}*.cache"):
+            if old.name != path.name:
+                old.unlink(missing_ok=True)
+    return path
+
+
+def write_engine_sidecar(engine_path: str | os.PathLike, *, meta: dict[str, Any],
+                         profile: dict[str, Sequence[int]], precision: str,
+                         onnx_path: str | os.PathLike | None = None,
+                         extra: dict[str, Any] | None = None) -> Path:
+    """Write ``<engine file name>.json`` atomically; returns its path.
+
+    Content (format ``rdd-edge-engine/1``, see docs/DESIGN.md)::
+
+        {"format": "rdd-edge-engine/1", "rdd_meta": {...ONNX rdd_meta...},
+         "precision": "fp16", "profile": {"input": "image", "min": [1,3,360,480],
+         "opt": [...], "max": [...]}, "onnx": "model.onnx", "onnx_sha256": "...", ...extra}
+
+    ``profile`` is :func:`shape_profile`'s ``{"min", "opt", "max"}`` full input shapes.
+    """
+    missing = {"min", "opt", "max"} - set(profile)
+    if missing:
+        raise ValueError(f"write_engine_sidecar: profile lacks {sorted(missing)}; expected "
+                         "{min, opt, max} input shapes")
+    for k in ("min", "opt", "max"):
+        if len(profile[k]) != 4:
+            raise ValueError(f"write_engine_sidecar: profile[{k!r}] must be a 4-d input shape, "
+                             f"got {list(profile[k])}")
+    d: dict[str, Any] = {
+        "format": ENGINE_SIDECAR_FORMAT, "rdd_meta": dict(meta), "precision": precision,
+        "profile": {"input": meta.get("input_name"),
+                    **{k: [int(v) for v in profile[k]] for k in ("min", "opt", "max")}},
+    }
+    if onnx_path is not None:
+        d["onnx"] = os.path.basename(os.fspath(onnx_path))
+        d["onnx_sha256"] = file_sha256(onnx_path)
+    d.update(extra or {})
+    side = engine_sidecar_path(engine_path)
+    write_json_atomic(side, d)
+    return side
 
 
 class _DeviceBuffer:
@@ -184,11 +257,13 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
             graph's ``input_size``); ``batch``: min/opt/max batch.
         calib_frames: training frames for the entropy calibrator (INT8); they are fed at the
             profile's ``opt`` shape (batch and size), as TensorRT calibrates at ``kOPT``.
-        calib_cache: calibration cache file (read if present, written after calibration).
+        calib_cache: calibration cache file (read if present, written after calibration);
+            name it with :func:`int8_calib_cache_path` so it is never another graph's.
         timing_cache: tactic timing cache file (loaded if present, saved after the build).
 
     Returns:
-        ``{"status": "ok", "path", "size_bytes", "seconds", "precision", "profile", ...}``, or
+        ``{"status": "ok", "path", "sidecar", "size_bytes", "seconds", "precision", "profile",
+        ...}`` (the engine and its sidecar :func:`write_engine_sidecar` are both written), or
         ``{"status": "skipped: <reason>"}`` when TensorRT (or, for INT8, a CUDA buffer library)
         is unavailable. Raises ``RuntimeError`` naming the file when parsing or building fails.
     """
@@ -214,6 +289,9 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
         except RuntimeError as e:
             return {**base, "status": f"skipped: {e}"}
 
+    # a failed build must not leave an engine/sidecar pair of an earlier graph behind
+    for stale in (engine_path, engine_sidecar_path(engine_path)):
+        stale.unlink(missing_ok=True)
     t0 = time.perf_counter()
     logger = trt.Logger(trt.Logger.WARNING)
     try:
@@ -252,10 +330,13 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
                            f"(precision {precision}); see the TensorRT log above")
     with atomic_path(engine_path) as tmp:
         tmp.write_bytes(bytes(serialized))
+    trt_version = getattr(trt, "__version__", None)
+    side = write_engine_sidecar(engine_path, meta=meta, profile=profile_shapes, precision=precision,
+                                onnx_path=onnx_path, extra={"tensorrt_version": trt_version})
     if cache is not None:
         with atomic_path(timing_cache) as tmp:
             tmp.write_bytes(bytes(cache.serialize()))
-    return {**base, "status": "ok", "path": str(engine_path),
+    return {**base, "status": "ok", "path": str(engine_path), "sidecar": str(side),
             "size_bytes": engine_path.stat().st_size, "seconds": round(time.perf_counter() - t0, 2),
             "profile": {k: list(v) for k, v in profile_shapes.items()},
-            "tensorrt_version": getattr(trt, "__version__", None)}
+            "tensorrt_version": trt_version}

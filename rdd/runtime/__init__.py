@@ -12,9 +12,11 @@ Example::
 """
 from rdd.runtime.backends import (ORT_PROVIDERS, Backend, OrtBackend, TorchBackend, TrtBackend,
                                   create_backend, logits_to_labels)
-from rdd.runtime.meta import RDD_META_KEY, InputError, ModelMeta
+from rdd.runtime.meta import (RDD_META_KEY, InputError, ModelMeta, apply_profile,
+                              engine_sidecar_path, read_engine_sidecar)
 from rdd.runtime.pipeline import (STAGES, OverlayRenderer, Pipeline, PipelineConfig, format_summary,
-                                  normalize_nchw, preprocess)
+                                  inference_size, normalize_nchw, parse_resize, preprocess,
+                                  resize_labels)
 from rdd.runtime.runner import LABEL_MAPS, open_source, resolve_ignore_ids, run_inference
 from rdd.runtime.sources import (CameraSource, FrameSource, ImageFolderSource, LabelFolder,
                                  VideoSource, quiet_opencv)
@@ -24,5 +26,6 @@ __all__ = [
     "ORT_PROVIDERS", "InputError", "ModelMeta", "RDD_META_KEY", "Pipeline", "PipelineConfig",
     "preprocess", "normalize_nchw", "OverlayRenderer", "format_summary", "STAGES", "FrameSource", "VideoSource", "CameraSource",
     "ImageFolderSource", "LabelFolder", "quiet_opencv", "open_source", "resolve_ignore_ids",
-    "run_inference", "LABEL_MAPS",
+    "run_inference", "LABEL_MAPS", "apply_profile", "engine_sidecar_path", "read_engine_sidecar",
+    "inference_size", "parse_resize", "resize_labels",
 ]

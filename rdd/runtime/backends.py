@@ -20,7 +20,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from rdd.runtime.meta import RDD_META_KEY, InputError, ModelMeta, sidecar_meta
+from rdd.runtime.meta import (RDD_META_KEY, InputError, ModelMeta, apply_profile,
+                              engine_sidecar_path, read_engine_sidecar, sidecar_meta)
 
 __all__ = ["Backend", "OrtBackend", "TrtBackend", "TorchBackend", "create_backend",
            "logits_to_labels", "ORT_PROVIDERS"]
@@ -282,8 +283,14 @@ class TrtBackend(Backend):
     """A serialised TensorRT (10.x) engine run with ``execute_async_v3``.
 
     An engine file has no free-form metadata, so the rdd_meta JSON is read from ``meta`` (a
-    :class:`ModelMeta` or dict), else ``<engine>.json`` next to it, else the ONNX model
-    ``<engine stem>.onnx`` it was built from. Device buffers come from PyTorch when it is
+    :class:`ModelMeta` or dict), else the sidecar ``<engine file name>.json`` written by
+    :func:`rdd.export.tensorrt.build_engine` (:func:`~rdd.runtime.meta.read_engine_sidecar`),
+    else a bare ``<engine stem>.json``, else the ONNX model ``<engine stem>.onnx``.
+
+    The accepted input sizes come from the engine's optimisation profile 0
+    (``engine.get_tensor_profile_shape``), which overrides what rdd_meta says: ``min == max``
+    makes the model fixed-size, otherwise frames are resized into ``[min, max]``
+    (:func:`~rdd.runtime.meta.apply_profile`). Device buffers come from PyTorch when it is
     installed with CUDA, otherwise from ``cuda-python``.
     """
 
@@ -292,6 +299,7 @@ class TrtBackend(Backend):
     def __init__(self, engine_path: str | os.PathLike, *, meta: ModelMeta | dict | None = None) -> None:
         self.path = Path(engine_path)
         self.device = "cuda"
+        self.sidecar: dict[str, Any] | None = None
         if not self.path.is_file():
             raise InputError(f"engine file not found: {self.path}")
         try:
@@ -323,7 +331,11 @@ class TrtBackend(Backend):
         if in_dtype.name not in ("float32", "float16", "uint8"):
             raise InputError(f"{self.path}: engine input is {in_dtype}; expected float32/float16/uint8")
         meta_ = meta_.with_(input_name=ins[0], output_name=out_name, input_dtype=in_dtype.name)
-        self.meta = _apply_graph_shape(meta_, n if n != "dyn" else "N", h, w)
+        meta_ = _apply_graph_shape(meta_, n if n != "dyn" else "N", h, w)
+        if any(d < 0 for d in shape):  # dynamic axes: the profile bounds what the engine accepts
+            lo, _opt, hi = self.engine.get_tensor_profile_shape(ins[0], 0)
+            meta_ = apply_profile(meta_, tuple(lo), tuple(hi), source=str(self.path))
+        self.meta = meta_
         self._out_dtype = np.dtype(trt.nptype(self.engine.get_tensor_dtype(out_name)))
         self._outs = outs
         self._bufs: dict[tuple, dict[str, Any]] = {}
@@ -348,6 +360,10 @@ class TrtBackend(Backend):
             return meta
         if isinstance(meta, dict):
             return ModelMeta.from_dict(meta, source=str(self.path))
+        side = read_engine_sidecar(self.path)
+        if side is not None:
+            self.sidecar = side[1]
+            return side[0]
         found = sidecar_meta(self.path)
         if found is not None:
             return found
@@ -359,8 +375,9 @@ class TrtBackend(Backend):
             raw = sess.get_modelmeta().custom_metadata_map.get(RDD_META_KEY)
             if raw:
                 return ModelMeta.from_json(raw, source=str(onnx_path))
-        raise InputError(f"{self.path}: no model metadata; put the rdd_meta JSON in "
-                         f"{self.path.with_suffix('.json')} (or keep the source {onnx_path.name} beside it)")
+        raise InputError(f"{self.path}: no model metadata; expected the engine sidecar "
+                         f"{engine_sidecar_path(self.path)} written by rdd.export.build_engine "
+                         f"(or keep the source {onnx_path.name} beside it)")
 
     def _buffers(self, shape: tuple[int, ...]) -> dict[str, Any]:
         bufs = self._bufs.get(shape)
@@ -378,6 +395,12 @@ class TrtBackend(Backend):
             self.context.set_tensor_address(name, self._cuda.ptr(buf))
         self.context.set_input_shape(self.meta.input_name, shape)
         return bufs
+
+    def describe(self) -> dict[str, Any]:
+        d = super().describe()
+        if self.sidecar is not None:
+            d["precision"] = self.sidecar.get("precision")
+        return d
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         batch = self._check_batch(batch)

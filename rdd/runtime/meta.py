@@ -13,9 +13,11 @@ from typing import Any
 
 from rdd.spec import ClassInfo, Normalization, as_hw
 
-__all__ = ["InputError", "ModelMeta", "RDD_META_KEY"]
+__all__ = ["InputError", "ModelMeta", "RDD_META_KEY", "ENGINE_SIDECAR_FORMAT", "engine_sidecar_path",
+           "read_engine_sidecar", "apply_profile", "sidecar_meta"]
 
 RDD_META_KEY = "rdd_meta"
+ENGINE_SIDECAR_FORMAT = "rdd-edge-engine/1"
 _LAYOUTS = ("NCHW", "NHWC")
 _DTYPES = ("float32", "float16", "uint8")
 _KINDS = ("logits", "labels")
@@ -43,6 +45,8 @@ class ModelMeta:
         normalization / classes: see :mod:`rdd.spec`.
         input_size: ``(H, W)`` the model was exported / evaluated at, or ``None``.
         dynamic_batch / dynamic_spatial: whether those axes accept any size.
+        min_size / max_size: ``(H, W)`` range a spatially dynamic model accepts (a TensorRT
+            optimisation profile), ``None`` = unbounded. ``min_size == max_size`` is a fixed size.
     """
 
     model: str
@@ -56,6 +60,8 @@ class ModelMeta:
     input_size: tuple[int, int] | None
     dynamic_batch: bool = True
     dynamic_spatial: bool = True
+    min_size: tuple[int, int] | None = None
+    max_size: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         if self.input_layout not in _LAYOUTS:
@@ -66,6 +72,10 @@ class ModelMeta:
             raise InputError(f"rdd_meta.output_kind must be one of {_KINDS}, got {self.output_kind!r}")
         if not self.dynamic_spatial and self.input_size is None:
             raise InputError("rdd_meta: a model without dynamic_spatial needs input_size [H, W]")
+        if self.min_size and self.max_size and not all(
+                self.min_size[i] <= self.max_size[i] for i in range(2)):
+            raise InputError(f"rdd_meta: min_size {list(self.min_size)} exceeds max_size "
+                             f"{list(self.max_size)}")
 
     @property
     def num_classes(self) -> int:
@@ -74,7 +84,22 @@ class ModelMeta:
     @property
     def fixed_size(self) -> tuple[int, int] | None:
         """``(H, W)`` every input must have, or ``None`` when the spatial axes are dynamic."""
-        return None if self.dynamic_spatial else self.input_size
+        if not self.dynamic_spatial:
+            return self.input_size
+        if self.min_size is not None and self.min_size == self.max_size:
+            return self.min_size
+        return None
+
+    def clamp_size(self, hw: tuple[int, int]) -> tuple[int, int]:
+        """``hw`` clamped per axis into ``[min_size, max_size]`` (the fixed size if there is one)."""
+        if self.fixed_size is not None:
+            return tuple(self.fixed_size)
+        h, w = int(hw[0]), int(hw[1])
+        if self.min_size is not None:
+            h, w = max(h, self.min_size[0]), max(w, self.min_size[1])
+        if self.max_size is not None:
+            h, w = min(h, self.max_size[0]), min(w, self.max_size[1])
+        return h, w
 
     def with_(self, **changes: Any) -> "ModelMeta":
         return replace(self, **changes)
@@ -99,6 +124,8 @@ class ModelMeta:
                 input_size=as_hw(size) if size else None,
                 dynamic_batch=bool(d.get("dynamic_batch", True)),
                 dynamic_spatial=bool(d.get("dynamic_spatial", True)),
+                min_size=as_hw(d["min_size"]) if d.get("min_size") else None,
+                max_size=as_hw(d["max_size"]) if d.get("max_size") else None,
             )
         except KeyError as e:
             raise InputError(f"{source}: rdd_meta is missing key {e.args[0]!r}") from None
@@ -134,7 +161,76 @@ class ModelMeta:
                 "output_name": self.output_name, "output_kind": self.output_kind,
                 "normalization": self.normalization.to_dict(), "classes": self.classes.to_dict(),
                 "input_size": list(self.input_size) if self.input_size else None,
-                "dynamic_batch": self.dynamic_batch, "dynamic_spatial": self.dynamic_spatial}
+                "dynamic_batch": self.dynamic_batch, "dynamic_spatial": self.dynamic_spatial,
+                **({"min_size": list(self.min_size)} if self.min_size else {}),
+                **({"max_size": list(self.max_size)} if self.max_size else {})}
+
+
+def engine_sidecar_path(engine_path: str | Path) -> Path:
+    """``<engine file name>.json`` (``model_fp16.engine`` → ``model_fp16.engine.json``).
+
+    The full file name is kept so an engine's sidecar never collides with the ``.json`` of an
+    ONNX model of the same stem (``model_int8.engine`` vs ``model_int8.onnx``).
+    """
+    p = Path(engine_path)
+    return p.with_name(p.name + ".json")
+
+
+def _profile_hw(shape: Any, layout: str, where: str) -> tuple[int, int]:
+    try:
+        dims = [int(v) for v in shape]
+    except (TypeError, ValueError):
+        raise InputError(f"{where}: profile shape must be a list of 4 ints, got {shape!r}") from None
+    if len(dims) != 4 or min(dims) <= 0:
+        raise InputError(f"{where}: profile shape must be 4 positive ints ({layout}), got {dims}")
+    return (dims[2], dims[3]) if layout == "NCHW" else (dims[1], dims[2])
+
+
+def apply_profile(meta: ModelMeta, min_shape: Any, max_shape: Any, *,
+                  source: str = "engine") -> ModelMeta:
+    """``meta`` restricted to the input shapes of a TensorRT optimisation profile.
+
+    ``min_shape`` / ``max_shape`` are full input shapes (``N×3×H×W`` or ``N×H×W×3``). Equal
+    spatial bounds make the model fixed-size (``dynamic_spatial=False``, ``input_size`` = that
+    size); otherwise ``min_size`` / ``max_size`` bound what the runtime feeds it. Equal batch
+    bounds make the batch static.
+    """
+    lo = _profile_hw(min_shape, meta.input_layout, source)
+    hi = _profile_hw(max_shape, meta.input_layout, source)
+    if not (lo[0] <= hi[0] and lo[1] <= hi[1]):
+        raise InputError(f"{source}: profile min {list(min_shape)} exceeds max {list(max_shape)}")
+    dyn_batch = meta.dynamic_batch and int(min_shape[0]) != int(max_shape[0])
+    if lo == hi:
+        return meta.with_(input_size=lo, dynamic_spatial=False, min_size=None, max_size=None,
+                          dynamic_batch=dyn_batch)
+    return meta.with_(min_size=lo, max_size=hi, dynamic_batch=dyn_batch)
+
+
+def read_engine_sidecar(engine_path: str | Path) -> tuple[ModelMeta, dict[str, Any]] | None:
+    """``(ModelMeta, sidecar dict)`` from :func:`engine_sidecar_path`, or ``None`` if absent.
+
+    The sidecar (written by :func:`rdd.export.tensorrt.write_engine_sidecar`) is
+    ``{"format": "rdd-edge-engine/1", "rdd_meta": {...}, "precision": ..., "profile":
+    {"input": name, "min": [...], "opt": [...], "max": [...]}, ...}``; the returned meta already
+    has the profile applied (:func:`apply_profile`).
+    """
+    side = engine_sidecar_path(engine_path)
+    if not side.is_file():
+        return None
+    try:
+        d = json.loads(side.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise InputError(f"{side}: cannot read engine metadata ({e})") from None
+    if not isinstance(d, dict) or not isinstance(d.get(RDD_META_KEY), dict):
+        raise InputError(f"{side}: expected a JSON object with an '{RDD_META_KEY}' object "
+                         f"(format {ENGINE_SIDECAR_FORMAT})")
+    meta = ModelMeta.from_dict(d[RDD_META_KEY], source=str(side))
+    prof = d.get("profile")
+    if prof is not None:
+        if not isinstance(prof, dict) or not {"min", "max"} <= set(prof):
+            raise InputError(f"{side}: 'profile' must be {{input, min, opt, max}}, got {prof!r}")
+        meta = apply_profile(meta, prof["min"], prof["max"], source=str(side))
+    return meta, d
 
 
 def sidecar_meta(path: Path) -> ModelMeta | None:

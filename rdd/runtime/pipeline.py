@@ -34,10 +34,76 @@ from rdd.runtime.sources import FrameSource, LabelFolder
 from rdd.spec import ClassInfo, Normalization, atomic_path
 
 __all__ = ["PipelineConfig", "Pipeline", "preprocess", "normalize_nchw", "OverlayRenderer",
-           "summarize_times", "format_summary", "STAGES"]
+           "summarize_times", "format_summary", "STAGES", "inference_size", "resize_labels",
+           "parse_resize", "RESIZE_MODES"]
 
 STAGES = ("decode", "preprocess", "inference", "postprocess")
+RESIZE_MODES = ("model", "native")
 _END = object()
+
+
+def parse_resize(value: Any) -> str | tuple[int, int]:
+    """``None``/``"model"`` → ``"model"``; ``"native"``; ``"HxW"``, ``"H,W"`` or ``(H, W)`` → ints."""
+    if value is None:
+        return "model"
+    if isinstance(value, str):
+        v = value.strip().lower()
+        if v in RESIZE_MODES:
+            return v
+        try:
+            parts = [int(t) for t in v.replace("x", ",").split(",")]
+        except ValueError:
+            parts = []
+    else:
+        try:
+            parts = [int(t) for t in value]
+        except (TypeError, ValueError):
+            parts = []
+    if len(parts) != 2 or min(parts) <= 0:
+        raise InputError(f"--resize must be 'model', 'native' or H×W (e.g. 360x480), got {value!r}")
+    return parts[0], parts[1]
+
+
+def inference_size(frame_hw: tuple[int, int], meta: ModelMeta, resize: Any = "model"
+                   ) -> tuple[int, int]:
+    """``(H, W)`` a frame of size ``frame_hw`` is fed to the model at.
+
+    * fixed-size models (static graph, or a TensorRT profile with min == max): their size;
+      an explicit different ``H×W`` is an :class:`InputError`;
+    * ``"model"`` (default): ``meta.input_size`` — the size the model was exported and
+      evaluated at — or the frame's size when the model records none;
+    * ``"native"``: the frame's own size;
+    * ``(H, W)``: that size.
+
+    ``model``/``native`` sizes are clamped per axis into a TensorRT profile's
+    ``[min_size, max_size]``; an explicit size outside it is an :class:`InputError`.
+    """
+    mode = parse_resize(resize)
+    fixed = meta.fixed_size
+    if fixed is not None:
+        if isinstance(mode, tuple) and mode != tuple(fixed):
+            raise InputError(f"--resize {mode[0]}x{mode[1]}: this model only accepts "
+                             f"{fixed[0]}x{fixed[1]} inputs")
+        return tuple(fixed)
+    if isinstance(mode, tuple):
+        if meta.clamp_size(mode) != mode:
+            raise InputError(f"--resize {mode[0]}x{mode[1]} is outside the engine's profile "
+                             f"{list(meta.min_size)}..{list(meta.max_size)} (H, W)")
+        return mode
+    want = meta.input_size if (mode == "model" and meta.input_size) else frame_hw
+    return meta.clamp_size((int(want[0]), int(want[1])))
+
+
+def resize_labels(labels: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """Integer ``H×W`` ids → ``hw`` with ``cv2.INTER_NEAREST_EXACT``.
+
+    The same resize as :class:`rdd.data.EvalTransform` and :func:`rdd.export.frames.load_frames`
+    (``INTER_NEAREST`` is off by half a pixel for non-integer ratios).
+    """
+    if labels.shape[:2] == tuple(hw):
+        return labels
+    lab = labels if labels.dtype == np.uint8 else labels.astype(np.uint8)
+    return cv2.resize(lab, (int(hw[1]), int(hw[0])), interpolation=cv2.INTER_NEAREST_EXACT)
 
 
 def normalize_nchw(image_rgb: np.ndarray, norm: Normalization) -> np.ndarray:
@@ -45,17 +111,17 @@ def normalize_nchw(image_rgb: np.ndarray, norm: Normalization) -> np.ndarray:
     return norm.apply(image_rgb)
 
 
-def preprocess(image_rgb: np.ndarray, meta: ModelMeta,
-               size: tuple[int, int] | None = None) -> np.ndarray:
+def preprocess(image_rgb: np.ndarray, meta: ModelMeta, size: Any = None) -> np.ndarray:
     """uint8 ``H×W×3`` RGB frame → the model's ``1×…`` input.
 
-    The frame is resized (bilinear) to ``meta.fixed_size`` for fixed-size models, else to
-    ``size`` when given, else kept at its native size. ``NCHW`` float models get the
-    ``meta.normalization`` of :meth:`Normalization.apply` (``1×3×h×w``); ``NHWC`` models
-    (preprocessing folded into the graph) get the raw ``1×h×w×3`` RGB frame in their input dtype.
+    The frame is resized (bilinear) to :func:`inference_size` of ``size`` (``None`` = the
+    frame's native size, ``"model"``, ``"native"`` or ``(H, W)``; fixed-size models always get
+    their own size). ``NCHW`` float models get the ``meta.normalization`` of
+    :meth:`Normalization.apply` (``1×3×h×w``); ``NHWC`` models (preprocessing folded into the
+    graph) get the raw ``1×h×w×3`` RGB frame in their input dtype.
     """
-    target = meta.fixed_size or size
-    if target is not None and image_rgb.shape[:2] != tuple(target):
+    target = inference_size(image_rgb.shape[:2], meta, "native" if size is None else size)
+    if image_rgb.shape[:2] != tuple(target):
         image_rgb = cv2.resize(image_rgb, (target[1], target[0]), interpolation=cv2.INTER_LINEAR)
     if meta.input_layout == "NHWC":
         x = np.ascontiguousarray(image_rgb[None])
@@ -93,8 +159,11 @@ class PipelineConfig:
     Attributes:
         warmup: first frames left out of every statistic (model warm-up, caches).
         max_frames: stop after this many frames (``None`` = until the source ends).
-        resize: ``(H, W)`` inference size for spatially dynamic models (``None`` = native size);
-            fixed-size models always use their own size.
+        resize: inference size (:func:`inference_size`): ``"model"`` (default; ``None`` is the
+            same) = the model's ``input_size``, the size it was exported and evaluated at;
+            ``"native"`` = each frame's own size; ``(H, W)`` explicit. Fixed-size models always
+            use their own size. Streaming mIoU is scored at the inference size (labels resized
+            with ``INTER_NEAREST_EXACT``, like :class:`rdd.data.EvalTransform`).
         queue_size: capacity of each inter-thread queue.
         out: overlay video path (``.mp4``, mp4v), written to a temp file then renamed.
         out_fps: frame rate written into the video (default: the source's, else 30).
@@ -105,7 +174,7 @@ class PipelineConfig:
 
     warmup: int = 5
     max_frames: int | None = None
-    resize: tuple[int, int] | None = None
+    resize: str | tuple[int, int] | None = "model"
     queue_size: int = 2
     out: Path | None = None
     out_fps: float | None = None
@@ -120,7 +189,7 @@ class _Item:
     name: str
     image: np.ndarray                      # RGB H×W×3 uint8 frame
     x: np.ndarray | None                   # model input 1×…
-    label: np.ndarray | None = None        # H×W ids (after ignore mapping)
+    label: np.ndarray | None = None        # h×w ids at the inference size (after ignore mapping)
     label_path: Path | None = None
     t0: float = 0.0                        # perf_counter at decode start
     times: dict[str, float] = field(default_factory=dict)
@@ -159,6 +228,9 @@ class Pipeline:
         k = self.meta.num_classes
         self.cm = ConfusionMatrix(k, ignore_index=self.meta.classes.ignore_index) if labels else None
         self._overlay = OverlayRenderer(self.meta.classes, self.cfg.alpha)
+        self._resize = parse_resize(self.cfg.resize)
+        if isinstance(self._resize, tuple):  # fail before any thread starts
+            inference_size(self._resize, self.meta, self._resize)
         self._stop = threading.Event()
         self._errors: list[BaseException] = []
         self._records: list[dict[str, float]] = []
@@ -201,14 +273,15 @@ class Pipeline:
                 except StopIteration:
                     break
                 t1 = time.perf_counter()
-                x = preprocess(image, self.meta, self.cfg.resize)
+                hw = inference_size(image.shape[:2], self.meta, self._resize)
+                x = preprocess(image, self.meta, hw)
                 t2 = time.perf_counter()
                 item = _Item(index, name, image, x, t0=t0,
                              times={"decode": t1 - t0, "preprocess": t2 - t1})
                 if self.labels is not None:
                     path = self.labels.path_for(index, name)
-                    if path is not None:
-                        item.label = self.labels.load(path, image.shape[:2])
+                    if path is not None:  # scored at the inference size, like EvalTransform
+                        item.label = resize_labels(self.labels.load(path, image.shape[:2]), hw)
                         item.label_path = path
                 if not self._put(q_in, item):
                     break
@@ -239,13 +312,10 @@ class Pipeline:
                 if item is _END:
                     break
                 t0 = time.perf_counter()
-                h, w = item.image.shape[:2]
-                pred = item.pred
-                if pred.shape != (h, w):
-                    pred = cv2.resize(pred, (w, h), interpolation=cv2.INTER_NEAREST)
                 if self.cm is not None and item.label is not None:
-                    self._update_metric(pred, item)
+                    self._update_metric(item.pred, item)
                 if out_tmp is not None:
+                    pred = resize_labels(item.pred, item.image.shape[:2])  # for display only
                     vis = self._overlay(item.image, pred)
                     vis = cv2.cvtColor(vis, cv2.COLOR_RGB2BGR)
                     if self.cfg.draw_fps and len(recent) >= 2:
@@ -370,8 +440,11 @@ class Pipeline:
         rep: dict[str, Any] = {
             **self.backend.describe(),
             "source": self.source.describe(),
-            "input_size": list(self._infer_hw) if self._infer_hw else None,
+            "inference_size": list(self._infer_hw) if self._infer_hw else None,
             "frame_size": list(self._frame_hw) if self._frame_hw else None,
+            "resize": (self._resize if isinstance(self._resize, str)
+                       else f"{self._resize[0]}x{self._resize[1]}"),
+            "model_input_size": list(self.meta.input_size) if self.meta.input_size else None,
             "frames": n,
             "warmup": warm,
             "measured_frames": len(recs),
@@ -388,6 +461,7 @@ class Pipeline:
             res = self.cm.compute()
             names = self.meta.classes.names
             rep.update({"labelled_frames": self._labelled, "miou": res["miou"],
+                        "miou_scored_at": "inference_size",
                         "pixel_acc": res["pixel_acc"], "mean_acc": res["mean_acc"],
                         "iou": {names[i]: v for i, v in enumerate(res["iou"])}})
         return rep
@@ -408,7 +482,9 @@ def format_summary(rep: dict[str, Any]) -> str:
                      for k in ("fps", "inference_fps", "miou") if k in rep}}
     rep["latency_ms"] = {k: (float("nan") if v is None else v)
                          for k, v in rep["latency_ms"].items()}
-    size = "×".join(str(v) for v in rep["input_size"]) if rep.get("input_size") else "?"
+    size = "×".join(str(v) for v in rep["inference_size"]) if rep.get("inference_size") else "?"
+    if rep.get("resize"):
+        size += f" ({rep['resize']})"
     s = (f"{rep.get('model', '?')} [{rep.get('backend')}/{rep.get('device')}] {rep['frames']} frames "
          f"@ {size}: {rep['fps']:.1f} FPS end-to-end (inference {rep['inference_fps']:.1f} FPS), "
          f"latency p50 {rep['latency_ms']['p50']:.1f} ms p99 {rep['latency_ms']['p99']:.1f} ms")

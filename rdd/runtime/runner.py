@@ -77,10 +77,14 @@ def run_inference(model: str | os.PathLike, *, backend: str | Backend = "auto", 
                   threads: int | None = None, video: str | None = None, camera: int | None = None,
                   images: str | None = None, labels: str | None = None, label_map: str = "auto",
                   ignore_ids: Sequence[int] = (), max_frames: int | None = None, warmup: int = 5,
-                  resize: tuple[int, int] | None = None, out: str | None = None,
+                  resize: str | tuple[int, int] | None = "model", out: str | None = None,
                   out_fps: float | None = None, alpha: float = 0.5, report: str | None = None,
                   queue_size: int = 2, progress: bool = True) -> dict[str, Any]:
     """Open the model and the input, run the :class:`Pipeline`, write ``out``/``report``.
+
+    ``resize``: ``"model"`` (default: the model's ``input_size``, the size it was exported and
+    evaluated at), ``"native"`` (each frame's own size) or ``(H, W)``; see
+    :func:`rdd.runtime.pipeline.inference_size`. The report's ``inference_size`` says what ran.
 
     Returns the report dict (also written as JSON to ``report`` when given). Problems with the
     inputs raise :class:`InputError` with a one-line message.
