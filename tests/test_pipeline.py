@@ -1,7 +1,7 @@
 """The pipeline end to end on a shrunken configuration, and the evaluate stage's reporting code.
 
 * ``test_stages_in_process`` calls every stage's function in order (seconds);
-* ``test_dvc_repro_end_to_end`` (slow) runs ``dvc repro`` in a temporary copy of the repository
+* ``test_dvc_repro_end_to_end`` (~1 min) runs ``dvc repro`` in a temporary copy of the repository
   and checks every stage's outputs, then that nothing is stale afterwards.
 """
 from __future__ import annotations
@@ -126,7 +126,6 @@ def _run(cmd: list[str], cwd: Path, env: dict) -> str:
     return r.stdout
 
 
-@pytest.mark.slow
 def test_dvc_repro_end_to_end(tmp_path):
     """``dvc repro`` of the shrunken params in a fresh copy (no git: ``dvc init --no-scm``)."""
     repo = tmp_path / "repo"
