@@ -24,6 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
@@ -58,6 +59,7 @@ def main() -> None:
     ap.add_argument("--pure-frames", type=int, default=30, help="frames timed for pure inference")
     ap.add_argument("--no-video", action="store_true", help="skip the run that writes the overlay")
     args = ap.parse_args()
+    cv2.setNumThreads(1)  # as rdd.runtime.run_inference does (deploy/infer.py)
     size = tuple(int(v) for v in args.size.split(","))
 
     with tempfile.TemporaryDirectory() as tmp:
