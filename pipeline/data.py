@@ -1,17 +1,16 @@
-"""DVC stage ``data``: prepare the dataset named in ``params.yaml`` and a short labelled video.
+"""DVC stage ``data``: prepare the dataset named in ``params.yaml``.
 
 * ``synthetic`` – generated into ``outputs/data/synthetic`` (:mod:`rdd.data.synthetic`);
 * ``camvid`` / ``cityscapes`` / ``voc`` / ``ade20k`` / ``folder`` – checked in place at
   ``data.root`` (nothing is copied); a missing root stops the stage with a hint on how to get it.
 
-Writes ``outputs/data/dataset.json`` (what was found), ``outputs/data/video.mp4`` and its
-per-frame label masks ``outputs/data/video_masks/`` (for ``deploy/infer.py``).
+Writes ``outputs/data/dataset.json`` (what was found). The labelled clip for ``deploy/infer.py``
+is the separate ``video`` stage (:mod:`pipeline.video`), so that changing it re-trains nothing.
 
     python -m pipeline.data [--params params.yaml] [--out-root outputs]
 """
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -44,16 +43,14 @@ def _options(params: dict[str, Any]) -> dict[str, Any]:
     check = data.get("check", "full")
     if check not in CHECKS:
         raise ParamsError(f"params.yaml: data.check must be one of {', '.join(CHECKS)}, got {check!r}")
-    video = data.get("video") or {}
-    n_frames, fps = video.get("n_frames", 60), video.get("fps", 10)
-    if isinstance(n_frames, bool) or not isinstance(n_frames, int) or n_frames < 1:
-        raise ParamsError(f"params.yaml: data.video.n_frames must be an integer >= 1, got {n_frames!r}")
-    if isinstance(fps, bool) or not isinstance(fps, (int, float)) or fps <= 0:
-        raise ParamsError(f"params.yaml: data.video.fps must be > 0, got {fps!r}")
     opts = {"dataset": name, "train_split": data.get("train_split", "train"),
             "val_split": data.get("val_split", "val"), "kwargs": data.get("kwargs") or {},
-            "check": check, "video": {"n_frames": n_frames, "fps": float(fps)}}
+            "check": check}
     if name == "synthetic":
+        for key in ("train_split", "val_split"):
+            if opts[key] not in ("train", "val"):
+                raise ParamsError(f"params.yaml: data.{key} must be 'train' or 'val' for the "
+                                  f"synthetic dataset, got {opts[key]!r}")
         syn = data.get("synthetic") or {}
         unknown = set(syn) - {"n_train", "n_val", "size", "seed"}
         if unknown:
@@ -90,43 +87,6 @@ def _check_split(name: str, root: str, split: str, kwargs: dict, check: str) -> 
     return summary
 
 
-def write_dataset_video(dataset, path: Path, masks_dir: Path, *, n_frames: int,
-                        fps: float) -> dict[str, Any]:
-    """Join the first ``n_frames`` samples of ``dataset`` (in file-name order) into an mp4,
-    with their label masks as ``masks_dir/frame_000000.png`` … (resized to the first frame's size)."""
-    import cv2
-    import numpy as np
-
-    from rdd.spec import atomic_path
-
-    order = sorted(range(len(dataset.files)), key=lambda i: Path(dataset.files[i][0]).name)
-    order = order[:n_frames]
-    masks_dir.mkdir(parents=True, exist_ok=True)
-    size = None
-    with atomic_path(path) as tmp:
-        writer = None
-        try:
-            for j, i in enumerate(order):
-                image, mask = dataset.load(i)
-                if size is None:
-                    size = image.shape[:2]
-                    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps,
-                                             (size[1], size[0]))
-                    if not writer.isOpened():
-                        raise RuntimeError(f"OpenCV cannot write an mp4 video to {path}")
-                if image.shape[:2] != size:
-                    image = cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
-                    mask = cv2.resize(np.asarray(mask, np.uint8), (size[1], size[0]),
-                                      interpolation=cv2.INTER_NEAREST)
-                writer.write(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-                cv2.imwrite(str(masks_dir / f"frame_{j:06d}.png"), np.asarray(mask, np.uint8))
-        finally:
-            if writer is not None:
-                writer.release()
-    return {"path": str(path), "masks_dir": str(masks_dir), "n_frames": len(order), "fps": fps,
-            "size": list(size) if size else None}
-
-
 def prepare_data(params: dict[str, Any], out_root: str | Path = "outputs") -> dict[str, Any]:
     """Run the data stage in-process; returns what ``dataset.json`` records."""
     from rdd.spec import write_json_atomic
@@ -140,28 +100,24 @@ def prepare_data(params: dict[str, Any], out_root: str | Path = "outputs") -> di
                 f"{HOW_TO_GET.get(opts['dataset'], 'it')} and set data.root in params.yaml.")
     out = Path(out_root) / "data"
     out.mkdir(parents=True, exist_ok=True)
-    video_path, masks_dir = out / "video.mp4", out / "video_masks"
-    shutil.rmtree(masks_dir, ignore_errors=True)
     if opts["dataset"] == "synthetic":
-        from rdd.data.synthetic import write_synthetic_dataset, write_synthetic_video
+        from rdd.data.synthetic import write_synthetic_dataset
 
         syn = opts["synthetic"]
         write_synthetic_dataset(root, n_train=syn["n_train"], n_val=syn["n_val"],
                                 size=syn["size"], seed=syn["seed"])
-        write_synthetic_video(video_path, masks_dir, n_frames=opts["video"]["n_frames"],
-                              size=syn["size"], seed=syn["seed"] + 1, fps=opts["video"]["fps"])
-        video = {"path": str(video_path), "masks_dir": str(masks_dir), **opts["video"],
-                 "size": list(syn["size"])}
     splits = {}
     with bad_params("data"):
-        for split in dict.fromkeys((opts["train_split"], opts["val_split"])):
-            splits[split] = _check_split(opts["dataset"], root, split, opts["kwargs"], opts["check"])
-    if opts["dataset"] != "synthetic":
-        from rdd.data import build_dataset
-
-        val = build_dataset(opts["dataset"], root=root, split=opts["val_split"], **opts["kwargs"])
-        video = write_dataset_video(val, video_path, masks_dir, **opts["video"])
-    summary = {"dataset": opts["dataset"], "root": str(root), "splits": splits, "video": video}
+        for key in ("train_split", "val_split"):
+            split = opts[key]
+            if split in splits:
+                continue
+            try:
+                splits[split] = _check_split(opts["dataset"], root, split, opts["kwargs"],
+                                             opts["check"])
+            except FileNotFoundError as e:
+                raise FileNotFoundError(f"data.{key} = {split!r}: {e}") from None
+    summary = {"dataset": opts["dataset"], "root": str(root), "splits": splits}
     write_json_atomic(out / "dataset.json", summary)
     return summary
 
@@ -170,13 +126,12 @@ def prepare_data(params: dict[str, Any], out_root: str | Path = "outputs") -> di
 @params_option
 @out_root_option
 def main(params_path: str, out_root: str) -> None:
-    """Prepare (synthetic) or check (real) the dataset and write a short labelled video."""
+    """Prepare (synthetic) or check (real) the dataset."""
     with bad_params("data"):
         params = load_params(params_path)
     summary = prepare_data(params, out_root)
     counts = ", ".join(f"{k}: {v['num_samples']}" for k, v in summary["splits"].items())
-    click.echo(f"data: {summary['dataset']} at {summary['root']} ({counts}); "
-               f"video {summary['video']['path']} ({summary['video']['n_frames']} frames)")
+    click.echo(f"data: {summary['dataset']} at {summary['root']} ({counts})")
 
 
 if __name__ == "__main__":

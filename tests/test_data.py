@@ -409,3 +409,21 @@ def test_train_transform_properties(h, w, ch, cw, lo, span, seed):
     hi_v = (255 - np.array(norm.mean) * 255) / (np.array(norm.std) * 255)
     xs = x.numpy().reshape(3, -1)
     assert (xs.min(1) >= lo_v - 1e-4).all() and (xs.max(1) <= hi_v + 1e-4).all()
+
+
+def test_write_dataset_video_from_camvid_val(camvid_root, tmp_path):
+    import cv2
+
+    from rdd.data import write_dataset_video
+
+    ds = build_dataset("camvid", root=camvid_root, split="val")
+    info = write_dataset_video(ds, tmp_path / "v.mp4", tmp_path / "m", n_frames=3, fps=15)
+    assert info["n_frames"] == 3 and info["size"] == [360, 480]
+    cap = cv2.VideoCapture(str(tmp_path / "v.mp4"))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 3
+    first = sorted(range(len(ds.files)), key=lambda i: Path(ds.files[i][0]).name)[0]
+    mask0 = cv2.imread(str(tmp_path / "m" / "frame_000000.png"), cv2.IMREAD_UNCHANGED)
+    np.testing.assert_array_equal(mask0, ds.load(first)[1])          # labels kept exactly
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m", "v.mp4"]   # no temp files left
+    with pytest.raises(ValueError, match="n_frames"):
+        write_dataset_video(ds, tmp_path / "w.mp4", tmp_path / "w", n_frames=0, fps=15)

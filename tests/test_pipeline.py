@@ -22,7 +22,7 @@ import yaml
 from pipeline import config as C
 
 REPO = Path(__file__).resolve().parents[1]
-STAGES = ("data", "teacher", "baseline", "kd", "tfe_rdd", "tse_rdd", "evaluate", "export")
+STAGES = ("data", "video", "teacher", "baseline", "kd", "tfe_rdd", "tse_rdd", "evaluate", "export")
 
 
 def tiny_params() -> dict:
@@ -56,8 +56,9 @@ def check_outputs(out: Path) -> dict:
     """Every stage's deliverables exist and hold sane values; returns the evaluate metrics."""
     data = json.loads((out / "data" / "dataset.json").read_text())
     assert data["dataset"] == "synthetic" and data["splits"]["train"]["num_samples"] == 6
-    assert (out / "data" / "video.mp4").stat().st_size > 0
-    assert len(list((out / "data" / "video_masks").glob("*.png"))) == 4
+    assert (out / "video" / "video.mp4").stat().st_size > 0
+    assert len(list((out / "video" / "masks").glob("*.png"))) == 4
+    assert json.loads((out / "video" / "video.json").read_text())["n_frames"] == 4
     for stage in C.TRAIN_STAGES:
         for f in ("model.pt", "model.json", "metrics.json"):
             assert (out / stage / f).is_file(), f"{stage}/{f}"
@@ -100,11 +101,13 @@ def test_stages_in_process(tmp_path, one_thread):
     """Each stage's function in dvc.yaml order, in this process (no DVC, no subprocess)."""
     from pipeline.data import prepare_data
     from pipeline.evaluate import run_evaluate
+    from pipeline.video import prepare_video
     from pipeline.export import run_export_stage
     from pipeline.train import run_stage
 
     p, out = tiny_params(), tmp_path / "outputs"
     prepare_data(p, out)
+    prepare_video(p, out)
     for stage in C.TRAIN_STAGES:
         run_stage(p, stage, out)
     run_evaluate(p, out)
@@ -146,6 +149,16 @@ def test_dvc_repro_end_to_end(tmp_path):
     assert "outputs/evaluate/metrics.json" in flat and "outputs/export/export_metrics.json" in flat
     # nothing is stale right after a run (no byte-code or other noise among the deps)
     assert json.loads(_run(dvc + ["status", "--json"], repo, env) or "{}") == {}
+    # a parameter invalidates exactly the stages that read it: the demo clip re-trains nothing,
+    # the student's schedule leaves the data, the video and the teacher alone
+    p = tiny_params()
+    p["data"]["video"]["fps"] = 12
+    (repo / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
+    assert set(json.loads(_run(dvc + ["status", "--json"], repo, env))) == {"video"}
+    p["student"]["optim"]["lr"] = 0.03
+    (repo / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
+    assert set(json.loads(_run(dvc + ["status", "--json"], repo, env))) == {
+        "video", "baseline", "kd", "tfe_rdd", "tse_rdd"}   # evaluate/export follow via the models
 
 
 # --------------------------------------------------------------------------- rdd.reporting

@@ -14,11 +14,12 @@ from rdd.data.datasets import (ADE20K, ADE20K_CLASSES, CITYSCAPES_CLASSES, DATAS
                                register_dataset)
 from rdd.data.synthetic import render_scene, write_synthetic_dataset, write_synthetic_video
 from rdd.data.transforms import EvalTransform, TrainTransform, color_jitter
+from rdd.data.video import write_dataset_video
 
 __all__ = [
     "ADE20K", "ADE20K_CLASSES", "CITYSCAPES_CLASSES", "DATASETS", "VOC_CLASSES", "CamVid",
     "Cityscapes", "EvalTransform", "FolderDataset", "PascalVOC", "SegmentationDataset",
     "SyntheticDataset", "TrainTransform", "build_dataset", "class_pixel_frequency",
     "color_jitter", "read_classes_yaml", "read_image", "read_mask", "register_dataset",
-    "render_scene", "write_synthetic_dataset", "write_synthetic_video",
+    "render_scene", "write_dataset_video", "write_synthetic_dataset", "write_synthetic_video",
 ]

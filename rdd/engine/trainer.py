@@ -98,7 +98,9 @@ class Trainer:
         self._old_level = log.level
         if self.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            self._log_handler = logging.FileHandler(self.out_dir / "train.log", mode="a")
+            # a fresh run starts a fresh log; a resumed one continues it
+            self._log_handler = logging.FileHandler(self.out_dir / "train.log",
+                                                    mode="a" if cfg.resume else "w")
             self._log_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
             log.addHandler(self._log_handler)
             if log.level == logging.NOTSET or log.level > logging.INFO:
