@@ -18,6 +18,7 @@ by ``TrainConfig.from_dict``). Everything here is pure dict manipulation; errors
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -25,7 +26,7 @@ import yaml
 
 __all__ = ["ParamsError", "TRAIN_STAGES", "STUDENT_STAGES", "load_params", "section",
            "dataset_root", "data_config", "train_stage_config", "train_nproc", "stage_dir",
-           "deep_merge"]
+           "deep_merge", "params_key", "params_message"]
 
 TRAIN_STAGES = ("teacher", "baseline", "kd", "tfe_rdd", "tse_rdd")
 STUDENT_STAGES = ("baseline", "kd", "tfe_rdd", "tse_rdd")
@@ -34,6 +35,9 @@ STUDENT_STAGES = ("baseline", "kd", "tfe_rdd", "tse_rdd")
 _DATA_STAGE_KEYS = ("synthetic", "video", "check")
 # keys of ``train`` that the pipeline consumes itself (not TrainConfig keys)
 _LAUNCH_KEYS = ("nproc",)
+# TrainConfig keys that only ``train`` (or a recipe override) sets
+_ENGINE_TRAIN_KEYS = ("eval_interval", "log_interval", "seed", "device", "amp", "channels_last",
+                      "sync_bn")
 
 
 class ParamsError(ValueError):
@@ -160,6 +164,9 @@ def train_stage_config(params: Mapping[str, Any], stage: str, *,
     kd = rdd.pop("kd", None)
     extra_kd = rdd.pop("extra_kd", None)
     iters = (cfg.get("optim") or {}).get("iters")
+    # check iters first: "tfe_iters must be < iters (-5)" would blame the wrong key
+    if iters is not None and (isinstance(iters, bool) or not isinstance(iters, int) or iters < 1):
+        raise ParamsError(f"params.yaml: student.optim.iters must be > 0, got {iters!r}")
     tfe_iters = rdd.get("tfe_iters")
     if isinstance(tfe_iters, bool) or not isinstance(tfe_iters, int) or tfe_iters < 1:
         raise ParamsError(f"params.yaml: rdd.tfe_iters must be an integer >= 1 (the iteration "
@@ -177,3 +184,69 @@ def train_stage_config(params: Mapping[str, Any], stage: str, *,
     else:
         cfg["resume"] = str(Path(stage_dir(out_root, "tfe_rdd")) / "checkpoint.pt")
     return cfg
+
+
+def _has_path(d: Any, parts: list[str]) -> bool:
+    for p in parts:
+        if not isinstance(d, Mapping) or p not in d:
+            return False
+        d = d[p]
+    return True
+
+
+def params_key(params: Mapping[str, Any], stage: str, key: str) -> str:
+    """The ``params.yaml`` key that an engine (``TrainConfig``) key path of ``stage`` comes from.
+
+    ``model`` / ``optim`` / ``loss`` → the ``teacher`` or ``student`` recipe; ``data.*`` → ``data``;
+    ``loss.kd`` of stage ``kd`` → ``kd``; ``loss.rdd.*`` / ``loss.kd`` / ``loss.extra_kd`` of the
+    RDD stages → ``rdd``; the other engine settings → ``train``. A key the recipe overrides is
+    reported under the recipe (``teacher.data.batch_size``). Keys the pipeline sets itself
+    (``out_dir``, ``resume``, ``stop_at``, ``teacher.artifact``) are returned unchanged.
+
+    >>> params_key({"student": {"optim": {"iters": -5}}}, "baseline", "optim.iters")
+    'student.optim.iters'
+    """
+    parts = key.split(".")
+    bare = [p.split("[")[0] for p in parts]  # "extra_kd[0]" → "extra_kd"
+    which = "teacher" if stage == "teacher" else "student"
+    if bare[0] == "loss" and len(parts) >= 2:
+        if stage == "kd" and bare[1] == "kd":
+            return ".".join(["kd", *parts[2:]])
+        if stage.endswith("_rdd"):
+            if bare[1] == "rdd":
+                return ".".join(["rdd", *parts[2:]])
+            if bare[1] in ("kd", "extra_kd"):
+                return ".".join(["rdd", *parts[1:]])
+    recipe = params.get(which)
+    if _has_path(recipe, bare):
+        return f"{which}.{key}"
+    if bare[0] in ("model", "optim", "loss"):
+        return f"{which}.{key}"
+    if bare[0] == "data":
+        return key
+    if bare[0] in _ENGINE_TRAIN_KEYS or _has_path(params.get("train"), bare[:1]):
+        return f"train.{key}"
+    return key
+
+
+_QUOTED = re.compile(r"(unknown key |missing required key )'([^']+)'(.*)", re.S)
+_LEADING = re.compile(r"([A-Za-z_][\w\[\]]*(?:\.[\w\[\]]+)*) (.*)", re.S)
+_ENGINE_TOP = ("out_dir", "model", "data", "teacher", "optim", "loss", "stop_at", "resume",
+               *_ENGINE_TRAIN_KEYS)
+
+
+def params_message(params: Mapping[str, Any], stage: str, msg: str) -> str:
+    """An engine validation message (``"optim.iters must be > 0, got -5"``) with its key paths
+    mapped back to ``params.yaml`` (``"params.yaml: student.optim.iters must be > 0, got -5"``)."""
+    m = _QUOTED.match(msg)
+    if m:
+        head, rest = f"{m[1]}'{params_key(params, stage, m[2])}'", m[3]
+    else:
+        m = _LEADING.match(msg)
+        if not m or m[1].split(".")[0].split("[")[0] not in _ENGINE_TOP:
+            return msg
+        head, rest = params_key(params, stage, m[1]), " " + m[2]
+    rest = re.sub(r"(?<![\w.])optim\.iters\b",
+                  lambda _: params_key(params, stage, "optim.iters"), rest)
+    rest = re.sub(r"(?<![\w.])loss\.rdd\.\w+", lambda k: params_key(params, stage, k[0]), rest)
+    return f"params.yaml: {head}{rest}"

@@ -22,10 +22,32 @@ import click
 from pipeline._cli import bad_params, out_root_option, params_option
 from pipeline.config import (TRAIN_STAGES, ParamsError, dataset_root, load_params, section,
                              stage_dir)
+from rdd.spec import as_hw
 
 LABELS = {"teacher": "teacher", "baseline": "student (no KD)", "kd": "student + KD",
           "tfe_rdd": "student + TFE-RDD", "tse_rdd": "student + RDD"}
 MODES = ("whole", "slide", "msflip")
+
+
+def _int_at_least(v: Any, key: str, lo: int) -> int:
+    """``v`` as an integer >= ``lo``, else a :class:`ParamsError` naming ``key``."""
+    if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+        raise ParamsError(f"params.yaml: {key} must be an integer >= {lo}, got {v!r}")
+    return v
+
+
+def _size_or_null(v: Any, key: str) -> tuple[int, int] | None:
+    """``v`` as a positive ``(H, W)`` (``H`` alone means square) or ``None``."""
+    if v is None:
+        return None
+    items = v if isinstance(v, (list, tuple)) else [v]
+    try:
+        if any(isinstance(x, bool) or not isinstance(x, int) for x in items):
+            raise ValueError
+        return as_hw(v)
+    except (TypeError, ValueError):
+        raise ParamsError(f"params.yaml: {key} must be a positive size [H, W] (or H) or null, "
+                          f"got {v!r}") from None
 
 
 def _options(params: dict[str, Any], out_root: str | Path) -> dict[str, Any]:
@@ -47,27 +69,48 @@ def _options(params: dict[str, Any], out_root: str | Path) -> dict[str, Any]:
         if not p.is_file():
             raise FileNotFoundError(f"evaluate.models: no trained model for stage {m!r} at {p} "
                                     f"(run `dvc repro {m}` first)")
-    lat = {"runs": 10, "warmup": 3, "threads": 1, **(ev.get("latency") or {})}
-    for k in ("runs", "warmup"):
-        if isinstance(lat[k], bool) or not isinstance(lat[k], int) or lat[k] < 0:
-            raise ParamsError(f"params.yaml: evaluate.latency.{k} must be an integer >= 0, "
-                              f"got {lat[k]!r}")
+    lat_cfg = ev.get("latency") or {}
+    if not isinstance(lat_cfg, dict):
+        raise ParamsError(f"params.yaml: evaluate.latency must be a mapping, got {lat_cfg!r}")
+    lat_defaults = {"runs": 10, "warmup": 3, "threads": 1}
+    unknown = sorted(set(lat_cfg) - set(lat_defaults))
+    if unknown:
+        raise ParamsError(f"params.yaml: unknown key 'evaluate.latency.{unknown[0]}' "
+                          f"(expected one of: {', '.join(sorted(lat_defaults))})")
+    lat = {**lat_defaults, **lat_cfg}
+    for k, lo in (("runs", 1), ("warmup", 0), ("threads", 1)):
+        _int_at_least(lat[k], f"evaluate.latency.{k}", lo)
     mode = ev.get("mode", "whole")
     if mode not in MODES:
         raise ParamsError(f"params.yaml: evaluate.mode must be one of {', '.join(MODES)}, got {mode!r}")
-    vis = ev.get("vis_frames", 4)
-    if isinstance(vis, bool) or not isinstance(vis, int) or vis < 0:
-        raise ParamsError(f"params.yaml: evaluate.vis_frames must be an integer >= 0, got {vis!r}")
-    bs = ev.get("batch_size", 1)
-    if isinstance(bs, bool) or not isinstance(bs, int) or bs < 1:
-        raise ParamsError(f"params.yaml: evaluate.batch_size must be an integer >= 1, got {bs!r}")
+    vis = _int_at_least(ev.get("vis_frames", 4), "evaluate.vis_frames", 0)
+    bs = _int_at_least(ev.get("batch_size", 1), "evaluate.batch_size", 1)
+    crop_size = _size_or_null(ev.get("crop_size"), "evaluate.crop_size")
+    if mode == "slide" and crop_size is None:
+        raise ParamsError("params.yaml: evaluate.crop_size is required (a positive [H, W]) "
+                          "when evaluate.mode is slide")
     data = section(params, "data")
+    eval_size = _size_or_null(data.get("eval_size"), "data.eval_size")
+    root = dataset_root(params, out_root)
+    if not Path(root).is_dir():
+        if data.get("dataset") == "synthetic":
+            raise FileNotFoundError(f"data: the synthetic dataset is missing at {root} "
+                                    "(run `dvc repro data` first)")
+        raise FileNotFoundError(f"params.yaml: data.root: dataset {data.get('dataset')!r} not "
+                                f"found, {root!r} is not a folder")
+    val_split = data.get("val_split", "val")
+    if not isinstance(val_split, str) or not val_split:
+        raise ParamsError(f"params.yaml: data.val_split must be a non-empty string, "
+                          f"got {val_split!r}")
+    kwargs = data.get("kwargs") or {}
+    if not isinstance(kwargs, dict):
+        raise ParamsError(f"params.yaml: data.kwargs must be a mapping, got {kwargs!r}")
     rdd = section(params, "rdd", required=False)
-    return {"artifacts": artifacts, "latency": lat, "mode": mode, "crop_size": ev.get("crop_size"),
+    return {"artifacts": artifacts, "latency": lat, "mode": mode, "crop_size": crop_size,
             "vis_frames": vis, "batch_size": bs,
-            "dataset": data.get("dataset"), "root": dataset_root(params, out_root),
-            "val_split": data.get("val_split", "val"), "kwargs": data.get("kwargs") or {},
-            "eval_size": data.get("eval_size"),
+            "dataset": data.get("dataset"), "root": root,
+            "val_split": val_split, "kwargs": kwargs,
+            "eval_size": eval_size,
             "rdd": {"threshold": rdd.get("threshold", 0.7), "min_kept": rdd.get("min_kept", 0.048),
                     "mode": rdd.get("mode", "xor")}}
 

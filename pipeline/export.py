@@ -18,31 +18,15 @@ from pipeline._cli import bad_params, out_root_option, params_option
 from pipeline.config import (STUDENT_STAGES, dataset_root, load_params, section, stage_dir)
 
 
-def _check_keys(cfg: dict[str, Any]) -> None:
-    """Unknown ``export.*`` keys stop the stage before any work (``run_export`` rejects them
-    too, but only after loading the model)."""
-    from rdd.export.pipeline import DEFAULT_CONFIG
-
-    for k, v in cfg.items():
-        if k not in DEFAULT_CONFIG:
-            raise ValueError(f"params.yaml: unknown key 'export.{k}' "
-                             f"(expected one of: {', '.join(sorted(DEFAULT_CONFIG))})")
-        if isinstance(DEFAULT_CONFIG[k], dict) and isinstance(v, dict):
-            bad = sorted(set(v) - set(DEFAULT_CONFIG[k]))
-            if bad:
-                raise ValueError(f"params.yaml: unknown key 'export.{k}.{bad[0]}' "
-                                 f"(expected one of: {', '.join(sorted(DEFAULT_CONFIG[k]))})")
-
-
 def run_export_stage(params: dict[str, Any], out_root: str | Path = "outputs",
                      stage: str = "tse_rdd") -> dict[str, Any]:
     """Run the export stage in-process; returns the export metrics."""
     from rdd.data import build_dataset
-    from rdd.export import run_export
+    from rdd.export.pipeline import run_export, validate_export_config
 
-    with bad_params("export"):
+    with bad_params("export"):  # every check before loading anything
         cfg = section(params, "export", required=False)
-        _check_keys(cfg)
+        validate_export_config(cfg)  # names the bad key as export.<key>
         data = section(params, "data")
         root = dataset_root(params, out_root)
         artifact = Path(stage_dir(out_root, stage)) / "model.pt"

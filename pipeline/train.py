@@ -18,7 +18,8 @@ from typing import Any
 import click
 
 from pipeline._cli import bad_params, out_root_option, params_option
-from pipeline.config import TRAIN_STAGES, load_params, train_nproc, train_stage_config
+from pipeline.config import (TRAIN_STAGES, load_params, params_message, train_nproc,
+                             train_stage_config)
 
 
 def torchrun_command(nproc: int, argv: list[str]) -> list[str]:
@@ -33,17 +34,14 @@ def under_torchrun() -> bool:
 
 def build_config(params: dict[str, Any], stage: str, out_root: str | Path = "outputs"):
     """Validated :class:`rdd.engine.TrainConfig` of ``stage`` (raises ``ValueError`` naming the
-    key, prefixed with the params sections the stage reads)."""
+    ``params.yaml`` key, e.g. ``student.optim.iters must be > 0, got -5``)."""
     from rdd.engine import TrainConfig
 
     d = train_stage_config(params, stage, out_root=out_root)
-    section = "teacher" if stage == "teacher" else "student"
     try:
         return TrainConfig.from_dict(d)
     except ValueError as e:
-        raise ValueError(f"{e} (stage config built from params.yaml sections train, data, "
-                         f"{section}{', kd' if stage == 'kd' else ''}"
-                         f"{', rdd' if stage.endswith('_rdd') else ''})") from None
+        raise ValueError(params_message(params, stage, str(e))) from None
 
 
 def run_stage(params: dict[str, Any], stage: str, out_root: str | Path = "outputs") -> dict:

@@ -422,8 +422,10 @@ def test_run_export_end_to_end(student, tmp_path):
     assert m["eval"] == {"size": [H, W], "image_resize": "bilinear", "mask_resize": "nearest_exact"}
     if not tensorrt_available():
         assert m["tensorrt"]["fp16"]["status"] == SKIPPED_NO_TRT
-        assert not list(out.glob("*.engine*"))
-    assert read_onnx_meta(out / "model_labels.onnx")["output_kind"] == "labels"
+        assert not list(out.rglob("*.engine*"))
+        assert json.loads((out / "trt" / "status.json").read_text())["fp16"]["status"] == SKIPPED_NO_TRT
+    assert m["files"]["model_labels"]["path"] == "variants/model_labels.onnx"
+    assert read_onnx_meta(out / "variants" / "model_labels.onnx")["output_kind"] == "labels"
 
 
 def test_run_export_gate_failure_raises_and_records(student, tmp_path):

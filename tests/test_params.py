@@ -129,15 +129,15 @@ def _write(tmp_path: Path, mutate) -> Path:
 BAD = [
     ("teacher", lambda p: p["teacher"]["model"].update(name="resnet9000"),
      r"model\.name.*unknown model 'resnet9000'"),
-    ("baseline", lambda p: p["student"]["optim"].update(iters=0), r"optim\.iters must be > 0"),
-    ("kd", lambda p: p["student"]["optim"].update(lrr=0.1), r"unknown key 'optim\.lrr'"),
+    ("baseline", lambda p: p["student"]["optim"].update(iters=0), r"student\.optim\.iters must be > 0"),
+    ("kd", lambda p: p["student"]["optim"].update(lrr=0.1), r"unknown key 'student\.optim\.lrr'"),
     ("teacher", lambda p: p["data"].update(dataset="imagenet"), r"data\.dataset.*'imagenet'"),
     ("teacher", lambda p: p["data"].update(dataset="camvid", root="/nonexistent/camvid"),
      r"data\.root.*/nonexistent/camvid"),
     ("teacher", lambda p: p["data"].update(dataset="camvid", root=None), r"data\.root is required"),
     ("tfe_rdd", lambda p: p["rdd"].update(tfe_iters=0), r"rdd\.tfe_iters must be an integer >= 1"),
     ("tse_rdd", lambda p: p["rdd"].update(tfe_iters=10 ** 6), r"rdd\.tfe_iters must be <"),
-    ("tfe_rdd", lambda p: p["rdd"].update(mode="nand"), r"loss\.rdd\.mode must be one of"),
+    ("tfe_rdd", lambda p: p["rdd"].update(mode="nand"), r"params\.yaml: rdd\.mode must be one of"),
     ("teacher", lambda p: p["train"].update(nproc=0), r"train\.nproc must be an integer >= 1"),
 ]
 
@@ -164,7 +164,6 @@ def test_bad_params_stop_a_training_stage_before_any_work(stage, mutate, pattern
      r"data\.root: dataset 'cityscapes' not found at '/nonexistent/cs'.*cityscapes-dataset\.com"),
     (lambda p: p["data"].update(dataset="voc", root=None), r"data\.root is required"),
     (lambda p: p["data"]["synthetic"].update(n_train=0), r"data\.synthetic\.n_train must be"),
-    (lambda p: p["data"]["video"].update(fps=-1), r"data\.video\.fps must be > 0"),
 ])
 def test_bad_params_stop_the_data_stage(mutate, pattern, tmp_path):
     from pipeline.data import main
@@ -201,3 +200,179 @@ def test_torchrun_command():
     assert "--standalone" in cmd and "--nproc_per_node=4" in cmd
     assert cmd[cmd.index("--nproc_per_node=4") + 1:] == ["-m", "pipeline.train", "kd", "--params",
                                                          "p.yaml", "--out-root", "o"]
+
+
+# --------------------------------------------------------------------------- values, not just keys
+@pytest.mark.parametrize("stage,mutate,message", [
+    ("tse_rdd", lambda p: p["student"]["optim"].update(iters=-5),
+     "params.yaml: student.optim.iters must be > 0, got -5"),
+    ("baseline", lambda p: p["student"]["optim"].update(iters=-5),
+     "params.yaml: student.optim.iters must be > 0, got -5"),
+    ("teacher", lambda p: p["teacher"]["optim"].update(iters=0),
+     "params.yaml: teacher.optim.iters must be > 0, got 0"),
+    ("kd", lambda p: p["student"]["optim"].update(lrr=0.1), "params.yaml: unknown key 'student.optim.lrr'"),
+    ("kd", lambda p: p["kd"].update(temperature=-1), "params.yaml: kd.temperature must be"),
+    ("tfe_rdd", lambda p: p["rdd"].update(mode="nand"), "params.yaml: rdd.mode must be one of"),
+    ("teacher", lambda p: p["train"].update(seed=-1), "params.yaml: train.seed must be >= 0, got -1"),
+    ("baseline", lambda p: p["data"].update(batch_size=0),
+     "params.yaml: data.batch_size must be > 0, got 0"),
+    ("teacher", lambda p: p["teacher"].update(data={"batch_size": 0}),
+     "params.yaml: teacher.data.batch_size must be > 0, got 0"),
+])
+def test_engine_errors_name_the_params_yaml_key(stage, mutate, message, tmp_path):
+    from pipeline.train import main
+
+    params = _write(tmp_path, mutate)
+    out_root = tmp_path / "outputs"
+    _fake_outputs(out_root, PARAMS)
+    res = CliRunner().invoke(main, [stage, "--params", str(params), "--out-root", str(out_root)])
+    assert res.exit_code == 1, res.output
+    msg = res.output.strip()
+    assert len(msg.splitlines()) == 1 and msg.startswith(f"Error: stage {stage!r}: {message}"), msg
+
+
+def test_params_key_mapping():
+    p = {"student": {"optim": {"iters": 5}}, "teacher": {"data": {"batch_size": 2}},
+         "train": {"amp": "auto", "foo": 1}}
+    assert C.params_key(p, "kd", "optim.lr") == "student.optim.lr"
+    assert C.params_key(p, "teacher", "model.name") == "teacher.model.name"
+    assert C.params_key(p, "teacher", "data.batch_size") == "teacher.data.batch_size"
+    assert C.params_key(p, "baseline", "data.batch_size") == "data.batch_size"
+    assert C.params_key(p, "kd", "loss.kd.temperature") == "kd.temperature"
+    assert C.params_key(p, "tse_rdd", "loss.rdd.min_kept") == "rdd.min_kept"
+    assert C.params_key(p, "tfe_rdd", "loss.kd.weight") == "rdd.kd.weight"
+    assert C.params_key(p, "tfe_rdd", "loss.extra_kd[0].weight") == "rdd.extra_kd[0].weight"
+    assert C.params_key(p, "baseline", "loss.ce.weight") == "student.loss.ce.weight"
+    assert C.params_key(p, "teacher", "amp") == "train.amp"
+    assert C.params_key(p, "teacher", "foo") == "train.foo"
+    assert C.params_key(p, "kd", "out_dir") == "out_dir"
+    assert (C.params_message(p, "tse_rdd", "loss.rdd.tfe_iters must be <= optim.iters (5), got 9")
+            == "params.yaml: rdd.tfe_iters must be <= student.optim.iters (5), got 9")
+    assert C.params_message(p, "kd", "something else") == "something else"
+
+
+def _evaluate_cli(tmp_path: Path, mutate):
+    from pipeline.evaluate import main
+
+    params = _write(tmp_path, mutate)
+    out_root = tmp_path / "o"
+    for stage in C.TRAIN_STAGES:  # placeholders: validation must fail before any is loaded
+        (out_root / stage).mkdir(parents=True)
+        (out_root / stage / "model.pt").write_bytes(b"")
+    (out_root / "data" / "synthetic").mkdir(parents=True)
+    res = CliRunner().invoke(main, ["--params", str(params), "--out-root", str(out_root)])
+    return res, out_root
+
+
+@pytest.mark.parametrize("mutate,pattern", [
+    (lambda p: p["data"].update(dataset="camvid", root="/nope"),
+     r"data\.root: dataset 'camvid' not found, '/nope' is not a folder"),
+    (lambda p: p["data"].update(eval_size=[0, -3]),
+     r"data\.eval_size must be a positive size .* got \[0, -3\]"),
+    (lambda p: p["data"].update(eval_size=[2.5, 3]), r"data\.eval_size must be a positive size"),
+    (lambda p: p.setdefault("evaluate", {}).update(crop_size=[-1, 5]),
+     r"evaluate\.crop_size must be a positive size"),
+    (lambda p: p.setdefault("evaluate", {}).update(mode="slide", crop_size=None),
+     r"evaluate\.crop_size is required .* slide"),
+    (lambda p: p.setdefault("evaluate", {}).update(latency={"threads": 0}),
+     r"evaluate\.latency\.threads must be an integer >= 1, got 0"),
+    (lambda p: p.setdefault("evaluate", {}).update(latency={"runs": 0}),
+     r"evaluate\.latency\.runs must be an integer >= 1, got 0"),
+    (lambda p: p.setdefault("evaluate", {}).update(latency={"rnus": 3}),
+     r"unknown key 'evaluate\.latency\.rnus'"),
+    (lambda p: p["data"].update(kwargs=[1]), r"data\.kwargs must be a mapping"),
+])
+def test_bad_params_stop_evaluate_before_any_work(mutate, pattern, tmp_path):
+    res, out_root = _evaluate_cli(tmp_path, mutate)
+    assert res.exit_code == 1, res.output
+    msg = res.output.strip()
+    assert msg.startswith("Error: stage 'evaluate': ") and len(msg.splitlines()) == 1, msg
+    assert __import__("re").search(pattern, msg), msg
+    assert not (out_root / "evaluate").exists()
+
+
+def test_evaluate_names_a_missing_synthetic_dataset(tmp_path):
+    import shutil
+
+    from pipeline.evaluate import _options
+
+    out_root = tmp_path / "o"
+    for stage in C.TRAIN_STAGES:
+        (out_root / stage).mkdir(parents=True)
+        (out_root / stage / "model.pt").write_bytes(b"")
+    p = copy.deepcopy(PARAMS)
+    p["data"]["dataset"] = "synthetic"
+    with pytest.raises(FileNotFoundError, match="dvc repro data"):
+        _options(p, out_root)
+    (out_root / "data" / "synthetic").mkdir(parents=True)
+    opts = _options(p, out_root)
+    assert opts["root"] == str(out_root / "data" / "synthetic")
+    shutil.rmtree(out_root)
+
+
+@pytest.mark.parametrize("update,pattern", [
+    ({"opset": 0}, r"export\.opset must be an integer >= 17, got 0"),
+    ({"opset": True}, r"export\.opset must be an integer"),
+    ({"parity": {"frames": 0}}, r"export\.parity\.frames must be an integer >= 1 or null, got 0"),
+    ({"input_size": [-1, 5]}, r"export\.input_size must be a positive size .* got \[-1, 5\]"),
+    ({"int8": {"max_miou_drop": -0.1}}, r"export\.int8\.max_miou_drop must be a number >= 0"),
+    ({"int8": {"calib_frames": 0}}, r"export\.int8\.calib_frames must be an integer >= 1"),
+    ({"int8": {"method": "magic"}}, r"export\.int8\.method must be one of minmax"),
+    ({"tensorrt": {"precisions": ["fp8"]}}, r"export\.tensorrt\.precisions must be"),
+    ({"tensorrt": {"max_size": [0, 1]}}, r"export\.tensorrt\.max_size must be a positive size"),
+    ({"benchmark": {"runs": 0}}, r"export\.benchmark\.runs must be an integer >= 1"),
+    ({"benchmark": {"threads": 0}}, r"export\.benchmark\.threads must be an integer >= 1"),
+    ({"benchmark": "yes"}, r"export\.benchmark must be a mapping"),
+    ({"variants": [{"name": "model"}]}, r"export\.variants\[0\]\.name must be a unique"),
+    ({"int9": {}}, r"unknown key 'export\.int9'"),
+    ({"int8": {"x": 1}}, r"unknown key 'export\.int8\.x'"),
+])
+def test_bad_export_values_stop_the_stage_before_loading(update, pattern, tmp_path):
+    from pipeline.export import main as export_main
+    from rdd.export.pipeline import validate_export_config
+
+    with pytest.raises(ValueError, match=pattern):
+        validate_export_config(update)
+    params = _write(tmp_path, lambda p: p.update(export=update))
+    out_root = tmp_path / "o"
+    (out_root / "tse_rdd").mkdir(parents=True)
+    (out_root / "tse_rdd" / "model.pt").write_bytes(b"")  # not a model: loading it would fail
+    res = CliRunner().invoke(export_main, ["--params", str(params), "--out-root", str(out_root)])
+    assert res.exit_code == 1, res.output
+    msg = res.output.strip()
+    assert msg.startswith("Error: stage 'export': ") and len(msg.splitlines()) == 1, msg
+    assert __import__("re").search(pattern, msg), msg
+    assert not (out_root / "export").exists()
+
+
+def test_validate_export_config_merges_defaults_and_accepts_the_committed_params():
+    from rdd.export.pipeline import DEFAULT_CONFIG, validate_export_config
+
+    assert validate_export_config(None) == DEFAULT_CONFIG
+    user = {"parity": {"frames": None}, "int8": {"calib_frames": 8}, "input_size": [64, 96]}
+    c = validate_export_config(user)
+    assert c["parity"]["frames"] is None and c["int8"]["calib_frames"] == 8
+    assert c["int8"]["method"] == DEFAULT_CONFIG["int8"]["method"] and c["input_size"] == [64, 96]
+    assert user == {"parity": {"frames": None}, "int8": {"calib_frames": 8},
+                    "input_size": [64, 96]}  # not modified
+    for f in [REPO / "params.yaml", *sorted((REPO / "params").glob("*.yaml"))]:
+        validate_export_config(C.load_params(f).get("export"))
+
+
+@pytest.mark.parametrize("mutate,pattern", [
+    (lambda p: p["data"]["video"].update(fps=-1), r"data\.video\.fps must be > 0"),
+    (lambda p: p["data"]["video"].update(n_frames=0), r"data\.video\.n_frames must be"),
+    (lambda p: p["data"]["video"].update(size=3), r"unknown key 'data\.video\.size'"),
+    (lambda p: p["data"].update(dataset="camvid", root="/nonexistent/cv"),
+     r"data\.root: dataset 'camvid' not found"),
+])
+def test_bad_params_stop_the_video_stage(mutate, pattern, tmp_path):
+    from pipeline.video import main
+
+    params = _write(tmp_path, mutate)
+    res = CliRunner().invoke(main, ["--params", str(params), "--out-root", str(tmp_path / "o")])
+    assert res.exit_code == 1, res.output
+    msg = res.output.strip()
+    assert msg.startswith("Error: stage 'video': ") and len(msg.splitlines()) == 1, msg
+    assert __import__("re").search(pattern, msg), msg
+    assert not (tmp_path / "o" / "video").exists()

@@ -13,7 +13,7 @@ read_onnx_meta``) works on an edge device with onnxruntime only.
 * :mod:`rdd.export.quantize`: ``quantize_int8``, ``FrameCalibrationReader``.
 * :mod:`rdd.export.tensorrt`: ``build_engine``, ``tensorrt_available``, ``write_engine_sidecar``,
   ``int8_calib_cache_path``.
-* :mod:`rdd.export.pipeline`: ``run_export`` (the DVC export stage).
+* :mod:`rdd.export.pipeline`: ``run_export`` (the DVC export stage), ``validate_export_config``.
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ _LAZY = {
     "quantize_int8": "quantize", "FrameCalibrationReader": "quantize",
     "build_engine": "tensorrt", "tensorrt_available": "tensorrt",
     "write_engine_sidecar": "tensorrt", "int8_calib_cache_path": "tensorrt",
-    "run_export": "pipeline", "DEFAULT_CONFIG": "pipeline",
+    "run_export": "pipeline", "validate_export_config": "pipeline", "DEFAULT_CONFIG": "pipeline",
 }
 
 __all__ = sorted(_LAZY)

@@ -4,12 +4,14 @@
 goes to ``out_dir``:
 
 * ``model.onnx`` — FP32 logits graph (float32 ``N×3×H×W`` normalised input);
-* ``<name>.onnx`` for each extra variant in ``cfg["variants"]`` (argmax / folded preprocessing);
+* ``variants/<name>.onnx`` for each extra variant in ``cfg["variants"]`` (argmax / folded
+  preprocessing); the folder always exists (one DVC output however many variants there are);
 * ``model_int8.onnx`` — onnxruntime static INT8 (QDQ) of ``model.onnx``;
-* ``model_fp16.engine`` / ``model_int8.engine`` — TensorRT engines (only where TensorRT runs),
-  each with its sidecar ``model_<prec>.engine.json`` (rdd_meta + optimisation profile +
-  precision; read by :class:`rdd.runtime.TrtBackend`), the INT8 calibration cache
-  ``trt_int8_calib_<sha256(model.onnx)[:16]>.cache`` and ``trt_timing.cache``;
+* ``trt/`` (always created, one DVC output): ``model_fp16.engine`` / ``model_int8.engine`` —
+  TensorRT engines (only where TensorRT runs), each with its sidecar ``model_<prec>.engine.json``
+  (rdd_meta + optimisation profile + precision; read by :class:`rdd.runtime.TrtBackend`), the INT8
+  calibration cache ``trt_int8_calib_<sha256(model.onnx)[:16]>.cache``, ``trt_timing.cache``, and
+  ``status.json`` (what was built or why it was skipped);
 * ``export_metrics.json`` — sizes, parity figures, mIoU per precision, latencies.
 
 Configuration (``cfg``; every key optional, defaults below)::
@@ -58,7 +60,7 @@ import numpy as np
 from rdd.export.frames import ParityError, latency_stats, load_frames, make_session
 from rdd.spec import ClassInfo, Normalization, as_hw, write_json_atomic
 
-__all__ = ["run_export", "DEFAULT_CONFIG"]
+__all__ = ["run_export", "validate_export_config", "DEFAULT_CONFIG"]
 
 DEFAULT_CONFIG: dict[str, Any] = {
     "input_size": None,
@@ -104,6 +106,125 @@ def _merge_config(cfg: dict[str, Any] | None) -> dict[str, Any]:
     return out
 
 
+def _bad(key: str, expected: str, got: Any) -> ValueError:
+    return ValueError(f"export.{key} must be {expected}, got {got!r}")
+
+
+def validate_export_config(cfg: dict[str, Any] | None) -> dict[str, Any]:
+    """``cfg`` (the ``export`` section of ``params.yaml``) merged with :data:`DEFAULT_CONFIG`
+    and checked, before any work.
+
+    Returns:
+        the merged configuration (a new dict; ``cfg`` is not modified).
+
+    Raises:
+        ValueError: an unknown key or a bad value; the message names the key as
+            ``export.<key>`` (e.g. ``export.opset must be an integer >= 17, got 0``).
+    """
+    from rdd.export.onnx import MIN_OPSET
+    from rdd.export.quantize import CALIB_METHODS
+
+    if cfg is None:
+        cfg = {}
+    if not isinstance(cfg, dict):
+        raise ValueError(f"export must be a mapping of export options, got {cfg!r}")
+    for k, v in cfg.items():
+        if k not in DEFAULT_CONFIG:
+            raise ValueError(f"unknown key 'export.{k}' "
+                             f"(expected one of: {', '.join(sorted(DEFAULT_CONFIG))})")
+        if isinstance(DEFAULT_CONFIG[k], dict):
+            if not isinstance(v, dict):
+                raise _bad(k, "a mapping", v)
+            bad = sorted(set(v) - set(DEFAULT_CONFIG[k]))
+            if bad:
+                raise ValueError(f"unknown key 'export.{k}.{bad[0]}' "
+                                 f"(expected one of: {', '.join(sorted(DEFAULT_CONFIG[k]))})")
+    c = _merge_config(cfg)
+
+    def integer(key: str, v: Any, lo: int, *, null: bool = False) -> None:
+        if v is None and null:
+            return
+        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+            raise _bad(key, f"an integer >= {lo}" + (" or null" if null else ""), v)
+
+    def number(key: str, v: Any, *, lo: float = 0.0, hi: float | None = None,
+               positive: bool = False) -> None:
+        ok = (not isinstance(v, bool) and isinstance(v, (int, float)) and np.isfinite(v)
+              and (v > lo if positive else v >= lo) and (hi is None or v <= hi))
+        if not ok:
+            rng = f"{'>' if positive else '>='} {lo}" + (f" and <= {hi}" if hi is not None else "")
+            raise _bad(key, f"a number {rng}", v)
+
+    def flag(key: str, v: Any) -> None:
+        if not isinstance(v, bool):
+            raise _bad(key, "true or false", v)
+
+    def size(key: str, v: Any) -> None:
+        if v is None:
+            return
+        items = v if isinstance(v, (list, tuple)) else [v]
+        try:
+            if any(isinstance(x, bool) or not isinstance(x, int) for x in items):
+                raise ValueError
+            as_hw(v)
+        except (TypeError, ValueError):
+            raise _bad(key, "a positive size [H, W] (or H) or null", v) from None
+
+    size("input_size", c["input_size"])
+    integer("opset", c["opset"], MIN_OPSET)
+    for k in ("dynamic_batch", "dynamic_spatial", "simplify"):
+        flag(k, c[k])
+    if not isinstance(c["variants"], list):
+        raise _bad("variants", "a list of {name, argmax, fold_preprocess}", c["variants"])
+    names: set[str] = set()
+    for i, var in enumerate(c["variants"]):
+        name = var.get("name")
+        if (not isinstance(name, str) or not name or "/" in name or "\\" in name
+                or name in ("model", "model_int8") or name in names):
+            raise _bad(f"variants[{i}].name", "a unique file stem other than model / model_int8",
+                       name)
+        names.add(name)
+        for k in ("argmax", "fold_preprocess"):
+            if k in var:
+                flag(f"variants[{i}].{k}", var[k])
+    p = c["parity"]
+    integer("parity.frames", p["frames"], 1, null=True)
+    number("parity.max_abs_logit_diff", p["max_abs_logit_diff"])
+    number("parity.min_argmax_agreement", p["min_argmax_agreement"])
+    number("parity.max_miou_delta", p["max_miou_delta"], hi=1.0)
+    q = c["int8"]
+    flag("int8.enabled", q["enabled"])
+    integer("int8.calib_frames", q["calib_frames"], 1, null=True)
+    integer("int8.eval_frames", q["eval_frames"], 1, null=True)
+    if q["method"] not in CALIB_METHODS:
+        raise _bad("int8.method", f"one of {', '.join(CALIB_METHODS)}", q["method"])
+    for k in ("activation_type", "weight_type"):
+        if q[k] not in ("quint8", "qint8"):
+            raise _bad(f"int8.{k}", "quint8 or qint8", q[k])
+    flag("int8.per_channel", q["per_channel"])
+    flag("int8.reduce_range", q["reduce_range"])
+    if not isinstance(q["extra_options"], dict):
+        raise _bad("int8.extra_options", "a mapping", q["extra_options"])
+    number("int8.max_miou_drop", q["max_miou_drop"], hi=1.0)
+    t = c["tensorrt"]
+    flag("tensorrt.enabled", t["enabled"])
+    precs = t["precisions"]
+    if (not isinstance(precs, list) or not precs
+            or any(pr not in ("fp32", "fp16", "int8") for pr in precs)):
+        raise _bad("tensorrt.precisions", "a non-empty list of fp32 / fp16 / int8", precs)
+    for k in ("min_size", "opt_size", "max_size"):
+        size(f"tensorrt.{k}", t[k])
+    integer("tensorrt.calib_frames", t["calib_frames"], 1, null=True)
+    number("tensorrt.workspace_gb", t["workspace_gb"], positive=True)
+    b = c["benchmark"]
+    flag("benchmark.enabled", b["enabled"])
+    integer("benchmark.threads", b["threads"], 1)
+    integer("benchmark.warmup", b["warmup"], 0)
+    integer("benchmark.runs", b["runs"], 1)
+    flag("benchmark.spin", b["spin"])
+    return c
+
+
 def run_export(artifact_path: str | os.PathLike, out_dir: str | os.PathLike, *,
                calib_dataset: Any, val_dataset: Any,
                cfg: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -131,7 +252,7 @@ def run_export(artifact_path: str | os.PathLike, out_dir: str | os.PathLike, *,
     from rdd.export.quantize import quantize_int8
     from rdd.export.tensorrt import build_engine
 
-    c = _merge_config(cfg)
+    c = validate_export_config(cfg)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model, ameta = load_artifact(artifact_path)
@@ -159,7 +280,7 @@ def run_export(artifact_path: str | os.PathLike, out_dir: str | os.PathLike, *,
 
     # ---- FP32 ONNX + parity gate
     fp32 = export_onnx(model, out_dir / "model.onnx", **export_kw)
-    metrics["files"]["onnx_fp32"] = _file(fp32)
+    metrics["files"]["onnx_fp32"] = _file(fp32, out_dir)
     metrics["onnx"] = {k: fp32[k] for k in ("opset", "simplified", "simplify_error", "num_nodes",
                                             "export_seconds")}
     rep = compare_parity(model, fp32["path"], val, thresholds=thresholds)
@@ -170,11 +291,13 @@ def run_export(artifact_path: str | os.PathLike, out_dir: str | os.PathLike, *,
         fail(ParityError(f"ONNX parity gate failed for {fp32['path']}", rep))
 
     # ---- extra variants (argmax / folded preprocessing), each gated
+    variants_dir = out_dir / "variants"
+    variants_dir.mkdir(parents=True, exist_ok=True)
     for var in c["variants"]:
-        info = export_onnx(model, out_dir / f"{var['name']}.onnx", **export_kw,
+        info = export_onnx(model, variants_dir / f"{var['name']}.onnx", **export_kw,
                            argmax=bool(var.get("argmax")),
                            fold_preprocess=bool(var.get("fold_preprocess")))
-        metrics["files"][var["name"]] = _file(info)
+        metrics["files"][var["name"]] = _file(info, out_dir)
         vrep = compare_parity(model, info["path"], val, thresholds=thresholds)
         metrics.setdefault("parity_variants", {})[var["name"]] = _slim(vrep)
         metrics["gates"][f"parity_{var['name']}"] = vrep["passed"]
@@ -191,7 +314,7 @@ def run_export(artifact_path: str | os.PathLike, out_dir: str | os.PathLike, *,
                               per_channel=q["per_channel"], reduce_range=q["reduce_range"],
                               extra_options=q["extra_options"])
         int8_path = qinfo["path"]
-        metrics["files"]["onnx_int8"] = _file(qinfo)
+        metrics["files"]["onnx_int8"] = _file(qinfo, out_dir)
         ev_frames = val if q["eval_frames"] is None else load_frames(val_dataset, size=size,
                                                                      limit=q["eval_frames"])
         ev32 = (evaluate_onnx(fp32["path"], ev_frames) if q["eval_frames"] is not None
@@ -215,24 +338,27 @@ def run_export(artifact_path: str | os.PathLike, out_dir: str | os.PathLike, *,
             fail(e)
 
     # ---- TensorRT (skipped cleanly without it)
+    trt_dir = out_dir / "trt"
+    trt_dir.mkdir(parents=True, exist_ok=True)
     if c["tensorrt"]["enabled"]:
         from rdd.export.tensorrt import int8_calib_cache_path
 
         t = c["tensorrt"]
         metrics["tensorrt"] = {}
-        calib_cache = (int8_calib_cache_path(fp32["path"], out_dir) if "int8" in t["precisions"]
+        calib_cache = (int8_calib_cache_path(fp32["path"], trt_dir) if "int8" in t["precisions"]
                        else None)
         for prec in t["precisions"]:
             try:
                 metrics["tensorrt"][prec] = build_engine(
-                    fp32["path"], out_dir / f"model_{prec}.engine", precision=prec,
+                    fp32["path"], trt_dir / f"model_{prec}.engine", precision=prec,
                     min_size=t["min_size"], opt_size=t["opt_size"], max_size=t["max_size"],
                     calib_frames=calib_dataset if prec == "int8" else None,
                     calib_limit=t["calib_frames"], workspace_gb=t["workspace_gb"],
                     calib_cache=calib_cache,
-                    timing_cache=out_dir / "trt_timing.cache")
+                    timing_cache=trt_dir / "trt_timing.cache")
             except Exception as e:  # noqa: BLE001 — a TensorRT failure must not hide ONNX results
                 metrics["tensorrt"][prec] = {"status": f"failed: {type(e).__name__}: {e}"}
+    write_json_atomic(trt_dir / "status.json", metrics.get("tensorrt", {"status": "disabled"}))
 
     # ---- latency at batch 1 on this machine
     if c["benchmark"]["enabled"]:
@@ -249,8 +375,10 @@ def run_export(artifact_path: str | os.PathLike, out_dir: str | os.PathLike, *,
     return metrics
 
 
-def _file(info: dict[str, Any]) -> dict[str, Any]:
-    return {"path": os.path.basename(info["path"]), "size_bytes": info["size_bytes"]}
+def _file(info: dict[str, Any], out_dir: Path) -> dict[str, Any]:
+    """``{path relative to out_dir, size}`` of a written file."""
+    return {"path": Path(info["path"]).relative_to(out_dir).as_posix(),
+            "size_bytes": info["size_bytes"]}
 
 
 def _slim(rep: dict[str, Any]) -> dict[str, Any]:
