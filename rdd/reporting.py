@@ -33,37 +33,17 @@ __all__ = ["count_parameters", "count_flops", "cpu_latency", "model_profile", "c
 
 # --------------------------------------------------------------------------- model profile
 def count_parameters(model: "torch.nn.Module") -> int:
-    """Number of parameters (trainable or not) of ``model``."""
-    return int(sum(p.numel() for p in model.parameters()))
+    """Number of parameters (trainable or not) of ``model`` (:func:`rdd.models.count_params`)."""
+    from rdd.models import count_params
 
-
-def _dummy_input(model: "torch.nn.Module", input_size: int | Sequence[int]) -> "torch.Tensor":
-    import torch
-
-    h, w = as_hw(input_size)
-    p = next(model.parameters(), None)
-    device = p.device if p is not None else torch.device("cpu")
-    return torch.zeros(1, 3, h, w, device=device)
+    return int(count_params(model))
 
 
 def count_flops(model: "torch.nn.Module", input_size: int | Sequence[int]) -> int:
-    """FLOPs of one eval-mode forward pass on a ``1×3×H×W`` input.
+    """FLOPs of one eval-mode forward on ``1×3×H×W`` (:func:`rdd.models.count_flops`)."""
+    from rdd.models import count_flops as _count_flops
 
-    Counted by :class:`torch.utils.flop_counter.FlopCounterMode` (convolutions, matmuls,
-    … ; one multiply-add = 2 FLOPs; element-wise ops are not counted).
-    """
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
-
-    was_training = model.training
-    model.eval()
-    try:
-        counter = FlopCounterMode(display=False)
-        with torch.no_grad(), counter:
-            model(_dummy_input(model, input_size))
-        return int(counter.get_total_flops())
-    finally:
-        model.train(was_training)
+    return _count_flops(model, input_size)
 
 
 def cpu_latency(model: "torch.nn.Module", input_size: int | Sequence[int], *, warmup: int = 3,
