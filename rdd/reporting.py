@@ -175,12 +175,17 @@ def save_bar_chart(results: Mapping[str, Mapping[str, Any]], path: str | os.Path
         ax.set_xlabel("mIoU (%)")
         ax.set_xlim(0, max(100.0, max(vals) * 1.1))
         ax.set_title(title)
-        fig.tight_layout()
-        path = Path(path)
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png")
+        return _save_png(fig, path)
     finally:
         plt.close(fig)
+
+
+def _save_png(fig: Any, path: str | os.PathLike) -> Path:
+    """Lay out ``fig`` and write it as a PNG atomically."""
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
     return path
 
 
@@ -258,13 +263,9 @@ def save_rdd_figure(path: str | os.PathLike, *, image: np.ndarray, gt: np.ndarra
                 fig.colorbar(im, ax=ax, fraction=0.035, pad=0.02)
         if title:
             fig.suptitle(title, fontsize=10)
-        fig.tight_layout()
-        path = Path(path)
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png")
+        return _save_png(fig, path)
     finally:
         plt.close(fig)
-    return path
 
 
 def save_rdd_visualisations(teacher: "torch.nn.Module", student: "torch.nn.Module", dataset: Any,

@@ -33,3 +33,24 @@ def camvid_root() -> Path:
     if not (CAMVID_ROOT / "train.txt").exists():
         pytest.skip(f"CamVid not found at {CAMVID_ROOT}")
     return CAMVID_ROOT
+
+
+@pytest.fixture(scope="session")
+def tiny_model():
+    """A tiny random-init real-time student (CamVid's 11 classes), eval mode."""
+    from rdd.models import create_model
+
+    torch.manual_seed(0)
+    return create_model("lraspp_mobilenetv2", num_classes=11, width_mult=0.25).eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tmp_path_factory, tiny_model) -> Path:
+    """Dynamic-shape float NCHW → logits export of ``tiny_model`` (input_size 48×64)."""
+    from rdd.export import export_onnx
+    from rdd.spec import CAMVID_CLASSES, Normalization
+
+    path = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
+    export_onnx(tiny_model, path, classes=CAMVID_CLASSES, normalization=Normalization(),
+                input_size=(48, 64), simplify=False)
+    return path

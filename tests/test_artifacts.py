@@ -11,16 +11,6 @@ from rdd.artifacts import artifact_paths, load_artifact, read_artifact_meta, sav
 from rdd.models import create_model, export_wrapper
 from rdd.spec import CAMVID_CLASSES, ClassInfo, Normalization
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on the shared 2-core box, 2 OpenMP threads competing with other jobs
-    spin at barriers and run ~20× slower than one."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 NORM = Normalization(mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3))
 
 

@@ -30,24 +30,6 @@ cli = _load_cli()
 
 
 @pytest.fixture(scope="module")
-def tiny_model():
-    from rdd.models import create_model
-
-    torch.manual_seed(0)
-    return create_model("lraspp_mobilenetv2", num_classes=11, width_mult=0.25).eval()
-
-
-@pytest.fixture(scope="module")
-def tiny_onnx(tmp_path_factory, tiny_model) -> Path:
-    from rdd.export import export_onnx
-
-    path = tmp_path_factory.mktemp("cli") / "tiny.onnx"
-    export_onnx(tiny_model, path, classes=CAMVID_CLASSES, normalization=Normalization(),
-                input_size=(48, 64), simplify=False)
-    return path
-
-
-@pytest.fixture(scope="module")
 def camvid_subset(tmp_path_factory, camvid_root) -> tuple[Path, Path]:
     """Symlinks to the first 4 CamVid val frames and their raw annotations (11 = unlabelled)."""
     root = tmp_path_factory.mktemp("camvid")

@@ -20,16 +20,6 @@ from rdd.models import (LRASPPHead, SegmentationModel, adaptive_avg_pool2d_expor
                         resnet)
 from rdd.spec import ClassInfo, Normalization
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on the shared 2-core box, 2 OpenMP threads competing with other jobs
-    spin at barriers and run ~20× slower than one."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 EXPECTED_MODELS = {f"{h}_resnet{d}" for h in ("deeplabv3", "pspnet") for d in (18, 34, 50, 101)}
 EXPECTED_MODELS |= {"deeplabv3_mobilenetv2", "lraspp_mobilenetv2"}
 SIZES = [(64, 64), (90, 120)]   # the second is not a multiple of 32

@@ -168,13 +168,7 @@ def test_bad_params_stop_a_training_stage_before_any_work(stage, mutate, pattern
 def test_bad_params_stop_the_data_stage(mutate, pattern, tmp_path):
     from pipeline.data import main
 
-    params = _write(tmp_path, mutate)
-    res = CliRunner().invoke(main, ["--params", str(params), "--out-root", str(tmp_path / "o")])
-    assert res.exit_code == 1, res.output
-    msg = res.output.strip()
-    assert msg.startswith("Error: stage 'data': ") and len(msg.splitlines()) == 1, msg
-    assert __import__("re").search(pattern, msg), msg
-    assert not (tmp_path / "o" / "data").exists()
+    _assert_stage_stops(main, "data", _write(tmp_path, mutate), tmp_path / "o", pattern)
 
 
 def test_missing_params_file_and_unknown_export_key(tmp_path):
@@ -369,10 +363,14 @@ def test_validate_export_config_merges_defaults_and_accepts_the_committed_params
 def test_bad_params_stop_the_video_stage(mutate, pattern, tmp_path):
     from pipeline.video import main
 
-    params = _write(tmp_path, mutate)
-    res = CliRunner().invoke(main, ["--params", str(params), "--out-root", str(tmp_path / "o")])
+    _assert_stage_stops(main, "video", _write(tmp_path, mutate), tmp_path / "o", pattern)
+
+
+def _assert_stage_stops(main, stage: str, params: Path, out_root: Path, pattern: str) -> None:
+    """``main`` (a stage's click command) exits 1 with one line matching ``pattern``, writing nothing."""
+    res = CliRunner().invoke(main, ["--params", str(params), "--out-root", str(out_root)])
     assert res.exit_code == 1, res.output
     msg = res.output.strip()
-    assert msg.startswith("Error: stage 'video': ") and len(msg.splitlines()) == 1, msg
+    assert msg.startswith(f"Error: stage {stage!r}: ") and len(msg.splitlines()) == 1, msg
     assert __import__("re").search(pattern, msg), msg
-    assert not (tmp_path / "o" / "video").exists()
+    assert not (out_root / stage).exists()

@@ -25,29 +25,6 @@ from rdd.data import EvalTransform  # noqa: E402  (needs torch)
 
 
 # --------------------------------------------------------------------------- fixtures
-def _tiny_model():
-    from rdd.models import create_model
-
-    torch.manual_seed(0)
-    return create_model("lraspp_mobilenetv2", num_classes=11, width_mult=0.25).eval()
-
-
-@pytest.fixture(scope="session")
-def tiny_model():
-    return _tiny_model()
-
-
-@pytest.fixture(scope="session")
-def tiny_onnx(tmp_path_factory, tiny_model) -> Path:
-    """Dynamic-shape float NCHW → logits export of the tiny student (CamVid classes)."""
-    from rdd.export import export_onnx
-
-    path = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
-    export_onnx(tiny_model, path, classes=CAMVID_CLASSES, normalization=Normalization(),
-                input_size=(48, 64), simplify=False)
-    return path
-
-
 @pytest.fixture(scope="session")
 def tiny_onnx_fixed_labels(tmp_path_factory, tiny_model) -> Path:
     """Fixed 48×64, uint8 NHWC input (preprocessing folded in), uint8 labels output."""
