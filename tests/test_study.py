@@ -1,0 +1,331 @@
+"""Student studies (``pipeline.study``, ``pipeline.study_report``, ``rdd.study``).
+
+* the arm → TrainConfig mapping (golden), and every arm of the committed CamVid study is valid;
+* the aggregation (mean ± sample std, paired gains) on hand-written run folders;
+* the difficulty diagnostics on hand-made logits;
+* end to end: teacher, arms × seeds and the report on a tiny synthetic configuration.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from click.testing import CliRunner
+from torch import nn
+
+from pipeline import config as C
+from pipeline.study import arm_config, run_dir, study_section
+from rdd.study import run_folder
+
+REPO = Path(__file__).resolve().parents[1]
+CAMVID_STUDY = REPO / "studies" / "camvid" / "params.yaml"
+
+STUDY = {
+    "seeds": [0, 1],
+    "main_arms": ["baseline", "kd", "rdd"],
+    "arms": {"baseline": {}, "kd": {"kd": True}, "rdd": {"kd": True, "rdd": {}},
+             "tfe_only": {"kd": True, "rdd": {"tse": False}},
+             "tse_only": {"kd": True, "rdd": {"tfe": False}},
+             "p30": {"kd": True, "rdd": {"tfe_frac": 0.3}},
+             "or": {"kd": True, "rdd": {"mode": "or"}},
+             "wide": {"student": {"model": {"kwargs": {"width_mult": 0.25}}}}},
+}
+
+
+def tiny_params() -> dict:
+    """A synthetic study shrunk to seconds (the committed params.yaml + a study section)."""
+    p = copy.deepcopy(C.load_params(REPO / "params.yaml"))
+    p["data"]["synthetic"].update(n_train=6, n_val=3, size=[48, 64])
+    p["data"].update(crop_size=[32, 48], batch_size=2, val_batch_size=3)
+    p["train"].update(eval_interval=2, log_interval=1)
+    p["teacher"]["model"]["kwargs"]["width_mult"] = 0.125
+    p["student"]["model"]["kwargs"]["width_mult"] = 0.125
+    for s in ("teacher", "student"):
+        p[s]["optim"].update(iters=4, warmup_iters=0)
+    p["rdd"] = {"tfe_frac": 0.25, "threshold": 0.7, "min_kept": 0.05, "mode": "xor"}
+    p["kd"] = {"weight": 1.0, "temperature": 1.0}
+    p["export"] = {"parity": {"frames": 2}, "int8": {"enabled": False},
+                   "tensorrt": {"enabled": False}, "benchmark": {"enabled": False}}
+    p["study"] = copy.deepcopy(STUDY)
+    return p
+
+
+# --------------------------------------------------------------------------- arm configs
+def test_arm_configs_golden():
+    p = tiny_params()
+    b = arm_config(p, "baseline", 1, out_root="o")
+    assert b["teacher"] is None and b["seed"] == 1 and b["out_dir"] == str(Path("o/runs/baseline-s1"))
+    assert "kd" not in b["loss"] and "rdd" not in b["loss"]
+    k = arm_config(p, "kd", 0, out_root="o")
+    assert k["teacher"] == {"artifact": str(Path("o/teacher/model.pt"))}
+    assert k["loss"]["kd"] == {"type": "pixel", "weight": 1.0, "temperature": 1.0}
+    assert "rdd" not in k["loss"]
+    # the student recipe is identical across arms except for the loss and the teacher
+    for arm in ("kd", "rdd", "or"):
+        c = arm_config(p, arm, 0, out_root="o")
+        assert {x: v for x, v in c.items() if x not in ("loss", "teacher", "out_dir")} == \
+               {x: v for x, v in arm_config(p, "baseline", 0, out_root="o").items()
+                if x not in ("loss", "teacher", "out_dir")}
+    r = arm_config(p, "rdd", 0, out_root="o")["loss"]["rdd"]
+    assert r == {"tfe": True, "tse": True, "threshold": 0.7, "min_kept": 0.05, "mode": "xor",
+                 "tfe_iters": 1}                                   # round(0.25 · 4)
+    assert arm_config(p, "p30", 0)["loss"]["rdd"]["tfe_iters"] == 1   # round(0.3 · 4) = 1
+    assert arm_config(p, "tfe_only", 0)["loss"]["rdd"]["tfe_iters"] is None  # every iteration
+    assert arm_config(p, "tse_only", 0)["loss"]["rdd"]["tfe_iters"] == 0     # p = 0
+    assert arm_config(p, "or", 0)["loss"]["rdd"]["mode"] == "or"
+    assert arm_config(p, "wide", 0)["model"]["kwargs"]["width_mult"] == 0.25
+
+
+@pytest.mark.parametrize("mutate, match", [
+    (lambda s: s.update(arms={}), "study.arms must be a non-empty mapping"),
+    (lambda s: s["arms"].update({"bad name": {}}), "alphanumeric"),
+    (lambda s: s["arms"]["kd"].update(teacher=1), r"study.arms.kd: unknown key 'teacher'"),
+    (lambda s: s["arms"]["kd"].update(kd="yes"), r"study.arms.kd.kd must be true or false"),
+    (lambda s: s["arms"]["rdd"].update(rdd=[1]), r"study.arms.rdd.rdd must be a mapping"),
+    (lambda s: s.update(seeds=[]), "study.seeds must be a non-empty list"),
+    (lambda s: s.update(main_arms=["nope"]), "study.main_arms: 'nope' is not in study.arms"),
+])
+def test_bad_study_sections_name_the_key(mutate, match):
+    p = tiny_params()
+    mutate(p["study"])
+    with pytest.raises(C.ParamsError, match=match):
+        study_section(p)
+
+
+def test_run_folder_layout_is_the_pipelines():
+    assert run_folder("o", "kd", 2) == run_dir("o", "kd", 2) == Path("o/runs/kd-s2")
+
+
+def test_bad_arm_and_tfe_frac():
+    p = tiny_params()
+    with pytest.raises(C.ParamsError, match="no arm 'nope'"):
+        arm_config(p, "nope", 0)
+    p["study"]["arms"]["rdd"]["rdd"] = {"tfe_frac": 1.5}
+    with pytest.raises(C.ParamsError, match=r"study.arms.rdd.rdd.tfe_frac must be in \[0, 1\]"):
+        arm_config(p, "rdd", 0)
+
+
+def test_every_camvid_arm_is_a_valid_config(tmp_path):
+    """Each arm of the committed CamVid study validates (a tiny real teacher stands in for the
+    trained one), and the paper's settings are the ones the issue asks for."""
+    from rdd.artifacts import save_artifact
+    from rdd.engine import TrainConfig
+    from rdd.models import create_model
+    from rdd.spec import CAMVID_CLASSES, Normalization
+
+    p = C.load_params(CAMVID_STUDY)
+    (tmp_path / "teacher").mkdir()
+    save_artifact(tmp_path / "teacher" / "model.pt",
+                  create_model("deeplabv3_resnet18", num_classes=11, width_mult=0.125, aux=True),
+                  classes=CAMVID_CLASSES, normalization=Normalization(), input_size=(180, 240))
+    st = study_section(p)
+    iters = p["student"]["optim"]["iters"]
+    cfgs = {arm: TrainConfig.from_dict(arm_config(p, arm, 0, out_root=tmp_path))
+            for arm in st["arms"]}
+    assert cfgs["rdd"].loss.rdd.tfe_iters == round(0.1 * iters)
+    assert cfgs["rdd"].loss.rdd.mode == "xor" and cfgs["rdd"].loss.rdd.threshold == 0.7
+    assert abs(cfgs["rdd"].loss.rdd.min_kept - 100_000 / (4 * 512 * 1024)) < 1e-3
+    assert cfgs["kd"].loss.kd.temperature == 1.0 and cfgs["kd"].loss.kd.weight == 1.0
+    assert cfgs["tse_only"].loss.rdd.tfe_iters == 0
+    assert cfgs["tfe_only"].loss.rdd.tfe_iters == iters and not cfgs["tfe_only"].loss.rdd.tse
+    assert {cfgs[a].loss.rdd.mode for a in ("or", "and")} == {"or", "and"}
+    assert cfgs["p20"].loss.rdd.tfe_iters == round(0.2 * iters)
+    assert cfgs["p30"].loss.rdd.tfe_iters == round(0.3 * iters)
+    base = cfgs["baseline"]
+    for arm, c in cfgs.items():   # one schedule for every arm
+        assert (c.model, c.optim, c.data) == (base.model, base.optim, base.data), arm
+    assert st["seeds"] == [0, 1, 2] and st["main_arms"] == ["baseline", "kd", "rdd"]
+
+
+def test_camvid_dvc_stages_match_the_study():
+    """The matrix stages of studies/camvid/dvc.yaml cover every arm × its seeds exactly once."""
+    r = subprocess.run([sys.executable, "-m", "dvc", "stage", "list", "studies/camvid/dvc.yaml",
+                        "--name-only"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    names = {ln.split(":")[-1].strip() for ln in r.stdout.splitlines() if ln.strip()}
+    st = study_section(C.load_params(CAMVID_STUDY))
+    runs = {f"baseline@{s}" for s in st["seeds"]}
+    runs |= {f"student@{a}-{s}" for a in st["main_arms"] if a != "baseline" for s in st["seeds"]}
+    runs |= {f"ablation@{a}-0" for a in st["arms"] if a not in st["main_arms"]}
+    assert names == runs | {"teacher", "report"}
+
+
+# --------------------------------------------------------------------------- aggregation
+def _fake_run(root: Path, arm: str, seed: int, miou: float, *, tpi: float = 1.0,
+              sel: list[float] | None = None) -> None:
+    d = run_dir(root, arm, seed)
+    (d / "dvclive" / "plots" / "metrics" / "val").mkdir(parents=True)
+    (d / "export").mkdir()
+    (d / "metrics.json").write_text(json.dumps({
+        "miou": miou, "iou": [miou, miou / 2], "completed": True, "time_per_iter_s": tpi,
+        "iters": 4}))
+    (d / "export" / "export_metrics.json").write_text(json.dumps({"miou": {"ort_fp32": miou}}))
+    (d / "dvclive" / "plots" / "metrics" / "val" / "miou.tsv").write_text(
+        f"step\tmiou\n2\t{miou / 2}\n4\t{miou}\n")
+    if sel:
+        (d / "dvclive" / "plots" / "metrics" / "rdd").mkdir()
+        (d / "dvclive" / "plots" / "metrics" / "rdd" / "tse_selected_frac.tsv").write_text(
+            "step\ttse_selected_frac\n" + "".join(f"{i}\t{v}\n" for i, v in enumerate(sel)))
+
+
+def test_summary_means_std_and_paired_gains(tmp_path):
+    from rdd.study import mean_std, read_tsv, summarize_study
+
+    m1, s1 = mean_std([0.5])
+    assert m1 == 0.5 and math.isnan(s1)                             # one run: std unknown, not 0
+    m, s = mean_std([0.1, 0.2, 0.3])
+    assert math.isclose(m, 0.2) and math.isclose(s, 0.1)           # sample std (n − 1)
+    st = study_section(tiny_params())
+    for seed, (b, k, r) in enumerate([(0.40, 0.44, 0.47), (0.42, 0.45, 0.44)]):
+        _fake_run(tmp_path, "baseline", seed, b, tpi=0.5)
+        _fake_run(tmp_path, "kd", seed, k, tpi=1.0)
+        _fake_run(tmp_path, "rdd", seed, r, tpi=1.1, sel=[0.1, 0.3])
+    _fake_run(tmp_path, "or", 0, 0.30, sel=[0.5])
+    (run_dir(tmp_path, "or", 1)).mkdir(parents=True)              # unfinished: no metrics.json
+    s = summarize_study(st, tmp_path)
+    assert s["arms"]["rdd"]["n"] == 2 and math.isclose(s["arms"]["rdd"]["miou_mean"], 0.455)
+    assert math.isclose(s["arms"]["rdd"]["miou_std"], float(np.std([0.47, 0.44], ddof=1)))
+    g = s["gains"]["rdd_vs_kd"]
+    assert math.isclose(g["paired_mean"], 0.01) and g["paired_wins"] == 1
+    assert g["paired_seeds"] == [0, 1]
+    assert math.isclose(s["arms"]["rdd"]["tse_selected_frac_mean"], 0.2)
+    assert s["arms"]["or"]["n"] == 1 and s["arms"]["or"]["seeds"] == [0]
+    assert s["arms"]["baseline"]["iou_mean"] == pytest.approx([0.41, 0.205])
+    assert "tfe_only" not in s["arms"] and s["missing"] == ["or-s1"]   # started, unfinished
+    assert read_tsv(tmp_path / "missing.tsv") == ([], [])
+    # a main arm without a seed is reported missing
+    st["seeds"] = [0, 1, 2]
+    assert set(summarize_study(st, tmp_path)["missing"]) == {"baseline-s2", "kd-s2", "rdd-s2",
+                                                             "or-s1"}
+
+
+# --------------------------------------------------------------------------- diagnostics
+class _Fixed(nn.Module):
+    """A 'network' whose logits are given (to test the statistics with known maps)."""
+
+    def __init__(self, out: torch.Tensor, aux: torch.Tensor | None = None) -> None:
+        super().__init__()
+        self.out, self.aux = out, aux
+
+    def forward(self, x, with_aux: bool = False):
+        n = x.shape[0]
+        if with_aux:
+            return {"out": self.out[:n], "aux": self.aux[:n]}
+        return self.out[:n]
+
+
+def test_difficulty_diagnostics_golden():
+    from rdd.export.frames import Frame
+    from rdd.spec import Normalization
+    from rdd.study import difficulty_diagnostics
+
+    # 1×2×1×4 logits; labels [0, 0, 1, 255]; probabilities of the label class:
+    big = 5.0
+    t = torch.tensor([[[[big, -big, big, 0.0]], [[-big, big, -big, 0.0]]]])   # right, wrong, wrong
+    s = torch.tensor([[[[big, big, -big, 0.0]], [[-big, -big, big, 0.0]]]])   # right, right, right
+    y = np.array([[0, 0, 1, 255]], np.uint8)
+    frame = Frame(np.zeros((1, 4, 3), np.uint8), y, "f")
+    d = difficulty_diagnostics(_Fixed(t, aux=t.clone()), _Fixed(s), [frame],
+                               normalization=Normalization(), threshold=0.7, min_kept=0.0)
+    assert d["valid_pixels"] == 3 and d["neither_frac"] == pytest.approx(1 / 3)
+    assert d["teacher_hard_frac"] == pytest.approx(2 / 3) and d["student_hard_frac"] == 0
+    assert d["xor_frac"] == pytest.approx(2 / 3) and d["and_frac"] == 0
+    assert d["teacher_error"] == pytest.approx(2 / 3) and d["teacher_error_on_xor"] == 1.0
+    assert math.isnan(d["teacher_error_on_and"])
+    assert d["tfe_weight_mean"] == pytest.approx(1.0)                 # identical heads: KL = 0
+    # a uniform aux head: KL(u ‖ p) = log 0.5 − ½(log p0 + log p1) with p = softmax(±5)
+    lp = torch.log_softmax(torch.tensor([5.0, -5.0]), 0)
+    w = math.exp(-(math.log(0.5) - 0.5 * float(lp.sum())))                # ≈ 0.01348
+    d = difficulty_diagnostics(_Fixed(t, aux=torch.zeros_like(t)), _Fixed(s), [frame],
+                               normalization=Normalization(), threshold=0.7, min_kept=0.0)
+    assert d["tfe_weight_mean"] == pytest.approx(w, rel=1e-4)
+    assert d["tfe_weight_mean_teacher_right"] == pytest.approx(w, rel=1e-4)
+    assert d["tfe_weight_mean_teacher_wrong"] == pytest.approx(w, rel=1e-4)
+    # with the true labels: pixel 1 is labelled 0 but is really 1 (the teacher is right there)
+    clean = np.array([[0, 1, 1, 255]], np.uint8)
+    d = difficulty_diagnostics(_Fixed(t, aux=t.clone()), _Fixed(s), [frame],
+                               normalization=Normalization(), threshold=0.7, min_kept=0.0,
+                               clean_masks=[clean])
+    assert d["noisy_frac"] == pytest.approx(1 / 3)
+    assert d["noisy_share_on_xor"] == pytest.approx(1 / 2) and d["noisy_recall_xor"] == 1.0
+    assert d["noisy_recall_and"] == 0.0 and math.isnan(d["noisy_share_on_and"])
+    assert d["noisy_share_on_neither"] == 0.0
+    with pytest.raises(ValueError, match="clean_masks must match"):
+        difficulty_diagnostics(_Fixed(t, aux=t), _Fixed(s), [frame], normalization=Normalization(),
+                               threshold=0.7, min_kept=0.0, clean_masks=[clean[:, :2]])
+
+
+# --------------------------------------------------------------------------- end to end
+def test_study_end_to_end(tmp_path):
+    """Noisy data → teacher → every main arm × 2 seeds + one ablation → both reports (the study
+    report and the label-noise sweep report with this one rate), on tiny synthetic data."""
+    from pipeline.noise_report import main as noise_report_main
+    from pipeline.noisy_data import prepare_noisy_data
+    from pipeline.study import run_arm
+    from pipeline.study_report import main as report_main
+    from pipeline.train import run_stage
+
+    p = tiny_params()
+    out = tmp_path / "outputs" / "rate-0.2"
+    p["study"]["arms"] = {k: v for k, v in p["study"]["arms"].items()
+                          if k in ("baseline", "kd", "rdd", "or")}
+    p["study"]["ablation_seeds"] = [0]
+    prepare_noisy_data(p, out, 0.2)
+    run_stage(p, "teacher", out)
+    for arm, seeds in (("baseline", [0, 1]), ("kd", [0, 1]), ("rdd", [0, 1]), ("or", [0])):
+        for s in seeds:
+            res = run_arm(p, arm, s, out)
+            assert res["export"]["passed"] and res["export"]["gates"]["parity_fp32"]
+            assert (run_dir(out, arm, s) / "export" / "model.onnx").is_file()
+    # seeds change the run; the same seed of two arms starts from the same weights and batches
+    m = {(a, s): json.loads((run_dir(out, a, s) / "metrics.json").read_text())
+         for a, s in (("baseline", 0), ("baseline", 1), ("rdd", 0))}
+    assert m[("baseline", 0)]["train_loss"] != m[("baseline", 1)]["train_loss"]
+    assert m[("rdd", 0)]["method"] == "pixel-kd+tfe+tse"
+
+    params_path = tmp_path / "params.yaml"
+    params_path.write_text(yaml.safe_dump(p, sort_keys=False))
+    report = tmp_path / "reports" / "study.md"
+    r = CliRunner().invoke(report_main, ["--params", str(params_path), "--out-root", str(out),
+                                         "--report", str(report)])
+    assert r.exit_code == 0, r.output
+    md = report.read_text()
+    assert "| rdd | 2 |" in md and "| kd | 2 |" in md and "| or | 1 |" in md
+    assert "RDD − KD, paired by seed over seeds [0, 1]" in md
+    for f in ("miou_curves.png", "miou_bars.png", "tse_mask_fraction.png"):
+        assert (tmp_path / "reports" / "study" / f).stat().st_size > 1000
+    summary = json.loads((out / "report" / "summary.json").read_text())
+    assert summary["arms"]["rdd"]["n"] == 2 and summary["missing"] == []
+    assert summary["arms"]["rdd"]["tse_selected_frac_mean"] > 0       # read from DVCLive
+    assert summary["runs"]["rdd"]["0"]["tse_selected_frac"]["step"]
+    assert "## What the TSE mask selects" in md and "## Cost" in md
+    assert "| teacher `deeplabv3_resnet18` |" in md and "Per-class IoU" in md
+    assert set(summary["diagnostics"]) == {"kd-s0", "rdd-s0"}
+    onnx = summary["arms"]["kd"]["miou_onnx_mean"]
+    assert abs(onnx - summary["arms"]["kd"]["miou_mean"]) < 0.05   # 2 parity frames vs all val
+    bars = json.loads((out / "report" / "miou_by_arm.json").read_text())
+    assert [b["arm"] for b in bars] == ["baseline", "kd", "rdd", "or"]
+    m = json.loads((out / "report" / "metrics.json").read_text())
+    assert m["rdd_miou_mean"] == summary["arms"]["rdd"]["miou_mean"] and "or_miou_std" not in m
+
+    # the sweep report over this single rate (its rate folder is out)
+    sweep = tmp_path / "reports" / "noise.md"
+    r = CliRunner().invoke(noise_report_main, [
+        "--params", str(params_path), "--out-root", str(out.parent), "--rates", "0.2",
+        "--report", str(sweep), "--diagnose", "rdd"])
+    assert r.exit_code == 0, r.output
+    s = json.loads((out.parent / "report" / "summary.json").read_text())["per_rate"]["0.2"]
+    assert s["noise"]["realised_rate"] == pytest.approx(0.2, abs=0.01)
+    d = s["diagnostics"]
+    assert d["noisy_frac"] == pytest.approx(0.2, abs=0.01)            # corrupted vs regenerated clean
+    assert d["noisy_recall_and"] + d["noisy_recall_xor"] + d["noisy_share_on_neither"] * \
+        d["neither_frac"] / d["noisy_frac"] == pytest.approx(1.0)     # AND, XOR, neither partition
+    assert "| 20% (20.0%) |" in sweep.read_text()
