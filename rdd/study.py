@@ -743,10 +743,14 @@ def write_sweep_report(params: Mapping[str, Any], study: Mapping[str, Any], *,
         d = per[str(r)]["diagnostics"]
         if not d:
             continue
-        L.append(f"| {100 * r:.0f}% | {_pct(d['noisy_frac'], 1)}% | {_pct(d['and_frac'], 1)}% / "
-                 f"{_pct(d['noisy_share_on_and'], 1)}% / {_pct(d['noisy_recall_and'], 1)}% | "
-                 f"{_pct(d['xor_frac'], 1)}% / {_pct(d['noisy_share_on_xor'], 1)}% / "
-                 f"{_pct(d['noisy_recall_xor'], 1)}% | {_pct(d['noisy_share_on_neither'], 1)}% |")
+        def p1(v: Any) -> str:
+            t = _pct(v, 1)
+            return t if t == "–" else t + "%"
+
+        L.append(f"| {100 * r:.0f}% | {p1(d['noisy_frac'])} | {p1(d['and_frac'])} / "
+                 f"{p1(d['noisy_share_on_and'])} / {p1(d['noisy_recall_and'])} | "
+                 f"{p1(d['xor_frac'])} / {p1(d['noisy_share_on_xor'])} / "
+                 f"{p1(d['noisy_recall_xor'])} | {p1(d['noisy_share_on_neither'])} |")
     missing = [f"{r}: {m}" for r in rates for m in per[str(r)]["missing"]]
     if missing:
         L += ["", f"Missing runs: {', '.join(missing)}."]
