@@ -379,6 +379,12 @@ def _pm(mean: Any, std: Any) -> str:
     return _pct(mean) + ("" if sd == "–" else f" ± {sd}")
 
 
+def _tse_mode(study: Mapping[str, Any], params: Mapping[str, Any], arm: str) -> str:
+    """The TSE mask mode of an RDD arm: its override, else the ``rdd`` section's (default xor)."""
+    own = study["arms"][arm].get("rdd") or {}
+    return own.get("mode", (params.get("rdd") or {}).get("mode", "xor"))
+
+
 def markdown_report(summary: Mapping[str, Any], params: Mapping[str, Any], study: Mapping[str, Any],
                     *, fig_dir: str, diagnostics: Mapping[str, Any] | None = None,
                     notes: str = "") -> str:
@@ -478,10 +484,8 @@ def markdown_report(summary: Mapping[str, Any], params: Mapping[str, Any], study
             spec = study["arms"][x]
             what = (f"the rdd section as is: {json.dumps(params.get('rdd'))} (reference)"
                     if x == "rdd" else "rdd with " + json.dumps(spec.get("rdd")))
-            same = [s for s in r["seeds"] if "rdd" in summary["runs"]
-                    and str(s) in summary["runs"]["rdd"]]
-            d = (statistics.fmean(summary["runs"][x][str(s)]["miou"] - summary["runs"]["rdd"][str(s)]["miou"]
-                                  for s in same) if same and x != "rdd" else None)
+            g = paired_diff(summary["runs"], x, "rdd") if x != "rdd" else None
+            d = g["paired_mean"] if g else None
             pv = pc.get(x)
             dp = f"{pv - pc['rdd']:+.2f}" if pv is not None and "rdd" in pc and x != "rdd" else "–"
             L.append(f"| {x} | {what} | {_pct(r['miou_mean'])} | {r['n']} | {_signed(d)} | "
@@ -509,7 +513,7 @@ def markdown_report(summary: Mapping[str, Any], params: Mapping[str, Any], study
     if mf:
         L += ["## What the TSE mask selects", "",
               "Mean over the logged TSE iterations of the fraction of valid pixels in the mask: "
-              + ", ".join(f"{x} ({study['arms'][x].get('rdd', {}).get('mode', params.get('rdd', {}).get('mode'))}) "
+              + ", ".join(f"{x} ({_tse_mode(study, params, x)}) "
                           f"{100 * v:.1f}%" for x, v in mf) + ".", "",
               f"![TSE mask fraction over training]({fig_dir}/tse_mask_fraction.png)", ""]
     if diagnostics:
@@ -544,12 +548,10 @@ def write_study_report(params: Mapping[str, Any], study: Mapping[str, Any], *,
     fig_dir = report_path.parent / report_path.stem
     fig_dir.mkdir(parents=True, exist_ok=True)
     title = study.get("title", "study")
-    main = [x for x in study["main_arms"]]
-    plot_curves(summary, main, fig_dir / "miou_curves.png", f"{title}: validation mIoU")
+    plot_curves(summary, list(study["main_arms"]), fig_dir / "miou_curves.png", f"{title}: validation mIoU")
     plot_bars(summary, list(study["arms"]), fig_dir / "miou_bars.png", "final val mIoU, mean ± std")
-    modes = {x: (study["arms"][x].get("rdd") or {}).get("mode", (params.get("rdd") or {}).get("mode", "xor"))
-             for x in study["arms"] if study["arms"][x].get("rdd") is not None
-             and (study["arms"][x]["rdd"].get("tse", True))}
+    modes = {x: _tse_mode(study, params, x) for x in study["arms"]
+             if study["arms"][x].get("rdd") is not None and study["arms"][x]["rdd"].get("tse", True)}
     pick: dict[str, str] = {}   # one arm per mask mode, the main "rdd" arm first
     for x in sorted(modes, key=lambda k: k != "rdd"):
         if modes[x] not in pick.values() and x in summary["runs"]:
