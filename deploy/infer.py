@@ -1,22 +1,18 @@
 #!/usr/bin/env python
 """Real-time semantic segmentation on a video, a camera or an image folder.
 
-Runs an exported student (ONNX via onnxruntime, a TensorRT engine, or a PyTorch artifact) with
-decoding, inference and writing overlapped in threads, and reports end-to-end FPS, latency
-percentiles, per-stage times and, given ground truth, streaming mIoU.
-
-Needs only numpy, opencv and onnxruntime for ``--backend ort`` (no PyTorch).
-
-Examples::
+A thin wrapper over :mod:`rdd.runtime.cli` (installed as ``rdd-infer``; also
+``python -m rdd.runtime``), kept so a checkout runs without installing:
 
     python deploy/infer.py --model student.onnx --video drive.mp4 --out overlay.mp4 --report r.json
     python deploy/infer.py --model student.onnx --images ../shared/data/camvid/val \\
         --labels ../shared/data/camvid/valannot --label-map camvid --report r.json
     python deploy/infer.py --model student.onnx --camera 0 --max-frames 300
+
+Needs only numpy, opencv and onnxruntime for ``--backend ort`` (no PyTorch).
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -29,107 +25,9 @@ try:
 except ImportError:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from rdd.runtime.cli import build_parser, main  # noqa: E402
 
-def _resize(text: str) -> str | tuple[int, int]:
-    """'model' | 'native' | 'HxW' / 'H,W'."""
-    t = text.strip().lower()
-    if t in ("model", "native"):
-        return t
-    try:
-        parts = [int(v) for v in t.replace("x", ",").split(",")]
-    except ValueError:
-        parts = []
-    if len(parts) != 2 or min(parts) <= 0:
-        raise argparse.ArgumentTypeError(f"expected 'model', 'native' or HxW (e.g. 360x480), "
-                                         f"got {text!r}")
-    return parts[0], parts[1]
-
-
-def _ids(text: str) -> list[int]:
-    try:
-        ids = [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated ids (e.g. 11), got {text!r}") from None
-    if any(not 0 <= i <= 65535 for i in ids):
-        raise argparse.ArgumentTypeError(f"label ids must be in [0, 65535], got {text!r}")
-    return ids
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="infer.py", description=__doc__.split("\n\n")[0] + " See --help of each option.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--model", required=True,
-                   help="model file: .onnx (rdd_meta metadata), .engine/.plan (TensorRT, with a "
-                        ".json sidecar) or .pt (training artifact with its .json)")
-    p.add_argument("--backend", default="auto", choices=["auto", "ort", "trt", "torch"],
-                   help="inference backend; auto picks by model suffix")
-    p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "trt"],
-                   help="ort: CPU / CUDA / TensorRT execution provider; torch: cpu or cuda")
-    p.add_argument("--threads", type=int, default=None,
-                   help="inference threads (onnxruntime intra-op / torch); default: library default")
-    src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--video", help="video file to read")
-    src.add_argument("--camera", type=int, metavar="INDEX", help="camera index (cv2.VideoCapture)")
-    src.add_argument("--images", metavar="DIR", help="folder of images, processed in file-name order")
-    p.add_argument("--labels", metavar="DIR",
-                   help="ground-truth masks (single-channel train ids, 255 = ignore) for streaming "
-                        "mIoU: matched by file stem for --images; for --video by frame index "
-                        "(frame_000000.png, ... or the i-th file in name order)")
-    p.add_argument("--label-map", default="auto", choices=["auto", "none", "camvid"],
-                   help="raw annotation ids to ignore: 'camvid' maps SegNet CamVid's 11 "
-                        "(Unlabelled) to 255, so ../shared/data/camvid/valannot works as is; "
-                        "'auto' does that when the model's classes are CamVid's; 'none' maps nothing")
-    p.add_argument("--ignore-ids", type=_ids, default=[], metavar="IDS",
-                   help="extra comma-separated label ids to treat as ignore (e.g. 11)")
-    p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
-    p.add_argument("--warmup", type=int, default=5, help="first frames excluded from statistics")
-    p.add_argument("--resize", type=_resize, default="model", metavar="model|native|HxW",
-                   help="inference size: 'model' = the model's input_size (the size it was "
-                        "exported and evaluated at), 'native' = each frame's own size, or HxW "
-                        "(e.g. 360x480). Fixed-size models always use their own size; TensorRT "
-                        "engines clamp into their optimisation profile. Streaming mIoU is scored "
-                        "at the inference size; the report records it as inference_size")
-    p.add_argument("--out", metavar="MP4", help="write the colour overlay with FPS to this .mp4 (mp4v)")
-    p.add_argument("--fps", type=float, default=None,
-                   help="frame rate of --out (default: the video's, else 30)")
-    p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity of the colour mask")
-    p.add_argument("--report", metavar="JSON", help="write the figures as JSON here")
-    p.add_argument("--queue-size", type=int, default=2, help="capacity of the inter-stage queues")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
-    p.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    from rdd.runtime import InputError, format_summary, run_inference
-
-    try:
-        rep = run_inference(
-            args.model, backend=args.backend, device=args.device, threads=args.threads,
-            video=args.video, camera=args.camera, images=args.images, labels=args.labels,
-            label_map=args.label_map, ignore_ids=args.ignore_ids, max_frames=args.max_frames,
-            warmup=args.warmup, resize=args.resize, out=args.out, out_fps=args.fps,
-            alpha=args.alpha, report=args.report, queue_size=args.queue_size,
-            progress=not args.no_progress)
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
-    except (InputError, FileNotFoundError) as e:
-        if args.debug:
-            raise
-        print("error: " + str(e).replace("\n", " "), file=sys.stderr)
-        return 2
-    except Exception as e:  # anything unexpected: still one line (use --debug for the traceback)
-        if args.debug:
-            raise
-        msg = " ".join(str(e).split()) or type(e).__name__
-        print(f"error: {type(e).__name__}: {msg}", file=sys.stderr)
-        return 1
-    print(format_summary(rep))
-    return 0
-
+__all__ = ["build_parser", "main"]
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(prog="infer.py"))
