@@ -4,7 +4,7 @@
 Random-init weights are fine for speed. INT8 calibration uses CamVid training frames when
 ``--camvid`` exists (default ``../shared/data/camvid``), otherwise random frames. Every backend is
 timed at batch 1 in interleaved rounds (so load changes on a shared machine hit all of them alike);
-the figure reported is the median over all timed runs after warm-up.
+the figure reported is the median over all timed runs after warm-up (:mod:`rdd.runtime.timing`).
 
     python benchmarks/export.py                                  # widths 0.5 and 1.0, 360×480 and 720×960
     python benchmarks/export.py --widths 0.5 --sizes 360x480 --rounds 3 --runs 10 --explore
@@ -63,6 +63,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--runs", type=int, default=10, help="timed runs per backend per round")
+    p.add_argument("--duration", type=float, default=0.0,
+                   help="timed seconds per backend, over all rounds (trtexec: 3)")
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds over all backends")
     p.add_argument("--calib-frames", type=int, default=16)
     p.add_argument("--camvid", type=Path,
@@ -79,10 +81,11 @@ def main(argv: list[str] | None = None) -> dict:
 
     import torch
 
-    from rdd.export.frames import latency_stats, make_session
+    from rdd.export.frames import make_session
     from rdd.export.onnx import export_onnx
     from rdd.export.quantize import quantize_int8
     from rdd.models import create_model
+    from rdd.runtime.timing import measure_interleaved
     from rdd.spec import ClassInfo, Normalization
 
     torch.set_num_threads(args.threads)
@@ -93,7 +96,7 @@ def main(argv: list[str] | None = None) -> dict:
               "threads": args.threads, "ort_spinning": args.spin,
               "load_avg_at_start": os.getloadavg(), "torch": torch.__version__,
               "onnxruntime": __import__("onnxruntime").__version__, "unit": "ms (batch 1)",
-              "stat": "median over rounds×runs after warm-up", "results": []}
+              "stat": "p50 over rounds×runs after warm-up (rdd.runtime.timing)", "results": []}
     tmp = Path(tempfile.mkdtemp(prefix="rdd_bench_"))
     for wm in args.widths:
         torch.manual_seed(0)
@@ -128,12 +131,10 @@ def main(argv: list[str] | None = None) -> dict:
             for key, (path, kw) in sess_cfgs.items():
                 sess = make_session(path, **{"threads": args.threads, "spin": args.spin, **kw})
                 backends[key] = (lambda s: (lambda: s.run(None, {"image": x})))(sess)
-            times: dict[str, list[float]] = {k: [] for k in backends}
-            for r in range(args.rounds):
-                for k, fn in backends.items():
-                    st = latency_stats(fn, warmup=args.warmup if r == 0 else 1, runs=args.runs)
-                    times[k].append(st["p50"])
-            med = {k: float(np.median(v)) for k, v in times.items()}
+            stats = measure_interleaved(backends, rounds=args.rounds, warmup_runs=args.warmup,
+                                        duration_s=args.duration, min_runs=args.runs * args.rounds)
+            med = {k: v["p50"] for k, v in stats.items()}
+            times = {k: v["round_p50"] for k, v in stats.items()}
             entry = {"model": args.model, "width_mult": wm, "size": [h, w],
                      "calib": calib_src, "latency_ms": {k: round(v, 2) for k, v in med.items()},
                      "rounds_p50_ms": {k: [round(t, 2) for t in v] for k, v in times.items()},

@@ -2,9 +2,9 @@
 
     python benchmarks/models.py --threads 2 --widths 1.0 0.5 0.25 --size 360 480 --runs 5
 
-Latency: median wall time of ``--runs`` forwards (after ``--warmup``) at batch 1, eval mode,
-``torch.no_grad``; a model stops early once its timed runs exceed ``--max-seconds`` (``runs``
-in the output says how many were used). FLOPs: ``torch.utils.flop_counter`` (1 MAC = 2 FLOPs;
+Latency: :func:`rdd.reporting.cpu_latency` (the project's protocol, :mod:`rdd.runtime.timing`):
+``--warmup`` calls and >= 200 ms of warm-up, then ``--runs`` forwards at batch 1, eval mode,
+``torch.inference_mode``; median and minimum reported. FLOPs: ``torch.utils.flop_counter`` (1 MAC = 2 FLOPs;
 convs/matmuls only).
 """
 from __future__ import annotations
@@ -13,40 +13,28 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import sys
-import time
 
 import torch
 
 from rdd.models import count_flops, count_params, create_model, list_models
+from rdd.reporting import cpu_latency
 from rdd.spec import write_json_atomic
 
 
 def bench_model(name: str, width: float, *, size: tuple[int, int], num_classes: int, runs: int,
-                warmup: int, max_seconds: float) -> dict:
+                warmup: int, threads: int) -> dict:
     torch.manual_seed(0)
     model = create_model(name, num_classes, width_mult=width).eval()
     kwargs = {k: v for k, v in model.model_kwargs.items() if k in ("output_stride", "aux")}
-    x = torch.randn(1, 3, *size)
-    times: list[float] = []
-    with torch.no_grad():
-        for _ in range(warmup):
-            model(x)
-        start = time.perf_counter()
-        for _ in range(runs):
-            t0 = time.perf_counter()
-            model(x)
-            times.append(time.perf_counter() - t0)
-            if time.perf_counter() - start > max_seconds:
-                break
+    lat = cpu_latency(model, size, warmup=warmup, runs=runs, threads=threads)
     return {
         "model": name, "width_mult": width, **kwargs,
         "params_m": round(count_params(model) / 1e6, 3),
         "gflops": round(count_flops(model, size) / 1e9, 2),
-        "latency_ms_median": round(1e3 * statistics.median(times), 1),
-        "latency_ms_min": round(1e3 * min(times), 1),
-        "runs": len(times),
+        "latency_ms_median": round(lat["p50"], 1),
+        "latency_ms_min": round(lat["min"], 1),
+        "runs": lat["runs"],
     }
 
 
@@ -59,7 +47,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--runs", type=int, default=5)
     p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--max-seconds", type=float, default=20.0, help="per model, timed part")
     p.add_argument("--out", default=None, help="also write the JSON here (atomically)")
     args = p.parse_args(argv)
 
@@ -72,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         for width in args.widths:
             r = bench_model(name, width, size=tuple(args.size), num_classes=args.num_classes,
-                            runs=args.runs, warmup=args.warmup, max_seconds=args.max_seconds)
+                            runs=args.runs, warmup=args.warmup, threads=args.threads)
             results.append(r)
             print(json.dumps(r), file=sys.stderr, flush=True)
     report = {

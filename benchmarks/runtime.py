@@ -17,11 +17,11 @@ temporary ONNX with ``rdd.export.export_onnx`` (needs torch); with ``--model`` a
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import cv2
@@ -74,12 +74,10 @@ def main() -> None:
         xs = [preprocess(img, be.meta, size) for _, img in src][: args.warmup + args.pure_frames]
 
         def pure() -> float:
-            for x in xs[: args.warmup]:
-                be.run_raw(x)
-            t0 = time.perf_counter()
-            for x in xs[args.warmup:]:
-                be.run_raw(x)
-            return (len(xs) - args.warmup) / (time.perf_counter() - t0)
+            it = itertools.cycle(xs)
+            st = measure(lambda: be.run_raw(next(it)), warmup_runs=args.warmup, duration_s=0.0,
+                         min_runs=args.pure_frames)
+            return st["throughput"]
 
         pure_before = pure()
         runs = {}

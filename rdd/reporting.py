@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import math
 import os
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
+from rdd.runtime.timing import WARMUP_S, measure
 from rdd.spec import ClassInfo, as_hw, atomic_path, colorize
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -47,11 +47,15 @@ def count_flops(model: "torch.nn.Module", input_size: int | Sequence[int]) -> in
 
 
 def cpu_latency(model: "torch.nn.Module", input_size: int | Sequence[int], *, warmup: int = 3,
-                runs: int = 10, threads: int | None = None) -> dict[str, float]:
+                runs: int = 10, threads: int | None = None, warmup_s: float = WARMUP_S,
+                duration_s: float = 0.0) -> dict[str, float]:
     """Wall-clock latency (ms) of an eval-mode forward pass, batch 1, on the CPU.
 
-    Returns ``{"mean", "p50", "p90", "min"}`` in milliseconds over ``runs`` timed runs after
-    ``warmup`` untimed ones; ``threads`` temporarily sets ``torch.set_num_threads``.
+    Measured with the project's protocol (:func:`rdd.runtime.timing.measure`): at least
+    ``warmup`` untimed calls and ``warmup_s`` seconds of warm-up, then at least ``runs`` timed
+    calls and ``duration_s`` seconds. Returns its statistics (``mean``, ``p50``, ``p90``, ``p99``,
+    ``min``, ``runs``, ``throughput``, ...) in milliseconds; ``threads`` temporarily sets
+    ``torch.set_num_threads``.
     """
     import copy
 
@@ -65,18 +69,11 @@ def cpu_latency(model: "torch.nn.Module", input_size: int | Sequence[int], *, wa
     if threads:
         torch.set_num_threads(int(threads))
     try:
-        times = []
         with torch.inference_mode():
-            for i in range(warmup + runs):
-                t0 = time.perf_counter()
-                m(x)
-                if i >= warmup:
-                    times.append((time.perf_counter() - t0) * 1e3)
+            return measure(lambda: m(x), warmup_s=warmup_s, warmup_runs=warmup,
+                           duration_s=duration_s, min_runs=runs)
     finally:
         torch.set_num_threads(old_threads)
-    t = np.asarray(times)
-    return {"mean": float(t.mean()), "p50": float(np.percentile(t, 50)),
-            "p90": float(np.percentile(t, 90)), "min": float(t.min())}
 
 
 def model_profile(model: "torch.nn.Module", input_size: int | Sequence[int], *,

@@ -7,7 +7,7 @@ read_onnx_meta``) works on an edge device with onnxruntime only.
 * :mod:`rdd.export.meta` (torch-free): ``read_onnx_meta``, ``build_meta``, ``OnnxMetaError``.
 * :mod:`rdd.export.onnx`: ``export_onnx``.
 * :mod:`rdd.export.frames` (torch-free): ``load_frames``, ``preprocess_for_meta``,
-  ``make_session``, ``latency_stats``, ``run_onnx``, ``ParityError``.
+  ``make_session``, ``run_onnx``, ``ParityError``.
 * :mod:`rdd.export.parity`: ``compare_parity``, ``check_parity``, ``evaluate_onnx``,
   ``evaluate_torch``, ``miou_gate``.
 * :mod:`rdd.export.quantize`: ``quantize_int8``, ``FrameCalibrationReader``.
@@ -25,7 +25,7 @@ _LAZY = {
     "read_onnx_meta": "meta", "validate_meta": "meta",
     "export_onnx": "onnx",
     "ParityError": "frames", "Frame": "frames", "load_frames": "frames",
-    "preprocess_for_meta": "frames", "make_session": "frames", "latency_stats": "frames",
+    "preprocess_for_meta": "frames", "make_session": "frames",
     "run_onnx": "frames",
     "compare_parity": "parity", "check_parity": "parity", "evaluate_onnx": "parity",
     "evaluate_torch": "parity", "miou_gate": "parity", "DEFAULT_THRESHOLDS": "parity",

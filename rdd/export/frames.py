@@ -5,13 +5,12 @@
   (``cv2.resize``, bilinear for images, nearest for masks);
 * :func:`preprocess_for_meta` builds the ONNX input an exported graph expects from its
   ``rdd_meta`` (normalised ``float32 N×3×H×W`` or raw ``uint8 N×H×W×3``);
-* :func:`make_session` / :func:`latency_stats` create tuned onnxruntime CPU sessions and time
-  them.
+* :func:`make_session` creates tuned onnxruntime CPU sessions (timed with
+  :mod:`rdd.runtime.timing`).
 """
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -21,7 +20,7 @@ import numpy as np
 from rdd.spec import Normalization, as_hw
 
 __all__ = ["Frame", "ParityError", "load_frames", "preprocess_for_meta", "make_session",
-           "latency_stats", "run_onnx"]
+           "run_onnx"]
 
 
 class ParityError(RuntimeError):
@@ -188,25 +187,6 @@ def run_onnx(session: Any, meta: dict[str, Any], images: np.ndarray) -> tuple[np
     if meta["output_kind"] == "labels":
         return None, out
     return out, out.argmax(1)
-
-
-def latency_stats(fn: Callable[[], Any], *, warmup: int = 5, runs: int = 30,
-                  min_seconds: float = 0.0) -> dict[str, float]:
-    """Call ``fn`` ``warmup`` times, then time ``runs`` calls (more until ``min_seconds``).
-
-    Returns milliseconds: ``{"p50", "p90", "p99", "mean", "runs"}``.
-    """
-    for _ in range(warmup):
-        fn()
-    times: list[float] = []
-    t_start = time.perf_counter()
-    while len(times) < runs or time.perf_counter() - t_start < min_seconds:
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    a = np.asarray(times)
-    return {"p50": float(np.percentile(a, 50)), "p90": float(np.percentile(a, 90)),
-            "p99": float(np.percentile(a, 99)), "mean": float(a.mean()), "runs": int(a.size)}
 
 
 def iter_batches(frames: Sequence[Frame], batch_size: int) -> Iterable[list[Frame]]:

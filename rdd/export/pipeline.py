@@ -57,7 +57,7 @@ from typing import Any
 
 import numpy as np
 
-from rdd.export.frames import ParityError, latency_stats, load_frames, make_session
+from rdd.export.frames import ParityError, load_frames, make_session
 from rdd.spec import ClassInfo, Normalization, as_hw, write_json_atomic
 
 __all__ = ["run_export", "validate_export_config", "DEFAULT_CONFIG"]
@@ -405,24 +405,34 @@ def _latencies(model: Any, fp32: str, int8: str | None, size: tuple[int, int], t
                warmup: int, runs: int, spin: bool, torch: Any) -> dict[str, dict[str, float]]:
     """p50/p90/p99 (ms) at batch 1 for torch eager, ORT FP32 and ORT INT8 (same thread count).
 
+    Timed with :func:`rdd.runtime.timing.measure_interleaved` (warm-up >= 200 ms and ``warmup``
+    calls, then ``runs`` calls each, in interleaved rounds so load changes hit every row alike).
     ORT threads do not busy-wait by default (``spin``): on a shared CPU spinning threads of one
     session starve everything else (measured: eager 0.58 s → 2.5 s next to a spinning session).
     """
+    from rdd.runtime.timing import measure_interleaved
+
     h, w = size
     x = np.random.default_rng(0).standard_normal((1, 3, h, w), dtype=np.float32)
-    prev = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        xt = torch.from_numpy(x)
-        model.eval()
+    xt = torch.from_numpy(x)
+    model.eval()
+
+    def eager() -> None:
         with torch.inference_mode():
-            out = {"torch_eager": latency_stats(lambda: model(xt), warmup=warmup, runs=runs)}
-    finally:
-        torch.set_num_threads(prev)
+            model(xt)
+
+    fns: dict[str, Any] = {"torch_eager": eager}
     for key, path in (("ort_fp32", fp32), ("ort_int8", int8)):
         if path is None:
             continue
         sess = make_session(path, threads=threads, spin=spin)
         name = sess.get_inputs()[0].name
-        out[key] = latency_stats(lambda: sess.run(None, {name: x}), warmup=warmup, runs=runs)
-    return out
+        fns[key] = (lambda s, n: (lambda: s.run(None, {n: x})))(sess, name)
+    prev = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        stats = measure_interleaved(fns, rounds=min(3, runs), warmup_runs=warmup,
+                                    duration_s=0.0, min_runs=runs)
+    finally:
+        torch.set_num_threads(prev)
+    return {k: {n: v for n, v in st.items() if n != "round_p50"} for k, st in stats.items()}

@@ -31,6 +31,7 @@ from rdd.metrics import ConfusionMatrix
 from rdd.runtime.backends import Backend
 from rdd.runtime.meta import InputError, ModelMeta
 from rdd.runtime.sources import FrameSource, LabelFolder
+from rdd.runtime.timing import latency_stats
 from rdd.spec import ClassInfo, Normalization, atomic_path
 
 __all__ = ["PipelineConfig", "Pipeline", "preprocess", "normalize_nchw", "OverlayRenderer",
@@ -196,16 +197,9 @@ class _Item:
     pred: np.ndarray | None = None         # model-resolution labels h×w
 
 
-def _pct(a: np.ndarray, q: float) -> float:
-    return float(np.percentile(a, q)) if a.size else float("nan")
-
-
 def summarize_times(values_s: list[float]) -> dict[str, float]:
-    """Seconds → ``{"mean", "p50", "p90", "p99"}`` in milliseconds."""
-    a = np.asarray(values_s, dtype=np.float64) * 1e3
-    if not a.size:
-        return {"mean": float("nan"), "p50": float("nan"), "p90": float("nan"), "p99": float("nan")}
-    return {"mean": float(a.mean()), "p50": _pct(a, 50), "p90": _pct(a, 90), "p99": _pct(a, 99)}
+    """Seconds → ``{"mean", "p50", "p90", "p99"}`` in milliseconds (:func:`rdd.runtime.timing.latency_stats`)."""
+    return latency_stats(np.asarray(values_s, dtype=np.float64) * 1e3)
 
 
 class Pipeline:
