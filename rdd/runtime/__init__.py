@@ -19,12 +19,13 @@ from rdd.runtime.pipeline import (STAGES, OverlayRenderer, Pipeline, PipelineCon
                                   resize_labels)
 from rdd.runtime.runner import LABEL_MAPS, open_source, resolve_ignore_ids, run_inference
 from rdd.runtime.sources import (CameraSource, FrameSource, ImageFolderSource, LabelFolder,
-                                 VideoSource, quiet_opencv)
+                                 StreamSource, VideoSource, quiet_opencv)
 
 __all__ = [
     "Backend", "OrtBackend", "TrtBackend", "TorchBackend", "create_backend", "logits_to_labels",
     "ORT_PROVIDERS", "InputError", "ModelMeta", "RDD_META_KEY", "Pipeline", "PipelineConfig",
-    "preprocess", "normalize_nchw", "OverlayRenderer", "format_summary", "STAGES", "FrameSource", "VideoSource", "CameraSource",
+    "preprocess", "normalize_nchw", "OverlayRenderer", "format_summary", "STAGES", "FrameSource",
+    "VideoSource", "StreamSource", "CameraSource",
     "ImageFolderSource", "LabelFolder", "quiet_opencv", "open_source", "resolve_ignore_ids",
     "run_inference", "LABEL_MAPS", "apply_profile", "engine_sidecar_path", "read_engine_sidecar",
     "inference_size", "parse_resize", "resize_labels",

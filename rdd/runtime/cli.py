@@ -12,6 +12,8 @@ Examples::
     rdd-infer --model student.onnx --images ../shared/data/camvid/val \\
         --labels ../shared/data/camvid/valannot --label-map camvid --report r.json
     rdd-infer --model student.onnx --camera 0 --max-frames 300
+    rdd-infer --model student.onnx --video rtsp://192.168.1.20:8554/cam --reconnect 5 --report r.json
+    rdd-infer --model student.onnx --video "v4l2src ! videoconvert ! appsink"
 """
 from __future__ import annotations
 
@@ -65,8 +67,13 @@ def build_parser(prog: str = "rdd-infer") -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None,
                    help="inference threads (onnxruntime intra-op / torch); default: library default")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--video", help="video file to read")
-    src.add_argument("--camera", type=int, metavar="INDEX", help="camera index (cv2.VideoCapture)")
+    src.add_argument("--video", metavar="FILE|URL|PIPELINE",
+                     help="a video file; a stream URL (rtsp://, rtmp://, http(s)://, udp://, "
+                          "file://, ...) read by OpenCV's FFmpeg backend; or a GStreamer pipeline "
+                          "ending in appsink (any text containing ' ! ', needs an OpenCV built "
+                          "with GStreamer). URLs and pipelines are passed to OpenCV unchanged")
+    src.add_argument("--camera", metavar="INDEX|DEVICE",
+                     help="live camera: an index (0) or a device path (/dev/video0)")
     src.add_argument("--images", metavar="DIR", help="folder of images, processed in file-name order")
     p.add_argument("--labels", metavar="DIR",
                    help="ground-truth masks (single-channel train ids, 255 = ignore) for streaming "
@@ -78,6 +85,16 @@ def build_parser(prog: str = "rdd-infer") -> argparse.ArgumentParser:
                         "'auto' does that when the model's classes are CamVid's; 'none' maps nothing")
     p.add_argument("--ignore-ids", type=_ids, default=[], metavar="IDS",
                    help="extra comma-separated label ids to treat as ignore (e.g. 11)")
+    p.add_argument("--stream-timeout", type=float, default=5.0, metavar="SECONDS",
+                   help="stream URLs: give up opening, or one read, after this long (OpenCV "
+                        "CAP_PROP_OPEN_TIMEOUT_MSEC / READ_TIMEOUT_MSEC); a stream that cannot "
+                        "open is a one-line error, exit code 2")
+    p.add_argument("--reconnect", type=int, default=3, metavar="N",
+                   help="live camera/stream that stops delivering frames: reopen it up to N times "
+                        "in a row, waiting 0.5 s, 1 s, 2 s, ... (at most 5 s) before each try; a "
+                        "frame read resets the count. When they fail the run ends with a one-line "
+                        "error, exit code 2, and the report of the frames processed "
+                        "(stop_reason 'stream_ended'). 0 = no reconnect")
     p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
     p.add_argument("--warmup", type=int, default=5, help="first frames excluded from statistics")
     p.add_argument("--resize", type=_resize, default="model", metavar="model|native|HxW",
@@ -109,7 +126,8 @@ def main(argv: list[str] | None = None, prog: str = "rdd-infer") -> int:
             label_map=args.label_map, ignore_ids=args.ignore_ids, max_frames=args.max_frames,
             warmup=args.warmup, resize=args.resize, out=args.out, out_fps=args.fps,
             alpha=args.alpha, report=args.report, queue_size=args.queue_size,
-            progress=not args.no_progress)
+            progress=not args.no_progress, reconnect=args.reconnect,
+            stream_timeout=args.stream_timeout)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
@@ -125,6 +143,10 @@ def main(argv: list[str] | None = None, prog: str = "rdd-infer") -> int:
         print(f"error: {type(e).__name__}: {msg}", file=sys.stderr)
         return 1
     print(format_summary(rep))
+    if rep.get("stop_reason") == "stream_ended":
+        where = f"; report written to {args.report}" if args.report else ""
+        print(f"error: {rep['stream_error']}{where}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -13,7 +13,8 @@ from rdd.runtime.backends import Backend, create_backend
 from rdd.runtime.meta import InputError
 from rdd.runtime.pipeline import Pipeline, PipelineConfig, StderrProgress
 from rdd.runtime.sources import (CAMVID_UNLABELLED, CameraSource, FrameSource, ImageFolderSource,
-                                 LabelFolder, VideoSource)
+                                 LabelFolder, StreamSource, VideoSource, is_gstreamer_pipeline,
+                                 stream_scheme)
 from rdd.spec import CAMVID_CLASSES, ClassInfo, write_json_atomic
 
 __all__ = ["open_source", "resolve_ignore_ids", "run_inference", "LABEL_MAPS"]
@@ -21,16 +22,27 @@ __all__ = ["open_source", "resolve_ignore_ids", "run_inference", "LABEL_MAPS"]
 LABEL_MAPS = ("auto", "none", "camvid")
 
 
-def open_source(*, video: str | os.PathLike | None = None, camera: int | None = None,
-                images: str | os.PathLike | None = None, fps: float | None = None) -> FrameSource:
-    """Exactly one of ``video`` / ``camera`` / ``images`` → a :class:`FrameSource`."""
+def open_source(*, video: str | os.PathLike | None = None, camera: int | str | None = None,
+                images: str | os.PathLike | None = None, fps: float | None = None,
+                reconnect: int = 3, stream_timeout: float = 5.0) -> FrameSource:
+    """Exactly one of ``video`` / ``camera`` / ``images`` → a :class:`FrameSource`.
+
+    ``video``: a file path, a stream URL (``rtsp://``, ``http(s)://``, ``file://`` …) or a
+    GStreamer pipeline string (contains ``' ! '``); URLs and pipelines reach OpenCV unchanged
+    (:class:`StreamSource`, with ``stream_timeout`` seconds to open and per read). ``camera``: an
+    index or a device path. ``reconnect``: reopen attempts of a live source that drops.
+    """
     given = [k for k, v in (("video", video), ("camera", camera), ("images", images)) if v is not None]
     if len(given) != 1:
         raise InputError(f"give exactly one input (--video, --camera or --images), got {given or 'none'}")
+    if reconnect < 0:
+        raise InputError(f"--reconnect must be >= 0, got {reconnect}")
     if video is not None:
+        if isinstance(video, str) and (is_gstreamer_pipeline(video) or stream_scheme(video)):
+            return StreamSource(video, timeout_s=stream_timeout, reconnect=reconnect)
         return VideoSource(video)
     if camera is not None:
-        return CameraSource(camera)
+        return CameraSource(camera, reconnect=reconnect)
     return ImageFolderSource(images, fps=fps)
 
 
@@ -76,13 +88,15 @@ def _progress(total: int | None, enabled: bool) -> tuple[Any, Any]:
 
 
 def run_inference(model: str | os.PathLike, *, backend: str | Backend = "auto", device: str = "cpu",
-                  threads: int | None = None, video: str | None = None, camera: int | None = None,
+                  threads: int | None = None, video: str | None = None,
+                  camera: int | str | None = None,
                   images: str | None = None, labels: str | None = None, label_map: str = "auto",
                   ignore_ids: Sequence[int] = (), max_frames: int | None = None, warmup: int = 5,
                   resize: str | tuple[int, int] | None = "model", out: str | None = None,
                   out_fps: float | None = None, alpha: float = 0.5, report: str | None = None,
                   queue_size: int = 2, progress: bool = True,
-                  opencv_threads: int | None = 1) -> dict[str, Any]:
+                  opencv_threads: int | None = 1, reconnect: int = 3,
+                  stream_timeout: float = 5.0) -> dict[str, Any]:
     """Open the model and the input, run the :class:`Pipeline`, write ``out``/``report``.
 
     ``opencv_threads``: size of OpenCV's own worker pool (``cv2.setNumThreads``; ``None`` leaves
@@ -94,6 +108,10 @@ def run_inference(model: str | os.PathLike, *, backend: str | Backend = "auto", 
     evaluated at), ``"native"`` (each frame's own size) or ``(H, W)``; see
     :func:`rdd.runtime.pipeline.inference_size`. The report's ``inference_size`` says what ran.
 
+    ``reconnect`` / ``stream_timeout``: see :func:`open_source`. A live source that drops and
+    cannot be reopened ends the run early: the report (still written) has ``completed: false``,
+    ``stop_reason: "stream_ended"`` and the one-line ``stream_error``.
+
     Returns the report dict (also written as JSON to ``report`` when given). Problems with the
     inputs raise :class:`InputError` with a one-line message.
     """
@@ -103,7 +121,8 @@ def run_inference(model: str | os.PathLike, *, backend: str | Backend = "auto", 
         raise InputError(f"--warmup must be >= 0, got {warmup}")
     if opencv_threads is not None:
         cv2.setNumThreads(int(opencv_threads))
-    source = open_source(video=video, camera=camera, images=images, fps=out_fps)
+    source = open_source(video=video, camera=camera, images=images, fps=out_fps,
+                         reconnect=reconnect, stream_timeout=stream_timeout)
     try:
         be = backend if isinstance(backend, Backend) else create_backend(
             model, backend=backend, device=device, threads=threads)
@@ -133,6 +152,8 @@ def run_inference(model: str | os.PathLike, *, backend: str | Backend = "auto", 
     if labels is not None:
         rep["labels"] = str(labels)
         rep["ignore_ids"] = list(label_folder.ignore_ids)
+    if source.end_reason == "stream_ended":
+        rep.update(completed=False, stop_reason="stream_ended", stream_error=source.end_message)
     rep = _json_safe(rep)
     if report:
         write_json_atomic(report, rep)
