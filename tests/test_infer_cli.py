@@ -261,3 +261,83 @@ def test_cli_help_documents_camvid_label_map():
     text = " ".join(proc.stdout.split())
     assert "--label-map" in text and "camvid" in text and "Unlabelled" in text
     assert "--ignore-ids" in text and "--warmup" in text and "--max-frames" in text
+
+
+# --------------------------------------------------------------------------- outputs vs inputs
+def _refused(capfd, argv, match: str) -> str:
+    """Exit 2 with one 'error:' line containing ``match``."""
+    rc, out, err = _run_main(capfd, [*argv, "--no-progress"])
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert rc == 2 and len(lines) == 1, (rc, err)
+    assert lines[0].startswith("error: ") and match in lines[0], lines[0]
+    return lines[0]
+
+
+def _digest(paths) -> dict:
+    import hashlib
+
+    return {str(p): hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in paths}
+
+
+def test_outputs_that_resolve_to_an_input_or_each_other_are_refused(tmp_path, capfd, tiny_onnx,
+                                                                   synthetic_video):
+    """Issue #12 item 3: --out/--report equal to an input (also via symlink / hard link) or to each
+    other used to replace it and exit 0; now: exit 2, one line, every input byte-identical."""
+    import shutil
+
+    mp4_src, masks_src, _ = synthetic_video
+    mp4, masks, model = tmp_path / "v.mp4", tmp_path / "masks", tmp_path / "m.onnx"
+    shutil.copy(mp4_src, mp4)
+    shutil.copytree(masks_src, masks)
+    shutil.copy(tiny_onnx, model)
+    (tmp_path / "img").mkdir()
+    cv2.imwrite(str(tmp_path / "img" / "a.png"), np.zeros((48, 64, 3), np.uint8))
+    (tmp_path / "link.mp4").symlink_to(mp4)
+    os.link(model, tmp_path / "hard.json")
+    label = masks / "frame_000001.png"
+    inputs = [mp4, model, *sorted(masks.iterdir()), tmp_path / "img" / "a.png"]
+    before = _digest(inputs)
+    base = ["--model", model, "--video", mp4, "--labels", masks, "--label-map", "none"]
+    _refused(capfd, [*base, "--out", mp4], "--out")
+    _refused(capfd, [*base, "--out", tmp_path / "link.mp4"], "would overwrite the --video input")
+    _refused(capfd, [*base, "--report", mp4], "would overwrite the --video input")
+    _refused(capfd, [*base, "--report", model], "would overwrite the --model input")
+    _refused(capfd, [*base, "--report", tmp_path / "m.json"], "--model")  # the model's sidecar
+    _refused(capfd, [*base, "--report", tmp_path / "hard.json"], "hard link")
+    _refused(capfd, [*base, "--report", label], "--labels")
+    _refused(capfd, [*base, "--report", masks / "new.json"], "inside the --labels folder")
+    _refused(capfd, ["--model", model, "--images", tmp_path / "img", "--report",
+                     tmp_path / "img" / "a.png"], "--images")
+    _refused(capfd, [*base, "--out", tmp_path / "o.mp4", "--report", tmp_path / "o.mp4"],
+             "is the same path as --out")
+    assert _digest(inputs) == before
+    assert not (tmp_path / "o.mp4").exists() and not (masks / "new.json").exists()
+
+
+def test_unwritable_outputs_are_refused_before_the_first_frame(tmp_path, capfd, tiny_onnx,
+                                                              synthetic_video):
+    """Issue #12 item 4: an unwritable --report was found only after the whole run (video written,
+    figures lost); now every output is checked before any frame: nothing is written."""
+    mp4, _, _ = synthetic_video
+    out = tmp_path / "o.mp4"
+    base = ["--model", tiny_onnx, "--video", mp4, "--out", out]
+    (tmp_path / "a_file").write_text("x")
+    (tmp_path / "a_dir").mkdir()
+    _refused(capfd, [*base, "--report", tmp_path / "missing" / "r.json"], "does not exist")
+    _refused(capfd, [*base, "--report", tmp_path / "a_file" / "r.json"], "is not a folder")
+    _refused(capfd, [*base, "--report", tmp_path / "a_dir"], "is a folder; expected a file")
+    if not _can_create_in("/sys"):  # read-only even for root
+        _refused(capfd, [*base, "--report", "/sys/rdd-report.json"], "cannot write in folder /sys")
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["a_dir", "a_file"]
+
+
+def _can_create_in(folder: str) -> bool:
+    import tempfile
+
+    try:
+        fd, p = tempfile.mkstemp(dir=folder)
+    except OSError:
+        return False
+    os.close(fd)
+    os.unlink(p)
+    return True

@@ -444,3 +444,25 @@ def test_report_json_safe_and_summary_line():
     json.dumps(safe, allow_nan=False)  # strict JSON
     line = format_summary(safe)
     assert "\n" not in line and "inference 12.5 FPS" in line and "4×6 (native)" in line and "mIoU nan%" in line
+
+
+def test_check_outputs_folder_outputs_and_nesting(tmp_path):
+    """Folder outputs (e.g. per-frame masks) may not be an input folder, inside one, or hold/share
+    another output's path; unrelated paths pass."""
+    from rdd.runtime.outputs import check_outputs
+
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "labels" / "a.png").write_bytes(b"x")
+    ins = {"--labels": tmp_path / "labels", "--video": tmp_path / "v.mp4"}
+    with pytest.raises(InputError, match="--save-masks .* would overwrite the --labels folder"):
+        check_outputs({"--save-masks": (tmp_path / "labels", "dir")}, ins)
+    with pytest.raises(InputError, match="inside the --labels folder"):
+        check_outputs({"--save-masks": (tmp_path / "labels" / "pred", "dir")}, ins)
+    with pytest.raises(InputError, match="--report .* is inside / contains --save-masks"):
+        check_outputs({"--save-masks": (tmp_path / "pred", "dir"),
+                       "--report": (tmp_path / "pred" / "r.json", "file")}, ins)
+    with pytest.raises(InputError, match="is a file; expected a folder"):
+        check_outputs({"--save-masks": (tmp_path / "labels" / "a.png", "dir")}, {})
+    check_outputs({"--save-masks": (tmp_path / "pred", "dir"), "--report": (tmp_path / "r.json", "file"),
+                   "--out": (None, "file")}, ins)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["labels"]  # the probe left nothing

@@ -11,6 +11,7 @@ import cv2
 
 from rdd.runtime.backends import Backend, create_backend
 from rdd.runtime.meta import InputError
+from rdd.runtime.outputs import check_outputs, model_files
 from rdd.runtime.pipeline import Pipeline, PipelineConfig, StderrProgress
 from rdd.runtime.sources import (CAMVID_UNLABELLED, CameraSource, FrameSource, ImageFolderSource,
                                  LabelFolder, StreamSource, VideoSource, is_gstreamer_pipeline,
@@ -44,6 +45,22 @@ def open_source(*, video: str | os.PathLike | None = None, camera: int | str | N
     if camera is not None:
         return CameraSource(camera, reconnect=reconnect)
     return ImageFolderSource(images, fps=fps)
+
+
+def _video_file(video: str | os.PathLike | None) -> str | os.PathLike | None:
+    """The local file behind ``--video`` (a path or a ``file://`` URL); None for live streams."""
+    if not isinstance(video, str):
+        return video
+    if is_gstreamer_pipeline(video):
+        return None
+    scheme = stream_scheme(video)
+    if scheme is None:
+        return video
+    if scheme == "file":
+        from urllib.parse import unquote, urlparse
+
+        return unquote(urlparse(video).path)
+    return None
 
 
 def _is_camvid(classes: ClassInfo) -> bool:
@@ -112,6 +129,10 @@ def run_inference(model: str | os.PathLike, *, backend: str | Backend = "auto", 
     cannot be reopened ends the run early: the report (still written) has ``completed: false``,
     ``stop_reason: "stream_ended"`` and the one-line ``stream_error``.
 
+    Before anything is opened, the outputs are checked (:func:`rdd.runtime.outputs.check_outputs`):
+    ``out`` / ``report`` that resolve to an input (video, model or a sidecar, a label or image
+    folder or a file in it) or to each other, or that cannot be written, are refused.
+
     Returns the report dict (also written as JSON to ``report`` when given). Problems with the
     inputs raise :class:`InputError` with a one-line message.
     """
@@ -119,6 +140,9 @@ def run_inference(model: str | os.PathLike, *, backend: str | Backend = "auto", 
         raise InputError(f"--max-frames must be >= 1, got {max_frames}")
     if warmup < 0:
         raise InputError(f"--warmup must be >= 0, got {warmup}")
+    check_outputs({"--out": (out, "file"), "--report": (report, "file")},
+                  {"--video": _video_file(video), "--model": model_files(model),
+                   "--labels": labels, "--images": images})
     if opencv_threads is not None:
         cv2.setNumThreads(int(opencv_threads))
     source = open_source(video=video, camera=camera, images=images, fps=out_fps,
