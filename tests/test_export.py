@@ -401,6 +401,7 @@ def _save_student(tmp_path, student):
 
 def test_run_export_end_to_end(student, tmp_path):
     from rdd.export.pipeline import run_export
+    from rdd.runtime.provenance import device_info
 
     art = _save_student(tmp_path, student)
     cfg = {"variants": [{"name": "model_labels", "argmax": True, "fold_preprocess": True}],
@@ -419,6 +420,7 @@ def test_run_export_end_to_end(student, tmp_path):
     assert set(m["latency_ms"]) == {"torch_eager", "ort_fp32", "ort_int8"}
     assert all(v["p50"] > 0 for v in m["latency_ms"].values())
     assert m["int8"]["speedup_vs_fp32"] > 0
+    assert m["device"] == device_info()  # the runner report's provenance block
     assert m["eval"] == {"size": [H, W], "image_resize": "bilinear", "mask_resize": "nearest_exact"}
     if not tensorrt_available():
         assert m["tensorrt"]["fp16"]["status"] == SKIPPED_NO_TRT

@@ -92,7 +92,8 @@ def test_camvid_images_with_labels_out_of_the_box(tmp_path, tiny_onnx, camvid_su
         cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     rep = json.loads(report.read_text())
-    assert rep["backend"] == "ort" and rep["device"] == "cpu" and rep["model"] == "lraspp_mobilenetv2"
+    assert rep["backend"] == "ort" and rep["backend_device"] == "cpu" and rep["model"] == "lraspp_mobilenetv2"
+    assert rep["device"]["cpu"] and rep["device"]["numpy"] == np.__version__  # provenance block
     assert rep["model_path"] == str(tiny_onnx)
     assert rep["frames"] == 4 and rep["warmup"] == 1 and rep["measured_frames"] == 3
     assert rep["inference_size"] == [180, 240] and rep["frame_size"] == [360, 480]

@@ -58,6 +58,7 @@ from typing import Any
 import numpy as np
 
 from rdd.export.frames import ParityError, load_frames, make_session
+from rdd.runtime.provenance import device_info
 from rdd.spec import ClassInfo, Normalization, as_hw, write_json_atomic
 
 __all__ = ["run_export", "validate_export_config", "DEFAULT_CONFIG"]
@@ -269,7 +270,8 @@ def run_export(artifact_path: str | os.PathLike, out_dir: str | os.PathLike, *,
                                "eval": {"size": list(size), "image_resize": "bilinear",
                                         "mask_resize": "nearest_exact"},
                                "files": {},
-                               "miou": {}, "gates": {}, "passed": True}
+                               "miou": {}, "gates": {}, "passed": True,
+                               "device": device_info()}
     metrics_path = out_dir / "export_metrics.json"
 
     def fail(err: ParityError) -> None:

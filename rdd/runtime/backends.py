@@ -66,8 +66,11 @@ class Backend:
         raise NotImplementedError
 
     def describe(self) -> dict[str, Any]:
-        """Facts for the report: backend, device, model path/name, input size."""
-        return {"backend": self.name, "device": self.device, "model_path": str(self.path),
+        """Facts for the report: backend, the device it runs on, model path/name.
+
+        (The report's ``"device"`` key is the machine's provenance block,
+        :func:`rdd.runtime.provenance.device_info`.)"""
+        return {"backend": self.name, "backend_device": self.device, "model_path": str(self.path),
                 "model": self.meta.model}
 
     def _check_batch(self, batch: np.ndarray) -> np.ndarray:

@@ -31,6 +31,7 @@ from rdd.metrics import ConfusionMatrix
 from rdd.runtime.backends import Backend
 from rdd.runtime.meta import InputError, ModelMeta
 from rdd.runtime.sources import FrameSource, LabelFolder
+from rdd.runtime.provenance import device_info
 from rdd.runtime.timing import latency_stats
 from rdd.spec import ClassInfo, Normalization, atomic_path
 
@@ -450,6 +451,7 @@ class Pipeline:
             "stages_ms": stages,
             "wall_s": self._t_end - self._t_start,
             "out": str(self.cfg.out) if self.cfg.out else None,
+            "device": device_info(),
         }
         if self.cm is not None:
             res = self.cm.compute()
@@ -479,7 +481,7 @@ def format_summary(rep: dict[str, Any]) -> str:
     size = "×".join(str(v) for v in rep["inference_size"]) if rep.get("inference_size") else "?"
     if rep.get("resize"):
         size += f" ({rep['resize']})"
-    s = (f"{rep.get('model', '?')} [{rep.get('backend')}/{rep.get('device')}] {rep['frames']} frames "
+    s = (f"{rep.get('model', '?')} [{rep.get('backend')}/{rep.get('backend_device', '?')}] {rep['frames']} frames "
          f"@ {size}: {rep['fps']:.1f} FPS end-to-end (inference {rep['inference_fps']:.1f} FPS), "
          f"latency p50 {rep['latency_ms']['p50']:.1f} ms p99 {rep['latency_ms']['p99']:.1f} ms")
     if "miou" in rep:
