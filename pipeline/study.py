@@ -39,6 +39,7 @@ import click
 from pipeline._cli import bad_params, out_root_option, params_option
 from pipeline.config import (ParamsError, dataset_root, deep_merge, load_params, params_message,
                              section, train_stage_config)
+from rdd.study.aggregate import run_dir
 
 __all__ = ["study_section", "arm_config", "run_dir", "run_arm", "export_arm", "main"]
 
@@ -81,11 +82,6 @@ def study_section(params: Mapping[str, Any]) -> dict[str, Any]:
     st["arms"] = {k: dict(v or {}) for k, v in arms.items()}
     st["seeds"], st["main_arms"] = seeds, list(main_arms)
     return st
-
-
-def run_dir(out_root: str | Path, arm: str, seed: int) -> Path:
-    """``<out_root>/runs/<arm>-s<seed>``."""
-    return Path(out_root) / "runs" / f"{arm}-s{seed}"
 
 
 def arm_config(params: Mapping[str, Any], arm: str, seed: int, *,

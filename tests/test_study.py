@@ -22,8 +22,8 @@ from click.testing import CliRunner
 from torch import nn
 
 from pipeline import config as C
-from pipeline.study import arm_config, run_dir, study_section
-from rdd.study import run_folder
+from pipeline.study import arm_config, study_section
+from rdd.study import run_dir
 
 REPO = Path(__file__).resolve().parents[1]
 CAMVID_STUDY = REPO / "studies" / "camvid" / "params.yaml"
@@ -100,8 +100,11 @@ def test_bad_study_sections_name_the_key(mutate, match):
         study_section(p)
 
 
-def test_run_folder_layout_is_the_pipelines():
-    assert run_folder("o", "kd", 2) == run_dir("o", "kd", 2) == Path("o/runs/kd-s2")
+def test_run_dir_layout_is_the_pipelines():
+    import pipeline.study
+
+    assert pipeline.study.run_dir is run_dir          # one path rule for the runs and the report
+    assert run_dir("o", "kd", 2) == Path("o/runs/kd-s2")
 
 
 def test_bad_arm_and_tfe_frac():
@@ -160,9 +163,12 @@ def test_camvid_dvc_stages_match_the_study():
 
 # --------------------------------------------------------------------------- aggregation
 def _fake_run(root: Path, arm: str, seed: int, miou: float, *, tpi: float = 1.0,
-              sel: list[float] | None = None) -> None:
+              sel: list[float] | None = None, rdd: dict | None = None) -> None:
     d = run_dir(root, arm, seed)
     (d / "dvclive" / "plots" / "metrics" / "val").mkdir(parents=True)
+    if rdd is not None:     # the configuration the trainer logs (TrainConfig.to_dict())
+        (d / "dvclive" / "params.yaml").write_text(yaml.safe_dump(
+            {"config": {"seed": seed, "loss": {"rdd": rdd}}, "world_size": 1}))
     (d / "export").mkdir()
     (d / "metrics.json").write_text(json.dumps({
         "miou": miou, "iou": [miou, miou / 2], "completed": True, "time_per_iter_s": tpi,
@@ -187,8 +193,9 @@ def test_summary_means_std_and_paired_gains(tmp_path):
     for seed, (b, k, r) in enumerate([(0.40, 0.44, 0.47), (0.42, 0.45, 0.44)]):
         _fake_run(tmp_path, "baseline", seed, b, tpi=0.5)
         _fake_run(tmp_path, "kd", seed, k, tpi=1.0)
-        _fake_run(tmp_path, "rdd", seed, r, tpi=1.1, sel=[0.1, 0.3])
-    _fake_run(tmp_path, "or", 0, 0.30, sel=[0.5])
+        _fake_run(tmp_path, "rdd", seed, r, tpi=1.1, sel=[0.1, 0.3],
+                  rdd={"tfe": True, "tse": True, "mode": "xor"})
+    _fake_run(tmp_path, "or", 0, 0.30, sel=[0.5], rdd={"tfe": True, "tse": True, "mode": "or"})
     (run_dir(tmp_path, "or", 1)).mkdir(parents=True)              # unfinished: no metrics.json
     s = summarize_study(st, tmp_path)
     assert s["arms"]["rdd"]["n"] == 2 and math.isclose(s["arms"]["rdd"]["miou_mean"], 0.455)
@@ -200,11 +207,56 @@ def test_summary_means_std_and_paired_gains(tmp_path):
     assert s["arms"]["or"]["n"] == 1 and s["arms"]["or"]["seeds"] == [0]
     assert s["arms"]["baseline"]["iou_mean"] == pytest.approx([0.41, 0.205])
     assert "tfe_only" not in s["arms"] and s["missing"] == ["or-s1"]   # started, unfinished
+    # each arm's mask mode is the one its runs logged (no logged config: unknown)
+    assert (s["arms"]["rdd"]["tse_mode"], s["arms"]["or"]["tse_mode"]) == ("xor", "or")
+    assert s["arms"]["kd"]["tse_mode"] is None and s["runs"]["or"]["0"]["tse_mode"] == "or"
     assert read_tsv(tmp_path / "missing.tsv") == ([], [])
     # a main arm without a seed is reported missing
     st["seeds"] = [0, 1, 2]
     assert set(summarize_study(st, tmp_path)["missing"]) == {"baseline-s2", "kd-s2", "rdd-s2",
                                                              "or-s1"}
+
+
+def test_run_config_is_read_from_the_run_and_bad_logs_are_named(tmp_path):
+    from rdd.study import read_run_config
+
+    assert read_run_config(tmp_path) is None                          # nothing logged
+    _fake_run(tmp_path, "tfe_only", 0, 0.3, rdd={"tfe": True, "tse": False, "mode": "or"})
+    d = run_dir(tmp_path, "tfe_only", 0)
+    assert read_run_config(d)["loss"]["rdd"]["mode"] == "or"
+    study = {"arms": {"tfe_only": {}}, "main_arms": [], "seeds": [0]}
+    from rdd.study import summarize_study
+
+    assert summarize_study(study, tmp_path)["arms"]["tfe_only"]["tse_mode"] is None   # no TSE
+    (d / "dvclive" / "params.yaml").write_text("world_size: 1\n")
+    with pytest.raises(ValueError, match=r"params.yaml: expected a mapping with a 'config'"):
+        read_run_config(d)
+
+
+# the committed summaries predate the logged mode: these are the modes the runs trained with
+_CAMVID_TSE_MODES = {"rdd": "xor", "tse_only": "xor", "p20": "xor", "p30": "xor", "or": "or",
+                     "and": "and"}
+
+
+def test_committed_reports_regenerate_from_their_summaries():
+    """reports/camvid.md and reports/label_noise.md are what the markdown functions make of the
+    committed summaries (the runs' DVCLive logs and weights are not in git, so the report
+    stages themselves cannot re-run from a clone)."""
+    from rdd.study import markdown_report, sweep_markdown
+
+    p = C.load_params(CAMVID_STUDY)
+    st = study_section(p)
+    summary = json.loads((REPO / "outputs/camvid/report/summary.json").read_text())
+    for arm, a in summary["arms"].items():
+        a["tse_mode"] = _CAMVID_TSE_MODES.get(arm)
+    md = markdown_report(summary, p, st, fig_dir="camvid", diagnostics=summary["diagnostics"],
+                         notes=st.get("notes", ""))
+    assert md == (REPO / "reports/camvid.md").read_text()
+    p = C.load_params(REPO / "studies/label_noise/params.yaml")
+    summary = json.loads((REPO / "outputs/label_noise/report/summary.json").read_text())
+    md = sweep_markdown(summary["per_rate"], summary["rates"], p, study_section(p),
+                        fig_dir="label_noise", diagnose_arm="xor")
+    assert md == (REPO / "reports/label_noise.md").read_text()
 
 
 # --------------------------------------------------------------------------- diagnostics
@@ -307,6 +359,8 @@ def test_study_end_to_end(tmp_path):
     # read from DVCLive (XOR may be empty for 4-iteration nets that find every pixel hard; OR not)
     assert summary["arms"]["rdd"]["tse_selected_frac_mean"] is not None
     assert summary["arms"]["or"]["tse_selected_frac_mean"] > 0
+    assert summary["arms"]["or"]["tse_mode"] == "or" and summary["arms"]["kd"]["tse_mode"] is None
+    assert "or (or) " in md                                       # the mode the run logged
     assert summary["runs"]["rdd"]["0"]["tse_selected_frac"]["step"]
     assert "## What the TSE mask selects" in md and "## Cost" in md
     assert "| teacher `deeplabv3_resnet18` |" in md and "Per-class IoU" in md

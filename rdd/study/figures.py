@@ -1,0 +1,113 @@
+"""Figures of the study reports (matplotlib, Agg backend, written atomically as PNG)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from rdd.spec import atomic_path
+
+__all__ = ["plot_curves", "plot_bars", "plot_mask_fractions", "plot_miou_vs_noise"]
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
+    _plt().close(fig)
+
+
+def _mean_curve(curves: Mapping[str, Mapping[str, list]]) -> tuple[list[int], np.ndarray, np.ndarray]:
+    """Mean and std over seeds of validation curves (on the steps every seed has)."""
+    per = [dict(zip(c["step"], c["miou"])) for c in curves.values() if c["step"]]
+    if not per:
+        return [], np.zeros(0), np.zeros(0)
+    steps = sorted(set.intersection(*(set(p) for p in per)))
+    a = np.array([[p[s] for s in steps] for p in per]) * 100
+    return steps, a.mean(0), a.std(0, ddof=1) if len(per) > 1 else np.zeros(len(steps))
+
+
+def plot_curves(summary: Mapping[str, Any], arms: Sequence[str], path: Path, title: str) -> None:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for arm in arms:
+        if arm not in summary["curves"]:
+            continue
+        steps, m, sd = _mean_curve(summary["curves"][arm])
+        if not steps:
+            continue
+        n = sum(1 for c in summary["curves"][arm].values() if c["step"])
+        ax.plot(steps, m, label=f"{arm} (n={n})")
+        if n > 1:
+            ax.fill_between(steps, m - sd, m + sd, alpha=0.2)
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("val mIoU (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    _save(fig, path)
+
+
+def plot_bars(summary: Mapping[str, Any], arms: Sequence[str], path: Path, title: str) -> None:
+    plt = _plt()
+    rows = [(a, summary["arms"][a]) for a in arms if a in summary["arms"]]
+    fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(rows) + 1.5), 4.0))
+    x = np.arange(len(rows))
+    ax.bar(x, [r["miou_mean"] * 100 for _, r in rows],
+           yerr=[r["miou_std"] * 100 for _, r in rows], capsize=4, color="#4c72b0")
+    for i, (_, r) in enumerate(rows):
+        for v in r["miou_runs"].values():
+            ax.plot(i, v * 100, "k.", ms=5)
+    ax.set_xticks(x, [f"{a}\n(n={r['n']})" for a, r in rows])
+    ax.set_ylim(0, None)
+    ax.set_ylabel("val mIoU (%)")
+    ax.set_title(title)
+    ax.grid(axis="y", alpha=0.3)
+    _save(fig, path)
+
+
+def plot_mask_fractions(summary: Mapping[str, Any], arms_modes: Mapping[str, str], path: Path,
+                        title: str) -> None:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for arm, mode in arms_modes.items():
+        for s, r in sorted((summary["runs"].get(arm) or {}).items()):
+            c = r["tse_selected_frac"]
+            if c["step"]:
+                ax.plot(c["step"], np.array(c["value"]) * 100, label=f"{mode} ({arm}-s{s})",
+                        alpha=0.85)
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("pixels selected by the TSE mask (% of valid)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    _save(fig, path)
+
+
+def plot_miou_vs_noise(per_rate: Mapping[str, Any], rates: Sequence[float], arms: Sequence[str],
+                       path: Path, title: str) -> None:
+    """Clean-val mIoU (mean ± std over seeds) against the train-label noise rate, per arm."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for a in arms:
+        xs = [r for r in rates if a in per_rate[str(r)]["arms"]]
+        if xs:
+            ax.errorbar([100 * r for r in xs],
+                        [100 * per_rate[str(r)]["arms"][a]["miou_mean"] for r in xs],
+                        yerr=[100 * per_rate[str(r)]["arms"][a]["miou_std"] for r in xs],
+                        marker="o", capsize=3, label=a)
+    ax.set_xlabel("corrupted train labels (%)")
+    ax.set_ylabel("clean val mIoU (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    _save(fig, path)

@@ -1,0 +1,404 @@
+"""The study reports: markdown (one function per section) and the writers that tie
+aggregation, figures, diagnostics and markdown together.
+
+* :func:`write_study_report` — an arm × seed study: ``summary.json`` (every run, mean ± sample
+  std per arm, paired gains, diagnostics), ``metrics.json`` (headline figures for ``dvc
+  metrics``), ``miou_by_arm.json`` (the bar chart's data for ``dvc plots``), the markdown report
+  and its figures in ``<report stem>/``;
+* :func:`write_sweep_report` — the label-noise sweep: one study per noise rate.
+
+The markdown is a pure function of the summary (:func:`markdown_report`, :func:`sweep_markdown`),
+so a committed report can be regenerated from its committed ``summary.json``. mIoU values are
+fractions in the JSON files and percentages in the report.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from rdd.spec import write_json_atomic, write_text_atomic
+from rdd.study.aggregate import paired_diff, read_json, summarize_study
+from rdd.study.diagnostics import diagnose_noise, diagnose_study
+from rdd.study.figures import plot_bars, plot_curves, plot_mask_fractions, plot_miou_vs_noise
+
+__all__ = ["markdown_report", "write_study_report", "sweep_markdown", "write_sweep_report"]
+
+
+def _pct(v: Any, nd: int = 2) -> str:
+    """A fraction as a percentage with ``nd`` decimals (``–`` for unknown)."""
+    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.{nd}f}"
+
+
+def _signed(v: Any) -> str:
+    """A fraction as signed percentage points (``–`` for unknown)."""
+    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:+.2f}"
+
+
+def _pm(mean: Any, std: Any) -> str:
+    """``mean ± std`` in points; the std is left out when unknown (one run)."""
+    sd = _pct(std)
+    return _pct(mean) + ("" if sd == "–" else f" ± {sd}")
+
+
+def _paired(v: Mapping[str, Any]) -> str:
+    """A paired gain as ``+d ± s`` points (the std left out when unknown)."""
+    return _signed(v["paired_mean"]) + ("" if _pct(v["paired_std"]) == "–"
+                                        else f" ± {_pct(v['paired_std'])}")
+
+
+# --------------------------------------------------------------------------- study report
+
+def _setup_section(summary: Mapping[str, Any], params: Mapping[str, Any],
+                   study: Mapping[str, Any]) -> list[str]:
+    t = summary.get("teacher") or {}
+    st, te = params.get("student", {}), params.get("teacher", {})
+    data = params.get("data", {})
+    return ["## Setup", "",
+            f"- Teacher: `{te.get('model', {}).get('name')}` {te.get('model', {}).get('kwargs')}, "
+            f"{te.get('optim', {}).get('iters')} iterations"
+            + (f", {t.get('params', 0) / 1e6:.2f} M params" if t.get("params") else "") + ".",
+            f"- Student (every arm): `{st.get('model', {}).get('name')}` "
+            f"{st.get('model', {}).get('kwargs')}, "
+            f"optim {st.get('optim')}, aux weight {st.get('loss', {}).get('aux_weight')}.",
+            f"- Data: `{data.get('dataset')}` {data.get('train_split')} → {data.get('val_split')}; "
+            f"crops {data.get('crop_size')} after scaling by {data.get('scale_range')} of the native "
+            f"frame, flip {data.get('flip')}, jitter {data.get('jitter')}, "
+            f"batch {data.get('batch_size')}; "
+            f"evaluated at {data.get('eval_size') or 'native size'}.",
+            f"- KD: pixel KD {params.get('kd')}; RDD: {params.get('rdd')}.",
+            f"- Seeds: {study['seeds']} for {', '.join(study['main_arms'])}; "
+            "ablations: the seeds listed.",
+            ""]
+
+
+def _main_section(summary: Mapping[str, Any], study: Mapping[str, Any], rows: Sequence[str],
+                  fig_dir: str) -> list[str]:
+    a, t = summary["arms"], summary.get("teacher") or {}
+    L = ["## Main result", "",
+         "| model | runs | val mIoU (%) mean ± std | every run (seed order) | ONNX Runtime mIoU (mean) | "
+         "Δ vs baseline | Δ vs KD | s / iter |",
+         "|---|---:|---:|---|---:|---:|---:|---:|"]
+    if t:
+        L.append(f"| teacher `{t.get('model')}` | 1 | {_pct(t.get('miou'))} | – | – | – | – | "
+                 f"{t.get('time_per_iter_s') or math.nan:.2f} |")
+    for x in rows:
+        if x not in a:
+            continue
+        r = a[x]
+        dv_b = paired_diff(summary["runs"], x, "baseline") if x != "baseline" else None
+        dv_k = paired_diff(summary["runs"], x, "kd") if x not in ("kd", "baseline") else None
+        runs = ", ".join(f"{100 * v:.2f}" for v in r["miou_runs"].values())
+
+        def delta(g: Mapping[str, Any] | None) -> str:
+            if not g:
+                return "–"
+            n = len(g["paired_seeds"])
+            return _signed(g["paired_mean"]) + (f" (n={n})" if n != r["n"] or n == 1 else "")
+
+        L.append(f"| {x} | {r['n']} | {_pm(r['miou_mean'], r['miou_std'])} | {runs} | "
+                 f"{_pct(r['miou_onnx_mean'])} | {delta(dv_b)} | {delta(dv_k)} | "
+                 f"{r['time_per_iter_s'] or math.nan:.3f} |")
+    pcv = (study.get("paper") or {}).get("camvid") or {}
+    if pcv:
+        L.append("| *paper, CamVid (R101 → R18, ImageNet-pretrained)* | – | "
+                 + " · ".join(f"{k} {v}" for k, v in pcv.items()) + " | – | – | "
+                 + (f"{pcv['rdd'] - pcv['baseline']:+.2f} (RDD)" if {"rdd", "baseline"} <= set(pcv)
+                    else "–") + " | – | – |")
+    L += ["", "Δ columns are paired by seed (mean of per-seed differences over the seeds both "
+          "arms have; n is shown where that is not every run of the row). s / iter is measured "
+          "inside each run; see *Cost* for why it is only indicative.", ""]
+    g = summary["gains"]
+    for key, label in (("rdd_vs_kd", "RDD − KD"), ("rdd_vs_baseline", "RDD − baseline"),
+                       ("kd_vs_baseline", "KD − baseline")):
+        v = g.get(key)
+        if v and v["paired_seeds"]:
+            L.append(f"- {label}, paired by seed over seeds {v['paired_seeds']}: "
+                     f"{_paired(v)} points "
+                     f"({v['paired_wins']} of {len(v['paired_seeds'])} seeds positive).")
+    L.append("")
+    L += [f"![validation mIoU per arm]({fig_dir}/miou_curves.png)", "",
+          f"![mean ± std per arm]({fig_dir}/miou_bars.png)", ""]
+    return L
+
+
+def _per_class_section(summary: Mapping[str, Any], main: Sequence[str]) -> list[str]:
+    a, t = summary["arms"], summary.get("teacher") or {}
+    names = summary.get("class_names")
+    rows = [("teacher", t.get("iou"))] + [(x, a[x]["iou_mean"]) for x in main if x in a]
+    k = max((len(v) for _, v in rows if v), default=0)
+    if not k:
+        return []
+    names = names or [str(i) for i in range(k)]
+    L = ["### Per-class IoU (%), mean over seeds", "",
+         "| model | " + " | ".join(names[:k]) + " |",
+         "|---|" + "---:|" * k]
+    for nm, v in rows:
+        if v:
+            L.append(f"| {nm} | " + " | ".join(_pct(x, 1) for x in v) + " |")
+    L.append("")
+    return L
+
+
+def _ablation_section(summary: Mapping[str, Any], params: Mapping[str, Any],
+                      study: Mapping[str, Any], ablations: Sequence[str]) -> list[str]:
+    if not ablations:
+        return []
+    a = summary["arms"]
+    pc = (study.get("paper") or {}).get("cityscapes") or {}
+    L = ["## Ablations", "",
+         "Paper figures are Cityscapes (DeepLabV3-R101 → R18, ImageNet-pretrained, 40k "
+         "iterations); ours are this study's schedule. Compare the *ordering*, not the values.",
+         "", "| arm | what changes | ours: val mIoU (%) | runs | Δ vs our RDD (same seeds) | "
+         "paper (Cityscapes) | Δ vs paper RDD |", "|---|---|---:|---:|---:|---:|---:|"]
+    for x in ["rdd", *ablations]:
+        if x not in a:
+            continue
+        r = a[x]
+        what = (f"the rdd section as is: {json.dumps(params.get('rdd'))} (reference)"
+                if x == "rdd" else "rdd with " + json.dumps(study["arms"][x].get("rdd")))
+        g = paired_diff(summary["runs"], x, "rdd") if x != "rdd" else None
+        d = g["paired_mean"] if g else None
+        pv = pc.get(x)
+        dp = f"{pv - pc['rdd']:+.2f}" if pv is not None and "rdd" in pc and x != "rdd" else "–"
+        L.append(f"| {x} | {what} | {_pct(r['miou_mean'])} | {r['n']} | {_signed(d)} | "
+                 f"{pv if pv is not None else '–'} | "
+                 f"{dp} |")
+    L.append("")
+    return L
+
+
+def _cost_section(summary: Mapping[str, Any], arms: Sequence[str]) -> list[str]:
+    a = summary["arms"]
+    if not ("kd" in a and "rdd" in a and a["kd"]["time_per_iter_s"] and a["rdd"]["time_per_iter_s"]):
+        return []
+    ov = a["rdd"]["time_per_iter_s"] / a["kd"]["time_per_iter_s"] - 1
+    L = ["## Cost", "",
+         "Seconds per training iteration (training time only, validation excluded) as "
+         "measured inside each run, per seed:", "",
+         "| arm | s / iter per run | mean |", "|---|---|---:|"]
+    for x in arms:
+        if x in a and a[x]["time_per_iter_s"]:
+            per = ", ".join("–" if v is None else f"{v:.3f}"
+                            for v in a[x]["time_per_iter_runs"].values())
+            L.append(f"| {x} | {per} | {a[x]['time_per_iter_s']:.3f} |")
+    L += ["", f"RDD's overhead over KD on these runs: {100 * ov:+.1f}% (mean over mean). The runs "
+          "shared the machine with other runs (two or three training processes on two cores), "
+          "so these figures carry the load of whatever ran alongside; "
+          "`benchmarks/train_step.py` measures the overhead in isolation.", ""]
+    return L
+
+
+def _mask_section(summary: Mapping[str, Any], arms: Sequence[str], fig_dir: str) -> list[str]:
+    """The TSE mask fractions; each arm's mask mode is the one its runs logged."""
+    a = summary["arms"]
+    mf = [(x, a[x]["tse_selected_frac_mean"]) for x in arms
+          if x in a and a[x]["tse_selected_frac_mean"]]
+    if not mf:
+        return []
+    return ["## What the TSE mask selects", "",
+            "Mean over the logged TSE iterations of the fraction of valid pixels in the mask: "
+            + ", ".join(f"{x} ({a[x].get('tse_mode')}) {100 * v:.1f}%" for x, v in mf) + ".", "",
+            f"![TSE mask fraction over training]({fig_dir}/tse_mask_fraction.png)", ""]
+
+
+def _diagnostics_section(diagnostics: Mapping[str, Any] | None) -> list[str]:
+    if not diagnostics:
+        return []
+    L = ["## Difficulty diagnostics on the validation frames", "",
+         "Computed after training with the final models (`rdd.study.difficulty_diagnostics`): "
+         "fractions of valid pixels, and the share of each set where the teacher's "
+         "prediction disagrees with the label (teacher error or label noise).", "",
+         "| student | teacher-hard | student-hard | XOR | OR | AND | teacher error on AND | "
+         "on XOR | TFE weight (teacher right / wrong) |",
+         "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for nm, d in diagnostics.items():
+        L.append(f"| {nm} | {_pct(d['teacher_hard_frac'], 1)} | {_pct(d['student_hard_frac'], 1)} | "
+                 f"{_pct(d['xor_frac'], 1)} | {_pct(d['or_frac'], 1)} | {_pct(d['and_frac'], 1)} | "
+                 f"{_pct(d['teacher_error_on_and'], 1)} | {_pct(d['teacher_error_on_xor'], 1)} | "
+                 f"{d['tfe_weight_mean_teacher_right']:.3f} / "
+                 f"{d['tfe_weight_mean_teacher_wrong']:.3f} |")
+    L.append("")
+    return L
+
+
+def markdown_report(summary: Mapping[str, Any], params: Mapping[str, Any], study: Mapping[str, Any],
+                    *, fig_dir: str, diagnostics: Mapping[str, Any] | None = None,
+                    notes: str = "") -> str:
+    """The study report (markdown) of a :func:`rdd.study.summarize_study` summary; figures are
+    referenced relative to the report (``fig_dir``)."""
+    arms = list(study["arms"])
+    main = [x for x in study["main_arms"] if x in summary["arms"]]
+    ablations = [x for x in arms if x not in study["main_arms"]]
+    L: list[str] = [f"# {study.get('title', 'Study')}", ""]
+    if notes:
+        L += [notes.strip(), ""]
+    L += _setup_section(summary, params, study)
+    L += _main_section(summary, study, main + ablations, fig_dir)
+    L += _per_class_section(summary, main)
+    L += _ablation_section(summary, params, study, ablations)
+    L += _cost_section(summary, arms)
+    L += _mask_section(summary, arms, fig_dir)
+    L += _diagnostics_section(diagnostics)
+    if summary.get("missing"):
+        L += [f"Missing runs (not trained yet): {', '.join(summary['missing'])}.", ""]
+    return "\n".join(L) + "\n"
+
+
+def _plot_study(summary: Mapping[str, Any], study: Mapping[str, Any], fig_dir: Path) -> None:
+    """The study's figures: curves of the main arms, bars of every arm, and the TSE mask fraction
+    over training of one run per mask mode (the main ``rdd`` arm first, its first seed)."""
+    title = study.get("title", "study")
+    plot_curves(summary, list(study["main_arms"]), fig_dir / "miou_curves.png",
+                f"{title}: validation mIoU")
+    plot_bars(summary, list(study["arms"]), fig_dir / "miou_bars.png", "final val mIoU, mean ± std")
+    modes = {x: r["tse_mode"] for x, r in summary["arms"].items() if r.get("tse_mode")}
+    pick: dict[str, str] = {}
+    for x in sorted(modes, key=lambda k: k != "rdd"):
+        if modes[x] not in pick.values():
+            pick[x] = modes[x]
+    if pick:
+        first = {x: {s: r for s, r in summary["runs"][x].items()
+                     if s == str(min(int(k) for k in summary["runs"][x]))} for x in pick}
+        plot_mask_fractions({"runs": first}, pick, fig_dir / "tse_mask_fraction.png",
+                            "fraction of pixels the TSE mask selects")
+
+
+def _headline_metrics(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """The small metrics file for ``dvc metrics show/diff``."""
+    return {
+        "teacher_miou": (summary.get("teacher") or {}).get("miou"),
+        **{f"{x}_miou_mean": r["miou_mean"] for x, r in summary["arms"].items()},
+        **{f"{x}_miou_std": r["miou_std"] for x, r in summary["arms"].items()
+           if not math.isnan(r["miou_std"])},
+        **{f"{k}_paired": g["paired_mean"] for k, g in summary["gains"].items() if g}}
+
+
+def write_study_report(params: Mapping[str, Any], study: Mapping[str, Any], *,
+                       out_root: str | Path, report_path: str | Path, summary_path: str | Path,
+                       diagnostics_arms: Sequence[str] = ("kd", "rdd"),
+                       diagnostics_seed: int | None = None,
+                       data_root: str | Path | None = None) -> dict[str, Any]:
+    """Summarise, plot, diagnose and write the report; returns ``{"runs", "missing"}``.
+
+    ``data_root`` is the dataset folder (for the difficulty diagnostics on the val split;
+    default ``params["data"]["root"]``)."""
+    out_root, report_path, summary_path = Path(out_root), Path(report_path), Path(summary_path)
+    summary = summarize_study(study, out_root)
+    fig_dir = report_path.parent / report_path.stem
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    _plot_study(summary, study, fig_dir)
+    # DVC bar-chart data
+    bars = [{"arm": x, "miou": round(100 * r["miou_mean"], 3), "std": round(100 * r["miou_std"], 3),
+             "n": r["n"]} for x, r in summary["arms"].items()]
+    write_json_atomic(summary_path.parent / "miou_by_arm.json", bars)
+    diagnostics = diagnose_study(params, out_root, summary, diagnostics_arms, diagnostics_seed,
+                                 data_root if data_root is not None else params["data"].get("root"))
+    summary["diagnostics"] = diagnostics
+    write_json_atomic(summary_path, {k: v for k, v in summary.items() if k != "curves"})
+    write_json_atomic(summary_path.parent / "metrics.json", _headline_metrics(summary))
+    write_text_atomic(report_path, markdown_report(summary, params, study, fig_dir=fig_dir.name,
+                                                   diagnostics=diagnostics,
+                                                   notes=study.get("notes", "")))
+    n = sum(len(v) for v in summary["runs"].values())
+    return {"runs": n, "missing": len(summary["missing"])}
+
+
+# --------------------------------------------------------------------------- label-noise sweep
+
+_SWEEP_GAINS = (("xor", "or"), ("xor", "kd"), ("xor", "baseline"), ("kd", "baseline"))
+
+
+def _p1(v: Any) -> str:
+    t = _pct(v, 1)
+    return t if t == "–" else t + "%"
+
+
+def sweep_markdown(per_rate: Mapping[str, Any], rates: Sequence[float], params: Mapping[str, Any],
+                   study: Mapping[str, Any], *, fig_dir: str, diagnose_arm: str) -> str:
+    """The label-noise sweep report (markdown) of ``per_rate`` (``str(rate)`` → that rate's
+    summary, as in the sweep's ``summary.json``)."""
+    arms = list(study["main_arms"])
+    L = [f"# {study.get('title', 'Label-noise sweep')}", ""]
+    if study.get("notes"):
+        L += [str(study["notes"]).strip(), ""]
+    st, te, data = params.get("student", {}), params.get("teacher", {}), params.get("data", {})
+    L += ["## Setup", "",
+          f"- Data: synthetic street scenes {data.get('synthetic')}; the train labels are "
+          f"corrupted at each rate with {params.get('noise')} (`rdd.label_noise`), val labels "
+          "are clean.",
+          f"- Teacher per rate, trained on that rate's noisy labels: "
+          f"`{te.get('model', {}).get('name')}` "
+          f"{te.get('model', {}).get('kwargs')}, {te.get('optim', {}).get('iters')} iterations.",
+          f"- Students: `{st.get('model', {}).get('name')}` {st.get('model', {}).get('kwargs')}, "
+          f"{st.get('optim', {}).get('iters')} iterations; arms {', '.join(arms)}; "
+          f"seeds {study['seeds']}.",
+          f"- RDD: {params.get('rdd')}; KD: {params.get('kd')}.", "",
+          "## Clean-val mIoU (%) vs label noise", "",
+          "| noise rate (realised) | teacher | " + " | ".join(arms) + " | XOR − OR | XOR − KD |",
+          "|---|---:|" + "---:|" * len(arms) + "---:|---:|"]
+    for r in rates:
+        p = per_rate[str(r)]
+        real = (p["noise"] or {}).get("realised_rate")
+        cells = ["–" if p["arms"].get(a) is None
+                 else _pm(p["arms"][a]["miou_mean"], p["arms"][a]["miou_std"]) for a in arms]
+        gs = {k: ("–" if not p["gains"].get(k) else _paired(p["gains"][k]))
+              for k in ("xor_vs_or", "xor_vs_kd")}
+        L.append(f"| {100 * r:.0f}% ({_pct(real, 1)}%) | {_pct(p['teacher_miou'])} | "
+                 + " | ".join(cells) + f" | {gs['xor_vs_or']} | {gs['xor_vs_kd']} |")
+    L += ["", "Differences are paired by seed (mean ± std over seeds).", "",
+          f"![mIoU vs noise]({fig_dir}/miou_vs_noise.png)", "",
+          "## Where the corrupted train pixels fall", "",
+          "On each rate's noisy train frames, with the final teacher and the first "
+          f"`{diagnose_arm}` student: the share of each set whose label is corrupted (precision) "
+          "and the share of all corrupted pixels inside the set (recall). XOR keeps pixels hard for "
+          "exactly one network; AND (hard for both) is what XOR drops and OR keeps.", "",
+          "| noise rate | corrupted | AND: size / noisy share / recall | "
+          "XOR: size / noisy share / recall | "
+          "neither-hard noisy share |", "|---|---:|---|---|---:|"]
+    for r in rates:
+        d = per_rate[str(r)]["diagnostics"]
+        if d:
+            L.append(f"| {100 * r:.0f}% | {_p1(d['noisy_frac'])} | {_p1(d['and_frac'])} / "
+                     f"{_p1(d['noisy_share_on_and'])} / {_p1(d['noisy_recall_and'])} | "
+                     f"{_p1(d['xor_frac'])} / {_p1(d['noisy_share_on_xor'])} / "
+                     f"{_p1(d['noisy_recall_xor'])} | {_p1(d['noisy_share_on_neither'])} |")
+    missing = [f"{r}: {m}" for r in rates for m in per_rate[str(r)]["missing"]]
+    if missing:
+        L += ["", f"Missing runs: {', '.join(missing)}."]
+    return "\n".join(L) + "\n"
+
+
+def write_sweep_report(params: Mapping[str, Any], study: Mapping[str, Any], *,
+                       rates: Sequence[float], out_roots: Sequence[str | Path],
+                       report_path: str | Path, summary_path: str | Path,
+                       diagnose_arm: str = "xor") -> dict[str, Any]:
+    """The label-noise sweep: one :func:`summarize_study` per noise rate (``out_roots[i]`` holds
+    the runs of ``rates[i]``), the realised noise (``data/noise.json``), mIoU vs noise per arm,
+    and where the corrupted train pixels fall among RDD's sets (XOR / AND / …)."""
+    report_path, summary_path = Path(report_path), Path(summary_path)
+    per: dict[str, Any] = {}
+    for rate, root in zip(rates, out_roots):
+        root = Path(root)
+        s = summarize_study(study, root)
+        per[str(rate)] = {
+            "noise": read_json(root / "data" / "noise.json"),
+            "teacher_miou": (s.get("teacher") or {}).get("miou"),
+            "arms": s["arms"], "gains": {}, "missing": s["missing"],
+            "diagnostics": diagnose_noise(params, root, diagnose_arm, s),
+        }
+        for a, b in _SWEEP_GAINS:
+            g = paired_diff(s["runs"], a, b)
+            if g is not None:
+                per[str(rate)]["gains"][f"{a}_vs_{b}"] = g
+    fig_dir = report_path.parent / report_path.stem
+    fig_dir.mkdir(parents=True, exist_ok=True)
+    plot_miou_vs_noise(per, rates, list(study["main_arms"]), fig_dir / "miou_vs_noise.png",
+                       study.get("title", "label noise"))
+    write_json_atomic(summary_path, {"rates": list(rates), "per_rate": per})
+    write_text_atomic(report_path, sweep_markdown(per, rates, params, study, fig_dir=fig_dir.name,
+                                                  diagnose_arm=diagnose_arm))
+    missing = sum(len(p["missing"]) for p in per.values())
+    return {"runs": sum(p["arms"][a]["n"] for p in per.values() for a in p["arms"]),
+            "missing": missing}
