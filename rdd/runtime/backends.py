@@ -457,19 +457,19 @@ class TorchBackend(Backend):
 
 # =========================================================================== factory
 _SUFFIX_BACKEND = {".onnx": "ort", ".engine": "trt", ".plan": "trt", ".trt": "trt", ".pt": "torch",
-                   ".pth": "torch"}
+                   ".pth": "torch", ".xml": "openvino"}
 
 
 def create_backend(model: str | os.PathLike, *, backend: str = "auto", device: str = "cpu",
                    threads: int | None = None) -> Backend:
     """Open ``model`` with ``backend`` (``auto`` picks by suffix: .onnx→ort, .engine/.plan→trt,
-    .pt→torch)."""
+    .pt→torch, .xml→openvino; ``openvino`` also runs an .onnx, see :mod:`rdd.runtime.openvino`)."""
     path = Path(model)
     if backend == "auto":
         backend = _SUFFIX_BACKEND.get(path.suffix.lower(), "")
         if not backend:
             raise InputError(f"cannot tell the backend from the model suffix {path.suffix!r} of "
-                             f"{path}; pass --backend ort|trt|torch")
+                             f"{path}; pass --backend ort|trt|torch|openvino")
     if backend == "ort":
         return OrtBackend(path, device=device, intra_op_threads=threads)
     if backend == "trt":
@@ -478,4 +478,8 @@ def create_backend(model: str | os.PathLike, *, backend: str = "auto", device: s
         return TrtBackend(path)
     if backend == "torch":
         return TorchBackend(path, device=device, threads=threads)
-    raise InputError(f"unknown backend {backend!r}; expected auto, ort, trt or torch")
+    if backend == "openvino":
+        from rdd.runtime.openvino import OpenVinoBackend
+
+        return OpenVinoBackend(path, device=device, threads=threads)
+    raise InputError(f"unknown backend {backend!r}; expected auto, ort, trt, torch or openvino")

@@ -60,8 +60,9 @@ def build_parser(prog: str = "rdd-infer") -> argparse.ArgumentParser:
     p.add_argument("--model", required=True,
                    help="model file: .onnx (rdd_meta metadata), .engine/.plan (TensorRT, with a "
                         ".json sidecar) or .pt (training artifact with its .json)")
-    p.add_argument("--backend", default="auto", choices=["auto", "ort", "trt", "torch"],
-                   help="inference backend; auto picks by model suffix")
+    p.add_argument("--backend", default="auto", choices=["auto", "ort", "trt", "torch", "openvino"],
+                   help="inference backend; auto picks by model suffix (openvino runs the .onnx "
+                        "or an OpenVINO .xml; needs the [openvino] extra)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "trt"],
                    help="ort: CPU / CUDA / TensorRT execution provider; torch: cpu or cuda")
     p.add_argument("--threads", type=int, default=None,
