@@ -27,6 +27,10 @@ import numpy as np
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
+# RDD's choices, the one home for the losses (rdd.losses) and the torch-free configuration:
+TSE_MODES = ("xor", "or", "and", "student")   # TSE mask: hard for exactly one / either / both / student
+TFE_REDUCTIONS = ("valid", "all")             # TFE loss denominator: labelled pixels / all N·H·W
+
 
 @dataclass(frozen=True)
 class Normalization:

@@ -310,6 +310,56 @@ def test_attention_transfer_golden_different_channels_and_sizes():
     assert AttentionTransfer(p=1)(f, -f).item() == pytest.approx(0.0, abs=1e-7)
 
 
+# --------------------------------------------------------------------------- one weighted CE
+def test_weighted_ce_golden_weight_avg_factor_and_loss_weight():
+    from rdd.losses import weighted_ce
+
+    # p0 = 3/4 at every pixel: CE = ln(4/3) for label 0, ln 4 for label 1; pixel 3 ignored
+    s = px([LN3, 0], [LN3, 0], [LN3, 0], [LN3, 0])
+    y = lab(0, 1, 0, 255)
+    ce = [math.log(4 / 3), math.log(4), math.log(4 / 3)]
+    assert weighted_ce(s, y).item() == pytest.approx(sum(ce) / 3, rel=1e-6)   # D = labelled
+    w = torch.tensor([[[1.0, 0.5, 0.0, 9.0]]])                                # ignored: no effect
+    got = weighted_ce(s, y, w, avg_factor=2.0, loss_weight=3.0).item()
+    assert got == pytest.approx(3.0 * (ce[0] + 0.5 * ce[1]) / 2.0, rel=1e-6)
+    assert weighted_ce(s, torch.full_like(y, 255)).item() == 0.0              # not NaN
+
+
+def test_task_losses_are_the_weighted_ce_of_their_weight_producers():
+    """ce_loss, tfe_task_loss and tse_task_loss are weighted_ce with weight 1, the TFE weights
+    and the 0/1 TSE mask: bit for bit, main head only."""
+    from rdd.losses import weighted_ce
+
+    torch.manual_seed(3)
+    s, t, a = torch.randn(2, 4, 5, 6), torch.randn(2, 4, 5, 6), torch.randn(2, 4, 3, 3)
+    y = torch.randint(0, 4, (2, 5, 6))
+    y[1, 0] = 255
+    n_valid = (y != 255).sum().float()
+    assert torch.equal(ce_loss(s, y), weighted_ce(s, y))
+    w = tfe_weights(t, a)
+    assert torch.equal(tfe_task_loss(s, y, w), weighted_ce(s, y, w, avg_factor=n_valid))
+    assert torch.equal(tfe_task_loss(s, y, w, reduction="all"),
+                       weighted_ce(s, y, w, avg_factor=float(y.numel())))
+    m = tse_mask(s, t, y, 0.7, 0.2)
+    sel = (m & (y != 255)).float()
+    assert torch.equal(tse_task_loss(s, y, m), weighted_ce(s, y, sel, avg_factor=sel.sum()))
+
+
+def test_combine_hard_masks_is_the_tse_combination_for_tensors_and_arrays():
+    import numpy as np
+
+    from rdd.losses import combine_hard_masks
+
+    sh, th = [False, True, False, True], [False, False, True, True]
+    expect = {"xor": [False, True, True, False], "or": [False, True, True, True],
+              "and": [False, False, False, True], "student": sh}
+    for mode, e in expect.items():
+        assert combine_hard_masks(torch.tensor(sh), torch.tensor(th), mode).tolist() == e
+        assert combine_hard_masks(np.array(sh), np.array(th), mode).tolist() == e
+    with pytest.raises(ValueError, match="mode must be one of"):
+        combine_hard_masks(torch.tensor(sh), torch.tensor(th), "nand")
+
+
 # --------------------------------------------------------------------------- misc
 def test_rdd_stats():
     y = lab(0, 0, 0, 255)

@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from rdd.spec import TFE_REDUCTIONS, TSE_MODES
+
 __all__ = [
     "TrainConfig", "ModelConfig", "TeacherConfig", "DataConfig", "OptimConfig", "KDConfig",
     "ExtraKDConfig", "RDDConfig", "LossConfig",
@@ -42,9 +44,8 @@ __all__ = [
 
 KD_TYPES = ("none", "pixel")
 EXTRA_KD_TYPES = ("cwd", "at")
-RDD_MODES = ("xor", "or", "and", "student")
+RDD_MODES = TSE_MODES              # one home, rdd.spec (also rdd.losses')
 AMP_MODES = ("auto", "false", "fp16", "bf16")
-TFE_REDUCTIONS = ("valid", "all")  # == rdd.losses.TFE_REDUCTIONS (kept torch-free here)
 
 
 # --------------------------------------------------------------------------- value checkers

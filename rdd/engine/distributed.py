@@ -15,7 +15,7 @@ import torch
 import torch.distributed as dist
 
 __all__ = ["DistInfo", "init_distributed", "cleanup_distributed", "resolve_device", "barrier",
-           "all_gather_object", "broadcast_object", "all_reduce_max", "all_reduce_mean"]
+           "all_gather_object", "all_reduce_max", "all_reduce_mean"]
 
 
 @dataclass(frozen=True)
@@ -106,14 +106,6 @@ def all_gather_object(obj: Any) -> list[Any]:
     out: list[Any] = [None] * dist.get_world_size()
     dist.all_gather_object(out, obj)
     return out
-
-
-def broadcast_object(obj: Any, src: int = 0) -> Any:
-    if not _active():
-        return obj
-    buf = [obj]
-    dist.broadcast_object_list(buf, src=src)
-    return buf[0]
 
 
 def all_reduce_max(t: torch.Tensor) -> torch.Tensor:

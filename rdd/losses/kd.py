@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from ._common import check_logits, resize
 
-__all__ = ["pixel_kd", "PixelKD", "channel_wise_distillation", "ChannelWiseDistillation",
+__all__ = ["pixel_kd", "channel_wise_distillation", "ChannelWiseDistillation",
            "attention_map", "attention_transfer", "AttentionTransfer"]
 
 
@@ -50,22 +50,6 @@ def pixel_kd(student_logits: Tensor, teacher_logits: Tensor, temperature: float 
     log_ps = F.log_softmax(student_logits.float() / temperature, dim=1)
     kl = (log_pt.exp() * (log_pt - log_ps)).sum(dim=1)                               # N×H×W
     return kl.mean() * temperature ** 2
-
-
-class PixelKD(nn.Module):
-    """:func:`pixel_kd` as a module."""
-
-    def __init__(self, temperature: float = 1.0) -> None:
-        super().__init__()
-        if temperature <= 0:
-            raise ValueError(f"PixelKD: temperature must be > 0, got {temperature}")
-        self.temperature = float(temperature)
-
-    def forward(self, student_logits: Tensor, teacher_logits: Tensor) -> Tensor:
-        return pixel_kd(student_logits, teacher_logits, self.temperature)
-
-    def extra_repr(self) -> str:
-        return f"temperature={self.temperature}"
 
 
 def channel_wise_distillation(student: Tensor, teacher: Tensor, tau: float = 4.0) -> Tensor:

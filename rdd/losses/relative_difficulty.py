@@ -32,19 +32,19 @@ size inside the functions.
 from __future__ import annotations
 
 import math
-from typing import Mapping
+from typing import Any, Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._common import check_logits, check_target, pixel_ce, resize, resize_map, split_output
+from rdd.spec import TFE_REDUCTIONS, TSE_MODES
 
-__all__ = ["tfe_weights", "hard_pixel_mask", "tse_mask", "tfe_task_loss", "tse_task_loss",
-           "rdd_stats", "TSE_MODES", "TFE_REDUCTIONS"]
+from ._common import check_logits, check_target, resize, resize_map, split_output
+from .task import weighted_ce
 
-TSE_MODES = ("xor", "or", "and", "student")
-TFE_REDUCTIONS = ("valid", "all")
+__all__ = ["tfe_weights", "hard_pixel_mask", "combine_hard_masks", "tse_mask", "tfe_task_loss",
+           "tse_task_loss", "rdd_stats", "TSE_MODES", "TFE_REDUCTIONS"]
 
 
 # --------------------------------------------------------------------------- TFE-RDD
@@ -77,7 +77,8 @@ def tfe_weights(teacher_main: Tensor, teacher_aux: Tensor) -> Tensor:
 def tfe_task_loss(student_out: Tensor | Mapping[str, Tensor], target: Tensor, weights: Tensor, *,
                   student_aux: Tensor | None = None, aux_weight: float = 0.4,
                   ignore_index: int = 255, reduction: str = "valid") -> Tensor:
-    r"""TFE-RDD re-weighted task loss :math:`\frac1D\sum_i w_i\,\mathrm{CE}_i` (+ aux).
+    r"""TFE-RDD re-weighted task loss :math:`\frac1D\sum_i w_i\,\mathrm{CE}_i` (+ aux): the
+    :func:`rdd.losses.weighted_ce` of the weights ``w`` (the producer is :func:`tfe_weights`).
 
     Args:
         student_out: student main logits ``N×K×h×w``, or the model's output dict (``"out"`` and,
@@ -108,7 +109,7 @@ def tfe_task_loss(student_out: Tensor | Mapping[str, Tensor], target: Tensor, we
     valid = target != ignore_index
     denom = valid.sum() if reduction == "valid" else torch.tensor(float(target.numel()))
     denom = denom.to(w.device, torch.float32).clamp_min(1.0)
-    return _weighted_ce(main, aux, target, w, denom, aux_weight, ignore_index)
+    return _main_aux_ce(main, aux, target, w, denom, aux_weight, ignore_index)
 
 
 # --------------------------------------------------------------------------- TSE-RDD
@@ -164,6 +165,24 @@ def _ohem_group(q: Tensor, threshold: float, min_kept: float) -> Tensor:
     return q <= tau                                    # inf (ignored) is never ≤ a finite τ
 
 
+def combine_hard_masks(student_hard: Any, teacher_hard: Any, mode: str) -> Any:
+    """TSE's selection from the two hardness masks (bool tensors or arrays of one shape).
+
+    ``"xor"``: hard for exactly one; ``"or"``: for either; ``"and"``: for both; ``"student"``:
+    ``student_hard`` as is (``teacher_hard`` unused). The one place the combination is written:
+    :func:`tse_mask` and the study diagnostics (:mod:`rdd.study.diagnostics`) both call it.
+    """
+    if mode == "xor":
+        return student_hard ^ teacher_hard
+    if mode == "or":
+        return student_hard | teacher_hard
+    if mode == "and":
+        return student_hard & teacher_hard
+    if mode == "student":
+        return student_hard
+    raise ValueError(f"combine_hard_masks: mode must be one of {TSE_MODES}, got {mode!r}")
+
+
 @torch.no_grad()
 def tse_mask(student_logits: Tensor, teacher_logits: Tensor, target: Tensor, threshold: float = 0.7,
              min_kept: float = 0.0, ignore_index: int = 255, mode: str = "xor", *,
@@ -184,11 +203,7 @@ def tse_mask(student_logits: Tensor, teacher_logits: Tensor, target: Tensor, thr
     if mode == "student":
         return s
     t = hard_pixel_mask(teacher_logits, target, threshold, min_kept, ignore_index, per_image=per_image)
-    if mode == "xor":
-        return s ^ t
-    if mode == "or":
-        return s | t
-    return s & t
+    return combine_hard_masks(s, t, mode)
 
 
 def tse_task_loss(student_out: Tensor | Mapping[str, Tensor], target: Tensor, mask: Tensor, *,
@@ -197,8 +212,9 @@ def tse_task_loss(student_out: Tensor | Mapping[str, Tensor], target: Tensor, ma
     r"""TSE-RDD task loss: the student's CE averaged over the selected pixels only (+ aux).
 
     :math:`\frac{1}{|M|}\sum_{i\in M}\mathrm{CE}_i` with ``M = mask`` (from :func:`tse_mask`, at
-    the target's size); the same mask is used for the auxiliary head. An empty mask gives a zero
-    loss that is still attached to the graph (zero, finite gradients), never NaN.
+    the target's size): the :func:`rdd.losses.weighted_ce` of the 0/1 weights ``M`` with
+    ``avg_factor = |M|``. The same mask is used for the auxiliary head. An empty mask gives a
+    zero loss that is still attached to the graph (zero, finite gradients), never NaN.
     """
     main, aux = split_output(student_out, student_aux, "tse_task_loss")
     check_target(target, main)
@@ -206,15 +222,16 @@ def tse_task_loss(student_out: Tensor | Mapping[str, Tensor], target: Tensor, ma
         raise ValueError(f"tse_task_loss: mask must be a bool tensor of the target's shape "
                          f"{tuple(target.shape)}, got {mask.dtype} {tuple(mask.shape)}")
     sel = (mask.detach() & (target != ignore_index)).float()
-    return _weighted_ce(main, aux, target, sel, sel.sum().clamp_min(1.0), aux_weight, ignore_index)
+    return _main_aux_ce(main, aux, target, sel, sel.sum().clamp_min(1.0), aux_weight, ignore_index)
 
 
-def _weighted_ce(main: Tensor, aux: Tensor | None, target: Tensor, weight: Tensor, denom: Tensor,
+def _main_aux_ce(main: Tensor, aux: Tensor | None, target: Tensor, weight: Tensor, denom: Tensor,
                  aux_weight: float, ignore_index: int) -> Tensor:
-    """``Σ_i weight_i·CE_i / denom`` for the main head, plus ``aux_weight`` × the same for aux."""
-    loss = (pixel_ce(main, target, ignore_index) * weight).sum() / denom
+    """:func:`weighted_ce` of the main head, plus the same for aux with ``loss_weight=aux_weight``."""
+    loss = weighted_ce(main, target, weight, avg_factor=denom, ignore_index=ignore_index)
     if aux is not None and aux_weight:
-        loss = loss + aux_weight * (pixel_ce(aux, target, ignore_index) * weight).sum() / denom
+        loss = loss + weighted_ce(aux, target, weight, avg_factor=denom, loss_weight=aux_weight,
+                                  ignore_index=ignore_index)
     return loss
 
 

@@ -40,7 +40,7 @@ def difficulty_diagnostics(teacher: Any, student: Any, frames: Iterable[Any], *,
     import torch
 
     from rdd.export.frames import iter_batches
-    from rdd.losses import hard_pixel_mask, tfe_weights
+    from rdd.losses import combine_hard_masks, hard_pixel_mask, tfe_weights
 
     sums: dict[str, float] = {}
     n_valid = 0
@@ -74,8 +74,9 @@ def difficulty_diagnostics(teacher: Any, student: Any, frames: Iterable[Any], *,
             noisy = (c != y) & valid
             add("noisy", noisy.sum())
         start += len(batch)
-        sets = {"teacher_hard": th, "student_hard": sh, "xor": th ^ sh, "or": th | sh,
-                "and": th & sh, "teacher_only_hard": th & ~sh, "student_only_hard": sh & ~th,
+        sets = {"teacher_hard": th, "student_hard": sh,
+                **{m: combine_hard_masks(sh, th, m) for m in ("xor", "or", "and")},
+                "teacher_only_hard": th & ~sh, "student_only_hard": sh & ~th,
                 "neither": valid & ~(th | sh)}
         n_valid += int(valid.sum())
         for k, m in sets.items():
