@@ -427,3 +427,32 @@ def test_write_dataset_video_from_camvid_val(camvid_root, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m", "v.mp4"]   # no temp files left
     with pytest.raises(ValueError, match="n_frames"):
         write_dataset_video(ds, tmp_path / "w.mp4", tmp_path / "w", n_frames=0, fps=15)
+
+
+def test_dataset_masks_use_the_shared_torch_free_reader(tmp_path):
+    """Issue #12 item 7: rdd.data reads masks with rdd.labels (the runner's reader too): a grey-palette
+    PNG gives its indices, 16-bit ids map exactly, and an id outside the classes is an error."""
+    import subprocess
+    import sys
+
+    from rdd.data import base
+    from rdd.labels import read_label
+
+    assert base.read_mask is read_label
+    root = _make_folder(tmp_path / "ds", n=3, size=(4, 5))
+    idx = np.array([[0, 1, 2, 255, 1], [2, 2, 0, 1, 0], [1, 1, 1, 1, 1], [0, 0, 0, 0, 2]], np.uint8)
+    im = Image.fromarray(idx, mode="P")
+    im.putpalette([v for i in range(256) for v in (255 - i,) * 3])  # grey palette: colour ≠ id
+    im.save(root / "masks" / "train" / "s0.png")
+    _write_mask(root / "masks" / "train" / "s1.png", idx)
+    cv2.imwrite(str(root / "masks" / "train" / "s2.png"), idx.astype(np.uint16))
+    ds = build_dataset("folder", root, "train")
+    for i in range(3):
+        np.testing.assert_array_equal(ds.load(i)[1], idx)
+    big = idx.astype(np.uint16)
+    big[0, 0] = 259  # a 16-bit id outside the classes: an error, not 259 % 256 = 3
+    cv2.imwrite(str(root / "masks" / "train" / "s2.png"), big)
+    with pytest.raises(ValueError, match=r"s2\.png: invalid label values \[259\]"):
+        ds.load(2)
+    code = "import sys, rdd.labels; assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -334,10 +334,13 @@ def test_image_folder_and_labels_by_stem(tmp_path):
 
 
 def test_labels_by_frame_index(tmp_path):
+    """Issue #12 item 7: video masks are paired by frame index only. Pairing other names by sorted
+    order (the old fallback: frame 0 ↔ a.png, frame 1 ↔ b.png) shifted every later frame after one
+    missing file, silently; such a folder is now a one-line error."""
     for name in ("b.png", "a.png"):
         cv2.imwrite(str(tmp_path / name), np.zeros((2, 2), np.uint8))
-    lf = LabelFolder(tmp_path, by_index=True)
-    assert lf.path_for(0, "frame_000000").name == "a.png"  # sorted order
+    with pytest.raises(InputError, match=r"has no frame_%06d\.png masks \(e\.g\. 'a'\)"):
+        LabelFolder(tmp_path, by_index=True)
     cv2.imwrite(str(tmp_path / "frame_000005.png"), np.zeros((2, 2), np.uint8))
     lf = LabelFolder(tmp_path, by_index=True)
     assert lf.path_for(5, "frame_000005").name == "frame_000005.png"
@@ -468,3 +471,94 @@ def test_check_outputs_folder_outputs_and_nesting(tmp_path):
     check_outputs({"--save-masks": (tmp_path / "pred", "dir"), "--report": (tmp_path / "r.json", "file"),
                    "--out": (None, "file")}, ins)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["labels"]  # the probe left nothing
+
+
+# --------------------------------------------------------------------------- one label reader
+def _palette_png(path: Path, idx: np.ndarray, palette: np.ndarray) -> None:
+    from PIL import Image
+
+    im = Image.fromarray(idx.astype(np.uint8), mode="P")
+    im.putpalette(np.asarray(palette, np.uint8).ravel().tolist())
+    im.save(path)
+
+
+def test_runner_reads_palette_grey_palette_and_16bit_labels_like_the_dataset(tmp_path):
+    """Issue #12 item 7: VOC palette PNGs were refused ("3 channels"), grey-palette PNGs were read as
+    colours, and the runner had its own reader. Now LabelFolder reads through rdd.labels, the
+    dataset code's reader: indices, never colours."""
+    from rdd.data import read_mask
+    from rdd.labels import read_label
+
+    assert read_mask is read_label  # one reader for rdd.data and rdd.runtime
+    rng = np.random.default_rng(0)
+    idx = rng.integers(0, 11, (6, 9)).astype(np.uint8)
+    idx[0, :3] = (255, 11, 11)
+    voc = np.zeros((256, 3), np.uint8)
+    voc[:21] = [(i * 37 % 256, i * 91 % 256, i * 53 % 256) for i in range(21)]
+    voc[255] = (224, 224, 192)
+    grey = np.repeat((255 - np.arange(256, dtype=np.uint8))[:, None], 3, axis=1)  # index i → 255-i
+    _palette_png(tmp_path / "voc.png", idx, voc)
+    _palette_png(tmp_path / "greypal.png", idx, grey)
+    cv2.imwrite(str(tmp_path / "u16.png"), idx.astype(np.uint16))
+    lf = LabelFolder(tmp_path, by_index=False, ignore_ids=(11,), num_classes=11)
+    want = np.where(idx == 11, 255, idx)
+    for stem in ("voc", "greypal", "u16"):
+        got = lf.load(lf.path_for(0, stem), idx.shape)
+        assert got.dtype == np.uint8
+        np.testing.assert_array_equal(got, want, err_msg=stem)
+    # the colour a grey palette stores (what cv2.imread returns) is not the id
+    assert not np.array_equal(cv2.imread(str(tmp_path / "greypal.png"), cv2.IMREAD_GRAYSCALE), idx)
+
+
+def test_label_ids_outside_the_classes_fail_before_resize(tmp_path, tiny_onnx):
+    """Issue #12 item 7: a 16-bit id 259 was refused at native size but became 3 after --resize
+    (uint8 cast); now it is an error at any size, and --ignore-ids 259 maps it to ignore."""
+    _write_images(tmp_path / "img", 2, size=(40, 56))
+    (tmp_path / "lab").mkdir()
+    m = np.full((40, 56), 3, np.uint16)
+    m[5:9, 5:9] = 259
+    for i in range(2):
+        cv2.imwrite(str(tmp_path / "lab" / f"img_{i:03d}.png"), m)
+    be = OrtBackend(tiny_onnx, intra_op_threads=1)
+    for resize in ("native", (24, 32)):
+        with pytest.raises(InputError, match=r"img_000\.png: invalid label values \[259\].*"
+                                             r"--ignore-ids"):
+            Pipeline(be, ImageFolderSource(tmp_path / "img"),
+                     labels=LabelFolder(tmp_path / "lab", by_index=False),
+                     config=PipelineConfig(warmup=0, resize=resize)).run()
+    rep = Pipeline(be, ImageFolderSource(tmp_path / "img"),
+                   labels=LabelFolder(tmp_path / "lab", by_index=False, ignore_ids=(259,)),
+                   config=PipelineConfig(warmup=0, resize=(24, 32))).run()
+    assert rep["labelled_frames"] == 2
+    # resize_labels keeps 16-bit ids (the old uint8 cast turned 259 into 3)
+    np.testing.assert_array_equal(resize_labels(m, (20, 28))[3, 3], 259)
+    assert resize_labels(m, (20, 28)).dtype == np.uint16
+    with pytest.raises(ValueError, match="ids must be in"):
+        resize_labels(np.full((4, 4), 70000, np.int64), (2, 2))
+
+
+def test_missing_frame_mask_is_counted_never_shifted(tmp_path, tiny_onnx):
+    """Issue #12 item 7: a frame without its frame_%06d mask is skipped and counted in the report;
+    the next frame keeps its own mask (scored exactly like a direct evaluation)."""
+    path = tmp_path / "v.mp4"
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (64, 48))
+    rng = np.random.default_rng(1)
+    for i in range(5):
+        w.write(rng.integers(0, 256, (48, 64, 3), np.uint8))
+    w.release()
+    (tmp_path / "lab").mkdir()
+    masks = {}
+    for i in (0, 1, 3, 4):  # frame 2 has no mask
+        masks[i] = np.full((48, 64), i, np.uint8)  # frame i is all class i
+        cv2.imwrite(str(tmp_path / "lab" / f"frame_{i:06d}.png"), masks[i])
+    be = OrtBackend(tiny_onnx, intra_op_threads=1)
+    rep = Pipeline(be, VideoSource(path), labels=LabelFolder(tmp_path / "lab", by_index=True),
+                   config=PipelineConfig(warmup=0)).run()
+    assert rep["labelled_frames"] == 4 and rep["labels_missing"] == 1
+    assert rep["labels_missing_first"] == ["frame_000002"]
+    cap, cm = cv2.VideoCapture(str(path)), ConfusionMatrix(11)
+    for i in range(5):
+        frame = cv2.cvtColor(cap.read()[1], cv2.COLOR_BGR2RGB)
+        if i in masks:
+            cm.update(be.infer(preprocess(frame, be.meta, (48, 64)))[0], masks[i])
+    assert rep["miou"] == pytest.approx(cm.compute()["miou"])

@@ -1,4 +1,7 @@
-"""Base dataset, image / mask readers and label validation shared by every dataset.
+"""Base dataset and image reader shared by every dataset.
+
+Masks are read, mapped and paired by :mod:`rdd.labels` (torch-free, the runner uses the same
+code): ``read_mask`` is :func:`rdd.labels.read_label`.
 
 A dataset is a list of ``(image_path, mask_path | None)`` pairs plus a label mapping. Loading
 returns the project's raw convention (``uint8`` ``H×W×3`` RGB image, ``uint8`` ``H×W`` train ids
@@ -15,9 +18,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from rdd.labels import IGNORE_INDEX, apply_lut, build_lut, masks_by_stem
+from rdd.labels import read_label as read_mask
 from rdd.spec import ClassInfo
 
-IGNORE_INDEX = 255
+__all__ = ["IGNORE_INDEX", "IMAGE_EXTENSIONS", "SegmentationDataset", "apply_lut", "build_lut",
+           "list_images", "pair_by_stem", "read_image", "read_mask", "require_dir"]
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 Transform = Callable[[np.ndarray, "np.ndarray | None"], tuple[torch.Tensor, torch.Tensor]]
@@ -33,97 +40,6 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     if bgr is None:
         raise ValueError(f"could not decode image file {path} (corrupt or unsupported format)")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-
-
-def read_mask(path: str | os.PathLike, *, palette: bool = False) -> np.ndarray:
-    """Read a single-channel label image as an integer ``H×W`` array of *raw* ids.
-
-    ``palette=True`` reads palette PNGs (Pascal VOC) through PIL, returning the palette indices
-    rather than colours. A palette PNG given with ``palette=False`` is detected and read the
-    same way; any other multi-channel mask is an error.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"mask file not found: {path}")
-    if palette:
-        return _read_palette_mask(path)
-    m = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if m is None:
-        raise ValueError(f"could not decode mask file {path} (corrupt or unsupported format)")
-    if m.ndim == 3:
-        if m.shape[2] == 1:
-            return m[..., 0]
-        return _read_palette_mask(path)
-    return m
-
-
-def _read_palette_mask(path: Path) -> np.ndarray:
-    from PIL import Image
-
-    try:
-        with Image.open(path) as im:
-            mode = im.mode
-            arr = np.array(im)
-    except Exception as e:  # PIL raises many exception types for broken files
-        raise ValueError(f"could not decode mask file {path}: {e}") from None
-    if mode not in ("P", "L", "I", "I;16", "I;16B", "I;16L") or arr.ndim != 2:
-        raise ValueError(
-            f"mask file {path} has mode {mode!r} (shape {arr.shape}); expected a single-channel "
-            "label image or a palette PNG with one class index per pixel")
-    return arr
-
-
-def build_lut(mapping: dict[int, int] | None = None, *, identity: int = 0,
-              ignore_values: Sequence[int] = (IGNORE_INDEX,)) -> np.ndarray:
-    """A 256-entry lookup table raw id → train id, with ``-1`` marking *invalid* raw ids.
-
-    ``identity`` keeps raw ids ``[0, identity)`` unchanged; ``mapping`` then overrides entries;
-    every value in ``ignore_values`` maps to 255.
-    """
-    lut = np.full(256, -1, np.int16)
-    lut[:identity] = np.arange(identity)
-    for v in ignore_values:
-        lut[int(v)] = IGNORE_INDEX
-    for k, v in (mapping or {}).items():
-        lut[int(k)] = int(v)
-    return lut
-
-
-def apply_lut(raw: np.ndarray, lut: np.ndarray, *, num_classes: int,
-              path: str | os.PathLike = "<mask>") -> np.ndarray:
-    """Map raw ids through ``lut`` (from :func:`build_lut`) → ``uint8`` train ids.
-
-    Raises ``ValueError`` naming ``path`` if a raw value is outside 0..255 or marked invalid.
-    """
-    if raw.dtype != np.uint8:
-        if raw.size and (int(raw.min()) < 0 or int(raw.max()) > 255):
-            raise ValueError(
-                f"mask {path}: label values must be in [0, 255], found range "
-                f"[{int(raw.min())}, {int(raw.max())}]")
-        raw = raw.astype(np.uint8)
-    out = lut[raw]
-    if (out < 0).any():
-        bad = np.unique(raw[out < 0])
-        valid = np.flatnonzero(lut >= 0)
-        raise ValueError(
-            f"mask {path}: invalid label values {bad[:10].tolist()}; expected train ids "
-            f"[0, {num_classes}) or ignore {IGNORE_INDEX} after mapping (valid raw values: "
-            f"{_ranges(valid)})")
-    return out.astype(np.uint8)
-
-
-def _ranges(values: np.ndarray) -> str:
-    if values.size == 0:
-        return "none"
-    parts, start, prev = [], int(values[0]), int(values[0])
-    for v in values[1:].tolist() + [None]:
-        if v is not None and v == prev + 1:
-            prev = v
-            continue
-        parts.append(f"{start}" if start == prev else f"{start}-{prev}")
-        if v is not None:
-            start = prev = v
-    return ", ".join(parts)
 
 
 def list_images(folder: Path) -> list[Path]:
@@ -153,8 +69,6 @@ class SegmentationDataset(Dataset):
             image, ImageNet normalisation).
         name: label for error messages.
     """
-
-    palette_masks: bool = False
 
     def __init__(self, files: Sequence[tuple[str | os.PathLike, str | os.PathLike | None]],
                  classes: ClassInfo, transform: Transform | None = None, *,
@@ -189,7 +103,7 @@ class SegmentationDataset(Dataset):
         mask_path = self.files[i][1]
         if mask_path is None:
             return None
-        return self.map_mask(read_mask(mask_path, palette=self.palette_masks), mask_path)
+        return self.map_mask(read_mask(mask_path), mask_path)
 
     def load(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         """Raw sample ``i``: ``uint8`` ``H×W×3`` RGB image and ``uint8`` ``H×W`` train ids.
@@ -259,11 +173,7 @@ def pair_by_stem(images: list[Path], mask_dir: Path, *, mask_suffix: str = "",
 
     Raises ``FileNotFoundError`` naming the first image without a mask when ``require_masks``.
     """
-    available: dict[str, Path] = {}
-    if mask_dir.is_dir():
-        for p in mask_dir.iterdir():
-            if p.suffix.lower() in mask_exts:
-                available.setdefault(p.name[: -len(p.suffix)], p)
+    available = masks_by_stem(mask_dir, mask_exts)
     out: list[tuple[Path, Path | None]] = []
     for img in images:
         key = img.stem + mask_suffix

@@ -194,8 +194,6 @@ class PascalVOC(SegmentationDataset):
             "voc2012/ and extract it (expected JPEGImages/, SegmentationClass/, "
             "ImageSets/Segmentation/); for train_aug also add SBD's SegmentationClassAug/ and "
             "train_aug.txt.")
-    palette_masks = True
-
     def __init__(self, root: str | os.PathLike, split: str = "train",
                  transform: Transform | None = None) -> None:
         root = self._resolve_root(Path(root))

@@ -97,14 +97,22 @@ def inference_size(frame_hw: tuple[int, int], meta: ModelMeta, resize: Any = "mo
 
 
 def resize_labels(labels: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
-    """Integer ``H×W`` ids → ``hw`` with ``cv2.INTER_NEAREST_EXACT``.
+    """Integer ``H×W`` ids → ``hw`` with ``cv2.INTER_NEAREST_EXACT``, values unchanged.
 
     The same resize as :class:`rdd.data.EvalTransform` and :func:`rdd.export.frames.load_frames`
-    (``INTER_NEAREST`` is off by half a pixel for non-integer ratios).
+    (``INTER_NEAREST`` is off by half a pixel for non-integer ratios). ``uint8`` and ``uint16``
+    keep their dtype; other integer arrays go through the smallest of the two that holds them
+    (never a wrapping cast: ids beyond ``uint16`` or negative are a ``ValueError``). Validate
+    ids (:class:`~rdd.runtime.sources.LabelFolder`) before resizing.
     """
     if labels.shape[:2] == tuple(hw):
         return labels
-    lab = labels if labels.dtype == np.uint8 else labels.astype(np.uint8)
+    lab = labels
+    if lab.dtype not in (np.uint8, np.uint16):
+        lo, hi = (int(lab.min()), int(lab.max())) if lab.size else (0, 0)
+        if lo < 0 or hi > 65535:
+            raise ValueError(f"resize_labels: ids must be in [0, 65535], got [{lo}, {hi}]")
+        lab = lab.astype(np.uint8 if hi < 256 else np.uint16)
     return cv2.resize(lab, (int(hw[1]), int(hw[0])), interpolation=cv2.INTER_NEAREST_EXACT)
 
 
@@ -222,6 +230,15 @@ class Pipeline:
         self.meta = backend.meta
         k = self.meta.num_classes
         self.cm = ConfusionMatrix(k, ignore_index=self.meta.classes.ignore_index) if labels else None
+        if labels is not None:  # ids are validated against the model's classes as masks are read
+            if labels.num_classes is None:
+                labels.set_num_classes(k)
+            elif labels.num_classes != k:
+                raise InputError(f"labels in {labels.root} were set up for {labels.num_classes} "
+                                 f"classes but the model has {k}")
+            if labels.ignore_index != self.meta.classes.ignore_index:
+                raise InputError(f"labels in {labels.root} use ignore index {labels.ignore_index} "
+                                 f"but the model's is {self.meta.classes.ignore_index}")
         self._overlay = OverlayRenderer(self.meta.classes, self.cfg.alpha)
         self._resize = parse_resize(self.cfg.resize)
         if isinstance(self._resize, tuple):  # fail before any thread starts
@@ -231,6 +248,7 @@ class Pipeline:
         self._records: list[dict[str, float]] = []
         self._t_done: list[float] = []
         self._labelled = 0
+        self._missing_labels: list[str] = []   # frames without a mask (skipped by the metric)
         self._writer: cv2.VideoWriter | None = None
         self._writer_size: tuple[int, int] | None = None
         self._infer_hw: tuple[int, int] | None = None
@@ -275,7 +293,8 @@ class Pipeline:
                              times={"decode": t1 - t0, "preprocess": t2 - t1})
                 if self.labels is not None:
                     path = self.labels.path_for(index, name)
-                    if path is not None:  # scored at the inference size, like EvalTransform
+                    if path is not None:  # validated at native size, then scored at the
+                        # inference size like EvalTransform
                         item.label = resize_labels(self.labels.load(path, image.shape[:2]), hw)
                         item.label_path = path
                 if not self._put(q_in, item):
@@ -309,6 +328,8 @@ class Pipeline:
                 t0 = time.perf_counter()
                 if self.cm is not None and item.label is not None:
                     self._update_metric(item.pred, item)
+                elif self.cm is not None:
+                    self._missing_labels.append(item.name)
                 if out_tmp is not None:
                     pred = resize_labels(item.pred, item.image.shape[:2])  # for display only
                     vis = self._overlay(item.image, pred)
@@ -333,15 +354,7 @@ class Pipeline:
                 pass
 
     def _update_metric(self, pred: np.ndarray, item: _Item) -> None:
-        k, ign = self.meta.num_classes, self.meta.classes.ignore_index
-        lab = item.label
-        bad = (lab != ign) & ((lab < 0) | (lab >= k))
-        if bad.any():
-            ids = np.unique(lab[bad])[:8].tolist()
-            raise InputError(f"label {item.label_path} holds ids {ids} outside the model's classes "
-                             f"[0, {k}) and not the ignore index {ign}; map them to ignore with "
-                             "--ignore-ids (CamVid annotations: --label-map camvid)")
-        self.cm.update(pred, lab)
+        self.cm.update(pred, item.label)  # ids checked by LabelFolder.load (rdd.labels)
         self._labelled += 1
 
     def _write(self, bgr: np.ndarray, out_tmp: Path) -> None:
@@ -456,7 +469,10 @@ class Pipeline:
         if self.cm is not None:
             res = self.cm.compute()
             names = self.meta.classes.names
-            rep.update({"labelled_frames": self._labelled, "miou": res["miou"],
+            rep.update({"labelled_frames": self._labelled,
+                        "labels_missing": len(self._missing_labels),
+                        "labels_missing_first": self._missing_labels[:10],
+                        "miou": res["miou"],
                         "miou_scored_at": "inference_size",
                         "pixel_acc": res["pixel_acc"], "mean_acc": res["mean_acc"],
                         "iou": {names[i]: v for i, v in enumerate(res["iou"])}})
@@ -486,6 +502,8 @@ def format_summary(rep: dict[str, Any]) -> str:
          f"latency p50 {rep['latency_ms']['p50']:.1f} ms p99 {rep['latency_ms']['p99']:.1f} ms")
     if "miou" in rep:
         s += f", mIoU {100 * rep['miou']:.2f}% over {rep['labelled_frames']} labelled frames"
+        if rep.get("labels_missing"):
+            s += f" ({rep['labels_missing']} without a mask, skipped)"
     if rep.get("out"):
         s += f" → {rep['out']}"
     return s

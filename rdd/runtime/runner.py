@@ -156,7 +156,8 @@ def run_inference(model: str | os.PathLike, *, backend: str | Backend = "auto", 
                 raise InputError("--labels cannot be used with --camera")
             ids = resolve_ignore_ids(label_map, ignore_ids, be.meta.classes)
             label_folder = LabelFolder(labels, by_index=source.by_index, ignore_ids=ids,
-                                       ignore_index=be.meta.classes.ignore_index)
+                                       ignore_index=be.meta.classes.ignore_index,
+                                       num_classes=be.meta.num_classes)
             if isinstance(source, ImageFolderSource):
                 label_folder.check_matches([p.stem for p in source.files])
         total = len(source) or None
