@@ -15,9 +15,9 @@ from torch import nn
 
 from rdd.artifacts import load_artifact, save_artifact
 from rdd.models import (LRASPPHead, SegmentationModel, adaptive_avg_pool2d_exportable, aspp_rates,
-                        count_flops, count_params, create_model, export_wrapper, list_models,
-                        load_backbone_weights, make_divisible, mobilenetv2, register_model,
-                        resnet)
+                        count_flops, count_params, create_model, export_wrapper, get_model_builder,
+                        list_models, load_backbone_weights, make_divisible, mobilenetv2,
+                        register_model, resnet)
 from rdd.spec import ClassInfo, Normalization
 
 EXPECTED_MODELS = {f"{h}_resnet{d}" for h in ("deeplabv3", "pspnet") for d in (18, 34, 50, 101)}
@@ -446,6 +446,22 @@ def test_unknown_model_and_bad_kwargs():
         create_model("deeplabv3_resnet18", 3, output_stride=4)
     with pytest.raises(ValueError, match="width_mult"):
         create_model("deeplabv3_resnet18", 3, width_mult=0)
+
+
+def test_every_registered_name_is_a_written_out_builder():
+    """Each name in list_models() is a ``def`` of that name (no generated builders), keyword-only
+    and documented, so ``grep "def deeplabv3_resnet18"`` finds the teacher's builder."""
+    import inspect
+
+    import rdd.models.registry as R
+
+    src = inspect.getsource(R)
+    for name in list_models():
+        fn = get_model_builder(name)
+        assert f"\ndef {name}(*, num_classes: int" in src, name
+        assert getattr(R, name) is fn and fn.__name__ == name and fn.__doc__, name
+        params = inspect.signature(fn).parameters.values()
+        assert all(p.kind is p.KEYWORD_ONLY and not p.name.startswith("_") for p in params), name
 
 
 def test_register_model_decorator():

@@ -1,7 +1,9 @@
 """Model registry: ``register_model``, ``create_model``, ``list_models`` and the builders.
 
 A builder is a small function with keyword-only arguments returning a
-:class:`~rdd.models.base.SegmentationModel`. :func:`register_model` wraps it so that every model it
+:class:`~rdd.models.base.SegmentationModel`; every registered name is written out below as a
+``def`` of that name (timm / torchvision style), the ResNet ones as three-line calls of
+:func:`_resnet_model`. :func:`register_model` wraps it so that every model it
 builds carries ``model_name`` and the *complete* ``model_kwargs`` (defaults filled in,
 ``backbone_weights`` recorded as ``None``), hence ``create_model(m.model_name, **m.model_kwargs)``
 rebuilds the same architecture.
@@ -20,7 +22,6 @@ from .heads import DeepLabV3Head, FCNHead, LRASPPHead, PSPHead, aspp_rates
 __all__ = ["register_model", "create_model", "list_models", "get_model_builder"]
 
 _MODELS: dict[str, Callable[..., SegmentationModel]] = {}
-
 
 
 def register_model(fn: Callable[..., SegmentationModel] | None = None, *, name: str | None = None):
@@ -100,29 +101,84 @@ def _resnet_model(head: str, depth: int, *, num_classes: int, width_mult: float,
     return SegmentationModel(backbone, main, aux_head, num_classes=num_classes)
 
 
-def _make_resnet_builders() -> None:
-    for head in ("deeplabv3", "pspnet"):
-        for depth in (18, 34, 50, 101):
-            def builder(*, num_classes: int, width_mult: float = 1.0, output_stride: int = 8,
+@register_model
+def deeplabv3_resnet18(*, num_classes: int, width_mult: float = 1.0, output_stride: int = 8,
+                       aux: bool = True, backbone_weights: str | os.PathLike | None = None,
+                       norm_layer: str | NormLayer | None = None) -> SegmentationModel:
+    """DeepLabV3 (ASPP) on a dilated ResNet-18; FCN auxiliary head on layer3 when ``aux``."""
+    return _resnet_model("deeplabv3", 18, num_classes=num_classes, width_mult=width_mult,
+                         output_stride=output_stride, aux=aux, backbone_weights=backbone_weights,
+                         norm_layer=norm_layer)
+
+
+@register_model
+def deeplabv3_resnet34(*, num_classes: int, width_mult: float = 1.0, output_stride: int = 8,
+                       aux: bool = True, backbone_weights: str | os.PathLike | None = None,
+                       norm_layer: str | NormLayer | None = None) -> SegmentationModel:
+    """DeepLabV3 (ASPP) on a dilated ResNet-34; FCN auxiliary head on layer3 when ``aux``."""
+    return _resnet_model("deeplabv3", 34, num_classes=num_classes, width_mult=width_mult,
+                         output_stride=output_stride, aux=aux, backbone_weights=backbone_weights,
+                         norm_layer=norm_layer)
+
+
+@register_model
+def deeplabv3_resnet50(*, num_classes: int, width_mult: float = 1.0, output_stride: int = 8,
+                       aux: bool = True, backbone_weights: str | os.PathLike | None = None,
+                       norm_layer: str | NormLayer | None = None) -> SegmentationModel:
+    """DeepLabV3 (ASPP) on a dilated ResNet-50; FCN auxiliary head on layer3 when ``aux``."""
+    return _resnet_model("deeplabv3", 50, num_classes=num_classes, width_mult=width_mult,
+                         output_stride=output_stride, aux=aux, backbone_weights=backbone_weights,
+                         norm_layer=norm_layer)
+
+
+@register_model
+def deeplabv3_resnet101(*, num_classes: int, width_mult: float = 1.0, output_stride: int = 8,
                         aux: bool = True, backbone_weights: str | os.PathLike | None = None,
-                        norm_layer: str | NormLayer | None = None,
-                        _head: str = head, _depth: int = depth) -> SegmentationModel:
-                return _resnet_model(_head, _depth, num_classes=num_classes, width_mult=width_mult,
-                                     output_stride=output_stride, aux=aux,
-                                     backbone_weights=backbone_weights, norm_layer=norm_layer)
-            name = f"{head}_resnet{depth}"
-            builder.__name__ = builder.__qualname__ = name
-            builder.__doc__ = (
-                f"{'DeepLabV3 (ASPP)' if head == 'deeplabv3' else 'PSPNet (pyramid pooling)'} on a "
-                f"dilated ResNet-{depth}; FCN auxiliary head on layer3 when ``aux``.")
-            # hide the loop-binding defaults from the public signature
-            sig = inspect.signature(builder)
-            params = [p for p in sig.parameters.values() if not p.name.startswith("_")]
-            builder.__signature__ = sig.replace(parameters=params)  # type: ignore[attr-defined]
-            register_model(builder, name=name)
+                        norm_layer: str | NormLayer | None = None) -> SegmentationModel:
+    """DeepLabV3 (ASPP) on a dilated ResNet-101; FCN auxiliary head on layer3 when ``aux``."""
+    return _resnet_model("deeplabv3", 101, num_classes=num_classes, width_mult=width_mult,
+                         output_stride=output_stride, aux=aux, backbone_weights=backbone_weights,
+                         norm_layer=norm_layer)
 
 
-_make_resnet_builders()
+@register_model
+def pspnet_resnet18(*, num_classes: int, width_mult: float = 1.0, output_stride: int = 8,
+                    aux: bool = True, backbone_weights: str | os.PathLike | None = None,
+                    norm_layer: str | NormLayer | None = None) -> SegmentationModel:
+    """PSPNet (pyramid pooling) on a dilated ResNet-18; FCN auxiliary head on layer3 when ``aux``."""
+    return _resnet_model("pspnet", 18, num_classes=num_classes, width_mult=width_mult,
+                         output_stride=output_stride, aux=aux, backbone_weights=backbone_weights,
+                         norm_layer=norm_layer)
+
+
+@register_model
+def pspnet_resnet34(*, num_classes: int, width_mult: float = 1.0, output_stride: int = 8,
+                    aux: bool = True, backbone_weights: str | os.PathLike | None = None,
+                    norm_layer: str | NormLayer | None = None) -> SegmentationModel:
+    """PSPNet (pyramid pooling) on a dilated ResNet-34; FCN auxiliary head on layer3 when ``aux``."""
+    return _resnet_model("pspnet", 34, num_classes=num_classes, width_mult=width_mult,
+                         output_stride=output_stride, aux=aux, backbone_weights=backbone_weights,
+                         norm_layer=norm_layer)
+
+
+@register_model
+def pspnet_resnet50(*, num_classes: int, width_mult: float = 1.0, output_stride: int = 8,
+                    aux: bool = True, backbone_weights: str | os.PathLike | None = None,
+                    norm_layer: str | NormLayer | None = None) -> SegmentationModel:
+    """PSPNet (pyramid pooling) on a dilated ResNet-50; FCN auxiliary head on layer3 when ``aux``."""
+    return _resnet_model("pspnet", 50, num_classes=num_classes, width_mult=width_mult,
+                         output_stride=output_stride, aux=aux, backbone_weights=backbone_weights,
+                         norm_layer=norm_layer)
+
+
+@register_model
+def pspnet_resnet101(*, num_classes: int, width_mult: float = 1.0, output_stride: int = 8,
+                     aux: bool = True, backbone_weights: str | os.PathLike | None = None,
+                     norm_layer: str | NormLayer | None = None) -> SegmentationModel:
+    """PSPNet (pyramid pooling) on a dilated ResNet-101; FCN auxiliary head on layer3 when ``aux``."""
+    return _resnet_model("pspnet", 101, num_classes=num_classes, width_mult=width_mult,
+                         output_stride=output_stride, aux=aux, backbone_weights=backbone_weights,
+                         norm_layer=norm_layer)
 
 
 @register_model
