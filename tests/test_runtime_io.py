@@ -209,7 +209,8 @@ def test_http_mjpeg_stream_runs(capfd, conv_onnx, tmp_path):
                                     "--warmup", "1", "--report", report])
     assert rc == 0, err
     rep = json.loads(report.read_text())
-    assert rep["frames"] == 6 and rep["frame_size"] == [H, W]
+    assert rep["realtime"]["frames_read"] == 6 and 1 <= rep["frames"] <= 6
+    assert rep["frames"] + rep["realtime"]["dropped_frames"] == 6 and rep["frame_size"] == [H, W]
     assert rep["source"]["kind"] == "stream" and rep["source"]["live"] is True
     assert rep["source"]["url"] == srv.url and rep["source"]["scheme"] == "http"
     assert rep.get("stop_reason") != "stream_ended"
@@ -231,7 +232,9 @@ def test_stream_that_drops_ends_with_report_and_exit_2(capfd, conv_onnx, tmp_pat
     assert f"after {frames} frames" in err[0] and f"--reconnect {reconnect}" in err[0]
     assert str(report) in err[0]
     rep = json.loads(report.read_text())
-    assert rep["frames"] == frames and rep["completed"] is False
+    rt = rep["realtime"]  # a live stream is always accounted in real time: frames may be dropped
+    assert rt["mode"] == "live" and rt["frames_read"] == frames
+    assert 1 <= rep["frames"] == frames - rt["dropped_frames"] and rep["completed"] is False
     assert rep["stop_reason"] == "stream_ended" and rep["stream_error"] in err[0]
     assert rep["source"]["reconnects"] == reconnect
     assert len(out.strip().splitlines()) == 1  # the summary of what was processed
@@ -250,3 +253,241 @@ def test_file_url_is_a_finite_stream(capfd, conv_onnx, tmp_path):
         assert len(src) == 5 and src.fps == pytest.approx(10.0)
     finally:
         src.close()
+
+
+# --------------------------------------------------------------------------- temporal figures
+def test_label_change_rate_and_flicker_meter_golden():
+    from rdd.runtime.temporal import FlickerMeter, label_change_rate
+
+    a = np.array([[0, 1], [2, 3]], np.uint8)
+    b = np.array([[0, 1], [2, 4]], np.uint8)
+    assert label_change_rate(a, b) == 0.25
+    assert label_change_rate(a, b, np.array([[1, 1], [1, 0]], bool)) == 0.0
+    assert np.isnan(label_change_rate(a, b, np.zeros((2, 2), bool)))
+    with pytest.raises(ValueError, match="differ in shape"):
+        label_change_rate(a, b[:1])
+    m = FlickerMeter(ignore_index=255)
+    gt0 = np.array([[0, 255], [2, 3]], np.uint8)
+    gt1 = np.array([[1, 1], [2, 3]], np.uint8)
+    m.update(a, gt0)
+    m.update(b, gt1)            # pred: 1/4 changed; gt on 3 valid pixels: 1/3; pred there: 1/3
+    m.update(b.copy(), None)    # pred: 0 changed; no gt pair
+    s = m.summary(with_gt=True)
+    assert s["flicker"] == pytest.approx(0.125) and s["flicker_pairs"] == 2
+    assert s["flicker_gt"] == pytest.approx(1 / 3) and s["flicker_gt_pairs"] == 1
+    assert s["flicker_at_gt"] == pytest.approx(1 / 3)
+    assert set(m.summary(with_gt=False)) == {"flicker", "flicker_pairs"}
+
+
+def test_interval_and_realtime_summary_golden():
+    from rdd.runtime.temporal import interval_stats, realtime_summary
+
+    iv = interval_stats([0.0, 0.1, 0.2, 0.4])  # intervals 100, 100, 200 ms
+    assert iv["mean"] == pytest.approx(400 / 3) and iv["p50"] == pytest.approx(100)
+    assert iv["std"] == pytest.approx(np.std([100, 100, 200]))
+    assert np.isnan(interval_stats([1.0])["std"])
+    rt = realtime_summary(fps=10.0, fps_from="source", live=False, frames_read=10, frames=4,
+                          latencies_s=[0.05, 0.2, 0.09, 0.11], done_s=[0.0, 0.1, 0.2, 0.4])
+    assert rt["mode"] == "paced_file" and rt["deadline_ms"] == pytest.approx(100)
+    assert rt["dropped_frames"] == 6 and rt["drop_rate"] == pytest.approx(0.6)
+    assert rt["deadline_misses"] == 2 and rt["deadline_miss_rate"] == pytest.approx(0.5)
+    assert rt["jitter_ms"] == {"std": iv["std"], "p99": iv["p99"]}
+
+
+# --------------------------------------------------------------------------- --save-masks
+def _images(root: Path, n: int, size=(40, 56)) -> list[np.ndarray]:
+    root.mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    out = []
+    for i in range(n):
+        img = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
+        cv2.imwrite(str(root / f"im_{i:02d}.png"), img)
+        out.append(img[..., ::-1].copy())  # RGB
+    return out
+
+
+def _expected_masks(model: Path, rgb: list[np.ndarray], size=(H, W)) -> list[np.ndarray]:
+    """The model's labels at ``size``, resized back to each frame's size (nearest, exact)."""
+    from rdd.runtime import OrtBackend, preprocess, resize_labels
+
+    be = OrtBackend(model, intra_op_threads=1)
+    return [resize_labels(be.infer(preprocess(im, be.meta, size))[0], im.shape[:2]) for im in rgb]
+
+
+def test_save_masks_for_images_by_stem(capfd, conv_onnx, tmp_path):
+    rgb = _images(tmp_path / "img", 3)
+    masks, report = tmp_path / "masks", tmp_path / "r.json"
+    rc, _, err = _run(capfd, ["--model", conv_onnx, "--images", tmp_path / "img", "--warmup", "0",
+                              "--save-masks", masks, "--report", report])
+    assert rc == 0, err
+    assert sorted(p.name for p in masks.iterdir()) == ["im_00.png", "im_01.png", "im_02.png"]
+    for i, want in enumerate(_expected_masks(conv_onnx, rgb)):
+        got = cv2.imread(str(masks / f"im_{i:02d}.png"), cv2.IMREAD_UNCHANGED)
+        assert got.dtype == np.uint8 and got.shape == (40, 56)
+        np.testing.assert_array_equal(got, want)
+    rep = json.loads(report.read_text())
+    assert rep["masks"] == str(masks) and rep["masks_written"] == 3 and rep["masks_dtype"] == "uint8"
+    assert "flicker" not in rep  # an image folder is not a sequence
+    assert not [p for p in masks.parent.iterdir() if p.name.startswith(".")]
+    rc, _, err = _run(capfd, ["--model", conv_onnx, "--images", tmp_path / "img",
+                              "--save-masks", tmp_path / "img" / "m"])  # inside an input folder
+    assert rc == 2 and len(err) == 1 and "would overwrite inside the --images folder" in err[0], err
+
+
+def test_save_masks_refuses_a_non_empty_folder_and_leaves_nothing_on_error(capfd, conv_onnx,
+                                                                          tmp_path):
+    _images(tmp_path / "img", 2)
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "keep.png").write_bytes(b"x")
+    rc, _, err = _run(capfd, ["--model", conv_onnx, "--images", tmp_path / "img",
+                              "--save-masks", tmp_path / "full"])
+    assert rc == 2 and len(err) == 1 and "is a folder that is not empty" in err[0], err
+    assert [p.name for p in (tmp_path / "full").iterdir()] == ["keep.png"]
+    # an error after masks were written (a label of the wrong size): no folder, no staging left
+    (tmp_path / "lab").mkdir()
+    cv2.imwrite(str(tmp_path / "lab" / "im_01.png"), np.zeros((5, 5), np.uint8))
+    rc, _, err = _run(capfd, ["--model", conv_onnx, "--images", tmp_path / "img", "--labels",
+                              tmp_path / "lab", "--save-masks", tmp_path / "m"])
+    assert rc == 2 and len(err) == 1, err
+    assert not (tmp_path / "m").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".m.")]
+
+
+def test_mask_writer_uint16_for_many_classes(tmp_path):
+    from rdd.runtime.masks import MaskWriter, mask_dtype
+
+    assert mask_dtype(256) == np.uint8 and mask_dtype(257) == np.uint16
+    lab = np.array([[0, 299], [256, 7]], np.uint16)
+    with MaskWriter(tmp_path / "m", 300) as mw:
+        mw.write("frame_000000", lab)
+        with pytest.raises(InputError, match="two frames are named 'frame_000000'"):
+            mw.write("frame_000000", lab)
+    got = cv2.imread(str(tmp_path / "m" / "frame_000000.png"), cv2.IMREAD_UNCHANGED)
+    assert got.dtype == np.uint16 and got.tolist() == lab.tolist()
+
+
+# --------------------------------------------------------------------------- video: flicker, --batch
+@pytest.fixture(scope="module")
+def clip_with_masks(tmp_path_factory) -> tuple[Path, Path, int]:
+    root = tmp_path_factory.mktemp("clip")
+    n = 7
+    _write_clip(root / "c.mp4", n)
+    (root / "gt").mkdir()
+    for i in range(n):
+        m = np.zeros((H, W), np.uint8)
+        m[H // 2:] = 3
+        x = (6 * i) % (W - 16)
+        m[10:30, x:x + 16] = 8
+        m[:2] = 255  # unlabelled rows
+        cv2.imwrite(str(root / "gt" / f"frame_{i:06d}.png"), m)
+    return root / "c.mp4", root / "gt", n
+
+
+def _flicker(seq: list[np.ndarray], valid: np.ndarray | None = None) -> float:
+    """Mean share of changed pixels over consecutive pairs (on ``valid`` pixels when given)."""
+    return float(np.mean([np.mean((a != b)[valid] if valid is not None else (a != b))
+                          for a, b in zip(seq, seq[1:])]))
+
+
+def test_video_report_gives_flicker_beside_the_labels(capfd, conv_onnx, clip_with_masks, tmp_path):
+    clip, gt, n = clip_with_masks
+    masks, report = tmp_path / "m", tmp_path / "r.json"
+    rc, _, err = _run(capfd, ["--model", conv_onnx, "--video", clip, "--labels", gt,
+                              "--resize", "native", "--save-masks", masks, "--report", report,
+                              "--warmup", "0"])
+    assert rc == 0, err
+    rep = json.loads(report.read_text())
+    pred = [cv2.imread(str(masks / f"frame_{i:06d}.png"), cv2.IMREAD_UNCHANGED) for i in range(n)]
+    labels = [cv2.imread(str(gt / f"frame_{i:06d}.png"), cv2.IMREAD_UNCHANGED) for i in range(n)]
+    both = labels[0] != 255  # rows 0-1 are unlabelled in every frame
+    assert rep["flicker_pairs"] == n - 1 and rep["flicker_gt_pairs"] == n - 1
+    assert rep["flicker"] == pytest.approx(_flicker(pred))
+    assert rep["flicker_gt"] == pytest.approx(_flicker(labels, both)) and rep["flicker_gt"] > 0
+    assert rep["flicker_at_gt"] == pytest.approx(_flicker(pred, both))
+    assert rep["batch"] == 1 and "realtime" not in rep
+
+
+def test_batch_matches_single_frame_results(capfd, conv_onnx, clip_with_masks, tmp_path):
+    clip, _, n = clip_with_masks
+    reps = {}
+    for b in (1, 3):
+        rc, _, err = _run(capfd, ["--model", conv_onnx, "--video", clip, "--batch", b,
+                                  "--warmup", "0", "--save-masks", tmp_path / f"m{b}",
+                                  "--report", tmp_path / f"r{b}.json"])
+        assert rc == 0, err
+        reps[b] = json.loads((tmp_path / f"r{b}.json").read_text())
+    assert reps[3]["batch"] == 3 and reps[3]["batch_calls"] == 3  # 3 + 3 + 1 frames
+    assert reps[3]["frames"] == n and set(reps[3]["batch_inference_ms"]) == {"mean", "p50", "p90", "p99"}
+    assert "batch_inference_ms" not in reps[1]
+    for i in range(n):
+        a, b = (cv2.imread(str(tmp_path / f"m{k}" / f"frame_{i:06d}.png")) for k in (1, 3))
+        np.testing.assert_array_equal(a, b)
+    assert reps[3]["flicker"] == pytest.approx(reps[1]["flicker"])
+
+
+def test_batch_errors(capfd, conv_onnx, clip_with_masks, tmp_path):
+    clip, _, _ = clip_with_masks
+    fixed = _conv_onnx(tmp_path / "fixed.onnx", batch=1)
+    rc, _, err = _run(capfd, ["--model", fixed, "--video", clip, "--batch", "2"])
+    assert rc == 2 and len(err) == 1 and "has a fixed batch axis" in err[0], err
+    rc, _, err = _run(capfd, ["--model", conv_onnx, "--video", clip, "--batch", "2", "--realtime"])
+    assert rc == 2 and len(err) == 1 and "--batch applies to --images and video files" in err[0]
+    rc, _, err = _run(capfd, ["--model", conv_onnx, "--video", clip, "--batch", "0"])
+    assert rc == 2 and err == ["error: --batch must be >= 1, got 0"]
+
+
+# --------------------------------------------------------------------------- --realtime
+class _SlowBackend:
+    """Wraps a backend; every inference call takes at least ``delay_s``."""
+
+    def __init__(self, inner, delay_s: float) -> None:
+        self._inner, self.delay_s = inner, delay_s
+        self.meta, self.path, self.name, self.device = inner.meta, inner.path, "slow", "cpu"
+
+    def infer(self, x):
+        time.sleep(self.delay_s)
+        return self._inner.infer(x)
+
+    def describe(self):
+        return {"backend": self.name, "device": self.device, "model": self.meta.model}
+
+
+def test_realtime_paced_file_drops_frames_when_inference_is_slow(conv_onnx, tmp_path):
+    """20 fps arrivals and ≥120 ms inference: latest-frame-wins must drop frames and every
+    processed frame misses its 50 ms deadline."""
+    from rdd.runtime import OrtBackend, Pipeline, PipelineConfig, VideoSource
+
+    clip = _write_clip(tmp_path / "c.mp4", 12, fps=20.0)
+    be = _SlowBackend(OrtBackend(conv_onnx, intra_op_threads=1), 0.12)
+    rep = Pipeline(be, VideoSource(clip), config=PipelineConfig(warmup=0, realtime=True)).run()
+    rt = rep["realtime"]
+    assert rt["mode"] == "paced_file" and rt["fps"] == pytest.approx(20.0) and rt["fps_from"] == "source"
+    assert rt["frames_read"] == 12 and rt["dropped_frames"] >= 1
+    assert rep["frames"] + rt["dropped_frames"] == 12
+    assert rt["deadline_misses"] == rep["measured_frames"] and rt["deadline_ms"] == pytest.approx(50)
+    assert rt["output_interval_ms"]["mean"] >= 100  # outputs no faster than inference allows
+    assert rep["wall_s"] >= 11 / 20  # paced: the last frame arrives 0.55 s after the first
+
+
+def test_realtime_cli_on_images_uses_fps(capfd, conv_onnx, tmp_path):
+    _images(tmp_path / "img", 4)
+    report = tmp_path / "r.json"
+    rc, _, err = _run(capfd, ["--model", conv_onnx, "--images", tmp_path / "img", "--realtime",
+                              "--fps", "50", "--warmup", "0", "--report", report])
+    assert rc == 0, err
+    rt = json.loads(report.read_text())["realtime"]
+    assert rt["fps"] == 50 and rt["fps_from"] == "--fps" and rt["frames_read"] == 4
+    assert set(rt["jitter_ms"]) == {"std", "p99"}
+
+
+def test_help_documents_io_flags():
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "rdd.runtime", "--help"], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    text = " ".join(proc.stdout.split())
+    for flag in ("--save-masks", "--batch", "--realtime", "--reconnect", "--stream-timeout",
+                 "rtsp://", "/dev/video0", "latest-frame-wins", "frame_%06d.png"):
+        assert flag in text, flag

@@ -37,7 +37,7 @@ _ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor
 
 
 def logits_to_labels(out: np.ndarray, kind: str) -> np.ndarray:
-    """Model output → ``uint8 N×H×W`` class ids.
+    """Model output → ``uint8 N×H×W`` class ids (``uint16`` for logits of more than 256 classes).
 
     ``kind == "logits"``: ``out`` is ``N×K×H×W``, labels = ``argmax_k``. ``kind == "labels"``:
     ``out`` is ``N×H×W`` (or ``N×1×H×W``) integer ids.
@@ -46,7 +46,7 @@ def logits_to_labels(out: np.ndarray, kind: str) -> np.ndarray:
     if kind == "logits":
         if out.ndim != 4:
             raise InputError(f"expected N×K×H×W logits from the model, got shape {out.shape}")
-        return out.argmax(axis=1).astype(np.uint8)
+        return out.argmax(axis=1).astype(np.uint8 if out.shape[1] <= 256 else np.uint16)
     if out.ndim == 4 and out.shape[1] == 1:
         out = out[:, 0]
     if out.ndim != 3:

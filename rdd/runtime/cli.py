@@ -106,8 +106,24 @@ def build_parser(prog: str = "rdd-infer") -> argparse.ArgumentParser:
                         "at the inference size; the report records it as inference_size")
     p.add_argument("--out", metavar="MP4", help="write the colour overlay with FPS to this .mp4 (mp4v)")
     p.add_argument("--fps", type=float, default=None,
-                   help="frame rate of --out (default: the video's, else 30)")
+                   help="frame rate of --out (default: the video's, else 30); for --images also "
+                        "the --realtime arrival rate")
     p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity of the colour mask")
+    p.add_argument("--save-masks", metavar="DIR",
+                   help="write one label PNG per processed frame here (train ids; uint8, uint16 "
+                        "above 256 classes; at the frame's size): <image stem>.png for --images, "
+                        "frame_%%06d.png (source frame index) otherwise. DIR must be new or empty; "
+                        "it appears complete when the run ends, nothing is left on an error")
+    p.add_argument("--batch", type=int, default=1, metavar="N",
+                   help="throughput mode for --images and video files: N frames per inference "
+                        "call (the model needs a dynamic batch axis). The report gives 'batch', "
+                        "per-frame latency and per-call 'batch_inference_ms'")
+    p.add_argument("--realtime", action="store_true",
+                   help="run a file as a camera would deliver it: paced at its fps (--fps for "
+                        "--images, else 30); a frame arriving while inference is busy replaces "
+                        "the waiting one (latest-frame-wins). The report's 'realtime' block counts "
+                        "dropped frames, deadline misses (latency > 1/fps) and output jitter. "
+                        "Live cameras and streams are always reported this way")
     p.add_argument("--report", metavar="JSON", help="write the figures as JSON here")
     p.add_argument("--queue-size", type=int, default=2, help="capacity of the inter-stage queues")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
@@ -128,7 +144,8 @@ def main(argv: list[str] | None = None, prog: str = "rdd-infer") -> int:
             warmup=args.warmup, resize=args.resize, out=args.out, out_fps=args.fps,
             alpha=args.alpha, report=args.report, queue_size=args.queue_size,
             progress=not args.no_progress, reconnect=args.reconnect,
-            stream_timeout=args.stream_timeout)
+            stream_timeout=args.stream_timeout, batch=args.batch, realtime=args.realtime,
+            save_masks=args.save_masks)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import queue
-import sys
 import threading
 import time
 from collections import deque
@@ -29,71 +28,22 @@ import numpy as np
 
 from rdd.metrics import ConfusionMatrix
 from rdd.runtime.backends import Backend
-from rdd.runtime.meta import InputError, ModelMeta
+from rdd.runtime.meta import InputError
+from rdd.runtime.masks import MaskWriter
 from rdd.runtime.sources import FrameSource, LabelFolder
 from rdd.runtime.provenance import device_info
+from rdd.runtime.temporal import FlickerMeter, realtime_summary
 from rdd.runtime.timing import latency_stats
-from rdd.spec import ClassInfo, Normalization, atomic_path
+from rdd.runtime.transforms import (RESIZE_MODES, OverlayRenderer, draw_text, inference_size,
+                                    normalize_nchw, parse_resize, preprocess)
+from rdd.spec import atomic_path
 
 __all__ = ["PipelineConfig", "Pipeline", "preprocess", "normalize_nchw", "OverlayRenderer",
            "summarize_times", "format_summary", "STAGES", "inference_size", "resize_labels",
            "parse_resize", "RESIZE_MODES"]
 
 STAGES = ("decode", "preprocess", "inference", "postprocess")
-RESIZE_MODES = ("model", "native")
 _END = object()
-
-
-def parse_resize(value: Any) -> str | tuple[int, int]:
-    """``None``/``"model"`` → ``"model"``; ``"native"``; ``"HxW"``, ``"H,W"`` or ``(H, W)`` → ints."""
-    if value is None:
-        return "model"
-    if isinstance(value, str):
-        v = value.strip().lower()
-        if v in RESIZE_MODES:
-            return v
-        try:
-            parts = [int(t) for t in v.replace("x", ",").split(",")]
-        except ValueError:
-            parts = []
-    else:
-        try:
-            parts = [int(t) for t in value]
-        except (TypeError, ValueError):
-            parts = []
-    if len(parts) != 2 or min(parts) <= 0:
-        raise InputError(f"--resize must be 'model', 'native' or H×W (e.g. 360x480), got {value!r}")
-    return parts[0], parts[1]
-
-
-def inference_size(frame_hw: tuple[int, int], meta: ModelMeta, resize: Any = "model"
-                   ) -> tuple[int, int]:
-    """``(H, W)`` a frame of size ``frame_hw`` is fed to the model at.
-
-    * fixed-size models (static graph, or a TensorRT profile with min == max): their size;
-      an explicit different ``H×W`` is an :class:`InputError`;
-    * ``"model"`` (default): ``meta.input_size`` — the size the model was exported and
-      evaluated at — or the frame's size when the model records none;
-    * ``"native"``: the frame's own size;
-    * ``(H, W)``: that size.
-
-    ``model``/``native`` sizes are clamped per axis into a TensorRT profile's
-    ``[min_size, max_size]``; an explicit size outside it is an :class:`InputError`.
-    """
-    mode = parse_resize(resize)
-    fixed = meta.fixed_size
-    if fixed is not None:
-        if isinstance(mode, tuple) and mode != tuple(fixed):
-            raise InputError(f"--resize {mode[0]}x{mode[1]}: this model only accepts "
-                             f"{fixed[0]}x{fixed[1]} inputs")
-        return tuple(fixed)
-    if isinstance(mode, tuple):
-        if meta.clamp_size(mode) != mode:
-            raise InputError(f"--resize {mode[0]}x{mode[1]} is outside the engine's profile "
-                             f"{list(meta.min_size)}..{list(meta.max_size)} (H, W)")
-        return mode
-    want = meta.input_size if (mode == "model" and meta.input_size) else frame_hw
-    return meta.clamp_size((int(want[0]), int(want[1])))
 
 
 def resize_labels(labels: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
@@ -116,52 +66,6 @@ def resize_labels(labels: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     return cv2.resize(lab, (int(hw[1]), int(hw[0])), interpolation=cv2.INTER_NEAREST_EXACT)
 
 
-def normalize_nchw(image_rgb: np.ndarray, norm: Normalization) -> np.ndarray:
-    """``H×W×3`` uint8 RGB → float32 ``3×H×W`` (:meth:`rdd.spec.Normalization.apply`)."""
-    return norm.apply(image_rgb)
-
-
-def preprocess(image_rgb: np.ndarray, meta: ModelMeta, size: Any = None) -> np.ndarray:
-    """uint8 ``H×W×3`` RGB frame → the model's ``1×…`` input.
-
-    The frame is resized (bilinear) to :func:`inference_size` of ``size`` (``None`` = the
-    frame's native size, ``"model"``, ``"native"`` or ``(H, W)``; fixed-size models always get
-    their own size). ``NCHW`` float models get the ``meta.normalization`` of
-    :meth:`Normalization.apply` (``1×3×h×w``); ``NHWC`` models (preprocessing folded into the
-    graph) get the raw ``1×h×w×3`` RGB frame in their input dtype.
-    """
-    target = inference_size(image_rgb.shape[:2], meta, "native" if size is None else size)
-    if image_rgb.shape[:2] != tuple(target):
-        image_rgb = cv2.resize(image_rgb, (target[1], target[0]), interpolation=cv2.INTER_LINEAR)
-    if meta.input_layout == "NHWC":
-        x = np.ascontiguousarray(image_rgb[None])
-    else:
-        x = normalize_nchw(image_rgb, meta.normalization)[None]
-    dt = np.dtype(meta.input_dtype)
-    return x if x.dtype == dt else x.astype(dt)
-
-
-class OverlayRenderer:
-    """Colour overlay of ``rdd.spec.overlay`` via OpenCV (``cv2.LUT`` + ``cv2.addWeighted``).
-
-    Same palette and blend ``image·(1-α) + colour·α`` as :func:`rdd.spec.overlay`, within ±1
-    grey level (OpenCV rounds ties to even); ≈10× faster, and it releases the GIL.
-    """
-
-    def __init__(self, classes: ClassInfo, alpha: float = 0.5) -> None:
-        if not 0.0 <= alpha <= 1.0:
-            raise InputError(f"overlay alpha must be in [0, 1], got {alpha}")
-        lut = np.zeros((256, 3), np.uint8)  # ignored / out-of-range ids are black, as in colorize
-        lut[: classes.num_classes] = classes.palette_array()
-        self._lut = np.ascontiguousarray(lut.reshape(256, 1, 3))
-        self.alpha = float(alpha)
-
-    def __call__(self, image_rgb: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        lab = labels.astype(np.uint8, copy=False)
-        color = cv2.LUT(cv2.merge([lab, lab, lab]), self._lut)
-        return cv2.addWeighted(image_rgb, 1.0 - self.alpha, color, self.alpha, 0.0)
-
-
 @dataclass
 class PipelineConfig:
     """Knobs of :class:`Pipeline`.
@@ -180,6 +84,14 @@ class PipelineConfig:
         alpha: overlay opacity of the colour mask.
         draw_fps: draw the running end-to-end FPS on the overlay.
         progress: callable ``progress(n_done)`` invoked after each frame (or ``None``).
+        batch: frames per inference call (throughput mode, files and image folders only; the
+            model needs a dynamic batch axis). Frames of one batch share one inference size.
+        realtime: account the run as a camera would deliver it (always on for live sources):
+            a file is paced at its fps (``pace_fps`` when given, else the source's, else 30);
+            a frame that arrives while the previous one waits for inference replaces it
+            (latest-frame-wins, the replaced one counts as dropped); latency runs from arrival.
+        pace_fps: arrival rate for ``realtime`` when the source has none (image folders).
+        save_masks: folder for one label PNG per processed frame (:mod:`rdd.runtime.masks`).
     """
 
     warmup: int = 5
@@ -191,6 +103,10 @@ class PipelineConfig:
     alpha: float = 0.5
     draw_fps: bool = True
     progress: Callable[[int], None] | None = None
+    batch: int = 1
+    realtime: bool = False
+    pace_fps: float | None = None
+    save_masks: Path | None = None
 
 
 @dataclass
@@ -201,7 +117,7 @@ class _Item:
     x: np.ndarray | None                   # model input 1×…
     label: np.ndarray | None = None        # h×w ids at the inference size (after ignore mapping)
     label_path: Path | None = None
-    t0: float = 0.0                        # perf_counter at decode start
+    t0: float = 0.0                        # perf_counter at decode start (real time: arrival)
     times: dict[str, float] = field(default_factory=dict)
     pred: np.ndarray | None = None         # model-resolution labels h×w
 
@@ -253,6 +169,34 @@ class Pipeline:
         self._writer_size: tuple[int, int] | None = None
         self._infer_hw: tuple[int, int] | None = None
         self._frame_hw: tuple[int, int] | None = None
+        self._setup_io()
+
+    def _setup_io(self) -> None:
+        """Batching, real-time pacing, flicker and saved masks; bad combinations fail here."""
+        cfg, src = self.cfg, self.source
+        self._batch = int(cfg.batch)
+        self._realtime = bool(cfg.realtime or src.live)
+        if self._batch < 1:
+            raise InputError(f"--batch must be >= 1, got {self._batch}")
+        if self._batch > 1 and self._realtime:
+            raise InputError("--batch applies to --images and video files; live cameras/streams "
+                             "and --realtime runs infer one frame at a time")
+        if self._batch > 1 and not self.meta.dynamic_batch:
+            raise InputError(f"--batch {self._batch}: the model {self.backend.path} has a fixed batch "
+                             "axis; export it with a dynamic batch axis or use --batch 1")
+        self._pace_fps, self._fps_from = None, None
+        if self._realtime:
+            for fps, where in ((src.fps, "source"), (cfg.pace_fps, "--fps"), (30.0, "default")):
+                if fps is not None and fps > 0:
+                    self._pace_fps, self._fps_from = float(fps), where
+                    break
+        self._flicker = FlickerMeter(self.meta.classes.ignore_index) if src.by_index else None
+        self._masks = (MaskWriter(cfg.save_masks, self.meta.num_classes)
+                       if cfg.save_masks is not None else None)
+        self._frames_read = 0
+        self._batches: list[tuple[float, int]] = []  # (seconds, frames) per inference call
+        self._held: _Item | None = None
+        self._in_done = False
 
     # ------------------------------------------------------------------ queue helpers
     def _put(self, q: queue.Queue, item: Any) -> bool:
@@ -263,6 +207,38 @@ class Pipeline:
             except queue.Full:
                 continue
         return False
+
+    def _put_latest(self, q: queue.Queue, item: Any) -> bool:
+        """Latest-frame-wins: replace a frame still waiting for inference (it is dropped)."""
+        while not self._stop.is_set():
+            try:
+                q.put_nowait(item)
+                return True
+            except queue.Full:
+                try:
+                    q.get_nowait()
+                except queue.Empty:
+                    pass
+        return False
+
+    def _next_batch(self, q_in: queue.Queue) -> list[_Item]:
+        """Up to ``batch`` frames of one input shape (a frame of another shape waits its turn)."""
+        items: list[_Item] = []
+        while len(items) < self._batch:
+            if self._held is not None:
+                item, self._held = self._held, None
+            elif self._in_done:
+                break
+            else:
+                item = self._get(q_in)
+                if item is _END:
+                    self._in_done = True
+                    break
+            if items and item.x.shape != items[0].x.shape:
+                self._held = item
+                break
+            items.append(item)
+        return items
 
     def _get(self, q: queue.Queue) -> Any:
         while True:
@@ -277,6 +253,8 @@ class Pipeline:
         try:
             it = iter(self.source)
             index = 0
+            paced = self._realtime and not self.source.live
+            t_first = None
             while not self._stop.is_set():
                 if self.cfg.max_frames is not None and index >= self.cfg.max_frames:
                     break
@@ -286,20 +264,30 @@ class Pipeline:
                 except StopIteration:
                     break
                 t1 = time.perf_counter()
+                arrival = t0
+                if paced:  # a file delivered as a camera would: frame i at t_first + i / fps
+                    t_first = t1 if t_first is None else t_first
+                    arrival = t_first + index / self._pace_fps
+                    if arrival > t1:
+                        self._stop.wait(arrival - t1)
+                elif self._realtime:  # live: the frame arrived when the capture returned it
+                    arrival = t1
+                t_pre = time.perf_counter()
                 hw = inference_size(image.shape[:2], self.meta, self._resize)
                 x = preprocess(image, self.meta, hw)
                 t2 = time.perf_counter()
-                item = _Item(index, name, image, x, t0=t0,
-                             times={"decode": t1 - t0, "preprocess": t2 - t1})
+                item = _Item(index, name, image, x, t0=arrival,
+                             times={"decode": t1 - t0, "preprocess": t2 - t_pre})
                 if self.labels is not None:
                     path = self.labels.path_for(index, name)
                     if path is not None:  # validated at native size, then scored at the
                         # inference size like EvalTransform
                         item.label = resize_labels(self.labels.load(path, image.shape[:2]), hw)
                         item.label_path = path
-                if not self._put(q_in, item):
+                if not (self._put_latest(q_in, item) if self._realtime else self._put(q_in, item)):
                     break
                 index += 1
+                self._frames_read = index
         except BaseException as e:  # forwarded to the caller's thread
             self._errors.append(e)
             self._stop.set()
@@ -330,13 +318,18 @@ class Pipeline:
                     self._update_metric(item.pred, item)
                 elif self.cm is not None:
                     self._missing_labels.append(item.name)
+                if self._flicker is not None:
+                    self._flicker.update(item.pred, item.label)
+                if self._masks is not None or out_tmp is not None:  # labels at the frame's size
+                    pred = resize_labels(item.pred, item.image.shape[:2])
+                if self._masks is not None:
+                    self._masks.write(item.name, pred)
                 if out_tmp is not None:
-                    pred = resize_labels(item.pred, item.image.shape[:2])  # for display only
                     vis = self._overlay(item.image, pred)
                     vis = cv2.cvtColor(vis, cv2.COLOR_RGB2BGR)
                     if self.cfg.draw_fps and len(recent) >= 2:
                         fps = (len(recent) - 1) / max(recent[-1] - recent[0], 1e-9)
-                        _draw_text(vis, f"{fps:5.1f} FPS")
+                        draw_text(vis, f"{fps:5.1f} FPS")
                     self._write(vis, out_tmp)
                 t1 = time.perf_counter()
                 item.times["postprocess"] = t1 - t0
@@ -373,6 +366,12 @@ class Pipeline:
     # ------------------------------------------------------------------ driver
     def run(self) -> dict[str, Any]:
         """Process the whole source; returns the report dict (see :meth:`report`)."""
+        if self._masks is not None:
+            with self._masks:
+                return self._run_out()
+        return self._run_out()
+
+    def _run_out(self) -> dict[str, Any]:
         if self.cfg.out is not None:
             out = Path(self.cfg.out)
             if out.suffix.lower() != ".mp4":
@@ -387,7 +386,8 @@ class Pipeline:
 
     def _run(self, out_tmp: Path | None) -> None:
         qs = max(1, int(self.cfg.queue_size))
-        q_in: queue.Queue = queue.Queue(maxsize=qs)
+        # real time: one waiting frame at most (latest wins); batches: room for a whole batch
+        q_in: queue.Queue = queue.Queue(maxsize=1 if self._realtime else max(qs, self._batch))
         q_out: queue.Queue = queue.Queue(maxsize=qs)
         reader = threading.Thread(target=self._reader, args=(q_in,), name="rdd-reader", daemon=True)
         writer = threading.Thread(target=self._writer_loop, args=(q_out, out_tmp), name="rdd-writer",
@@ -397,19 +397,23 @@ class Pipeline:
         writer.start()
         interrupted = False
         try:
-            while True:
-                item = self._get(q_in)
-                if item is _END:
-                    break
+            while items := self._next_batch(q_in):
+                x = items[0].x if len(items) == 1 else np.concatenate([i.x for i in items])
                 t0 = time.perf_counter()
-                pred = self.backend.infer(item.x)[0]
-                item.times["inference"] = time.perf_counter() - t0
-                self._infer_hw = tuple(item.x.shape[1:3] if self.meta.input_layout == "NHWC"
-                                       else item.x.shape[2:4])
-                self._frame_hw = item.image.shape[:2]
-                item.x, item.pred = None, pred
-                if not self._put(q_out, item):
-                    break
+                preds = self.backend.infer(x)
+                dt = time.perf_counter() - t0
+                self._batches.append((dt, len(items)))
+                self._infer_hw = tuple(x.shape[1:3] if self.meta.input_layout == "NHWC"
+                                       else x.shape[2:4])
+                self._frame_hw = items[-1].image.shape[:2]
+                for item, pred in zip(items, preds):
+                    item.times["inference"] = dt / len(items)  # per-frame share of the call
+                    item.x, item.pred = None, pred
+                    if not self._put(q_out, item):
+                        break
+                else:
+                    continue
+                break
         except KeyboardInterrupt:  # a camera stream is stopped with Ctrl-C: keep what we have
             interrupted = True
             self._stop.set()
@@ -476,16 +480,32 @@ class Pipeline:
                         "miou_scored_at": "inference_size",
                         "pixel_acc": res["pixel_acc"], "mean_acc": res["mean_acc"],
                         "iou": {names[i]: v for i, v in enumerate(res["iou"])}})
+        rep.update(self._io_report(warm))
         return rep
 
-
-def _draw_text(bgr: np.ndarray, text: str) -> None:
-    h = bgr.shape[0]
-    scale = max(0.4, h / 720.0)
-    org = (int(8 * scale + 4), int(28 * scale + 6))
-    thick = max(1, int(round(2 * scale)))
-    cv2.putText(bgr, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thick + 2, cv2.LINE_AA)
-    cv2.putText(bgr, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
+    def _io_report(self, warm: int) -> dict[str, Any]:
+        """``batch`` (+ per-call times), ``realtime``, ``flicker*`` and ``masks`` figures."""
+        out: dict[str, Any] = {"batch": self._batch}
+        if self._batch > 1:  # calls holding only warm-up frames are left out
+            done, calls = 0, []
+            for dt, k in self._batches:
+                done += k
+                if done > warm:
+                    calls.append(dt)
+            out["batch_inference_ms"] = summarize_times(calls)
+            out["batch_calls"] = len(self._batches)
+        if self._realtime:
+            recs = self._records[warm:]
+            out["realtime"] = realtime_summary(
+                fps=self._pace_fps, fps_from=self._fps_from, live=self.source.live,
+                frames_read=self._frames_read, frames=len(self._records),
+                latencies_s=[r["latency"] for r in recs], done_s=self._t_done[warm:])
+        if self._flicker is not None:
+            out.update(self._flicker.summary(with_gt=self.labels is not None))
+        if self._masks is not None:
+            out.update(masks=str(self._masks.root), masks_written=self._masks.count,
+                       masks_dtype=self._masks.dtype.name)
+        return out
 
 
 def format_summary(rep: dict[str, Any]) -> str:
@@ -507,30 +527,3 @@ def format_summary(rep: dict[str, Any]) -> str:
     if rep.get("out"):
         s += f" → {rep['out']}"
     return s
-
-
-class StderrProgress:
-    """A dependency-free progress line on stderr (used when tqdm is not installed)."""
-
-    def __init__(self, total: int | None) -> None:
-        self.total, self.n = total, 0
-        self._t0 = self._last = time.perf_counter()
-        self._open = False
-
-    def __call__(self, n: int) -> None:
-        self.n = n
-        now = time.perf_counter()
-        if now - self._last < 0.25 and (self.total is None or n < self.total):
-            return
-        self._last = now
-        rate = n / max(now - self._t0, 1e-9)
-        tot = f"/{self.total}" if self.total else ""
-        sys.stderr.write(f"\r{n}{tot} frames  {rate:5.1f} fps")
-        sys.stderr.flush()
-        self._open = True
-
-    def close(self) -> None:
-        if self._open:
-            sys.stderr.write("\n")
-            sys.stderr.flush()
-            self._open = False

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -12,13 +13,13 @@ import cv2
 from rdd.runtime.backends import Backend, create_backend
 from rdd.runtime.meta import InputError
 from rdd.runtime.outputs import check_outputs, model_files
-from rdd.runtime.pipeline import Pipeline, PipelineConfig, StderrProgress
+from rdd.runtime.pipeline import Pipeline, PipelineConfig
 from rdd.runtime.sources import (CAMVID_UNLABELLED, CameraSource, FrameSource, ImageFolderSource,
                                  LabelFolder, StreamSource, VideoSource, is_gstreamer_pipeline,
                                  stream_scheme)
 from rdd.spec import CAMVID_CLASSES, ClassInfo, write_json_atomic
 
-__all__ = ["open_source", "resolve_ignore_ids", "run_inference", "LABEL_MAPS"]
+__all__ = ["open_source", "resolve_ignore_ids", "run_inference", "LABEL_MAPS", "StderrProgress"]
 
 LABEL_MAPS = ("auto", "none", "camvid")
 
@@ -113,7 +114,8 @@ def run_inference(model: str | os.PathLike, *, backend: str | Backend = "auto", 
                   out_fps: float | None = None, alpha: float = 0.5, report: str | None = None,
                   queue_size: int = 2, progress: bool = True,
                   opencv_threads: int | None = 1, reconnect: int = 3,
-                  stream_timeout: float = 5.0) -> dict[str, Any]:
+                  stream_timeout: float = 5.0, batch: int = 1, realtime: bool = False,
+                  save_masks: str | os.PathLike | None = None) -> dict[str, Any]:
     """Open the model and the input, run the :class:`Pipeline`, write ``out``/``report``.
 
     ``opencv_threads``: size of OpenCV's own worker pool (``cv2.setNumThreads``; ``None`` leaves
@@ -124,6 +126,9 @@ def run_inference(model: str | os.PathLike, *, backend: str | Backend = "auto", 
     ``resize``: ``"model"`` (default: the model's ``input_size``, the size it was exported and
     evaluated at), ``"native"`` (each frame's own size) or ``(H, W)``; see
     :func:`rdd.runtime.pipeline.inference_size`. The report's ``inference_size`` says what ran.
+
+    ``batch``, ``realtime`` (paced at the source fps, else ``out_fps``, else 30) and
+    ``save_masks``: see :class:`rdd.runtime.pipeline.PipelineConfig`.
 
     ``reconnect`` / ``stream_timeout``: see :func:`open_source`. A live source that drops and
     cannot be reopened ends the run early: the report (still written) has ``completed: false``,
@@ -140,13 +145,15 @@ def run_inference(model: str | os.PathLike, *, backend: str | Backend = "auto", 
         raise InputError(f"--max-frames must be >= 1, got {max_frames}")
     if warmup < 0:
         raise InputError(f"--warmup must be >= 0, got {warmup}")
-    check_outputs({"--out": (out, "file"), "--report": (report, "file")},
+    check_outputs({"--out": (out, "file"), "--report": (report, "file"),
+                   "--save-masks": (save_masks, "dir")},
                   {"--video": _video_file(video), "--model": model_files(model),
                    "--labels": labels, "--images": images})
     if opencv_threads is not None:
         cv2.setNumThreads(int(opencv_threads))
-    source = open_source(video=video, camera=camera, images=images, fps=out_fps,
-                         reconnect=reconnect, stream_timeout=stream_timeout)
+    # out_fps reaches the pipeline as the overlay's rate and the --realtime rate of images
+    source = open_source(video=video, camera=camera, images=images, reconnect=reconnect,
+                         stream_timeout=stream_timeout)
     try:
         be = backend if isinstance(backend, Backend) else create_backend(
             model, backend=backend, device=device, threads=threads)
@@ -166,7 +173,8 @@ def run_inference(model: str | os.PathLike, *, backend: str | Backend = "auto", 
         update, bar = _progress(total, progress)
         cfg = PipelineConfig(warmup=warmup, max_frames=max_frames, resize=resize,
                              queue_size=queue_size, out=Path(out) if out else None, out_fps=out_fps,
-                             alpha=alpha, progress=update)
+                             alpha=alpha, progress=update, batch=batch, realtime=realtime,
+                             pace_fps=out_fps, save_masks=Path(save_masks) if save_masks else None)
         try:
             rep = Pipeline(be, source, labels=label_folder, config=cfg).run()
         finally:
@@ -194,3 +202,30 @@ def _json_safe(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return [_json_safe(v) for v in obj]
     return obj
+
+
+class StderrProgress:
+    """A dependency-free progress line on stderr (used when tqdm is not installed)."""
+
+    def __init__(self, total: int | None) -> None:
+        self.total, self.n = total, 0
+        self._t0 = self._last = time.perf_counter()
+        self._open = False
+
+    def __call__(self, n: int) -> None:
+        self.n = n
+        now = time.perf_counter()
+        if now - self._last < 0.25 and (self.total is None or n < self.total):
+            return
+        self._last = now
+        rate = n / max(now - self._t0, 1e-9)
+        tot = f"/{self.total}" if self.total else ""
+        sys.stderr.write(f"\r{n}{tot} frames  {rate:5.1f} fps")
+        sys.stderr.flush()
+        self._open = True
+
+    def close(self) -> None:
+        if self._open:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+            self._open = False

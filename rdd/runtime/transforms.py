@@ -1,0 +1,127 @@
+"""Frame transforms of the runner: inference size, preprocessing, colour overlay.
+
+Pure functions of a frame and the model's :class:`~rdd.runtime.meta.ModelMeta` (numpy + OpenCV,
+no torch), used by :class:`rdd.runtime.pipeline.Pipeline` and re-exported there.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import cv2
+import numpy as np
+
+from rdd.runtime.meta import InputError, ModelMeta
+from rdd.spec import ClassInfo, Normalization
+
+__all__ = ["RESIZE_MODES", "parse_resize", "inference_size", "normalize_nchw", "preprocess",
+           "OverlayRenderer", "draw_text"]
+
+RESIZE_MODES = ("model", "native")
+
+
+def parse_resize(value: Any) -> str | tuple[int, int]:
+    """``None``/``"model"`` → ``"model"``; ``"native"``; ``"HxW"``, ``"H,W"`` or ``(H, W)`` → ints."""
+    if value is None:
+        return "model"
+    if isinstance(value, str):
+        v = value.strip().lower()
+        if v in RESIZE_MODES:
+            return v
+        try:
+            parts = [int(t) for t in v.replace("x", ",").split(",")]
+        except ValueError:
+            parts = []
+    else:
+        try:
+            parts = [int(t) for t in value]
+        except (TypeError, ValueError):
+            parts = []
+    if len(parts) != 2 or min(parts) <= 0:
+        raise InputError(f"--resize must be 'model', 'native' or H×W (e.g. 360x480), got {value!r}")
+    return parts[0], parts[1]
+
+
+def inference_size(frame_hw: tuple[int, int], meta: ModelMeta, resize: Any = "model"
+                   ) -> tuple[int, int]:
+    """``(H, W)`` a frame of size ``frame_hw`` is fed to the model at.
+
+    * fixed-size models (static graph, or a TensorRT profile with min == max): their size;
+      an explicit different ``H×W`` is an :class:`InputError`;
+    * ``"model"`` (default): ``meta.input_size`` — the size the model was exported and
+      evaluated at — or the frame's size when the model records none;
+    * ``"native"``: the frame's own size;
+    * ``(H, W)``: that size.
+
+    ``model``/``native`` sizes are clamped per axis into a TensorRT profile's
+    ``[min_size, max_size]``; an explicit size outside it is an :class:`InputError`.
+    """
+    mode = parse_resize(resize)
+    fixed = meta.fixed_size
+    if fixed is not None:
+        if isinstance(mode, tuple) and mode != tuple(fixed):
+            raise InputError(f"--resize {mode[0]}x{mode[1]}: this model only accepts "
+                             f"{fixed[0]}x{fixed[1]} inputs")
+        return tuple(fixed)
+    if isinstance(mode, tuple):
+        if meta.clamp_size(mode) != mode:
+            raise InputError(f"--resize {mode[0]}x{mode[1]} is outside the engine's profile "
+                             f"{list(meta.min_size)}..{list(meta.max_size)} (H, W)")
+        return mode
+    want = meta.input_size if (mode == "model" and meta.input_size) else frame_hw
+    return meta.clamp_size((int(want[0]), int(want[1])))
+
+
+def normalize_nchw(image_rgb: np.ndarray, norm: Normalization) -> np.ndarray:
+    """``H×W×3`` uint8 RGB → float32 ``3×H×W`` (:meth:`rdd.spec.Normalization.apply`)."""
+    return norm.apply(image_rgb)
+
+
+def preprocess(image_rgb: np.ndarray, meta: ModelMeta, size: Any = None) -> np.ndarray:
+    """uint8 ``H×W×3`` RGB frame → the model's ``1×…`` input.
+
+    The frame is resized (bilinear) to :func:`inference_size` of ``size`` (``None`` = the
+    frame's native size, ``"model"``, ``"native"`` or ``(H, W)``; fixed-size models always get
+    their own size). ``NCHW`` float models get the ``meta.normalization`` of
+    :meth:`Normalization.apply` (``1×3×h×w``); ``NHWC`` models (preprocessing folded into the
+    graph) get the raw ``1×h×w×3`` RGB frame in their input dtype.
+    """
+    target = inference_size(image_rgb.shape[:2], meta, "native" if size is None else size)
+    if image_rgb.shape[:2] != tuple(target):
+        image_rgb = cv2.resize(image_rgb, (target[1], target[0]), interpolation=cv2.INTER_LINEAR)
+    if meta.input_layout == "NHWC":
+        x = np.ascontiguousarray(image_rgb[None])
+    else:
+        x = normalize_nchw(image_rgb, meta.normalization)[None]
+    dt = np.dtype(meta.input_dtype)
+    return x if x.dtype == dt else x.astype(dt)
+
+
+class OverlayRenderer:
+    """Colour overlay of ``rdd.spec.overlay`` via OpenCV (``cv2.LUT`` + ``cv2.addWeighted``).
+
+    Same palette and blend ``image·(1-α) + colour·α`` as :func:`rdd.spec.overlay`, within ±1
+    grey level (OpenCV rounds ties to even); ≈10× faster, and it releases the GIL.
+    """
+
+    def __init__(self, classes: ClassInfo, alpha: float = 0.5) -> None:
+        if not 0.0 <= alpha <= 1.0:
+            raise InputError(f"overlay alpha must be in [0, 1], got {alpha}")
+        lut = np.zeros((256, 3), np.uint8)  # ignored / out-of-range ids are black, as in colorize
+        lut[: classes.num_classes] = classes.palette_array()
+        self._lut = np.ascontiguousarray(lut.reshape(256, 1, 3))
+        self.alpha = float(alpha)
+
+    def __call__(self, image_rgb: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        lab = labels.astype(np.uint8, copy=False)
+        color = cv2.LUT(cv2.merge([lab, lab, lab]), self._lut)
+        return cv2.addWeighted(image_rgb, 1.0 - self.alpha, color, self.alpha, 0.0)
+
+
+def draw_text(bgr: np.ndarray, text: str) -> None:
+    """Write ``text`` in white on black at the top left of ``bgr`` (in place)."""
+    h = bgr.shape[0]
+    scale = max(0.4, h / 720.0)
+    org = (int(8 * scale + 4), int(28 * scale + 6))
+    thick = max(1, int(round(2 * scale)))
+    cv2.putText(bgr, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thick + 2, cv2.LINE_AA)
+    cv2.putText(bgr, text, org, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), thick, cv2.LINE_AA)
