@@ -27,3 +27,18 @@ def bad_params(stage: str) -> Iterator[None]:
         msg = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
         raise click.ClickException(f"stage {stage!r}: {msg}") from None
 
+
+
+@contextmanager
+def unloadable_files(stage: str) -> Iterator[None]:
+    """Turn a refused / truncated / corrupt torch file met during a run (a checkpoint to resume,
+    an artifact, backbone weights: :class:`rdd.serialization.TorchFileError`) into a one-line
+    ``click`` error naming it; every other error keeps its traceback."""
+    try:
+        yield
+    except ValueError as e:
+        from rdd.serialization import TorchFileError
+
+        if isinstance(e, TorchFileError):
+            raise click.ClickException(f"stage {stage!r}: {e}") from None
+        raise

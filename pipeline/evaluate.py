@@ -19,7 +19,7 @@ from typing import Any
 
 import click
 
-from pipeline._cli import bad_params, out_root_option, params_option
+from pipeline._cli import bad_params, out_root_option, params_option, unloadable_files
 from pipeline.config import (TRAIN_STAGES, ParamsError, dataset_root, load_params, section,
                              stage_dir)
 from rdd.spec import as_hw
@@ -136,7 +136,8 @@ def run_evaluate(params: dict[str, Any], out_root: str | Path = "outputs") -> di
     models: dict[str, Any] = {}
     classes = dataset = None
     for stage, path in opts["artifacts"].items():
-        model, meta = load_artifact(path)
+        with unloadable_files("evaluate"):
+            model, meta = load_artifact(path)
         classes = ClassInfo.from_dict(meta["classes"])
         norm = Normalization.from_dict(meta["normalization"])
         dataset = build_dataset(opts["dataset"], root=opts["root"], split=opts["val_split"],

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from pipeline._cli import bad_params, out_root_option, params_option
+from pipeline._cli import bad_params, out_root_option, params_option, unloadable_files
 from pipeline.config import (STUDENT_STAGES, dataset_root, load_params, section, stage_dir)
 
 
@@ -38,8 +38,9 @@ def run_export_stage(params: dict[str, Any], out_root: str | Path = "outputs",
                               **kwargs)
         val = build_dataset(data["dataset"], root=root, split=data.get("val_split", "val"),
                             **kwargs)
-    return run_export(artifact, Path(out_root) / "export", calib_dataset=calib, val_dataset=val,
-                      cfg=cfg)
+    with unloadable_files("export"):
+        return run_export(artifact, Path(out_root) / "export", calib_dataset=calib,
+                          val_dataset=val, cfg=cfg)
 
 
 @click.command()

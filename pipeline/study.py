@@ -36,7 +36,7 @@ from typing import Any, Mapping
 
 import click
 
-from pipeline._cli import bad_params, out_root_option, params_option
+from pipeline._cli import bad_params, out_root_option, params_option, unloadable_files
 from pipeline.config import (ParamsError, dataset_root, deep_merge, load_params, params_message,
                              section, train_stage_config)
 from rdd.study.aggregate import run_dir
@@ -165,7 +165,8 @@ def run_arm(params: Mapping[str, Any], arm: str, seed: int,
         if cfg.teacher is not None and not Path(cfg.teacher.artifact).is_file():
             raise FileNotFoundError(f"no teacher at {cfg.teacher.artifact} (run the study's "
                                     "teacher stage first)")
-    metrics = train(cfg)
+    with unloadable_files(f"{arm}-s{seed}"):
+        metrics = train(cfg)
     if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only rank 0 exports
         return {"train": metrics, "export": None}
     return {"train": metrics, "export": export_arm(params, arm, seed, out_root)}

@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from pipeline._cli import bad_params, out_root_option, params_option
+from pipeline._cli import bad_params, out_root_option, params_option, unloadable_files
 from pipeline.config import (TRAIN_STAGES, load_params, params_message, train_nproc,
                              train_stage_config)
 
@@ -50,7 +50,8 @@ def run_stage(params: dict[str, Any], stage: str, out_root: str | Path = "output
 
     with bad_params(stage):
         cfg = build_config(params, stage, out_root)
-    return train(cfg)
+    with unloadable_files(stage):
+        return train(cfg)
 
 
 @click.command(context_settings={"show_default": True})

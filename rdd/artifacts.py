@@ -6,7 +6,9 @@ Sidecar (DESIGN.md, "Artifacts")::
      "normalization": Normalization.to_dict(), "input_size": [H, W], "metrics": {...}}
 
 Both files are written atomically (:func:`rdd.spec.atomic_path`); the weights first, then the
-sidecar, so a sidecar never points at half-written weights.
+sidecar, so a sidecar never points at half-written weights. The weights are byte-reproducible
+(:func:`rdd.serialization.save_torch_file`: the same weights give the same ``NAME.pt`` bytes) and
+read with ``weights_only=True`` (:func:`rdd.serialization.load_torch_file`).
 """
 from __future__ import annotations
 
@@ -20,7 +22,8 @@ import torch
 from torch import nn
 
 from rdd.models import SegmentationModel, create_model, unwrap_model
-from rdd.spec import ClassInfo, Normalization, as_hw, atomic_path, write_json_atomic
+from rdd.serialization import load_torch_file, save_torch_file
+from rdd.spec import ClassInfo, Normalization, as_hw, write_json_atomic
 
 __all__ = ["save_artifact", "load_artifact", "artifact_paths", "read_artifact_meta"]
 
@@ -79,8 +82,7 @@ def save_artifact(path: str | os.PathLike, model: nn.Module, *,
     }
     pt, js = artifact_paths(path)
     state = {k: v.detach().cpu() for k, v in m.state_dict().items()}
-    with atomic_path(pt) as tmp:
-        torch.save(state, tmp)
+    save_torch_file(state, pt)          # the same weights give the same bytes (DVC sees no change)
     write_json_atomic(js, meta)
     return pt, js
 
@@ -124,11 +126,7 @@ def load_artifact(path: str | os.PathLike,
         model = create_model(meta["model"], num_classes, **kwargs)
     except (ValueError, TypeError) as e:
         raise ValueError(f"artifact sidecar {js}: cannot rebuild model: {e}") from None
-    try:
-        state = torch.load(pt, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise ValueError(f"artifact weights {pt} cannot be read by torch.load "
-                         f"({type(e).__name__}: {e})") from None
+    state = load_torch_file(pt, what="artifact weights")   # weights_only: nothing in it runs
     if not isinstance(state, Mapping):
         raise ValueError(f"artifact weights {pt}: expected a state dict, got {type(state).__name__}")
     own = model.state_dict()

@@ -54,3 +54,30 @@ def tiny_onnx(tmp_path_factory, tiny_model) -> Path:
     export_onnx(tiny_model, path, classes=CAMVID_CLASSES, normalization=Normalization(),
                 input_size=(48, 64), simplify=False)
     return path
+
+
+class _Payload:
+    """Unpickling this *calls* ``open(marker, "w")``: a stand-in for any code a pickle can run."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@pytest.fixture
+def hostile_pickle(tmp_path):
+    """``make(path, wrap=lambda payload: {...}) -> marker``: write a torch file whose unpickling
+    creates ``marker`` (``wrap`` places the payload inside e.g. a checkpoint-shaped dict).
+
+    The factory first proves the file is live: ``torch.load(weights_only=False)`` does create the
+    marker (then it is removed), so a test asserting that the marker stays absent can fail."""
+    def make(path: Path, wrap=lambda p: {"state": p}, *, marker: Path | None = None) -> Path:
+        marker = Path(marker or tmp_path / f"PWNED-{Path(path).name}")
+        torch.save(wrap(_Payload(marker)), path)
+        torch.load(path, weights_only=False)
+        assert marker.exists(), "the crafted pickle did not run its payload"
+        marker.unlink()
+        return marker
+    return make

@@ -121,3 +121,37 @@ def test_save_validation(tmp_path):
     assert not list(tmp_path.iterdir())   # nothing written on failure
     with pytest.raises(TypeError, match="SegmentationModel"):
         _save(tmp_path, nn.Conv2d(3, 3, 1))
+
+
+def test_crafted_weights_run_nothing(tmp_path, hostile_pickle):
+    """``model.pt`` replaced by a pickle with a payload: refused in one line, nothing runs."""
+    pt, _ = _save(tmp_path, _model())
+    marker = hostile_pickle(pt, lambda p: {"features.0.0.weight": p})
+    with pytest.raises(ValueError) as e:
+        load_artifact(pt)
+    msg = str(e.value)
+    assert not marker.exists()
+    assert "\n" not in msg and str(pt) in msg and "refused" in msg, msg
+
+
+def test_same_weights_give_the_same_bytes(tmp_path):
+    """Byte-reproducible artefact: same weights → same ``model.pt`` bytes, whatever the file name
+    or the temporary name of the atomic write (DVC then sees no change below a re-run stage)."""
+    import hashlib
+    import zipfile
+
+    def digest(p):
+        return hashlib.sha256(p.read_bytes()).hexdigest()
+
+    a, _ = _save(tmp_path / "a", _model())
+    first = digest(a)
+    a2, _ = _save(tmp_path / "a", _model())              # overwritten in place
+    b, _ = _save(tmp_path / "b", _model(), name="student.pt")
+    assert digest(a2) == first and digest(b) == first
+    names = zipfile.ZipFile(a).namelist()
+    assert all(n.startswith("archive/") for n in names), names   # no temp name inside the zip
+    m = _model()
+    with torch.no_grad():
+        next(m.parameters()).add_(1e-3)
+    c, _ = _save(tmp_path / "c", m)
+    assert digest(c) != first                            # and the hash does see a change

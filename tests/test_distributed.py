@@ -52,7 +52,7 @@ def test_ddp_two_cpu_processes_stay_in_sync(tmp_path):
 
     s0 = torch.load(tmp_path / "rank0.pt")
     s1 = torch.load(tmp_path / "rank1.pt")
-    ckpt = torch.load(run / "checkpoint.pt", weights_only=False)
+    ckpt = torch.load(run / "checkpoint.pt", weights_only=True)
     assert ckpt["step"] == 3 and len(ckpt["rng"]) == 2      # one RNG state per rank
     for k in s0:
         assert torch.equal(s0[k], s1[k]), f"ranks differ in {k}"

@@ -12,9 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from rdd.engine import (ConfigMismatchWarning, InfiniteLoader, NonFiniteLossError, PolyWarmup,
-                        SeededTrainSet, Trainer, TrainConfig, build_scheduler, cleanup_distributed,
-                        init_distributed, load_checkpoint, rebase_scheduler, train)
+from rdd.engine import (CheckpointError, ConfigMismatchWarning, InfiniteLoader, NonFiniteLossError,
+                        PolyWarmup, SeededTrainSet, Trainer, TrainConfig, build_scheduler,
+                        cleanup_distributed, get_rng_state, init_distributed, load_checkpoint,
+                        rebase_scheduler, set_rng_state, train)
+from rdd.engine.checkpoint import CHECKPOINT_FORMAT
 
 K = 4
 COLORS = np.array([[200, 60, 60], [60, 200, 60], [60, 60, 200], [210, 210, 60]])
@@ -458,6 +460,71 @@ def test_resume_past_the_end_is_an_error(tmp_path, data_root):
     train(cfg_dict(tmp_path / "a", data_root))
     with pytest.raises(ValueError, match="nothing left to do"):
         train(cfg_dict(tmp_path / "b", data_root, resume=str(tmp_path / "a" / "checkpoint.pt")))
+
+
+# --------------------------------------------------------------------------- safe loading
+def test_checkpoint_loads_with_plain_weights_only(tmp_path, data_root):
+    """No allow-list: plain ``torch.load(weights_only=True)`` reads a checkpoint in full."""
+    train(cfg_dict(tmp_path / "a", data_root, stop_at=2))
+    ckpt = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)
+    assert ckpt["format"] == CHECKPOINT_FORMAT and ckpt["step"] == 2
+    rng = ckpt["rng"][0]
+    assert isinstance(rng["numpy"]["keys"], torch.Tensor) and rng["numpy"]["keys"].shape == (624,)
+    assert isinstance(rng["python"][1], list) and len(rng["python"][1]) == 625
+
+
+def test_rng_state_survives_a_weights_only_round_trip(tmp_path):
+    import random
+
+    from rdd.serialization import load_torch_file, save_torch_file
+
+    random.seed(1)
+    random.gauss(0, 1)                     # python: a cached gauss_next
+    np.random.seed(2)
+    np.random.normal()                     # numpy: has_gauss = 1
+    torch.manual_seed(3)
+    save_torch_file({"rng": get_rng_state()}, tmp_path / "rng.pt")
+    want = (random.random(), random.gauss(0, 1), np.random.normal(size=3).tolist(),
+            np.random.randint(0, 2**31), torch.rand(3).tolist())
+    random.seed(9), np.random.seed(9), torch.manual_seed(9)
+    set_rng_state(load_torch_file(tmp_path / "rng.pt")["rng"])
+    got = (random.random(), random.gauss(0, 1), np.random.normal(size=3).tolist(),
+           np.random.randint(0, 2**31), torch.rand(3).tolist())
+    assert got == want
+
+
+def _checkpoint_shaped(payload) -> dict:
+    return {"format": CHECKPOINT_FORMAT, "step": 1, "model": {}, "optimizer": {},
+            "scheduler": {}, "rng": [payload], "config_hash": "x"}
+
+
+def test_resume_from_a_crafted_checkpoint_runs_nothing(tmp_path, data_root, hostile_pickle):
+    evil = tmp_path / "evil" / "checkpoint.pt"
+    evil.parent.mkdir()
+    marker = hostile_pickle(evil, _checkpoint_shaped)
+    with pytest.raises(CheckpointError) as e:
+        train(cfg_dict(tmp_path / "b", data_root, resume=str(evil)))
+    msg = str(e.value)
+    assert not marker.exists()
+    assert "\n" not in msg and str(evil) in msg and "refused" in msg and "io.open" in msg, msg
+    with pytest.raises(CheckpointError, match="refused"):
+        load_checkpoint(evil)
+    assert not marker.exists()
+    assert not (tmp_path / "b" / "model.pt").exists()
+
+
+def test_resume_from_a_truncated_checkpoint_is_a_one_line_error(tmp_path, data_root):
+    train(cfg_dict(tmp_path / "a", data_root, stop_at=2))
+    bad = tmp_path / "cut.pt"
+    data = (tmp_path / "a" / "checkpoint.pt").read_bytes()
+    bad.write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError) as e:
+        train(cfg_dict(tmp_path / "b", data_root, resume=str(bad)))
+    msg = str(e.value)
+    assert "\n" not in msg and str(bad) in msg and "truncated, corrupt" in msg, msg
+    art = tmp_path / "a" / "model.pt"            # weights only: a clear "not a checkpoint"
+    with pytest.raises(CheckpointError, match=r"model\.pt: not an rdd-edge training checkpoint"):
+        load_checkpoint(art)
 
 
 # --------------------------------------------------------------------------- failures

@@ -495,3 +495,49 @@ def test_count_params_and_flops_golden():
     assert count_params(conv, trainable_only=True) == 0
     model = create_model("lraspp_mobilenetv2", 3, width_mult=0.25).train()
     assert count_flops(model, 64) > 0 and model.training   # mode restored
+
+
+def test_backbone_weights_crafted_file_runs_nothing(tmp_path, monkeypatch, hostile_pickle):
+    """A crafted pickle as a local file and as a ``file://`` URL: refused, payload never runs."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "hub"))
+    evil = tmp_path / "resnet18-evil.pth"
+    marker = hostile_pickle(evil, lambda p: {"conv1.weight": p})
+    net = resnet(18)
+    for source in (evil, evil.as_uri()):
+        with pytest.raises(ValueError) as e:
+            load_backbone_weights(net, source)
+        msg = str(e.value)
+        assert not marker.exists()
+        assert "\n" not in msg and "resnet18-evil.pth" in msg and "refused" in msg, msg
+    with pytest.raises(ValueError, match="refused"):
+        create_model("deeplabv3_resnet18", num_classes=3, backbone_weights=evil.as_uri())
+    assert not marker.exists()
+
+
+def test_backbone_weights_url_sha256(tmp_path, monkeypatch):
+    """``#sha256=`` on a URL (or ``sha256=``): a match loads; a mismatch is an error and the
+    download does not stay in the cache."""
+    import hashlib
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "hub"))
+    src = resnet(18, width_mult=1.0)
+    path = tmp_path / "resnet18-test.pth"
+    torch.save(src.state_dict(), path)
+    good = hashlib.sha256(path.read_bytes()).hexdigest()
+    net = resnet(18)
+    load_backbone_weights(net, f"{path.as_uri()}#sha256={good}")
+    assert torch.equal(net.conv1.weight, src.conv1.weight)
+    cache = tmp_path / "hub" / "hub" / "checkpoints"
+    assert [p.name.endswith("resnet18-test.pth") for p in cache.iterdir()] == [True]
+    for p in cache.iterdir():
+        p.unlink()
+    bad = "0" * 64
+    with pytest.raises(ValueError, match=f"resnet18-test.pth: sha256 mismatch: expected {bad}"):
+        load_backbone_weights(resnet(18), f"{path.as_uri()}#sha256={bad}")
+    assert list(cache.iterdir()) == []                   # nothing unverified is cached
+    with pytest.raises(ValueError, match="sha256 mismatch"):
+        load_backbone_weights(resnet(18), path, sha256=bad)
+    with pytest.raises(ValueError, match="sha256 must be 64 hex digits"):
+        load_backbone_weights(resnet(18), f"{path.as_uri()}#sha256=abc")
+    with pytest.raises(ValueError, match="unknown URL fragment"):
+        load_backbone_weights(resnet(18), f"{path.as_uri()}#md5=abc")

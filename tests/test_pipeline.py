@@ -274,3 +274,52 @@ def test_train_stage_relaunches_under_torchrun(tmp_path):
     assert "torch.distributed.run --standalone --nproc_per_node=2" in r.stderr
     m = json.loads((out / "baseline" / "metrics.json").read_text())
     assert m["world_size"] == 2 and m["global_batch_size"] == 2 * p["data"]["batch_size"]
+
+
+# --------------------------------------------------------------------------- unsafe inputs
+def _tiny_tse_setup(tmp_path) -> tuple[Path, Path]:
+    """Data + a (random) teacher artefact, so that stage ``tse_rdd`` gets as far as resuming
+    ``outputs/tfe_rdd/checkpoint.pt``; returns ``(params.yaml, out_root)``."""
+    from pipeline.data import prepare_data
+    from rdd.artifacts import save_artifact
+    from rdd.data import build_dataset
+    from rdd.models import create_model
+    from rdd.spec import Normalization
+
+    p, out = tiny_params(), tmp_path / "outputs"
+    prepare_data(p, out)
+    classes = build_dataset("synthetic", root=C.dataset_root(p, out), split="train").classes
+    t = p["teacher"]["model"]
+    teacher = create_model(t["name"], classes.num_classes, **t["kwargs"])
+    save_artifact(out / "teacher" / "model.pt", teacher, classes=classes,
+                  normalization=Normalization(), input_size=(48, 64))
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(p, sort_keys=False))
+    return params, out
+
+
+def test_stage_resume_refuses_crafted_and_truncated_checkpoints(tmp_path, one_thread,
+                                                                hostile_pickle):
+    """``tse_rdd`` resumes tfe_rdd's checkpoint: a crafted one runs nothing and a truncated one
+    is a one-line error naming the file (no traceback)."""
+    from click.testing import CliRunner
+
+    from pipeline.train import main
+
+    params, out = _tiny_tse_setup(tmp_path)
+    ckpt = out / "tfe_rdd" / "checkpoint.pt"
+    ckpt.parent.mkdir(parents=True)
+    marker = hostile_pickle(ckpt, lambda pl: {"format": "rdd-edge-checkpoint/2", "step": pl})
+    args = ["tse_rdd", "--params", str(params), "--out-root", str(out)]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 1 and r.exception is not None and not isinstance(
+        r.exception, ValueError), r.output
+    assert not marker.exists()
+    lines = r.output.strip().splitlines()
+    assert len(lines) == 1 and str(ckpt) in lines[0] and "refused" in lines[0], r.output
+    ckpt.write_bytes(ckpt.read_bytes()[:200])
+    r = CliRunner().invoke(main, args)
+    lines = r.output.strip().splitlines()
+    assert r.exit_code == 1 and len(lines) == 1, r.output
+    assert str(ckpt) in lines[0] and "truncated" in lines[0] and "Traceback" not in r.output
+    assert not (out / "tse_rdd" / "model.pt").exists()

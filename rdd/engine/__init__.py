@@ -7,8 +7,8 @@ metrics = train(cfg)                                 # under torchrun every rank
 ```
 See docs/DESIGN.md ("Training engine") for the config keys.
 """
-from .checkpoint import (ConfigMismatchWarning, check_config_hash, get_rng_state, load_checkpoint,
-                         save_checkpoint, set_rng_state)
+from .checkpoint import (CheckpointError, ConfigMismatchWarning, check_config_hash, get_rng_state,
+                         load_checkpoint, save_checkpoint, set_rng_state)
 from .config import (DataConfig, ExtraKDConfig, KDConfig, LossConfig, ModelConfig, OptimConfig,
                      RDDConfig, TeacherConfig, TrainConfig)
 from .data import InfiniteLoader, SeededTrainSet, aug_seed
@@ -21,7 +21,8 @@ __all__ = [
     "TrainConfig", "train", "Trainer", "NonFiniteLossError",
     "ModelConfig", "TeacherConfig", "DataConfig", "OptimConfig", "KDConfig", "ExtraKDConfig",
     "RDDConfig", "LossConfig",
-    "save_checkpoint", "load_checkpoint", "check_config_hash", "get_rng_state", "set_rng_state",
+    "save_checkpoint", "load_checkpoint", "CheckpointError", "check_config_hash", "get_rng_state",
+    "set_rng_state",
     "ConfigMismatchWarning",
     "Objective", "PolyWarmup", "build_scheduler", "rebase_scheduler",
     "InfiniteLoader", "SeededTrainSet", "aug_seed",

@@ -7,8 +7,12 @@ and the config hash (:meth:`rdd.engine.config.TrainConfig.config_hash`). The dat
 state: each iteration's batch and augmentation seed are a function of ``(seed, step)`` (see
 :mod:`rdd.engine.data`).
 
-Files are written atomically (temporary file + ``os.replace`` via :func:`rdd.spec.atomic_path`):
-a crash never leaves a truncated ``checkpoint.pt``.
+Files are written atomically (:func:`rdd.serialization.save_torch_file`): a crash never leaves a
+truncated ``checkpoint.pt``. They are read with ``torch.load(weights_only=True)``
+(:func:`rdd.serialization.load_torch_file`), so the payload holds only tensors, numbers, strings
+and plain containers: the numpy and python ``random`` RNG states are stored as a tensor / lists
+(:func:`get_rng_state`), and a crafted or corrupt file is refused with a one-line
+:class:`~rdd.serialization.TorchFileError` naming it, before anything in it runs.
 
 Resuming with a **different config hash** (another recipe: model, data, loss, optimizer, ...)
 emits a :class:`ConfigMismatchWarning` and continues: changing e.g. ``optim.iters`` on resume
@@ -25,12 +29,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from rdd.spec import atomic_path
+from rdd.serialization import TorchFileError, load_torch_file, save_torch_file
 
-__all__ = ["CHECKPOINT_FORMAT", "ConfigMismatchWarning", "get_rng_state", "set_rng_state",
-           "save_checkpoint", "load_checkpoint", "check_config_hash"]
+__all__ = ["CHECKPOINT_FORMAT", "ConfigMismatchWarning", "CheckpointError", "get_rng_state",
+           "set_rng_state", "save_checkpoint", "load_checkpoint", "check_config_hash"]
 
-CHECKPOINT_FORMAT = "rdd-edge-checkpoint/1"
+#: /2: RNG states as tensors / lists (loadable with ``weights_only=True``); /1 held numpy arrays.
+CHECKPOINT_FORMAT = "rdd-edge-checkpoint/2"
+
+
+class CheckpointError(TorchFileError):
+    """A checkpoint that is refused, unreadable, or not an rdd-edge training checkpoint."""
 
 
 class ConfigMismatchWarning(UserWarning):
@@ -38,10 +47,19 @@ class ConfigMismatchWarning(UserWarning):
 
 
 def get_rng_state() -> dict[str, Any]:
-    """Snapshot of python, numpy, torch-CPU and (if initialised) all CUDA generators."""
+    """Snapshot of python, numpy, torch-CPU and (if initialised) all CUDA generators.
+
+    Only tensors, numbers, strings and lists (``torch.load(weights_only=True)`` rebuilds them):
+    ``python`` = ``[version, [625 ints], gauss_next]`` (:func:`random.getstate`), ``numpy`` =
+    ``{"kind", "keys": int64 tensor (624,), "pos", "has_gauss", "cached_gaussian"}``
+    (:func:`numpy.random.get_state`), ``torch`` / ``cuda`` = uint8 tensors.
+    """
+    version, internal, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
     state: dict[str, Any] = {
-        "python": random.getstate(),
-        "numpy": np.random.get_state(),
+        "python": [int(version), [int(v) for v in internal], gauss],
+        "numpy": {"kind": str(kind), "keys": torch.from_numpy(keys.astype(np.int64)),
+                  "pos": int(pos), "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
@@ -50,8 +68,12 @@ def get_rng_state() -> dict[str, Any]:
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    """Restore a :func:`get_rng_state` snapshot."""
+    version, internal, gauss = state["python"]
+    random.setstate((int(version), tuple(int(v) for v in internal), gauss))
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), int(n["pos"]),
+                         int(n["has_gauss"]), float(n["cached_gaussian"])))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         cuda = state["cuda"]
@@ -85,28 +107,33 @@ def save_checkpoint(path: str | Path, *, model: torch.nn.Module, optimizer: torc
         "config_hash": config_hash,
         "config": config,
         "extra": extra or {},
-        "torch_version": torch.__version__,
+        "torch_version": str(torch.__version__),   # TorchVersion is not a plain str
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
-    return path
+    return save_torch_file(payload, path)
 
 
 def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
-    """Read a checkpoint written by :func:`save_checkpoint` (validated)."""
+    """Read a checkpoint written by :func:`save_checkpoint` (``weights_only=True``, validated).
+
+    Raises ``FileNotFoundError`` for a missing file and :class:`CheckpointError` (one line naming
+    the file) for a refused, truncated or corrupt file or one that is not a training checkpoint.
+    """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    # weights_only=False: the payload holds numpy RNG state and python tuples.
-    ckpt = torch.load(path, map_location=map_location, weights_only=False)
+    try:
+        ckpt = load_torch_file(path, what="checkpoint", map_location=map_location)
+    except TorchFileError as e:
+        raise CheckpointError(str(e), path=path, refused=e.refused,
+                              unsafe_globals=e.unsafe_globals) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path}: not an rdd-edge training checkpoint "
-                         f"(expected format {CHECKPOINT_FORMAT!r}); a stage artifact (model.pt) "
-                         "holds weights only and cannot be resumed")
+        got = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise CheckpointError(
+            f"checkpoint {path}: not an rdd-edge training checkpoint of format "
+            f"{CHECKPOINT_FORMAT!r} (found {got!r}); a stage artifact (model.pt) holds weights "
+            "only and cannot be resumed", path=path)
     missing = [k for k in ("step", "model", "optimizer", "scheduler", "rng", "config_hash")
                if k not in ckpt]
     if missing:
-        raise ValueError(f"{path}: checkpoint is missing {missing}")
+        raise CheckpointError(f"checkpoint {path}: is missing {missing}", path=path)
     return ckpt
 
 

@@ -31,6 +31,8 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
+from rdd.serialization import fetch_url, is_url, load_torch_file, sha256_file
+
 NormLayer = Callable[[int], nn.Module]
 
 __all__ = [
@@ -366,20 +368,42 @@ def mobilenetv2(*, width_mult: float = 1.0, output_stride: int = 32,
 IGNORED_PREFIXES = ("fc.", "classifier.", "features.18.")
 
 
-def _read_state_dict(source: str | os.PathLike) -> Mapping[str, Tensor]:
+def split_sha256(source: str | os.PathLike) -> tuple[str, str | None]:
+    """``"https://host/w.pth#sha256=<64 hex>"`` → ``("https://host/w.pth", "<64 hex>")``.
+
+    The ``#sha256=`` fragment (as in pip requirement URLs) is how ``model.kwargs.backbone_weights``
+    asks for a digest check; a plain path or URL gives ``(source, None)``.
+    """
     src = str(source)
-    if src.startswith(("http://", "https://", "file://")):
-        obj = torch.hub.load_state_dict_from_url(src, map_location="cpu", progress=False)
+    if is_url(src) and "#" in src:
+        base, frag = src.split("#", 1)
+        if frag.startswith("sha256="):
+            return base, frag[len("sha256="):]
+        raise ValueError(f"backbone weights {src}: unknown URL fragment #{frag} "
+                         "(expected #sha256=<64 hex digits>)")
+    return src, None
+
+
+def _read_state_dict(source: str | os.PathLike, sha256: str | None = None) -> Mapping[str, Tensor]:
+    src, frag_sha = split_sha256(source)
+    if sha256 is not None and frag_sha is not None and sha256.lower() != frag_sha.lower():
+        raise ValueError(f"backbone weights {source}: the URL's #sha256 differs from sha256="
+                         f"{sha256}")
+    sha256 = sha256 or frag_sha
+    if is_url(src):
+        # downloaded into the torch hub cache, then read exactly like a local file
+        path = fetch_url(src, sha256=sha256, what="backbone weights")
     else:
         path = Path(src).expanduser()
         if not path.is_file():
             raise FileNotFoundError(f"backbone weights file not found: {path}")
-        try:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as e:  # pickle / zip errors: not a torch file at all
-            raise ValueError(
-                f"backbone weights {src}: cannot be read by torch.load ({type(e).__name__}: {e}); "
-                "expected a state dict saved with torch.save") from None
+        got = sha256_file(path) if sha256 is not None else None
+        if got is not None and got != sha256.lower():
+            raise ValueError(f"backbone weights {path}: sha256 mismatch: expected {sha256}, "
+                             f"the file has {got}")
+    # weights_only=True: a crafted pickle is refused before anything in it runs
+    obj = load_torch_file(path, what=f"backbone weights {src}, cached at" if is_url(src) else
+                          "backbone weights")
     if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
         obj = obj["state_dict"]
     if not isinstance(obj, Mapping) or not obj or not all(
@@ -390,11 +414,14 @@ def _read_state_dict(source: str | os.PathLike) -> Mapping[str, Tensor]:
 
 
 def load_backbone_weights(backbone: nn.Module, source: str | os.PathLike,
-                          *, max_report: int = 5) -> None:
+                          *, sha256: str | None = None, max_report: int = 5) -> None:
     """Load a torchvision-format state dict into ``backbone``, strictly.
 
-    ``source`` is a local path (``torch.load``, ``weights_only=True``) or an ``http(s)://`` /
-    ``file://`` URL (``torch.hub.load_state_dict_from_url``, cached under ``$TORCH_HOME/hub``).
+    ``source`` is a local path or an ``http(s)://`` / ``file://`` URL, downloaded once into
+    ``$TORCH_HOME/hub/checkpoints`` (:func:`rdd.serialization.fetch_url`); either way the file is
+    read with ``torch.load(weights_only=True)`` (:func:`rdd.serialization.load_torch_file`), so a
+    crafted pickle is refused (``TorchFileError``) before anything in it runs. ``sha256`` (or a
+    ``#sha256=<hex>`` URL fragment) must then match the file's digest, else ``ValueError``.
 
     ``fc.*``, ``classifier.*`` and ``features.18.*`` are ignored; a leading ``module.`` (DDP) is
     stripped; missing ``num_batches_tracked`` buffers (old checkpoints) are accepted. Anything else
@@ -406,7 +433,7 @@ def load_backbone_weights(backbone: nn.Module, source: str | os.PathLike,
         raise ValueError(
             f"backbone weights {source}: ImageNet weights exist only for width_mult=1.0, "
             f"this backbone has width_mult={width}")
-    state = _read_state_dict(source)
+    state = _read_state_dict(source, sha256)
     state = {k.removeprefix("module."): v for k, v in state.items()}
     state = {k: v for k, v in state.items() if not k.startswith(IGNORED_PREFIXES)}
     own = backbone.state_dict()
