@@ -86,7 +86,7 @@ def test_write_dataset_round_trip(tmp_path):
     val = build_dataset("synthetic", root, "val", transform=EvalTransform())
     assert len(val) == 2
     # files on disk are exactly what the renderer produced (PNG is lossless)
-    from rdd.data.synthetic import _scene_seed
+    from rdd.data.synthetic.writers import _scene_seed
 
     image, mask = val.load(1)
     ref_img, ref_mask = render_scene(_scene_seed(1, 1, 1), (48, 64))
