@@ -111,6 +111,23 @@ def _apply_graph_shape(meta: ModelMeta, n: Any, h: Any, w: Any) -> ModelMeta:
     return meta.with_(dynamic_batch=_static(n) is None)
 
 
+def _import_runtime(module: str, install: str, prefix: str = "") -> Any:
+    """Import an inference runtime, or raise a one-line :class:`InputError` naming what to install
+    (the base ``pip install rdd-edge`` carries no runtime: the extras pick one)."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:  # absent, or present but broken (a missing shared library, ...)
+        if isinstance(e, ModuleNotFoundError) and e.name == module.split(".")[0]:
+            raise InputError(f"{prefix}{module} is not installed: {install}") from None
+        first = " ".join(str(e).split()) or type(e).__name__
+        raise InputError(f"{prefix}{module} cannot be imported ({first}); {install}") from None
+
+
+_ORT_INSTALL = "pip install 'rdd-edge[cpu]' (or [gpu] for onnxruntime-gpu)"
+
+
 # =========================================================================== onnxruntime
 class OrtBackend(Backend):
     """An ONNX model run with onnxruntime.
@@ -129,7 +146,7 @@ class OrtBackend(Backend):
     def __init__(self, path: str | os.PathLike, *, device: str = "cpu",
                  intra_op_threads: int | None = None, inter_op_threads: int | None = None,
                  provider_options: dict[str, Any] | None = None) -> None:
-        import onnxruntime as ort
+        ort = _import_runtime("onnxruntime", _ORT_INSTALL)
 
         self.path = Path(path)
         if not self.path.is_file():
@@ -305,11 +322,9 @@ class TrtBackend(Backend):
         self.sidecar: dict[str, Any] | None = None
         if not self.path.is_file():
             raise InputError(f"engine file not found: {self.path}")
-        try:
-            import tensorrt as trt
-        except ImportError:
-            raise InputError("TensorRT unavailable: the 'tensorrt' Python package is not installed "
-                             "(use --backend ort, or install TensorRT 10 on this device)") from None
+        trt = _import_runtime("tensorrt", "pip install 'rdd-edge[trt]' (on Jetson it comes with "
+                              "JetPack: python3-libnvinfer), or use --backend ort",
+                              prefix="TensorRT unavailable: ")
         self._cuda = self._cuda_buffers()
         self.meta_source = self._load_meta(meta)
         logger = trt.Logger(trt.Logger.ERROR)
@@ -355,8 +370,8 @@ class TrtBackend(Backend):
         try:
             return _CudaPython()
         except ImportError:
-            raise InputError("TensorRT backend needs CUDA buffers: install PyTorch with CUDA or "
-                             "cuda-python") from None
+            raise InputError("TensorRT backend needs CUDA buffers: cuda-python is not installed: "
+                             "pip install 'rdd-edge[trt]' (or PyTorch with CUDA)") from None
 
     def _load_meta(self, meta: ModelMeta | dict | None) -> ModelMeta:
         if isinstance(meta, ModelMeta):
@@ -372,7 +387,7 @@ class TrtBackend(Backend):
             return found
         onnx_path = self.path.with_suffix(".onnx")
         if onnx_path.is_file():
-            import onnxruntime as ort
+            ort = _import_runtime("onnxruntime", _ORT_INSTALL)
 
             sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
             raw = sess.get_modelmeta().custom_metadata_map.get(RDD_META_KEY)
