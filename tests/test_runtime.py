@@ -430,7 +430,8 @@ def test_pipeline_max_frames_on_video(tmp_path, tiny_onnx):
 
 def test_runtime_import_does_not_import_torch():
     code = ("import sys, rdd.runtime, rdd.runtime.backends, rdd.runtime.timing, "
-            "rdd.runtime.provenance; rdd.runtime.provenance.device_info(); "
+            "rdd.runtime.provenance, rdd.runtime.openvino, rdd.runtime.accuracy, rdd.runtime.bench, "
+            "rdd.runtime.bench_report; rdd.runtime.provenance.device_info(); "
             "assert 'torch' not in sys.modules, 'torch'")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
 

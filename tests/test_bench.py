@@ -1,0 +1,162 @@
+"""rdd-bench: row discovery with backends absent, accuracy columns on tiny golden models, report.
+
+The benchmark itself is a script (``rdd-bench``); nothing here asserts a speed.
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from rdd.runtime.accuracy import LabelledFrames
+from rdd.runtime.bench import Build, discover_builds, main, plan_rows, run_bench, runtime_status
+from rdd.runtime.bench_report import markdown_table, pareto_front, recommend
+
+FAST = {"warmup_s": 0.0, "duration_s": 0.0, "min_runs": 2, "rounds": 1}
+
+
+def _toy_onnx(path, channels, *, precision=None):
+    """Two-class 1×1 conv: logit_k = x[channels[k]] (input normalised as x/255)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = np.zeros((2, 3, 1, 1), np.float32)
+    for k, c in enumerate(channels):
+        w[k, c] = 1.0
+    x = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, "H", "W"])
+    y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 2, "H", "W"])
+    g = helper.make_graph([helper.make_node("Conv", ["image", "w"], ["logits"])], "toy", [x], [y],
+                          initializer=[numpy_helper.from_array(w, "w")])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    meta = {"format": "rdd-edge/1", "model": "toy", "input_name": "image", "input_layout": "NCHW",
+            "input_dtype": "float32", "output_name": "logits", "output_kind": "logits",
+            "normalization": {"mean": [0, 0, 0], "std": [1, 1, 1], "color": "RGB"},
+            "classes": {"names": ["a", "b"], "palette": [[0, 0, 0], [255, 255, 255]],
+                        "ignore_index": 255},
+            "input_size": [8, 8], "dynamic_batch": True, "dynamic_spatial": True}
+    props = {"rdd_meta": json.dumps(meta)}
+    if precision:
+        props["rdd_precision"] = precision
+    helper.set_model_props(m, props)
+    path.write_bytes(m.SerializeToString())
+    return path
+
+
+def _miou(pred, lab):
+    ious = []
+    for c in (0, 1):
+        v = lab != 255
+        inter = ((pred == c) & (lab == c) & v).sum()
+        union = (((pred == c) | (lab == c)) & v).sum()
+        if union:
+            ious.append(inter / union)
+    return float(np.mean(ious))
+
+
+def test_rows_with_backends_absent(monkeypatch, tmp_path):
+    for name in ("openvino", "tensorrt", "torch"):
+        monkeypatch.setitem(sys.modules, name, None)
+    st = runtime_status()
+    assert st["ort_cpu"] is None
+    assert st["tensorrt"] == "skipped: TensorRT unavailable"
+    assert st["torch"] == "skipped: torch unavailable"
+    assert st["openvino_cpu"].startswith("skipped: OpenVINO unavailable")
+    builds = discover_builds([_toy_onnx(tmp_path / "a.onnx", (0, 1)),
+                              _toy_onnx(tmp_path / "a_int8.onnx", (0, 1), precision="int8")])
+    assert [(b.name, b.fmt, b.precision) for b in builds] == [("a.onnx", "onnx", "fp32"),
+                                                              ("a_int8.onnx", "onnx", "int8")]
+    rows = {r["row"]: r["status"] for r in plan_rows(builds, st)}
+    assert rows["ORT CPU FP32"] is None and rows["ORT CPU INT8"] is None
+    assert rows["OpenVINO CPU FP32"].startswith("skipped: OpenVINO unavailable")
+    assert rows["OpenVINO CPU INT8"].startswith("skipped: OpenVINO unavailable")
+    assert rows["TensorRT FP16"] == rows["TensorRT INT8"] == "skipped: TensorRT unavailable"
+    assert rows["torch eager FP32"] == "skipped: torch unavailable"
+    assert rows["ORT CUDA FP32"].startswith("skipped: onnxruntime has no CUDA") or \
+        rows["ORT CUDA FP32"] is None
+
+
+def test_rows_without_onnxruntime_and_missing_builds(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    st = runtime_status()
+    assert st["ort_cpu"] == st["ort_cuda"] == st["ort_trt"] == "skipped: onnxruntime unavailable"
+    rows = {r["row"]: r["status"] for r in plan_rows([], {**st, "openvino_cpu": None})}
+    assert rows["ORT CPU INT8"] == "skipped: onnxruntime unavailable"
+    assert rows["OpenVINO CPU INT8"] == "skipped: no INT8 ONNX given"
+
+
+def test_accuracy_columns_golden(tmp_path):
+    a = _toy_onnx(tmp_path / "a.onnx", (0, 1))                     # R vs G
+    b = _toy_onnx(tmp_path / "b.onnx", (0, 2), precision="int8")   # R vs B
+    rng = np.random.default_rng(0)
+    imgs = [rng.integers(0, 256, (8, 8, 3), dtype=np.uint8) for _ in range(3)]
+    labs = [rng.integers(0, 2, (8, 8)).astype(np.uint8) for _ in range(3)]
+    labs[0][0, :] = 255
+    frames = LabelledFrames(["f0", "f1", "f2"], imgs, labs)
+    rep = run_bench(discover_builds([a, b]), frames=frames, threads=[1], kinds=["ort_cpu"],
+                    e2e_frames=0, timing=FAST)
+    res = {r["model"]: r for r in rep["results"] if r["status"] == "ok"}
+    pa = [(im[..., 1] > im[..., 0]).astype(np.uint8) for im in imgs]   # argmax, ties → 0
+    pb = [(im[..., 2] > im[..., 0]).astype(np.uint8) for im in imgs]
+    ma = _miou(np.stack(pa), np.stack(labs))
+    mb = _miou(np.stack(pb), np.stack(labs))
+    assert res["a.onnx"]["miou"] == pytest.approx(ma) and res["b.onnx"]["miou"] == pytest.approx(mb)
+    assert res["a.onnx"]["reference"] == "ORT CPU FP32" and res["a.onnx"]["argmax_agreement"] == 1.0
+    agree = float(np.mean([(x == y).mean() for x, y in zip(pa, pb)]))
+    assert res["b.onnx"]["argmax_agreement"] == pytest.approx(agree)
+    assert res["b.onnx"]["miou_loss"] == pytest.approx(100 * (ma - mb))
+    dl = max(np.abs(im[..., 1].astype(np.float32) - im[..., 2]).max() / 255 for im in imgs)
+    assert res["b.onnx"]["max_abs_logit_diff"] == pytest.approx(dl, abs=1e-6)
+    for r in res.values():
+        assert r["size"] == [8, 8] and r["batch"] == 1 and r["runs"] == 2
+        assert r["model_bytes"] == (tmp_path / r["model"]).stat().st_size
+        assert r["latency_ms"]["p50"] > 0 and r["throughput"] > 0
+    assert rep["device"]["cpu"] and rep["protocol"]["min_runs"] == 2
+
+
+def test_report_helpers_golden():
+    assert pareto_front([(1.0, 50.0), (2.0, 60.0), (3.0, 55.0), (0.5, 40.0), (2.0, 60.0)]) == [3, 0, 1]
+    rows = [{"row": "A", "model": "m", "size": [8, 8], "threads": 1, "batch": 1, "status": "ok",
+             "latency_ms": {"p50": 2.0, "p90": 2.5, "p99": 3.0}, "miou": 0.5, "miou_loss": 0.0,
+             "argmax_agreement": 1.0, "throughput": 500.0, "model_bytes": 2_000_000},
+            {"row": "B", "model": "q", "size": [8, 8], "threads": 1, "batch": 1, "status": "ok",
+             "latency_ms": {"p50": 1.0, "p90": 1.5, "p99": 2.0}, "miou": 0.492, "miou_loss": 0.8,
+             "argmax_agreement": 0.97, "throughput": 1000.0, "model_bytes": 600_000},
+            {"row": "C", "model": None, "size": None, "status": "skipped: TensorRT unavailable"}]
+    assert recommend(rows, 1.0)["row"] == "B" and recommend(rows, 0.5)["row"] == "A"
+    assert recommend(rows[2:], 1.0) is None
+    table = markdown_table(rows).splitlines()
+    assert table[2] == ("| A | m | 8×8 | 1 | 1 | 2.00 | 2.50 | 3.00 | 500.0 | – | 50.00 | +0.00 "
+                        "| 100.00 | 2.00 | – |")
+    assert table[3].startswith("| B | q | 8×8 | 1 | 1 | 1.00 |") and "| -0.80 | 97.00 | 0.60 |" in table[3]
+    assert table[4].startswith("| C | – | – | – | – | skipped: TensorRT unavailable |")
+
+
+def test_cli_end_to_end_and_bad_input(tmp_path, capsys):
+    a = _toy_onnx(tmp_path / "a.onnx", (0, 1))
+    (tmp_path / "img").mkdir()
+    (tmp_path / "lab").mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / "img" / f"f{i}.png"), rng.integers(0, 256, (8, 8, 3), dtype=np.uint8))
+        cv2.imwrite(str(tmp_path / "lab" / f"f{i}.png"), rng.integers(0, 2, (8, 8)).astype(np.uint8))
+    out = tmp_path / "out"
+    assert main(["--model", str(a), "--images", str(tmp_path / "img"), "--labels", str(tmp_path / "lab"),
+                 "--threads", "1", "--rows", "ort_cpu", "--duration", "0", "--min-runs", "2",
+                 "--rounds", "1", "--warmup-ms", "0", "--e2e-frames", "3", "--recommend", "1",
+                 "--out", str(out)]) == 0
+    rep = json.loads((out / "bench.json").read_text())
+    row = next(r for r in rep["results"] if r["status"] == "ok")
+    assert row["e2e_fps"] > 0 and 0 <= row["miou"] <= 1 and rep["recommendation"]["row"] == "ORT CPU FP32"
+    assert "ORT CPU FP32" in (out / "bench.md").read_text()
+    assert main(["--model", str(tmp_path / "missing.onnx")]) == 2
+    assert "error: --model" in capsys.readouterr().err
+    assert not (tmp_path / "missing.onnx").exists()
+
+
+def test_build_size_counts_ir_weights(tmp_path):
+    (tmp_path / "m.xml").write_text("<net/>")
+    (tmp_path / "m.bin").write_bytes(b"x" * 10)
+    assert Build(tmp_path / "m.xml", "ir", "int8").size_bytes == 6 + 10
