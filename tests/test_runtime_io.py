@@ -491,3 +491,39 @@ def test_help_documents_io_flags():
     for flag in ("--save-masks", "--batch", "--realtime", "--reconnect", "--stream-timeout",
                  "rtsp://", "/dev/video0", "latest-frame-wins", "frame_%06d.png"):
         assert flag in text, flag
+
+
+def test_batch_splits_at_a_change_of_input_size(conv_onnx, tmp_path):
+    """--resize native on images of two sizes: a batch never mixes sizes (a, b | c | d)."""
+    from rdd.runtime import ImageFolderSource, OrtBackend, Pipeline, PipelineConfig
+
+    (tmp_path / "img").mkdir()
+    for name, hw in (("a", (40, 56)), ("b", (40, 56)), ("c", (30, 40)), ("d", (40, 56))):
+        cv2.imwrite(str(tmp_path / "img" / f"{name}.png"), np.full((*hw, 3), 90, np.uint8))
+    cfg = PipelineConfig(warmup=0, batch=3, resize="native", save_masks=tmp_path / "m")
+    rep = Pipeline(OrtBackend(conv_onnx, intra_op_threads=1), ImageFolderSource(tmp_path / "img"),
+                   config=cfg).run()
+    assert rep["frames"] == 4 and rep["batch_calls"] == 3 and rep["masks_written"] == 4
+    assert cv2.imread(str(tmp_path / "m" / "c.png"), cv2.IMREAD_UNCHANGED).shape == (30, 40)
+
+
+def test_summary_line_names_batch_realtime_and_flicker():
+    from rdd.runtime.temporal import stream_summary
+
+    rep = {"batch": 4, "realtime": {"fps": 30.0, "dropped_frames": 3, "frames_read": 120,
+                                    "deadline_misses": 7},
+           "flicker": 0.012, "flicker_gt": 0.009}
+    assert stream_summary(rep) == (", batch 4, real time @ 30 fps: 3/120 dropped, 7 deadline "
+                                   "misses, flicker 1.20% (labels 0.90%)")
+    assert stream_summary({"batch": 1, "flicker": None}) == ""
+
+
+def test_an_existing_file_wins_over_url_or_pipeline_parsing(tmp_path, monkeypatch):
+    odd = _write_clip(tmp_path / "a ! b.mp4", 2)
+    monkeypatch.chdir(tmp_path)
+    src = open_source(video="a ! b.mp4")
+    try:
+        assert src.kind == "video" and len(src) == 2
+    finally:
+        src.close()
+    assert odd.exists()

@@ -32,10 +32,10 @@ from rdd.runtime.meta import InputError
 from rdd.runtime.masks import MaskWriter
 from rdd.runtime.sources import FrameSource, LabelFolder
 from rdd.runtime.provenance import device_info
-from rdd.runtime.temporal import FlickerMeter, realtime_summary
+from rdd.runtime.temporal import FlickerMeter, realtime_summary, stream_summary
 from rdd.runtime.timing import latency_stats
 from rdd.runtime.transforms import (RESIZE_MODES, OverlayRenderer, draw_text, inference_size,
-                                    normalize_nchw, parse_resize, preprocess)
+                                    normalize_nchw, parse_resize, preprocess, resize_labels)
 from rdd.spec import atomic_path
 
 __all__ = ["PipelineConfig", "Pipeline", "preprocess", "normalize_nchw", "OverlayRenderer",
@@ -44,26 +44,6 @@ __all__ = ["PipelineConfig", "Pipeline", "preprocess", "normalize_nchw", "Overla
 
 STAGES = ("decode", "preprocess", "inference", "postprocess")
 _END = object()
-
-
-def resize_labels(labels: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
-    """Integer ``H×W`` ids → ``hw`` with ``cv2.INTER_NEAREST_EXACT``, values unchanged.
-
-    The same resize as :class:`rdd.data.EvalTransform` and :func:`rdd.export.frames.load_frames`
-    (``INTER_NEAREST`` is off by half a pixel for non-integer ratios). ``uint8`` and ``uint16``
-    keep their dtype; other integer arrays go through the smallest of the two that holds them
-    (never a wrapping cast: ids beyond ``uint16`` or negative are a ``ValueError``). Validate
-    ids (:class:`~rdd.runtime.sources.LabelFolder`) before resizing.
-    """
-    if labels.shape[:2] == tuple(hw):
-        return labels
-    lab = labels
-    if lab.dtype not in (np.uint8, np.uint16):
-        lo, hi = (int(lab.min()), int(lab.max())) if lab.size else (0, 0)
-        if lo < 0 or hi > 65535:
-            raise ValueError(f"resize_labels: ids must be in [0, 65535], got [{lo}, {hi}]")
-        lab = lab.astype(np.uint8 if hi < 256 else np.uint16)
-    return cv2.resize(lab, (int(hw[1]), int(hw[0])), interpolation=cv2.INTER_NEAREST_EXACT)
 
 
 @dataclass
@@ -524,6 +504,8 @@ def format_summary(rep: dict[str, Any]) -> str:
         s += f", mIoU {100 * rep['miou']:.2f}% over {rep['labelled_frames']} labelled frames"
         if rep.get("labels_missing"):
             s += f" ({rep['labels_missing']} without a mask, skipped)"
+    s += stream_summary(rep)
     if rep.get("out"):
         s += f" → {rep['out']}"
     return s
+

@@ -40,7 +40,8 @@ def open_source(*, video: str | os.PathLike | None = None, camera: int | str | N
     if reconnect < 0:
         raise InputError(f"--reconnect must be >= 0, got {reconnect}")
     if video is not None:
-        if isinstance(video, str) and (is_gstreamer_pipeline(video) or stream_scheme(video)):
+        if (isinstance(video, str) and not os.path.isfile(video)
+                and (is_gstreamer_pipeline(video) or stream_scheme(video))):
             return StreamSource(video, timeout_s=stream_timeout, reconnect=reconnect)
         return VideoSource(video)
     if camera is not None:

@@ -1,4 +1,4 @@
-"""Frame transforms of the runner: inference size, preprocessing, colour overlay.
+"""Frame transforms of the runner: inference size, preprocessing, label resize, colour overlay.
 
 Pure functions of a frame and the model's :class:`~rdd.runtime.meta.ModelMeta` (numpy + OpenCV,
 no torch), used by :class:`rdd.runtime.pipeline.Pipeline` and re-exported there.
@@ -13,8 +13,8 @@ import numpy as np
 from rdd.runtime.meta import InputError, ModelMeta
 from rdd.spec import ClassInfo, Normalization
 
-__all__ = ["RESIZE_MODES", "parse_resize", "inference_size", "normalize_nchw", "preprocess",
-           "OverlayRenderer", "draw_text"]
+__all__ = ["RESIZE_MODES", "parse_resize", "inference_size", "resize_labels", "normalize_nchw",
+           "preprocess", "OverlayRenderer", "draw_text"]
 
 RESIZE_MODES = ("model", "native")
 
@@ -69,6 +69,26 @@ def inference_size(frame_hw: tuple[int, int], meta: ModelMeta, resize: Any = "mo
         return mode
     want = meta.input_size if (mode == "model" and meta.input_size) else frame_hw
     return meta.clamp_size((int(want[0]), int(want[1])))
+
+
+def resize_labels(labels: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """Integer ``H×W`` ids → ``hw`` with ``cv2.INTER_NEAREST_EXACT``, values unchanged.
+
+    The same resize as :class:`rdd.data.EvalTransform` and :func:`rdd.export.frames.load_frames`
+    (``INTER_NEAREST`` is off by half a pixel for non-integer ratios). ``uint8`` and ``uint16``
+    keep their dtype; other integer arrays go through the smallest of the two that holds them
+    (never a wrapping cast: ids beyond ``uint16`` or negative are a ``ValueError``). Validate
+    ids (:class:`~rdd.runtime.sources.LabelFolder`) before resizing.
+    """
+    if labels.shape[:2] == tuple(hw):
+        return labels
+    lab = labels
+    if lab.dtype not in (np.uint8, np.uint16):
+        lo, hi = (int(lab.min()), int(lab.max())) if lab.size else (0, 0)
+        if lo < 0 or hi > 65535:
+            raise ValueError(f"resize_labels: ids must be in [0, 65535], got [{lo}, {hi}]")
+        lab = lab.astype(np.uint8 if hi < 256 else np.uint16)
+    return cv2.resize(lab, (int(hw[1]), int(hw[0])), interpolation=cv2.INTER_NEAREST_EXACT)
 
 
 def normalize_nchw(image_rgb: np.ndarray, norm: Normalization) -> np.ndarray:
