@@ -1,15 +1,24 @@
-"""Thin ``click`` entry points, one per DVC stage (see ``dvc.yaml``).
+"""Thin ``click`` entry points, one per DVC stage (see ``dvc.yaml`` and ``studies/*/dvc.yaml``).
 
-=============  =========================  ================================================
-stage          command                    library call
-=============  =========================  ================================================
-data           ``python -m pipeline.data``       ``rdd.data`` (synthetic generator / checks)
-teacher …      ``python -m pipeline.train STAGE`` ``rdd.engine.train(TrainConfig.from_dict(...))``
-evaluate       ``python -m pipeline.evaluate``   ``rdd.evaluation`` + ``rdd.reporting``
-export         ``python -m pipeline.export``     ``rdd.export.run_export``
-=============  =========================  ================================================
+``pipeline`` here is the DVC stage package; inside the library, ``rdd.export.pipeline`` is the
+export orchestrator (:func:`rdd.export.run_export`) and ``rdd.runtime.pipeline`` the threaded
+frame stream of the edge runner — three different things.
+
+==============  ===========================================  ===========================================
+stage           command                                      library call
+==============  ===========================================  ===========================================
+data            ``python -m pipeline.data``                  ``rdd.data`` (synthetic generator / checks)
+video           ``python -m pipeline.video``                 ``rdd.data`` (demo clip + its masks)
+teacher …       ``python -m pipeline.train STAGE``           ``rdd.engine.train(TrainConfig.from_dict(...))``
+evaluate        ``python -m pipeline.evaluate``              ``rdd.evaluation`` + ``rdd.reporting``
+export          ``python -m pipeline.export``                ``rdd.export.run_export``
+noisy_data      ``python -m pipeline.noisy_data --rate R``   ``rdd.label_noise.corrupt_split`` (studies)
+study runs      ``python -m pipeline.study run ARM SEED``    ``rdd.engine.train`` + ``rdd.export.run_export``
+study report    ``python -m pipeline.study_report``          ``rdd.study.write_study_report``
+noise report    ``python -m pipeline.noise_report``          ``rdd.study.write_sweep_report``
+(not a stage)   ``python -m pipeline.preset NAME``           switches ``params.yaml`` to ``params/NAME.yaml``
+==============  ===========================================  ===========================================
 
 Each stage reads its sections of ``params.yaml`` (``pipeline.config`` maps them onto the
-library's configuration) and writes under ``outputs/<stage>/``. ``python -m pipeline.preset``
-switches ``params.yaml`` to one of the presets in ``params/``.
+library's configuration) and writes under ``outputs/<stage>/``.
 """

@@ -29,7 +29,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from rdd.spec import ClassInfo, atomic_path
+from rdd.labels import read_classes_yaml
+from rdd.spec import atomic_path
 
 UNCHANGED, BOUNDARY, RANDOM = 0, 1, 2  # values of ``kinds_hw``
 KIND_NAMES = {UNCHANGED: "unchanged", BOUNDARY: "boundary", RANDOM: "random"}
@@ -222,25 +223,6 @@ def corrupt_mask(mask_hw: np.ndarray, *, rate: float, boundary_share: float = 0.
     return noisy_hw, kinds_hw
 
 
-def _read_classes(root: Path) -> ClassInfo:
-    import yaml
-
-    path = root / "classes.yaml"
-    if not path.is_file():
-        raise FileNotFoundError(f"class file not found: {path} (the folder layout needs "
-                                "root/classes.yaml with 'names')")
-    try:
-        d = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise ValueError(f"{path}: invalid YAML: {e}") from None
-    if not isinstance(d, dict) or "names" not in d:
-        raise ValueError(f"{path}: expected a mapping with key 'names' (list of class names)")
-    try:
-        return ClassInfo.from_dict(d)
-    except (ValueError, TypeError) as e:
-        raise ValueError(f"{path}: {e}") from None
-
-
 def corrupt_split(root: str | os.PathLike, split: str = "train", *, rate: float, seed: int,
                   **kw: Any) -> dict[str, Any]:
     """Corrupt every mask ``root/masks/<split>/*.png`` **in place** (folder layout).
@@ -266,7 +248,7 @@ def corrupt_split(root: str | os.PathLike, split: str = "train", *, rate: float,
     files = sorted(mask_dir.glob("*.png")) if mask_dir.is_dir() else []
     if not files:
         raise FileNotFoundError(f"no masks to corrupt: {mask_dir} has no *.png files")
-    classes = _read_classes(root)
+    classes = read_classes_yaml(root / "classes.yaml")
     K, ignore = classes.num_classes, classes.ignore_index
     changed_k = np.zeros(K, np.int64)
     valid_k = np.zeros(K, np.int64)

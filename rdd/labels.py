@@ -12,6 +12,8 @@ evaluation, export and on the device:
 * :func:`masks_by_stem` / :func:`frame_masks` — masks are matched to frames by file stem, or
   for videos by frame index (``frame_000000.png`` …); a frame without a mask has none (the
   caller counts it or fails), it never borrows the next file.
+* :func:`read_classes_yaml` — a ``classes.yaml`` (the folder layout's label space) →
+  :class:`rdd.spec.ClassInfo`; the one reader of that file (datasets and label noise).
 
 Imports numpy and OpenCV only (palette PNGs are decoded by OpenCV after their palette is
 swapped for the identity ramp, so no PIL is needed on a device).
@@ -27,8 +29,10 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from rdd.spec import ClassInfo
+
 __all__ = ["IGNORE_INDEX", "LABEL_EXTS", "read_label", "build_lut", "apply_lut", "value_ranges",
-           "masks_by_stem", "frame_masks", "FRAME_MASK_PATTERN"]
+           "masks_by_stem", "frame_masks", "FRAME_MASK_PATTERN", "read_classes_yaml"]
 
 IGNORE_INDEX = 255
 LABEL_EXTS = (".png", ".bmp", ".tif", ".tiff", ".ppm", ".pgm")
@@ -204,3 +208,24 @@ def frame_masks(folder: str | os.PathLike) -> dict[int, Path]:
     """``{frame index: path}`` of the ``frame_%06d.<ext>`` masks in ``folder`` (video ground truth)."""
     return {int(m.group(1)): p for stem, p in masks_by_stem(folder).items()
             if (m := _FRAME_RE.match(stem))}
+
+
+def read_classes_yaml(path: str | os.PathLike) -> ClassInfo:
+    """``classes.yaml`` with ``names`` (list), optional ``palette`` ([[r, g, b], ...]) and
+    ``ignore_index`` (default 255) → :class:`~rdd.spec.ClassInfo` (read with ``yaml.safe_load``)."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"class file not found: {path} (expected a YAML file with "
+                                f"'names', optional 'palette' and 'ignore_index')")
+    try:
+        d = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path}: invalid YAML: {e}") from None
+    if not isinstance(d, dict) or "names" not in d:
+        raise ValueError(f"{path}: expected a mapping with key 'names' (list of class names)")
+    try:
+        return ClassInfo.from_dict(d)
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"{path}: {e}") from None

@@ -233,6 +233,16 @@ def test_corrupt_split_errors(tiny_dataset, tmp_path):
         corrupt_split(empty, "train", rate=0.1, seed=0)
     with pytest.raises(TypeError, match="unexpected keyword 'sigma'"):
         corrupt_split(tiny_dataset, "train", rate=0.1, seed=0, sigma=2)
+    # classes.yaml is read by the one reader of that file (rdd.labels.read_classes_yaml)
+    bad = _copy(tiny_dataset, tmp_path / "bad")
+    (bad / "classes.yaml").write_text("palette: [[1, 2, 3]]\n")
+    with pytest.raises(ValueError, match="classes.yaml: expected a mapping with key 'names'"):
+        corrupt_split(bad, "train", rate=0.1, seed=0)
+    (bad / "classes.yaml").unlink()
+    with pytest.raises(FileNotFoundError, match="class file not found: .*classes.yaml"):
+        corrupt_split(bad, "train", rate=0.1, seed=0)
+    for f in (tiny_dataset / "masks" / "train").glob("*.png"):      # nothing was rewritten
+        assert f.read_bytes() == (bad / "masks" / "train" / f.name).read_bytes()
 
 
 # --------------------------------------------------------------------------- pipeline stage

@@ -10,6 +10,7 @@ import numpy as np
 
 from rdd.data.base import (IGNORE_INDEX, SegmentationDataset, Transform, build_lut, list_images,
                            pair_by_stem, require_dir)
+from rdd.labels import read_classes_yaml
 from rdd.spec import CAMVID_CLASSES, ClassInfo, voc_colormap
 
 DATASETS: dict[str, type[SegmentationDataset]] = {}
@@ -294,26 +295,6 @@ class ADE20K(SegmentationDataset):
 
 
 # --------------------------------------------------------------------------- generic folder
-def read_classes_yaml(path: Path) -> ClassInfo:
-    """``classes.yaml`` with ``names`` (list), optional ``palette`` ([[r, g, b], ...]) and
-    ``ignore_index`` (default 255) → :class:`ClassInfo`."""
-    import yaml
-
-    if not path.is_file():
-        raise FileNotFoundError(f"class file not found: {path} (expected a YAML file with "
-                                f"'names', optional 'palette' and 'ignore_index')")
-    try:
-        d = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise ValueError(f"{path}: invalid YAML: {e}") from None
-    if not isinstance(d, dict) or "names" not in d:
-        raise ValueError(f"{path}: expected a mapping with key 'names' (list of class names)")
-    try:
-        return ClassInfo.from_dict(d)
-    except (ValueError, TypeError) as e:
-        raise ValueError(f"{path}: {e}") from None
-
-
 @register_dataset("folder")
 class FolderDataset(SegmentationDataset):
     """Generic layout, images and masks matched by file stem::

@@ -2,7 +2,9 @@
 
 ```python
 from rdd.engine import TrainConfig, train
-cfg = TrainConfig.from_dict(params["distill_tfe"])   # ValueError names a bad key
+cfg = TrainConfig.from_dict({"out_dir": "outputs/baseline",        # ValueError names a bad key
+                             "model": {"name": "lraspp_mobilenetv2"},
+                             "data": {"dataset": "synthetic", "root": "outputs/data/synthetic"}})
 metrics = train(cfg)                                 # under torchrun every rank calls it
 ```
 See docs/DESIGN.md ("Training engine") for the config keys.
