@@ -206,10 +206,11 @@ def test_http_mjpeg_stream_runs(capfd, conv_onnx, tmp_path):
     report = tmp_path / "r.json"
     with _MjpegServer(frames=30) as srv:
         rc, out, err = _run(capfd, ["--model", conv_onnx, "--video", srv.url, "--max-frames", "6",
-                                    "--warmup", "1", "--report", report])
+                                    "--warmup", "1", "--report", report, "--fps", "40"])
     assert rc == 0, err
     rep = json.loads(report.read_text())
     assert rep["realtime"]["frames_read"] == 6 and 1 <= rep["frames"] <= 6
+    assert rep["realtime"]["fps_from"] == "--fps" and rep["realtime"]["deadline_ms"] == 25.0
     assert rep["frames"] + rep["realtime"]["dropped_frames"] == 6 and rep["frame_size"] == [H, W]
     assert rep["source"]["kind"] == "stream" and rep["source"]["live"] is True
     assert rep["source"]["url"] == srv.url and rep["source"]["scheme"] == "http"

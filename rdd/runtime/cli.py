@@ -106,8 +106,9 @@ def build_parser(prog: str = "rdd-infer") -> argparse.ArgumentParser:
                         "at the inference size; the report records it as inference_size")
     p.add_argument("--out", metavar="MP4", help="write the colour overlay with FPS to this .mp4 (mp4v)")
     p.add_argument("--fps", type=float, default=None,
-                   help="frame rate of --out (default: the video's, else 30); for --images also "
-                        "the --realtime arrival rate")
+                   help="frame rate of --out (default: the video's, else 30); also the "
+                        "real-time rate of --images and, when given, of a live camera/stream "
+                        "(its deadline is 1/fps)")
     p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity of the colour mask")
     p.add_argument("--save-masks", metavar="DIR",
                    help="write one label PNG per processed frame here (train ids; uint8, uint16 "

@@ -70,7 +70,8 @@ class PipelineConfig:
             a file is paced at its fps (``pace_fps`` when given, else the source's, else 30);
             a frame that arrives while the previous one waits for inference replaces it
             (latest-frame-wins, the replaced one counts as dropped); latency runs from arrival.
-        pace_fps: arrival rate for ``realtime`` when the source has none (image folders).
+        pace_fps: arrival rate for ``realtime`` when a file has none (image folders); for a
+            live source, whose claimed rate may be a guess, it sets the deadline when given.
         save_masks: folder for one label PNG per processed frame (:mod:`rdd.runtime.masks`).
     """
 
@@ -165,8 +166,9 @@ class Pipeline:
             raise InputError(f"--batch {self._batch}: the model {self.backend.path} has a fixed batch "
                              "axis; export it with a dynamic batch axis or use --batch 1")
         self._pace_fps, self._fps_from = None, None
-        if self._realtime:
-            for fps, where in ((src.fps, "source"), (cfg.pace_fps, "--fps"), (30.0, "default")):
+        if self._realtime:  # a file's own rate first; a live source's claimed rate last
+            order = [(src.fps, "source"), (cfg.pace_fps, "--fps")]
+            for fps, where in (order[::-1] if src.live else order) + [(30.0, "default")]:
                 if fps is not None and fps > 0:
                     self._pace_fps, self._fps_from = float(fps), where
                     break
