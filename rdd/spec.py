@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -173,18 +173,38 @@ def overlay(image_rgb: np.ndarray, labels: np.ndarray, classes: ClassInfo,
 
 
 # --------------------------------------------------------------------------- atomic writes
+def temp_sibling(path: str | os.PathLike, *, directory: bool = False) -> Path:
+    """Create a new empty file (or folder) with a unique hidden name beside ``path``; return it.
+
+    It gets the mode a plain ``open(path, "w")`` (or ``mkdir``) would: ``0o666`` (``0o777``)
+    masked by the process umask, so what is renamed onto ``path`` is readable by whoever the
+    umask allows (``tempfile.mkstemp``/``mkdtemp`` would make it ``0o600``/``0o700``).
+    """
+    path = Path(path)
+    for _ in range(100):
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp{path.suffix}"
+        try:
+            if directory:
+                os.mkdir(tmp, 0o777)
+            else:
+                flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+                os.close(os.open(tmp, flags, 0o666))
+            return tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"could not create a temporary name beside {path}")
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` only on success.
 
-    Nothing half-written is left behind: on an exception the temporary file is removed.
+    Nothing half-written is left behind: on an exception the temporary file is removed. The file
+    ends up with the mode a plain ``open()`` gives under the process umask (:func:`temp_sibling`).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix,
-                               dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = temp_sibling(path)
     try:
         yield tmp_path
         os.replace(tmp_path, path)

@@ -88,3 +88,61 @@ def test_missing_onnxruntime_names_the_extra(tmp_path):
     assert lines == ["error: onnxruntime is not installed: pip install 'rdd-edge[cpu]' "
                      "(or [gpu] for onnxruntime-gpu)"], proc.stderr
     assert not report.exists()
+
+
+# --------------------------------------------------------------------------- file modes
+def _mode(p: Path) -> int:
+    return p.stat().st_mode & 0o777
+
+
+def test_atomic_writer_gives_open_modes_under_the_umask(tmp_path):
+    from rdd.spec import atomic_path, temp_sibling, write_json_atomic
+
+    old = os.umask(0o022)
+    try:
+        for umask in (0o022, 0o077, 0o002):
+            os.umask(umask)
+            d = tmp_path / f"u{umask:03o}"
+            write_json_atomic(d / "metrics.json", {"a": 1})
+            with atomic_path(d / "blob.bin") as tmp:
+                tmp.write_bytes(b"x")
+            folder = temp_sibling(d / "folder", directory=True)
+            with open(d / "plain.txt", "w") as f:  # what a plain open() gives
+                f.write("x")
+            assert _mode(d / "metrics.json") == _mode(d / "blob.bin") == _mode(d / "plain.txt") \
+                == 0o666 & ~umask
+            assert _mode(folder) == 0o777 & ~umask
+            assert sorted(p.name for p in d.iterdir() if p.name.startswith(".")) == [folder.name]
+    finally:
+        os.umask(old)
+
+
+def test_exported_onnx_and_runner_outputs_follow_the_umask(tmp_path, tiny_model):
+    """An ONNX export in this process, and a runner subprocess started under each umask: the
+    report, overlay, mask folder and masks get what open()/mkdir() would give."""
+    from rdd.export import export_onnx
+    from rdd.spec import CAMVID_CLASSES, Normalization
+
+    clip = _tiny_clip(tmp_path / "clip.mp4")
+    old = os.umask(0o022)
+    try:
+        for umask in (0o022, 0o077):
+            os.umask(umask)
+            d = tmp_path / f"u{umask:03o}"
+            d.mkdir()
+            onnx_path = d / "m.onnx"
+            export_onnx(tiny_model, onnx_path, classes=CAMVID_CLASSES,
+                        normalization=Normalization(), input_size=(48, 64), simplify=False)
+            assert _mode(onnx_path) == 0o666 & ~umask
+            proc = subprocess.run(
+                [sys.executable, "-m", "rdd.runtime", "--model", str(onnx_path), "--video",
+                 str(clip), "--report", str(d / "r.json"), "--out", str(d / "o.mp4"),
+                 "--save-masks", str(d / "masks"), "--threads", "1", "--no-progress"],
+                cwd=REPO, env=_env(), capture_output=True, text=True, timeout=120, umask=umask)
+            assert proc.returncode == 0, proc.stderr
+            assert _mode(d / "r.json") == _mode(d / "o.mp4") == 0o666 & ~umask
+            masks = sorted((d / "masks").iterdir())
+            assert masks and all(_mode(m) == 0o666 & ~umask for m in masks)
+            assert _mode(d / "masks") == 0o777 & ~umask
+    finally:
+        os.umask(old)

@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import cv2
 import numpy as np
 
 from rdd.runtime.meta import InputError
+from rdd.spec import temp_sibling
 
 __all__ = ["MaskWriter", "mask_dtype"]
 
@@ -59,8 +59,7 @@ class MaskWriter:
 
     def __enter__(self) -> "MaskWriter":
         self.check()
-        tmp = self.root.parent / f".{self.root.name}.{secrets.token_hex(4)}.tmp"
-        tmp.mkdir()  # mode 0777 & ~umask, like any folder the user makes
+        tmp = temp_sibling(self.root, directory=True)  # mode 0777 & ~umask, like any mkdir
         self._tmp = tmp
         return self
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Sequence
@@ -11,7 +10,8 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
-from rdd.spec import CAMVID_CLASSES, as_hw, atomic_path, write_json_atomic, write_text_atomic
+from rdd.spec import (CAMVID_CLASSES, as_hw, atomic_path, temp_sibling, write_json_atomic,
+                      write_text_atomic)
 
 from .world import NUM_CLASSES, _make_world
 from .render import _render, render_scene
@@ -67,7 +67,7 @@ def write_synthetic_dataset(root: str | os.PathLike, n_train: int = 300, n_val: 
     H, W = as_hw(size)
     root = Path(root)
     root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
+    tmp = temp_sibling(root, directory=True)  # mode as mkdir gives under the umask
     try:
         freqs: dict[str, list[float]] = {}
         ignore: dict[str, float] = {}
@@ -131,7 +131,7 @@ def write_synthetic_video(video_path: str | os.PathLike, masks_dir: str | os.Pat
             if d is not None:
                 d = Path(d)
                 d.parent.mkdir(parents=True, exist_ok=True)
-                outs[kind] = (Path(tempfile.mkdtemp(prefix=f".{d.name}.tmp-", dir=d.parent)), d)
+                outs[kind] = (temp_sibling(d, directory=True), d)
         with ExitStack() as stack:
             writer = None
             if video_path is not None:
