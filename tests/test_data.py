@@ -115,6 +115,24 @@ def test_camvid_synthetic_layout_and_invalid_label(tmp_path):
         ds.load(3)
 
 
+def test_camvid_split_list_cannot_leave_the_root(tmp_path):
+    """A ``train.txt`` line ``../x.png`` must not read one level above the dataset root."""
+    root = tmp_path / "camvid"
+    for d in ("train", "trainannot"):
+        _write_rgb(root / d / "a.png", np.zeros((6, 8, 3), np.uint8))
+    _write_rgb(tmp_path / "x.png", np.zeros((6, 8, 3), np.uint8))     # outside the root
+    listing = root / "train.txt"
+    listing.write_text("/SegNet/CamVid/train/a.png /SegNet/CamVid/trainannot/a.png\n"
+                       "../x.png ../x.png\n")
+    with pytest.raises(ValueError, match=r"train\.txt:2: '\.\./x\.png \.\./x\.png' points "
+                                         r"outside the dataset root") as e:
+        build_dataset("camvid", root, "train")
+    assert "\n" not in str(e.value)
+    listing.write_text("/SegNet/CamVid/train/a.png /SegNet/CamVid/trainannot/a.png\n")
+    assert build_dataset("camvid", root, "train").files == [
+        (root / "train" / "a.png", root / "trainannot" / "a.png")]
+
+
 # --------------------------------------------------------------------------- Cityscapes / VOC / ADE
 def test_cityscapes_label_mapping(tmp_path):
     ids = np.arange(34, dtype=np.uint8).reshape(2, 17)

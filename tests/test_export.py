@@ -466,3 +466,30 @@ def test_package_exports_resolve_lazily():
         assert getattr(ex, name) is not None, name
     with pytest.raises(AttributeError):
         ex.no_such_name  # noqa: B018
+
+
+def test_onnx_export_is_byte_reproducible(tmp_path, tiny_model):
+    """The same weights give the same ONNX bytes (fp32, preprocessing/argmax folded, INT8),
+    whatever the output or temporary file names, so DVC sees no change below a re-run stage."""
+    def digest(p: Path) -> str:
+        return hashlib.sha256(p.read_bytes()).hexdigest()
+
+    kw = dict(classes=CAMVID_CLASSES, normalization=Normalization(), input_size=(48, 64))
+    folded = dict(fold_preprocess=True, argmax=True, simplify=False)
+    digests = {}
+    for name, variant in (("fp32", {}), ("folded", folded)):
+        a, b = tmp_path / f"{name}.onnx", tmp_path / f"{name}-other-name.onnx"
+        export_onnx(tiny_model, a, **kw, **variant)
+        export_onnx(tiny_model, b, **kw, **variant)
+        assert digest(a) == digest(b), name
+        digests[name] = digest(a)
+    frames = [img for img, _ in _frames(2, size=(48, 64))]
+    quantize_int8(tmp_path / "fp32.onnx", tmp_path / "q1.onnx", calib_frames=frames)
+    quantize_int8(tmp_path / "fp32.onnx", tmp_path / "q2.onnx", calib_frames=frames)
+    assert digest(tmp_path / "q1.onnx") == digest(tmp_path / "q2.onnx")
+    changed = create_model("lraspp_mobilenetv2", num_classes=11, width_mult=0.25).eval()
+    with torch.no_grad():
+        changed.load_state_dict(tiny_model.state_dict())
+        next(changed.parameters()).add_(1e-3)
+    export_onnx(changed, tmp_path / "changed.onnx", **kw, **folded)
+    assert digest(tmp_path / "changed.onnx") != digests["folded"]   # the hash sees a change

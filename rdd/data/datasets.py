@@ -93,7 +93,12 @@ class CamVid(SegmentationDataset):
                     raise ValueError(
                         f"{listing}:{n}: expected 'image_path mask_path', got {line!r}")
                 # keep the last two components: '/SegNet/CamVid/train/x.png' → root/train/x.png
-                img, ann = (root.joinpath(*Path(p).parts[-2:]) for p in parts)
+                kept = [Path(p).parts[-2:] for p in parts]
+                if any(".." in k for k in kept):   # '../x.png' would read above the root
+                    raise ValueError(f"{listing}:{n}: {line.strip()!r} points outside the "
+                                     f"dataset root {root} ('..'); list paths as "
+                                     "'<split>/<file>' (e.g. train/0001TP_006690.png)")
+                img, ann = (root.joinpath(*k) for k in kept)
                 if not img.is_file():
                     raise FileNotFoundError(f"{listing}:{n}: image file not found: {img}")
                 if not ann.is_file():
