@@ -160,3 +160,52 @@ def test_build_size_counts_ir_weights(tmp_path):
     (tmp_path / "m.xml").write_text("<net/>")
     (tmp_path / "m.bin").write_bytes(b"x" * 10)
     assert Build(tmp_path / "m.xml", "ir", "int8").size_bytes == 6 + 10
+
+
+def _image_folder(tmp_path, n=3, hw=(48, 64), classes=11):
+    rng = np.random.default_rng(2)
+    (tmp_path / "img").mkdir()
+    (tmp_path / "lab").mkdir()
+    for i in range(n):
+        cv2.imwrite(str(tmp_path / "img" / f"f{i}.png"), rng.integers(0, 256, (*hw, 3), dtype=np.uint8))
+        cv2.imwrite(str(tmp_path / "lab" / f"f{i}.png"), rng.integers(0, classes, hw).astype(np.uint8))
+    return tmp_path / "img", tmp_path / "lab"
+
+
+def test_infer_compare_same_build_is_exact(tmp_path, tiny_onnx, capsys):
+    from rdd.runtime.cli import main as infer
+
+    img, lab = _image_folder(tmp_path)
+    report = tmp_path / "r.json"
+    assert infer(["--model", str(tiny_onnx), "--images", str(img), "--labels", str(lab),
+                  "--label-map", "none", "--warmup", "0", "--no-progress", "--threads", "1",
+                  "--report", str(report), "--compare", f"ort:{tiny_onnx}"]) == 0
+    c = json.loads(report.read_text())["compare"]
+    assert c["frames"] == 3 and c["argmax_agreement"] == 1.0 and c["delta_miou"] == 0.0
+    assert c["max_abs_logit_diff"] == 0.0 and c["backend"] == "ort"
+    assert "argmax agreement 100.00%" in capsys.readouterr().out
+
+
+def test_infer_compare_second_build_differs(tmp_path, tiny_onnx):
+    """A different second build: agreement < 1 and ΔmIoU = its mIoU − the first's."""
+    from rdd.runtime import OrtBackend
+    from rdd.runtime.accuracy import compare_builds, load_labelled_frames, predict, score
+
+    img, lab = _image_folder(tmp_path, classes=2)
+    a = _toy_onnx(tmp_path / "a.onnx", (0, 1))
+    b = _toy_onnx(tmp_path / "b.onnx", (0, 2))
+    frames = load_labelled_frames(img, lab)
+    ba, bb = OrtBackend(a), OrtBackend(b)
+    c = compare_builds(ba, bb, frames, (48, 64))
+    pa, pb = predict(ba, frames, (48, 64))[0], predict(bb, frames, (48, 64))[0]
+    assert c["argmax_agreement"] == pytest.approx(np.mean([(x == y).mean() for x, y in zip(pa, pb)]))
+    assert c["argmax_agreement"] < 1.0
+    assert c["delta_miou"] == pytest.approx(100 * (score(pb, frames, 2)["miou"] - score(pa, frames, 2)["miou"]))
+
+
+def test_infer_compare_bad_spec(tmp_path, tiny_onnx, capsys):
+    from rdd.runtime.cli import main as infer
+
+    with pytest.raises(SystemExit) as e:
+        infer(["--model", str(tiny_onnx), "--images", str(tmp_path), "--compare", "onnx"])
+    assert e.value.code == 2 and "BACKEND[:MODEL]" in capsys.readouterr().err

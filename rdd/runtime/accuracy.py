@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -17,9 +18,10 @@ from rdd.metrics import ConfusionMatrix
 from rdd.runtime.backends import Backend, logits_to_labels
 from rdd.runtime.meta import InputError
 from rdd.runtime.pipeline import preprocess, resize_labels
-from rdd.runtime.sources import ImageFolderSource, LabelFolder
+from rdd.runtime.sources import ImageFolderSource, LabelFolder, VideoSource
 
-__all__ = ["LabelledFrames", "load_labelled_frames", "predict", "score", "compare_predictions"]
+__all__ = ["LabelledFrames", "load_labelled_frames", "predict", "score", "compare_predictions",
+           "compare_builds"]
 
 
 @dataclass
@@ -37,7 +39,10 @@ def load_labelled_frames(images: str | os.PathLike, labels: str | os.PathLike | 
                          ignore_ids: Sequence[int] = (), ignore_index: int = 255,
                          limit: int | None = None) -> LabelledFrames:
     """Read an image folder (file-name order; ``limit`` evenly spaced frames) and its masks
-    (matched by file stem; every selected frame must have one)."""
+    (matched by file stem; every selected frame must have one). A video file gives its first
+    ``limit`` frames, with masks matched by frame index."""
+    if Path(images).is_file():
+        return _video_frames(images, labels, ignore_ids, ignore_index, limit)
     src = ImageFolderSource(images)
     files = src.files
     if limit is not None and limit < len(files):
@@ -56,6 +61,30 @@ def load_labelled_frames(images: str | os.PathLike, labels: str | os.PathLike | 
             path = lf.path_for(0, name)
             if path is None:
                 raise InputError(f"no label in {labels} for frame {name!r} of {images}")
+            labs.append(lf.load(path, img.shape[:2]))
+    return LabelledFrames(names, imgs, labs, ignore_index)
+
+
+def _video_frames(video: str | os.PathLike, labels: str | os.PathLike | None,
+                  ignore_ids: Sequence[int], ignore_index: int, limit: int | None) -> LabelledFrames:
+    src = VideoSource(video)
+    names, imgs = [], []
+    try:
+        for name, img in src:
+            if limit is not None and len(imgs) >= limit:
+                break
+            names.append(name)
+            imgs.append(img)
+    finally:
+        src.close()
+    labs = None
+    if labels is not None:
+        lf = LabelFolder(labels, by_index=True, ignore_ids=ignore_ids, ignore_index=ignore_index)
+        labs = []
+        for i, img in enumerate(imgs):
+            path = lf.path_for(i, names[i])
+            if path is None:
+                raise InputError(f"no label in {labels} for frame {i} of {video}")
             labs.append(lf.load(path, img.shape[:2]))
     return LabelledFrames(names, imgs, labs, ignore_index)
 
@@ -115,4 +144,24 @@ def compare_predictions(preds: Sequence[np.ndarray], ref_preds: Sequence[np.ndar
                            "max_abs_logit_diff": None}
     if logits and ref_logits and all(a.shape == b.shape for a, b in zip(logits, ref_logits)):
         out["max_abs_logit_diff"] = float(max(np.abs(a - b).max() for a, b in zip(logits, ref_logits)))
+    return out
+
+
+def compare_builds(first: Backend, second: Backend, frames: LabelledFrames,
+                   size: tuple[int, int] | str = "model") -> dict[str, Any]:
+    """Parity of ``second`` against ``first`` on the same frames (``rdd-infer --compare``).
+
+    Returns ``{"frames", "argmax_agreement", "max_abs_logit_diff", "miou_first", "miou_second",
+    "delta_miou"}``; ``delta_miou`` = second − first in mIoU *points* (``None`` without labels).
+    """
+    k = first.meta.num_classes
+    if second.meta.num_classes != k:
+        raise InputError(f"--compare: the second build has {second.meta.num_classes} classes, the "
+                         f"first {k}")
+    p1, l1 = predict(first, frames, size, keep_logits=True)
+    p2, l2 = predict(second, frames, size, keep_logits=True)
+    out: dict[str, Any] = {"frames": len(frames.images), **compare_predictions(p2, p1, l2, l1)}
+    m1, m2 = score(p1, frames, k)["miou"], score(p2, frames, k)["miou"]
+    out.update(miou_first=m1, miou_second=m2,
+               delta_miou=None if m1 is None or m2 is None else 100 * (m2 - m1))
     return out

@@ -53,6 +53,38 @@ def _ids(text: str) -> list[int]:
     return ids
 
 
+def _compare_spec(text: str) -> tuple[str, str | None]:
+    """'BACKEND' or 'BACKEND:MODEL' → (backend, model or None)."""
+    backend, _, model = text.partition(":")
+    if backend not in ("auto", "ort", "trt", "torch", "openvino"):
+        raise argparse.ArgumentTypeError(f"expected BACKEND[:MODEL] with BACKEND one of auto, ort, "
+                                         f"trt, torch, openvino; got {text!r}")
+    return backend, model or None
+
+
+def run_compare(args: argparse.Namespace, rep: dict) -> dict:
+    """``--compare``: both builds on the same frames → :func:`rdd.runtime.accuracy.compare_builds`."""
+    from rdd.runtime import InputError, create_backend
+    from rdd.runtime.accuracy import compare_builds, load_labelled_frames
+    from rdd.runtime.runner import resolve_ignore_ids
+
+    frames_from = args.images or (args.video if args.video and os.path.isfile(args.video) else None)
+    if frames_from is None:
+        raise InputError("--compare needs --images or a video file (not a camera or stream)")
+    backend, model = args.compare
+    dev = {"openvino": "cpu", "trt": "cuda"}.get(backend, args.device)
+    first = create_backend(args.model, backend=args.backend, device=args.device, threads=args.threads)
+    second = create_backend(model or args.model, backend=backend, device=dev, threads=args.threads)
+    ids = (resolve_ignore_ids(args.label_map, args.ignore_ids, first.meta.classes)
+           if args.labels else ())
+    frames = load_labelled_frames(frames_from, args.labels, ignore_ids=ids,
+                                  ignore_index=first.meta.classes.ignore_index,
+                                  limit=args.max_frames)
+    size = tuple(rep["inference_size"]) if rep.get("inference_size") else args.resize
+    res = compare_builds(first, second, frames, size)
+    return {"backend": second.name, "model_path": str(second.path), **res}
+
+
 def build_parser(prog: str = "rdd-infer") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog=prog, description=_DESCRIPTION + " See --help of each option.",
@@ -126,6 +158,11 @@ def build_parser(prog: str = "rdd-infer") -> argparse.ArgumentParser:
                         "dropped frames, deadline misses (latency > 1/fps) and output jitter. "
                         "Live cameras and streams are always reported this way")
     p.add_argument("--report", metavar="JSON", help="write the figures as JSON here")
+    p.add_argument("--compare", type=_compare_spec, metavar="BACKEND[:MODEL]",
+                   help="after the run, run a second build (BACKEND on MODEL, default the same "
+                        "model) on the same frames (--images, or the first --max-frames of a video "
+                        "file) and report argmax agreement, ΔmIoU (with --labels) and max |Δlogit| "
+                        "against the first, e.g. --compare openvino or --compare ort:model_int8.onnx")
     p.add_argument("--queue-size", type=int, default=2, help="capacity of the inter-stage queues")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
@@ -162,6 +199,22 @@ def main(argv: list[str] | None = None, prog: str = "rdd-infer") -> int:
         print(f"error: {type(e).__name__}: {msg}", file=sys.stderr)
         return 1
     print(format_summary(rep))
+    if args.compare is not None and rep.get("completed", True):
+        try:
+            rep["compare"] = run_compare(args, rep)
+        except (InputError, FileNotFoundError) as e:
+            print("error: --compare: " + str(e).replace("\n", " "), file=sys.stderr)
+            return 2
+        c = rep["compare"]
+        dm = "n/a" if c["delta_miou"] is None else f"{c['delta_miou']:+.2f}"
+        dl = "n/a" if c["max_abs_logit_diff"] is None else f"{c['max_abs_logit_diff']:.3g}"
+        print(f"compare {c['backend']} {c['model_path']} vs first on {c['frames']} frames: argmax "
+              f"agreement {100 * c['argmax_agreement']:.2f}%, ΔmIoU {dm} points, max |Δlogit| {dl}")
+        if args.report:
+            from rdd.runtime.runner import _json_safe
+            from rdd.spec import write_json_atomic
+
+            write_json_atomic(args.report, _json_safe(rep))
     if rep.get("stop_reason") == "stream_ended":
         where = f"; report written to {args.report}" if args.report else ""
         print(f"error: {rep['stream_error']}{where}", file=sys.stderr)
