@@ -528,3 +528,20 @@ def test_an_existing_file_wins_over_url_or_pipeline_parsing(tmp_path, monkeypatc
     finally:
         src.close()
     assert odd.exists()
+
+
+def test_interrupt_ends_a_reconnect_wait():
+    """Stopping the run (Ctrl-C) while a dropped stream waits to reconnect ends the wait."""
+    with _MjpegServer(frames=2) as srv:
+        src = StreamSource(srv.url, reconnect=5, timeout_s=2)  # 0.5+1+2+4+5 s of backoff
+        names: list[str] = []
+        t = threading.Thread(target=lambda: names.extend(n for n, _ in src), daemon=True)
+        t.start()
+        deadline = time.monotonic() + 5
+        while len(names) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        src.interrupt()
+        t.join(timeout=4)
+        src.close()
+    assert not t.is_alive() and names == ["frame_000000", "frame_000001"]
+    assert src.end_reason is None and src.reconnects == 0

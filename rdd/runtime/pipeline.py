@@ -407,6 +407,7 @@ class Pipeline:
                 self._stop.set()
             # Normal end: the reader has finished. Early stop: `_stop` makes a blocked reader give up.
             self._put_end(q_out)
+            self.source.interrupt()  # a live source waiting to reconnect gives up too
             reader.join()
             writer.join()
             if self._writer is not None:

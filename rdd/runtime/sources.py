@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import time
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -80,6 +81,9 @@ class FrameSource:
     def close(self) -> None:
         pass
 
+    def interrupt(self) -> None:
+        """Ask a running iteration (another thread) to end at its next wait; safe to call twice."""
+
     def describe(self) -> dict:
         return {"kind": self.kind}
 
@@ -103,6 +107,7 @@ class _CaptureSource(FrameSource):
         self.reconnects = 0            # successful reopenings during the run
         self.end_reason: str | None = None
         self.end_message: str | None = None
+        self._interrupted = threading.Event()
         self._cap = self._open()
         if not self._cap.isOpened():
             raise InputError(self._open_error())
@@ -120,9 +125,13 @@ class _CaptureSource(FrameSource):
     def _open_error(self) -> str:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def interrupt(self) -> None:
+        self._interrupted.set()
+
     def _reopen(self, tries: int) -> bool:
         """Wait the backoff of attempt ``tries`` (1-based), reopen; True if it opened."""
-        time.sleep(min(self.backoff_s * 2 ** (tries - 1), 5.0))
+        if self._interrupted.wait(min(self.backoff_s * 2 ** (tries - 1), 5.0)):
+            return False
         self._cap.release()
         self._cap = self._open()
         return self._cap.isOpened()
@@ -142,6 +151,8 @@ class _CaptureSource(FrameSource):
                 raise InputError(f"{self._what}: no frame could be read (empty or corrupt stream)")
             if not self.live:
                 self.end_reason = "end_of_input"
+                return
+            if self._interrupted.is_set():
                 return
             if tries == 0:
                 t_lost = time.perf_counter()
