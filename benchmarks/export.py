@@ -81,10 +81,10 @@ def main(argv: list[str] | None = None) -> dict:
 
     import torch
 
-    from rdd.export.frames import make_session
     from rdd.export.onnx import export_onnx
     from rdd.export.quantize import quantize_int8
     from rdd.models import create_model
+    from rdd.runtime.backends import make_session
     from rdd.runtime.timing import measure_interleaved
     from rdd.spec import ClassInfo, Normalization
 

@@ -14,14 +14,16 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from rdd.export.frames import Frame, ParityError, load_frames, preprocess_for_meta, run_onnx
-from rdd.export.meta import META_KEY, OnnxMetaError, build_meta, read_onnx_meta
+from rdd.contract import (META_KEY, InputError, ModelMeta, file_sha256, read_onnx_meta,
+                          write_engine_sidecar)
+from rdd.export.frames import Frame, ParityError, load_frames
 from rdd.export.onnx import export_onnx
-from rdd.export.parity import check_parity, compare_parity, evaluate_onnx, miou_gate
+from rdd.export.parity import check_parity, compare_parity, evaluate_onnx, miou_gate, run_backend
 from rdd.export.quantize import quantize_int8
-from rdd.export.tensorrt import (SKIPPED_NO_TRT, build_engine, file_sha256, int8_calib_cache_path,
-                                 shape_profile, tensorrt_available, write_engine_sidecar)
+from rdd.export.tensorrt import (SKIPPED_NO_TRT, build_engine, int8_calib_cache_path,
+                                 shape_profile, tensorrt_available)
 from rdd.models import create_model
+from rdd.runtime import OrtBackend, preprocess
 from rdd.spec import CAMVID_CLASSES, ClassInfo, Normalization
 
 H, W = 64, 96
@@ -77,9 +79,9 @@ def _torch_logits(model, images: np.ndarray, norm=Normalization()) -> np.ndarray
 def test_export_writes_meta_and_main_logits_only(student, exported):
     path = Path(exported["path"])
     meta = read_onnx_meta(path)
-    assert meta == build_meta(model="lraspp_mobilenetv2", classes=CAMVID_CLASSES,
-                              normalization=Normalization(), input_size=(H, W))
-    assert meta["format"] == "rdd-edge/1" and meta["input_name"] == "image"
+    assert meta == ModelMeta.build(model="lraspp_mobilenetv2", classes=CAMVID_CLASSES,
+                                   normalization=Normalization(), input_size=(H, W))
+    assert meta.to_dict()["format"] == "rdd-edge/1" and meta.input_name == "image"
     proto = onnx.load(str(path))
     assert [o.name for o in proto.graph.output] == ["logits"]   # no aux head, no features
     assert max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")) >= 17
@@ -137,9 +139,9 @@ def test_argmax_and_folded_preprocessing_agree_with_torch(student, tmp_path, arg
     info = export_onnx(student, tmp_path / "v.onnx", classes=CAMVID_CLASSES, normalization=norm,
                        input_size=(H, W), argmax=argmax, fold_preprocess=fold)
     meta = read_onnx_meta(info["path"])
-    assert meta["input_layout"] == ("NHWC" if fold else "NCHW")
-    assert meta["input_dtype"] == ("uint8" if fold else "float32")
-    assert meta["output_name"] == meta["output_kind"] == ("labels" if argmax else "logits")
+    assert meta.input_layout == ("NHWC" if fold else "NCHW")
+    assert meta.input_dtype == ("uint8" if fold else "float32")
+    assert meta.output_name == meta.output_kind == ("labels" if argmax else "logits")
     images = np.stack([f[0] for f in _frames(2)])
     sess = ort.InferenceSession(info["path"], providers=["CPUExecutionProvider"])
     feed = images if fold else norm.apply(images)
@@ -168,7 +170,7 @@ def test_static_export_pins_the_shape(student, tmp_path):
                        normalization=Normalization(), input_size=(H, W), dynamic_batch=False,
                        dynamic_spatial=False)
     meta = read_onnx_meta(info["path"])
-    assert meta["dynamic_batch"] is False and meta["dynamic_spatial"] is False
+    assert meta.dynamic_batch is False and meta.dynamic_spatial is False
     inp = onnx.load(info["path"]).graph.input[0].type.tensor_type.shape.dim
     assert [d.dim_value for d in inp] == [1, 3, H, W]
     # Frames of another size are resized to input_size by the parity gate.
@@ -195,20 +197,20 @@ def test_corrupted_or_foreign_files_give_clear_errors(exported, tmp_path):
         read_onnx_meta(tmp_path / "nope.onnx")
     txt = tmp_path / "notes.onnx"
     txt.write_text("this is not a protobuf \x00\xff at all" * 10)
-    with pytest.raises(OnnxMetaError, match="notes.onnx.*not a readable ONNX"):
+    with pytest.raises(InputError, match="notes.onnx.*not a readable ONNX"):
         read_onnx_meta(txt)
     data = Path(exported["path"]).read_bytes()
     trunc = tmp_path / "trunc.onnx"
     trunc.write_bytes(data[: len(data) // 2])
-    with pytest.raises(OnnxMetaError, match="trunc.onnx"):
+    with pytest.raises(InputError, match="trunc.onnx"):
         read_onnx_meta(trunc)
     bare = _rewrite(exported["path"], tmp_path / "bare.onnx",
                     lambda p: p.metadata_props.__delitem__(slice(None)))
-    with pytest.raises(OnnxMetaError, match="bare.onnx.*no metadata_props\\['rdd_meta'\\]"):
+    with pytest.raises(InputError, match="bare.onnx.*no metadata_props\\['rdd_meta'\\]"):
         read_onnx_meta(bare)
     badjson = _rewrite(exported["path"], tmp_path / "badjson.onnx",
                        lambda p: setattr(p.metadata_props[0], "value", "{not json"))
-    with pytest.raises(OnnxMetaError, match="not valid JSON"):
+    with pytest.raises(InputError, match="not valid JSON"):
         read_onnx_meta(badjson)
 
 
@@ -223,19 +225,19 @@ def test_corrupted_or_foreign_files_give_clear_errors(exported, tmp_path):
 ])
 def test_meta_inconsistent_with_graph_is_rejected(exported, tmp_path, changes, match):
     bad = _rewrite(exported["path"], tmp_path / "bad.onnx", lambda p: _set_meta(p, **changes))
-    with pytest.raises(OnnxMetaError, match=match) as ei:
+    with pytest.raises(InputError, match=match) as ei:
         read_onnx_meta(bad)
     assert "bad.onnx" in str(ei.value)
 
 
 @pytest.mark.parametrize("block", ["torch", "torch,onnx"])
 def test_meta_reader_needs_no_torch(exported, block):
-    """``rdd.export`` and ``rdd.export.meta`` import without torch (and without onnx → ORT)."""
+    """``rdd.export`` and ``rdd.contract`` import without torch (and without onnx → ORT)."""
     code = (f"import sys\nfor m in {block.split(',')!r}: sys.modules[m] = None\n"
-            "import rdd.export\nfrom rdd.export.meta import read_onnx_meta\n"
+            "import rdd.export\nfrom rdd.contract import read_onnx_meta\n"
             f"m = read_onnx_meta({exported['path']!r})\n"
             "assert 'torch' not in sys.modules or sys.modules['torch'] is None\n"
-            "print(m['format'], m['output_name'])")
+            "print(m.to_dict()['format'], m.output_name)")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
                          timeout=120)
     assert res.returncode == 0, res.stderr
@@ -245,15 +247,15 @@ def test_meta_reader_needs_no_torch(exported, block):
 # ----------------------------------------------------------------------------- frames
 def test_frames_helpers_golden():
     img = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3) * 10
-    meta = build_meta(model="m", classes=CAMVID_CLASSES, normalization=Normalization(
+    meta = ModelMeta.build(model="m", classes=CAMVID_CLASSES, normalization=Normalization(
         mean=(0.0, 0.5, 1.0), std=(1.0, 0.5, 0.25)), input_size=(2, 3))
-    x = preprocess_for_meta(img, meta)                       # 1×3×2×3
+    x = preprocess(img, meta)                                # 1×3×2×3 (the runtime's own)
     assert x.shape == (1, 3, 2, 3) and x.dtype == np.float32
     # channel 1: (v/255 - 0.5) / 0.5 at pixel (0, 0) with v = 10
     np.testing.assert_allclose(x[0, 1, 0, 0], (10 / 255 - 0.5) / 0.5, rtol=1e-6)
     np.testing.assert_allclose(x[0, 2, 1, 2], (170 / 255 - 1.0) / 0.25, rtol=1e-6)
-    fmeta = {**meta, "input_layout": "NHWC", "input_dtype": "uint8"}
-    assert preprocess_for_meta(img, fmeta).shape == (1, 2, 3, 3)
+    fmeta = meta.with_(input_layout="NHWC", input_dtype="uint8")
+    assert preprocess(img, fmeta).shape == (1, 2, 3, 3)
     fr = load_frames([(img, np.zeros((2, 3), np.uint8))] * 5 + [img], size=(4, 6), limit=3)
     assert len(fr) == 3 and fr[0].image.shape == (4, 6, 3) and fr[0].mask.shape == (4, 6)
     assert fr[-1].mask is None                            # the last (mask-less) frame is kept
@@ -280,11 +282,10 @@ def test_int8_quantization_and_miou_gate(exported, int8_model):
     ev32, ev8 = evaluate_onnx(exported["path"], val), evaluate_onnx(path, val)
     assert 0.0 <= ev8["miou"] <= 1.0 and ev8["frames"] == 3
     # INT8 logits stay close to FP32 ones (same argmax on most pixels).
-    meta = read_onnx_meta(path)
-    s32, s8 = ort.InferenceSession(exported["path"]), ort.InferenceSession(path)
+    b32, b8 = OrtBackend(exported["path"]), OrtBackend(path)
     imgs = np.stack([f[0] for f in val])
-    z32, l32 = run_onnx(s32, meta, imgs)
-    z8, l8 = run_onnx(s8, meta, imgs)
+    z32, l32 = run_backend(b32, imgs)
+    z8, l8 = run_backend(b8, imgs)
     assert np.corrcoef(z32.ravel(), z8.ravel())[0, 1] > 0.9
     # Gate mechanics: generous passes, impossible fails with a readable report.
     assert miou_gate(ev32["miou"], ev8["miou"], max_drop=1.0, what="INT8")["passed"]
@@ -328,9 +329,9 @@ def test_shape_profile(exported):
     meta = read_onnx_meta(exported["path"])
     p = shape_profile(meta, min_size=(32, 48), max_size=(128, 192), batch=(1, 2, 4))
     assert p == {"min": (1, 3, 32, 48), "opt": (2, 3, H, W), "max": (4, 3, 128, 192)}
-    static = {**meta, "dynamic_spatial": False, "dynamic_batch": False}
+    static = meta.with_(dynamic_spatial=False, dynamic_batch=False)
     assert shape_profile(static, max_size=(128, 192))["max"] == (1, 3, H, W)
-    nhwc = {**meta, "input_layout": "NHWC", "input_dtype": "uint8"}
+    nhwc = meta.with_(input_layout="NHWC", input_dtype="uint8")
     assert shape_profile(nhwc)["opt"] == (1, H, W, 3)
     with pytest.raises(ValueError, match="min <= opt <= max"):
         shape_profile(meta, min_size=(128, 192))
@@ -347,7 +348,7 @@ def test_engine_sidecar_is_what_the_runtime_reads(exported, tmp_path):
                                 onnx_path=exported["path"], extra={"tensorrt_version": "10.x"})
     assert side == engine_sidecar_path(eng) == tmp_path / "model_fp16.engine.json"
     d = json.loads(side.read_text())
-    assert d["format"] == "rdd-edge-engine/1" and d["rdd_meta"] == meta
+    assert d["format"] == "rdd-edge-engine/1" and d["rdd_meta"] == meta.to_dict()
     assert d["precision"] == "fp16" and d["onnx"] == "model.onnx"
     assert d["onnx_sha256"] == file_sha256(exported["path"]) and d["tensorrt_version"] == "10.x"
     assert d["profile"] == {"input": "image", "min": [1, 3, H, W], "opt": [1, 3, H, W],
@@ -427,7 +428,7 @@ def test_run_export_end_to_end(student, tmp_path):
         assert not list(out.rglob("*.engine*"))
         assert json.loads((out / "trt" / "status.json").read_text())["fp16"]["status"] == SKIPPED_NO_TRT
     assert m["files"]["model_labels"]["path"] == "variants/model_labels.onnx"
-    assert read_onnx_meta(out / "variants" / "model_labels.onnx")["output_kind"] == "labels"
+    assert read_onnx_meta(out / "variants" / "model_labels.onnx").output_kind == "labels"
 
 
 def test_run_export_gate_failure_raises_and_records(student, tmp_path):

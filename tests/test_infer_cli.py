@@ -245,14 +245,49 @@ def test_bad_inputs_give_one_line_errors(tmp_path, capfd, tiny_onnx, synthetic_v
     g = helper.make_graph([helper.make_node("Relu", ["image"], ["logits"])], "g", [x], [y])
     vec = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
     vec.ir_version = 8
-    meta = {"model": "vec", "normalization": Normalization().to_dict(),
-            "classes": CAMVID_CLASSES.to_dict(), "input_size": [4, 4]}
+    meta = {"format": "rdd-edge/1", "model": "vec", "input_name": "image",
+            "input_layout": "NCHW", "input_dtype": "float32", "output_name": "logits",
+            "output_kind": "logits", "normalization": Normalization().to_dict(),
+            "classes": CAMVID_CLASSES.to_dict(), "input_size": [4, 4], "dynamic_batch": True,
+            "dynamic_spatial": True}
     helper.set_model_props(vec, {"rdd_meta": json.dumps(meta)})
     onnx.save(vec, str(tmp_path / "vec.onnx"))
     _bad(capfd, ["--model", tmp_path / "vec.onnx", "--video", mp4], "expected an image batch")
     # --out that is not an mp4, and nothing written
     _bad(capfd, [*m, "--video", mp4, "--out", tmp_path / "o.avi"], "--out must be an .mp4")
     assert not (tmp_path / "o.avi").exists()
+
+
+def test_tampered_input_size_fails_fast_unless_the_bound_is_raised(tmp_path, capfd):
+    """rdd_meta asking for 5000×5000 inputs: exit 2 before any frame; --max-input-pixels lifts it."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    from rdd.contract import ModelMeta
+    from rdd.spec import ClassInfo
+
+    x = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, "H", "W"])
+    y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 3, "H", "W"])
+    g = helper.make_graph([helper.make_node("Identity", ["image"], ["logits"])], "g", [x], [y])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    meta = ModelMeta.build(model="id", classes=ClassInfo(names=("a", "b", "c")),
+                           normalization=Normalization(), input_size=(5000, 5000))
+    helper.set_model_props(model, {"rdd_meta": meta.to_json()})
+    onnx.save(model, str(tmp_path / "big.onnx"))
+    (tmp_path / "img").mkdir()
+    cv2.imwrite(str(tmp_path / "img" / "a.png"), np.zeros((6, 8, 3), np.uint8))
+    argv = ["--model", tmp_path / "big.onnx", "--images", tmp_path / "img", "--report",
+            tmp_path / "r.json"]
+    _bad(capfd, argv, "rdd_meta.input_size [5000, 5000] is 25000000 pixels, above the limit")
+    assert not (tmp_path / "r.json").exists()
+    rc, _, err = _run_main(capfd, [*argv, "--max-input-pixels", "25000000", "--resize", "native",
+                                   "--no-progress"])
+    assert rc == 0, err
+    assert json.loads((tmp_path / "r.json").read_text())["frames"] == 1
+    with pytest.raises(SystemExit) as e:
+        cli.main([*map(str, argv), "--max-input-pixels", "0"])
+    assert e.value.code == 2 and "expected a positive integer" in capfd.readouterr().err
 
 
 def test_cli_help_documents_camvid_label_map():

@@ -279,7 +279,9 @@ def test_ort_backend_rejects_bad_models(tmp_path, tiny_onnx):
 
 def test_ort_backend_reads_sidecar_meta(tmp_path):
     path = _identity_onnx(tmp_path / "side.onnx", ["N", 3, "H", "W"], meta=None)
-    (tmp_path / "side.json").write_text(json.dumps({"rdd_meta": _meta_dict(model="sidecar")}))
+    three = ClassInfo(names=("a", "b", "c")).to_dict()     # the identity graph has 3 channels
+    (tmp_path / "side.json").write_text(json.dumps({"rdd_meta": _meta_dict(model="sidecar",
+                                                                           classes=three)}))
     be = OrtBackend(path)
     assert be.meta.model == "sidecar"
 

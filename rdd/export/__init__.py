@@ -1,17 +1,16 @@
 """Export of the distilled student: ONNX, parity gate, INT8 (onnxruntime) and TensorRT.
 
 Importing this package does **not** import torch: every name is resolved lazily from its
-submodule, so ``from rdd.export.meta import read_onnx_meta`` (or ``from rdd.export import
-read_onnx_meta``) works on an edge device with onnxruntime only.
+submodule. The deployment contract (``rdd_meta``: ``ModelMeta``, ``read_onnx_meta``, the engine
+sidecar) is :mod:`rdd.contract`, below both export and the runtime; the gates run the exported
+graphs through :mod:`rdd.runtime` (``OrtBackend`` + ``preprocess``).
 
-* :mod:`rdd.export.meta` (torch-free): ``read_onnx_meta``, ``build_meta``, ``OnnxMetaError``.
 * :mod:`rdd.export.onnx`: ``export_onnx``.
-* :mod:`rdd.export.frames` (torch-free): ``load_frames``, ``preprocess_for_meta``,
-  ``make_session``, ``run_onnx``, ``ParityError``.
+* :mod:`rdd.export.frames` (torch-free): ``load_frames``, ``ParityError``.
 * :mod:`rdd.export.parity`: ``compare_parity``, ``check_parity``, ``evaluate_onnx``,
-  ``evaluate_torch``, ``miou_gate``.
+  ``evaluate_torch``, ``miou_gate``, ``run_backend``.
 * :mod:`rdd.export.quantize`: ``quantize_int8``, ``FrameCalibrationReader``.
-* :mod:`rdd.export.tensorrt`: ``build_engine``, ``tensorrt_available``, ``write_engine_sidecar``,
+* :mod:`rdd.export.tensorrt`: ``build_engine``, ``tensorrt_available``, ``shape_profile``,
   ``int8_calib_cache_path``.
 * :mod:`rdd.export.pipeline`: ``run_export`` (the DVC export stage), ``validate_export_config``.
 """
@@ -21,17 +20,14 @@ import importlib
 from typing import Any
 
 _LAZY = {
-    "META_KEY": "meta", "META_FORMAT": "meta", "OnnxMetaError": "meta", "build_meta": "meta",
-    "read_onnx_meta": "meta", "validate_meta": "meta",
     "export_onnx": "onnx",
     "ParityError": "frames", "Frame": "frames", "load_frames": "frames",
-    "preprocess_for_meta": "frames", "make_session": "frames",
-    "run_onnx": "frames",
     "compare_parity": "parity", "check_parity": "parity", "evaluate_onnx": "parity",
     "evaluate_torch": "parity", "miou_gate": "parity", "DEFAULT_THRESHOLDS": "parity",
+    "run_backend": "parity",
     "quantize_int8": "quantize", "FrameCalibrationReader": "quantize",
-    "build_engine": "tensorrt", "tensorrt_available": "tensorrt",
-    "write_engine_sidecar": "tensorrt", "int8_calib_cache_path": "tensorrt",
+    "build_engine": "tensorrt", "tensorrt_available": "tensorrt", "shape_profile": "tensorrt",
+    "int8_calib_cache_path": "tensorrt",
     "run_export": "pipeline", "validate_export_config": "pipeline", "DEFAULT_CONFIG": "pipeline",
 }
 

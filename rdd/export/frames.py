@@ -1,26 +1,25 @@
-"""Torch-free helpers shared by the parity gate, INT8 calibration and the benchmarks.
+"""Torch-free frame helpers shared by the parity gate, INT8 calibration and the benchmarks.
 
 * :func:`load_frames` turns a dataset, a list of images or ``(image, mask)`` pairs into a list of
   raw ``uint8 H×W×3`` RGB frames (+ masks), resized exactly like the edge runtime does it
-  (``cv2.resize``, bilinear for images, nearest for masks);
-* :func:`preprocess_for_meta` builds the ONNX input an exported graph expects from its
-  ``rdd_meta`` (normalised ``float32 N×3×H×W`` or raw ``uint8 N×H×W×3``);
-* :func:`make_session` creates tuned onnxruntime CPU sessions (timed with
-  :mod:`rdd.runtime.timing`).
+  (``cv2.resize``, bilinear for images, nearest-exact for masks);
+* :func:`iter_batches` groups frames of one size (timing is :mod:`rdd.runtime.timing`).
+
+The model input is made by the runtime's own :func:`rdd.runtime.preprocess` and run by
+:class:`rdd.runtime.OrtBackend` (:mod:`rdd.export.parity`), so the gates certify the code path
+``rdd-infer`` runs.
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from rdd.spec import Normalization, as_hw
+from rdd.spec import as_hw
 
-__all__ = ["Frame", "ParityError", "load_frames", "preprocess_for_meta", "make_session",
-           "run_onnx"]
+__all__ = ["Frame", "ParityError", "load_frames", "iter_batches"]
 
 
 class ParityError(RuntimeError):
@@ -134,59 +133,6 @@ def _subset(n: int, limit: int | None) -> list[int]:
     if limit <= 0:
         raise ValueError(f"load_frames: limit must be positive, got {limit}")
     return sorted({int(round(v)) for v in np.linspace(0, n - 1, limit)})
-
-
-def preprocess_for_meta(images: np.ndarray, meta: dict[str, Any]) -> np.ndarray:
-    """``uint8 N×H×W×3`` (or ``H×W×3``) RGB → the input the graph described by ``meta`` takes."""
-    x = np.asarray(images)
-    if x.ndim == 3:
-        x = x[None]
-    if meta["input_layout"] == "NHWC":
-        return np.ascontiguousarray(x, dtype=np.uint8)
-    return Normalization.from_dict(meta["normalization"]).apply(x)
-
-
-def make_session(path: str | os.PathLike, *, threads: int | None = None, opt_level: str = "all",
-                 parallel: bool = False, spin: bool = True,
-                 providers: Sequence[str] | None = None) -> Any:
-    """An onnxruntime session tuned for small-batch CPU inference.
-
-    Args:
-        threads: ``intra_op_num_threads`` (``None`` → ORT default = all cores).
-        opt_level: ``"disable" | "basic" | "extended" | "all"`` graph optimisation level.
-        parallel: ``ORT_PARALLEL`` execution mode (rarely helps for a CNN chain).
-        spin: let idle intra-op threads busy-wait (lowest latency on a dedicated CPU; turn off
-            for throughput jobs on a shared machine).
-    """
-    import onnxruntime as ort
-
-    levels = {"disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-              "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-              "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-              "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}
-    if opt_level not in levels:
-        raise ValueError(f"make_session: opt_level must be one of {list(levels)}, got {opt_level!r}")
-    so = ort.SessionOptions()
-    so.graph_optimization_level = levels[opt_level]
-    so.execution_mode = (ort.ExecutionMode.ORT_PARALLEL if parallel
-                         else ort.ExecutionMode.ORT_SEQUENTIAL)
-    if threads:
-        so.intra_op_num_threads = int(threads)
-        so.inter_op_num_threads = 1
-    if not spin:
-        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    so.log_severity_level = 3
-    return ort.InferenceSession(str(Path(path)), so,
-                                providers=list(providers or ["CPUExecutionProvider"]))
-
-
-def run_onnx(session: Any, meta: dict[str, Any], images: np.ndarray) -> tuple[np.ndarray | None,
-                                                                              np.ndarray]:
-    """Run an exported graph on raw uint8 RGB frames → ``(logits N×K×H×W | None, labels N×H×W)``."""
-    out = session.run([meta["output_name"]], {meta["input_name"]: preprocess_for_meta(images, meta)})[0]
-    if meta["output_kind"] == "labels":
-        return None, out
-    return out, out.argmax(1)
 
 
 def iter_batches(frames: Sequence[Frame], batch_size: int) -> Iterable[list[Frame]]:

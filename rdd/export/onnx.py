@@ -12,7 +12,6 @@ folded into the graph so that the edge runtime does less work in Python:
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 import warnings
@@ -22,7 +21,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from rdd.export.meta import META_KEY, PRECISION_KEY, build_meta, read_onnx_meta
+from rdd.contract import META_KEY, PRECISION_KEY, ModelMeta, read_onnx_meta
 from rdd.spec import ClassInfo, Normalization, as_hw, atomic_path
 
 __all__ = ["export_onnx", "ExportModule"]
@@ -97,7 +96,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, classes: ClassInfo
     Uses the TorchScript exporter (``torch.onnx.export(..., dynamo=False)``), then simplifies the
     graph with onnxslim (on failure the unsimplified graph is kept and the error recorded), runs
     ``onnx.checker`` and finally re-reads the written file with
-    :func:`rdd.export.meta.read_onnx_meta` to prove the metadata matches the graph.
+    :func:`rdd.contract.read_onnx_meta` to prove the metadata matches the graph.
 
     Args:
         model: segmentation model; exported in eval mode, main logits only.
@@ -128,9 +127,9 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, classes: ClassInfo
         raise ValueError(f"export_onnx: model predicts {num_classes} classes but classes lists "
                          f"{classes.num_classes} names")
     path = Path(path)
-    meta = build_meta(model=name, classes=classes, normalization=normalization, input_size=(h, w),
-                      argmax=argmax, fold_preprocess=fold_preprocess, dynamic_batch=dynamic_batch,
-                      dynamic_spatial=dynamic_spatial)
+    meta = ModelMeta.build(model=name, classes=classes, normalization=normalization,
+                           input_size=(h, w), argmax=argmax, fold_preprocess=fold_preprocess,
+                           dynamic_batch=dynamic_batch, dynamic_spatial=dynamic_spatial)
 
     was_training = model.training
     model.eval()
@@ -150,7 +149,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, classes: ClassInfo
     out_axes = {0: "batch"} if dynamic_batch else {}
     sp = (1, 2) if argmax else (2, 3)
     out_axes.update({sp[0]: "height", sp[1]: "width"} if dynamic_spatial else {})
-    in_name, out_name = meta["input_name"], meta["output_name"]
+    in_name, out_name = meta.input_name, meta.output_name
 
     import onnx
 
@@ -173,7 +172,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, classes: ClassInfo
             if simplify:
                 proto, simplify_error = _simplify(proto)
                 simplified = simplify_error is None
-            _set_props(proto, {META_KEY: json.dumps(meta), PRECISION_KEY: "fp32"})
+            _set_props(proto, {META_KEY: meta.to_json(), PRECISION_KEY: "fp32"})
             proto.producer_name = "rdd-edge"
             proto.doc_string = f"{name} exported by rdd.export (TorchScript exporter, opset {opset})"
             onnx.checker.check_model(proto)

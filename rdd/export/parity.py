@@ -1,7 +1,7 @@
 """Accuracy gates: does the exported graph predict what the PyTorch model predicts?
 
-:func:`compare_parity` runs the PyTorch model and the ONNX graph (onnxruntime) on the same
-validation frames and reports
+:func:`compare_parity` runs the PyTorch model and the ONNX graph on the same validation frames
+and reports
 
 * ``max_abs_logit_diff`` / ``mean_abs_logit_diff`` — ``max |z_onnx − z_torch|`` over all
   ``N×K×H×W`` logits (``None`` for a graph that outputs labels);
@@ -15,6 +15,11 @@ gate ``max_miou_drop = 0.01`` is **1.0 mIoU point**.
 
 :func:`check_parity` raises :class:`ParityError` (with the readable report) when a threshold is
 violated.
+
+The ONNX side runs through the edge runtime itself: :class:`rdd.runtime.OrtBackend` (the graph's
+``rdd_meta`` checked against the graph at load, one onnxruntime session) fed by
+:func:`rdd.runtime.preprocess` and read back with :func:`rdd.runtime.logits_to_labels`, the
+same calls ``rdd-infer`` makes per frame. A gate that passes certifies that code path.
 """
 from __future__ import annotations
 
@@ -25,14 +30,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from rdd.export.frames import (Frame, ParityError, iter_batches, load_frames, make_session,
-                               run_onnx)
-from rdd.export.meta import read_onnx_meta
+from rdd.contract import ModelMeta
+from rdd.export.frames import Frame, ParityError, iter_batches, load_frames
 from rdd.metrics import ConfusionMatrix
+from rdd.runtime import OrtBackend, logits_to_labels, preprocess
 from rdd.spec import Normalization
 
 __all__ = ["DEFAULT_THRESHOLDS", "compare_parity", "check_parity", "evaluate_onnx",
-           "evaluate_torch", "ParityError", "miou_gate"]
+           "evaluate_torch", "ParityError", "miou_gate", "run_backend"]
 
 #: Parity gate defaults. mIoU values are fractions: 0.0005 = 0.05 mIoU points.
 DEFAULT_THRESHOLDS = {"max_abs_logit_diff": 2e-3, "min_argmax_agreement": 0.999,
@@ -49,19 +54,31 @@ def _torch_logits(model: nn.Module, x: np.ndarray) -> torch.Tensor:
     return out.float().cpu()
 
 
-def _as_frames(frames: Any, meta: dict[str, Any], limit: int | None) -> list[Frame]:
+def _as_frames(frames: Any, meta: ModelMeta, limit: int | None) -> list[Frame]:
     """Raw frames; resized to the graph's ``input_size`` when its spatial axes are static."""
     fr = load_frames(frames, limit=limit)
-    want = tuple(meta["input_size"])
-    if not meta["dynamic_spatial"] and any(f.image.shape[:2] != want for f in fr):
+    want = meta.fixed_size
+    if want is not None and any(f.image.shape[:2] != tuple(want) for f in fr):
         fr = load_frames(fr, size=want)
     return fr
 
 
+def run_backend(backend: OrtBackend, images: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+    """uint8 ``N×H×W×3`` RGB frames through the runtime → ``(logits N×K×H×W | None, labels N×H×W)``.
+
+    Each frame is made into the model input by :func:`rdd.runtime.preprocess` (as ``rdd-infer``
+    does), the batch runs with :meth:`OrtBackend.forward`, labels are
+    :func:`rdd.runtime.logits_to_labels` of the output (what :meth:`OrtBackend.infer` returns).
+    """
+    meta = backend.meta
+    raw = backend.forward(np.concatenate([preprocess(img, meta) for img in images]))
+    return (raw if meta.output_kind == "logits" else None), logits_to_labels(raw, meta.output_kind)
+
+
 def compare_parity(model: nn.Module, onnx_path: str | os.PathLike, frames: Any, *,
                    thresholds: dict[str, float] | None = None, limit: int | None = None,
-                   batch_size: int = 1, session: Any = None) -> dict[str, Any]:
-    """Run ``model`` (PyTorch) and ``onnx_path`` (onnxruntime) on ``frames``; report the parity.
+                   batch_size: int = 1, backend: OrtBackend | None = None) -> dict[str, Any]:
+    """Run ``model`` (PyTorch) and ``onnx_path`` (the runtime) on ``frames``; report the parity.
 
     Args:
         model: the PyTorch model that was exported (eval mode is set here).
@@ -70,7 +87,7 @@ def compare_parity(model: nn.Module, onnx_path: str | os.PathLike, frames: Any, 
         thresholds: overrides of :data:`DEFAULT_THRESHOLDS`.
         limit: use at most this many frames (evenly spaced).
         batch_size: frames per forward pass (same-size frames only).
-        session: an existing onnxruntime session for ``onnx_path`` (default: a new one).
+        backend: an open :class:`rdd.runtime.OrtBackend` of ``onnx_path`` (default: a new one).
 
     Returns:
         report dict with the figures listed in the module docstring, ``frames``, ``pixels``,
@@ -81,10 +98,9 @@ def compare_parity(model: nn.Module, onnx_path: str | os.PathLike, frames: Any, 
     if unknown:
         raise ValueError(f"compare_parity: unknown threshold key(s) {sorted(unknown)}; expected "
                          f"{sorted(DEFAULT_THRESHOLDS)}")
-    meta = read_onnx_meta(onnx_path)
-    norm = Normalization.from_dict(meta["normalization"])
-    k, ignore = len(meta["classes"]["names"]), int(meta["classes"]["ignore_index"])
-    sess = session or make_session(onnx_path, spin=False)
+    be = backend or OrtBackend(onnx_path, spin=False)
+    meta = be.meta
+    norm, k, ignore = meta.normalization, meta.num_classes, meta.classes.ignore_index
     fr = _as_frames(frames, meta, limit)
     was_training = model.training
     model.eval()
@@ -94,7 +110,7 @@ def compare_parity(model: nn.Module, onnx_path: str | os.PathLike, frames: Any, 
         for batch in iter_batches(fr, batch_size):
             imgs = np.stack([f.image for f in batch])                      # N×H×W×3 uint8
             z_t = _torch_logits(model, norm.apply(imgs)).numpy()           # N×K×H×W
-            z_o, lab_o = run_onnx(sess, meta, imgs)                        # N×K×H×W | None, N×H×W
+            z_o, lab_o = run_backend(be, imgs)                             # N×K×H×W | None, N×H×W
             lab_t = z_t.argmax(1)
             if z_o is not None:
                 if z_o.shape != z_t.shape:
@@ -152,17 +168,17 @@ def check_parity(model: nn.Module, onnx_path: str | os.PathLike, frames: Any,
 
 
 def evaluate_onnx(onnx_path: str | os.PathLike, frames: Any, *, limit: int | None = None,
-                  session: Any = None, batch_size: int = 1) -> dict[str, Any]:
-    """mIoU etc. (:meth:`ConfusionMatrix.compute`) of an exported graph on frames with masks."""
-    meta = read_onnx_meta(onnx_path)
-    k, ignore = len(meta["classes"]["names"]), int(meta["classes"]["ignore_index"])
-    sess = session or make_session(onnx_path, spin=False)
+                  backend: OrtBackend | None = None, batch_size: int = 1) -> dict[str, Any]:
+    """mIoU etc. (:meth:`ConfusionMatrix.compute`) of an exported graph on frames with masks,
+    run through the runtime (:func:`run_backend`)."""
+    be = backend or OrtBackend(onnx_path, spin=False)
+    meta = be.meta
     fr = _as_frames(frames, meta, limit)
-    cm = ConfusionMatrix(k, ignore)
+    cm = ConfusionMatrix(meta.num_classes, meta.classes.ignore_index)
     for batch in iter_batches(fr, batch_size):
         if any(f.mask is None for f in batch):
             raise ValueError(f"evaluate_onnx({onnx_path}): every frame needs a mask")
-        _, labels = run_onnx(sess, meta, np.stack([f.image for f in batch]))
+        _, labels = run_backend(be, np.stack([f.image for f in batch]))
         for f, lab in zip(batch, labels):
             cm.update(lab.astype(np.int64), f.mask)
     return {**cm.compute(), "frames": len(fr)}

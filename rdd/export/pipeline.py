@@ -57,7 +57,8 @@ from typing import Any
 
 import numpy as np
 
-from rdd.export.frames import ParityError, load_frames, make_session
+from rdd.export.frames import ParityError, load_frames
+from rdd.runtime.backends import make_session
 from rdd.runtime.provenance import device_info
 from rdd.spec import ClassInfo, Normalization, as_hw, write_json_atomic
 
@@ -388,16 +389,15 @@ def _slim(rep: dict[str, Any]) -> dict[str, Any]:
 
 
 def _agreement(a: str, b: str, frames: list) -> float:
-    """Fraction of pixels where graphs ``a`` and ``b`` predict the same class."""
-    from rdd.export.frames import run_onnx
-    from rdd.export.meta import read_onnx_meta
+    """Fraction of pixels where graphs ``a`` and ``b`` predict the same class (via the runtime)."""
+    from rdd.export.parity import run_backend
+    from rdd.runtime import OrtBackend
 
-    sa, sb = make_session(a, spin=False), make_session(b, spin=False)
-    ma, mb = read_onnx_meta(a), read_onnx_meta(b)
+    ba, bb = OrtBackend(a, spin=False), OrtBackend(b, spin=False)
     same = total = 0
     for f in frames:
-        la = run_onnx(sa, ma, f.image)[1]
-        lb = run_onnx(sb, mb, f.image)[1]
+        la = run_backend(ba, f.image[None])[1]
+        lb = run_backend(bb, f.image[None])[1]
         same += int((la == lb).sum())
         total += la.size
     return same / total

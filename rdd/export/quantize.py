@@ -51,8 +51,9 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from rdd.export.frames import Frame, load_frames, preprocess_for_meta
-from rdd.export.meta import META_KEY, PRECISION_KEY, read_onnx_meta
+from rdd.contract import META_KEY, PRECISION_KEY, ModelMeta, read_onnx_meta
+from rdd.export.frames import Frame, load_frames
+from rdd.runtime import preprocess
 from rdd.spec import atomic_path
 
 __all__ = ["FrameCalibrationReader", "quantize_int8", "CALIB_METHODS"]
@@ -67,19 +68,20 @@ def _calibration_reader_base() -> type:
 
 
 class FrameCalibrationReader(_calibration_reader_base()):  # type: ignore[misc]
-    """onnxruntime ``CalibrationDataReader`` over raw frames, preprocessed like the runtime.
+    """onnxruntime ``CalibrationDataReader`` over raw frames, preprocessed by the runtime
+    (:func:`rdd.runtime.preprocess`).
 
     Args:
         frames: raw frames (anything :func:`rdd.export.frames.load_frames` accepts).
-        meta: the ``rdd_meta`` of the graph being calibrated (input name, layout, normalisation).
+        meta: the contract of the graph being calibrated (input name, layout, normalisation).
         size: resize frames to ``(H, W)`` first (default: the graph's ``input_size``).
         batch_size: frames per calibration batch.
     """
 
-    def __init__(self, frames: Any, meta: dict[str, Any], *, size: Sequence[int] | None = None,
+    def __init__(self, frames: Any, meta: ModelMeta, *, size: Sequence[int] | None = None,
                  batch_size: int = 1) -> None:
         self.meta = meta
-        self.frames: list[Frame] = load_frames(frames, size=size or meta["input_size"])
+        self.frames: list[Frame] = load_frames(frames, size=size or meta.input_size)
         self.batch_size = int(batch_size)
         self._it: Iterator[dict[str, np.ndarray]] | None = None
 
@@ -88,8 +90,8 @@ class FrameCalibrationReader(_calibration_reader_base()):  # type: ignore[misc]
 
     def _batches(self) -> Iterator[dict[str, np.ndarray]]:
         for i in range(0, len(self.frames), self.batch_size):
-            imgs = np.stack([f.image for f in self.frames[i:i + self.batch_size]])
-            yield {self.meta["input_name"]: preprocess_for_meta(imgs, self.meta)}
+            x = [preprocess(f.image, self.meta) for f in self.frames[i:i + self.batch_size]]
+            yield {self.meta.input_name: np.concatenate(x)}
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         if self._it is None:
@@ -168,7 +170,7 @@ def quantize_int8(fp32_path: str | os.PathLike, out_path: str | os.PathLike, *, 
     act_t, w_t = _qtype(activation_type), _qtype(weight_type)
     fp32_path, out_path = Path(fp32_path), Path(out_path)
     meta = read_onnx_meta(fp32_path)
-    frames = load_frames(calib_frames, size=meta["input_size"], limit=calib_limit)
+    frames = load_frames(calib_frames, size=meta.input_size, limit=calib_limit)
     reader = FrameCalibrationReader(frames, meta, batch_size=calib_batch_size)
     t0 = time.perf_counter()
     preprocess_error = None

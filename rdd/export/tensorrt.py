@@ -16,7 +16,8 @@ TensorRT 10 API used (``docs.nvidia.com/deeplearning/tensorrt``):
   before, ``cache.serialize()`` after the build;
 * ``builder.build_serialized_network(network, config)`` → ``IHostMemory`` (``None`` on failure),
   written atomically, followed by its JSON sidecar ``<engine file name>.json``
-  (:func:`write_engine_sidecar`: the ONNX ``rdd_meta`` + the optimisation profile + precision),
+  (:func:`rdd.contract.write_engine_sidecar`: the ONNX ``rdd_meta`` + the optimisation profile
+  + precision),
   which is how :class:`rdd.runtime.TrtBackend` learns normalisation, classes and sizes.
 
 The INT8 calibration cache is keyed by the ONNX file's content (:func:`int8_calib_cache_path`):
@@ -28,7 +29,6 @@ works and is what is implemented here. An alternative on TensorRT is to feed it 
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from pathlib import Path
@@ -36,13 +36,14 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from rdd.export.frames import load_frames, preprocess_for_meta
-from rdd.export.meta import read_onnx_meta
-from rdd.runtime.meta import ENGINE_SIDECAR_FORMAT, engine_sidecar_path
-from rdd.spec import as_hw, atomic_path, write_json_atomic
+from rdd.contract import (ModelMeta, engine_sidecar_path, file_sha256, read_onnx_meta,
+                          write_engine_sidecar)
+from rdd.export.frames import load_frames
+from rdd.runtime import preprocess
+from rdd.spec import as_hw, atomic_path
 
 __all__ = ["tensorrt_available", "build_engine", "SKIPPED_NO_TRT", "shape_profile",
-           "write_engine_sidecar", "engine_sidecar_path", "int8_calib_cache_path", "file_sha256"]
+           "int8_calib_cache_path"]
 
 CALIB_CACHE_PREFIX = "trt_int8_calib"
 
@@ -62,7 +63,7 @@ def tensorrt_available() -> bool:
     return _import_trt() is not None
 
 
-def shape_profile(meta: dict[str, Any], *, min_size: Sequence[int] | None = None,
+def shape_profile(meta: ModelMeta, *, min_size: Sequence[int] | None = None,
                   opt_size: Sequence[int] | None = None, max_size: Sequence[int] | None = None,
                   batch: Sequence[int] = (1, 1, 1)) -> dict[str, tuple[int, ...]]:
     """min/opt/max input shapes for the optimisation profile (layout from ``meta``).
@@ -70,29 +71,20 @@ def shape_profile(meta: dict[str, Any], *, min_size: Sequence[int] | None = None
     Static axes are pinned to the graph's own values: without ``dynamic_spatial`` every size is
     ``input_size``, without ``dynamic_batch`` every batch is 1.
     """
-    opt = as_hw(opt_size or meta["input_size"])
+    opt = as_hw(opt_size or meta.input_size)
     lo = as_hw(min_size or opt)
     hi = as_hw(max_size or opt)
-    if not meta["dynamic_spatial"]:
-        lo = opt = hi = as_hw(meta["input_size"])
-    b = tuple(int(v) for v in batch) if meta["dynamic_batch"] else (1, 1, 1)
+    if not meta.dynamic_spatial:
+        lo = opt = hi = as_hw(meta.input_size)
+    b = tuple(int(v) for v in batch) if meta.dynamic_batch else (1, 1, 1)
     if not (b[0] <= b[1] <= b[2] and all(lo[i] <= opt[i] <= hi[i] for i in range(2))):
         raise ValueError(f"shape_profile: need min <= opt <= max, got sizes {lo}/{opt}/{hi}, "
                          f"batch {b}")
 
     def shape(n: int, hw: tuple[int, int]) -> tuple[int, ...]:
-        return (n, 3, *hw) if meta["input_layout"] == "NCHW" else (n, *hw, 3)
+        return (n, 3, *hw) if meta.input_layout == "NCHW" else (n, *hw, 3)
 
     return {"min": shape(b[0], lo), "opt": shape(b[1], opt), "max": shape(b[2], hi)}
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file's bytes (read in 1 MiB chunks)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def int8_calib_cache_path(onnx_path: str | os.PathLike, cache_dir: str | os.PathLike, *,
@@ -111,42 +103,6 @@ def int8_calib_cache_path(onnx_path: str | os.PathLike, cache_dir: str | os.Path
             if old.name != path.name:
                 old.unlink(missing_ok=True)
     return path
-
-
-def write_engine_sidecar(engine_path: str | os.PathLike, *, meta: dict[str, Any],
-                         profile: dict[str, Sequence[int]], precision: str,
-                         onnx_path: str | os.PathLike | None = None,
-                         extra: dict[str, Any] | None = None) -> Path:
-    """Write ``<engine file name>.json`` atomically; returns its path.
-
-    Content (format ``rdd-edge-engine/1``, see docs/DESIGN.md)::
-
-        {"format": "rdd-edge-engine/1", "rdd_meta": {...ONNX rdd_meta...},
-         "precision": "fp16", "profile": {"input": "image", "min": [1,3,360,480],
-         "opt": [...], "max": [...]}, "onnx": "model.onnx", "onnx_sha256": "...", ...extra}
-
-    ``profile`` is :func:`shape_profile`'s ``{"min", "opt", "max"}`` full input shapes.
-    """
-    missing = {"min", "opt", "max"} - set(profile)
-    if missing:
-        raise ValueError(f"write_engine_sidecar: profile lacks {sorted(missing)}; expected "
-                         "{min, opt, max} input shapes")
-    for k in ("min", "opt", "max"):
-        if len(profile[k]) != 4:
-            raise ValueError(f"write_engine_sidecar: profile[{k!r}] must be a 4-d input shape, "
-                             f"got {list(profile[k])}")
-    d: dict[str, Any] = {
-        "format": ENGINE_SIDECAR_FORMAT, "rdd_meta": dict(meta), "precision": precision,
-        "profile": {"input": meta.get("input_name"),
-                    **{k: [int(v) for v in profile[k]] for k in ("min", "opt", "max")}},
-    }
-    if onnx_path is not None:
-        d["onnx"] = os.path.basename(os.fspath(onnx_path))
-        d["onnx_sha256"] = file_sha256(onnx_path)
-    d.update(extra or {})
-    side = engine_sidecar_path(engine_path)
-    write_json_atomic(side, d)
-    return side
 
 
 class _DeviceBuffer:
@@ -206,9 +162,10 @@ def _cuda_check(err: Any, what: str) -> None:
         raise RuntimeError(f"{what} failed with CUDA error {err}")
 
 
-def _make_calibrator(trt: Any, frames: list, meta: dict[str, Any], cache_path: Path | None,
+def _make_calibrator(trt: Any, frames: list, meta: ModelMeta, cache_path: Path | None,
                      batch_size: int) -> Any:
-    """An ``IInt8EntropyCalibrator2`` feeding ``frames`` preprocessed like the runtime."""
+    """An ``IInt8EntropyCalibrator2`` feeding ``frames`` preprocessed by the runtime
+    (:func:`rdd.runtime.preprocess`)."""
 
     class EntropyCalibrator(trt.IInt8EntropyCalibrator2):
         def __init__(self) -> None:
@@ -222,9 +179,9 @@ def _make_calibrator(trt: Any, frames: list, meta: dict[str, Any], cache_path: P
         def get_batch(self, names: list[str]) -> list[int] | None:
             if self.index + batch_size > len(frames):
                 return None
-            imgs = np.stack([f.image for f in frames[self.index:self.index + batch_size]])
+            x = np.concatenate([preprocess(f.image, meta) for f in
+                                frames[self.index:self.index + batch_size]])
             self.index += batch_size
-            x = preprocess_for_meta(imgs, meta)
             return [self.buffer.upload(x)]
 
         def read_calibration_cache(self) -> bytes | None:
@@ -282,7 +239,7 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
         if calib_frames is None and not (calib_cache and Path(calib_cache).is_file()):
             raise ValueError("build_engine: precision 'int8' needs calib_frames or a calib_cache")
         frames = load_frames(calib_frames, size=profile_shapes["opt"][2:4] if
-                             meta["input_layout"] == "NCHW" else profile_shapes["opt"][1:3],
+                             meta.input_layout == "NCHW" else profile_shapes["opt"][1:3],
                              limit=calib_limit) if calib_frames is not None else []
         try:
             _DeviceBuffer().free()
@@ -306,7 +263,7 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gb * (1 << 30)))
     profile = builder.create_optimization_profile()
-    profile.set_shape(meta["input_name"], profile_shapes["min"], profile_shapes["opt"],
+    profile.set_shape(meta.input_name, profile_shapes["min"], profile_shapes["opt"],
                       profile_shapes["max"])
     config.add_optimization_profile(profile)
     if precision in ("fp16", "int8"):

@@ -10,10 +10,10 @@ Example::
     rep = Pipeline(be, ImageFolderSource("camvid/val"), config=PipelineConfig(warmup=5)).run()
     rep["fps"], rep["latency_ms"]["p99"]
 """
+from rdd.contract import (META_KEY, InputError, ModelMeta, apply_profile, engine_sidecar_path,
+                          read_engine_sidecar)
 from rdd.runtime.backends import (ORT_PROVIDERS, Backend, OrtBackend, TorchBackend, TrtBackend,
-                                  create_backend, logits_to_labels)
-from rdd.runtime.meta import (RDD_META_KEY, InputError, ModelMeta, apply_profile,
-                              engine_sidecar_path, read_engine_sidecar)
+                                  create_backend, logits_to_labels, make_session)
 from rdd.runtime.pipeline import (STAGES, OverlayRenderer, Pipeline, PipelineConfig, format_summary,
                                   inference_size, normalize_nchw, parse_resize, preprocess,
                                   resize_labels)
@@ -23,7 +23,8 @@ from rdd.runtime.sources import (CameraSource, FrameSource, ImageFolderSource, L
 
 __all__ = [
     "Backend", "OrtBackend", "TrtBackend", "TorchBackend", "create_backend", "logits_to_labels",
-    "ORT_PROVIDERS", "InputError", "ModelMeta", "RDD_META_KEY", "Pipeline", "PipelineConfig",
+    "ORT_PROVIDERS", "make_session", "InputError", "ModelMeta", "META_KEY", "Pipeline",
+    "PipelineConfig",
     "preprocess", "normalize_nchw", "OverlayRenderer", "format_summary", "STAGES", "FrameSource",
     "VideoSource", "StreamSource", "CameraSource",
     "ImageFolderSource", "LabelFolder", "quiet_opencv", "open_source", "resolve_ignore_ids",

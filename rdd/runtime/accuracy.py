@@ -14,9 +14,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from rdd.contract import InputError
 from rdd.metrics import ConfusionMatrix
 from rdd.runtime.backends import Backend, logits_to_labels
-from rdd.runtime.meta import InputError
 from rdd.runtime.pipeline import preprocess, resize_labels
 from rdd.runtime.sources import ImageFolderSource, LabelFolder, VideoSource
 

@@ -2,8 +2,9 @@
 
 Every backend exposes
 
-* ``.meta`` – :class:`~rdd.runtime.meta.ModelMeta` read from the model's *own* metadata
-  (ONNX ``metadata_props["rdd_meta"]``, an engine's JSON sidecar, an artifact's JSON);
+* ``.meta`` – :class:`~rdd.contract.ModelMeta` read from the model's *own* metadata
+  (ONNX ``metadata_props["rdd_meta"]``, an engine's JSON sidecar, an artifact's JSON) and
+  checked against the graph at load (:meth:`~rdd.contract.ModelMeta.check_graph`);
 * ``.infer(batch) -> labels`` – ``batch`` is the model input (``N×3×H×W`` float32 made by
   :func:`rdd.runtime.pipeline.preprocess`, or ``N×H×W×3`` uint8 for models with folded
   preprocessing); ``labels`` is ``uint8 N×H×W`` (the argmax is taken here for logits models).
@@ -20,11 +21,12 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from rdd.runtime.meta import (RDD_META_KEY, InputError, ModelMeta, apply_profile,
-                              engine_sidecar_path, read_engine_sidecar, sidecar_meta)
+from rdd.contract import (META_KEY, InputError, ModelMeta, apply_profile, engine_sidecar_path,
+                          meta_from_props, ort_session_io, read_engine_sidecar, read_onnx_meta,
+                          sidecar_meta)
 
 __all__ = ["Backend", "OrtBackend", "TrtBackend", "TorchBackend", "create_backend",
-           "logits_to_labels", "ORT_PROVIDERS"]
+           "logits_to_labels", "ORT_PROVIDERS", "make_session"]
 
 # --device name → onnxruntime execution providers, in priority order (CPU last as a fallback for
 # nodes the accelerator provider does not support).
@@ -33,7 +35,43 @@ ORT_PROVIDERS: dict[str, list[str]] = {
     "cuda": ["CUDAExecutionProvider", "CPUExecutionProvider"],
     "trt": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"],
 }
-_ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(uint8)": "uint8"}
+_ORT_LEVELS = ("disable", "basic", "extended", "all")
+
+
+def make_session(path: str | os.PathLike, *, providers: Sequence[Any] | None = None,
+                 threads: int | None = None, inter_op_threads: int | None = None,
+                 opt_level: str = "all", parallel: bool = False, spin: bool = True) -> Any:
+    """The one place an ``onnxruntime.InferenceSession`` is made (backend, gates, benchmarks).
+
+    Args:
+        providers: execution providers (default CPU), optionally ``(name, options)`` pairs.
+        threads / inter_op_threads: intra-/inter-op pool sizes (``None``/0 = ORT default).
+        opt_level: ``"disable" | "basic" | "extended" | "all"`` graph optimisation level.
+        parallel: ``ORT_PARALLEL`` execution mode (rarely helps for a CNN chain).
+        spin: let idle intra-op threads busy-wait (lowest latency on a dedicated CPU; turn off
+            for throughput jobs or on a shared machine).
+    """
+    ort = _import_runtime("onnxruntime", _ORT_INSTALL)
+    if opt_level not in _ORT_LEVELS:
+        raise ValueError(f"make_session: opt_level must be one of {list(_ORT_LEVELS)}, "
+                         f"got {opt_level!r}")
+    so = ort.SessionOptions()
+    so.graph_optimization_level = {
+        "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}[opt_level]
+    so.execution_mode = (ort.ExecutionMode.ORT_PARALLEL if parallel
+                         else ort.ExecutionMode.ORT_SEQUENTIAL)
+    if threads:
+        so.intra_op_num_threads = int(threads)
+    if inter_op_threads:
+        so.inter_op_num_threads = int(inter_op_threads)
+    if not spin:
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    so.log_severity_level = 3  # errors only: no provider-assignment warnings on stdout
+    return ort.InferenceSession(str(Path(path)), sess_options=so,
+                                providers=list(providers or ["CPUExecutionProvider"]))
 
 
 def logits_to_labels(out: np.ndarray, kind: str) -> np.ndarray:
@@ -139,13 +177,17 @@ class OrtBackend(Backend):
             ``CUDAExecutionProvider`` / ``TensorrtExecutionProvider`` (with fallbacks behind it).
         intra_op_threads / inter_op_threads: onnxruntime thread pools (``None``/0 = its default).
         provider_options: extra options for the first provider (e.g. ``{"device_id": 1}``).
+        spin: busy-waiting intra-op threads (:func:`make_session`).
+        max_pixels: largest ``input_size`` H·W accepted from the metadata
+            (:func:`rdd.contract.resolve_max_pixels`).
     """
 
     name = "ort"
 
     def __init__(self, path: str | os.PathLike, *, device: str = "cpu",
                  intra_op_threads: int | None = None, inter_op_threads: int | None = None,
-                 provider_options: dict[str, Any] | None = None) -> None:
+                 provider_options: dict[str, Any] | None = None, spin: bool = True,
+                 max_pixels: int | None = None) -> None:
         ort = _import_runtime("onnxruntime", _ORT_INSTALL)
 
         self.path = Path(path)
@@ -164,15 +206,9 @@ class OrtBackend(Backend):
         if provider_options:
             providers[0] = (providers[0], dict(provider_options))
 
-        so = ort.SessionOptions()
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if intra_op_threads:
-            so.intra_op_num_threads = int(intra_op_threads)
-        if inter_op_threads:
-            so.inter_op_num_threads = int(inter_op_threads)
-        so.log_severity_level = 3  # errors only: no provider-assignment warnings on stdout
         try:
-            self.session = ort.InferenceSession(str(self.path), sess_options=so, providers=providers)
+            self.session = make_session(self.path, providers=providers, threads=intra_op_threads,
+                                        inter_op_threads=inter_op_threads, spin=spin)
         except Exception as e:  # onnxruntime raises its own Fail/InvalidProtobuf/... types
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise InputError(f"{self.path}: cannot load ONNX model ({first})") from None
@@ -182,43 +218,33 @@ class OrtBackend(Backend):
                              f"(session runs on {active}); check the CUDA/TensorRT libraries")
         self.providers = active
 
-        raw = self.session.get_modelmeta().custom_metadata_map.get(RDD_META_KEY)
-        if raw is not None:
-            meta = ModelMeta.from_json(raw, source=str(self.path))
-        else:
-            meta = sidecar_meta(self.path)
-            if meta is None:
-                raise InputError(f"{self.path}: no '{RDD_META_KEY}' metadata (normalisation, classes, "
-                                 "input size); export the model with rdd.export.export_onnx or put the "
-                                 f"rdd_meta JSON in {self.path.with_suffix('.json')}")
-        inputs = self.session.get_inputs()
-        if len(inputs) != 1:
-            raise InputError(f"{self.path}: model has {len(inputs)} inputs "
-                             f"({[i.name for i in inputs]}); expected one image input")
-        inp = inputs[0]
-        n, h, w = _image_input_check(inp.shape, meta.input_layout, str(self.path))
-        dtype = _ORT_DTYPES.get(inp.type)
-        if dtype is None:
-            raise InputError(f"{self.path}: model input {inp.name!r} is {inp.type}; expected an "
-                             "image tensor of float, float16 or uint8")
-        outs = {o.name: o for o in self.session.get_outputs()}
-        out_name = meta.output_name if meta.output_name in outs else next(iter(outs))
-        meta = meta.with_(input_name=inp.name, input_dtype=dtype, output_name=out_name)
-        self.meta = _apply_graph_shape(meta, n, h, w)
-        self._fixed_batch = _static(n)
+        props, inputs, outputs = ort_session_io(self.session)
+        meta = (meta_from_props(props, source=str(self.path), max_pixels=max_pixels)
+                or sidecar_meta(self.path, max_pixels=max_pixels))
+        if meta is None:
+            raise InputError(f"{self.path}: no '{META_KEY}' metadata (normalisation, classes, "
+                             "input size); export the model with rdd.export.export_onnx or put the "
+                             f"rdd_meta JSON in {self.path.with_suffix('.json')}")
+        self.meta = meta.check_graph(inputs, outputs, source=str(self.path))
+        self._fixed_batch = _static(inputs[0][2][0])
 
     def run_raw(self, batch: np.ndarray) -> np.ndarray:
         """One ``session.run`` returning the raw output (for benchmarks)."""
         return self.session.run([self.meta.output_name], {self.meta.input_name: batch})[0]
 
-    def infer(self, batch: np.ndarray) -> np.ndarray:
+    def forward(self, batch: np.ndarray) -> np.ndarray:
+        """The model's raw output (logits ``N×K×H×W`` or labels) for a checked input batch;
+        :meth:`infer` is ``logits_to_labels(forward(batch))``."""
         batch = self._check_batch(batch)
         if self._fixed_batch and batch.shape[0] != self._fixed_batch:
             if self._fixed_batch != 1:
                 raise ValueError(f"{self.path}: model has a fixed batch of {self._fixed_batch}, "
                                  f"got {batch.shape[0]} frames")
-            return np.concatenate([self.infer(batch[i:i + 1]) for i in range(batch.shape[0])])
-        return logits_to_labels(self.run_raw(batch), self.meta.output_kind)
+            return np.concatenate([self.forward(batch[i:i + 1]) for i in range(batch.shape[0])])
+        return self.run_raw(batch)
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        return logits_to_labels(self.forward(batch), self.meta.output_kind)
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "providers": list(self.providers)}
@@ -304,20 +330,23 @@ class TrtBackend(Backend):
 
     An engine file has no free-form metadata, so the rdd_meta JSON is read from ``meta`` (a
     :class:`ModelMeta` or dict), else the sidecar ``<engine file name>.json`` written by
-    :func:`rdd.export.tensorrt.build_engine` (:func:`~rdd.runtime.meta.read_engine_sidecar`),
+    :func:`rdd.export.tensorrt.build_engine` (:func:`~rdd.contract.read_engine_sidecar`),
     else a bare ``<engine stem>.json``, else the ONNX model ``<engine stem>.onnx``.
 
     The accepted input sizes come from the engine's optimisation profile 0
     (``engine.get_tensor_profile_shape``), which overrides what rdd_meta says: ``min == max``
     makes the model fixed-size, otherwise frames are resized into ``[min, max]``
-    (:func:`~rdd.runtime.meta.apply_profile`). Device buffers come from PyTorch when it is
-    installed with CUDA, otherwise from ``cuda-python``.
+    (:func:`~rdd.contract.apply_profile`). Device buffers come from PyTorch when it is
+    installed with CUDA, otherwise from ``cuda-python``. The output must have one channel per
+    class (:meth:`~rdd.contract.ModelMeta.check_output`).
     """
 
     name = "trt"
 
-    def __init__(self, engine_path: str | os.PathLike, *, meta: ModelMeta | dict | None = None) -> None:
+    def __init__(self, engine_path: str | os.PathLike, *, meta: ModelMeta | dict | None = None,
+                 max_pixels: int | None = None) -> None:
         self.path = Path(engine_path)
+        self._max_pixels = max_pixels
         self.device = "cuda"
         self.sidecar: dict[str, Any] | None = None
         if not self.path.is_file():
@@ -349,10 +378,13 @@ class TrtBackend(Backend):
         if in_dtype.name not in ("float32", "float16", "uint8"):
             raise InputError(f"{self.path}: engine input is {in_dtype}; expected float32/float16/uint8")
         meta_ = meta_.with_(input_name=ins[0], output_name=out_name, input_dtype=in_dtype.name)
+        meta_.check_output([(o, "", list(self.engine.get_tensor_shape(o))) for o in outs],
+                           source=str(self.path), dtypes=False)
         meta_ = _apply_graph_shape(meta_, n if n != "dyn" else "N", h, w)
         if any(d < 0 for d in shape):  # dynamic axes: the profile bounds what the engine accepts
             lo, _opt, hi = self.engine.get_tensor_profile_shape(ins[0], 0)
-            meta_ = apply_profile(meta_, tuple(lo), tuple(hi), source=str(self.path))
+            meta_ = apply_profile(meta_, tuple(lo), tuple(hi), source=str(self.path),
+                                  max_pixels=max_pixels)
         self.meta = meta_
         self._out_dtype = np.dtype(trt.nptype(self.engine.get_tensor_dtype(out_name)))
         self._outs = outs
@@ -376,23 +408,19 @@ class TrtBackend(Backend):
     def _load_meta(self, meta: ModelMeta | dict | None) -> ModelMeta:
         if isinstance(meta, ModelMeta):
             return meta
+        mp = self._max_pixels
         if isinstance(meta, dict):
-            return ModelMeta.from_dict(meta, source=str(self.path))
-        side = read_engine_sidecar(self.path)
+            return ModelMeta.from_dict(meta, source=str(self.path), max_pixels=mp)
+        side = read_engine_sidecar(self.path, max_pixels=mp)
         if side is not None:
             self.sidecar = side[1]
             return side[0]
-        found = sidecar_meta(self.path)
+        found = sidecar_meta(self.path, max_pixels=mp)
         if found is not None:
             return found
         onnx_path = self.path.with_suffix(".onnx")
         if onnx_path.is_file():
-            ort = _import_runtime("onnxruntime", _ORT_INSTALL)
-
-            sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-            raw = sess.get_modelmeta().custom_metadata_map.get(RDD_META_KEY)
-            if raw:
-                return ModelMeta.from_json(raw, source=str(onnx_path))
+            return read_onnx_meta(onnx_path, max_pixels=mp)
         raise InputError(f"{self.path}: no model metadata; expected the engine sidecar "
                          f"{engine_sidecar_path(self.path)} written by rdd.export.build_engine "
                          f"(or keep the source {onnx_path.name} beside it)")
@@ -436,7 +464,7 @@ class TorchBackend(Backend):
     name = "torch"
 
     def __init__(self, artifact_path: str | os.PathLike, *, device: str = "cpu",
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, max_pixels: int | None = None) -> None:
         self.path = Path(artifact_path)
         if not self.path.is_file():
             raise InputError(f"artifact not found: {self.path}")
@@ -457,7 +485,8 @@ class TorchBackend(Backend):
         self.device = device
         model, d = load_artifact(self.path, map_location=device)
         self.model = model.eval().to(device)
-        self.meta = ModelMeta.from_artifact_json(d, source=str(self.path.with_suffix(".json")))
+        self.meta = ModelMeta.from_artifact_json(d, source=str(self.path.with_suffix(".json")),
+                                                 max_pixels=max_pixels)
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         batch = self._check_batch(batch)
@@ -476,9 +505,10 @@ _SUFFIX_BACKEND = {".onnx": "ort", ".engine": "trt", ".plan": "trt", ".trt": "tr
 
 
 def create_backend(model: str | os.PathLike, *, backend: str = "auto", device: str = "cpu",
-                   threads: int | None = None) -> Backend:
+                   threads: int | None = None, max_pixels: int | None = None) -> Backend:
     """Open ``model`` with ``backend`` (``auto`` picks by suffix: .onnx→ort, .engine/.plan→trt,
-    .pt→torch, .xml→openvino; ``openvino`` also runs an .onnx, see :mod:`rdd.runtime.openvino`)."""
+    .pt→torch, .xml→openvino; ``openvino`` also runs an .onnx, see :mod:`rdd.runtime.openvino`).
+    ``max_pixels`` bounds the metadata's input size (:func:`rdd.contract.resolve_max_pixels`)."""
     path = Path(model)
     if backend == "auto":
         backend = _SUFFIX_BACKEND.get(path.suffix.lower(), "")
@@ -486,15 +516,15 @@ def create_backend(model: str | os.PathLike, *, backend: str = "auto", device: s
             raise InputError(f"cannot tell the backend from the model suffix {path.suffix!r} of "
                              f"{path}; pass --backend ort|trt|torch|openvino")
     if backend == "ort":
-        return OrtBackend(path, device=device, intra_op_threads=threads)
+        return OrtBackend(path, device=device, intra_op_threads=threads, max_pixels=max_pixels)
     if backend == "trt":
         if device not in ("cuda", "trt"):
             raise InputError(f"the trt backend runs on the GPU; --device {device!r} is not valid")
-        return TrtBackend(path)
+        return TrtBackend(path, max_pixels=max_pixels)
     if backend == "torch":
-        return TorchBackend(path, device=device, threads=threads)
+        return TorchBackend(path, device=device, threads=threads, max_pixels=max_pixels)
     if backend == "openvino":
         from rdd.runtime.openvino import OpenVinoBackend
 
-        return OpenVinoBackend(path, device=device, threads=threads)
+        return OpenVinoBackend(path, device=device, threads=threads, max_pixels=max_pixels)
     raise InputError(f"unknown backend {backend!r}; expected auto, ort, trt, torch or openvino")

@@ -32,7 +32,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from rdd.runtime.meta import InputError
+from rdd.contract import InputError
 
 __all__ = ["Build", "ROW_KINDS", "runtime_status", "discover_builds", "plan_rows", "run_bench", "main"]
 
@@ -126,7 +126,7 @@ def _precision(path: Path, fmt: str) -> str:
     if fmt == "onnx":
         return _onnx_precision(path)
     if fmt == "engine":
-        from rdd.runtime.meta import read_engine_sidecar
+        from rdd.contract import read_engine_sidecar
 
         side = read_engine_sidecar(path)
         return str(side[1].get("precision", "unknown")).lower() if side else "unknown"

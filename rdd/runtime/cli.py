@@ -73,8 +73,11 @@ def run_compare(args: argparse.Namespace, rep: dict) -> dict:
         raise InputError("--compare needs --images or a video file (not a camera or stream)")
     backend, model = args.compare
     dev = {"openvino": "cpu", "trt": "cuda"}.get(backend, args.device)
-    first = create_backend(args.model, backend=args.backend, device=args.device, threads=args.threads)
-    second = create_backend(model or args.model, backend=backend, device=dev, threads=args.threads)
+    mp = args.max_input_pixels
+    first = create_backend(args.model, backend=args.backend, device=args.device, threads=args.threads,
+                           max_pixels=mp)
+    second = create_backend(model or args.model, backend=backend, device=dev, threads=args.threads,
+                            max_pixels=mp)
     ids = (resolve_ignore_ids(args.label_map, args.ignore_ids, first.meta.classes)
            if args.labels else ())
     frames = load_labelled_frames(frames_from, args.labels, ignore_ids=ids,
@@ -83,6 +86,16 @@ def run_compare(args: argparse.Namespace, rep: dict) -> dict:
     size = tuple(rep["inference_size"]) if rep.get("inference_size") else args.resize
     res = compare_builds(first, second, frames, size)
     return {"backend": second.name, "model_path": str(second.path), **res}
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        v = 0
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return v
 
 
 def build_parser(prog: str = "rdd-infer") -> argparse.ArgumentParser:
@@ -136,6 +149,9 @@ def build_parser(prog: str = "rdd-infer") -> argparse.ArgumentParser:
                         "(e.g. 360x480). Fixed-size models always use their own size; TensorRT "
                         "engines clamp into their optimisation profile. Streaming mIoU is scored "
                         "at the inference size; the report records it as inference_size")
+    p.add_argument("--max-input-pixels", type=_positive_int, default=None, metavar="N",
+                   help="largest H*W the model's metadata may ask for (a guard against tampered "
+                        "rdd_meta); default: $RDD_MAX_INPUT_PIXELS or 16777216 (4096x4096)")
     p.add_argument("--out", metavar="MP4", help="write the colour overlay with FPS to this .mp4 (mp4v)")
     p.add_argument("--fps", type=float, default=None,
                    help="frame rate of --out (default: the video's, else 30); also the "
@@ -183,7 +199,7 @@ def main(argv: list[str] | None = None, prog: str = "rdd-infer") -> int:
             alpha=args.alpha, report=args.report, queue_size=args.queue_size,
             progress=not args.no_progress, reconnect=args.reconnect,
             stream_timeout=args.stream_timeout, batch=args.batch, realtime=args.realtime,
-            save_masks=args.save_masks)
+            save_masks=args.save_masks, max_input_pixels=args.max_input_pixels)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130

@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from rdd.runtime.meta import InputError
+from rdd.contract import InputError
 from rdd.spec import temp_sibling
 
 __all__ = ["MaskWriter", "mask_dtype"]

@@ -2,7 +2,7 @@
 
 OpenVINO reads the exported ``.onnx`` directly; its ONNX frontend keeps the graph's
 ``metadata_props`` in the model's runtime info (``rt_info["framework"]["rdd_meta"]``), so the
-deployment contract (:class:`~rdd.runtime.meta.ModelMeta`) comes from the model file itself, as
+deployment contract (:class:`~rdd.contract.ModelMeta`) comes from the model file itself, as
 for :class:`~rdd.runtime.backends.OrtBackend`. An IR written by :func:`save_ir` (e.g. the NNCF
 INT8 build of ``rdd.export.quantize``) carries the same key.
 
@@ -23,7 +23,7 @@ import numpy as np
 
 from rdd.runtime.backends import (Backend, _apply_graph_shape, _image_input_check, _static,
                                   logits_to_labels)
-from rdd.runtime.meta import RDD_META_KEY, InputError, ModelMeta, sidecar_meta
+from rdd.contract import META_KEY, InputError, ModelMeta, sidecar_meta
 
 __all__ = ["OpenVinoBackend", "openvino_available", "save_ir", "OV_DEVICES"]
 
@@ -45,7 +45,7 @@ def openvino_available() -> bool:
 
 def _rt_meta(model: Any) -> str | None:
     """The ``rdd_meta`` JSON string from an ``openvino.Model``'s runtime info, if any."""
-    for path in (["framework", RDD_META_KEY], [RDD_META_KEY]):
+    for path in (["framework", META_KEY], [META_KEY]):
         try:
             if model.has_rt_info(path):
                 return str(model.get_rt_info(path).astype(str))
@@ -63,7 +63,7 @@ def save_ir(model: Any, xml_path: str | os.PathLike, meta: dict[str, Any]) -> Pa
     from rdd.spec import atomic_path
 
     xml_path = Path(xml_path)
-    model.set_rt_info(json.dumps(meta), ["framework", RDD_META_KEY])
+    model.set_rt_info(json.dumps(meta), ["framework", META_KEY])
     bin_path = xml_path.with_suffix(".bin")
     with atomic_path(bin_path) as tmp_bin, atomic_path(xml_path) as tmp_xml:
         ov.serialize(model, str(tmp_xml), str(tmp_bin))
@@ -82,12 +82,14 @@ class OpenVinoBackend(Backend):
         threads: ``INFERENCE_NUM_THREADS`` (``None``/0 = OpenVINO's default).
         precision_hint: ``INFERENCE_PRECISION_HINT`` (``"f32"``, ``"bf16"``, ``"f16"``); ``None``
             keeps OpenVINO's default for the device (bf16 on AMX CPUs). The report records what ran.
+        max_pixels: largest ``input_size`` H·W accepted from the metadata
+            (:func:`rdd.contract.resolve_max_pixels`).
     """
 
     name = "openvino"
 
     def __init__(self, path: str | os.PathLike, *, device: str = "cpu", threads: int | None = None,
-                 precision_hint: str | None = None) -> None:
+                 precision_hint: str | None = None, max_pixels: int | None = None) -> None:
         self.path = Path(path)
         if not self.path.is_file():
             raise InputError(f"model file not found: {self.path}")
@@ -110,11 +112,11 @@ class OpenVinoBackend(Backend):
             raise InputError(f"{self.path}: OpenVINO cannot read the model ({first})") from None
         raw = _rt_meta(self._model)
         if raw is not None:
-            meta = ModelMeta.from_json(raw, source=str(self.path))
+            meta = ModelMeta.from_json(raw, source=str(self.path), max_pixels=max_pixels)
         else:
-            meta = sidecar_meta(self.path)
+            meta = sidecar_meta(self.path, max_pixels=max_pixels)
             if meta is None:
-                raise InputError(f"{self.path}: no '{RDD_META_KEY}' metadata (normalisation, classes, "
+                raise InputError(f"{self.path}: no '{META_KEY}' metadata (normalisation, classes, "
                                  "input size); export the model with rdd.export.export_onnx or put the "
                                  f"rdd_meta JSON in {self.path.with_suffix('.json')}")
         inputs = self._model.inputs
@@ -132,6 +134,10 @@ class OpenVinoBackend(Backend):
                              "image tensor of f32, f16 or u8")
         out_names = [sorted(o.get_names())[0] if o.get_names() else f"output{i}"
                      for i, o in enumerate(self._model.outputs)]
+        meta.check_output([(n, "", [d.get_length() if d.is_static else None
+                                    for d in o.get_partial_shape()])
+                           for n, o in zip(out_names, self._model.outputs)],
+                          source=str(self.path), dtypes=False)
         out_name = meta.output_name if meta.output_name in out_names else out_names[0]
         self._out_index = out_names.index(out_name)
         in_name = sorted(inp.get_names())[0] if inp.get_names() else meta.input_name

@@ -2,7 +2,7 @@
 
 The runner writes files (``--out`` overlay, ``--report`` JSON, and folders of per-frame files)
 only after a run, atomically. These checks make two classes of mistakes fail up front with a
-one-line :class:`~rdd.runtime.meta.InputError` instead of after a long run:
+one-line :class:`~rdd.contract.InputError` instead of after a long run:
 
 * an output that *is* an input (the video, the model or its sidecars, a label file, the label
   or image folder or a file inside one) or another output — compared after resolving symlinks
@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
-from rdd.runtime.meta import InputError
+from rdd.contract import InputError, engine_sidecar_path
 
 __all__ = ["check_outputs", "model_files"]
 
@@ -31,7 +31,7 @@ def model_files(model: PathLike) -> list[Path]:
     engine sidecar) and ``NAME.onnx`` (an engine's fallback metadata).
     """
     p = Path(model)
-    return [p, p.with_suffix(".json"), p.with_name(p.name + ".json"), p.with_suffix(".onnx")]
+    return [p, p.with_suffix(".json"), engine_sidecar_path(p), p.with_suffix(".onnx")]
 
 
 def _real(p: PathLike) -> str:

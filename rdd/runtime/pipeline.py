@@ -26,9 +26,9 @@ from typing import Any, Callable
 import cv2
 import numpy as np
 
+from rdd.contract import InputError
 from rdd.metrics import ConfusionMatrix
 from rdd.runtime.backends import Backend
-from rdd.runtime.meta import InputError
 from rdd.runtime.masks import MaskWriter
 from rdd.runtime.sources import FrameSource, LabelFolder
 from rdd.runtime.provenance import device_info

@@ -11,7 +11,7 @@ from typing import Any, Sequence
 import cv2
 
 from rdd.runtime.backends import Backend, create_backend
-from rdd.runtime.meta import InputError
+from rdd.contract import InputError
 from rdd.runtime.outputs import check_outputs, model_files
 from rdd.runtime.pipeline import Pipeline, PipelineConfig
 from rdd.runtime.sources import (CAMVID_UNLABELLED, CameraSource, FrameSource, ImageFolderSource,
@@ -116,7 +116,8 @@ def run_inference(model: str | os.PathLike, *, backend: str | Backend = "auto", 
                   queue_size: int = 2, progress: bool = True,
                   opencv_threads: int | None = 1, reconnect: int = 3,
                   stream_timeout: float = 5.0, batch: int = 1, realtime: bool = False,
-                  save_masks: str | os.PathLike | None = None) -> dict[str, Any]:
+                  save_masks: str | os.PathLike | None = None,
+                  max_input_pixels: int | None = None) -> dict[str, Any]:
     """Open the model and the input, run the :class:`Pipeline`, write ``out``/``report``.
 
     ``opencv_threads``: size of OpenCV's own worker pool (``cv2.setNumThreads``; ``None`` leaves
@@ -139,6 +140,9 @@ def run_inference(model: str | os.PathLike, *, backend: str | Backend = "auto", 
     ``out`` / ``report`` that resolve to an input (video, model or a sidecar, a label or image
     folder or a file in it) or to each other, or that cannot be written, are refused.
 
+    ``max_input_pixels``: largest ``H·W`` the model's metadata may ask for
+    (:func:`rdd.contract.resolve_max_pixels`: default ``$RDD_MAX_INPUT_PIXELS`` or 4096×4096).
+
     Returns the report dict (also written as JSON to ``report`` when given). Problems with the
     inputs raise :class:`InputError` with a one-line message.
     """
@@ -157,7 +161,7 @@ def run_inference(model: str | os.PathLike, *, backend: str | Backend = "auto", 
                          stream_timeout=stream_timeout)
     try:
         be = backend if isinstance(backend, Backend) else create_backend(
-            model, backend=backend, device=device, threads=threads)
+            model, backend=backend, device=device, threads=threads, max_pixels=max_input_pixels)
         label_folder = None
         if labels is not None:
             if isinstance(source, CameraSource):

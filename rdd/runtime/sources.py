@@ -1,7 +1,7 @@
 """Frame sources (video file, stream URL / GStreamer pipeline, camera, image folder) and labels.
 
 All sources yield ``(name, image_rgb)`` with ``image_rgb`` a ``uint8 H×W×3`` **RGB** array
-(OpenCV's BGR is converted here). Opening problems raise :class:`~rdd.runtime.meta.InputError`
+(OpenCV's BGR is converted here). Opening problems raise :class:`~rdd.contract.InputError`
 with a one-line message naming the file or device, never an OpenCV traceback.
 """
 from __future__ import annotations
@@ -16,9 +16,9 @@ from typing import Iterator, Sequence
 import cv2
 import numpy as np
 
+from rdd.contract import InputError
 from rdd.labels import (FRAME_MASK_PATTERN, LABEL_EXTS, apply_lut, build_lut, frame_masks,
                         masks_by_stem, read_label)
-from rdd.runtime.meta import InputError
 
 __all__ = ["FrameSource", "VideoSource", "StreamSource", "CameraSource", "ImageFolderSource",
            "LabelFolder", "IMAGE_EXTS", "CAMVID_UNLABELLED", "quiet_opencv", "is_gstreamer_pipeline",

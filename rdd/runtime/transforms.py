@@ -1,6 +1,6 @@
 """Frame transforms of the runner: inference size, preprocessing, label resize, colour overlay.
 
-Pure functions of a frame and the model's :class:`~rdd.runtime.meta.ModelMeta` (numpy + OpenCV,
+Pure functions of a frame and the model's :class:`~rdd.contract.ModelMeta` (numpy + OpenCV,
 no torch), used by :class:`rdd.runtime.pipeline.Pipeline` and re-exported there.
 """
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from rdd.runtime.meta import InputError, ModelMeta
+from rdd.contract import InputError, ModelMeta
 from rdd.spec import ClassInfo, Normalization
 
 __all__ = ["RESIZE_MODES", "parse_resize", "inference_size", "resize_labels", "normalize_nchw",
