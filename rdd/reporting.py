@@ -26,26 +26,12 @@ from rdd.spec import ClassInfo, as_hw, atomic_path, colorize
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-__all__ = ["count_parameters", "count_flops", "cpu_latency", "model_profile", "comparison_table",
+__all__ = ["cpu_latency", "model_profile", "comparison_table",
            "miou_plot_rows", "save_bar_chart", "rdd_maps", "save_rdd_figure",
            "save_rdd_visualisations"]
 
 
 # --------------------------------------------------------------------------- model profile
-def count_parameters(model: "torch.nn.Module") -> int:
-    """Number of parameters (trainable or not) of ``model`` (:func:`rdd.models.count_params`)."""
-    from rdd.models import count_params
-
-    return int(count_params(model))
-
-
-def count_flops(model: "torch.nn.Module", input_size: int | Sequence[int]) -> int:
-    """FLOPs of one eval-mode forward on ``1×3×H×W`` (:func:`rdd.models.count_flops`)."""
-    from rdd.models import count_flops as _count_flops
-
-    return _count_flops(model, input_size)
-
-
 def cpu_latency(model: "torch.nn.Module", input_size: int | Sequence[int], *, warmup: int = 3,
                 runs: int = 10, threads: int | None = None, warmup_s: float = WARMUP_S,
                 duration_s: float = 0.0) -> dict[str, float]:
@@ -83,10 +69,12 @@ def model_profile(model: "torch.nn.Module", input_size: int | Sequence[int], *,
 
     ``latency_runs=0`` skips the latency measurement (``cpu_latency_ms`` is then ``None``).
     """
+    from rdd.models import count_flops, count_params
+
     flops = count_flops(model, input_size)
     lat = (cpu_latency(model, input_size, warmup=latency_warmup, runs=latency_runs,
                        threads=threads) if latency_runs > 0 else None)
-    return {"params": count_parameters(model), "flops": flops, "gflops": flops / 1e9,
+    return {"params": int(count_params(model)), "flops": flops, "gflops": flops / 1e9,
             "input_size": list(as_hw(input_size)), "cpu_latency_ms": lat}
 
 

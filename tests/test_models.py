@@ -541,3 +541,11 @@ def test_backbone_weights_url_sha256(tmp_path, monkeypatch):
         load_backbone_weights(resnet(18), f"{path.as_uri()}#sha256=abc")
     with pytest.raises(ValueError, match="unknown URL fragment"):
         load_backbone_weights(resnet(18), f"{path.as_uri()}#md5=abc")
+
+
+def test_count_flops_and_parameters_conv_golden():
+    conv = torch.nn.Conv2d(3, 4, 3, padding=1, bias=True)
+    # 2 FLOPs per multiply-add: 2 · (3·3·3) MACs per output · 4 channels · 8·8 positions
+    assert count_flops(conv, (8, 8)) == 2 * 27 * 4 * 64 == 13824
+    assert count_params(conv) == 4 * 27 + 4
+    assert conv.training  # mode restored
