@@ -9,8 +9,9 @@ back-pressure::
 
 OpenCV, numpy and onnxruntime release the GIL in their heavy loops, so decoding and
 post-processing of neighbouring frames overlap with inference. Per-frame stage times and the
-end-to-end latency (decode start → frame written) are recorded; statistics skip the first
-``warmup`` frames.
+end-to-end latency (decode start → frame written; in real-time mode, arrival → written) are
+recorded; statistics skip the first ``warmup`` frames. Real-time mode keeps at most one frame
+waiting for inference (latest-frame-wins); ``batch`` groups frames per inference call.
 """
 from __future__ import annotations
 
@@ -467,7 +468,7 @@ class Pipeline:
         return rep
 
     def _io_report(self, warm: int) -> dict[str, Any]:
-        """``batch`` (+ per-call times), ``realtime``, ``flicker*`` and ``masks`` figures."""
+        """``batch``, ``realtime``, ``flicker*`` and ``masks`` fields: see :mod:`rdd.runtime.temporal`."""
         out: dict[str, Any] = {"batch": self._batch}
         if self._batch > 1:  # calls holding only warm-up frames are left out
             done, calls = 0, []

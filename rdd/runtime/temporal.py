@@ -8,6 +8,23 @@ Pure numpy (no OpenCV, no torch):
   dashboard, whatever its mIoU);
 * :func:`interval_stats` — inter-frame jitter of the output;
 * :func:`realtime_summary` — dropped frames, deadline misses and jitter of a ``--realtime`` run.
+
+Runner report fields of the input/output modes (:class:`rdd.runtime.pipeline.Pipeline`):
+
+* ``batch``: frames per inference call; with ``batch > 1`` also ``batch_calls`` and
+  ``batch_inference_ms`` (mean/p50/p90/p99 of one call; calls holding only warm-up
+  frames left out). ``stages_ms.inference`` is then each frame's share of its call and
+  ``latency_ms`` includes the wait for the batch to fill.
+* ``realtime`` (``--realtime`` or a live source; :func:`realtime_summary`): ``mode``
+  (``live``/``paced_file``), ``fps`` and ``fps_from``, ``frames_read``,
+  ``dropped_frames``/``drop_rate`` (replaced while waiting for inference), ``deadline_ms`` =
+  1000/fps, ``deadline_misses``/``deadline_miss_rate`` (measured frames whose arrival → written
+  latency exceeds it), ``output_interval_ms`` and ``jitter_ms`` (``std`` and ``p99`` of the
+  intervals between written frames). ``latency_ms`` then runs from each frame's arrival.
+* ``flicker``/``flicker_pairs`` for frame sequences (not image folders), and with labels
+  ``flicker_gt``, ``flicker_at_gt``, ``flicker_gt_pairs`` (:class:`FlickerMeter`); pairs are
+  consecutive *processed* frames (with drops, not always adjacent source frames).
+* ``masks``, ``masks_written``, ``masks_dtype`` with ``save_masks``.
 """
 from __future__ import annotations
 
