@@ -123,7 +123,8 @@ def build_parser(prog: str = "rdd-infer") -> argparse.ArgumentParser:
     src.add_argument("--images", metavar="DIR", help="folder of images, processed in file-name order")
     p.add_argument("--labels", metavar="DIR",
                    help="ground-truth masks (single-channel train ids, 255 = ignore) for streaming "
-                        "mIoU: matched by file stem for --images; for --video by frame index "
+                        "mIoU: matched by file stem for --images; for --video (files and "
+                        "streams) by frame index "
                         "(frame_000000.png, ... or the i-th file in name order)")
     p.add_argument("--label-map", default="auto", choices=["auto", "none", "camvid"],
                    help="raw annotation ids to ignore: 'camvid' maps SegNet CamVid's 11 "
@@ -141,7 +142,9 @@ def build_parser(prog: str = "rdd-infer") -> argparse.ArgumentParser:
                         "frame read resets the count. When they fail the run ends with a one-line "
                         "error, exit code 2, and the report of the frames processed "
                         "(stop_reason 'stream_ended'). 0 = no reconnect")
-    p.add_argument("--max-frames", type=int, default=None, help="stop after this many frames")
+    p.add_argument("--max-frames", type=int, default=None,
+                   help="stop after this many frames read from the input (with --realtime or a "
+                        "live source some of them may be dropped, not processed)")
     p.add_argument("--warmup", type=int, default=5, help="first frames excluded from statistics")
     p.add_argument("--resize", type=_resize, default="model", metavar="model|native|HxW",
                    help="inference size: 'model' = the model's input_size (the size it was "
