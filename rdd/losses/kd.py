@@ -77,20 +77,29 @@ def channel_wise_distillation(student: Tensor, teacher: Tensor, tau: float = 4.0
     return kl.mean() * tau ** 2
 
 
-class ChannelWiseDistillation(nn.Module):
+class _OneParameterLoss(nn.Module):
+    """A distillation function with one positive hyper-parameter, as a module: the value is
+    checked once and stored under its own name (shown by ``repr``)."""
+
+    def __init__(self, name: str, value: float) -> None:
+        super().__init__()
+        if value <= 0:
+            raise ValueError(f"{type(self).__name__}: {name} must be > 0, got {value}")
+        self._param = name
+        setattr(self, name, float(value))
+
+    def extra_repr(self) -> str:
+        return f"{self._param}={getattr(self, self._param)}"
+
+
+class ChannelWiseDistillation(_OneParameterLoss):
     """Channel-wise distillation (CWD, Shu et al., ICCV 2021); see :func:`channel_wise_distillation`."""
 
     def __init__(self, tau: float = 4.0) -> None:
-        super().__init__()
-        if tau <= 0:
-            raise ValueError(f"ChannelWiseDistillation: tau must be > 0, got {tau}")
-        self.tau = float(tau)
+        super().__init__("tau", tau)
 
     def forward(self, student: Tensor, teacher: Tensor) -> Tensor:
         return channel_wise_distillation(student, teacher, self.tau)
-
-    def extra_repr(self) -> str:
-        return f"tau={self.tau}"
 
 
 def attention_map(feat: Tensor, p: float = 2.0) -> Tensor:
@@ -121,17 +130,11 @@ def attention_transfer(student_feat: Tensor, teacher_feat: Tensor, p: float = 2.
     return (q_s - q_t).pow(2).mean()
 
 
-class AttentionTransfer(nn.Module):
+class AttentionTransfer(_OneParameterLoss):
     """Attention transfer (AT, Zagoruyko & Komodakis, ICLR 2017); see :func:`attention_transfer`."""
 
     def __init__(self, p: float = 2.0) -> None:
-        super().__init__()
-        if p <= 0:
-            raise ValueError(f"AttentionTransfer: p must be > 0, got {p}")
-        self.p = float(p)
+        super().__init__("p", p)
 
     def forward(self, student_feat: Tensor, teacher_feat: Tensor) -> Tensor:
         return attention_transfer(student_feat, teacher_feat, self.p)
-
-    def extra_repr(self) -> str:
-        return f"p={self.p}"
