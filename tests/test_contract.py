@@ -179,3 +179,25 @@ def test_engine_sidecar_profile_is_bounded(tmp_path):
         read_engine_sidecar(eng)
     meta, _ = read_engine_sidecar(eng, max_pixels=81_000_000)
     assert meta.fixed_size == (9000, 9000)
+
+
+def test_artifact_classes_must_match_the_model(tmp_path, tiny_model):
+    """A training artifact whose JSON lists other classes than the model predicts is refused."""
+    from rdd.artifacts import save_artifact
+    from rdd.runtime import TorchBackend
+    from rdd.spec import CAMVID_CLASSES
+
+    save_artifact(tmp_path / "s.pt", tiny_model, classes=CAMVID_CLASSES,
+                  normalization=Normalization(), input_size=(48, 64))
+    assert TorchBackend(tmp_path / "s.pt").meta.num_classes == 11
+    side = tmp_path / "s.json"
+    d = json.loads(side.read_text())
+    d["classes"] = THREE.to_dict()
+    side.write_text(json.dumps(d))
+    with pytest.raises(InputError, match="s.json: the model predicts 11 classes but classes.names "
+                                         "lists 3"):
+        TorchBackend(tmp_path / "s.pt")
+    d["normalization"]["std"][0] = 1e-30
+    side.write_text(json.dumps(d))
+    with pytest.raises(InputError, match=r"rdd_meta.normalization.std\[0\]"):
+        TorchBackend(tmp_path / "s.pt")

@@ -38,10 +38,9 @@ def tiny_onnx_fixed_labels(tmp_path_factory, tiny_model) -> Path:
 
 
 def _meta_dict(**over) -> dict:
-    d = {"format": "rdd-edge/1", "model": "toy", "input_name": "image", "input_layout": "NCHW",
-         "input_dtype": "float32", "output_name": "logits", "output_kind": "logits",
-         "normalization": Normalization().to_dict(), "classes": CAMVID_CLASSES.to_dict(),
-         "input_size": [8, 8], "dynamic_batch": True, "dynamic_spatial": True}
+    """rdd_meta of a dynamic NCHW float → logits model (CamVid classes, input_size 8×8)."""
+    d = ModelMeta.build(model="toy", classes=CAMVID_CLASSES, normalization=Normalization(),
+                        input_size=(8, 8)).to_dict()
     d.update(over)
     return d
 

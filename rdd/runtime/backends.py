@@ -487,6 +487,10 @@ class TorchBackend(Backend):
         self.model = model.eval().to(device)
         self.meta = ModelMeta.from_artifact_json(d, source=str(self.path.with_suffix(".json")),
                                                  max_pixels=max_pixels)
+        k = getattr(model, "num_classes", self.meta.num_classes)
+        if k != self.meta.num_classes:
+            raise InputError(f"{self.path.with_suffix('.json')}: the model predicts {k} classes but "
+                             f"classes.names lists {self.meta.num_classes}")
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         batch = self._check_batch(batch)
