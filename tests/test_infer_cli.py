@@ -407,3 +407,151 @@ def test_palette_label_pngs_score_like_plain_id_pngs(tmp_path, capfd, tiny_onnx)
         assert rep["labelled_frames"] == 2 and rep["labels_missing"] == 0
         mious[d] = rep["miou"]
     assert mious["greypal"] == mious["ids"] == mious["voc"]
+
+
+# --------------------------------------------------------------------------- early ends, signals
+def _slow_video(path: Path, n: int = 400) -> Path:
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, (128, 96))
+    for i in range(n):
+        frame = np.zeros((96, 128, 3), np.uint8)
+        frame[:, : (i * 5) % 128] = (3 * i) % 256
+        w.write(frame)
+    w.release()
+    return path
+
+
+@pytest.mark.parametrize("sig,code,reason", [("SIGTERM", 143, "sigterm"), ("SIGINT", 130, "sigint")])
+def test_signal_mid_run_keeps_a_valid_overlay_and_report(tmp_path, tiny_onnx, sig, code, reason):
+    """Issue #12 item 9: SIGTERM left a hidden unplayable temp mp4 and no report; Ctrl-C exited 0 with
+    no flag. Now: exit 130/143, the report says completed false + stop_reason, and the overlay
+    (final name, no temp left) opens in OpenCV with the frames reported."""
+    import re
+    import signal
+    import threading
+    import time
+
+    mp4 = _slow_video(tmp_path / "v.mp4")
+    out, report = tmp_path / "o.mp4", tmp_path / "r.json"
+    proc = subprocess.Popen(
+        [sys.executable, str(INFER), "--model", str(tiny_onnx), "--video", str(mp4), "--out", str(out),
+         "--report", str(report), "--resize", "384x512", "--threads", "1", "--queue-size", "1"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    err = bytearray()
+
+    def pump() -> None:
+        while chunk := os.read(proc.stderr.fileno(), 4096):
+            err.extend(chunk)
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:  # the progress bar says "N/400"
+        done = [int(m) for m in re.findall(rb"(\d+)/400", bytes(err))]
+        if done and max(done) >= 3:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, bytes(err).decode(errors="replace")
+    proc.send_signal(getattr(signal, sig))
+    stdout = proc.stdout.read().decode()
+    rc = proc.wait(timeout=120)
+    reader.join(timeout=10)
+    text = bytes(err).decode(errors="replace")
+    assert rc == code, text
+    rep = json.loads(report.read_text())
+    assert rep["completed"] is False and rep["stop_reason"] == reason
+    assert 3 <= rep["frames"] < 400
+    assert _count_frames(out) == rep["frames"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.mp4", "r.json", "v.mp4"]  # no temp
+    assert f"interrupted ({sig}) after {rep['frames']} frames" in text
+    assert "FPS end-to-end" in stdout and "Traceback" not in text
+
+
+def test_corrupted_video_exits_2_with_the_frames_before_the_damage(tmp_path, capfd, tiny_onnx):
+    """Issue #12 item 9: decoding stopped after 5 of 12 frames with exit 0 and no warning."""
+    w = cv2.VideoWriter(str(tmp_path / "v.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (64, 48))
+    rng = np.random.default_rng(0)
+    for _ in range(12):
+        w.write(rng.integers(0, 256, (48, 64, 3), np.uint8))
+    w.release()
+    data = bytearray((tmp_path / "v.mp4").read_bytes())
+    mdat = data.find(b"mdat")
+    size = int.from_bytes(data[mdat - 4:mdat], "big")
+    data[mdat + size // 2:mdat + size // 2 + size // 4] = bytes(size // 4)
+    (tmp_path / "bad.mp4").write_bytes(bytes(data))
+    out, report = tmp_path / "o.mp4", tmp_path / "r.json"
+    rc, stdout, err = _run_main(capfd, ["--model", tiny_onnx, "--video", tmp_path / "bad.mp4", "--out",
+                                        out, "--report", report, "--no-progress"])
+    rep = json.loads(report.read_text())
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert rc == 2 and len(lines) == 1 and "decoding stopped after" in lines[0], err
+    assert rep["completed"] is False and rep["stop_reason"] == "decode_error"
+    assert 0 < rep["frames"] < 12 and _count_frames(out) == rep["frames"]
+
+
+_INTERRUPT_IMPORT = r"""
+import os, runpy, signal, sys
+class _CtrlC:  # press Ctrl-C while the runner imports onnxruntime / OpenCV
+    fired = False
+    def find_spec(self, name, path=None, target=None):
+        if not _CtrlC.fired and name.split(".")[0] in {"onnxruntime", "cv2"}:
+            _CtrlC.fired = True
+            os.kill(os.getpid(), signal.SIGINT)
+        return None
+sys.meta_path.insert(0, _CtrlC())
+sys.argv = ["deploy/infer.py"] + sys.argv[1:]
+runpy.run_path("deploy/infer.py", run_name="__main__")
+"""
+
+
+def test_ctrl_c_during_imports_is_one_line_exit_130(tmp_path, tiny_onnx):
+    """Issue #12 item 10: Ctrl-C during imports printed a traceback ("ImportError: initialization
+    failed"); now one line and exit 130."""
+    proc = subprocess.run([sys.executable, "-c", _INTERRUPT_IMPORT, "--model", str(tiny_onnx),
+                           "--images", str(tmp_path)], cwd=REPO, capture_output=True, text=True,
+                          timeout=120)
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode == 130, proc.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: interrupted (SIGINT)"), proc.stderr
+
+
+def test_control_characters_from_the_model_never_reach_the_terminal(tmp_path, capfd, tiny_onnx):
+    """Issue #12 item 10: an ANSI escape in rdd_meta's model name (or a file name) reached the terminal
+    raw; now every printed line is escaped (the JSON report keeps the exact string)."""
+    onnx = pytest.importorskip("onnx")
+    m = onnx.load(str(tiny_onnx))
+    props = {p.key: p for p in m.metadata_props}
+    meta = json.loads(props["rdd_meta"].value)
+    meta["model"] = "evil\x1b[2J\x1b]0;pwned\x07\u202e"
+    props["rdd_meta"].value = json.dumps(meta)
+    onnx.save(m, str(tmp_path / "evil.onnx"))
+    (tmp_path / "img").mkdir()
+    cv2.imwrite(str(tmp_path / "img" / "a.png"), np.zeros((48, 64, 3), np.uint8))
+    rc, stdout, err = _run_main(capfd, ["--model", tmp_path / "evil.onnx", "--images", tmp_path / "img",
+                                        "--no-progress"])  # refused by the contract, message escaped
+    assert rc == 2 and "\x1b" not in stdout + err and "\x07" not in err and "\u202e" not in err
+    assert "evil\\x1b[2J\\x1b]0;pwned\\x07\\u202e" in err
+    out = tmp_path / "o\x1b[2J.mp4"  # a file name in the summary line
+    rc, stdout, err = _run_main(capfd, ["--model", tiny_onnx, "--images", tmp_path / "img", "--out", out,
+                                        "--report", tmp_path / "r.json", "--no-progress"])
+    assert rc == 0, err
+    assert "\x1b" not in stdout + err and "o\\x1b[2J.mp4" in stdout
+    assert json.loads((tmp_path / "r.json").read_text())["out"] == str(out)
+    rc, _, err = _run_main(capfd, ["--model", tiny_onnx, "--video", tmp_path / "x\x1b[31m.mp4",
+                                   "--no-progress"])
+    assert rc == 2 and "\x1b" not in err and "x\\x1b[31m.mp4" in err
+
+
+@pytest.mark.parametrize("flag,value", [
+    ("--fps", "0"), ("--fps", "-5"), ("--fps", "nan"), ("--fps", "inf"),
+    ("--threads", "0"), ("--threads", "-2"), ("--threads", "1.5"),
+    ("--warmup", "-1"), ("--alpha", "nan"), ("--alpha", "1.5"), ("--queue-size", "0"),
+    ("--max-frames", "0"), ("--max-frames", "-3"), ("--resize", "100000x100000"),
+    ("--stream-timeout", "nan"), ("--reconnect", "-1")])
+def test_odd_numeric_flags_are_one_line_usage_errors(capfd, tmp_path, flag, value):
+    """Issue #12 item 10: 0, negative, NaN, inf values → exit 2, one line naming the flag."""
+    with pytest.raises(SystemExit) as e:
+        cli.main(["--model", "m.onnx", "--images", str(tmp_path), flag, value])
+    err = capfd.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert e.value.code == 2 and len(lines) == 1, err
+    assert lines[0].startswith(f"error: argument {flag}") and value in lines[0], lines[0]

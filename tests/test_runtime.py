@@ -564,3 +564,78 @@ def test_missing_frame_mask_is_counted_never_shifted(tmp_path, tiny_onnx):
         if i in masks:
             cm.update(be.infer(preprocess(frame, be.meta, (48, 64)))[0], masks[i])
     assert rep["miou"] == pytest.approx(cm.compute()["miou"])
+
+
+# --------------------------------------------------------------------------- early ends
+def _video(path: Path, n: int, size=(48, 64)) -> Path:
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, size[::-1])
+    for i in range(n):
+        frame = np.zeros((*size, 3), np.uint8)
+        frame[:, : (i * 7) % size[1]] = (40 * i) % 256
+        w.write(frame)
+    w.release()
+    return path
+
+
+def _frames_in(path: Path) -> int:
+    cap, n = cv2.VideoCapture(str(path)), 0
+    while cap.read()[0]:
+        n += 1
+    return n
+
+
+def test_stop_signal_ends_the_run_early_with_valid_outputs(tmp_path, tiny_onnx):
+    """Issue #12 item 9: a stop request (the CLI's SIGINT/SIGTERM handler) ends the run after the frame
+    in hand; the report says so and the overlay holds exactly the frames reported."""
+    from rdd.runtime import StopSignal
+
+    src = _video(tmp_path / "v.mp4", 30)
+    stop, out = StopSignal(), tmp_path / "o.mp4"
+    assert not stop.armed
+    seen = []
+
+    def progress(n: int) -> None:
+        seen.append(stop.armed)
+        if n == 3:
+            stop.request("sigterm")
+
+    rep = Pipeline(OrtBackend(tiny_onnx, intra_op_threads=1), VideoSource(src),
+                   config=PipelineConfig(warmup=0, out=out, queue_size=1, progress=progress,
+                                         stop=stop)).run()
+    assert all(seen) and not stop.armed
+    assert rep["completed"] is False and rep["stop_reason"] == "sigterm"
+    assert 3 <= rep["frames"] < 30
+    assert _frames_in(out) == rep["frames"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.mp4", "v.mp4"]  # no temp left
+    # a request before the run: nothing processed, nothing written, still a report
+    early = StopSignal()
+    early.request("sigint")
+    rep = Pipeline(OrtBackend(tiny_onnx), VideoSource(src),
+                   config=PipelineConfig(out=tmp_path / "none.mp4", stop=early)).run()
+    assert rep["frames"] == 0 and rep["stop_reason"] == "sigint" and rep["out"] is None
+    assert not (tmp_path / "none.mp4").exists()
+
+
+def test_complete_runs_say_so(tmp_path, tiny_onnx):
+    src = _video(tmp_path / "v.mp4", 4)
+    be = OrtBackend(tiny_onnx)
+    rep = Pipeline(be, VideoSource(src), config=PipelineConfig(warmup=0)).run()
+    assert rep["completed"] is True and rep["stop_reason"] == "end_of_input" and rep["frames"] == 4
+    rep = Pipeline(be, VideoSource(src), config=PipelineConfig(warmup=0, max_frames=2)).run()
+    assert rep["completed"] is True and rep["stop_reason"] == "max_frames" and rep["frames"] == 2
+
+
+def test_video_corrupted_mid_stream_is_a_decode_error(tmp_path, tiny_onnx):
+    """Issue #12 item 9: decoding stopped after 5 of 12 frames and the run looked complete."""
+    data = bytearray(_video(tmp_path / "v.mp4", 12).read_bytes())
+    mdat = data.find(b"mdat")  # zero a quarter of the frame data, in its middle (moov intact)
+    size = int.from_bytes(data[mdat - 4:mdat], "big")
+    data[mdat + size // 2:mdat + size // 2 + size // 4] = bytes(size // 4)
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(bytes(data))
+    src = VideoSource(bad)
+    assert len(src) == 12
+    rep = Pipeline(OrtBackend(tiny_onnx), src, config=PipelineConfig(warmup=0)).run()
+    assert rep["completed"] is False and rep["stop_reason"] == "decode_error"
+    assert 0 < rep["frames"] < 12
+    assert f"decoding stopped after {rep['frames']} of 12 frames" in rep["stop_detail"]

@@ -18,8 +18,12 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import signal
 import sys
+
+from rdd.runtime.stop import SIGNAL_EXIT_CODES, Interrupted
 
 # Keep OpenCV/FFmpeg from printing their own warnings around our one-line errors.
 os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
@@ -41,6 +45,68 @@ def _resize(text: str) -> str | tuple[int, int]:
         raise argparse.ArgumentTypeError(f"expected 'model', 'native' or HxW (e.g. 360x480), "
                                          f"got {text!r}")
     return parts[0], parts[1]
+
+
+def _int_at_least(lo: int, hi: int | None = None):
+    """argparse type: an integer in ``[lo, hi]``."""
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            v = None
+        if v is None or v < lo or (hi is not None and v > hi):
+            want = f"an integer >= {lo}" if hi is None else f"an integer in [{lo}, {hi}]"
+            raise argparse.ArgumentTypeError(f"expected {want}, got {text!r}")
+        return v
+    return parse
+
+
+def _finite(lo: float, hi: float, *, lo_open: bool = False):
+    """argparse type: a finite float in ``[lo, hi]`` (``(lo, hi]`` with ``lo_open``); no NaN/inf."""
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            v = math.nan
+        if not (math.isfinite(v) and (v > lo if lo_open else v >= lo) and v <= hi):
+            interval = f"{'(' if lo_open else '['}{lo:g}, {hi:g}]"
+            raise argparse.ArgumentTypeError(f"expected a finite number in {interval}, got {text!r}")
+        return v
+    return parse
+
+
+def _check_resize_bound(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """An explicit ``--resize HxW`` may not exceed the input-size limit of the contract
+    (:func:`rdd.contract.resolve_max_pixels`: ``--max-input-pixels``, ``$RDD_MAX_INPUT_PIXELS``)."""
+    if not isinstance(args.resize, tuple):
+        return
+    from rdd.contract import InputError, resolve_max_pixels
+
+    try:
+        limit = resolve_max_pixels(args.max_input_pixels)
+    except InputError as e:
+        parser.error(str(e))
+    h, w = args.resize
+    if h * w > limit:
+        parser.error(f"argument --resize: {h}x{w} is {h * w} pixels, above the limit of {limit} "
+                     "(raise it with --max-input-pixels or $RDD_MAX_INPUT_PIXELS)")
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line (``error: argument --fps: ...``), exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"error: {printable(message)} (see {self.prog} --help)\n")
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters escaped (ESC → ``\\x1b``, newline → ``\\n``, bidi overrides …).
+
+    Model names (``rdd_meta``), file names and error messages reach the terminal only through
+    this, so a crafted name cannot move the cursor, recolour or rewrite the screen.
+    """
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                   for c in str(text))
 
 
 def _ids(text: str) -> list[int]:
@@ -99,7 +165,7 @@ def _positive_int(text: str) -> int:
 
 
 def build_parser(prog: str = "rdd-infer") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog=prog, description=_DESCRIPTION + " See --help of each option.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--model", required=True,
@@ -110,7 +176,7 @@ def build_parser(prog: str = "rdd-infer") -> argparse.ArgumentParser:
                         "or an OpenVINO .xml; needs the [openvino] extra)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "trt"],
                    help="ort: CPU / CUDA / TensorRT execution provider; torch: cpu or cuda")
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--threads", type=_int_at_least(1, 1024), default=None,
                    help="inference threads (onnxruntime intra-op / torch); default: library default")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--video", metavar="FILE|URL|PIPELINE",
@@ -124,28 +190,30 @@ def build_parser(prog: str = "rdd-infer") -> argparse.ArgumentParser:
     p.add_argument("--labels", metavar="DIR",
                    help="ground-truth masks (single-channel train ids, 255 = ignore) for streaming "
                         "mIoU: matched by file stem for --images; for --video (files and "
-                        "streams) by frame index "
-                        "(frame_000000.png, ... or the i-th file in name order)")
+                        "streams) by frame index (frame_000000.png, frame_000001.png, ...). "
+                        "Palette PNGs are read as indices, 16-bit PNGs as ids; an id outside the "
+                        "model's classes is an error. A frame without a mask is skipped and "
+                        "counted (labels_missing)")
     p.add_argument("--label-map", default="auto", choices=["auto", "none", "camvid"],
                    help="raw annotation ids to ignore: 'camvid' maps SegNet CamVid's 11 "
                         "(Unlabelled) to 255, so ../shared/data/camvid/valannot works as is; "
                         "'auto' does that when the model's classes are CamVid's; 'none' maps nothing")
     p.add_argument("--ignore-ids", type=_ids, default=[], metavar="IDS",
                    help="extra comma-separated label ids to treat as ignore (e.g. 11)")
-    p.add_argument("--stream-timeout", type=float, default=5.0, metavar="SECONDS",
+    p.add_argument("--stream-timeout", type=_finite(0.0, 3600.0, lo_open=True), default=5.0, metavar="SECONDS",
                    help="stream URLs: give up opening, or one read, after this long (OpenCV "
                         "CAP_PROP_OPEN_TIMEOUT_MSEC / READ_TIMEOUT_MSEC); a stream that cannot "
                         "open is a one-line error, exit code 2")
-    p.add_argument("--reconnect", type=int, default=3, metavar="N",
+    p.add_argument("--reconnect", type=_int_at_least(0), default=3, metavar="N",
                    help="live camera/stream that stops delivering frames: reopen it up to N times "
                         "in a row, waiting 0.5 s, 1 s, 2 s, ... (at most 5 s) before each try; a "
                         "frame read resets the count. When they fail the run ends with a one-line "
                         "error, exit code 2, and the report of the frames processed "
                         "(stop_reason 'stream_ended'). 0 = no reconnect")
-    p.add_argument("--max-frames", type=int, default=None,
+    p.add_argument("--max-frames", type=_int_at_least(1), default=None,
                    help="stop after this many frames read from the input (with --realtime or a "
                         "live source some of them may be dropped, not processed)")
-    p.add_argument("--warmup", type=int, default=5, help="first frames excluded from statistics")
+    p.add_argument("--warmup", type=_int_at_least(0), default=5, help="first frames excluded from statistics")
     p.add_argument("--resize", type=_resize, default="model", metavar="model|native|HxW",
                    help="inference size: 'model' = the model's input_size (the size it was "
                         "exported and evaluated at), 'native' = each frame's own size, or HxW "
@@ -156,11 +224,11 @@ def build_parser(prog: str = "rdd-infer") -> argparse.ArgumentParser:
                    help="largest H*W the model's metadata may ask for (a guard against tampered "
                         "rdd_meta); default: $RDD_MAX_INPUT_PIXELS or 16777216 (4096x4096)")
     p.add_argument("--out", metavar="MP4", help="write the colour overlay with FPS to this .mp4 (mp4v)")
-    p.add_argument("--fps", type=float, default=None,
+    p.add_argument("--fps", type=_finite(0.0, 1000.0, lo_open=True), default=None,
                    help="frame rate of --out (default: the video's, else 30); also the "
                         "real-time rate of --images and, when given, of a live camera/stream "
                         "(its deadline is 1/fps)")
-    p.add_argument("--alpha", type=float, default=0.5, help="overlay opacity of the colour mask")
+    p.add_argument("--alpha", type=_finite(0.0, 1.0), default=0.5, help="overlay opacity of the colour mask")
     p.add_argument("--save-masks", metavar="DIR",
                    help="write one label PNG per processed frame here (train ids; uint8, uint16 "
                         "above 256 classes; at the frame's size): <image stem>.png for --images, "
@@ -182,15 +250,83 @@ def build_parser(prog: str = "rdd-infer") -> argparse.ArgumentParser:
                         "model) on the same frames (--images, or the first --max-frames of a video "
                         "file) and report argmax agreement, ΔmIoU (with --labels) and max |Δlogit| "
                         "against the first, e.g. --compare openvino or --compare ort:model_int8.onnx")
-    p.add_argument("--queue-size", type=int, default=2, help="capacity of the inter-stage queues")
+    p.add_argument("--queue-size", type=_int_at_least(1, 256), default=2, help="capacity of the inter-stage queues")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     return p
 
 
+class _Signals:
+    """SIGINT/SIGTERM handlers for one :func:`main` call (restored afterwards).
+
+    While a pipeline runs (``stop`` armed) the first signal asks it to stop after the frame in
+    hand, so the overlay and report of the frames done are written; otherwise (imports, model
+    loading, a second signal) it raises :class:`~rdd.runtime.stop.Interrupted`.
+    """
+
+    def __init__(self) -> None:
+        from rdd.runtime.stop import StopSignal
+
+        self.stop = StopSignal()
+        self.received: str | None = None
+        self._old: dict[int, object] = {}
+
+    def install(self) -> None:
+        try:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        except ValueError:  # not the main thread: leave signals alone
+            self.restore()
+
+    def restore(self) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        self._old.clear()
+
+    def _handle(self, signum: int, frame: object) -> None:
+        reason = "sigint" if signum == signal.SIGINT else "sigterm"
+        first = self.received is None
+        self.received = self.received or reason
+        if first and self.stop.armed:
+            self.stop.request(reason)
+            return
+        raise Interrupted(self.received)
+
+
+def _interrupted(reason: str) -> int:
+    print(f"error: interrupted ({reason.upper()}) before the run started; nothing written",
+          file=sys.stderr)
+    return SIGNAL_EXIT_CODES[reason]
+
+
 def main(argv: list[str] | None = None, prog: str = "rdd-infer") -> int:
-    """Parse ``argv`` (default: ``sys.argv[1:]``), run, print the summary; return the exit code."""
-    args = build_parser(prog).parse_args(argv)
+    """Parse ``argv`` (default: ``sys.argv[1:]``), run, print the summary; return the exit code.
+
+    Exit codes (:mod:`rdd.runtime.stop`): 0 completed (or ``--max-frames`` reached); 1 unexpected
+    error; 2 bad input, a video that stops decoding early, or a live stream that drops; 130
+    SIGINT (Ctrl-C) and 143 SIGTERM, after writing the overlay and report of the frames done.
+    """
+    signals = _Signals()
+    signals.install()
+    try:
+        return _main(argv, prog, signals)
+    except Interrupted as e:
+        return _interrupted(e.reason)
+    except KeyboardInterrupt:
+        return _interrupted("sigint")
+    except ImportError as e:  # a signal inside an extension's init surfaces as ImportError
+        if signals.received:
+            return _interrupted(signals.received)
+        print(f"error: {printable(' '.join(str(e).split()))}", file=sys.stderr)
+        return 1
+    finally:
+        signals.restore()
+
+
+def _main(argv: list[str] | None, prog: str, signals: _Signals) -> int:
+    parser = build_parser(prog)
+    args = parser.parse_args(argv)
+    _check_resize_bound(parser, args)
     from rdd.runtime import InputError, format_summary, run_inference
 
     try:
@@ -202,42 +338,50 @@ def main(argv: list[str] | None = None, prog: str = "rdd-infer") -> int:
             alpha=args.alpha, report=args.report, queue_size=args.queue_size,
             progress=not args.no_progress, reconnect=args.reconnect,
             stream_timeout=args.stream_timeout, batch=args.batch, realtime=args.realtime,
-            save_masks=args.save_masks, max_input_pixels=args.max_input_pixels)
+            save_masks=args.save_masks, max_input_pixels=args.max_input_pixels,
+            stop=signals.stop)
     except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+        raise
     except (InputError, FileNotFoundError) as e:
         if args.debug:
             raise
-        print("error: " + str(e).replace("\n", " "), file=sys.stderr)
+        print("error: " + printable(" ".join(str(e).split())), file=sys.stderr)
         return 2
     except Exception as e:  # anything unexpected: still one line (use --debug for the traceback)
         if args.debug:
             raise
         msg = " ".join(str(e).split()) or type(e).__name__
-        print(f"error: {type(e).__name__}: {msg}", file=sys.stderr)
+        print(printable(f"error: {type(e).__name__}: {msg}"), file=sys.stderr)
         return 1
-    print(format_summary(rep))
+    print(printable(format_summary(rep)))
     if args.compare is not None and rep.get("completed", True):
         try:
             rep["compare"] = run_compare(args, rep)
         except (InputError, FileNotFoundError) as e:
-            print("error: --compare: " + str(e).replace("\n", " "), file=sys.stderr)
+            print("error: --compare: " + printable(" ".join(str(e).split())), file=sys.stderr)
             return 2
         c = rep["compare"]
         dm = "n/a" if c["delta_miou"] is None else f"{c['delta_miou']:+.2f}"
         dl = "n/a" if c["max_abs_logit_diff"] is None else f"{c['max_abs_logit_diff']:.3g}"
-        print(f"compare {c['backend']} {c['model_path']} vs first on {c['frames']} frames: argmax "
-              f"agreement {100 * c['argmax_agreement']:.2f}%, ΔmIoU {dm} points, max |Δlogit| {dl}")
+        print(printable(f"compare {c['backend']} {c['model_path']} vs first on {c['frames']} "
+                        f"frames: argmax agreement {100 * c['argmax_agreement']:.2f}%, ΔmIoU {dm} "
+                        f"points, max |Δlogit| {dl}"))
         if args.report:
             from rdd.runtime.runner import _json_safe
             from rdd.spec import write_json_atomic
 
             write_json_atomic(args.report, _json_safe(rep))
-    if rep.get("stop_reason") == "stream_ended":
-        where = f"; report written to {args.report}" if args.report else ""
-        print(f"error: {rep['stream_error']}{where}", file=sys.stderr)
+    where = f"; report written to {args.report}" if args.report else ""
+    reason = rep.get("stop_reason")
+    if reason == "stream_ended":
+        print(printable(f"error: {rep['stream_error']}{where}"), file=sys.stderr)
         return 2
+    if reason == "decode_error":
+        print(printable(f"error: {rep.get('stop_detail')}{where}"), file=sys.stderr)
+        return 2
+    if reason in SIGNAL_EXIT_CODES:
+        kept = f"; the overlay {args.out} holds them" if rep.get("out") else ""
+        print(printable(f"error: interrupted ({reason.upper()}) after {rep['frames']} frames"
+                        f"{kept}{where}"), file=sys.stderr)
+        return SIGNAL_EXIT_CODES[reason]
     return 0
-
-

@@ -32,6 +32,7 @@ from rdd.metrics import ConfusionMatrix
 from rdd.runtime.backends import Backend
 from rdd.runtime.masks import MaskWriter
 from rdd.runtime.sources import FrameSource, LabelFolder
+from rdd.runtime.stop import COMPLETE_REASONS, STOP_REASONS, StopSignal
 from rdd.runtime.provenance import device_info
 from rdd.runtime.temporal import FlickerMeter, realtime_summary, stream_summary
 from rdd.runtime.timing import latency_stats
@@ -41,10 +42,14 @@ from rdd.spec import atomic_path
 
 __all__ = ["PipelineConfig", "Pipeline", "preprocess", "normalize_nchw", "OverlayRenderer",
            "summarize_times", "format_summary", "STAGES", "inference_size", "resize_labels",
-           "parse_resize", "RESIZE_MODES"]
+           "parse_resize", "RESIZE_MODES", "StopSignal", "STOP_REASONS"]
 
 STAGES = ("decode", "preprocess", "inference", "postprocess")
 _END = object()
+
+
+class _NothingWritten(Exception):
+    """No frame reached the overlay writer (aborts the atomic write)."""
 
 
 @dataclass
@@ -74,6 +79,8 @@ class PipelineConfig:
         pace_fps: arrival rate for ``realtime`` when a file has none (image folders); for a
             live source, whose claimed rate may be a guess, it sets the deadline when given.
         save_masks: folder for one label PNG per processed frame (:mod:`rdd.runtime.masks`).
+        stop: a :class:`StopSignal` a signal handler may trigger to end the run early (or ``None``;
+            a ``KeyboardInterrupt`` during the run is taken as ``"sigint"`` either way).
     """
 
     warmup: int = 5
@@ -89,6 +96,7 @@ class PipelineConfig:
     realtime: bool = False
     pace_fps: float | None = None
     save_masks: Path | None = None
+    stop: StopSignal | None = None
 
 
 @dataclass
@@ -142,6 +150,8 @@ class Pipeline:
         if isinstance(self._resize, tuple):  # fail before any thread starts
             inference_size(self._resize, self.meta, self._resize)
         self._stop = threading.Event()
+        self._stop_request: str | None = None  # "sigint" / "sigterm": stop after the frame in hand
+        self._hit_max_frames = False
         self._errors: list[BaseException] = []
         self._records: list[dict[str, float]] = []
         self._t_done: list[float] = []
@@ -228,7 +238,7 @@ class Pipeline:
             try:
                 return q.get(timeout=0.1)
             except queue.Empty:
-                if self._stop.is_set() and self._errors:
+                if self._stop.is_set() and (self._errors or self._stop_request):
                     return _END
 
     # ------------------------------------------------------------------ stages
@@ -240,6 +250,7 @@ class Pipeline:
             t_first = None
             while not self._stop.is_set():
                 if self.cfg.max_frames is not None and index >= self.cfg.max_frames:
+                    self._hit_max_frames = True
                     break
                 t0 = time.perf_counter()
                 try:
@@ -347,8 +358,21 @@ class Pipeline:
         self._writer.write(bgr)
 
     # ------------------------------------------------------------------ driver
+    def request_stop(self, reason: str = "sigint") -> None:
+        """Stop after the frame in hand, keeping what is done (safe to call from a signal handler)."""
+        if self._stop_request is None:
+            self._stop_request = reason
+        self._stop.set()
+
     def run(self) -> dict[str, Any]:
-        """Process the whole source; returns the report dict (see :meth:`report`)."""
+        """Process the source; returns the report dict (see :meth:`report`).
+
+        Ends at the end of the source, at ``max_frames``, or early: on a stop request
+        (:class:`StopSignal`, Ctrl-C), or when the source ends before its declared length
+        (``decode_error``) or a live stream drops (``stream_ended``). An early end still finalises
+        the overlay and saved masks (the frames done so far, under their final names); an
+        exception leaves no output behind.
+        """
         if self._masks is not None:
             with self._masks:
                 return self._run_out()
@@ -359,10 +383,14 @@ class Pipeline:
             out = Path(self.cfg.out)
             if out.suffix.lower() != ".mp4":
                 raise InputError(f"--out must be an .mp4 file, got {out}")
-            with atomic_path(out) as tmp:
-                self._run(tmp)
-                if self._writer is None:
-                    raise InputError(f"no frame was processed; {out} not written")
+            try:
+                with atomic_path(out) as tmp:
+                    self._run(tmp)
+                    if self._writer is None:
+                        raise _NothingWritten
+            except _NothingWritten:
+                if self._stop_request is None:
+                    raise InputError(f"no frame was processed; {out} not written") from None
         else:
             self._run(None)
         return self.report()
@@ -375,12 +403,16 @@ class Pipeline:
         reader = threading.Thread(target=self._reader, args=(q_in,), name="rdd-reader", daemon=True)
         writer = threading.Thread(target=self._writer_loop, args=(q_out, out_tmp), name="rdd-writer",
                                   daemon=True)
+        stop = self.cfg.stop
+        if stop is not None:
+            stop._listener = lambda: self.request_stop(stop.reason or "sigint")
+            if stop.reason is not None:  # requested before the run began
+                self.request_stop(stop.reason)
         self._t_start = time.perf_counter()
         reader.start()
         writer.start()
-        interrupted = False
         try:
-            while items := self._next_batch(q_in):
+            while self._stop_request is None and (items := self._next_batch(q_in)):
                 x = items[0].x if len(items) == 1 else np.concatenate([i.x for i in items])
                 t0 = time.perf_counter()
                 preds = self.backend.infer(x)
@@ -397,25 +429,35 @@ class Pipeline:
                 else:
                     continue
                 break
-        except KeyboardInterrupt:  # a camera stream is stopped with Ctrl-C: keep what we have
-            interrupted = True
-            self._stop.set()
+        except KeyboardInterrupt as e:  # Ctrl-C without a StopSignal handler: keep what we have
+            self.request_stop(getattr(e, "reason", "sigint"))
         except BaseException as e:
             self._errors.append(e)
             self._stop.set()
         finally:
-            if interrupted:
-                self._stop.set()
             # Normal end: the reader has finished. Early stop: `_stop` makes a blocked reader give up.
             self._put_end(q_out)
             self.source.interrupt()  # a live source waiting to reconnect gives up too
             reader.join()
             writer.join()
             if self._writer is not None:
-                self._writer.release()
+                self._writer.release()  # finalises the mp4 (also after an early stop)
+            if stop is not None:
+                stop._listener = None
         self._t_end = time.perf_counter()
         if self._errors:
             raise self._errors[0]
+
+    def stop_reason(self) -> tuple[str, str | None]:
+        """``(stop_reason, detail)`` of a finished run (one of :data:`STOP_REASONS`)."""
+        if self._stop_request is not None:
+            return self._stop_request, None
+        if self._hit_max_frames:
+            return "max_frames", None
+        end = getattr(self.source, "end_reason", None)
+        if end in ("decode_error", "stream_ended"):
+            return end, getattr(self.source, "end_message", None)
+        return "end_of_input", None
 
     # ------------------------------------------------------------------ results
     def report(self) -> dict[str, Any]:
@@ -451,9 +493,13 @@ class Pipeline:
             "latency_ms": summarize_times([r["latency"] for r in recs]),
             "stages_ms": stages,
             "wall_s": self._t_end - self._t_start,
-            "out": str(self.cfg.out) if self.cfg.out else None,
+            "out": str(self.cfg.out) if self.cfg.out and self._writer is not None else None,
             "device": device_info(),
         }
+        reason, detail = self.stop_reason()
+        rep.update(completed=reason in COMPLETE_REASONS, stop_reason=reason)
+        if detail:
+            rep["stop_detail"] = detail
         if self.cm is not None:
             res = self.cm.compute()
             names = self.meta.classes.names

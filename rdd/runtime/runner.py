@@ -14,6 +14,7 @@ from rdd.runtime.backends import Backend, create_backend
 from rdd.contract import InputError
 from rdd.runtime.outputs import check_outputs, model_files
 from rdd.runtime.pipeline import Pipeline, PipelineConfig
+from rdd.runtime.stop import StopSignal
 from rdd.runtime.sources import (CAMVID_UNLABELLED, CameraSource, FrameSource, ImageFolderSource,
                                  LabelFolder, StreamSource, VideoSource, is_gstreamer_pipeline,
                                  stream_scheme)
@@ -117,7 +118,8 @@ def run_inference(model: str | os.PathLike, *, backend: str | Backend = "auto", 
                   opencv_threads: int | None = 1, reconnect: int = 3,
                   stream_timeout: float = 5.0, batch: int = 1, realtime: bool = False,
                   save_masks: str | os.PathLike | None = None,
-                  max_input_pixels: int | None = None) -> dict[str, Any]:
+                  max_input_pixels: int | None = None,
+                  stop: StopSignal | None = None) -> dict[str, Any]:
     """Open the model and the input, run the :class:`Pipeline`, write ``out``/``report``.
 
     ``opencv_threads``: size of OpenCV's own worker pool (``cv2.setNumThreads``; ``None`` leaves
@@ -135,6 +137,12 @@ def run_inference(model: str | os.PathLike, *, backend: str | Backend = "auto", 
     ``reconnect`` / ``stream_timeout``: see :func:`open_source`. A live source that drops and
     cannot be reopened ends the run early: the report (still written) has ``completed: false``,
     ``stop_reason: "stream_ended"`` and the one-line ``stream_error``.
+
+    ``stop``: a :class:`~rdd.runtime.stop.StopSignal` (the CLI's SIGINT/SIGTERM handlers
+    trigger it): the run ends after the frame in hand; the overlay, masks and report of the
+    frames done are written and the report says ``completed: false`` and ``stop_reason``
+    (``"sigint"`` / ``"sigterm"``). A video that stops decoding before its declared length ends
+    with ``stop_reason: "decode_error"`` (and ``stop_detail``) the same way.
 
     Before anything is opened, the outputs are checked (:func:`rdd.runtime.outputs.check_outputs`):
     ``out`` / ``report`` that resolve to an input (video, model or a sidecar, a label or image
@@ -179,7 +187,8 @@ def run_inference(model: str | os.PathLike, *, backend: str | Backend = "auto", 
         cfg = PipelineConfig(warmup=warmup, max_frames=max_frames, resize=resize,
                              queue_size=queue_size, out=Path(out) if out else None, out_fps=out_fps,
                              alpha=alpha, progress=update, batch=batch, realtime=realtime,
-                             pace_fps=out_fps, save_masks=Path(save_masks) if save_masks else None)
+                             pace_fps=out_fps, save_masks=Path(save_masks) if save_masks else None,
+                             stop=stop)
         try:
             rep = Pipeline(be, source, labels=label_folder, config=cfg).run()
         finally:
@@ -190,8 +199,8 @@ def run_inference(model: str | os.PathLike, *, backend: str | Backend = "auto", 
     if labels is not None:
         rep["labels"] = str(labels)
         rep["ignore_ids"] = list(label_folder.ignore_ids)
-    if source.end_reason == "stream_ended":
-        rep.update(completed=False, stop_reason="stream_ended", stream_error=source.end_message)
+    if rep.get("stop_reason") == "stream_ended":  # completed/stop_reason: Pipeline.report
+        rep["stream_error"] = source.end_message
     rep = _json_safe(rep)
     if report:
         write_json_atomic(report, rep)

@@ -150,7 +150,7 @@ class _CaptureSource(FrameSource):
             if i == 0 and not tries:
                 raise InputError(f"{self._what}: no frame could be read (empty or corrupt stream)")
             if not self.live:
-                self.end_reason = "end_of_input"
+                self._end_of_file(i)
                 return
             if self._interrupted.is_set():
                 return
@@ -165,6 +165,22 @@ class _CaptureSource(FrameSource):
                 return
             tries += 1
             self._reopen(tries)
+
+    def _end_of_file(self, decoded: int) -> None:
+        """A file stopped giving frames: the end, or a decode error when short of its length.
+
+        The declared length is ``CAP_PROP_FRAME_COUNT`` (exact in MP4/MOV/AVI indexes; an estimate
+        from duration × fps elsewhere, so there one frame or 1 % short still counts as the end).
+        """
+        n = self._n
+        suffix = Path(getattr(self, "path", "") or "").suffix.lower()
+        slack = 0 if suffix in (".mp4", ".m4v", ".mov", ".avi") else max(1, n // 100)
+        if n and decoded < n - slack:
+            self.end_reason = "decode_error"
+            self.end_message = (f"{self._what}: decoding stopped after {decoded} of {n} frames "
+                                "(corrupt or truncated file); the frames before it were processed")
+        else:
+            self.end_reason = "end_of_input"
 
     def close(self) -> None:
         self._cap.release()
