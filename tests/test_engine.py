@@ -356,7 +356,7 @@ def _stats_worker(rank: int, world: int, port: int, cases: list, out: str) -> No
     os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
                       MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
-    from rdd.engine.trainer import global_rdd_stats
+    from rdd.engine.objective import global_rdd_stats
 
     info = init_distributed("cpu")
     try:

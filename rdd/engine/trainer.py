@@ -48,7 +48,7 @@ from .checkpoint import (check_config_hash, get_rng_state, load_checkpoint, save
                          set_rng_state)
 from .config import TrainConfig
 from .data import InfiniteLoader, SeededTrainSet
-from .objective import Objective
+from .objective import Objective, global_rdd_stats
 from .schedule import build_scheduler, rebase_scheduler
 
 __all__ = ["train", "Trainer", "NonFiniteLossError"]
@@ -509,47 +509,6 @@ class Trainer:
                 if not math.isnan(val[k]):
                     live.log_metric(f"val/{k}", val[k])
             live.make_summary()
-
-
-def global_rdd_stats(maps: Mapping[str, torch.Tensor], y: torch.Tensor, ignore_index: int
-                     ) -> dict[str, float]:
-    """:func:`rdd.losses.rdd_stats` of the *global* batch (all ranks), for logging.
-
-    ``maps``: ``{"weights": N×H×W}`` (TFE) or ``{"mask": N×H×W bool}`` (TSE) or ``{}``;
-    ``y``: N×H×W labels. Means and fractions over valid pixels are combined weighted by each
-    rank's valid-pixel count ``n_r`` (``Σ m_r·n_r / Σ n_r`` = the mean over the global batch);
-    ``tfe_weight_min`` is the minimum over ranks. Every rank must call it (collectives), with
-    the same map key (the phase is a function of the iteration, so it is). Without a process
-    group this is ``rdd_stats`` unchanged.
-    """
-    from rdd.losses import rdd_stats
-
-    if "weights" in maps:
-        stats = rdd_stats(target=y, weights=maps["weights"], ignore_index=ignore_index)
-        mean_keys, min_keys = ("tfe_weight_mean",), ("tfe_weight_min",)
-    elif "mask" in maps:
-        stats = rdd_stats(target=y, mask=maps["mask"], ignore_index=ignore_index)
-        mean_keys, min_keys = ("tse_selected_frac",), ()
-    else:
-        return {}
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-        return stats
-    n = float((y != ignore_index).sum())
-    # [m_k·n_r ..., n_r, −min_k ...]; a key missing on a rank (no valid pixel) has n_r = 0
-    vals = ([stats.get(k, 0.0) * n for k in mean_keys] + [n]
-            + [-stats.get(k, math.inf) for k in min_keys])
-    t = torch.tensor(vals, dtype=torch.float64, device=y.device)
-    k_mean = len(mean_keys) + 1
-    sums = D.all_reduce_mean(t[:k_mean].clone())               # Σ/W cancels in the ratio
-    mins = D.all_reduce_max(t[k_mean:].clone()) if min_keys else t[k_mean:]
-    total = float(sums[-1])
-    out: dict[str, float] = {}
-    if total > 0:
-        out.update({k: float(sums[i]) / total for i, k in enumerate(mean_keys)})
-    out.update({k: -float(mins[i]) for i, k in enumerate(min_keys) if math.isfinite(float(mins[i]))})
-    if "mask" in maps and total == 0:
-        out["tse_selected_frac"] = 0.0
-    return out
 
 
 def _fmt_time(s: float) -> str:
