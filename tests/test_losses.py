@@ -360,6 +360,14 @@ def test_combine_hard_masks_is_the_tse_combination_for_tensors_and_arrays():
         combine_hard_masks(torch.tensor(sh), torch.tensor(th), "nand")
 
 
+def test_extra_kd_table_is_the_configurations_choices():
+    from rdd.engine.config import EXTRA_KD_TYPES
+    from rdd.losses import EXTRA_KD
+
+    assert tuple(EXTRA_KD) == EXTRA_KD_TYPES          # the torch-free choices name these modules
+    assert EXTRA_KD["cwd"] is ChannelWiseDistillation and EXTRA_KD["at"] is AttentionTransfer
+
+
 # --------------------------------------------------------------------------- misc
 def test_rdd_stats():
     y = lab(0, 0, 0, 255)

@@ -358,10 +358,9 @@ class ExtraKDConfig:
             raise _fail(f"{path}.feature", f"must be one of logits, backbone, head; got {feature!r}")
         kwargs = _mapping(d.pop("kwargs", None), f"{path}.kwargs")
         kwargs.update(d)  # remaining keys: constructor arguments (e.g. tau for cwd, p for at)
-        from rdd.losses import AttentionTransfer, ChannelWiseDistillation
+        from rdd.losses import EXTRA_KD
 
-        _check_call(ChannelWiseDistillation if typ == "cwd" else AttentionTransfer, path,
-                    f"loss {typ!r}", **kwargs)
+        _check_call(EXTRA_KD[typ], path, f"loss {typ!r}", **kwargs)
         return cls(type=typ, weight=weight, feature=feature, kwargs=kwargs)
 
 

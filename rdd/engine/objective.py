@@ -43,7 +43,7 @@ class Objective:
 
     def __init__(self, cfg: LossConfig, *, ignore_index: int = 255, student_aux: bool = True,
                  device: torch.device | str = "cpu") -> None:
-        from rdd.losses import AttentionTransfer, ChannelWiseDistillation
+        from rdd.losses import EXTRA_KD
 
         self.cfg = cfg
         self.ignore_index = int(ignore_index)
@@ -53,7 +53,7 @@ class Objective:
         for e in cfg.extra_kd:
             counts[e.type] = counts.get(e.type, 0) + 1
         for i, e in enumerate(cfg.extra_kd):
-            cls = ChannelWiseDistillation if e.type == "cwd" else AttentionTransfer
+            cls = EXTRA_KD[e.type]
             try:
                 mod = cls(**e.kwargs)
             except TypeError as err:

@@ -15,9 +15,12 @@ from .relative_difficulty import (TFE_REDUCTIONS, TSE_MODES, combine_hard_masks,
                                   rdd_stats, tfe_task_loss, tfe_weights, tse_mask, tse_task_loss)
 from .task import ce_loss, weighted_ce
 
+#: ``loss.extra_kd[].type`` → its module (the configuration checks keyword arguments against it)
+EXTRA_KD = {"cwd": ChannelWiseDistillation, "at": AttentionTransfer}
+
 __all__ = [
     "tfe_weights", "hard_pixel_mask", "combine_hard_masks", "tse_mask", "pixel_kd",
     "weighted_ce", "tfe_task_loss", "tse_task_loss", "ce_loss", "rdd_stats",
     "ChannelWiseDistillation", "AttentionTransfer", "channel_wise_distillation",
-    "attention_transfer", "attention_map", "TSE_MODES", "TFE_REDUCTIONS",
+    "attention_transfer", "attention_map", "TSE_MODES", "TFE_REDUCTIONS", "EXTRA_KD",
 ]
