@@ -294,7 +294,7 @@ class _Signals:
 
 
 def _interrupted(reason: str) -> int:
-    print(f"error: interrupted ({reason.upper()}); no output written", file=sys.stderr)
+    print(f"error: interrupted ({reason.upper()}); no report was written", file=sys.stderr)
     return SIGNAL_EXIT_CODES[reason]
 
 
