@@ -422,6 +422,16 @@ def test_run_export_end_to_end(student, tmp_path):
     assert all(v["p50"] > 0 for v in m["latency_ms"].values())
     assert m["int8"]["speedup_vs_fp32"] > 0
     assert m["device"] == device_info()  # the runner report's provenance block
+    assert len(m["int8"]["float_nodes"]) == 2          # stem conv + logits Resize kept float
+    assert (out / "openvino").is_dir()                 # one DVC output, always there
+    from rdd.runtime.openvino import openvino_available
+
+    if openvino_available():
+        ov8 = m["openvino_int8"]
+        assert ov8["status"] == "ok" and m["gates"]["openvino_int8_miou"] is True
+        assert (out / "openvino" / ov8["path"]).is_file() and ov8["calib_frames"] == 2
+    else:
+        assert m["openvino_int8"]["status"].startswith("skipped: OpenVINO")
     assert m["eval"] == {"size": [H, W], "image_resize": "bilinear", "mask_resize": "nearest_exact"}
     if not tensorrt_available():
         assert m["tensorrt"]["fp16"]["status"] == SKIPPED_NO_TRT

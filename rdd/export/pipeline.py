@@ -7,6 +7,9 @@ goes to ``out_dir``:
 * ``variants/<name>.onnx`` for each extra variant in ``cfg["variants"]`` (argmax / folded
   preprocessing); the folder always exists (one DVC output however many variants there are);
 * ``model_int8.onnx`` — onnxruntime static INT8 (QDQ) of ``model.onnx``;
+* ``openvino/`` (always created, one DVC output): ``model_int8.xml`` + ``.bin`` — OpenVINO INT8
+  by NNCF post-training quantisation on the same calibration frames, with the same mIoU gate
+  (:mod:`rdd.export.openvino`; only where the ``[openvino]`` extra is installed);
 * ``trt/`` (always created, one DVC output): ``model_fp16.engine`` / ``model_int8.engine`` —
   TensorRT engines (only where TensorRT runs), each with its sidecar ``model_<prec>.engine.json``
   (rdd_meta + optimisation profile + precision; read by :class:`rdd.runtime.TrtBackend`), the INT8
@@ -27,7 +30,9 @@ Configuration (``cfg``; every key optional, defaults below)::
     int8:    {enabled: true, calib_frames: 64, method: minmax, activation_type: quint8,
               weight_type: qint8, per_channel: true, reduce_range: true,
               extra_options: {CalibMovingAverage: true},
-              max_miou_drop: 0.01, eval_frames: null}   # 0.01 = 1.0 mIoU point
+              max_miou_drop: 0.01, eval_frames: null,   # 0.01 = 1.0 mIoU point
+              keep_float: [input_conv, output_resize],  # stem conv + logits upsampling in float
+              openvino: true}           # + NNCF INT8 for OpenVINO where the [openvino] extra is
     tensorrt: {enabled: true, precisions: [fp16, int8], min_size: null, opt_size: null,
                max_size: null, calib_frames: 64, workspace_gb: 2.0}
     benchmark: {enabled: true, threads: 2, warmup: 5, runs: 30, spin: false}
@@ -58,6 +63,7 @@ from typing import Any
 import numpy as np
 
 from rdd.export.frames import ParityError, load_frames
+from rdd.export.quantize import KEEP_FLOAT
 from rdd.runtime.backends import make_session
 from rdd.runtime.provenance import device_info
 from rdd.spec import ClassInfo, Normalization, as_hw, write_json_atomic
@@ -77,7 +83,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
              "activation_type": "quint8", "weight_type": "qint8", "per_channel": True,
              "reduce_range": True, "extra_options": {"CalibMovingAverage": True},
              "max_miou_drop": 0.01,
-             "eval_frames": None},
+             "eval_frames": None, "keep_float": ["input_conv", "output_resize"], "openvino": True},
     "tensorrt": {"enabled": True, "precisions": ["fp16", "int8"], "min_size": None,
                  "opt_size": None, "max_size": None, "calib_frames": 64, "workspace_gb": 2.0},
     "benchmark": {"enabled": True, "threads": 2, "warmup": 5, "runs": 30, "spin": False},
@@ -208,6 +214,10 @@ def validate_export_config(cfg: dict[str, Any] | None) -> dict[str, Any]:
     if not isinstance(q["extra_options"], dict):
         raise _bad("int8.extra_options", "a mapping", q["extra_options"])
     number("int8.max_miou_drop", q["max_miou_drop"], hi=1.0)
+    flag("int8.openvino", q["openvino"])
+    if (not isinstance(q["keep_float"], (list, tuple))
+            or not set(q["keep_float"]) <= set(KEEP_FLOAT)):
+        raise _bad("int8.keep_float", f"a list of some of {', '.join(KEEP_FLOAT)}", q["keep_float"])
     t = c["tensorrt"]
     flag("tensorrt.enabled", t["enabled"])
     precs = t["precisions"]
@@ -309,13 +319,15 @@ def run_export(artifact_path: str | os.PathLike, out_dir: str | os.PathLike, *,
 
     # ---- INT8 (onnxruntime static QDQ) + mIoU gate
     int8_path = None
+    ov_dir = out_dir / "openvino"   # always created: one DVC output (NNCF INT8 IR when installed)
+    ov_dir.mkdir(parents=True, exist_ok=True)
     if c["int8"]["enabled"]:
         q = c["int8"]
         qinfo = quantize_int8(fp32["path"], out_dir / "model_int8.onnx", calib_frames=calib_dataset,
                               calib_limit=q["calib_frames"], method=q["method"],
                               activation_type=q["activation_type"], weight_type=q["weight_type"],
                               per_channel=q["per_channel"], reduce_range=q["reduce_range"],
-                              extra_options=q["extra_options"])
+                              extra_options=q["extra_options"], keep_float=q["keep_float"])
         int8_path = qinfo["path"]
         metrics["files"]["onnx_int8"] = _file(qinfo, out_dir)
         ev_frames = val if q["eval_frames"] is None else load_frames(val_dataset, size=size,
@@ -328,7 +340,7 @@ def run_export(artifact_path: str | os.PathLike, out_dir: str | os.PathLike, *,
         metrics["int8"] = {**{k: qinfo[k] for k in ("calib_frames", "method", "activation_type",
                                                     "weight_type", "per_channel", "reduce_range",
                                                     "extra_options", "seconds",
-                                                    "preprocess_error")},
+                                                    "preprocess_error", "float_nodes")},
                            "miou_fp32": ev32["miou"], "miou_int8": ev8["miou"],
                            "miou_drop": ev32["miou"] - ev8["miou"],
                            "argmax_agreement_vs_fp32": agree}
@@ -339,6 +351,19 @@ def run_export(artifact_path: str | os.PathLike, out_dir: str | os.PathLike, *,
         except ParityError as e:
             metrics["gates"]["int8_miou"] = False
             fail(e)
+        if q["openvino"]:  # NNCF INT8 for OpenVINO: same calibration frames, same gate
+            from rdd.export.openvino import openvino_int8_stage
+
+            try:
+                metrics["openvino_int8"] = openvino_int8_stage(
+                    fp32["path"], ov_dir, calib_frames=calib_dataset, calib_limit=q["calib_frames"],
+                    eval_frames=ev_frames, miou_fp32=ev32["miou"], max_miou_drop=q["max_miou_drop"])
+            except ParityError as e:
+                metrics["openvino_int8"] = e.block
+                metrics["gates"]["openvino_int8_miou"] = False
+                fail(e)
+            if metrics["openvino_int8"]["status"] == "ok":
+                metrics["gates"]["openvino_int8_miou"] = metrics["openvino_int8"]["gate"]
 
     # ---- TensorRT (skipped cleanly without it)
     trt_dir = out_dir / "trt"

@@ -56,9 +56,61 @@ from rdd.export.frames import Frame, load_frames
 from rdd.runtime import preprocess
 from rdd.spec import atomic_path
 
-__all__ = ["FrameCalibrationReader", "quantize_int8", "CALIB_METHODS"]
+__all__ = ["FrameCalibrationReader", "quantize_int8", "CALIB_METHODS", "KEEP_FLOAT", "float_edge_nodes"]
 
 CALIB_METHODS = ("minmax", "entropy", "percentile", "distribution")
+# Nodes left in float by default (measured with onnxruntime's profiler, see the module docstring):
+# the 3-input-channel stem conv and the final logits upsampling.
+KEEP_FLOAT = ("input_conv", "output_resize")
+_PASS_THROUGH = {"Cast", "Transpose", "Sub", "Div", "Mul", "Add", "Identity", "ArgMax", "Reshape",
+                 "Squeeze", "Unsqueeze"}
+
+
+def float_edge_nodes(model: Any, which: Sequence[str] = KEEP_FLOAT) -> list[str]:
+    """Names of the nodes of an ONNX ``ModelProto`` that ``which`` selects.
+
+    * ``"input_conv"``: the first Conv reached from the graph input through element-wise or
+      layout ops only (the stem: 3 input channels; folded preprocessing sits before it);
+    * ``"output_resize"``: the Resize whose result reaches a graph output through such ops only
+      (the full-resolution logits upsampling; an argmax/cast of the labels variant sits after it).
+    """
+    unknown = set(which) - set(KEEP_FLOAT)
+    if unknown:
+        raise ValueError(f"keep_float: unknown entries {sorted(unknown)}; expected some of {KEEP_FLOAT}")
+    g = model.graph
+    consumers: dict[str, list[Any]] = {}
+    producer: dict[str, Any] = {}
+    for n in g.node:
+        for t in n.input:
+            consumers.setdefault(t, []).append(n)
+        for t in n.output:
+            producer[t] = n
+    inits = {i.name for i in g.initializer}
+    out: list[str] = []
+    if "input_conv" in which:
+        frontier = [i.name for i in g.input if i.name not in inits]
+        seen: set[str] = set()
+        while frontier:
+            t = frontier.pop()
+            for n in consumers.get(t, []):
+                if n.name in seen:
+                    continue
+                seen.add(n.name)
+                if n.op_type == "Conv":
+                    out.append(n.name)
+                elif n.op_type in _PASS_THROUGH:
+                    frontier.extend(n.output)
+    if "output_resize" in which:
+        frontier = [o.name for o in g.output]
+        while frontier:
+            n = producer.get(frontier.pop())
+            if n is None:
+                continue
+            if n.op_type == "Resize":
+                out.append(n.name)
+            elif n.op_type in _PASS_THROUGH:
+                frontier.extend(t for t in n.input if t and t not in inits)
+    return list(dict.fromkeys(out))
 
 
 def _calibration_reader_base() -> type:
@@ -132,7 +184,8 @@ def quantize_int8(fp32_path: str | os.PathLike, out_path: str | os.PathLike, *, 
                   reduce_range: bool = True, quant_format: str = "qdq",
                   op_types_to_quantize: Sequence[str] | None = None, preprocess: bool = True,
                   extra_options: dict[str, Any] | None = None,
-                  nodes_to_exclude: Sequence[str] | None = None) -> dict[str, Any]:
+                  nodes_to_exclude: Sequence[str] | None = None,
+                  keep_float: Sequence[str] = ()) -> dict[str, Any]:
     """Quantise ``fp32_path`` (an ``rdd.export`` graph) to INT8 QDQ at ``out_path`` (atomically).
 
     The ``rdd_meta`` block is carried over unchanged (same input/output contract) and
@@ -151,6 +204,8 @@ def quantize_int8(fp32_path: str | os.PathLike, out_path: str | os.PathLike, *, 
         preprocess: run ``quant_pre_process`` (shape inference + graph optimisation) first.
         extra_options: passed to ``quantize_static`` (e.g. ``{"CalibMovingAverage": True}``,
             ``{"ActivationSymmetric": True}``, ``{"CalibPercentile": 99.999}``).
+        keep_float: structural nodes left in float (:func:`float_edge_nodes`, some of
+            :data:`KEEP_FLOAT`), found in the graph that is quantised (after ``preprocess``).
 
     Returns:
         info dict: ``path, size_bytes, calib_frames, method, ..., seconds, preprocess_error``.
@@ -186,13 +241,16 @@ def quantize_int8(fp32_path: str | os.PathLike, out_path: str | os.PathLike, *, 
             except Exception as e:  # noqa: BLE001 — fall back to the raw graph, but record it
                 preprocess_error = f"{type(e).__name__}: {e}"
         q_tmp = Path(tmpdir) / "int8.onnx"
+        excluded = list(nodes_to_exclude or [])
+        if keep_float:
+            excluded += float_edge_nodes(onnx.load(str(src), load_external_data=False), keep_float)
         with _quiet_root_logger():  # the quantizer logs one WARNING per int64 shape tensor
             quantize_static(str(src), str(q_tmp), reader, quant_format=formats[quant_format],
                             op_types_to_quantize=list(op_types_to_quantize or []) or None,
                             per_channel=per_channel, reduce_range=reduce_range,
                             activation_type=act_t, weight_type=w_t,
                             calibrate_method=methods[method],
-                            nodes_to_exclude=list(nodes_to_exclude or []),
+                            nodes_to_exclude=excluded,
                             extra_options=dict(extra_options or {}))
         proto = onnx.load(str(q_tmp))
         props = {p.key: p.value for p in proto.metadata_props}
@@ -210,6 +268,6 @@ def quantize_int8(fp32_path: str | os.PathLike, out_path: str | os.PathLike, *, 
     return {"path": str(out_path), "size_bytes": out_path.stat().st_size,
             "calib_frames": len(frames), "method": method, "activation_type": activation_type,
             "weight_type": weight_type, "per_channel": per_channel, "reduce_range": reduce_range,
-            "quant_format": quant_format,
+            "quant_format": quant_format, "keep_float": list(keep_float), "float_nodes": excluded,
             "extra_options": dict(extra_options or {}), "preprocess": preprocess,
             "preprocess_error": preprocess_error, "seconds": round(time.perf_counter() - t0, 3)}
