@@ -17,9 +17,9 @@ gate ``max_miou_drop = 0.01`` is **1.0 mIoU point**.
 violated.
 
 The ONNX side runs through the edge runtime itself: :class:`rdd.runtime.OrtBackend` (the graph's
-``rdd_meta`` checked against the graph at load, one onnxruntime session) fed by
-:func:`rdd.runtime.preprocess` and read back with :func:`rdd.runtime.logits_to_labels`, the
-same calls ``rdd-infer`` makes per frame. A gate that passes certifies that code path.
+``rdd_meta`` checked against the graph at load, one onnxruntime session) scored by
+:func:`rdd.runtime.accuracy.predict` (:func:`rdd.runtime.preprocess` per frame, then the
+backend), the calls ``rdd-infer`` makes per frame. A gate that passes certifies that code path.
 """
 from __future__ import annotations
 
@@ -33,7 +33,8 @@ from torch import nn
 from rdd.contract import ModelMeta
 from rdd.export.frames import Frame, ParityError, iter_batches, load_frames
 from rdd.metrics import ConfusionMatrix
-from rdd.runtime import OrtBackend, logits_to_labels, preprocess
+from rdd.runtime import Backend, OrtBackend
+from rdd.runtime.accuracy import LabelledFrames, predict
 from rdd.spec import Normalization
 
 __all__ = ["DEFAULT_THRESHOLDS", "compare_parity", "check_parity", "evaluate_onnx",
@@ -63,16 +64,17 @@ def _as_frames(frames: Any, meta: ModelMeta, limit: int | None) -> list[Frame]:
     return fr
 
 
-def run_backend(backend: OrtBackend, images: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+def run_backend(backend: Backend, images: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
     """uint8 ``N×H×W×3`` RGB frames through the runtime → ``(logits N×K×H×W | None, labels N×H×W)``.
 
-    Each frame is made into the model input by :func:`rdd.runtime.preprocess` (as ``rdd-infer``
-    does), the batch runs with :meth:`OrtBackend.forward`, labels are
-    :func:`rdd.runtime.logits_to_labels` of the output (what :meth:`OrtBackend.infer` returns).
+    :func:`rdd.runtime.accuracy.predict`, the runtime's scorer (``rdd-bench``, ``rdd-infer
+    --compare``): each frame made into the model input by :func:`rdd.runtime.preprocess` at its
+    own size (a fixed-size model's size), run by the backend, labels by
+    :func:`rdd.runtime.logits_to_labels`.
     """
-    meta = backend.meta
-    raw = backend.forward(np.concatenate([preprocess(img, meta) for img in images]))
-    return (raw if meta.output_kind == "logits" else None), logits_to_labels(raw, meta.output_kind)
+    frames = LabelledFrames([str(i) for i in range(len(images))], list(images), None)
+    labels, logits = predict(backend, frames, "native", keep_logits=True)
+    return (None if logits is None else np.stack(logits)), np.stack(labels)
 
 
 def compare_parity(model: nn.Module, onnx_path: str | os.PathLike, frames: Any, *,
@@ -86,7 +88,8 @@ def compare_parity(model: nn.Module, onnx_path: str | os.PathLike, frames: Any, 
         frames: anything :func:`rdd.export.frames.load_frames` accepts (dataset, images, pairs).
         thresholds: overrides of :data:`DEFAULT_THRESHOLDS`.
         limit: use at most this many frames (evenly spaced).
-        batch_size: frames per forward pass (same-size frames only).
+        batch_size: frames per PyTorch forward pass (same-size frames only); the runtime runs
+            frame by frame, as ``rdd-infer`` does.
         backend: an open :class:`rdd.runtime.OrtBackend` of ``onnx_path`` (default: a new one).
 
     Returns:
