@@ -462,6 +462,90 @@ def test_resume_past_the_end_is_an_error(tmp_path, data_root):
         train(cfg_dict(tmp_path / "b", data_root, resume=str(tmp_path / "a" / "checkpoint.pt")))
 
 
+# --------------------------------------------------------------------------- own checkpoint
+def _log(out: Path) -> str:
+    return (out / "train.log").read_text()
+
+
+def _same_weights(a: Path, b: Path) -> None:
+    wa, wb = _state(a / "checkpoint.pt")["model"], _state(b / "checkpoint.pt")["model"]
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        assert torch.equal(wa[k], wb[k]), k
+    assert (a / "model.pt").read_bytes() == (b / "model.pt").read_bytes()   # same artefact bytes
+
+
+def test_a_run_continues_its_own_checkpoint(tmp_path, data_root):
+    """An interrupted run (here: a checkpoint at step 4 of 6) continues at the saved step when
+    the run is started again, and ends bit-identical to an uninterrupted one; a complete
+    checkpoint or one of another config means training from scratch, with one logged line."""
+    over = dict(optim={"iters": 6, "lr": 0.02}, eval_interval=2)
+    full = train(cfg_dict(tmp_path / "full", data_root, **over))
+    run = tmp_path / "run"
+    train(cfg_dict(run, data_root, stop_at=4, **over))        # as if killed after step 4
+    m = train(cfg_dict(run, data_root, **over))
+    assert f"resumed {run / 'checkpoint.pt'} at iteration 4" in _log(run)
+    assert m["step"] == 6 and m["miou"] == full["miou"]
+    _same_weights(tmp_path / "full", run)
+    train(cfg_dict(run, data_root, **over))                  # complete: from scratch again
+    assert "not continuing it: it is complete (iteration 6 of 6); training from scratch" in _log(run)
+    _same_weights(tmp_path / "full", run)
+    other = tmp_path / "other"
+    train(cfg_dict(other, data_root, stop_at=2, **over))
+    train(cfg_dict(other, data_root, **{**over, "optim": {"iters": 6, "lr": 0.03}}))
+    text = _log(other)
+    assert "written under another config (differing keys: optim.lr); training from scratch" in text
+    assert "resumed" not in text
+
+
+def test_tse_continues_its_own_checkpoint_only_when_it_descends_from_tfe(
+        tmp_path, data_root, teacher_artifact):
+    from rdd.serialization import save_torch_file
+
+    loss = {"kd": {"type": "pixel"}, "rdd": {"tfe": True, "tse": True, "tfe_iters": 2}}
+    common = dict(optim={"iters": 6, "lr": 0.02}, loss=loss, eval_interval=1)
+    train(cfg_dict(tmp_path / "full", data_root, teacher_artifact, **common))
+    tfe, tse = tmp_path / "tfe", tmp_path / "tse"
+    train(cfg_dict(tfe, data_root, teacher_artifact, stop_at=2, **common))
+    resume = str(tfe / "checkpoint.pt")
+    train(cfg_dict(tse, data_root, teacher_artifact, resume=resume, stop_at=4, **common))
+    train(cfg_dict(tse, data_root, teacher_artifact, resume=resume, **common))
+    assert f"resumed {tse / 'checkpoint.pt'} at iteration 4" in _log(tse)
+    _same_weights(tmp_path / "full", tse)
+    # tfe_rdd retrained to other weights: tse's own progress is stale → start from tfe's again
+    train(cfg_dict(tse, data_root, teacher_artifact, resume=resume, stop_at=4, **common))
+    ckpt = load_checkpoint(resume)
+    first = next(iter(ckpt["model"]))
+    ckpt["model"][first] = ckpt["model"][first] + 1e-3
+    save_torch_file(ckpt, resume)
+    (tse / "train.log").unlink()
+    train(cfg_dict(tse, data_root, teacher_artifact, resume=resume, **common))
+    text = _log(tse)
+    assert "continues another start point" in text and f"starting from {resume}" in text
+    assert f"resumed {resume} at iteration 2" in text
+
+
+def test_own_checkpoint_crafted_corrupt_or_old(tmp_path, data_root, hostile_pickle):
+    """Crafted: an error naming the file, nothing runs. Truncated or written by the format-/1
+    code (numpy RNG arrays): one logged line, then training from scratch."""
+    run = tmp_path / "run"
+    run.mkdir()
+    marker = hostile_pickle(run / "checkpoint.pt", _checkpoint_shaped)
+    with pytest.raises(CheckpointError) as e:
+        train(cfg_dict(run, data_root))
+    assert not marker.exists()
+    msg = str(e.value)
+    assert "\n" not in msg and str(run / "checkpoint.pt") in msg and "delete it" in msg, msg
+    torch.save({"format": "rdd-edge-checkpoint/1", "rng": [{"numpy": np.zeros(3, np.uint32)}],
+                "torch_version": torch.__version__}, run / "checkpoint.pt")
+    assert train(cfg_dict(run, data_root))["step"] == 4
+    assert "written by an older rdd-edge (checkpoint format /1); training from scratch" in _log(run)
+    data = (run / "checkpoint.pt").read_bytes()
+    (run / "checkpoint.pt").write_bytes(data[: len(data) // 3])
+    assert train(cfg_dict(run, data_root))["step"] == 4
+    assert "cannot be read (truncated or corrupt); training from scratch" in _log(run)
+
+
 # --------------------------------------------------------------------------- safe loading
 def test_checkpoint_loads_with_plain_weights_only(tmp_path, data_root):
     """No allow-list: plain ``torch.load(weights_only=True)`` reads a checkpoint in full."""

@@ -229,3 +229,62 @@ def test_stage_resume_refuses_crafted_and_truncated_checkpoints(tmp_path, one_th
     assert r.exit_code == 1 and len(lines) == 1, r.output
     assert str(ckpt) in lines[0] and "truncated" in lines[0] and "Traceback" not in r.output
     assert not (out / "tse_rdd" / "model.pt").exists()
+
+
+@pytest.mark.slow
+def test_kill_9_then_dvc_repro_continues_the_stage(tmp_path):
+    """SIGKILL ``dvc repro baseline`` after its first mid-run checkpoint: the next ``dvc repro``
+    keeps the checkpoint (``persist: true``), continues at the saved step and ends with a
+    ``model.pt`` byte-identical to an uninterrupted run's."""
+    import hashlib
+    import signal
+    import time
+
+    from rdd.engine import load_checkpoint
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _copy_repo(repo)
+    p = tiny_params()
+    p["student"]["optim"]["iters"] = 40
+    p["train"].update(eval_interval=4, log_interval=4)
+    p["data"]["synthetic"]["n_val"] = 1
+    (repo / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": str(repo)}
+    dvc = [sys.executable, "-m", "dvc"]
+    _run(dvc + ["init", "--no-scm", "-q"], repo, env)
+    _run(dvc + ["repro", "data"], repo, env)
+    # the uninterrupted reference: the stage's own command, into another out-root
+    shutil.copytree(repo / "outputs" / "data", tmp_path / "ref" / "data")
+    _run([sys.executable, "-m", "pipeline.train", "baseline", "--out-root", str(tmp_path / "ref")],
+         repo, env)
+
+    out = repo / "outputs" / "baseline"
+    proc = subprocess.Popen(dvc + ["repro", "baseline"], cwd=repo, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 600
+        while not (out / "checkpoint.pt").exists():
+            assert proc.poll() is None, "dvc repro ended before writing a checkpoint"
+            assert time.monotonic() < deadline, "no checkpoint within 600 s"
+            time.sleep(0.02)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)            # dvc, its shell and the stage: kill -9
+        proc.wait()
+    assert not (out / "metrics.json").exists() and not (out / "model.pt").exists()
+    saved = load_checkpoint(out / "checkpoint.pt")["step"]
+    assert 0 < saved < 40
+
+    log = _run(dvc + ["repro", "baseline"], repo, env)
+    assert "Running stage 'baseline'" in log
+    assert f"resumed outputs/baseline/checkpoint.pt at iteration {saved} " in (
+        out / "train.log").read_text()
+    assert json.loads((out / "metrics.json").read_text())["step"] == 40
+
+    def digest(path: Path) -> str:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+
+    assert digest(out / "model.pt") == digest(tmp_path / "ref" / "baseline" / "model.pt")
+    assert json.loads(_run(dvc + ["status", "baseline", "--json"], repo, env) or "{}") == {}

@@ -639,3 +639,15 @@ def test_video_corrupted_mid_stream_is_a_decode_error(tmp_path, tiny_onnx):
     assert rep["completed"] is False and rep["stop_reason"] == "decode_error"
     assert 0 < rep["frames"] < 12
     assert f"decoding stopped after {rep['frames']} of 12 frames" in rep["stop_detail"]
+
+
+def test_stop_reason_precedence():
+    from rdd.runtime.stop import COMPLETE_REASONS, STOP_REASONS, stop_reason
+
+    assert stop_reason("sigterm", True, "decode_error", "x") == ("sigterm", None)
+    assert stop_reason(None, True, "stream_ended", "x") == ("max_frames", None)
+    assert stop_reason(None, False, "decode_error", "bad") == ("decode_error", "bad")
+    assert stop_reason(None, False, "stream_ended", "gone") == ("stream_ended", "gone")
+    assert stop_reason(None, False, "end_of_input") == ("end_of_input", None)
+    assert stop_reason(None, False, None) == ("end_of_input", None)
+    assert set(COMPLETE_REASONS) < set(STOP_REASONS)

@@ -14,6 +14,16 @@ and plain containers: the numpy and python ``random`` RNG states are stored as a
 (:func:`get_rng_state`), and a crafted or corrupt file is refused with a one-line
 :class:`~rdd.serialization.TorchFileError` naming it, before anything in it runs.
 
+**Resuming a stage after an interruption** (``kill -9`` included): the trainer first looks at its
+own ``out_dir/checkpoint.pt`` (:func:`own_checkpoint_verdict`). It continues from it when the
+checkpoint's config hash equals the current one, its step is before the end of this run, and it
+descends from the same ``resume:`` checkpoint as the current run (``origin``, see
+:func:`checkpoint_identity`; this is how ``tse_rdd`` tells its own progress from a stale run
+after ``tfe_rdd`` was retrained). Otherwise it logs one line saying why and starts as if the
+file were absent (from ``resume:``, else from scratch); the file is overwritten at the next
+save. A refused own checkpoint (it asks for non-allow-listed objects) is an error, except one
+written by the format-/1 code (numpy RNG state), which is treated as stale.
+
 Resuming with a **different config hash** (another recipe: model, data, loss, optimizer, ...)
 emits a :class:`ConfigMismatchWarning` and continues: changing e.g. ``optim.iters`` on resume
 is sometimes intended. Keys that legitimately differ between the two stages of a split run
@@ -21,6 +31,7 @@ is sometimes intended. Keys that legitimately differ between the two stages of a
 """
 from __future__ import annotations
 
+import hashlib
 import random
 import warnings
 from pathlib import Path
@@ -29,10 +40,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from rdd.serialization import TorchFileError, load_torch_file, save_torch_file
+from rdd.serialization import TorchFileError, load_torch_file, save_torch_file, torch_bytes
 
 __all__ = ["CHECKPOINT_FORMAT", "ConfigMismatchWarning", "CheckpointError", "get_rng_state",
-           "set_rng_state", "save_checkpoint", "load_checkpoint", "check_config_hash"]
+           "set_rng_state", "save_checkpoint", "load_checkpoint", "check_config_hash",
+           "checkpoint_identity", "own_checkpoint_verdict", "config_diff"]
 
 #: /2: RNG states as tensors / lists (loadable with ``weights_only=True``); /1 held numpy arrays.
 CHECKPOINT_FORMAT = "rdd-edge-checkpoint/2"
@@ -86,7 +98,7 @@ def set_rng_state(state: dict[str, Any]) -> None:
 def save_checkpoint(path: str | Path, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                     scheduler: Any, scaler: Any, step: int, config_hash: str,
                     config: dict[str, Any], rng_states: list[dict[str, Any]],
-                    extra: dict[str, Any] | None = None) -> Path:
+                    extra: dict[str, Any] | None = None, origin: str | None = None) -> Path:
     """Write the full training state atomically to ``path``.
 
     Args:
@@ -94,6 +106,8 @@ def save_checkpoint(path: str | Path, *, model: torch.nn.Module, optimizer: torc
         step: number of optimizer steps taken (the next iteration to run).
         rng_states: one :func:`get_rng_state` per rank (index = rank).
         extra: free-form JSON-able values (train time, last metrics, ...).
+        origin: :func:`checkpoint_identity` of the ``resume:`` checkpoint this run started from
+            (``None`` for a run from scratch); inherited when a run continues its own checkpoint.
     """
     path = Path(path)
     payload = {
@@ -107,6 +121,7 @@ def save_checkpoint(path: str | Path, *, model: torch.nn.Module, optimizer: torc
         "config_hash": config_hash,
         "config": config,
         "extra": extra or {},
+        "origin": origin,
         "torch_version": str(torch.__version__),   # TorchVersion is not a plain str
     }
     return save_torch_file(payload, path)
@@ -137,6 +152,65 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
     return ckpt
 
 
+def checkpoint_identity(ckpt: dict[str, Any]) -> str:
+    """``"<step>:<sha256 of the model weights, 16 hex>"``: names a training state independently
+    of the file's bytes (train time, torch version), so a retrained run with identical weights
+    keeps the identity and any other weights change it."""
+    digest = hashlib.sha256(torch_bytes(dict(ckpt["model"]))).hexdigest()[:16]
+    return f"{int(ckpt['step'])}:{digest}"
+
+
+#: Globals of a format-/1 checkpoint (numpy RNG arrays, ``torch.__version__``): stale, not hostile.
+_LEGACY_GLOBALS = ("numpy.", "torch.torch_version.")
+
+
+def own_checkpoint_verdict(path: str | Path, *, config_hash: str, config: dict[str, Any],
+                           end_iter: int, origin: str | None
+                           ) -> tuple[dict[str, Any] | None, str]:
+    """Can a run continue from its own ``out_dir/checkpoint.pt``? → ``(ckpt, "")`` or
+    ``(None, why not)``.
+
+    ``origin``: :func:`checkpoint_identity` of the current run's ``resume:`` checkpoint (``None``
+    without one). Raises :class:`CheckpointError` for a file that asks for non-allow-listed
+    objects (a crafted pickle), unless it is a format-/1 checkpoint (then: stale).
+    """
+    path = Path(path)
+    try:
+        ckpt = load_checkpoint(path)
+    except CheckpointError as e:
+        legacy = e.refused and e.unsafe_globals and all(
+            g.startswith(_LEGACY_GLOBALS) for g in e.unsafe_globals)
+        if e.refused and not legacy:
+            raise CheckpointError(f"{e}; it is this stage's own checkpoint: delete it to train "
+                                  "the stage from scratch", path=path, refused=True,
+                                  unsafe_globals=e.unsafe_globals) from None
+        if legacy:
+            return None, "it was written by an older rdd-edge (checkpoint format /1)"
+        if "torch.load" in str(e):
+            return None, "it cannot be read (truncated or corrupt)"
+        return None, f"it is not a training checkpoint of format {CHECKPOINT_FORMAT!r}"
+    if ckpt["config_hash"] != config_hash:
+        keys = config_diff(ckpt.get("config"), config)
+        return None, ("it was written under another config"
+                      + (f" (differing keys: {', '.join(keys)})" if keys else ""))
+    step = int(ckpt["step"])
+    if step >= end_iter:
+        return None, f"it is complete (iteration {step} of {end_iter})"
+    if ckpt.get("origin") != origin:
+        return None, ("it continues another start point than the current resume checkpoint "
+                      f"({ckpt.get('origin')} vs {origin})")
+    return ckpt, ""
+
+
+def config_diff(saved: Any, current: dict[str, Any]) -> list[str]:
+    """Key paths of the training-relevant config that differ (``[]`` if ``saved`` is no dict)."""
+    if not isinstance(saved, dict):
+        return []
+    ignore = ("out_dir", "resume", "stop_at", "eval_interval", "log_interval", "device",
+              "data.num_workers", "data.val_batch_size")
+    return [k for k in _diff_keys(saved, current) if not k.startswith(ignore)]
+
+
 def check_config_hash(ckpt: dict[str, Any], config_hash: str, *, config: dict[str, Any] | None = None,
                       path: str | Path = "checkpoint") -> bool:
     """Warn (:class:`ConfigMismatchWarning`) when ``ckpt`` was written under another config.
@@ -146,13 +220,8 @@ def check_config_hash(ckpt: dict[str, Any], config_hash: str, *, config: dict[st
     """
     if ckpt.get("config_hash") == config_hash:
         return True
-    diff = ""
-    if config is not None and isinstance(ckpt.get("config"), dict):
-        ignore = ("out_dir", "resume", "stop_at", "eval_interval", "log_interval", "device",
-                  "data.num_workers", "data.val_batch_size")
-        keys = [k for k in _diff_keys(ckpt["config"], config) if not k.startswith(ignore)]
-        if keys:
-            diff = f" (differing keys: {', '.join(keys)})"
+    keys = config_diff(ckpt.get("config"), config) if config is not None else []
+    diff = f" (differing keys: {', '.join(keys)})" if keys else ""
     warnings.warn(
         f"resume: {path} was written with config hash {str(ckpt.get('config_hash'))[:12]} but the "
         f"current config hashes to {config_hash[:12]}{diff}; continuing with the current config",

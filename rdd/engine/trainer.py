@@ -44,8 +44,8 @@ from torch.utils.data import DataLoader, Subset
 from rdd.spec import Normalization, write_json_atomic
 
 from . import distributed as D
-from .checkpoint import (check_config_hash, get_rng_state, load_checkpoint, save_checkpoint,
-                         set_rng_state)
+from .checkpoint import (check_config_hash, checkpoint_identity, get_rng_state, load_checkpoint,
+                         own_checkpoint_verdict, save_checkpoint, set_rng_state)
 from .config import TrainConfig
 from .data import InfiniteLoader, SeededTrainSet
 from .objective import Objective, global_rdd_stats
@@ -95,12 +95,15 @@ class Trainer:
         self.out_dir = Path(cfg.out_dir)
         self.is_main = info.is_main
         self._log_handler: logging.Handler | None = None
+        self.origin: str | None = None          # identity of the resume: checkpoint (lineage)
+        self.resumed_from: str | None = None
         self._old_level = log.level
         if self.is_main:
             self.out_dir.mkdir(parents=True, exist_ok=True)
-            # a fresh run starts a fresh log; a resumed one continues it
+            # a fresh run starts a fresh log; a resumed one (or a re-run) continues it
+            again = cfg.resume or (self.out_dir / "checkpoint.pt").is_file()
             self._log_handler = logging.FileHandler(self.out_dir / "train.log",
-                                                    mode="a" if cfg.resume else "w")
+                                                    mode="a" if again else "w")
             self._log_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
             log.addHandler(self._log_handler)
             if log.level == logging.NOTSET or log.level > logging.INFO:
@@ -222,15 +225,40 @@ class Trainer:
         rebase_scheduler(self.scheduler, base_lr=o.lr, total_iters=o.iters, power=o.power,
                          warmup_iters=o.warmup_iters, warmup_ratio=o.warmup_ratio)
 
+    def _choose_resume(self) -> tuple[str | None, dict[str, Any] | None]:
+        """Where this run starts: its own ``checkpoint.pt`` when it can continue it (see
+        :func:`~rdd.engine.checkpoint.own_checkpoint_verdict`), else ``resume:``, else scratch.
+        Returns ``(path or None, the loaded checkpoint or None)``; sets ``self.origin``."""
+        cfg = self.cfg
+        external = load_checkpoint(cfg.resume) if cfg.resume is not None else None
+        self.origin = checkpoint_identity(external) if external is not None else None
+        own = self.out_dir / "checkpoint.pt"
+        if not own.is_file() or (cfg.resume is not None
+                                 and Path(cfg.resume).resolve() == own.resolve()):
+            return cfg.resume, external
+        ckpt, why = own_checkpoint_verdict(own, config_hash=cfg.config_hash(),
+                                           config=cfg.to_dict(), end_iter=cfg.end_iter,
+                                           origin=self.origin)
+        if ckpt is not None:
+            return str(own), ckpt
+        if self.is_main:
+            log.warning("%s: not continuing it: %s; %s", own, why,
+                        f"starting from {cfg.resume}" if cfg.resume else "training from scratch")
+        return cfg.resume, external
+
     def _resume(self) -> None:
         cfg = self.cfg
         self.step = 0
         self.train_time = 0.0
-        if cfg.resume is None:
+        path, ckpt = self._choose_resume()
+        self.resumed_from = path
+        if path is None:
             _seed_all(cfg.seed + self.info.rank)
             return
-        ckpt = load_checkpoint(cfg.resume, map_location="cpu")
-        check_config_hash(ckpt, cfg.config_hash(), config=cfg.to_dict(), path=cfg.resume)
+        if path == cfg.resume:
+            check_config_hash(ckpt, cfg.config_hash(), config=cfg.to_dict(), path=path)
+        else:
+            self.origin = ckpt.get("origin")       # own checkpoint: same hash, same origin
         self.student.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
@@ -240,7 +268,7 @@ class Trainer:
         self.step = int(ckpt["step"])
         self.train_time = float(ckpt.get("extra", {}).get("train_time_s", 0.0))
         if self.step >= cfg.end_iter:
-            raise ValueError(f"resume: {cfg.resume} is at iteration {self.step}, nothing left to "
+            raise ValueError(f"resume: {path} is at iteration {self.step}, nothing left to "
                              f"do up to {'stop_at' if cfg.stop_at else 'optim.iters'} = "
                              f"{cfg.end_iter}")
         rngs = ckpt["rng"]
@@ -251,7 +279,7 @@ class Trainer:
                         "reseeding from seed + step", len(rngs), self.info.world_size)
             _seed_all(cfg.seed + self.info.rank + self.step)
         if self.is_main:
-            log.info("resumed %s at iteration %d (lr %.3g)", cfg.resume, self.step,
+            log.info("resumed %s at iteration %d (lr %.3g)", path, self.step,
                      self.optimizer.param_groups[0]["lr"])
 
     # ------------------------------------------------------------------ evaluation
@@ -286,7 +314,8 @@ class Trainer:
             save_checkpoint(self.out_dir / "checkpoint.pt", model=self.student,
                             optimizer=self.optimizer, scheduler=self.scheduler, scaler=self.scaler,
                             step=self.step, config_hash=self.cfg.config_hash(),
-                            config=self.cfg.to_dict(), rng_states=rngs, extra=extra)
+                            config=self.cfg.to_dict(), rng_states=rngs, extra=extra,
+                            origin=self.origin)
         D.barrier()
 
     def _open_live(self):
@@ -295,7 +324,7 @@ class Trainer:
         from dvclive import Live
 
         live_dir = self.out_dir / "dvclive"
-        resume = self.cfg.resume is not None and (live_dir / "metrics.json").exists()
+        resume = self.resumed_from is not None and (live_dir / "metrics.json").exists()
         live = Live(dir=str(live_dir), resume=resume, save_dvc_exp=False, dvcyaml=None,
                     report=None)
         live.log_params({"config": self.cfg.to_dict(), "world_size": self.info.world_size,

@@ -223,7 +223,11 @@ def build_parser(prog: str = "rdd-infer") -> argparse.ArgumentParser:
     p.add_argument("--max-input-pixels", type=_positive_int, default=None, metavar="N",
                    help="largest H*W the model's metadata may ask for (a guard against tampered "
                         "rdd_meta); default: $RDD_MAX_INPUT_PIXELS or 16777216 (4096x4096)")
-    p.add_argument("--out", metavar="MP4", help="write the colour overlay with FPS to this .mp4 (mp4v)")
+    p.add_argument("--out", metavar="MP4",
+                   help="write the colour overlay with FPS to this .mp4 (mp4v). Every output is "
+                        "checked before the first frame: its folder must exist and be writable, "
+                        "and it may not be an input (video, model, its sidecars, label/image "
+                        "folders and their files) or another output")
     p.add_argument("--fps", type=_finite(0.0, 1000.0, lo_open=True), default=None,
                    help="frame rate of --out (default: the video's, else 30); also the "
                         "real-time rate of --images and, when given, of a live camera/stream "
@@ -244,7 +248,9 @@ def build_parser(prog: str = "rdd-infer") -> argparse.ArgumentParser:
                         "the waiting one (latest-frame-wins). The report's 'realtime' block counts "
                         "dropped frames, deadline misses (latency > 1/fps) and output jitter. "
                         "Live cameras and streams are always reported this way")
-    p.add_argument("--report", metavar="JSON", help="write the figures as JSON here")
+    p.add_argument("--report", metavar="JSON",
+                   help="write the figures as JSON here; 'completed' and 'stop_reason' say how "
+                        "the run ended (also after Ctrl-C/SIGTERM, exit 130/143)")
     p.add_argument("--compare", type=_compare_spec, metavar="BACKEND[:MODEL]",
                    help="after the run, run a second build (BACKEND on MODEL, default the same "
                         "model) on the same frames (--images, or the first --max-frames of a video "
@@ -294,7 +300,7 @@ class _Signals:
 
 
 def _interrupted(reason: str) -> int:
-    print(f"error: interrupted ({reason.upper()}); no output written", file=sys.stderr)
+    print(f"error: interrupted ({reason.upper()}); no report was written", file=sys.stderr)
     return SIGNAL_EXIT_CODES[reason]
 
 

@@ -32,7 +32,7 @@ from rdd.metrics import ConfusionMatrix
 from rdd.runtime.backends import Backend
 from rdd.runtime.masks import MaskWriter
 from rdd.runtime.sources import FrameSource, LabelFolder
-from rdd.runtime.stop import COMPLETE_REASONS, STOP_REASONS, StopSignal
+from rdd.runtime.stop import COMPLETE_REASONS, STOP_REASONS, StopSignal, stop_reason
 from rdd.runtime.provenance import device_info
 from rdd.runtime.temporal import FlickerMeter, realtime_summary, stream_summary
 from rdd.runtime.timing import latency_stats
@@ -367,11 +367,8 @@ class Pipeline:
     def run(self) -> dict[str, Any]:
         """Process the source; returns the report dict (see :meth:`report`).
 
-        Ends at the end of the source, at ``max_frames``, or early: on a stop request
-        (:class:`StopSignal`, Ctrl-C), or when the source ends before its declared length
-        (``decode_error``) or a live stream drops (``stream_ended``). An early end still finalises
-        the overlay and saved masks (the frames done so far, under their final names); an
-        exception leaves no output behind.
+        An early end (:mod:`rdd.runtime.stop`) still finalises the overlay and saved masks of
+        the frames done, under their final names; an exception leaves no output behind.
         """
         if self._masks is not None:
             with self._masks:
@@ -449,15 +446,10 @@ class Pipeline:
             raise self._errors[0]
 
     def stop_reason(self) -> tuple[str, str | None]:
-        """``(stop_reason, detail)`` of a finished run (one of :data:`STOP_REASONS`)."""
-        if self._stop_request is not None:
-            return self._stop_request, None
-        if self._hit_max_frames:
-            return "max_frames", None
-        end = getattr(self.source, "end_reason", None)
-        if end in ("decode_error", "stream_ended"):
-            return end, getattr(self.source, "end_message", None)
-        return "end_of_input", None
+        """``(stop_reason, detail)`` of a finished run (:func:`rdd.runtime.stop.stop_reason`)."""
+        return stop_reason(self._stop_request, self._hit_max_frames,
+                           getattr(self.source, "end_reason", None),
+                           getattr(self.source, "end_message", None))
 
     # ------------------------------------------------------------------ results
     def report(self) -> dict[str, Any]:

@@ -21,12 +21,30 @@ from __future__ import annotations
 
 from typing import Callable
 
-__all__ = ["STOP_REASONS", "COMPLETE_REASONS", "SIGNAL_EXIT_CODES", "StopSignal", "Interrupted"]
+__all__ = ["STOP_REASONS", "COMPLETE_REASONS", "SIGNAL_EXIT_CODES", "StopSignal", "Interrupted",
+           "stop_reason"]
 
 STOP_REASONS = ("end_of_input", "max_frames", "stream_ended", "decode_error", "sigint", "sigterm",
                 "error")
 COMPLETE_REASONS = ("end_of_input", "max_frames")
 SIGNAL_EXIT_CODES = {"sigint": 130, "sigterm": 143}
+
+
+def stop_reason(requested: str | None, hit_max_frames: bool, source_end: str | None,
+                source_message: str | None = None) -> tuple[str, str | None]:
+    """``(stop_reason, detail)`` of a finished run, first match wins.
+
+    A stop request (``"sigint"`` / ``"sigterm"``), then ``"max_frames"``, then the source's own
+    early end (``"decode_error"``, ``"stream_ended"``, with its one-line message), else
+    ``"end_of_input"``.
+    """
+    if requested is not None:
+        return requested, None
+    if hit_max_frames:
+        return "max_frames", None
+    if source_end in ("decode_error", "stream_ended"):
+        return source_end, source_message
+    return "end_of_input", None
 
 
 class StopSignal:
