@@ -232,14 +232,19 @@ class OrtBackend(Backend):
         """One ``session.run`` returning the raw output (for benchmarks)."""
         return self.session.run([self.meta.output_name], {self.meta.input_name: batch})[0]
 
-    def infer(self, batch: np.ndarray) -> np.ndarray:
+    def forward(self, batch: np.ndarray) -> np.ndarray:
+        """The model's raw output (logits ``N×K×H×W`` or labels) for a checked input batch;
+        :meth:`infer` is ``logits_to_labels(forward(batch))``."""
         batch = self._check_batch(batch)
         if self._fixed_batch and batch.shape[0] != self._fixed_batch:
             if self._fixed_batch != 1:
                 raise ValueError(f"{self.path}: model has a fixed batch of {self._fixed_batch}, "
                                  f"got {batch.shape[0]} frames")
-            return np.concatenate([self.infer(batch[i:i + 1]) for i in range(batch.shape[0])])
-        return logits_to_labels(self.run_raw(batch), self.meta.output_kind)
+            return np.concatenate([self.forward(batch[i:i + 1]) for i in range(batch.shape[0])])
+        return self.run_raw(batch)
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        return logits_to_labels(self.forward(batch), self.meta.output_kind)
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "providers": list(self.providers)}
