@@ -1,16 +1,23 @@
 """Packaging: the install an edge user gets (extras, missing runtimes, the wheel, file modes)."""
 from __future__ import annotations
 
+import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import tomllib
+import zipfile
 from pathlib import Path
 
 import cv2
 import numpy as np
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+DEPLOY = REPO / "docs" / "DEPLOY.md"
+WHEEL = "rdd_edge-0.1.0-py3-none-any.whl"  # the name docs/DEPLOY.md uses
 
 
 def _env() -> dict[str, str]:
@@ -146,3 +153,135 @@ def test_exported_onnx_and_runner_outputs_follow_the_umask(tmp_path, tiny_model)
             assert _mode(d / "masks") == 0o777 & ~umask
     finally:
         os.umask(old)
+
+
+# --------------------------------------------------------------------------- docs/DEPLOY.md
+def deploy_blocks() -> list[tuple[str, str, str]]:
+    """``(kind, label, commands)`` of every fenced block of docs/DEPLOY.md, kind ``tested`` or
+    ``needs`` from the block's first line (``# tested: NAME`` / ``# needs: HARDWARE``)."""
+    text = DEPLOY.read_text()
+    fences = re.findall(r"^```(\w*)\n(.*?)^```", text, re.S | re.M)
+    out = []
+    for lang, body in fences:
+        assert lang == "bash", f"docs/DEPLOY.md: every command block is ```bash, got ```{lang}"
+        first, _, rest = body.partition("\n")
+        m = re.fullmatch(r"# (tested|needs): (.+)", first.strip())
+        assert m, ("docs/DEPLOY.md: a command block must start with '# tested: NAME' (run by "
+                   f"test_deploy_doc_on_a_fresh_venv) or '# needs: HARDWARE', got {first!r}")
+        out.append((m.group(1), m.group(2).strip(), rest))
+    return out
+
+
+def test_deploy_doc_commands_are_tested_or_need_hardware():
+    blocks = deploy_blocks()
+    assert [label for kind, label, _ in blocks if kind == "tested"] == \
+        ["wheel-build", "device-install", "cpu-run"]
+    needs = " ".join(label for kind, label, _ in blocks if kind == "needs")
+    assert "Jetson" in needs and "NVIDIA GPU" in needs
+    text = DEPLOY.read_text()
+    assert "rdd-infer --backend trt" in text and "trtexec" in text and "build_engine(" in text
+    assert "docs/DEPLOY.md" in (REPO / "README.md").read_text()
+
+
+def _report_keys(rep: dict) -> set[str]:
+    keys = set(rep)
+    for block in ("realtime", "compare", "device", "source"):
+        keys |= set(rep.get(block) or {})
+    return keys
+
+
+def test_deploy_doc_explains_every_report_field(tmp_path, tiny_onnx):
+    """Every field a report has (video with labels, masks, real time and --compare; images in
+    batches) is named in docs/DEPLOY.md's report table."""
+    from rdd.data.synthetic import write_synthetic_video
+
+    write_synthetic_video(tmp_path / "v.mp4", tmp_path / "masks", n_frames=4, size=(48, 64),
+                          seed=0, fps=10, images_dir=tmp_path / "images")
+    runs = [["--video", tmp_path / "v.mp4", "--labels", tmp_path / "masks", "--save-masks",
+             tmp_path / "pred", "--realtime", "--out", tmp_path / "o.mp4", "--compare", "ort"],
+            ["--images", tmp_path / "images", "--batch", "2"]]
+    documented = set(re.findall(r"`([a-z0-9_]+)`", DEPLOY.read_text().split("## 5.")[1]))
+    for i, args in enumerate(runs):
+        report = tmp_path / f"r{i}.json"
+        proc = subprocess.run(
+            [sys.executable, "-m", "rdd.runtime", "--model", str(tiny_onnx), "--report",
+             str(report), "--warmup", "1", "--no-progress", *map(str, args)],
+            cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        missing = _report_keys(json.loads(report.read_text())) - documented
+        assert not missing, (f"report fields {sorted(missing)} are not explained in "
+                             "docs/DEPLOY.md's report table (section 5): add them")
+
+
+def _bash(script: str, cwd: Path, env: dict[str, str], timeout: float) -> str:
+    proc = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, f"{script}\n--- stdout\n{proc.stdout[-3000:]}\n--- stderr\n" \
+                                 f"{proc.stderr[-3000:]}"
+    return proc.stdout
+
+
+@pytest.mark.slow
+def test_deploy_doc_on_a_fresh_venv(tmp_path, tiny_model):
+    """docs/DEPLOY.md's tested blocks, as written: build the wheel from a copy holding only what
+    the wheel is built from, then on the "device" a fresh venv (no system site-packages, so no
+    torch), install the wheel with [cpu] (versions pinned by constraints.txt), run rdd-infer on a
+    tiny FP32 and INT8 ONNX and a short clip; reports, overlay and masks are written."""
+    from rdd.data.synthetic import write_synthetic_video
+    from rdd.export import export_onnx
+    from rdd.export.quantize import quantize_int8
+    from rdd.spec import CAMVID_CLASSES, Normalization
+
+    blocks = {label: cmds for kind, label, cmds in deploy_blocks() if kind == "tested"}
+    env = _env()
+    env.update(PIP_CONSTRAINT=str(REPO / "constraints.txt"), PIP_DISABLE_PIP_VERSION_CHECK="1",
+               PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}")
+    env.pop("VIRTUAL_ENV", None)
+
+    clone = tmp_path / "clone"
+    clone.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, clone / name)
+    shutil.copytree(REPO / "rdd", clone / "rdd", ignore=shutil.ignore_patterns("__pycache__"))
+    _bash(blocks["wheel-build"], clone, env, timeout=300)
+    wheels = sorted((clone / "dist").glob("*.whl"))
+    assert [w.name for w in wheels] == [WHEEL], "the wheel's name changed: update docs/DEPLOY.md"
+    with zipfile.ZipFile(wheels[0]) as z:
+        names = z.namelist()
+        entry_points = z.read("rdd_edge-0.1.0.dist-info/entry_points.txt").decode()
+        metadata = z.read("rdd_edge-0.1.0.dist-info/METADATA").decode()
+    assert {"rdd/runtime/cli.py", "rdd/runtime/__main__.py", "rdd/spec.py"} <= set(names)
+    assert {n.split("/")[0] for n in names} == {"rdd", "rdd_edge-0.1.0.dist-info"}
+    assert "rdd-infer = rdd.runtime.cli:main" in entry_points
+    assert "Provides-Extra: cpu" in metadata
+
+    dev = tmp_path / "device"
+    dev.mkdir()
+    shutil.copy(wheels[0], dev / WHEEL)
+    kw = dict(classes=CAMVID_CLASSES, normalization=Normalization(), input_size=(48, 64))
+    export_onnx(tiny_model, dev / "model.onnx", simplify=False, **kw)
+    rng = np.random.default_rng(0)
+    quantize_int8(dev / "model.onnx", dev / "model_int8.onnx", preprocess=False,
+                  calib_frames=[rng.integers(0, 256, (48, 64, 3), np.uint8) for _ in range(2)])
+    write_synthetic_video(dev / "video.mp4", dev / "masks", n_frames=6, size=(48, 64), seed=0,
+                          fps=10)
+    trt_line = next(ln for ln in DEPLOY.read_text().splitlines()
+                    if ln.startswith("python -c") and "build_engine(" in ln)
+    checks = (
+        "\npython -c \"import importlib.util, rdd; "
+        "assert importlib.util.find_spec('torch') is None, 'torch in the venv'; print(rdd.__file__)\"\n"
+        + trt_line + "\n")
+    out = _bash(blocks["device-install"] + "\n" + blocks["cpu-run"] + checks, dev, env, timeout=900)
+
+    assert "usage: rdd-infer" in out and "usage: python -m rdd.runtime" in out
+    assert f"{dev / 'venv'}" in out  # rdd came from the venv, not from this checkout
+    assert "skipped: TensorRT unavailable" in out and not (dev / "model_fp16.engine").exists()
+    for name, labelled in (("report.json", False), ("report_int8.json", True),
+                           ("report_rt.json", False)):
+        rep = json.loads((dev / name).read_text())
+        assert rep["frames"] >= 1 and rep["backend"] == "ort" and rep["device"]["torch"] is None
+        assert ("miou" in rep) == labelled
+    assert json.loads((dev / "report.json").read_text())["frames"] == 6
+    assert "realtime" in json.loads((dev / "report_rt.json").read_text())
+    assert (dev / "overlay.mp4").stat().st_size > 0
+    assert len(list((dev / "pred_masks").glob("frame_*.png"))) >= 1
