@@ -30,11 +30,11 @@ import numpy as np
 from rdd.contract import InputError
 from rdd.metrics import ConfusionMatrix
 from rdd.runtime.backends import Backend
-from rdd.runtime.masks import MaskWriter
 from rdd.runtime.sources import FrameSource, LabelFolder
 from rdd.runtime.stop import COMPLETE_REASONS, STOP_REASONS, StopSignal, stop_reason
 from rdd.runtime.provenance import device_info
-from rdd.runtime.temporal import FlickerMeter, realtime_summary, stream_summary
+from rdd.runtime.modes import END as _END, IoModes
+from rdd.runtime.temporal import stream_summary
 from rdd.runtime.timing import latency_stats
 from rdd.runtime.transforms import (RESIZE_MODES, OverlayRenderer, draw_text, inference_size,
                                     normalize_nchw, parse_resize, preprocess, resize_labels)
@@ -45,7 +45,6 @@ __all__ = ["PipelineConfig", "Pipeline", "preprocess", "normalize_nchw", "Overla
            "parse_resize", "RESIZE_MODES", "StopSignal", "STOP_REASONS"]
 
 STAGES = ("decode", "preprocess", "inference", "postprocess")
-_END = object()
 
 
 class _NothingWritten(Exception):
@@ -117,7 +116,7 @@ def summarize_times(values_s: list[float]) -> dict[str, float]:
     return latency_stats(np.asarray(values_s, dtype=np.float64) * 1e3)
 
 
-class Pipeline:
+class Pipeline(IoModes):
     """Runs ``backend`` over ``source`` and measures it.
 
     Args:
@@ -163,34 +162,6 @@ class Pipeline:
         self._frame_hw: tuple[int, int] | None = None
         self._setup_io()
 
-    def _setup_io(self) -> None:
-        """Batching, real-time pacing, flicker and saved masks; bad combinations fail here."""
-        cfg, src = self.cfg, self.source
-        self._batch = int(cfg.batch)
-        self._realtime = bool(cfg.realtime or src.live)
-        if self._batch < 1:
-            raise InputError(f"--batch must be >= 1, got {self._batch}")
-        if self._batch > 1 and self._realtime:
-            raise InputError("--batch applies to --images and video files; live cameras/streams "
-                             "and --realtime runs infer one frame at a time")
-        if self._batch > 1 and not self.meta.dynamic_batch:
-            raise InputError(f"--batch {self._batch}: the model {self.backend.path} has a fixed batch "
-                             "axis; export it with a dynamic batch axis or use --batch 1")
-        self._pace_fps, self._fps_from = None, None
-        if self._realtime:  # a file's own rate first; a live source's claimed rate last
-            order = [(src.fps, "source"), (cfg.pace_fps, "--fps")]
-            for fps, where in (order[::-1] if src.live else order) + [(30.0, "default")]:
-                if fps is not None and fps > 0:
-                    self._pace_fps, self._fps_from = float(fps), where
-                    break
-        self._flicker = FlickerMeter(self.meta.classes.ignore_index) if src.by_index else None
-        self._masks = (MaskWriter(cfg.save_masks, self.meta.num_classes)
-                       if cfg.save_masks is not None else None)
-        self._frames_read = 0
-        self._batches: list[tuple[float, int]] = []  # (seconds, frames) per inference call
-        self._held: _Item | None = None
-        self._in_done = False
-
     # ------------------------------------------------------------------ queue helpers
     def _put(self, q: queue.Queue, item: Any) -> bool:
         while not self._stop.is_set():
@@ -200,38 +171,6 @@ class Pipeline:
             except queue.Full:
                 continue
         return False
-
-    def _put_latest(self, q: queue.Queue, item: Any) -> bool:
-        """Latest-frame-wins: replace a frame still waiting for inference (it is dropped)."""
-        while not self._stop.is_set():
-            try:
-                q.put_nowait(item)
-                return True
-            except queue.Full:
-                try:
-                    q.get_nowait()
-                except queue.Empty:
-                    pass
-        return False
-
-    def _next_batch(self, q_in: queue.Queue) -> list[_Item]:
-        """Up to ``batch`` frames of one input shape (a frame of another shape waits its turn)."""
-        items: list[_Item] = []
-        while len(items) < self._batch:
-            if self._held is not None:
-                item, self._held = self._held, None
-            elif self._in_done:
-                break
-            else:
-                item = self._get(q_in)
-                if item is _END:
-                    self._in_done = True
-                    break
-            if items and item.x.shape != items[0].x.shape:
-                self._held = item
-                break
-            items.append(item)
-        return items
 
     def _get(self, q: queue.Queue) -> Any:
         while True:
@@ -246,8 +185,6 @@ class Pipeline:
         try:
             it = iter(self.source)
             index = 0
-            paced = self._realtime and not self.source.live
-            t_first = None
             while not self._stop.is_set():
                 if self.cfg.max_frames is not None and index >= self.cfg.max_frames:
                     self._hit_max_frames = True
@@ -258,14 +195,7 @@ class Pipeline:
                 except StopIteration:
                     break
                 t1 = time.perf_counter()
-                arrival = t0
-                if paced:  # a file delivered as a camera would: frame i at t_first + i / fps
-                    t_first = t1 if t_first is None else t_first
-                    arrival = t_first + index / self._pace_fps
-                    if arrival > t1:
-                        self._stop.wait(arrival - t1)
-                elif self._realtime:  # live: the frame arrived when the capture returned it
-                    arrival = t1
+                arrival = self._arrival(index, t0, t1)  # real time: waits for a paced file
                 t_pre = time.perf_counter()
                 hw = inference_size(image.shape[:2], self.meta, self._resize)
                 x = preprocess(image, self.meta, hw)
@@ -505,29 +435,6 @@ class Pipeline:
         rep.update(self._io_report(warm))
         return rep
 
-    def _io_report(self, warm: int) -> dict[str, Any]:
-        """``batch``, ``realtime``, ``flicker*`` and ``masks`` fields: see :mod:`rdd.runtime.temporal`."""
-        out: dict[str, Any] = {"batch": self._batch}
-        if self._batch > 1:  # calls holding only warm-up frames are left out
-            done, calls = 0, []
-            for dt, k in self._batches:
-                done += k
-                if done > warm:
-                    calls.append(dt)
-            out["batch_inference_ms"] = summarize_times(calls)
-            out["batch_calls"] = len(self._batches)
-        if self._realtime:
-            recs = self._records[warm:]
-            out["realtime"] = realtime_summary(
-                fps=self._pace_fps, fps_from=self._fps_from, live=self.source.live,
-                frames_read=self._frames_read, frames=len(self._records),
-                latencies_s=[r["latency"] for r in recs], done_s=self._t_done[warm:])
-        if self._flicker is not None:
-            out.update(self._flicker.summary(with_gt=self.labels is not None))
-        if self._masks is not None:
-            out.update(masks=str(self._masks.root), masks_written=self._masks.count,
-                       masks_dtype=self._masks.dtype.name)
-        return out
 
 
 def format_summary(rep: dict[str, Any]) -> str:
