@@ -92,16 +92,16 @@ def _video_frames(video: str | os.PathLike, labels: str | os.PathLike | None,
 def predict(backend: Backend, frames: LabelledFrames, size: tuple[int, int] | str = "model",
             *, keep_logits: bool = False) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
     """Run ``backend`` on every frame at ``size`` → (labels ``h×w`` per frame, logits
-    ``K×h×w`` per frame when ``keep_logits`` and the backend exposes them (``forward``), else
+    ``K×h×w`` per frame when ``keep_logits`` and the backend exposes them (``run_raw``), else
     ``None``)."""
-    raw = getattr(backend, "forward", None) if keep_logits else None
+    raw = getattr(backend, "run_raw", None) if keep_logits else None
     if raw is not None and backend.meta.output_kind != "logits":
         raw = None
     preds, logits = [], ([] if raw is not None else None)
     for img in frames.images:
         x = preprocess(img, backend.meta, size)
         if raw is not None:
-            out = np.asarray(raw(x), dtype=np.float32)
+            out = np.array(raw(x), dtype=np.float32)  # a copy: OpenVINO reuses its buffer
             logits.append(out[0])
             preds.append(logits_to_labels(out, "logits")[0])
         else:

@@ -179,19 +179,14 @@ class OpenVinoBackend(Backend):
         self._request.infer({0: batch})
         return self._request.get_output_tensor(self._out_index).data
 
-    def forward(self, batch: np.ndarray) -> np.ndarray:
-        """The model's raw output (logits ``N×K×H×W`` or labels) for a checked input batch;
-        :meth:`infer` is ``logits_to_labels(forward(batch))``."""
+    def infer(self, batch: np.ndarray) -> np.ndarray:
         batch = self._check_batch(batch)
         if self._fixed_batch and batch.shape[0] != self._fixed_batch:
             if self._fixed_batch != 1:
                 raise ValueError(f"{self.path}: model has a fixed batch of {self._fixed_batch}, "
                                  f"got {batch.shape[0]} frames")
-            return np.concatenate([self.forward(batch[i:i + 1]) for i in range(batch.shape[0])])
-        return np.array(self.run_raw(batch))  # a copy: the request's buffer is reused
-
-    def infer(self, batch: np.ndarray) -> np.ndarray:
-        return logits_to_labels(self.forward(batch), self.meta.output_kind)
+            return np.concatenate([self.infer(batch[i:i + 1]) for i in range(batch.shape[0])])
+        return logits_to_labels(self.run_raw(batch), self.meta.output_kind)
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()
