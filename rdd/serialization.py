@@ -23,9 +23,11 @@ import io
 import os
 import re
 import shutil
+import sys
 import urllib.parse
 import urllib.request
 import warnings
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -110,10 +112,32 @@ def load_torch_file(path: str | os.PathLike, *, what: str = "torch file",
             f"file: {type(e).__name__}: {reason})", path=path) from None
 
 
+def _canonical(obj: Any) -> Any:
+    """A copy of the container structure of ``obj`` in which equal strings are one object and no
+    container is shared. Pickle memoises by object identity, so without this two equal payloads
+    built differently (a string computed at run time vs an interned literal) pickle to different
+    bytes. Tensors and scalars are kept as they are."""
+    if isinstance(obj, str):
+        return sys.intern(str(obj))
+    if isinstance(obj, dict):
+        out = type(obj)() if type(obj) in (dict, OrderedDict) else {}
+        for k, v in obj.items():
+            out[_canonical(k)] = _canonical(v)
+        if isinstance(getattr(obj, "_metadata", None), dict):   # Module.state_dict() versions
+            out._metadata = _canonical(obj._metadata)
+        return out
+    if isinstance(obj, list):
+        return [_canonical(v) for v in obj]
+    if isinstance(obj, tuple) and type(obj) is tuple:
+        return tuple(_canonical(v) for v in obj)
+    return obj
+
+
 def torch_bytes(obj: Any) -> bytes:
-    """``torch.save(obj)`` into memory: reproducible bytes (record prefix ``archive/``)."""
+    """``torch.save(obj)`` into memory: the same values give the same bytes (record prefix
+    ``archive/``, canonical object sharing)."""
     buf = io.BytesIO()
-    torch.save(obj, buf)
+    torch.save(_canonical(obj), buf)
     return buf.getvalue()
 
 

@@ -487,9 +487,14 @@ def test_a_run_continues_its_own_checkpoint(tmp_path, data_root):
     assert f"resumed {run / 'checkpoint.pt'} at iteration 4" in _log(run)
     assert m["step"] == 6 and m["miou"] == full["miou"]
     _same_weights(tmp_path / "full", run)
+    before = (run / "checkpoint.pt").read_bytes()
     train(cfg_dict(run, data_root, **over))                  # complete: from scratch again
     assert "not continuing it: it is complete (iteration 6 of 6); training from scratch" in _log(run)
     _same_weights(tmp_path / "full", run)
+    # the same training state, the same checkpoint bytes (wall time lives in checkpoint.json),
+    # so DVC retrains nothing that depends on it (tse_rdd on tfe_rdd's checkpoint)
+    assert (run / "checkpoint.pt").read_bytes() == before
+    assert json.loads((run / "checkpoint.json").read_text())["extra"]["train_time_s"] > 0
     other = tmp_path / "other"
     train(cfg_dict(other, data_root, stop_at=2, **over))
     train(cfg_dict(other, data_root, **{**over, "optim": {"iters": 6, "lr": 0.03}}))

@@ -2,13 +2,17 @@
 
 A checkpoint holds everything needed to continue a run *bit-for-bit* (on CPU; CUDA kernels may
 be non-deterministic): model, optimizer, LR scheduler, AMP grad scaler, the global step, the RNG
-states of every rank (python ``random``, numpy, torch CPU, torch CUDA), the training time so far,
-and the config hash (:meth:`rdd.engine.config.TrainConfig.config_hash`). The data order needs no
+states of every rank (python ``random``, numpy, torch CPU, torch CUDA), the config hash
+(:meth:`rdd.engine.config.TrainConfig.config_hash`) and the ``origin``. The data order needs no
 state: each iteration's batch and augmentation seed are a function of ``(seed, step)`` (see
 :mod:`rdd.engine.data`).
 
 Files are written atomically (:func:`rdd.serialization.save_torch_file`): a crash never leaves a
-truncated ``checkpoint.pt``. They are read with ``torch.load(weights_only=True)``
+truncated ``checkpoint.pt``. The same training state gives the same bytes (DVC then retrains
+nothing below a re-run stage whose result did not change, e.g. ``tse_rdd`` below ``tfe_rdd``):
+wall-clock values (``extra``: the training time so far) go to a JSON sidecar
+``checkpoint.json`` instead, which :func:`load_checkpoint` merges back when its step matches.
+Checkpoints are read with ``torch.load(weights_only=True)``
 (:func:`rdd.serialization.load_torch_file`), so the payload holds only tensors, numbers, strings
 and plain containers: the numpy and python ``random`` RNG states are stored as a tensor / lists
 (:func:`get_rng_state`), and a crafted or corrupt file is refused with a one-line
@@ -32,6 +36,7 @@ is sometimes intended. Keys that legitimately differ between the two stages of a
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 import warnings
 from pathlib import Path
@@ -41,6 +46,7 @@ import numpy as np
 import torch
 
 from rdd.serialization import TorchFileError, load_torch_file, save_torch_file, torch_bytes
+from rdd.spec import write_json_atomic
 
 __all__ = ["CHECKPOINT_FORMAT", "ConfigMismatchWarning", "CheckpointError", "get_rng_state",
            "set_rng_state", "save_checkpoint", "load_checkpoint", "check_config_hash",
@@ -105,7 +111,8 @@ def save_checkpoint(path: str | Path, *, model: torch.nn.Module, optimizer: torc
         model: the *unwrapped* model (not the DDP wrapper).
         step: number of optimizer steps taken (the next iteration to run).
         rng_states: one :func:`get_rng_state` per rank (index = rank).
-        extra: free-form JSON-able values (train time, last metrics, ...).
+        extra: free-form JSON-able values (train time, last metrics, ...), written to the sidecar
+            ``<path stem>.json`` (after the ``.pt``), so that they never change the ``.pt`` bytes.
         origin: :func:`checkpoint_identity` of the ``resume:`` checkpoint this run started from
             (``None`` for a run from scratch); inherited when a run continues its own checkpoint.
     """
@@ -120,11 +127,26 @@ def save_checkpoint(path: str | Path, *, model: torch.nn.Module, optimizer: torc
         "rng": rng_states,
         "config_hash": config_hash,
         "config": config,
-        "extra": extra or {},
         "origin": origin,
         "torch_version": str(torch.__version__),   # TorchVersion is not a plain str
     }
-    return save_torch_file(payload, path)
+    save_torch_file(payload, path)
+    write_json_atomic(path.with_suffix(".json"),
+                      {"format": CHECKPOINT_FORMAT, "step": int(step), "extra": extra or {}})
+    return path
+
+
+def _read_extra(path: Path, step: int) -> dict[str, Any]:
+    """The sidecar's ``extra`` when it belongs to this step's checkpoint, else ``{}`` (it is
+    informational: a missing or stale sidecar never stops a resume)."""
+    try:
+        side = json.loads(path.with_suffix(".json").read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(side, dict) or side.get("step") != step or not isinstance(
+            side.get("extra"), dict):
+        return {}
+    return side["extra"]
 
 
 def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
@@ -149,6 +171,7 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
                if k not in ckpt]
     if missing:
         raise CheckpointError(f"checkpoint {path}: is missing {missing}", path=path)
+    ckpt["extra"] = _read_extra(path, ckpt["step"])
     return ckpt
 
 
