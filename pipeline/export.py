@@ -15,32 +15,22 @@ from typing import Any
 import click
 
 from pipeline._cli import bad_params, out_root_option, params_option, unloadable_files
-from pipeline.config import (STUDENT_STAGES, dataset_root, load_params, section, stage_dir)
+from pipeline.config import (STUDENT_STAGES, Params, as_params, load_params, split_datasets,
+                             stage_artifact)
 
 
-def run_export_stage(params: dict[str, Any], out_root: str | Path = "outputs",
+def run_export_stage(params: Params, out_root: str | Path = "outputs",
                      stage: str = "tse_rdd") -> dict[str, Any]:
     """Run the export stage in-process; returns the export metrics."""
-    from rdd.data import build_dataset
-    from rdd.export.pipeline import run_export, validate_export_config
+    from rdd.export.pipeline import run_export
 
     with bad_params("export"):  # every check before loading anything
-        cfg = section(params, "export", required=False)
-        validate_export_config(cfg)  # names the bad key as export.<key>
-        data = section(params, "data")
-        root = dataset_root(params, out_root)
-        artifact = Path(stage_dir(out_root, stage)) / "model.pt"
-        if not artifact.is_file():
-            raise FileNotFoundError(f"export: no trained student at {artifact} "
-                                    f"(run `dvc repro {stage}` first)")
-        kwargs = data.get("kwargs") or {}
-        calib = build_dataset(data["dataset"], root=root, split=data.get("train_split", "train"),
-                              **kwargs)
-        val = build_dataset(data["dataset"], root=root, split=data.get("val_split", "val"),
-                            **kwargs)
+        params = as_params(params)
+        artifact = stage_artifact(out_root, stage)
+        calib, val = split_datasets(params, out_root)
     with unloadable_files("export"):
         return run_export(artifact, Path(out_root) / "export", calib_dataset=calib,
-                          val_dataset=val, cfg=cfg)
+                          val_dataset=val, cfg=params.export)
 
 
 @click.command()

@@ -14,7 +14,7 @@ import click
 
 from pipeline._cli import bad_params, out_root_option, params_option
 from pipeline.config import load_params
-from pipeline.study import study_section
+from pipeline.study import report_params, study_section
 
 
 @click.command()
@@ -37,10 +37,10 @@ def main(params_path: str, out_root: str, rates: str, report_path: str, diagnose
             raise ValueError(f"--rates: expected comma-separated numbers, got {rates!r}") from None
         if not values:
             raise ValueError("--rates: no rates given")
-        if diagnose not in st["arms"]:
+        if diagnose not in st.arms:
             raise ValueError(f"--diagnose: {diagnose!r} is not an arm of study.arms")
     roots = [Path(out_root) / f"rate-{r}" for r in values]
-    res = write_sweep_report(params, st, rates=values, out_roots=roots, report_path=report_path,
+    res = write_sweep_report(report_params(params, params_path), st.to_dict(), rates=values, out_roots=roots, report_path=report_path,
                              summary_path=Path(out_root) / "report" / "summary.json",
                              diagnose_arm=diagnose)
     click.echo(f"report: {report_path} ({res['runs']} runs, {res['missing']} missing)")

@@ -5,8 +5,8 @@
     python -m pipeline.preset cityscapes    # the paper's Cityscapes protocol
     python -m pipeline.preset synthetic     # back to the committed default (tiny, CPU)
 
-The preset file is copied over ``params.yaml`` as is (after checking it parses and names every
-section the pipeline reads); ``dvc repro`` then re-runs whatever the change affects. For a one-off
+The preset file is copied over ``params.yaml`` as is (after checking it against the params
+schema and that it names every section the pipeline reads); ``dvc repro`` then re-runs whatever the change affects. For a one-off
 run without touching the file use ``dvc exp run -S 'data.dataset=camvid' -S ...`` instead.
 """
 from __future__ import annotations
@@ -14,11 +14,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+import yaml
 
 from pipeline.config import load_params
 
 PRESET_DIR = Path("params")
-REQUIRED_SECTIONS = ("data", "train", "teacher", "student", "kd", "rdd", "evaluate", "export")
+REQUIRED_SECTIONS = ("data", "prepare", "train", "teacher", "student", "kd", "rdd", "evaluate", "export")
 
 
 def list_presets(preset_dir: Path = PRESET_DIR) -> list[str]:
@@ -34,8 +35,10 @@ def apply_preset(name: str, *, preset_dir: Path = PRESET_DIR,
     if not src.is_file():
         raise FileNotFoundError(f"no preset {name!r}: {src} not found "
                                 f"(available: {', '.join(list_presets(preset_dir)) or 'none'})")
-    params = load_params(src)
-    missing = [s for s in REQUIRED_SECTIONS if s not in params]
+    load_params(src)  # the whole schema: a preset that would not run is not applied
+    with open(src) as f:
+        raw = yaml.safe_load(f)
+    missing = [s for s in REQUIRED_SECTIONS if s not in raw]
     if missing:
         raise ValueError(f"preset {src} lacks the section(s) {', '.join(missing)}")
     write_text_atomic(target, src.read_text())

@@ -28,7 +28,7 @@ frame) into ``…/export/``, so each result can be re-scored without the trainin
 """
 from __future__ import annotations
 
-import copy
+import dataclasses
 import math
 import os
 from pathlib import Path
@@ -37,134 +37,88 @@ from typing import Any, Mapping
 import click
 
 from pipeline._cli import bad_params, out_root_option, params_option, unloadable_files
-from pipeline.config import (ParamsError, dataset_root, deep_merge, load_params, params_message,
-                             section, train_stage_config)
+from pipeline.config import load_params, split_datasets, train_stage_config
+from rdd.config.params import Params, StudyConfig, arm_student, as_params, tfe_iters
+from rdd.config.sections import KDConfig, RDDConfig, TeacherConfig
+from rdd.config.walker import as_dict, check
 from rdd.study.aggregate import run_dir
 
-__all__ = ["study_section", "arm_config", "run_dir", "run_arm", "export_arm", "main"]
-
-_ARM_KEYS = ("kd", "rdd", "student")
+__all__ = ["study_section", "report_params", "arm_config", "run_dir", "run_arm", "export_arm", "main"]
 
 
-def study_section(params: Mapping[str, Any]) -> dict[str, Any]:
-    """The validated ``study`` section (``ParamsError`` names the bad key)."""
-    st = section(params, "study")
-    arms = st.get("arms")
-    if not isinstance(arms, Mapping) or not arms:
-        raise ParamsError("params.yaml: study.arms must be a non-empty mapping of arm name → "
-                          f"settings, got {arms!r}")
-    for name, arm in arms.items():
-        if not isinstance(name, str) or not name.replace("_", "").isalnum():
-            raise ParamsError(f"params.yaml: study.arms: arm names must be alphanumeric "
-                              f"(they name folders and DVC stages), got {name!r}")
-        arm = {} if arm is None else arm
-        if not isinstance(arm, Mapping):
-            raise ParamsError(f"params.yaml: study.arms.{name} must be a mapping, got {arm!r}")
-        bad = sorted(set(arm) - set(_ARM_KEYS))
-        if bad:
-            raise ParamsError(f"params.yaml: study.arms.{name}: unknown key {bad[0]!r} "
-                              f"(expected: {', '.join(_ARM_KEYS)})")
-        if "kd" in arm and not isinstance(arm["kd"], bool):
-            raise ParamsError(f"params.yaml: study.arms.{name}.kd must be true or false, "
-                              f"got {arm['kd']!r}")
-        if arm.get("rdd") is not None and not isinstance(arm["rdd"], Mapping):
-            raise ParamsError(f"params.yaml: study.arms.{name}.rdd must be a mapping of "
-                              f"overrides of the rdd section, got {arm['rdd']!r}")
-    seeds = st.get("seeds", [0])
-    if (not isinstance(seeds, list) or not seeds
-            or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)):
-        raise ParamsError(f"params.yaml: study.seeds must be a non-empty list of integers, "
-                          f"got {seeds!r}")
-    main_arms = st.get("main_arms", list(arms))
-    unknown = [a for a in main_arms if a not in arms]
-    if unknown:
-        raise ParamsError(f"params.yaml: study.main_arms: {unknown[0]!r} is not in study.arms")
-    st["arms"] = {k: dict(v or {}) for k, v in arms.items()}
-    st["seeds"], st["main_arms"] = seeds, list(main_arms)
-    return st
+def study_section(params: Params | Mapping[str, Any]) -> StudyConfig:
+    """The checked ``study`` section (``ParamsError`` when the file has none or it is bad)."""
+    return as_params(params).need("study")
 
 
-def arm_config(params: Mapping[str, Any], arm: str, seed: int, *,
-               out_root: str | Path = "outputs") -> dict[str, Any]:
-    """The :class:`rdd.engine.TrainConfig` dict of one arm × seed (see the module docstring)."""
+def report_params(params: Params, path: str | Path) -> dict[str, Any]:
+    """The params file as written (the reports quote it), checked first, with the keys the
+    difficulty diagnostics read filled from the checked sections where the file omits them."""
+    import yaml
+
+    raw = yaml.safe_load(Path(path).read_text())
+    rdd = dict(raw.get("rdd") or {})
+    for k in ("threshold", "min_kept", "mode"):
+        rdd.setdefault(k, getattr(params.rdd, k))
+    prepare = dict(raw.get("prepare") or {})
+    prepare["synthetic"] = {**as_dict(params.prepare.synthetic), **(prepare.get("synthetic") or {})}
+    return {**raw, "rdd": rdd, "prepare": prepare}
+
+
+def arm_config(params: Params | Mapping[str, Any], arm: str, seed: int, *,
+               out_root: str | Path = "outputs", check_inputs: bool = False):
+    """The :class:`rdd.engine.TrainConfig` of one arm × seed (see the module docstring).
+
+    With ``check_inputs`` the dataset and (for KD / RDD arms) the teacher must exist."""
+    params = as_params(params)
     st = study_section(params)
-    if arm not in st["arms"]:
-        raise ParamsError(f"params.yaml: study.arms has no arm {arm!r} "
-                          f"(known: {', '.join(st['arms'])})")
-    spec = st["arms"][arm]
-    p = dict(params)
-    if spec.get("student"):
-        p["student"] = deep_merge(section(params, "student"), spec["student"])
-    cfg = train_stage_config(p, "baseline", out_root=out_root)
-    cfg["out_dir"] = str(run_dir(out_root, arm, seed))
-    cfg["seed"] = int(seed)
-    loss = dict(cfg.get("loss") or {})
-    if spec.get("kd") or spec.get("rdd") is not None:
-        cfg["teacher"] = {"artifact": str(Path(out_root) / "teacher" / "model.pt")}
-    if spec.get("kd"):
-        loss["kd"] = {"type": "pixel", **section(params, "kd")}
-    if spec.get("rdd") is not None:
-        rdd = section(params, "rdd")
-        rdd.pop("kd", None)
-        rdd = {"tfe": True, "tse": True, **rdd, **copy.deepcopy(dict(spec["rdd"]))}
-        iters = (cfg.get("optim") or {}).get("iters")
-        frac = rdd.pop("tfe_frac", None)
-        if frac is not None:  # TFE for the first p of the iterations (the paper's p)
-            if not isinstance(frac, (int, float)) or not 0 <= frac <= 1 or not isinstance(iters, int):
-                raise ParamsError(f"params.yaml: study.arms.{arm}.rdd.tfe_frac must be in [0, 1], "
-                                  f"got {frac!r}")
-            rdd["tfe_iters"] = int(round(frac * iters))
-        if not rdd["tse"]:
-            rdd["tfe_iters"] = None      # TFE only: every iteration
-        elif not rdd["tfe"]:
-            rdd["tfe_iters"] = 0         # TSE only: p = 0
-        loss["rdd"] = rdd
-    cfg["loss"] = loss
-    return cfg
+    if arm not in st.arms:
+        raise params.error(f"study.arms has no arm {arm!r} (known: {', '.join(st.arms)})")
+    spec = st.arms[arm]
+    p = dataclasses.replace(params, student=arm_student(params, arm))
+    object.__setattr__(p, "source", params.source)
+    cfg = train_stage_config(p, "baseline", out_root=out_root, check_inputs=check_inputs)
+    loss, teacher = cfg.loss, None
+    if spec.kd or spec.rdd is not None:
+        artifact = Path(out_root) / "teacher" / "model.pt"
+        if check_inputs and not artifact.is_file():
+            raise FileNotFoundError(f"no teacher at {artifact} (run the study's teacher stage "
+                                    "first)")
+        teacher = TeacherConfig(artifact=str(artifact))
+    if spec.kd:
+        kd = params.kd
+        loss = dataclasses.replace(loss, kd=KDConfig(type=kd.type, weight=kd.weight,
+                                                     temperature=kd.temperature))
+    if spec.rdd is not None:
+        r = check(dataclasses.replace(params.rdd, **spec.rdd), f"study.arms.{arm}.rdd")
+        loss = dataclasses.replace(loss, rdd=RDDConfig(
+            tfe=r.tfe, tse=r.tse, tfe_iters=tfe_iters(r, cfg.optim.iters), threshold=r.threshold,
+            min_kept=r.min_kept, mode=r.mode, reduction=r.reduction))
+    return check(dataclasses.replace(cfg, out_dir=str(run_dir(out_root, arm, seed)),
+                                     seed=int(seed), teacher=teacher, loss=loss))
 
 
-def _check(params: Mapping[str, Any], arm: str, seed: int, out_root: str | Path):
-    from rdd.engine import TrainConfig
-
-    d = arm_config(params, arm, seed, out_root=out_root)
-    try:
-        return TrainConfig.from_dict(d)
-    except ValueError as e:
-        msg = params_message(params, "tse_rdd" if "rdd" in d["loss"] else "baseline", str(e))
-        raise ParamsError(msg) from None
-
-
-def export_arm(params: Mapping[str, Any], arm: str, seed: int,
+def export_arm(params: Params, arm: str, seed: int,
                out_root: str | Path = "outputs") -> dict[str, Any]:
     """Export ``<run>/model.pt`` to ``<run>/export/`` with the ``export`` section (FP32 ONNX,
     parity gate, ONNX Runtime mIoU); the metadata is the pipeline export's."""
-    from rdd.data import build_dataset
-    from rdd.export.pipeline import run_export, validate_export_config
+    from rdd.export.pipeline import run_export
 
-    cfg = section(params, "export", required=False)
-    validate_export_config(cfg)
-    data = section(params, "data")
-    root = dataset_root(params, out_root)
-    kwargs = data.get("kwargs") or {}
-    calib = build_dataset(data["dataset"], root=root, split=data.get("train_split", "train"),
-                          **kwargs)
-    val = build_dataset(data["dataset"], root=root, split=data.get("val_split", "val"), **kwargs)
+    params = as_params(params)
+    calib, val = split_datasets(params, out_root)
     d = run_dir(out_root, arm, seed)
-    return run_export(d / "model.pt", d / "export", calib_dataset=calib, val_dataset=val, cfg=cfg)
+    return run_export(d / "model.pt", d / "export", calib_dataset=calib, val_dataset=val,
+                      cfg=params.export)
 
 
-def run_arm(params: Mapping[str, Any], arm: str, seed: int,
+def run_arm(params: Params, arm: str, seed: int,
             out_root: str | Path = "outputs") -> dict[str, Any]:
     """Train one arm × seed, then export it; returns ``{"train": …, "export": …}``."""
     from rdd.engine import train
-    from rdd.export.pipeline import validate_export_config
 
     with bad_params(f"{arm}-s{seed}"):
-        cfg = _check(params, arm, seed, out_root)
-        validate_export_config(section(params, "export", required=False))
-        if cfg.teacher is not None and not Path(cfg.teacher.artifact).is_file():
-            raise FileNotFoundError(f"no teacher at {cfg.teacher.artifact} (run the study's "
-                                    "teacher stage first)")
+        params = as_params(params)
+        cfg = arm_config(params, arm, seed, out_root=out_root, check_inputs=True)
     with unloadable_files(f"{arm}-s{seed}"):
         metrics = train(cfg)
     if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only rank 0 exports

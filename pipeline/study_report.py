@@ -16,7 +16,7 @@ import click
 
 from pipeline._cli import bad_params, out_root_option, params_option
 from pipeline.config import dataset_root, load_params
-from pipeline.study import study_section
+from pipeline.study import report_params, study_section
 
 
 @click.command()
@@ -33,10 +33,10 @@ def main(params_path: str, out_root: str, report_path: str, diagnose: tuple[str,
     with bad_params("report"):
         params = load_params(params_path)
         st = study_section(params)
-        unknown = [a for a in diagnose if a not in st["arms"]]
+        unknown = [a for a in diagnose if a not in st.arms]
         if unknown:
             raise ValueError(f"--diagnose: {unknown[0]!r} is not an arm of study.arms")
-    res = write_study_report(params, st, out_root=out_root, report_path=report_path,
+    res = write_study_report(report_params(params, params_path), st.to_dict(), out_root=out_root, report_path=report_path,
                              summary_path=Path(out_root) / "report" / "summary.json",
                              diagnostics_arms=diagnose,
                              data_root=dataset_root(params, out_root))

@@ -14,12 +14,13 @@ from pipeline import config as C
 from pipeline.preset import apply_preset, list_presets
 
 REPO = Path(__file__).resolve().parents[1]
-PARAMS = C.load_params(REPO / "params.yaml")
+PARAMS = C.load_params(REPO / "params.yaml")                      # checked, typed
+RAW = yaml.safe_load((REPO / "params.yaml").read_text())         # as written (tests mutate it)
 
 
-def _fake_outputs(out_root: Path, params: dict) -> None:
-    """What the upstream stages leave behind, enough for TrainConfig.from_dict to validate."""
-    if params["data"]["dataset"] == "synthetic":
+def _fake_outputs(out_root: Path, params) -> None:
+    """What the upstream stages leave behind, enough for a stage's input checks."""
+    if params.data.dataset == "synthetic":
         (out_root / "data" / "synthetic").mkdir(parents=True, exist_ok=True)
     for stage in ("teacher", "tfe_rdd"):
         (out_root / stage).mkdir(parents=True, exist_ok=True)
@@ -29,51 +30,63 @@ def _fake_outputs(out_root: Path, params: dict) -> None:
 
 # --------------------------------------------------------------------------- mapping
 def test_stage_configs_share_the_student_recipe():
-    cfgs = {s: C.train_stage_config(PARAMS, s, out_root="out") for s in C.TRAIN_STAGES}
-    assert cfgs["teacher"]["model"] == PARAMS["teacher"]["model"]
+    from rdd.engine import TeacherConfig
+
+    cfgs = {s: C.train_stage_config(PARAMS, s, out_root="out", check_inputs=False)
+            for s in C.TRAIN_STAGES}
+    assert cfgs["teacher"].model == PARAMS.teacher.model
+    assert cfgs["teacher"].model.name == RAW["teacher"]["model"]["name"]
     for s in C.STUDENT_STAGES:
-        assert cfgs[s]["model"] == PARAMS["student"]["model"]
-        assert cfgs[s]["optim"] == PARAMS["student"]["optim"]
-        assert cfgs[s]["data"] == cfgs["teacher"]["data"]
-        assert cfgs[s]["out_dir"] == str(Path("out") / s)
-    assert cfgs["teacher"]["teacher"] is None and cfgs["baseline"]["teacher"] is None
-    assert cfgs["baseline"]["loss"].get("kd") is None and "rdd" not in cfgs["baseline"]["loss"]
-    assert cfgs["kd"]["teacher"] == {"artifact": str(Path("out/teacher/model.pt"))}
-    assert cfgs["kd"]["loss"]["kd"]["type"] == "pixel"
-    assert "rdd" not in cfgs["kd"]["loss"]
-    # TFE → TSE split: identical recipe, tfe stops at tfe_iters, tse resumes its checkpoint
+        assert cfgs[s].model == PARAMS.student.model
+        assert cfgs[s].optim == PARAMS.student.optim
+        assert cfgs[s].optim.iters == RAW["student"]["optim"]["iters"]
+        assert cfgs[s].data == cfgs["teacher"].data
+        assert cfgs[s].out_dir == str(Path("out") / s)
+    assert cfgs["teacher"].teacher is None and cfgs["baseline"].teacher is None
+    assert cfgs["baseline"].loss.kd.type == "none"
+    assert not (cfgs["baseline"].loss.rdd.tfe or cfgs["baseline"].loss.rdd.tse)
+    assert cfgs["kd"].teacher == TeacherConfig(artifact=str(Path("out/teacher/model.pt")))
+    assert cfgs["kd"].loss.kd.type == "pixel"
+    assert not (cfgs["kd"].loss.rdd.tfe or cfgs["kd"].loss.rdd.tse)
+    # TFE → TSE split: identical recipe, tfe stops at round(tfe_frac · iters), tse resumes
     tfe, tse = cfgs["tfe_rdd"], cfgs["tse_rdd"]
-    assert tfe["loss"] == tse["loss"]
-    assert tfe["loss"]["rdd"]["tfe"] is tse["loss"]["rdd"]["tse"] is True
-    assert tfe["loss"]["rdd"]["tfe_iters"] == PARAMS["rdd"]["tfe_iters"] == tfe["stop_at"]
-    assert "kd" in tfe["loss"] and "kd" not in tfe["loss"]["rdd"]
-    assert tse["resume"] == str(Path("out/tfe_rdd/checkpoint.pt")) and "stop_at" not in tse
+    assert tfe.loss == tse.loss
+    assert tfe.loss.rdd.tfe is tse.loss.rdd.tse is True
+    iters = RAW["student"]["optim"]["iters"]
+    assert tfe.loss.rdd.tfe_iters == round(RAW["rdd"]["tfe_frac"] * iters) == tfe.stop_at == 30
+    assert tfe.loss.kd.type == RAW["rdd"]["kd"]["type"] == "pixel"
+    assert tse.resume == str(Path("out/tfe_rdd/checkpoint.pt")) and tse.stop_at is None
     # launch / data-stage keys never reach the engine
     for cfg in cfgs.values():
-        assert "nproc" not in cfg
-        assert not {"synthetic", "video", "check"} & set(cfg["data"])
-        assert cfg["data"]["root"] == str(Path("out/data/synthetic"))
+        d = cfg.to_dict()
+        assert "nproc" not in d
+        assert not {"synthetic", "video", "check"} & set(d["data"])
+        assert cfg.data.root == str(Path("out/data/synthetic"))
 
 
 def test_section_overrides_merge_deeply():
-    p = copy.deepcopy(PARAMS)
+    p = copy.deepcopy(RAW)
     p["teacher"]["data"] = {"batch_size": 3}
     p["teacher"]["seed"] = 7
-    cfg = C.train_stage_config(p, "teacher")
-    assert cfg["data"]["batch_size"] == 3 and cfg["seed"] == 7
-    assert cfg["data"]["crop_size"] == PARAMS["data"]["crop_size"]
-    assert C.train_stage_config(p, "baseline")["data"]["batch_size"] == PARAMS["data"]["batch_size"]
+    params = C.parse_params(p)
+    cfg = C.train_stage_config(params, "teacher", check_inputs=False)
+    assert cfg.data.batch_size == 3 and cfg.seed == 7
+    assert cfg.data.crop_size == tuple(RAW["data"]["crop_size"])
+    assert (C.train_stage_config(params, "baseline", check_inputs=False).data.batch_size
+            == RAW["data"]["batch_size"])
 
 
 def test_committed_params_validate_in_the_engine(tmp_path):
     from pipeline.train import build_config
+    from rdd.engine import TrainConfig
 
     _fake_outputs(tmp_path, PARAMS)
     for stage in C.TRAIN_STAGES:
         cfg = build_config(PARAMS, stage, tmp_path)
         assert cfg.out_dir == str(tmp_path / stage)
+        assert TrainConfig.from_dict(cfg.to_dict()) == cfg   # the engine's own walker agrees
     tse = build_config(PARAMS, "tse_rdd", tmp_path)
-    assert tse.loss.rdd.tfe_iters == PARAMS["rdd"]["tfe_iters"] < tse.optim.iters
+    assert tse.loss.rdd.tfe_iters == round(RAW["rdd"]["tfe_frac"] * tse.optim.iters) < tse.optim.iters
     assert tse.method_name() == "pixel-kd+tfe+tse"
     assert build_config(PARAMS, "baseline", tmp_path).method_name() == "supervised"
 
@@ -85,13 +98,13 @@ def test_default_preset_is_the_committed_params():
 
 def test_cityscapes_preset_is_the_papers_protocol():
     p = C.load_params(REPO / "params" / "cityscapes.yaml")
-    t, s = (C.train_stage_config(p, st) for st in ("teacher", "tse_rdd"))
-    assert t["model"]["name"] == "deeplabv3_resnet101" and s["model"]["name"] == "deeplabv3_resnet18"
-    assert s["data"]["crop_size"] == [512, 1024] and s["optim"]["iters"] == 40000
-    assert p["data"]["batch_size"] * p["train"]["nproc"] == 16
-    assert s["loss"]["rdd"]["tfe_iters"] == 4000
-    assert s["loss"]["rdd"]["min_kept"] == 0.048 and s["loss"]["rdd"]["threshold"] == 0.7
-    assert s["loss"]["kd"]["temperature"] == 1
+    t, s = (C.train_stage_config(p, st, check_inputs=False) for st in ("teacher", "tse_rdd"))
+    assert t.model.name == "deeplabv3_resnet101" and s.model.name == "deeplabv3_resnet18"
+    assert s.data.crop_size == (512, 1024) and s.optim.iters == 40000
+    assert p.data.batch_size * p.train.nproc == 16
+    assert s.loss.rdd.tfe_iters == 4000
+    assert s.loss.rdd.min_kept == 0.048 and s.loss.rdd.threshold == 0.7
+    assert s.loss.kd.temperature == 1
 
 
 @pytest.mark.parametrize("name", ["camvid", "cityscapes"])
@@ -101,7 +114,7 @@ def test_presets_validate_or_name_the_missing_root(name, tmp_path, monkeypatch):
     monkeypatch.chdir(REPO)  # preset roots are relative to the repository root
     p = C.load_params(REPO / "params" / f"{name}.yaml")
     _fake_outputs(tmp_path, p)
-    if Path(p["data"]["root"]).is_dir():
+    if Path(p.data.root).is_dir():
         for stage in C.TRAIN_STAGES:
             build_config(p, stage, tmp_path)
     else:
@@ -119,7 +132,7 @@ def test_apply_preset(tmp_path):
 
 # --------------------------------------------------------------------------- bad params → CLI
 def _write(tmp_path: Path, mutate) -> Path:
-    p = copy.deepcopy(PARAMS)
+    p = copy.deepcopy(RAW)
     mutate(p)
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(p, sort_keys=False))
@@ -135,10 +148,23 @@ BAD = [
     ("teacher", lambda p: p["data"].update(dataset="camvid", root="/nonexistent/camvid"),
      r"data\.root.*/nonexistent/camvid"),
     ("teacher", lambda p: p["data"].update(dataset="camvid", root=None), r"data\.root is required"),
-    ("tfe_rdd", lambda p: p["rdd"].update(tfe_iters=0), r"rdd\.tfe_iters must be an integer >= 1"),
-    ("tse_rdd", lambda p: p["rdd"].update(tfe_iters=10 ** 6), r"rdd\.tfe_iters must be <"),
+    ("tfe_rdd", lambda p: p["rdd"].update(tfe_frac=0.0),
+     r"rdd\.tfe_frac must hand over to TSE-RDD inside the run.* = 0, expected 1 \.\. 299"),
+    ("tse_rdd", lambda p: p["rdd"].update(tfe_frac=1.0),
+     r"rdd\.tfe_frac must hand over to TSE-RDD inside the run.* = 300, expected 1 \.\. 299"),
+    ("tse_rdd", lambda p: p["rdd"].update(tfe_frac=2), r"rdd\.tfe_frac must be in \[0, 1\], got 2"),
     ("tfe_rdd", lambda p: p["rdd"].update(mode="nand"), r"params\.yaml: rdd\.mode must be one of"),
-    ("teacher", lambda p: p["train"].update(nproc=0), r"train\.nproc must be an integer >= 1"),
+    ("teacher", lambda p: p["train"].update(nproc=0), r"train\.nproc must be >= 1, got 0"),
+    ("teacher", lambda p: p["train"].update(nproc="2"), r"train\.nproc must be an integer"),
+    # a misspelled section is caught by the stage itself, not only by dvc repro
+    ("teacher", lambda p: p.update(studnet=p.pop("student")),
+     r"params\.yaml: unknown key 'studnet' \(did you mean 'student'\?"),
+    ("baseline", lambda p: p["student"].update(optim_=p["student"].pop("optim")),
+     r"unknown key 'student\.optim_' \(did you mean 'optim'\?"),
+    ("baseline", lambda p: p["student"]["model"]["kwargs"].update(width_mult=-1),
+     r"params\.yaml: student\.model\.kwargs: width_mult must be > 0, got -1"),
+    ("teacher", lambda p: p["teacher"]["model"]["kwargs"].update(width_mult=-1),
+     r"params\.yaml: teacher\.model\.kwargs: width_mult must be > 0, got -1"),
 ]
 
 
@@ -163,7 +189,8 @@ def test_bad_params_stop_a_training_stage_before_any_work(stage, mutate, pattern
     (lambda p: p["data"].update(dataset="cityscapes", root="/nonexistent/cs"),
      r"data\.root: dataset 'cityscapes' not found at '/nonexistent/cs'.*cityscapes-dataset\.com"),
     (lambda p: p["data"].update(dataset="voc", root=None), r"data\.root is required"),
-    (lambda p: p["data"]["synthetic"].update(n_train=0), r"data\.synthetic\.n_train must be"),
+    (lambda p: p["prepare"]["synthetic"].update(n_train=0), r"prepare\.synthetic\.n_train must be"),
+    (lambda p: p["prepare"].update(chek="quick"), r"unknown key 'prepare\.chek' \(did you mean 'check'"),
 ])
 def test_bad_params_stop_the_data_stage(mutate, pattern, tmp_path):
     from pipeline.data import main
@@ -225,24 +252,54 @@ def test_engine_errors_name_the_params_yaml_key(stage, mutate, message, tmp_path
     assert len(msg.splitlines()) == 1 and msg.startswith(f"Error: stage {stage!r}: {message}"), msg
 
 
-def test_params_key_mapping():
-    p = {"student": {"optim": {"iters": 5}}, "teacher": {"data": {"batch_size": 2}},
-         "train": {"amp": "auto", "foo": 1}}
-    assert C.params_key(p, "kd", "optim.lr") == "student.optim.lr"
-    assert C.params_key(p, "teacher", "model.name") == "teacher.model.name"
-    assert C.params_key(p, "teacher", "data.batch_size") == "teacher.data.batch_size"
-    assert C.params_key(p, "baseline", "data.batch_size") == "data.batch_size"
-    assert C.params_key(p, "kd", "loss.kd.temperature") == "kd.temperature"
-    assert C.params_key(p, "tse_rdd", "loss.rdd.min_kept") == "rdd.min_kept"
-    assert C.params_key(p, "tfe_rdd", "loss.kd.weight") == "rdd.kd.weight"
-    assert C.params_key(p, "tfe_rdd", "loss.extra_kd[0].weight") == "rdd.extra_kd[0].weight"
-    assert C.params_key(p, "baseline", "loss.ce.weight") == "student.loss.ce.weight"
-    assert C.params_key(p, "teacher", "amp") == "train.amp"
-    assert C.params_key(p, "teacher", "foo") == "train.foo"
-    assert C.params_key(p, "kd", "out_dir") == "out_dir"
-    assert (C.params_message(p, "tse_rdd", "loss.rdd.tfe_iters must be <= optim.iters (5), got 9")
-            == "params.yaml: rdd.tfe_iters must be <= student.optim.iters (5), got 9")
-    assert C.params_message(p, "kd", "something else") == "something else"
+@pytest.mark.parametrize("mutate,message", [
+    # each params key is named as written in params.yaml, with no engine path to translate back
+    (lambda p: p["student"]["optim"].update(lr=-1), "student.optim.lr must be > 0, got -1"),
+    (lambda p: p["teacher"]["model"].update(name="x"), "teacher.model.name: unknown model 'x'"),
+    (lambda p: p["teacher"].update(data={"batch_size": 0}), "teacher.data.batch_size must be > 0"),
+    (lambda p: p["data"].update(batch_size=0), "data.batch_size must be > 0, got 0"),
+    (lambda p: p["kd"].update(temperature=0), "kd.temperature must be > 0, got 0"),
+    (lambda p: p["rdd"].update(min_kept=2), "rdd.min_kept must be in [0, 1], got 2"),
+    (lambda p: p["rdd"]["kd"].update(weight=-1), "rdd.kd.weight must be >= 0, got -1"),
+    (lambda p: p["rdd"].update(extra_kd=[{"type": "cwd", "weight": -1}]),
+     "rdd.extra_kd[0].weight must be >= 0, got -1"),
+    (lambda p: p["student"]["loss"].update(ce={"weight": 1}), "unknown key 'student.loss.ce'"),
+    (lambda p: p["train"].update(amp="fp8"), "train.amp must be one of auto, false, fp16, bf16"),
+    (lambda p: p["train"].update(foo=1), "unknown key 'train.foo'"),
+    (lambda p: p["student"].update(amp="fp8"), "student.amp must be one of"),
+    (lambda p: p["student"]["optim"].update(iters=5, warmup_iters=0),
+     "rdd.tfe_frac must hand over to TSE-RDD inside the run: round(0.1 · student.optim.iters (5))"),
+])
+def test_errors_name_the_params_key_natively(mutate, message):
+    p = copy.deepcopy(RAW)
+    mutate(p)
+    with pytest.raises(C.ParamsError) as e:
+        C.parse_params(p)
+    assert str(e.value).startswith(f"params.yaml: {message}"), str(e.value)
+    assert len(str(e.value).splitlines()) == 1
+
+
+def test_cuda_device_without_cuda_is_a_one_line_error(tmp_path):
+    from pipeline.train import main
+
+    if torch_cuda_available():
+        pytest.skip("CUDA is available here")
+    params = _write(tmp_path, lambda p: p["train"].update(device="cuda"))
+    out_root = tmp_path / "outputs"
+    _fake_outputs(out_root, PARAMS)
+    res = CliRunner().invoke(main, ["teacher", "--params", str(params), "--out-root", str(out_root)])
+    assert res.exit_code == 1, res.output
+    msg = res.output.strip()
+    assert len(msg.splitlines()) == 1, msg
+    assert msg.startswith("Error: stage 'teacher': params.yaml: train.device is 'cuda' but CUDA "
+                          "is not available"), msg
+    assert not (out_root / "teacher" / "metrics.json").exists()
+
+
+def torch_cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def _evaluate_cli(tmp_path: Path, mutate):
@@ -260,7 +317,7 @@ def _evaluate_cli(tmp_path: Path, mutate):
 
 @pytest.mark.parametrize("mutate,pattern", [
     (lambda p: p["data"].update(dataset="camvid", root="/nope"),
-     r"data\.root: dataset 'camvid' not found, '/nope' is not a folder"),
+     r"data\.root: dataset 'camvid' not found at '/nope' \(not a folder\)"),
     (lambda p: p["data"].update(eval_size=[0, -3]),
      r"data\.eval_size must be a positive size .* got \[0, -3\]"),
     (lambda p: p["data"].update(eval_size=[2.5, 3]), r"data\.eval_size must be a positive size"),
@@ -269,9 +326,11 @@ def _evaluate_cli(tmp_path: Path, mutate):
     (lambda p: p.setdefault("evaluate", {}).update(mode="slide", crop_size=None),
      r"evaluate\.crop_size is required .* slide"),
     (lambda p: p.setdefault("evaluate", {}).update(latency={"threads": 0}),
-     r"evaluate\.latency\.threads must be an integer >= 1, got 0"),
+     r"evaluate\.latency\.threads must be > 0, got 0"),
     (lambda p: p.setdefault("evaluate", {}).update(latency={"runs": 0}),
-     r"evaluate\.latency\.runs must be an integer >= 1, got 0"),
+     r"evaluate\.latency\.runs must be > 0, got 0"),
+    (lambda p: p.setdefault("evaluate", {}).update(models=["teacher", "tse"]),
+     r"evaluate\.models\[1\] must be one of teacher, baseline, kd, tfe_rdd, tse_rdd; got 'tse'"),
     (lambda p: p.setdefault("evaluate", {}).update(latency={"rnus": 3}),
      r"unknown key 'evaluate\.latency\.rnus'"),
     (lambda p: p["data"].update(kwargs=[1]), r"data\.kwargs must be a mapping"),
@@ -288,45 +347,50 @@ def test_bad_params_stop_evaluate_before_any_work(mutate, pattern, tmp_path):
 def test_evaluate_names_a_missing_synthetic_dataset(tmp_path):
     import shutil
 
-    from pipeline.evaluate import _options
+    from pipeline.evaluate import main
 
     out_root = tmp_path / "o"
     for stage in C.TRAIN_STAGES:
         (out_root / stage).mkdir(parents=True)
         (out_root / stage / "model.pt").write_bytes(b"")
     p = copy.deepcopy(PARAMS)
-    p["data"]["dataset"] = "synthetic"
+    assert p.data.dataset == "synthetic"
     with pytest.raises(FileNotFoundError, match="dvc repro data"):
-        _options(p, out_root)
+        C.dataset_root(p, out_root, must_exist=True)      # what run_evaluate checks first
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump(RAW))
+    res = CliRunner().invoke(main, ["--params", str(params), "--out-root", str(out_root)])
+    assert res.exit_code == 1 and "dvc repro data" in res.output, res.output
     (out_root / "data" / "synthetic").mkdir(parents=True)
-    opts = _options(p, out_root)
-    assert opts["root"] == str(out_root / "data" / "synthetic")
+    assert C.dataset_root(p, out_root, must_exist=True) == str(out_root / "data" / "synthetic")
     shutil.rmtree(out_root)
 
 
 @pytest.mark.parametrize("update,pattern", [
-    ({"opset": 0}, r"export\.opset must be an integer >= 17, got 0"),
+    ({"opset": 0}, r"export\.opset must be >= 17, got 0"),
     ({"opset": True}, r"export\.opset must be an integer"),
-    ({"parity": {"frames": 0}}, r"export\.parity\.frames must be an integer >= 1 or null, got 0"),
+    ({"parity": {"frames": 0}}, r"export\.parity\.frames must be >= 1 or null, got 0"),
     ({"input_size": [-1, 5]}, r"export\.input_size must be a positive size .* got \[-1, 5\]"),
-    ({"int8": {"max_miou_drop": -0.1}}, r"export\.int8\.max_miou_drop must be a number >= 0"),
-    ({"int8": {"calib_frames": 0}}, r"export\.int8\.calib_frames must be an integer >= 1"),
+    ({"int8": {"max_miou_drop": -0.1}}, r"export\.int8\.max_miou_drop must be in \[0, 1\]"),
+    ({"int8": {"calib_frames": 0}}, r"export\.int8\.calib_frames must be >= 1"),
     ({"int8": {"method": "magic"}}, r"export\.int8\.method must be one of minmax"),
-    ({"tensorrt": {"precisions": ["fp8"]}}, r"export\.tensorrt\.precisions must be"),
+    ({"tensorrt": {"precisions": ["fp8"]}}, r"export\.tensorrt\.precisions\[0\] must be one of"),
+    ({"tensorrt": {"precisions": []}}, r"export\.tensorrt\.precisions must be a non-empty list"),
     ({"tensorrt": {"max_size": [0, 1]}}, r"export\.tensorrt\.max_size must be a positive size"),
-    ({"benchmark": {"runs": 0}}, r"export\.benchmark\.runs must be an integer >= 1"),
-    ({"benchmark": {"threads": 0}}, r"export\.benchmark\.threads must be an integer >= 1"),
+    ({"benchmark": {"runs": 0}}, r"export\.benchmark\.runs must be > 0"),
+    ({"benchmark": {"threads": 0}}, r"export\.benchmark\.threads must be > 0"),
     ({"benchmark": "yes"}, r"export\.benchmark must be a mapping"),
     ({"variants": [{"name": "model"}]}, r"export\.variants\[0\]\.name must be a unique"),
+    ({"variants": [{"name": "a"}, {"name": "a"}]}, r"export\.variants\[1\]\.name must be a unique"),
     ({"int9": {}}, r"unknown key 'export\.int9'"),
     ({"int8": {"x": 1}}, r"unknown key 'export\.int8\.x'"),
 ])
 def test_bad_export_values_stop_the_stage_before_loading(update, pattern, tmp_path):
     from pipeline.export import main as export_main
-    from rdd.export.pipeline import validate_export_config
+    from rdd.export.pipeline import export_config
 
     with pytest.raises(ValueError, match=pattern):
-        validate_export_config(update)
+        export_config(update)
     params = _write(tmp_path, lambda p: p.update(export=update))
     out_root = tmp_path / "o"
     (out_root / "tse_rdd").mkdir(parents=True)
@@ -339,24 +403,37 @@ def test_bad_export_values_stop_the_stage_before_loading(update, pattern, tmp_pa
     assert not (out_root / "export").exists()
 
 
-def test_validate_export_config_merges_defaults_and_accepts_the_committed_params():
-    from rdd.export.pipeline import DEFAULT_CONFIG, validate_export_config
+def test_export_config_merges_defaults_and_accepts_the_committed_params():
+    from rdd.config.params import ExportConfig
+    from rdd.config.walker import as_dict
+    from rdd.export.onnx import MIN_OPSET
+    from rdd.export.pipeline import export_config
+    from rdd.export.quantize import CALIB_METHODS
 
-    assert validate_export_config(None) == DEFAULT_CONFIG
+    defaults = ExportConfig()
+    assert export_config(None) == as_dict(defaults) == export_config(defaults)
     user = {"parity": {"frames": None}, "int8": {"calib_frames": 8}, "input_size": [64, 96]}
-    c = validate_export_config(user)
+    c = export_config(user)
     assert c["parity"]["frames"] is None and c["int8"]["calib_frames"] == 8
-    assert c["int8"]["method"] == DEFAULT_CONFIG["int8"]["method"] and c["input_size"] == [64, 96]
+    assert c["int8"]["method"] == defaults.int8.method and c["input_size"] == [64, 96]
     assert user == {"parity": {"frames": None}, "int8": {"calib_frames": 8},
                     "input_size": [64, 96]}  # not modified
     for f in [REPO / "params.yaml", *sorted((REPO / "params").glob("*.yaml"))]:
-        validate_export_config(C.load_params(f).get("export"))
+        export_config(yaml.safe_load(f.read_text()).get("export"))
+    # the torch-free schema states the exporter's limits; these pin them to the exporter's own
+    from dataclasses import fields
+    md = {f.name: f.metadata for f in fields(ExportConfig)}
+    assert md["opset"]["ge"] == MIN_OPSET
+    from rdd.config.params import Int8
+    assert {f.name: f.metadata for f in fields(Int8)}["method"]["choices"] == CALIB_METHODS
+    from rdd.export.quantize import KEEP_FLOAT
+    assert {f.name: f.metadata for f in fields(Int8)}["keep_float"]["choices"] == KEEP_FLOAT
 
 
 @pytest.mark.parametrize("mutate,pattern", [
-    (lambda p: p["data"]["video"].update(fps=-1), r"data\.video\.fps must be > 0"),
-    (lambda p: p["data"]["video"].update(n_frames=0), r"data\.video\.n_frames must be"),
-    (lambda p: p["data"]["video"].update(size=3), r"unknown key 'data\.video\.size'"),
+    (lambda p: p["prepare"]["video"].update(fps=-1), r"prepare\.video\.fps must be > 0"),
+    (lambda p: p["prepare"]["video"].update(n_frames=0), r"prepare\.video\.n_frames must be"),
+    (lambda p: p["prepare"]["video"].update(size=3), r"unknown key 'prepare\.video\.size'"),
     (lambda p: p["data"].update(dataset="camvid", root="/nonexistent/cv"),
      r"data\.root: dataset 'camvid' not found"),
 ])

@@ -26,16 +26,16 @@ STAGES = ("data", "video", "teacher", "baseline", "kd", "tfe_rdd", "tse_rdd", "e
 
 def tiny_params() -> dict:
     """The committed params.yaml, shrunk to seconds: tiny frames, models and schedules."""
-    p = copy.deepcopy(C.load_params(REPO / "params.yaml"))
-    p["data"]["synthetic"].update(n_train=6, n_val=3, size=[48, 64])
-    p["data"]["video"].update(n_frames=4)
+    p = yaml.safe_load((REPO / "params.yaml").read_text())
+    p["prepare"]["synthetic"].update(n_train=6, n_val=3, size=[48, 64])
+    p["prepare"]["video"].update(n_frames=4)
     p["data"].update(crop_size=[32, 48], batch_size=2, val_batch_size=3)
     p["train"].update(eval_interval=0, log_interval=2)
     p["teacher"]["model"]["kwargs"]["width_mult"] = 0.125
     p["student"]["model"]["kwargs"]["width_mult"] = 0.125
     for s in ("teacher", "student"):
         p[s]["optim"].update(iters=4, warmup_iters=0)
-    p["rdd"]["tfe_iters"] = 2
+    p["rdd"]["tfe_frac"] = 0.5                # round(0.5 · 4) = 2
     p["evaluate"].update(latency={"runs": 2, "warmup": 1, "threads": 1}, vis_frames=2)
     p["export"] = {"parity": {"frames": 3}, "int8": {"calib_frames": 4, "max_miou_drop": 1.0},
                    "benchmark": {"enabled": False}}
@@ -151,7 +151,7 @@ def test_dvc_repro_end_to_end(tmp_path):
     # a parameter invalidates exactly the stages that read it: the demo clip re-trains nothing,
     # the student's schedule leaves the data, the video and the teacher alone
     p = tiny_params()
-    p["data"]["video"]["fps"] = 12
+    p["prepare"]["video"]["fps"] = 12
     (repo / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
     assert set(json.loads(_run(dvc + ["status", "--json"], repo, env))) == {"video"}
     p["student"]["optim"]["lr"] = 0.03

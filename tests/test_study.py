@@ -42,8 +42,8 @@ STUDY = {
 
 def tiny_params() -> dict:
     """A synthetic study shrunk to seconds (the committed params.yaml + a study section)."""
-    p = copy.deepcopy(C.load_params(REPO / "params.yaml"))
-    p["data"]["synthetic"].update(n_train=6, n_val=3, size=[48, 64])
+    p = yaml.safe_load((REPO / "params.yaml").read_text())
+    p["prepare"]["synthetic"].update(n_train=6, n_val=3, size=[48, 64])
     p["data"].update(crop_size=[32, 48], batch_size=2, val_batch_size=3)
     p["train"].update(eval_interval=2, log_interval=1)
     p["teacher"]["model"]["kwargs"]["width_mult"] = 0.125
@@ -60,34 +60,40 @@ def tiny_params() -> dict:
 
 # --------------------------------------------------------------------------- arm configs
 def test_arm_configs_golden():
+    from rdd.engine import KDConfig, RDDConfig, TeacherConfig
+
     p = tiny_params()
     b = arm_config(p, "baseline", 1, out_root="o")
-    assert b["teacher"] is None and b["seed"] == 1 and b["out_dir"] == str(Path("o/runs/baseline-s1"))
-    assert "kd" not in b["loss"] and "rdd" not in b["loss"]
+    assert b.teacher is None and b.seed == 1 and b.out_dir == str(Path("o/runs/baseline-s1"))
+    assert b.loss.kd.type == "none" and not (b.loss.rdd.tfe or b.loss.rdd.tse)
     k = arm_config(p, "kd", 0, out_root="o")
-    assert k["teacher"] == {"artifact": str(Path("o/teacher/model.pt"))}
-    assert k["loss"]["kd"] == {"type": "pixel", "weight": 1.0, "temperature": 1.0}
-    assert "rdd" not in k["loss"]
+    assert k.teacher == TeacherConfig(artifact=str(Path("o/teacher/model.pt")))
+    assert k.loss.kd == KDConfig(type="pixel", weight=1.0, temperature=1.0)
+    assert not (k.loss.rdd.tfe or k.loss.rdd.tse)
     # the student recipe is identical across arms except for the loss and the teacher
+    base = arm_config(p, "baseline", 0, out_root="o").to_dict()
     for arm in ("kd", "rdd", "or"):
-        c = arm_config(p, arm, 0, out_root="o")
+        c = arm_config(p, arm, 0, out_root="o").to_dict()
         assert {x: v for x, v in c.items() if x not in ("loss", "teacher", "out_dir")} == \
-               {x: v for x, v in arm_config(p, "baseline", 0, out_root="o").items()
-                if x not in ("loss", "teacher", "out_dir")}
-    r = arm_config(p, "rdd", 0, out_root="o")["loss"]["rdd"]
-    assert r == {"tfe": True, "tse": True, "threshold": 0.7, "min_kept": 0.05, "mode": "xor",
-                 "tfe_iters": 1}                                   # round(0.25 · 4)
-    assert arm_config(p, "p30", 0)["loss"]["rdd"]["tfe_iters"] == 1   # round(0.3 · 4) = 1
-    assert arm_config(p, "tfe_only", 0)["loss"]["rdd"]["tfe_iters"] is None  # every iteration
-    assert arm_config(p, "tse_only", 0)["loss"]["rdd"]["tfe_iters"] == 0     # p = 0
-    assert arm_config(p, "or", 0)["loss"]["rdd"]["mode"] == "or"
-    assert arm_config(p, "wide", 0)["model"]["kwargs"]["width_mult"] == 0.25
+               {x: v for x, v in base.items() if x not in ("loss", "teacher", "out_dir")}
+    r = arm_config(p, "rdd", 0, out_root="o").loss.rdd
+    assert r == RDDConfig(tfe=True, tse=True, threshold=0.7, min_kept=0.05, mode="xor",
+                          tfe_iters=1)                             # round(0.25 · 4)
+    assert arm_config(p, "p30", 0).loss.rdd.tfe_iters == 1        # round(0.3 · 4) = 1
+    assert arm_config(p, "tfe_only", 0).loss.rdd.tfe_iters == 4   # every iteration
+    assert arm_config(p, "tse_only", 0).loss.rdd.tfe_iters == 0   # p = 0
+    assert arm_config(p, "or", 0).loss.rdd.mode == "or"
+    assert arm_config(p, "wide", 0).model.kwargs["width_mult"] == 0.25
+    # a study's params file runs through the pipeline: the same rdd section, the same spelling
+    from pipeline.config import train_stage_config
+    pipe = train_stage_config(p, "tse_rdd", out_root="o", check_inputs=False)
+    assert pipe.loss.rdd.tfe_iters == r.tfe_iters and pipe.loss.rdd.mode == r.mode
 
 
 @pytest.mark.parametrize("mutate, match", [
     (lambda s: s.update(arms={}), "study.arms must be a non-empty mapping"),
     (lambda s: s["arms"].update({"bad name": {}}), "alphanumeric"),
-    (lambda s: s["arms"]["kd"].update(teacher=1), r"study.arms.kd: unknown key 'teacher'"),
+    (lambda s: s["arms"]["kd"].update(teacher=1), r"unknown key 'study\.arms\.kd\.teacher'"),
     (lambda s: s["arms"]["kd"].update(kd="yes"), r"study.arms.kd.kd must be true or false"),
     (lambda s: s["arms"]["rdd"].update(rdd=[1]), r"study.arms.rdd.rdd must be a mapping"),
     (lambda s: s.update(seeds=[]), "study.seeds must be a non-empty list"),
@@ -130,9 +136,9 @@ def test_every_camvid_arm_is_a_valid_config(tmp_path):
                   create_model("deeplabv3_resnet18", num_classes=11, width_mult=0.125, aux=True),
                   classes=CAMVID_CLASSES, normalization=Normalization(), input_size=(180, 240))
     st = study_section(p)
-    iters = p["student"]["optim"]["iters"]
-    cfgs = {arm: TrainConfig.from_dict(arm_config(p, arm, 0, out_root=tmp_path))
-            for arm in st["arms"]}
+    iters = p.student.optim.iters
+    cfgs = {arm: TrainConfig.from_dict(arm_config(p, arm, 0, out_root=tmp_path).to_dict())
+            for arm in st.arms}
     assert cfgs["rdd"].loss.rdd.tfe_iters == round(0.1 * iters)
     assert cfgs["rdd"].loss.rdd.mode == "xor" and cfgs["rdd"].loss.rdd.threshold == 0.7
     assert abs(cfgs["rdd"].loss.rdd.min_kept - 100_000 / (4 * 512 * 1024)) < 1e-3
@@ -145,7 +151,7 @@ def test_every_camvid_arm_is_a_valid_config(tmp_path):
     base = cfgs["baseline"]
     for arm, c in cfgs.items():   # one schedule for every arm
         assert (c.model, c.optim, c.data) == (base.model, base.optim, base.data), arm
-    assert st["seeds"] == [0, 1, 2] and st["main_arms"] == ["baseline", "kd", "rdd"]
+    assert st.seeds == [0, 1, 2] and st.main == ["baseline", "kd", "rdd"]
 
 
 def test_camvid_dvc_stages_match_the_study():
@@ -155,9 +161,9 @@ def test_camvid_dvc_stages_match_the_study():
     assert r.returncode == 0, r.stderr
     names = {ln.split(":")[-1].strip() for ln in r.stdout.splitlines() if ln.strip()}
     st = study_section(C.load_params(CAMVID_STUDY))
-    runs = {f"baseline@{s}" for s in st["seeds"]}
-    runs |= {f"student@{a}-{s}" for a in st["main_arms"] if a != "baseline" for s in st["seeds"]}
-    runs |= {f"ablation@{a}-0" for a in st["arms"] if a not in st["main_arms"]}
+    runs = {f"baseline@{s}" for s in st.seeds}
+    runs |= {f"student@{a}-{s}" for a in st.main if a != "baseline" for s in st.seeds}
+    runs |= {f"ablation@{a}-0" for a in st.arms if a not in st.main}
     assert names == runs | {"teacher", "report"}
 
 
@@ -189,7 +195,7 @@ def test_summary_means_std_and_paired_gains(tmp_path):
     assert m1 == 0.5 and math.isnan(s1)                             # one run: std unknown, not 0
     m, s = mean_std([0.1, 0.2, 0.3])
     assert math.isclose(m, 0.2) and math.isclose(s, 0.1)           # sample std (n − 1)
-    st = study_section(tiny_params())
+    st = study_section(tiny_params()).to_dict()
     for seed, (b, k, r) in enumerate([(0.40, 0.44, 0.47), (0.42, 0.45, 0.44)]):
         _fake_run(tmp_path, "baseline", seed, b, tpi=0.5)
         _fake_run(tmp_path, "kd", seed, k, tpi=1.0)
@@ -244,17 +250,21 @@ def test_committed_reports_regenerate_from_their_summaries():
     stages themselves cannot re-run from a clone)."""
     from rdd.study import markdown_report, sweep_markdown
 
-    p = C.load_params(CAMVID_STUDY)
-    st = study_section(p)
+    from pipeline.study import report_params
+
+    p = report_params(C.load_params(CAMVID_STUDY), CAMVID_STUDY)
+    st = study_section(C.load_params(CAMVID_STUDY)).to_dict()
     summary = json.loads((REPO / "outputs/camvid/report/summary.json").read_text())
     for arm, a in summary["arms"].items():
         a["tse_mode"] = _CAMVID_TSE_MODES.get(arm)
     md = markdown_report(summary, p, st, fig_dir="camvid", diagnostics=summary["diagnostics"],
                          notes=st.get("notes", ""))
     assert md == (REPO / "reports/camvid.md").read_text()
-    p = C.load_params(REPO / "studies/label_noise/params.yaml")
+    noise = REPO / "studies/label_noise/params.yaml"
+    p = report_params(C.load_params(noise), noise)
     summary = json.loads((REPO / "outputs/label_noise/report/summary.json").read_text())
-    md = sweep_markdown(summary["per_rate"], summary["rates"], p, study_section(p),
+    md = sweep_markdown(summary["per_rate"], summary["rates"], p,
+                        study_section(C.load_params(noise)).to_dict(),
                         fig_dir="label_noise", diagnose_arm="xor")
     assert md == (REPO / "reports/label_noise.md").read_text()
 

@@ -17,25 +17,9 @@ goes to ``out_dir``:
   ``status.json`` (what was built or why it was skipped);
 * ``export_metrics.json`` — sizes, parity figures, mIoU per precision, latencies.
 
-Configuration (``cfg``; every key optional, defaults below)::
-
-    input_size: null            # [H, W]; default: the artifact's input_size
-    opset: 17
-    dynamic_batch: true
-    dynamic_spatial: true
-    simplify: true
-    variants: []                # e.g. [{name: model_labels, argmax: true, fold_preprocess: true}]
-    parity:  {frames: 32, max_abs_logit_diff: 2.0e-3, min_argmax_agreement: 0.999,
-              max_miou_delta: 0.0005}          # mIoU fractions: 0.0005 = 0.05 points
-    int8:    {enabled: true, calib_frames: 64, method: minmax, activation_type: quint8,
-              weight_type: qint8, per_channel: true, reduce_range: true,
-              extra_options: {CalibMovingAverage: true},
-              max_miou_drop: 0.01, eval_frames: null,   # 0.01 = 1.0 mIoU point
-              keep_float: [input_conv, output_resize],  # stem conv + logits upsampling in float
-              openvino: true}           # + NNCF INT8 for OpenVINO where the [openvino] extra is
-    tensorrt: {enabled: true, precisions: [fp16, int8], min_size: null, opt_size: null,
-               max_size: null, calib_frames: 64, workspace_gb: 2.0}
-    benchmark: {enabled: true, threads: 2, warmup: 5, runs: 30, spin: false}
+Configuration (``cfg``): the ``export`` section of ``params.yaml``, an
+:class:`rdd.config.params.ExportConfig` (keys, defaults and ranges: ``docs/PARAMS.md``); a plain
+mapping is checked against it first.
 
 Resolution. The export size is ``input_size`` (default: the artifact's ``input_size``, which the
 training engine sets to the size it evaluated at: the native validation size, or
@@ -55,7 +39,6 @@ threads for every backend.
 """
 from __future__ import annotations
 
-import copy
 import os
 from pathlib import Path
 from typing import Any
@@ -63,178 +46,23 @@ from typing import Any
 import numpy as np
 
 from rdd.export.frames import ParityError, load_frames
-from rdd.export.quantize import KEEP_FLOAT
 from rdd.runtime.backends import make_session
 from rdd.runtime.provenance import device_info
 from rdd.spec import ClassInfo, Normalization, as_hw, write_json_atomic
 
-__all__ = ["run_export", "validate_export_config", "DEFAULT_CONFIG"]
-
-DEFAULT_CONFIG: dict[str, Any] = {
-    "input_size": None,
-    "opset": 17,
-    "dynamic_batch": True,
-    "dynamic_spatial": True,
-    "simplify": True,
-    "variants": [],
-    "parity": {"frames": 32, "max_abs_logit_diff": 2e-3, "min_argmax_agreement": 0.999,
-               "max_miou_delta": 0.0005},
-    "int8": {"enabled": True, "calib_frames": 64, "method": "minmax",
-             "activation_type": "quint8", "weight_type": "qint8", "per_channel": True,
-             "reduce_range": True, "extra_options": {"CalibMovingAverage": True},
-             "max_miou_drop": 0.01,
-             "eval_frames": None, "keep_float": ["input_conv", "output_resize"], "openvino": True},
-    "tensorrt": {"enabled": True, "precisions": ["fp16", "int8"], "min_size": None,
-                 "opt_size": None, "max_size": None, "calib_frames": 64, "workspace_gb": 2.0},
-    "benchmark": {"enabled": True, "threads": 2, "warmup": 5, "runs": 30, "spin": False},
-}
+__all__ = ["run_export", "export_config"]
 
 
-def _merge_config(cfg: dict[str, Any] | None) -> dict[str, Any]:
-    """``DEFAULT_CONFIG`` updated with ``cfg``; unknown keys raise ``ValueError`` naming them."""
-    out = copy.deepcopy(DEFAULT_CONFIG)
-    for k, v in (cfg or {}).items():
-        if k not in out:
-            raise ValueError(f"export config: unknown key {k!r}; expected one of {sorted(out)}")
-        if isinstance(out[k], dict):
-            if not isinstance(v, dict):
-                raise ValueError(f"export config: {k!r} must be a mapping, got {v!r}")
-            bad = set(v) - set(out[k])
-            if bad:
-                raise ValueError(f"export config: unknown key(s) {sorted(bad)} in {k!r}; "
-                                 f"expected {sorted(out[k])}")
-            out[k].update(v)
-        else:
-            out[k] = v
-    for i, var in enumerate(out["variants"]):
-        if not isinstance(var, dict) or "name" not in var or set(var) - {"name", "argmax",
-                                                                         "fold_preprocess"}:
-            raise ValueError(f"export config: variants[{i}] must be {{name, argmax, "
-                             f"fold_preprocess}}, got {var!r}")
-    return out
+def export_config(cfg: Any = None) -> dict[str, Any]:
+    """``cfg`` (an :class:`~rdd.config.params.ExportConfig`, a mapping of some of its keys, or
+    ``None``) as the checked, defaults-filled plain dict ``run_export`` reads. A bad mapping
+    raises ``ValueError`` naming ``export.<key>``."""
+    from rdd.config.params import ExportConfig
+    from rdd.config.walker import as_dict, build
 
-
-def _bad(key: str, expected: str, got: Any) -> ValueError:
-    return ValueError(f"export.{key} must be {expected}, got {got!r}")
-
-
-def validate_export_config(cfg: dict[str, Any] | None) -> dict[str, Any]:
-    """``cfg`` (the ``export`` section of ``params.yaml``) merged with :data:`DEFAULT_CONFIG`
-    and checked, before any work.
-
-    Returns:
-        the merged configuration (a new dict; ``cfg`` is not modified).
-
-    Raises:
-        ValueError: an unknown key or a bad value; the message names the key as
-            ``export.<key>`` (e.g. ``export.opset must be an integer >= 17, got 0``).
-    """
-    from rdd.export.onnx import MIN_OPSET
-    from rdd.export.quantize import CALIB_METHODS
-
-    if cfg is None:
-        cfg = {}
-    if not isinstance(cfg, dict):
-        raise ValueError(f"export must be a mapping of export options, got {cfg!r}")
-    for k, v in cfg.items():
-        if k not in DEFAULT_CONFIG:
-            raise ValueError(f"unknown key 'export.{k}' "
-                             f"(expected one of: {', '.join(sorted(DEFAULT_CONFIG))})")
-        if isinstance(DEFAULT_CONFIG[k], dict):
-            if not isinstance(v, dict):
-                raise _bad(k, "a mapping", v)
-            bad = sorted(set(v) - set(DEFAULT_CONFIG[k]))
-            if bad:
-                raise ValueError(f"unknown key 'export.{k}.{bad[0]}' "
-                                 f"(expected one of: {', '.join(sorted(DEFAULT_CONFIG[k]))})")
-    c = _merge_config(cfg)
-
-    def integer(key: str, v: Any, lo: int, *, null: bool = False) -> None:
-        if v is None and null:
-            return
-        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-            raise _bad(key, f"an integer >= {lo}" + (" or null" if null else ""), v)
-
-    def number(key: str, v: Any, *, lo: float = 0.0, hi: float | None = None,
-               positive: bool = False) -> None:
-        ok = (not isinstance(v, bool) and isinstance(v, (int, float)) and np.isfinite(v)
-              and (v > lo if positive else v >= lo) and (hi is None or v <= hi))
-        if not ok:
-            rng = f"{'>' if positive else '>='} {lo}" + (f" and <= {hi}" if hi is not None else "")
-            raise _bad(key, f"a number {rng}", v)
-
-    def flag(key: str, v: Any) -> None:
-        if not isinstance(v, bool):
-            raise _bad(key, "true or false", v)
-
-    def size(key: str, v: Any) -> None:
-        if v is None:
-            return
-        items = v if isinstance(v, (list, tuple)) else [v]
-        try:
-            if any(isinstance(x, bool) or not isinstance(x, int) for x in items):
-                raise ValueError
-            as_hw(v)
-        except (TypeError, ValueError):
-            raise _bad(key, "a positive size [H, W] (or H) or null", v) from None
-
-    size("input_size", c["input_size"])
-    integer("opset", c["opset"], MIN_OPSET)
-    for k in ("dynamic_batch", "dynamic_spatial", "simplify"):
-        flag(k, c[k])
-    if not isinstance(c["variants"], list):
-        raise _bad("variants", "a list of {name, argmax, fold_preprocess}", c["variants"])
-    names: set[str] = set()
-    for i, var in enumerate(c["variants"]):
-        name = var.get("name")
-        if (not isinstance(name, str) or not name or "/" in name or "\\" in name
-                or name in ("model", "model_int8") or name in names):
-            raise _bad(f"variants[{i}].name", "a unique file stem other than model / model_int8",
-                       name)
-        names.add(name)
-        for k in ("argmax", "fold_preprocess"):
-            if k in var:
-                flag(f"variants[{i}].{k}", var[k])
-    p = c["parity"]
-    integer("parity.frames", p["frames"], 1, null=True)
-    number("parity.max_abs_logit_diff", p["max_abs_logit_diff"])
-    number("parity.min_argmax_agreement", p["min_argmax_agreement"])
-    number("parity.max_miou_delta", p["max_miou_delta"], hi=1.0)
-    q = c["int8"]
-    flag("int8.enabled", q["enabled"])
-    integer("int8.calib_frames", q["calib_frames"], 1, null=True)
-    integer("int8.eval_frames", q["eval_frames"], 1, null=True)
-    if q["method"] not in CALIB_METHODS:
-        raise _bad("int8.method", f"one of {', '.join(CALIB_METHODS)}", q["method"])
-    for k in ("activation_type", "weight_type"):
-        if q[k] not in ("quint8", "qint8"):
-            raise _bad(f"int8.{k}", "quint8 or qint8", q[k])
-    flag("int8.per_channel", q["per_channel"])
-    flag("int8.reduce_range", q["reduce_range"])
-    if not isinstance(q["extra_options"], dict):
-        raise _bad("int8.extra_options", "a mapping", q["extra_options"])
-    number("int8.max_miou_drop", q["max_miou_drop"], hi=1.0)
-    flag("int8.openvino", q["openvino"])
-    if (not isinstance(q["keep_float"], (list, tuple))
-            or not set(q["keep_float"]) <= set(KEEP_FLOAT)):
-        raise _bad("int8.keep_float", f"a list of some of {', '.join(KEEP_FLOAT)}", q["keep_float"])
-    t = c["tensorrt"]
-    flag("tensorrt.enabled", t["enabled"])
-    precs = t["precisions"]
-    if (not isinstance(precs, list) or not precs
-            or any(pr not in ("fp32", "fp16", "int8") for pr in precs)):
-        raise _bad("tensorrt.precisions", "a non-empty list of fp32 / fp16 / int8", precs)
-    for k in ("min_size", "opt_size", "max_size"):
-        size(f"tensorrt.{k}", t[k])
-    integer("tensorrt.calib_frames", t["calib_frames"], 1, null=True)
-    number("tensorrt.workspace_gb", t["workspace_gb"], positive=True)
-    b = c["benchmark"]
-    flag("benchmark.enabled", b["enabled"])
-    integer("benchmark.threads", b["threads"], 1)
-    integer("benchmark.warmup", b["warmup"], 0)
-    integer("benchmark.runs", b["runs"], 1)
-    flag("benchmark.spin", b["spin"])
-    return c
+    if not isinstance(cfg, ExportConfig):
+        cfg = build(ExportConfig, cfg, "export")
+    return as_dict(cfg)
 
 
 def run_export(artifact_path: str | os.PathLike, out_dir: str | os.PathLike, *,
@@ -264,7 +92,7 @@ def run_export(artifact_path: str | os.PathLike, out_dir: str | os.PathLike, *,
     from rdd.export.quantize import quantize_int8
     from rdd.export.tensorrt import build_engine
 
-    c = validate_export_config(cfg)
+    c = export_config(cfg)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     model, ameta = load_artifact(artifact_path)

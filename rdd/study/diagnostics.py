@@ -131,7 +131,7 @@ def diagnose_study(params: Mapping[str, Any], out_root: Path, summary: Mapping[s
     size = tuple(data.get("eval_size") or tmeta["input_size"])
     frames = load_frames(ds, size=size)
     norm = Normalization.from_dict(tmeta["normalization"])
-    rdd = params.get("rdd") or {}
+    rdd = params["rdd"]  # the checked section (rdd.config.params.RDDSection): no defaults here
     out = {}
     for arm in arms:
         seeds = sorted(int(s) for s in (summary["runs"].get(arm) or {}))
@@ -140,15 +140,15 @@ def diagnose_study(params: Mapping[str, Any], out_root: Path, summary: Mapping[s
         s = seed if seed in seeds else seeds[0]
         student, _ = load_artifact(run_dir(out_root, arm, s) / "model.pt")
         out[f"{arm}-s{s}"] = difficulty_diagnostics(
-            teacher, student, frames, normalization=norm, threshold=float(rdd.get("threshold", 0.7)),
-            min_kept=float(rdd.get("min_kept", 0.0)))
+            teacher, student, frames, normalization=norm, threshold=float(rdd["threshold"]),
+            min_kept=float(rdd["min_kept"]))
     return out
 
 
 def diagnose_noise(params: Mapping[str, Any], root: Path, arm: str,
                    summary: Mapping[str, Any]) -> dict[str, Any] | None:
     """Difficulty diagnostics on the *noisy train* frames of one noise rate, with the clean labels
-    regenerated from ``data.synthetic`` (the data stage's generator is deterministic)."""
+    regenerated from ``prepare.synthetic`` (the data stage's generator is deterministic)."""
     import tempfile
 
     from rdd.artifacts import load_artifact
@@ -162,24 +162,24 @@ def diagnose_noise(params: Mapping[str, Any], root: Path, arm: str,
     if not seeds or not teacher_pt.is_file():
         return None
     data = params["data"]
-    syn = data.get("synthetic") or {}
+    syn = params["prepare"]["synthetic"]  # checked, defaults filled (rdd.config.params)
     teacher, tmeta = load_artifact(teacher_pt)
     student, _ = load_artifact(run_dir(root, arm, seeds[0]) / "model.pt")
     split = data.get("train_split", "train")
     noisy = load_frames(build_dataset(data["dataset"], root=root / "data" / "synthetic", split=split))
     with tempfile.TemporaryDirectory() as tmp:
         clean_root = Path(tmp) / "clean"
-        write_synthetic_dataset(clean_root, n_train=syn.get("n_train", 64), n_val=1,
-                                size=syn.get("size", (180, 240)), seed=syn.get("seed", 0))
+        write_synthetic_dataset(clean_root, n_train=syn["n_train"], n_val=1,
+                                size=syn["size"], seed=syn["seed"])
         clean = load_frames(build_dataset(data["dataset"], root=clean_root, split=split))
     if [f.image.tobytes() for f in clean[:2]] != [f.image.tobytes() for f in noisy[:2]]:
         raise ValueError(f"{root}: the regenerated clean scenes differ from the trained ones "
-                         "(data.synthetic changed since the data stage ran?)")
-    rdd = params.get("rdd") or {}
+                         "(prepare.synthetic changed since the data stage ran?)")
+    rdd = params["rdd"]
     d = difficulty_diagnostics(teacher, student, noisy,
                                normalization=Normalization.from_dict(tmeta["normalization"]),
-                               threshold=float(rdd.get("threshold", 0.7)),
-                               min_kept=float(rdd.get("min_kept", 0.0)),
+                               threshold=float(rdd["threshold"]),
+                               min_kept=float(rdd["min_kept"]),
                                clean_masks=[f.mask for f in clean])
     d["student"] = f"{arm}-s{seeds[0]}"
     return d

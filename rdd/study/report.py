@@ -323,9 +323,10 @@ def sweep_markdown(per_rate: Mapping[str, Any], rates: Sequence[float], params: 
     L = [f"# {study.get('title', 'Label-noise sweep')}", ""]
     if study.get("notes"):
         L += [str(study["notes"]).strip(), ""]
-    st, te, data = params.get("student", {}), params.get("teacher", {}), params.get("data", {})
+    st, te = params.get("student", {}), params.get("teacher", {})
+    synthetic = (params.get("prepare") or {}).get("synthetic")
     L += ["## Setup", "",
-          f"- Data: synthetic street scenes {data.get('synthetic')}; the train labels are "
+          f"- Data: synthetic street scenes {synthetic}; the train labels are "
           f"corrupted at each rate with {params.get('noise')} (`rdd.label_noise`), val labels "
           "are clean.",
           f"- Teacher per rate, trained on that rate's noisy labels: "

@@ -1,0 +1,116 @@
+"""The one config walker and the params schema (``rdd.config``): declarations in, checks,
+defaults and the generated reference out."""
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from rdd.config import params as P
+from rdd.config.walker import ConfigError, as_dict, build, param
+
+REPO = Path(__file__).resolve().parents[1]
+RAW = yaml.safe_load((REPO / "params.yaml").read_text())
+
+
+def test_reference_is_generated_from_the_schema():
+    """docs/PARAMS.md is exactly what `python -m pipeline.params --doc` prints."""
+    from pipeline.params import main
+
+    res = CliRunner().invoke(main, ["--doc"])
+    assert res.exit_code == 0
+    assert res.output == P.doc_markdown() == (REPO / "docs" / "PARAMS.md").read_text()
+    for key in ("`student.optim.iters`", "`rdd.tfe_frac`", "`export.int8.max_miou_drop`",
+                "`prepare.synthetic.n_train`", "`study.arms.<name>.rdd`"):
+        assert key in res.output
+
+
+def test_a_new_knob_is_declared_once_and_shows_up_everywhere(monkeypatch):
+    """A knob added to the schema only is checked, defaulted and documented."""
+
+    @dataclasses.dataclass(frozen=True)
+    class Evaluate2(P.EvaluateConfig):
+        new_knob: int = param(3, gt=0, doc="a knob added in one place")
+
+    monkeypatch.setattr(P, "EvaluateConfig", Evaluate2)       # what editing the class would do
+    params = P.parse_params(RAW)
+    assert params.evaluate.new_knob == 3                      # default
+    bad = {**RAW, "evaluate": {**RAW["evaluate"], "new_knob": -1}}
+    with pytest.raises(P.ParamsError, match=r"^params\.yaml: evaluate\.new_knob must be > 0, got -1$"):
+        P.parse_params(bad)
+    typo = {**RAW, "evaluate": {**RAW["evaluate"], "new_knbo": 4}}
+    with pytest.raises(P.ParamsError, match=r"unknown key 'evaluate\.new_knbo' \(did you mean 'new_knob'\?"):
+        P.parse_params(typo)
+    assert P.parse_params({**RAW, "evaluate": {"new_knob": 5}}).evaluate.new_knob == 5
+    assert "| `evaluate.new_knob` | int | `3` | > 0 | a knob added in one place |" in P.doc_markdown()
+
+
+def test_every_committed_params_file_is_valid_and_round_trips():
+    files = [REPO / "params.yaml", *sorted((REPO / "params").glob("*.yaml")),
+             *sorted((REPO / "studies").glob("*/params.yaml"))]
+    for f in files:
+        p = P.load_params(f)
+        again = P.parse_params({k: v for k, v in p.to_dict().items()
+                                if v is not None and k not in ("teacher", "student")}
+                               | {k: getattr(p, k).raw() for k in ("teacher", "student")})
+        assert again == p, f
+
+
+def test_schema_imports_without_torch():
+    code = ("import sys; import rdd.config; from rdd.config.params import doc_markdown; "
+            "doc_markdown(); assert 'torch' not in sys.modules, 'torch imported'")
+    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+
+
+def test_the_torch_free_constants_are_the_losses():
+    from rdd.config.sections import RDD_MODES, TFE_REDUCTIONS
+    from rdd.losses import TFE_REDUCTIONS as T, TSE_MODES
+
+    assert RDD_MODES is TSE_MODES and TFE_REDUCTIONS is T
+
+
+@dataclasses.dataclass(frozen=True)
+class _Inner:
+    k: float = param(0.5, ge=0, le=1, doc="a fraction")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Outer:
+    n: int = param(doc="required")
+    size: tuple[int, int] | None = param(None)
+    inner: _Inner = param(factory=_Inner)
+    items: tuple[_Inner, ...] = param(())
+    names: list[str] = param([], choices=("a", "b"))
+
+
+@pytest.mark.parametrize("d,message", [
+    ({}, "missing required key 'x.n'"),
+    ({"n": "3"}, "x.n must be an integer, got '3'"),
+    ({"n": True}, "x.n must be an integer, got True"),
+    ({"n": 1, "size": [0, 2]}, "x.size must be a positive size [H, W] (or H) or null, got [0, 2]"),
+    ({"n": 1, "size": [2.5, 2]}, "x.size must be a positive size"),
+    ({"n": 1, "inner": {"k": 2}}, "x.inner.k must be in [0, 1], got 2"),
+    ({"n": 1, "inner": 3}, "x.inner must be a mapping, got int: 3"),
+    ({"n": 1, "items": [{"k": -1}]}, "x.items[0].k must be in [0, 1], got -1"),
+    ({"n": 1, "names": ["a", "c"]}, "x.names[1] must be one of a, b; got 'c'"),
+    ({"n": 1, "inner": {"kk": 1}}, "unknown key 'x.inner.kk' (did you mean 'k'? expected one of: k)"),
+    ({"n": 1, "nn": 1}, "unknown key 'x.nn' (did you mean 'n'?"),
+])
+def test_walker_messages(d, message):
+    with pytest.raises(ConfigError) as e:
+        build(_Outer, d, "x")
+    assert str(e.value).startswith(message), str(e.value)
+
+
+def test_walker_converts_and_defaults():
+    o = build(_Outer, {"n": 2.0, "size": 4, "items": {"k": 1}}, "x")
+    assert o == _Outer(n=2, size=(4, 4), inner=_Inner(), items=(_Inner(k=1.0),))
+    assert as_dict(o) == {"n": 2, "size": [4, 4], "inner": {"k": 0.5}, "items": [{"k": 1.0}],
+                          "names": []}
