@@ -56,6 +56,7 @@ def dataset_root(params: Params, out_root: str | Path = "outputs", *,
     else ``data.root`` (a local folder; relative paths are relative to the repository root).
 
     With ``must_exist`` a missing folder is an error that says how to get it."""
+    params = as_params(params)
     name = params.data.dataset
     if name == "synthetic":
         root = str(Path(out_root) / "data" / "synthetic")

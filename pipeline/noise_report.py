@@ -40,7 +40,8 @@ def main(params_path: str, out_root: str, rates: str, report_path: str, diagnose
         if diagnose not in st.arms:
             raise ValueError(f"--diagnose: {diagnose!r} is not an arm of study.arms")
     roots = [Path(out_root) / f"rate-{r}" for r in values]
-    res = write_sweep_report(report_params(params, params_path), st.to_dict(), rates=values, out_roots=roots, report_path=report_path,
+    res = write_sweep_report(report_params(params, params_path), st.to_dict(), rates=values,
+                             out_roots=roots, report_path=report_path,
                              summary_path=Path(out_root) / "report" / "summary.json",
                              diagnose_arm=diagnose)
     click.echo(f"report: {report_path} ({res['runs']} runs, {res['missing']} missing)")

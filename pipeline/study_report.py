@@ -36,7 +36,8 @@ def main(params_path: str, out_root: str, report_path: str, diagnose: tuple[str,
         unknown = [a for a in diagnose if a not in st.arms]
         if unknown:
             raise ValueError(f"--diagnose: {unknown[0]!r} is not an arm of study.arms")
-    res = write_study_report(report_params(params, params_path), st.to_dict(), out_root=out_root, report_path=report_path,
+    res = write_study_report(report_params(params, params_path), st.to_dict(),
+                             out_root=out_root, report_path=report_path,
                              summary_path=Path(out_root) / "report" / "summary.json",
                              diagnostics_arms=diagnose,
                              data_root=dataset_root(params, out_root))

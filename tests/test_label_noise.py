@@ -247,8 +247,9 @@ def test_corrupt_split_errors(tiny_dataset, tmp_path):
 
 # --------------------------------------------------------------------------- pipeline stage
 def _params(tmp_path: Path, **noise) -> Path:
-    p = {"data": {"dataset": "synthetic", "check": "quick",
-                  "synthetic": {"n_train": 4, "n_val": 2, "size": [48, 64], "seed": 0}},
+    p = {"data": {"dataset": "synthetic"},
+         "prepare": {"check": "quick",
+                     "synthetic": {"n_train": 4, "n_val": 2, "size": [48, 64], "seed": 0}},
          "noise": {"seed": 1, **noise}}
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(p))

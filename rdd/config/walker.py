@@ -121,8 +121,10 @@ def _fmt(v: float) -> str:
 
 
 def _bounds(md: Mapping[str, Any]) -> str:
-    lo = ("(", md.get("gt")) if md.get("gt") is not None else ("[", md.get("ge")) if md.get("ge") is not None else None
-    hi = (")", md.get("lt")) if md.get("lt") is not None else ("]", md.get("le")) if md.get("le") is not None else None
+    lo = (("(", md.get("gt")) if md.get("gt") is not None
+          else ("[", md.get("ge")) if md.get("ge") is not None else None)
+    hi = ((")", md.get("lt")) if md.get("lt") is not None
+          else ("]", md.get("le")) if md.get("le") is not None else None)
     if lo and hi:
         return f"in {lo[0]}{_fmt(lo[1])}, {_fmt(hi[1])}{hi[0]}"
     if lo:
