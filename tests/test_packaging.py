@@ -66,6 +66,30 @@ def test_constraints_pin_what_ci_installs():
         assert name in pins, name
 
 
+def _deps_tool():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("ci_deps", REPO / ".ci" / "deps.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_ci_deps_tool_expands_extras_and_lists_platform_tags():
+    deps = _deps_tool()
+    names = {r.name for r in deps.root_requirements(("dev",))}
+    assert {"numpy", "opencv-python-headless", "onnxruntime", "torch", "pytest"} <= names
+    assert "rdd-edge" not in names and "onnxruntime-gpu" not in names
+    assert {r.name for r in deps.root_requirements(("cpu",))} == \
+        {"numpy", "opencv-python-headless", "onnxruntime"}
+    tags = deps.platforms("aarch64", 35)
+    assert tags[0] == "manylinux_2_35_aarch64" and "manylinux_2_17_aarch64" in tags
+    assert ("3.10", "aarch64", 35) in deps.TARGETS
+    assert [t[0] for t in deps.TARGETS if t[1] == "x86_64"] == ["3.10", "3.11", "3.12", "3.13"]
+    with pytest.raises(SystemExit, match="no optional-dependencies extra 'nope'"):
+        deps.root_requirements(("nope",))
+
+
 # --------------------------------------------------------------------------- missing runtime
 _NO_ORT = r"""
 import runpy, sys
