@@ -64,7 +64,8 @@ def test_ddp_two_cpu_processes_stay_in_sync(tmp_path):
     assert "global batch size 4 (2 × 2 ranks)" in (run / "train.log").read_text()
     # only rank 0 wrote files, once
     assert sorted(p.name for p in run.iterdir()) == [
-        "checkpoint.pt", "dvclive", "metrics.json", "model.json", "model.pt", "train.log"]
+        "checkpoint.json", "checkpoint.pt", "dvclive", "metrics.json", "model.json", "model.pt",
+        "train.log"]
     # the merged validation (ranks saw 2 + 1 of the 3 images) equals one process on all 3
     model, _ = load_artifact(run / "model.pt")
     val = build_dataset("folder", root=root, split="val", transform=EvalTransform())
