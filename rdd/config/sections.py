@@ -204,10 +204,9 @@ class ExtraKDConfig:
         return d
 
     def _validate(self) -> None:
-        from rdd.losses import AttentionTransfer, ChannelWiseDistillation
+        from rdd.losses import EXTRA_KD
 
-        _binds("", ChannelWiseDistillation if self.type == "cwd" else AttentionTransfer,
-               f"loss {self.type!r}", **self.kwargs)
+        _binds("", EXTRA_KD[self.type], f"loss {self.type!r}", **self.kwargs)
 
 
 @dataclass(frozen=True)
