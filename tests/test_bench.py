@@ -114,6 +114,7 @@ def test_accuracy_columns_golden(tmp_path):
         assert r["model_bytes"] == (tmp_path / r["model"]).stat().st_size
         assert r["latency_ms"]["p50"] > 0 and r["throughput"] > 0
     assert rep["device"]["cpu"] and rep["protocol"]["min_runs"] == 2
+    assert rep["protocol"]["clock"] == "perf_counter"
 
 
 def test_report_helpers_golden():
@@ -146,11 +147,13 @@ def test_cli_end_to_end_and_bad_input(tmp_path, capsys):
     assert main(["--model", str(a), "--images", str(tmp_path / "img"), "--labels", str(tmp_path / "lab"),
                  "--threads", "1", "--rows", "ort_cpu", "--duration", "0", "--min-runs", "2",
                  "--rounds", "1", "--warmup-ms", "0", "--e2e-frames", "3", "--recommend", "1",
+                 "--clock", "cpu",
                  "--out", str(out)]) == 0
     rep = json.loads((out / "bench.json").read_text())
     row = next(r for r in rep["results"] if r["status"] == "ok")
     assert row["e2e_fps"] > 0 and 0 <= row["miou"] <= 1 and rep["recommendation"]["row"] == "ORT CPU FP32"
     assert "ORT CPU FP32" in (out / "bench.md").read_text()
+    assert rep["protocol"]["clock"] == "process_time"
     assert main(["--model", str(tmp_path / "missing.onnx")]) == 2
     assert "error: --model" in capsys.readouterr().err
     assert not (tmp_path / "missing.onnx").exists()

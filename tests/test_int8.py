@@ -94,3 +94,19 @@ def test_openvino_nncf_int8_ir(tmp_path, tiny_onnx):
     with pytest.raises(ValueError, match="preset must be one of"):
         quantize_openvino(tiny_onnx, tmp_path / "x.xml", calib_frames=frames, preset="fast")
     assert json.loads(json.dumps(info))["preset"] == "performance"
+
+
+def test_tensorrt_qdq_graph_is_symmetric_int8(tmp_path, tiny_onnx):
+    """The Q/DQ graph the export stage hands TensorRT: signed INT8, zero point 0 (explicit
+    quantisation); the onnxruntime default graph (uint8, asymmetric) is refused by name."""
+    from rdd.export.tensorrt import TRT_QDQ_OPTIONS, check_trt_qdq, onnx_is_qdq
+
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (48, 64, 3), dtype=np.uint8) for _ in range(2)]
+    sym = quantize_int8(tiny_onnx, tmp_path / "sym.onnx", calib_frames=frames, calib_limit=None,
+                        keep_float=("input_conv", "output_resize"), **TRT_QDQ_OPTIONS)
+    assert onnx_is_qdq(sym["path"]) and not onnx_is_qdq(tiny_onnx)
+    check_trt_qdq(sym["path"])                     # passes
+    asym = quantize_int8(tiny_onnx, tmp_path / "asym.onnx", calib_frames=frames, calib_limit=None)
+    with pytest.raises(ValueError, match=r"asym.onnx: node .* quantises to uint8 .*symmetric int8"):
+        check_trt_qdq(asym["path"])

@@ -12,8 +12,10 @@ goes to ``out_dir``:
   (:mod:`rdd.export.openvino`; only where the ``[openvino]`` extra is installed);
 * ``trt/`` (always created, one DVC output): ``model_fp16.engine`` / ``model_int8.engine`` —
   TensorRT engines (only where TensorRT runs), each with its sidecar ``model_<prec>.engine.json``
-  (rdd_meta + optimisation profile + precision; read by :class:`rdd.runtime.TrtBackend`), the INT8
-  calibration cache ``trt_int8_calib_<sha256(model.onnx)[:16]>.cache``, ``trt_timing.cache``, and
+  (rdd_meta + optimisation profile + precision; read by :class:`rdd.runtime.TrtBackend`); INT8 is
+  built explicitly from ``model_int8_qdq.onnx`` (symmetric Q/DQ, same calibration frames; the
+  entropy calibration cache ``trt_int8_calib_<sha256(model.onnx)[:16]>.cache`` only when INT8
+  quantisation is disabled), ``trt_timing.cache``, and
   ``status.json`` (what was built or why it was skipped);
 * ``export_metrics.json`` — sizes, parity figures, mIoU per precision, latencies.
 
@@ -197,7 +199,7 @@ def run_export(artifact_path: str | os.PathLike, out_dir: str | os.PathLike, *,
     trt_dir = out_dir / "trt"
     trt_dir.mkdir(parents=True, exist_ok=True)
     if c["tensorrt"]["enabled"]:
-        from rdd.export.tensorrt import int8_calib_cache_path
+        from rdd.export.tensorrt import TRT_QDQ_OPTIONS, int8_calib_cache_path, tensorrt_available
 
         t = c["tensorrt"]
         metrics["tensorrt"] = {}
@@ -205,8 +207,14 @@ def run_export(artifact_path: str | os.PathLike, out_dir: str | os.PathLike, *,
                        else None)
         for prec in t["precisions"]:
             try:
+                src = fp32["path"]
+                if prec == "int8" and c["int8"]["enabled"] and tensorrt_available():
+                    # explicit quantisation: a symmetric Q/DQ graph from the same calibration frames
+                    src = quantize_int8(fp32["path"], trt_dir / "model_int8_qdq.onnx",
+                                        calib_frames=calib_dataset, calib_limit=c["int8"]["calib_frames"],
+                                        keep_float=c["int8"]["keep_float"], **TRT_QDQ_OPTIONS)["path"]
                 metrics["tensorrt"][prec] = build_engine(
-                    fp32["path"], trt_dir / f"model_{prec}.engine", precision=prec,
+                    src, trt_dir / f"model_{prec}.engine", precision=prec,
                     min_size=t["min_size"], opt_size=t["opt_size"], max_size=t["max_size"],
                     calib_frames=calib_dataset if prec == "int8" else None,
                     calib_limit=t["calib_frames"], workspace_gb=t["workspace_gb"],

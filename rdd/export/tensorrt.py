@@ -1,4 +1,4 @@
-"""TensorRT engine build from an exported ONNX graph (FP16, or INT8 with entropy calibration).
+"""TensorRT engine build from an exported ONNX graph (FP16, or INT8 from a Q/DQ graph).
 
 ``import tensorrt`` is guarded: on a machine without TensorRT (or without a CUDA device)
 :func:`build_engine` returns ``{"status": "skipped: TensorRT unavailable", ...}`` and nothing
@@ -23,9 +23,15 @@ TensorRT 10 API used (``docs.nvidia.com/deeplearning/tensorrt``):
 The INT8 calibration cache is keyed by the ONNX file's content (:func:`int8_calib_cache_path`):
 a cache computed for another graph is never reused.
 
-Implicit INT8 calibration is deprecated since TensorRT 10.1 (superseded by explicit Q/DQ); it still
-works and is what is implemented here. An alternative on TensorRT is to feed it the QDQ graph of
-:func:`rdd.export.quantize.quantize_int8` with ``BuilderFlag.INT8`` and no calibrator.
+INT8, the supported way (explicit quantisation). TensorRT 10 deprecates implicit INT8 calibration;
+given a Q/DQ graph (:func:`onnx_is_qdq`), :func:`build_engine` sets ``BuilderFlag.INT8`` (and FP16
+for the layers left in float) with no calibrator, and the scales are the ones the graph carries.
+TensorRT takes only symmetric signed INT8 Q/DQ (zero point 0): :data:`TRT_QDQ_OPTIONS` are the
+:func:`rdd.export.quantize.quantize_int8` options that make such a graph from the same calibration
+frames as the onnxruntime / OpenVINO builds (the export stage writes it as
+``trt/model_int8_qdq.onnx``); :func:`check_trt_qdq` refuses an asymmetric uint8 graph with a
+one-line error before the build. Implicit entropy calibration (a float graph + ``calib_frames``)
+is kept for graphs without Q/DQ.
 """
 from __future__ import annotations
 
@@ -43,7 +49,41 @@ from rdd.runtime import preprocess
 from rdd.spec import as_hw, atomic_path
 
 __all__ = ["tensorrt_available", "build_engine", "SKIPPED_NO_TRT", "shape_profile",
-           "int8_calib_cache_path"]
+           "int8_calib_cache_path", "TRT_QDQ_OPTIONS", "onnx_is_qdq", "check_trt_qdq"]
+
+# quantize_int8 options for a Q/DQ graph TensorRT builds explicitly: signed INT8, zero point 0,
+# float biases (TensorRT fuses them; it has no int32 bias Q/DQ)
+TRT_QDQ_OPTIONS: dict[str, Any] = {
+    "activation_type": "qint8", "weight_type": "qint8", "per_channel": True, "reduce_range": False,
+    "extra_options": {"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False}}
+
+
+def onnx_is_qdq(onnx_path: str | os.PathLike) -> bool:
+    """Whether the graph carries QuantizeLinear/DequantizeLinear pairs (explicit quantisation)."""
+    import onnx
+
+    g = onnx.load(str(onnx_path), load_external_data=False).graph
+    return any(n.op_type in ("QuantizeLinear", "DequantizeLinear") for n in g.node)
+
+
+def check_trt_qdq(onnx_path: str | os.PathLike) -> None:
+    """Raise ``ValueError`` naming the file unless every Q/DQ is signed INT8 with zero point 0."""
+    import onnx
+    from onnx import numpy_helper
+
+    g = onnx.load(str(onnx_path), load_external_data=False).graph
+    inits = {i.name: i for i in g.initializer}
+    for n in g.node:
+        if n.op_type not in ("QuantizeLinear", "DequantizeLinear") or len(n.input) < 3:
+            continue
+        zp = inits.get(n.input[2])
+        if zp is None:
+            continue
+        z = numpy_helper.to_array(zp)
+        if z.dtype != np.int8 or np.any(z != 0):
+            raise ValueError(f"{onnx_path}: node {n.name!r} quantises to {z.dtype} with zero point "
+                             f"{z.reshape(-1)[:4].tolist()}; TensorRT takes symmetric int8 Q/DQ "
+                             "only (quantize_int8 with TRT_QDQ_OPTIONS)")
 
 CALIB_CACHE_PREFIX = "trt_int8_calib"
 
@@ -209,7 +249,9 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
 
     Args:
         precision: ``"fp32" | "fp16" | "int8"`` (int8 also enables FP16 for layers that can't be
-            quantised; needs ``calib_frames``).
+            quantised). INT8 of a Q/DQ graph (:func:`onnx_is_qdq`, e.g. made with
+            :data:`TRT_QDQ_OPTIONS`) is explicit: no calibrator, ``calib_frames`` unused; of a
+            float graph it needs ``calib_frames`` (implicit calibration, deprecated in TRT 10).
         min_size, opt_size, max_size: ``(H, W)`` of the optimisation profile (default: the
             graph's ``input_size``); ``batch``: min/opt/max batch.
         calib_frames: training frames for the entropy calibrator (INT8); they are fed at the
@@ -235,7 +277,12 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
     profile_shapes = shape_profile(meta, min_size=min_size, opt_size=opt_size,
                                    max_size=max_size, batch=batch)
     frames = None
-    if precision == "int8":
+    explicit = precision == "int8" and onnx_is_qdq(onnx_path)
+    if explicit:
+        check_trt_qdq(onnx_path)
+    base["quantization"] = ("explicit (Q/DQ graph)" if explicit else
+                            "implicit (entropy calibration)" if precision == "int8" else None)
+    if precision == "int8" and not explicit:
         if calib_frames is None and not (calib_cache and Path(calib_cache).is_file()):
             raise ValueError("build_engine: precision 'int8' needs calib_frames or a calib_cache")
         frames = load_frames(calib_frames, size=profile_shapes["opt"][2:4] if
@@ -270,6 +317,7 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
         config.set_flag(trt.BuilderFlag.FP16)
     if precision == "int8":
         config.set_flag(trt.BuilderFlag.INT8)
+    if precision == "int8" and not explicit:
         config.int8_calibrator = _make_calibrator(
             trt, frames or [], meta, Path(calib_cache) if calib_cache else None,
             profile_shapes["opt"][0])
