@@ -29,7 +29,6 @@ runtime use the size the reported mIoU was measured at.
 from __future__ import annotations
 
 import logging
-import math
 import sys
 import time
 import warnings
@@ -48,7 +47,8 @@ from .checkpoint import (check_config_hash, checkpoint_identity, get_rng_state, 
                          own_checkpoint_verdict, save_checkpoint, set_rng_state)
 from .config import TrainConfig
 from .data import InfiniteLoader, SeededTrainSet
-from .objective import Objective, global_rdd_stats
+from .objective import Objective
+from .progress import RunProgress
 from .schedule import build_scheduler, rebase_scheduler
 
 __all__ = ["train", "Trainer", "NonFiniteLossError"]
@@ -85,7 +85,7 @@ def _seed_all(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-class Trainer:
+class Trainer(RunProgress):
     """Builds everything from a :class:`TrainConfig` and runs :meth:`run`. Use :func:`train`."""
 
     def __init__(self, cfg: TrainConfig, info: D.DistInfo) -> None:
@@ -318,19 +318,6 @@ class Trainer:
                             origin=self.origin)
         D.barrier()
 
-    def _open_live(self):
-        if not self.is_main:
-            return None
-        from dvclive import Live
-
-        live_dir = self.out_dir / "dvclive"
-        resume = self.resumed_from is not None and (live_dir / "metrics.json").exists()
-        live = Live(dir=str(live_dir), resume=resume, save_dvc_exp=False, dvcyaml=None,
-                    report=None)
-        live.log_params({"config": self.cfg.to_dict(), "world_size": self.info.world_size,
-                         "global_batch_size": self.global_batch_size})
-        return live
-
     # ------------------------------------------------------------------ loop
     def run(self) -> dict[str, Any]:
         try:
@@ -500,46 +487,3 @@ class Trainer:
                 f"{self.info.rank} or another): total={float(loss.detach()):.6g} ({vals}); "
                 f"lr={self.optimizer.param_groups[0]['lr']:.3g}. Lower optim.lr, set "
                 f"optim.grad_clip, try amp: false, or check the input data")
-
-    def _log_train(self, live, bar, terms, loss, maps, y, lr, phase, elapsed, n_done
-                   ) -> dict[str, float]:
-        names = ["loss"] + list(terms)
-        vals = torch.stack([loss.detach().float()] + [v.detach().float() for v in terms.values()])
-        vals = D.all_reduce_mean(vals)
-        scalars = dict(zip(names, vals.tolist()))
-        stats = global_rdd_stats(maps, y, self.ignore_index)
-        if not self.is_main:
-            return scalars
-        sec_it = elapsed / max(n_done, 1)
-        if live is not None:
-            live.step = self.step
-            for k, v in scalars.items():
-                live.log_metric(f"train/{k}", v)
-            live.log_metric("train/lr", lr)
-            for k, v in stats.items():
-                live.log_metric(f"rdd/{k}", v)
-        if bar is not None:
-            bar.set_postfix(loss=f"{scalars['loss']:.4f}", lr=f"{lr:.2e}", phase=phase)
-        else:
-            eta = sec_it * (self.cfg.end_iter - self.step)
-            extra = " ".join(f"{k}={v:.4f}" for k, v in {**scalars, **stats}.items())
-            log.info("iter %d/%d [%s] %s lr=%.3e %.3fs/it eta %s", self.step, self.cfg.end_iter,
-                     phase, extra, lr, sec_it, _fmt_time(eta))
-        return scalars
-
-    def _log_val(self, live, val: dict[str, Any]) -> None:
-        if not self.is_main:
-            return
-        log.info("iter %d val mIoU %.2f%% pixel acc %.2f%%", self.step, 100 * val["miou"],
-                 100 * val["pixel_acc"])
-        if live is not None:
-            live.step = self.step
-            for k in ("miou", "pixel_acc", "mean_acc"):
-                if not math.isnan(val[k]):
-                    live.log_metric(f"val/{k}", val[k])
-            live.make_summary()
-
-
-def _fmt_time(s: float) -> str:
-    s = int(s)
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
