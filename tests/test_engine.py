@@ -602,6 +602,22 @@ def test_resume_from_a_crafted_checkpoint_runs_nothing(tmp_path, data_root, host
     assert not (tmp_path / "b" / "model.pt").exists()
 
 
+def test_crafted_teacher_artifact_runs_nothing(tmp_path, data_root, teacher_artifact,
+                                               hostile_pickle):
+    """``teacher.artifact`` (kd / RDD stages) goes through the same safe loader."""
+    import shutil
+
+    evil = tmp_path / "teacher" / "model.pt"
+    evil.parent.mkdir()
+    shutil.copy(teacher_artifact.with_suffix(".json"), evil.with_suffix(".json"))
+    marker = hostile_pickle(evil, lambda p: {"backbone.conv1.weight": p})
+    with pytest.raises(ValueError) as e:
+        train(cfg_dict(tmp_path / "kd", data_root, evil, loss={"kd": {"type": "pixel"}}))
+    assert not marker.exists()
+    msg = str(e.value)
+    assert "\n" not in msg and str(evil) in msg and "refused" in msg, msg
+
+
 def test_resume_from_a_truncated_checkpoint_is_a_one_line_error(tmp_path, data_root):
     train(cfg_dict(tmp_path / "a", data_root, stop_at=2))
     bad = tmp_path / "cut.pt"

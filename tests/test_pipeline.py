@@ -288,3 +288,25 @@ def test_kill_9_then_dvc_repro_continues_the_stage(tmp_path):
 
     assert digest(out / "model.pt") == digest(tmp_path / "ref" / "baseline" / "model.pt")
     assert json.loads(_run(dvc + ["status", "baseline", "--json"], repo, env) or "{}") == {}
+
+
+def test_evaluate_and_export_refuse_a_crafted_artifact(tmp_path, one_thread, hostile_pickle):
+    """A crafted ``model.pt`` under a stage: evaluate and export stop with one line, run nothing."""
+    from click.testing import CliRunner
+
+    from pipeline.evaluate import main as evaluate_main
+    from pipeline.export import main as export_main
+
+    params, out = _tiny_tse_setup(tmp_path)
+    for stage in ("baseline", "kd", "tse_rdd"):
+        shutil.copytree(out / "teacher", out / stage)
+    evil = out / "tse_rdd" / "model.pt"
+    marker = hostile_pickle(evil, lambda pl: {"backbone.conv1.weight": pl})
+    args = ["--params", str(params), "--out-root", str(out)]
+    for main in (evaluate_main, export_main):
+        r = CliRunner().invoke(main, args)
+        errors = [ln for ln in r.output.splitlines() if ln.startswith("Error:")]
+        assert r.exit_code == 1 and len(errors) == 1 and "Traceback" not in r.output, r.output
+        assert str(evil) in errors[0] and "refused" in errors[0], r.output
+        assert r.output.strip().splitlines()[-1] == errors[0]          # nothing after it
+        assert not marker.exists()
