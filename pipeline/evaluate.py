@@ -5,7 +5,7 @@
 Reads ``evaluate``, ``data`` and ``rdd`` (the TSE mask in the figures), checks that every model
 in ``evaluate.models`` was trained, then calls :func:`rdd.comparison.compare_models`, which
 writes ``outputs/evaluate/`` (``metrics.json``, ``comparison.md``, ``miou.json``/``miou.png``,
-``vis/``).
+``vis/``); the stage adds ``summary.json`` (mIoU % per model, the DVC metric).
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import click
 
 from pipeline._cli import bad_params, out_root_option, params_option, unloadable_files
 from pipeline.config import Params, as_params, dataset_root, load_params, stage_artifact
+from rdd.spec import write_json_atomic
 
 
 def run_evaluate(params: Params, out_root: str | Path = "outputs") -> dict[str, Any]:
@@ -27,10 +28,18 @@ def run_evaluate(params: Params, out_root: str | Path = "outputs") -> dict[str, 
         ev, data = params.evaluate, params.data
         artifacts = {m: stage_artifact(out_root, m) for m in ev.models}
         root = dataset_root(params, out_root, must_exist=True)
+    out = Path(out_root) / "evaluate"
     with unloadable_files("evaluate"):
-        return compare_models(artifacts, Path(out_root) / "evaluate", dataset=data.dataset,
-                              root=root, split=data.val_split, dataset_kwargs=data.kwargs,
-                              eval_size=data.eval_size, cfg=ev, tse=params.rdd, log=click.echo)
+        metrics = compare_models(artifacts, out, dataset=data.dataset, root=root,
+                                 split=data.val_split, dataset_kwargs=data.kwargs,
+                                 eval_size=data.eval_size, cfg=ev, tse=params.rdd, log=click.echo)
+    write_json_atomic(out / "summary.json", summary(metrics))
+    return metrics
+
+
+def summary(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The headline ``dvc metrics show`` prints: mIoU (%) per model."""
+    return {"miou": {s: round(100 * r["miou"], 2) for s, r in metrics["models"].items()}}
 
 
 @click.command()

@@ -5,7 +5,8 @@
 Calls :func:`rdd.export.run_export` on ``outputs/<stage>/model.pt`` with calibration frames from
 the train split and parity / accuracy frames from the val split; it writes
 ``outputs/export/model.onnx``, ``model_int8.onnx`` and ``export_metrics.json`` (TensorRT is
-recorded as skipped when unavailable).
+recorded as skipped when unavailable); the stage adds ``summary.json`` (gates and mIoU % per
+precision, the DVC metric).
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import click
 from pipeline._cli import bad_params, out_root_option, params_option, unloadable_files
 from pipeline.config import (STUDENT_STAGES, Params, as_params, load_params, split_datasets,
                              stage_artifact)
+from rdd.spec import write_json_atomic
 
 
 def run_export_stage(params: Params, out_root: str | Path = "outputs",
@@ -28,9 +30,18 @@ def run_export_stage(params: Params, out_root: str | Path = "outputs",
         params = as_params(params)
         artifact = stage_artifact(out_root, stage)
         calib, val = split_datasets(params, out_root)
+    out = Path(out_root) / "export"
     with unloadable_files("export"):
-        return run_export(artifact, Path(out_root) / "export", calib_dataset=calib,
-                          val_dataset=val, cfg=params.export)
+        metrics = run_export(artifact, out, calib_dataset=calib, val_dataset=val,
+                             cfg=params.export)
+    write_json_atomic(out / "summary.json", summary(metrics))
+    return metrics
+
+
+def summary(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The headline ``dvc metrics show`` prints: gates passed, mIoU (%) per precision."""
+    return {"passed": metrics["passed"],
+            "miou": {k: round(100 * v, 2) for k, v in metrics["miou"].items() if v is not None}}
 
 
 @click.command()

@@ -143,9 +143,20 @@ def test_dvc_repro_end_to_end(tmp_path):
         assert f"Running stage '{stage}'" in log, log
     check_outputs(repo / "outputs")
     assert (repo / "dvc.lock").is_file()
+    # `dvc metrics show` prints the headline files, one short line each; the full metrics files
+    # are shown by target
     metrics = json.loads(_run(dvc + ["metrics", "show", "--json"], repo, env))
     flat = json.dumps(metrics)
-    assert "outputs/evaluate/metrics.json" in flat and "outputs/export/export_metrics.json" in flat
+    assert "outputs/evaluate/summary.json" in flat and "outputs/export/summary.json" in flat
+    table = _run(dvc + ["metrics", "show"], repo, env)
+    assert max(len(line) for line in table.splitlines()) < 200, table
+    full = json.dumps(json.loads(_run(dvc + ["metrics", "show", "--json",
+                                             "outputs/evaluate/metrics.json",
+                                             "outputs/export/export_metrics.json"], repo, env)))
+    assert "outputs/evaluate/metrics.json" in full and "outputs/export/export_metrics.json" in full
+    ev = json.loads((repo / "outputs" / "evaluate" / "metrics.json").read_text())
+    summary = json.loads((repo / "outputs" / "evaluate" / "summary.json").read_text())
+    assert summary["miou"] == {s: round(100 * r["miou"], 2) for s, r in ev["models"].items()}
     # nothing is stale right after a run (no byte-code or other noise among the deps)
     assert json.loads(_run(dvc + ["status", "--json"], repo, env) or "{}") == {}
     # a parameter invalidates exactly the stages that read it: the demo clip re-trains nothing,
