@@ -245,32 +245,47 @@ def _bash(script: str, cwd: Path, env: dict[str, str], timeout: float) -> str:
     return proc.stdout
 
 
+def _pip_env(constraints: bool = True) -> dict[str, str]:
+    """Environment for the doc's shell blocks: no PYTHONPATH, this interpreter's ``python3``
+    first on PATH, pip pinned by constraints.txt (what CI installs)."""
+    env = _env()
+    env.update(PIP_DISABLE_PIP_VERSION_CHECK="1",
+               PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}")
+    if constraints:
+        env["PIP_CONSTRAINT"] = str(REPO / "constraints.txt")
+    env.pop("VIRTUAL_ENV", None)
+    return env
+
+
+@pytest.fixture(scope="module")
+def built_wheel(tmp_path_factory) -> Path:
+    """docs/DEPLOY.md's ``wheel-build`` block, run as written in a copy of the repo that holds
+    only what the wheel is built from (so the wheel cannot lean on the checkout)."""
+    blocks = {label: cmds for kind, label, cmds in deploy_blocks() if kind == "tested"}
+    clone = tmp_path_factory.mktemp("clone")
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, clone / name)
+    shutil.copytree(REPO / "rdd", clone / "rdd", ignore=shutil.ignore_patterns("__pycache__"))
+    _bash(blocks["wheel-build"], clone, _pip_env(), timeout=300)
+    wheels = sorted((clone / "dist").glob("*.whl"))
+    assert [w.name for w in wheels] == [WHEEL], "the wheel's name changed: update docs/DEPLOY.md"
+    return wheels[0]
+
+
 @pytest.mark.slow
-def test_deploy_doc_on_a_fresh_venv(tmp_path, tiny_model):
-    """docs/DEPLOY.md's tested blocks, as written: build the wheel from a copy holding only what
-    the wheel is built from, then on the "device" a fresh venv (no system site-packages, so no
-    torch), install the wheel with [cpu] (versions pinned by constraints.txt), run rdd-infer on a
-    tiny FP32 and INT8 ONNX and a short clip; reports, overlay and masks are written."""
+def test_deploy_doc_on_a_fresh_venv(tmp_path, tiny_model, built_wheel):
+    """docs/DEPLOY.md's tested blocks, as written: the wheel (``built_wheel``), then on the
+    "device" a fresh venv (no system site-packages, so no torch), install the wheel with [cpu]
+    (versions pinned by constraints.txt), run rdd-infer on a tiny FP32 and INT8 ONNX and a short
+    clip; reports, overlay and masks are written."""
     from rdd.data.synthetic import write_synthetic_video
     from rdd.export import export_onnx
     from rdd.export.quantize import quantize_int8
     from rdd.spec import CAMVID_CLASSES, Normalization
 
     blocks = {label: cmds for kind, label, cmds in deploy_blocks() if kind == "tested"}
-    env = _env()
-    env.update(PIP_CONSTRAINT=str(REPO / "constraints.txt"), PIP_DISABLE_PIP_VERSION_CHECK="1",
-               PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}")
-    env.pop("VIRTUAL_ENV", None)
-
-    clone = tmp_path / "clone"
-    clone.mkdir()
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copy(REPO / name, clone / name)
-    shutil.copytree(REPO / "rdd", clone / "rdd", ignore=shutil.ignore_patterns("__pycache__"))
-    _bash(blocks["wheel-build"], clone, env, timeout=300)
-    wheels = sorted((clone / "dist").glob("*.whl"))
-    assert [w.name for w in wheels] == [WHEEL], "the wheel's name changed: update docs/DEPLOY.md"
-    with zipfile.ZipFile(wheels[0]) as z:
+    env = _pip_env()
+    with zipfile.ZipFile(built_wheel) as z:
         names = z.namelist()
         entry_points = z.read("rdd_edge-0.1.0.dist-info/entry_points.txt").decode()
         metadata = z.read("rdd_edge-0.1.0.dist-info/METADATA").decode()
@@ -281,7 +296,7 @@ def test_deploy_doc_on_a_fresh_venv(tmp_path, tiny_model):
 
     dev = tmp_path / "device"
     dev.mkdir()
-    shutil.copy(wheels[0], dev / WHEEL)
+    shutil.copy(built_wheel, dev / WHEEL)
     kw = dict(classes=CAMVID_CLASSES, normalization=Normalization(), input_size=(48, 64))
     export_onnx(tiny_model, dev / "model.onnx", simplify=False, **kw)
     rng = np.random.default_rng(0)
@@ -309,3 +324,47 @@ def test_deploy_doc_on_a_fresh_venv(tmp_path, tiny_model):
     assert "realtime" in json.loads((dev / "report_rt.json").read_text())
     assert (dev / "overlay.mp4").stat().st_size > 0
     assert len(list((dev / "pred_masks").glob("frame_*.png"))) >= 1
+
+
+_OTHER_PYTHONS = ("3.10", "3.12", "3.13")
+
+
+def _python(version: str) -> str | None:
+    """An interpreter of ``version`` on this machine (pyenv's, where installed), else None."""
+    root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    cands = sorted(root.glob(f"{version}.*/bin/python{version}"))
+    found = shutil.which(f"python{version}")
+    for exe in [str(c) for c in cands] + ([found] if found else []):
+        ok = subprocess.run([exe, "-c", "import venv, sys; print(sys.version_info[:2])"],
+                            capture_output=True, text=True, timeout=60)
+        if ok.returncode == 0 and ok.stdout.strip() == str(tuple(map(int, version.split(".")))):
+            return exe
+    return None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("version", _OTHER_PYTHONS)
+def test_wheel_runs_on_other_pythons(tmp_path, tiny_onnx, built_wheel, version):
+    """The wheel with [cpu] on Python 3.10 (Jetson's JetPack 6), 3.12 and 3.13, where this machine
+    has the interpreter: resolved from pyproject's ranges (constraints.txt pins 3.11's versions),
+    then rdd-infer on a tiny ONNX and a clip. Skipped where the interpreter is absent."""
+    exe = _python(version)
+    if exe is None:
+        pytest.skip(f"no Python {version} on this machine")
+    clip = _tiny_clip(tmp_path / "clip.mp4")
+    venv = tmp_path / "venv"
+    env = _pip_env(constraints=False)
+    subprocess.run([exe, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    py = venv / "bin" / "python"
+    proc = subprocess.run([sys.executable, "-m", "pip", "--python", str(py), "install", "-q",
+                           f"{built_wheel}[cpu]"], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = tmp_path / "r.json"
+    run = subprocess.run([str(venv / "bin" / "rdd-infer"), "--model", str(tiny_onnx), "--video",
+                          str(clip), "--threads", "1", "--report", str(report), "--no-progress"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    rep = json.loads(report.read_text())
+    assert rep["frames"] == 4 and rep["device"]["python"].startswith(version + ".")
+    assert rep["device"]["torch"] is None
