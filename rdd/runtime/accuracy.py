@@ -90,17 +90,18 @@ def _video_frames(video: str | os.PathLike, labels: str | os.PathLike | None,
 
 
 def predict(backend: Backend, frames: LabelledFrames, size: tuple[int, int] | str = "model",
-            *, keep_logits: bool = False) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
+            *, keep_logits: bool | int = False) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
     """Run ``backend`` on every frame at ``size`` → (labels ``h×w`` per frame, logits
     ``K×h×w`` per frame when ``keep_logits`` and the backend exposes them (``run_raw``), else
-    ``None``)."""
+    ``None``). An int ``keep_logits`` keeps the logits of that many first frames only (a
+    CamVid frame's 11×360×480 float logits are 7.6 MB)."""
     raw = getattr(backend, "run_raw", None) if keep_logits else None
     if raw is not None and backend.meta.output_kind != "logits":
         raw = None
     preds, logits = [], ([] if raw is not None else None)
     for img in frames.images:
         x = preprocess(img, backend.meta, size)
-        if raw is not None:
+        if raw is not None and (keep_logits is True or len(logits) < keep_logits):
             out = np.array(raw(x), dtype=np.float32)  # a copy: OpenVINO reuses its buffer
             logits.append(out[0])
             preds.append(logits_to_labels(out, "logits")[0])

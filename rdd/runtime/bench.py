@@ -9,8 +9,9 @@ Which build of the student to ship on this device, how fast it is and what it co
 * **Columns** per row × input size × threads (× batch): latency p50/p90/p99 and throughput under
   trtexec's protocol with interleaved rounds (:mod:`rdd.runtime.timing`), end-to-end FPS through
   the runner's threaded :class:`~rdd.runtime.pipeline.Pipeline`, mIoU on the same labelled frames
-  for every row, argmax agreement and max |Δlogit| against the reference FP32 row, model file
-  size, peak RSS, and the device block (:func:`rdd.runtime.provenance.device_info`).
+  for every row, argmax agreement (all frames) and max |Δlogit| (first :data:`LOGIT_FRAMES`)
+  against the reference FP32 row, model file size, peak RSS added by loading the build and three
+  inferences, and the device block (:func:`rdd.runtime.provenance.device_info`).
 * **Output**: JSON, a markdown table and a plot (latency vs mIoU, Pareto front);
   ``--recommend LOSS`` names the fastest row within LOSS mIoU points of the reference.
 
@@ -50,6 +51,7 @@ ROW_KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
 EXPECTED = [("ort_cpu", "fp32"), ("ort_cpu", "int8"), ("ort_cuda", "fp32"), ("ort_trt", "fp32"),
             ("tensorrt", "fp16"), ("tensorrt", "int8"), ("openvino_cpu", "fp32"),
             ("openvino_cpu", "int8"), ("torch", "fp32")]
+LOGIT_FRAMES = 8  # max |Δlogit| is taken over the first frames only (logits are large)
 _FORMATS = {".onnx": "onnx", ".xml": "ir", ".engine": "engine", ".plan": "engine", ".pt": "artifact"}
 
 
@@ -257,15 +259,18 @@ def run_bench(builds: Sequence[Build], *, frames: Any = None, clip: str | None =
                         "model_bytes": r["build"].size_bytes, "threads": t}
                 tracked = _rss_reset()
                 rss0 = _status_kb("VmRSS")
-                try:
+                try:  # peak RSS: loading the build and three inferences
                     be = open_backend(r, t)
                     hw = _size_of(be, size, frames)
+                    x1 = _input(be, hw, frames, 1)
+                    for _ in range(3):
+                        be.infer(x1)
+                    peak = _status_kb("VmHWM") if tracked else None
                     if i not in preds and frames is not None:
-                        preds[i] = predict(be, frames, hw, keep_logits=True)
+                        preds[i] = predict(be, frames, hw, keep_logits=LOGIT_FRAMES)
                 except (InputError, ValueError, RuntimeError, ImportError) as e:
                     results.append({**base, "size": None, "status": f"failed: {e}".split("\n")[0]})
                     continue
-                peak = _status_kb("VmHWM") if tracked else None
                 base["peak_rss_mb"] = (peak - rss0) / 1024 if peak and rss0 else None
                 base["size"] = list(hw)
                 open_[i] = (be, hw, base)
