@@ -148,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     failed = 0
     for python, machine, glibc in TARGETS:
         ok, summary = resolve_one(reqs, python, machine, glibc, args.timeout)
+        if not ok and "No matching distribution" not in summary and "conflict" not in summary:
+            ok, summary = resolve_one(reqs, python, machine, glibc, args.timeout)  # network blip
         failed += not ok
         print(f"{'ok  ' if ok else 'FAIL'} rdd-edge[{','.join(extras)}] Python {python} "
               f"{machine}: {summary}", flush=True)
