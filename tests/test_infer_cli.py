@@ -172,6 +172,35 @@ def test_torch_backend_on_artifact(tmp_path, capfd, tiny_model, synthetic_video)
     assert rep["backend"] == "torch" and rep["frames"] == 2
 
 
+def test_torch_backend_refuses_bad_artifacts_exit_2(tmp_path, capfd, tiny_model, synthetic_video,
+                                                    hostile_pickle):
+    """A crafted, truncated or mismatched model.pt is bad input (exit 2, one line), never run."""
+    from rdd.artifacts import save_artifact
+
+    mp4, _, _ = synthetic_video
+    pt = tmp_path / "student.pt"
+    save_artifact(pt, tiny_model, classes=CAMVID_CLASSES, normalization=Normalization(),
+                  input_size=(48, 64))
+    good = pt.read_bytes()
+    report = tmp_path / "r.json"
+    argv = ["--model", pt, "--video", mp4, "--max-frames", "1", "--threads", "1",
+            "--report", report, "--no-progress", "--backend", "torch"]
+
+    marker = hostile_pickle(pt, lambda p: {"features.0.0.weight": p})
+    rc, _, err = _run_main(capfd, argv)
+    assert rc == 2 and not marker.exists(), err
+    assert err.count("\n") == 1 and str(pt) in err and "Traceback" not in err, err
+
+    pt.write_bytes(good[: len(good) // 2])                       # truncated
+    rc, _, err = _run_main(capfd, argv)
+    assert rc == 2 and err.count("\n") == 1 and str(pt) in err, err
+
+    torch.save({"not.a.weight": torch.zeros(1)}, pt)             # wrong keys
+    rc, _, err = _run_main(capfd, argv)
+    assert rc == 2 and err.count("\n") == 1 and str(pt) in err, err
+    assert not report.exists()
+
+
 # --------------------------------------------------------------------------- edge device
 _NO_TORCH_BOOT = r"""
 import sys, runpy, atexit

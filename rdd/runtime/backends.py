@@ -411,7 +411,10 @@ class TorchBackend(Backend):
 
         self.torch = torch
         self.device = device
-        model, d = load_artifact(self.path, map_location=device)
+        try:
+            model, d = load_artifact(self.path, map_location=device)
+        except ValueError as e:  # refused / corrupt weights (TorchFileError), bad sidecar: bad input
+            raise InputError(" ".join(str(e).split())) from e
         self.model = model.eval().to(device)
         self.meta = ModelMeta.from_artifact_json(d, source=str(self.path.with_suffix(".json")),
                                                  max_pixels=max_pixels)
