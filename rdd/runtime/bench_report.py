@@ -97,9 +97,11 @@ def save_plot(rows: Sequence[dict[str, Any]], path: str | os.PathLike, *, title:
     front = pareto_front(xy)
     fig, ax = plt.subplots(figsize=(7, 4.5))
     ax.scatter([p[0] for p in xy], [p[1] for p in xy], color="tab:blue", zorder=3)
+    many = len({tuple(p["size"]) for p in pts}) > 1 or len({p["threads"] for p in pts}) > 1
+    names = [p["row"] for p in pts]
     for r, (x, y) in zip(pts, xy):
-        many = len({tuple(p["size"]) for p in pts}) > 1 or len({p["threads"] for p in pts}) > 1
-        tag = r["row"] + (f" {r['size'][0]}×{r['size'][1]} t{r['threads']}" if many else "")
+        tag = r["row"] + (f" ({r['model']})" if names.count(r["row"]) > 1 else "")
+        tag += f" {r['size'][0]}×{r['size'][1]} t{r['threads']}" if many else ""
         ax.annotate(tag, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
     fx = [xy[i] for i in front]
     ax.plot([p[0] for p in fx], [p[1] for p in fx], "--", color="tab:red", zorder=2,
@@ -108,7 +110,7 @@ def save_plot(rows: Sequence[dict[str, Any]], path: str | os.PathLike, *, title:
     ax.set_ylabel("mIoU (%)")
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right")
+    ax.legend(loc="best")
     fig.tight_layout()
     path = Path(path)
     with atomic_path(path) as tmp:
