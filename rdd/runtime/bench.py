@@ -8,7 +8,7 @@ Which build of the student to ship on this device, how fast it is and what it co
   cannot run here is listed with the reason (``skipped: TensorRT unavailable``).
 * **Columns** per row × input size × threads (× batch): latency p50/p90/p99 and throughput under
   trtexec's protocol with interleaved rounds (:mod:`rdd.runtime.timing`), end-to-end FPS through
-  the runner's threaded :class:`~rdd.runtime.pipeline.Pipeline`, mIoU on the same labelled frames
+  the runner's threaded :class:`~rdd.runtime.pipeline.Pipeline` (interleaved rounds too, median), mIoU on the same labelled frames
   for every row, argmax agreement (all frames) and max |Δlogit| (first :data:`LOGIT_FRAMES`)
   against the reference FP32 row, model file size, peak RSS added by loading the build and three
   inferences, and the device block (:func:`rdd.runtime.provenance.device_info`).
@@ -289,6 +289,9 @@ def run_bench(builds: Sequence[Build], *, frames: Any = None, clip: str | None =
                     bases[str(i)] = base
                 say(f"timing {len(fns)} rows @ batch {b} ...")
                 stats = measure_interleaved(fns, batch=b, **timing) if fns else {}
+                e2e = (_e2e_interleaved({k: open_[int(k)] for k in stats}, clip, e2e_frames,
+                                        int(timing.get("rounds", 1)))
+                       if b == 1 and clip and e2e_frames else {})
                 for k, st in stats.items():
                     i = int(k)
                     row = {**bases[k], "batch": b, "status": "ok",
@@ -304,8 +307,8 @@ def run_bench(builds: Sequence[Build], *, frames: Any = None, clip: str | None =
                             row["miou_loss"] = (100 * (ref_miou - row["miou"])
                                                 if row.get("miou") is not None and ref_miou is not None
                                                 else None)
-                    if b == 1 and clip and e2e_frames:
-                        row["e2e_fps"] = _e2e_fps(open_[i][0], clip, open_[i][1], e2e_frames)
+                    if k in e2e:
+                        row["e2e_fps"] = e2e[k]
                     results.append(row)
             if ti == len(threads) - 1:
                 preds.clear()
@@ -334,13 +337,29 @@ def _input(be: Any, hw: tuple[int, int], frames: Any, batch: int) -> np.ndarray 
     return np.ascontiguousarray(np.repeat(x, batch, axis=0)) if batch > 1 else x
 
 
+def _e2e_interleaved(rows: dict[str, tuple], clip: str, frames: int,
+                     rounds: int) -> dict[str, float | None]:
+    """End-to-end FPS per row: ``rounds`` short pipeline runs each (``frames / rounds`` frames,
+    rotated order, like the latency rounds), the median of the runs."""
+    rounds = max(1, min(rounds, frames // 8))
+    keys = list(rows)
+    fps: dict[str, list[float]] = {k: [] for k in keys}
+    for r in range(rounds):
+        for k in keys[r % len(keys):] + keys[:r % len(keys)] if keys else []:
+            be, hw, _ = rows[k]
+            v = _e2e_fps(be, clip, hw, max(2, frames // rounds))
+            if v is not None:
+                fps[k].append(v)
+    return {k: float(np.median(v)) if v else None for k, v in fps.items()}
+
+
 def _e2e_fps(be: Any, clip: str, hw: tuple[int, int], n: int) -> float | None:
     from rdd.runtime.pipeline import Pipeline, PipelineConfig
     from rdd.runtime.sources import ImageFolderSource, VideoSource
 
     src = ImageFolderSource(clip) if Path(clip).is_dir() else VideoSource(clip)
     try:
-        rep = Pipeline(be, src, config=PipelineConfig(warmup=min(5, n - 1), max_frames=n,
+        rep = Pipeline(be, src, config=PipelineConfig(warmup=min(3, n - 1), max_frames=n,
                                                       resize=hw)).run()
     finally:
         src.close()
@@ -362,7 +381,9 @@ def build_parser(prog: str = "rdd-bench") -> argparse.ArgumentParser:
     p.add_argument("--ignore-ids", type=_ids, default=[], metavar="IDS")
     p.add_argument("--frames", type=int, default=None, help="accuracy frames (evenly spaced; all)")
     p.add_argument("--clip", help="video or image folder for end-to-end FPS (default: --images)")
-    p.add_argument("--e2e-frames", type=int, default=60, help="frames per end-to-end run (0: none)")
+    p.add_argument("--e2e-frames", type=int, default=60,
+                   help="frames of end-to-end runs per row, split over the interleaved rounds "
+                        "(median FPS of the rounds; 0: no e2e column)")
     p.add_argument("--sizes", nargs="+", type=_resize, default=["model"], metavar="HxW")
     p.add_argument("--threads", nargs="+", type=int, default=[os.cpu_count() or 1])
     p.add_argument("--batch", nargs="+", type=int, default=[1])

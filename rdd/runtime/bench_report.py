@@ -106,6 +106,9 @@ def save_plot(rows: Sequence[dict[str, Any]], path: str | os.PathLike, *, title:
     fx = [xy[i] for i in front]
     ax.plot([p[0] for p in fx], [p[1] for p in fx], "--", color="tab:red", zorder=2,
             label="Pareto front")
+    lo, hi = min(p[0] for p in xy), max(p[0] for p in xy)
+    if lo > 0 and hi / lo > 5:  # e.g. torch eager beside INT8 builds
+        ax.set_xscale("log")
     ax.set_xlabel("latency p50 (ms, batch as listed)")
     ax.set_ylabel("mIoU (%)")
     ax.set_title(title, fontsize=9)
