@@ -259,7 +259,7 @@ def test_kill_9_then_dvc_repro_continues_the_stage(tmp_path):
     p = tiny_params()
     p["student"]["optim"]["iters"] = 40
     p["train"].update(eval_interval=4, log_interval=4)
-    p["data"]["synthetic"]["n_val"] = 1
+    p["prepare"]["synthetic"]["n_val"] = 1
     (repo / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
     env = {**os.environ, "DVC_NO_ANALYTICS": "1", "OMP_NUM_THREADS": "1",
            "PYTHONPATH": str(repo)}
