@@ -1,8 +1,8 @@
 """Thin ``click`` entry points, one per DVC stage (see ``dvc.yaml`` and ``studies/*/dvc.yaml``).
 
-``pipeline`` here is the DVC stage package; inside the library, ``rdd.export.pipeline`` is the
-export orchestrator (:func:`rdd.export.run_export`) and ``rdd.runtime.pipeline`` the threaded
-frame stream of the edge runner — three different things.
+``pipeline`` here is the DVC stage package; inside the library, ``rdd.runtime.pipeline`` is the
+edge runner's threaded frame pipeline (decode → preprocess → inference → postprocess), and the
+export orchestrator is :func:`rdd.export.run_export` (``rdd/export/run.py``).
 
 ==============  ===========================================  ===========================================
 stage           command                                      library call

@@ -24,7 +24,7 @@ from rdd.spec import write_json_atomic
 def run_export_stage(params: Params, out_root: str | Path = "outputs",
                      stage: str = "tse_rdd") -> dict[str, Any]:
     """Run the export stage in-process; returns the export metrics."""
-    from rdd.export.pipeline import run_export
+    from rdd.export.run import run_export
 
     with bad_params("export"):  # every check before loading anything
         params = as_params(params)

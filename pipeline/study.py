@@ -102,7 +102,7 @@ def export_arm(params: Params, arm: str, seed: int,
                out_root: str | Path = "outputs") -> dict[str, Any]:
     """Export ``<run>/model.pt`` to ``<run>/export/`` with the ``export`` section (FP32 ONNX,
     parity gate, ONNX Runtime mIoU); the metadata is the pipeline export's."""
-    from rdd.export.pipeline import run_export
+    from rdd.export.run import run_export
 
     params = as_params(params)
     calib, val = split_datasets(params, out_root)

@@ -401,7 +401,7 @@ def _save_student(tmp_path, student):
 
 
 def test_run_export_end_to_end(student, tmp_path):
-    from rdd.export.pipeline import run_export
+    from rdd.export.run import run_export
     from rdd.runtime.provenance import device_info
 
     art = _save_student(tmp_path, student)
@@ -442,7 +442,7 @@ def test_run_export_end_to_end(student, tmp_path):
 
 
 def test_run_export_gate_failure_raises_and_records(student, tmp_path):
-    from rdd.export.pipeline import run_export
+    from rdd.export.run import run_export
 
     art = _save_student(tmp_path, student)
     cfg = {"parity": {"frames": 2, "min_argmax_agreement": 2.0}, "int8": {"enabled": False},

@@ -387,7 +387,7 @@ def test_evaluate_names_a_missing_synthetic_dataset(tmp_path):
 ])
 def test_bad_export_values_stop_the_stage_before_loading(update, pattern, tmp_path):
     from pipeline.export import main as export_main
-    from rdd.export.pipeline import export_config
+    from rdd.export.run import export_config
 
     with pytest.raises(ValueError, match=pattern):
         export_config(update)
@@ -407,7 +407,7 @@ def test_export_config_merges_defaults_and_accepts_the_committed_params():
     from rdd.config.params import ExportConfig
     from rdd.config.walker import as_dict
     from rdd.export.onnx import MIN_OPSET
-    from rdd.export.pipeline import export_config
+    from rdd.export.run import export_config
     from rdd.export.quantize import CALIB_METHODS
 
     defaults = ExportConfig()

@@ -12,7 +12,7 @@ graphs through :mod:`rdd.runtime` (``OrtBackend`` + ``preprocess``).
 * :mod:`rdd.export.quantize`: ``quantize_int8``, ``FrameCalibrationReader``.
 * :mod:`rdd.export.tensorrt`: ``build_engine``, ``tensorrt_available``, ``shape_profile``,
   ``int8_calib_cache_path``.
-* :mod:`rdd.export.pipeline`: ``run_export`` (the DVC export stage), ``export_config``.
+* :mod:`rdd.export.run`: ``run_export`` (the DVC export stage), ``export_config``.
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ _LAZY = {
     "quantize_int8": "quantize", "FrameCalibrationReader": "quantize",
     "build_engine": "tensorrt", "tensorrt_available": "tensorrt", "shape_profile": "tensorrt",
     "int8_calib_cache_path": "tensorrt",
-    "run_export": "pipeline", "export_config": "pipeline",
+    "run_export": "run", "export_config": "run",
 }
 
 __all__ = sorted(_LAZY)
