@@ -121,6 +121,23 @@ def test_missing_onnxruntime_names_the_extra(tmp_path):
     assert not report.exists()
 
 
+
+@pytest.mark.parametrize("device", ["cuda", "trt"])
+def test_gpu_device_on_the_cpu_runtime_names_the_gpu_extra(tmp_path, tiny_onnx, device):
+    """``[cpu]`` installed, ``--device cuda``/``trt`` asked: one line naming ``rdd-edge[gpu]``."""
+    ort = pytest.importorskip("onnxruntime")
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this onnxruntime has the CUDA provider")
+    report = tmp_path / "r.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "rdd.runtime", "--model", str(tiny_onnx), "--device", device,
+         "--video", str(_tiny_clip(tmp_path / "clip.mp4")), "--report", str(report),
+         "--no-progress"], cwd=REPO, env=_env(), capture_output=True, text=True, timeout=120)
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert "rdd-edge[gpu]" in lines[0] and "onnxruntime-gpu" in lines[0], lines[0]
+    assert not report.exists()
+
 # --------------------------------------------------------------------------- file modes
 def _mode(p: Path) -> int:
     return p.stat().st_mode & 0o777

@@ -200,8 +200,11 @@ class OrtBackend(Backend):
         available = ort.get_available_providers()
         wanted = ORT_PROVIDERS[device]
         if wanted[0] not in available:
+            hint = ("; install rdd-edge[gpu] (onnxruntime-gpu) instead of [cpu], see docs/DEPLOY.md"
+                    if "CUDAExecutionProvider" not in available else "")
             raise InputError(f"device {device!r} needs onnxruntime's {wanted[0]}, which this "
-                             f"onnxruntime build does not have (available: {', '.join(available)})")
+                             f"onnxruntime build does not have (available: {', '.join(available)})"
+                             f"{hint}")
         providers: list[Any] = [p for p in wanted if p in available]
         if provider_options:
             providers[0] = (providers[0], dict(provider_options))
