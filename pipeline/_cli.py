@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 import click
 
@@ -42,3 +42,22 @@ def unloadable_files(stage: str) -> Iterator[None]:
         if isinstance(e, TorchFileError):
             raise click.ClickException(f"stage {stage!r}: {e}") from None
         raise
+
+
+def stage_command(stage: str, run: Callable[[Any, str], Any], show: Callable[[Any, str], str],
+                  help: str) -> click.Command:
+    """The entry point of a stage that takes only ``--params`` and ``--out-root``: load the params
+    (errors as one line, :func:`bad_params`), ``result = run(params, out_root)``, then print
+    ``show(result, out_root)``."""
+
+    @click.command(help=help)
+    @params_option
+    @out_root_option
+    def main(params_path: str, out_root: str) -> None:
+        from pipeline.config import load_params
+
+        with bad_params(stage):
+            params = load_params(params_path)
+        click.echo(show(run(params, out_root), out_root))
+
+    return main

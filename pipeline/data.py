@@ -15,10 +15,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import click
-
-from pipeline._cli import bad_params, out_root_option, params_option
-from pipeline.config import Params, as_params, dataset_root, load_params
+from pipeline._cli import bad_params, stage_command
+from pipeline.config import Params, as_params, dataset_root
 
 
 def _check_split(name: str, root: str, split: str, kwargs: dict, check: str) -> dict[str, Any]:
@@ -72,16 +70,13 @@ def prepare_data(params: Params, out_root: str | Path = "outputs") -> dict[str, 
     return summary
 
 
-@click.command()
-@params_option
-@out_root_option
-def main(params_path: str, out_root: str) -> None:
-    """Prepare (synthetic) or check (real) the dataset."""
-    with bad_params("data"):
-        params = load_params(params_path)
-    summary = prepare_data(params, out_root)
+def _show(summary: dict[str, Any], out_root: str) -> str:
     counts = ", ".join(f"{k}: {v['num_samples']}" for k, v in summary["splits"].items())
-    click.echo(f"data: {summary['dataset']} at {summary['root']} ({counts})")
+    return f"data: {summary['dataset']} at {summary['root']} ({counts})"
+
+
+main = stage_command("data", prepare_data, _show,
+                     help="Prepare (synthetic) or check (real) the dataset.")
 
 
 if __name__ == "__main__":

@@ -14,8 +14,8 @@ from typing import Any
 
 import click
 
-from pipeline._cli import bad_params, out_root_option, params_option, unloadable_files
-from pipeline.config import Params, as_params, dataset_root, load_params, stage_artifact
+from pipeline._cli import bad_params, stage_command, unloadable_files
+from pipeline.config import Params, as_params, dataset_root, stage_artifact
 from rdd.spec import write_json_atomic
 
 
@@ -42,15 +42,12 @@ def summary(metrics: dict[str, Any]) -> dict[str, Any]:
     return {"miou": {s: round(100 * r["miou"], 2) for s, r in metrics["models"].items()}}
 
 
-@click.command()
-@params_option
-@out_root_option
-def main(params_path: str, out_root: str) -> None:
-    """Evaluate the trained models; write metrics, a comparison table, plots and RDD images."""
-    with bad_params("evaluate"):
-        params = load_params(params_path)
-    run_evaluate(params, out_root)
-    click.echo((Path(out_root) / "evaluate" / "comparison.md").read_text())
+def _show(result: Any, out_root: str) -> str:
+    return (Path(out_root) / "evaluate" / "comparison.md").read_text()
+
+
+main = stage_command("evaluate", run_evaluate, _show, help="Evaluate the trained models; write "
+                     "metrics, a comparison table, plots and RDD images.")
 
 
 if __name__ == "__main__":

@@ -16,10 +16,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import click
-
-from pipeline._cli import bad_params, out_root_option, params_option
-from pipeline.config import Params, as_params, dataset_root, load_params
+from pipeline._cli import bad_params, stage_command
+from pipeline.config import Params, as_params, dataset_root
 
 
 def prepare_video(params: Params, out_root: str | Path = "outputs") -> dict[str, Any]:
@@ -52,16 +50,13 @@ def prepare_video(params: Params, out_root: str | Path = "outputs") -> dict[str,
     return summary
 
 
-@click.command()
-@params_option
-@out_root_option
-def main(params_path: str, out_root: str) -> None:
-    """Write a short labelled video (+ per-frame masks) for deploy/infer.py."""
-    with bad_params("video"):
-        params = load_params(params_path)
-    s = prepare_video(params, out_root)
-    click.echo(f"video: {s['path']} ({s['n_frames']} frames at {s['fps']:g} fps, masks in "
-               f"{s['masks_dir']})")
+def _show(s: dict[str, Any], out_root: str) -> str:
+    return (f"video: {s['path']} ({s['n_frames']} frames at {s['fps']:g} fps, masks in "
+            f"{s['masks_dir']})")
+
+
+main = stage_command("video", prepare_video, _show,
+                     help="Write a short labelled video (+ per-frame masks) for deploy/infer.py.")
 
 
 if __name__ == "__main__":
