@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -111,6 +111,18 @@ class Backend:
         return {"backend": self.name, "backend_device": self.device, "model_path": str(self.path),
                 "model": self.meta.model}
 
+    def _by_fixed_batch(self, batch: np.ndarray, run: Callable[[np.ndarray], np.ndarray]
+                        ) -> np.ndarray:
+        """``run(batch)``; a graph with a fixed batch of 1 (``self._fixed_batch``) gets the frames
+        one at a time, another fixed batch must be matched (``ValueError``)."""
+        fixed = getattr(self, "_fixed_batch", None)
+        if fixed and batch.shape[0] != fixed:
+            if fixed != 1:
+                raise ValueError(f"{self.path}: model has a fixed batch of {fixed}, "
+                                 f"got {batch.shape[0]} frames")
+            return np.concatenate([run(batch[i:i + 1]) for i in range(batch.shape[0])])
+        return run(batch)
+
     def _check_batch(self, batch: np.ndarray) -> np.ndarray:
         m = self.meta
         want = np.dtype(m.input_dtype)
@@ -122,6 +134,22 @@ class Backend:
             raise ValueError(f"{self.name}: model input must be {m.input_layout} with 3 channels, "
                              f"got shape {batch.shape}")
         return np.ascontiguousarray(batch)
+
+
+def _existing_file(path: str | os.PathLike, what: str = "model file") -> Path:
+    """``path`` as a :class:`~pathlib.Path`; :class:`InputError` naming it if it is no file."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{what} not found: {path}")
+    return path
+
+
+def _device_choice(device: str, devices: Any, backend: str) -> str:
+    """``device`` if it is one of ``devices`` (names or a mapping), else a one-line InputError."""
+    if device not in devices:
+        raise InputError(f"--device must be one of {sorted(devices)} for the {backend} backend, "
+                         f"got {device!r}")
+    return device
 
 
 def _image_input_check(shape: Sequence[Any], layout: str, where: str) -> tuple[Any, Any, Any]:
@@ -190,13 +218,8 @@ class OrtBackend(Backend):
                  max_pixels: int | None = None) -> None:
         ort = _import_runtime("onnxruntime", _ORT_INSTALL)
 
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise InputError(f"model file not found: {self.path}")
-        if device not in ORT_PROVIDERS:
-            raise InputError(f"--device must be one of {sorted(ORT_PROVIDERS)} for the ort backend, "
-                             f"got {device!r}")
-        self.device = device
+        self.path = _existing_file(path)
+        self.device = _device_choice(device, ORT_PROVIDERS, "ort")
         available = ort.get_available_providers()
         wanted = ORT_PROVIDERS[device]
         if wanted[0] not in available:
@@ -238,13 +261,7 @@ class OrtBackend(Backend):
     def forward(self, batch: np.ndarray) -> np.ndarray:
         """The model's raw output (logits ``N×K×H×W`` or labels) for a checked input batch;
         :meth:`infer` is ``logits_to_labels(forward(batch))``."""
-        batch = self._check_batch(batch)
-        if self._fixed_batch and batch.shape[0] != self._fixed_batch:
-            if self._fixed_batch != 1:
-                raise ValueError(f"{self.path}: model has a fixed batch of {self._fixed_batch}, "
-                                 f"got {batch.shape[0]} frames")
-            return np.concatenate([self.forward(batch[i:i + 1]) for i in range(batch.shape[0])])
-        return self.run_raw(batch)
+        return self._by_fixed_batch(self._check_batch(batch), self.run_raw)
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         return logits_to_labels(self.forward(batch), self.meta.output_kind)
@@ -274,12 +291,10 @@ class TrtBackend(Backend):
 
     def __init__(self, engine_path: str | os.PathLike, *, meta: ModelMeta | dict | None = None,
                  max_pixels: int | None = None) -> None:
-        self.path = Path(engine_path)
+        self.path = _existing_file(engine_path, "engine file")
         self._max_pixels = max_pixels
         self.device = "cuda"
         self.sidecar: dict[str, Any] | None = None
-        if not self.path.is_file():
-            raise InputError(f"engine file not found: {self.path}")
         trt = _import_runtime("tensorrt", "pip install 'rdd-edge[trt]' (on Jetson it comes with "
                               "JetPack: python3-libnvinfer), or use --backend ort",
                               prefix="TensorRT unavailable: ")
@@ -396,9 +411,7 @@ class TorchBackend(Backend):
 
     def __init__(self, artifact_path: str | os.PathLike, *, device: str = "cpu",
                  threads: int | None = None, max_pixels: int | None = None) -> None:
-        self.path = Path(artifact_path)
-        if not self.path.is_file():
-            raise InputError(f"artifact not found: {self.path}")
+        self.path = _existing_file(artifact_path, "artifact")
         try:
             import torch
         except ImportError:

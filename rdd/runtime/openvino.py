@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from rdd.runtime.backends import (Backend, _apply_graph_shape, _image_input_check, _static,
-                                  logits_to_labels)
+from rdd.runtime.backends import (Backend, _apply_graph_shape, _device_choice, _existing_file,
+                                  _image_input_check, _static, logits_to_labels)
 from rdd.contract import META_KEY, InputError, ModelMeta, sidecar_meta
 
 __all__ = ["OpenVinoBackend", "openvino_available", "save_ir", "OV_DEVICES"]
@@ -90,12 +90,8 @@ class OpenVinoBackend(Backend):
 
     def __init__(self, path: str | os.PathLike, *, device: str = "cpu", threads: int | None = None,
                  precision_hint: str | None = None, max_pixels: int | None = None) -> None:
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise InputError(f"model file not found: {self.path}")
-        if device not in OV_DEVICES:
-            raise InputError(f"--device must be one of {sorted(OV_DEVICES)} for the openvino backend, "
-                             f"got {device!r}")
+        self.path = _existing_file(path)
+        _device_choice(device, OV_DEVICES, "openvino")
         try:
             import openvino as ov
         except ImportError:
@@ -180,13 +176,9 @@ class OpenVinoBackend(Backend):
         return self._request.get_output_tensor(self._out_index).data
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
-        batch = self._check_batch(batch)
-        if self._fixed_batch and batch.shape[0] != self._fixed_batch:
-            if self._fixed_batch != 1:
-                raise ValueError(f"{self.path}: model has a fixed batch of {self._fixed_batch}, "
-                                 f"got {batch.shape[0]} frames")
-            return np.concatenate([self.infer(batch[i:i + 1]) for i in range(batch.shape[0])])
-        return logits_to_labels(self.run_raw(batch), self.meta.output_kind)
+        # labels per call: run_raw's output is the request's reused buffer
+        return self._by_fixed_batch(self._check_batch(batch), lambda b: logits_to_labels(
+            self.run_raw(b), self.meta.output_kind))
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()
