@@ -14,7 +14,7 @@ from rdd.metrics import ConfusionMatrix
 from rdd.runtime import (ImageFolderSource, InputError, LabelFolder, ModelMeta, OrtBackend,
                          OverlayRenderer, Pipeline, PipelineConfig, TrtBackend, VideoSource,
                          apply_profile, create_backend, engine_sidecar_path, inference_size,
-                         logits_to_labels, normalize_nchw, parse_resize, preprocess,
+                         logits_to_labels, parse_resize, preprocess,
                          read_engine_sidecar, resize_labels, resolve_ignore_ids)
 from rdd.spec import CAMVID_CLASSES, ClassInfo, Normalization, overlay
 
@@ -73,11 +73,12 @@ def _write_images(root: Path, n: int, size=(40, 56), *, seed=0) -> list[np.ndarr
 
 # --------------------------------------------------------------------------- pure functions
 @pytest.mark.parametrize("color", ["RGB", "BGR"])
-def test_normalize_nchw_bit_identical_to_spec(color):
+def test_preprocess_normalization_bit_identical_to_spec(color):
     rng = np.random.default_rng(1)
     img = rng.integers(0, 256, (17, 23, 3), dtype=np.uint8)
     norm = Normalization(mean=(0.1, 0.5, 0.9), std=(0.2, 0.3, 0.7), color=color)
-    got = normalize_nchw(img, norm)
+    meta = ModelMeta.from_dict(_meta_dict(normalization=norm.to_dict()))   # dynamic: no resize
+    got = preprocess(img, meta)[0]
     assert got.dtype == np.float32 and got.shape == (3, 17, 23)
     np.testing.assert_array_equal(got, norm.apply(img))
 

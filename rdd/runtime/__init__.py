@@ -25,7 +25,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "rdd.runtime.backends": ("ORT_PROVIDERS", "Backend", "OrtBackend", "TorchBackend", "TrtBackend",
                              "create_backend", "logits_to_labels", "make_session"),
     "rdd.runtime.pipeline": ("STAGES", "OverlayRenderer", "Pipeline", "PipelineConfig",
-                             "format_summary", "inference_size", "normalize_nchw", "parse_resize",
+                             "format_summary", "inference_size", "parse_resize",
                              "preprocess", "resize_labels"),
     "rdd.runtime.runner": ("LABEL_MAPS", "open_source", "resolve_ignore_ids", "run_inference"),
     "rdd.runtime.sources": ("CameraSource", "FrameSource", "ImageFolderSource", "LabelFolder",

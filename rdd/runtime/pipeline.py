@@ -37,10 +37,10 @@ from rdd.runtime.modes import END as _END, IoModes
 from rdd.runtime.temporal import stream_summary
 from rdd.runtime.timing import latency_stats
 from rdd.runtime.transforms import (RESIZE_MODES, OverlayRenderer, draw_text, inference_size,
-                                    normalize_nchw, parse_resize, preprocess, resize_labels)
+                                    parse_resize, preprocess, resize_labels)
 from rdd.spec import atomic_path
 
-__all__ = ["PipelineConfig", "Pipeline", "preprocess", "normalize_nchw", "OverlayRenderer",
+__all__ = ["PipelineConfig", "Pipeline", "preprocess", "OverlayRenderer",
            "summarize_times", "format_summary", "STAGES", "inference_size", "resize_labels",
            "parse_resize", "RESIZE_MODES", "StopSignal", "STOP_REASONS"]
 

@@ -13,7 +13,7 @@ import numpy as np
 from rdd.contract import InputError, ModelMeta
 from rdd.spec import ClassInfo, Normalization
 
-__all__ = ["RESIZE_MODES", "parse_resize", "inference_size", "resize_labels", "normalize_nchw",
+__all__ = ["RESIZE_MODES", "parse_resize", "inference_size", "resize_labels",
            "preprocess", "OverlayRenderer", "draw_text"]
 
 RESIZE_MODES = ("model", "native")
@@ -91,11 +91,6 @@ def resize_labels(labels: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     return cv2.resize(lab, (int(hw[1]), int(hw[0])), interpolation=cv2.INTER_NEAREST_EXACT)
 
 
-def normalize_nchw(image_rgb: np.ndarray, norm: Normalization) -> np.ndarray:
-    """``H×W×3`` uint8 RGB → float32 ``3×H×W`` (:meth:`rdd.spec.Normalization.apply`)."""
-    return norm.apply(image_rgb)
-
-
 def preprocess(image_rgb: np.ndarray, meta: ModelMeta, size: Any = None) -> np.ndarray:
     """uint8 ``H×W×3`` RGB frame → the model's ``1×…`` input.
 
@@ -111,7 +106,7 @@ def preprocess(image_rgb: np.ndarray, meta: ModelMeta, size: Any = None) -> np.n
     if meta.input_layout == "NHWC":
         x = np.ascontiguousarray(image_rgb[None])
     else:
-        x = normalize_nchw(image_rgb, meta.normalization)[None]
+        x = meta.normalization.apply(image_rgb)[None]
     dt = np.dtype(meta.input_dtype)
     return x if x.dtype == dt else x.astype(dt)
 
