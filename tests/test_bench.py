@@ -212,3 +212,35 @@ def test_infer_compare_bad_spec(tmp_path, tiny_onnx, capsys):
     with pytest.raises(SystemExit) as e:
         infer(["--model", str(tiny_onnx), "--images", str(tmp_path), "--compare", "onnx"])
     assert e.value.code == 2 and "BACKEND[:MODEL]" in capsys.readouterr().err
+
+
+def test_infer_compare_is_checked_before_the_first_frame(tmp_path, tiny_onnx, capsys):
+    """--compare's MODEL is an input: missing, or named by an output (--report would replace it
+    with JSON), or --compare on a camera: one line, exit 2, before any frame, nothing written."""
+    import shutil
+
+    from rdd.runtime.cli import main as infer
+
+    img, _ = _image_folder(tmp_path)
+    second = tmp_path / "second.onnx"
+    shutil.copy(tiny_onnx, second)
+    before = second.read_bytes()
+    base = ["--model", str(tiny_onnx), "--images", str(img), "--no-progress", "--threads", "1"]
+    for extra, want in (
+            (["--report", str(second), "--compare", f"ort:{second}"],
+             f"--report {second} would overwrite the --compare input"),
+            (["--report", str(tmp_path / "r.json"), "--compare", f"ort:{tmp_path / 'nope.onnx'}"],
+             "--compare: model file not found"),
+            (["--out", str(tmp_path / "o.mp4"), "--compare", "ort"], None)):
+        if want is None:   # a camera: --compare cannot read its frames twice
+            extra = ["--model", str(tiny_onnx), "--camera", "/dev/rdd-no-camera", *extra]
+            rc = infer([*extra, "--no-progress"])
+            want = "--compare needs --images or a video file"
+        else:
+            rc = infer(base + extra)
+        out, err = capsys.readouterr()
+        lines = [ln for ln in err.splitlines() if ln.strip()]
+        assert rc == 2 and len(lines) == 1 and want in lines[0], err
+        assert out == ""                                      # no frame was run
+    assert second.read_bytes() == before
+    assert not (tmp_path / "r.json").exists() and not (tmp_path / "o.mp4").exists()

@@ -128,15 +128,39 @@ def _compare_spec(text: str) -> tuple[str, str | None]:
     return backend, model or None
 
 
-def run_compare(args: argparse.Namespace, rep: dict) -> dict:
-    """``--compare``: both builds on the same frames → :func:`rdd.runtime.accuracy.compare_builds`."""
-    from rdd.runtime import InputError, create_backend
-    from rdd.runtime.accuracy import compare_builds, load_labelled_frames
-    from rdd.runtime.runner import resolve_ignore_ids
+def _compare_frames(args: argparse.Namespace) -> str:
+    """The folder or video file ``--compare`` reads its frames from; bad input raises InputError."""
+    from rdd.runtime import InputError
 
     frames_from = args.images or (args.video if args.video and os.path.isfile(args.video) else None)
     if frames_from is None:
         raise InputError("--compare needs --images or a video file (not a camera or stream)")
+    return frames_from
+
+
+def check_compare(args: argparse.Namespace) -> None:
+    """``--compare`` checked before the first frame: frames it can read, its MODEL present, and
+    no output (``--out``, ``--report``, ``--save-masks``) that would overwrite that model."""
+    from rdd.runtime import InputError
+    from rdd.runtime.outputs import check_outputs, model_files
+
+    _compare_frames(args)
+    model = args.compare[1]
+    if model is None:
+        return
+    if not os.path.isfile(model):
+        raise InputError(f"--compare: model file not found: {model}")
+    check_outputs({"--out": (args.out, "file"), "--report": (args.report, "file"),
+                   "--save-masks": (args.save_masks, "dir")}, {"--compare": model_files(model)})
+
+
+def run_compare(args: argparse.Namespace, rep: dict) -> dict:
+    """``--compare``: both builds on the same frames → :func:`rdd.runtime.accuracy.compare_builds`."""
+    from rdd.runtime import create_backend
+    from rdd.runtime.accuracy import compare_builds, load_labelled_frames
+    from rdd.runtime.runner import resolve_ignore_ids
+
+    frames_from = _compare_frames(args)
     backend, model = args.compare
     dev = {"openvino": "cpu", "trt": "cuda"}.get(backend, args.device)
     mp = args.max_input_pixels
@@ -335,6 +359,8 @@ def _main(argv: list[str] | None, prog: str, signals: _Signals) -> int:
     from rdd.runtime import InputError, format_summary, run_inference
 
     try:
+        if args.compare is not None:
+            check_compare(args)
         rep = run_inference(
             args.model, backend=args.backend, device=args.device, threads=args.threads,
             video=args.video, camera=args.camera, images=args.images, labels=args.labels,
