@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -85,17 +84,16 @@ def main(argv: list[str] | None = None) -> dict:
     from rdd.export.quantize import quantize_int8
     from rdd.models import create_model
     from rdd.runtime.backends import make_session
+    from rdd.runtime.provenance import device_info
     from rdd.runtime.timing import measure_interleaved
     from rdd.spec import ClassInfo, Normalization
 
     torch.set_num_threads(args.threads)
     int8_names = sorted(INT8_VARIANTS) if args.explore else args.int8
     classes = ClassInfo(names=tuple(f"c{i}" for i in range(args.num_classes)))
-    result = {"command": " ".join([sys.executable, *sys.argv]), "python": platform.python_version(),
-              "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+    result = {"command": " ".join([sys.executable, *sys.argv]), "device": device_info(),
               "threads": args.threads, "ort_spinning": args.spin,
-              "load_avg_at_start": os.getloadavg(), "torch": torch.__version__,
-              "onnxruntime": __import__("onnxruntime").__version__, "unit": "ms (batch 1)",
+              "load_avg_at_start": os.getloadavg(), "unit": "ms (batch 1)",
               "stat": "p50 over rounds×runs after warm-up (rdd.runtime.timing)", "results": []}
     tmp = Path(tempfile.mkdtemp(prefix="rdd_bench_"))
     for wm in args.widths:

@@ -12,13 +12,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 
 import torch
 
 from rdd.models import count_flops, count_params, create_model, list_models
 from rdd.reporting import cpu_latency
+from rdd.runtime.provenance import device_info
 from rdd.spec import write_json_atomic
 
 
@@ -65,8 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "benchmark": "models",
         "input_size": list(args.size), "batch": 1, "threads": args.threads,
-        "torch": torch.__version__, "cpu": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(), "loadavg_at_end": list(os.getloadavg()),
+        "device": device_info(), "loadavg_at_end": list(os.getloadavg()),
         "results": results,
     }
     if args.out:

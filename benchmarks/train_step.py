@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
 import time
 
 import torch
@@ -46,6 +45,7 @@ def main() -> None:
     from rdd.engine import Objective
     from rdd.engine.config import KDConfig, LossConfig, RDDConfig
     from rdd.models import count_params, create_model
+    from rdd.runtime.timing import latency_stats
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -112,8 +112,8 @@ def main() -> None:
             steps[n].append(total)
             losses[n].append(obj_t)
 
-    med = {n: statistics.median(v) for n, v in steps.items()}
-    med_obj = {n: statistics.median(v) for n, v in losses.items()}
+    med = {n: latency_stats(v)["p50"] for n, v in steps.items()}     # seconds in, seconds out
+    med_obj = {n: latency_stats(v)["p50"] for n, v in losses.items()}
     out = {
         "device": str(dev) if dev.type != "cpu" else f"cpu ({platform.processor() or platform.machine()}, "
                                                        f"{args.threads} thread(s))",
