@@ -38,6 +38,14 @@ So: avoiding saturation (``reduce_range`` or U8U8) matters most, per-channel sca
 histogram methods (Entropy / Percentile, which keep a 128–2048-bin histogram per tensor) cost
 2–3× the time for ≤ 0.5 dB. The export stage uses MinMax + ``reduce_range`` +
 ``CalibMovingAverage``. On VNNI / ARM-dot-product CPUs set ``reduce_range=False``.
+
+Float edges (``keep_float``, the export default): onnxruntime's profiler on the CamVid student
+(360×480, AVX-512 VNNI) showed two nodes where INT8 costs time: the 3-input-channel stem conv
+(its QLinearConv is slower than the float conv) and the final full-resolution logits Resize,
+which QDQ turns into a uint8 Resize plus a DequantizeLinear of the whole logits tensor (and
+quantises the logits themselves). Keeping both in float (:func:`float_edge_nodes`) took ORT INT8
+from 1.11× to 1.32× ORT FP32 (CPU time, 1 thread) at better argmax agreement (98.5 vs 97.4 %);
+``docs/BENCH.md`` has the measurement and the op-by-op breakdown.
 """
 from __future__ import annotations
 
