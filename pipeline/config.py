@@ -18,7 +18,8 @@ from pathlib import Path
 
 from rdd.config.params import (STUDENT_STAGES, TRAIN_STAGES, Params, ParamsError, Recipe,
                                as_params, deep_merge, load_params, parse_params, tfe_iters)
-from rdd.config.sections import (DataConfig, EngineSettings, KDConfig, RDDConfig, TeacherConfig)
+from rdd.config.sections import (DataConfig, EngineSettings, KDConfig, LossConfig, RDDConfig,
+                                 TeacherConfig)
 from rdd.config.walker import check
 
 __all__ = ["ParamsError", "Params", "TRAIN_STAGES", "STUDENT_STAGES", "HOW_TO_GET", "load_params",
@@ -110,7 +111,7 @@ def train_stage_config(params: Params, stage: str, *, out_root: str | Path = "ou
     recipe: Recipe = params.need(which)
     settings = {f.name: getattr(params.train, f.name) for f in dataclasses.fields(EngineSettings)}
     settings.update(recipe.overrides)
-    loss, extra = recipe.loss, {}
+    loss, extra = LossConfig(aux_weight=recipe.loss.aux_weight), {}
     if stage not in ("teacher", "baseline"):
         artifact = Path(stage_dir(out_root, "teacher")) / "model.pt"
         if check_inputs:

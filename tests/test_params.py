@@ -264,6 +264,10 @@ def test_engine_errors_name_the_params_yaml_key(stage, mutate, message, tmp_path
     (lambda p: p["rdd"].update(extra_kd=[{"type": "cwd", "weight": -1}]),
      "rdd.extra_kd[0].weight must be >= 0, got -1"),
     (lambda p: p["student"]["loss"].update(ce={"weight": 1}), "unknown key 'student.loss.ce'"),
+    # KD / RDD terms have one home each (the kd and rdd sections), not the recipes
+    (lambda p: p["student"]["loss"].update(kd={"type": "pixel"}),
+     "unknown key 'student.loss.kd' (expected one of: aux_weight)"),
+    (lambda p: p["teacher"]["loss"].update(rdd={"tse": True}), "unknown key 'teacher.loss.rdd'"),
     (lambda p: p["train"].update(amp="fp8"), "train.amp must be one of auto, false, fp16, bf16"),
     (lambda p: p["train"].update(foo=1), "unknown key 'train.foo'"),
     (lambda p: p["student"].update(amp="fp8"), "student.amp must be one of"),

@@ -30,7 +30,7 @@ from typing import Any, Mapping
 import yaml
 
 from rdd.config.sections import (KD_TYPES, DataConfig, EngineSettings, ExtraKDConfig, KDConfig,
-                                 LossConfig, ModelConfig, OptimConfig, TSEConfig)
+                                 ModelConfig, OptimConfig, TaskLoss, TSEConfig)
 from rdd.config.walker import ConfigError, as_dict, build, invalid, param
 
 __all__ = ["ParamsError", "TRAIN_STAGES", "STUDENT_STAGES", "Params", "Prepare", "Synthetic",
@@ -104,7 +104,7 @@ class Recipe:
 
     model: ModelConfig = param(doc="the network")
     optim: OptimConfig = param(factory=OptimConfig, doc="optimiser and schedule")
-    loss: LossConfig = param(factory=LossConfig, doc="task-loss settings (aux_weight)")
+    loss: TaskLoss = param(factory=TaskLoss, doc="task-loss settings (KD / RDD: sections kd, rdd)")
     data: dict = param({}, partial_of=DataConfig, doc="overrides of `data` for this network")
     overrides: dict = param({}, doc="overrides of `train` keys (given at the recipe's top level)")
 

@@ -19,7 +19,7 @@ from rdd.spec import TFE_REDUCTIONS, TSE_MODES
 
 __all__ = ["KD_TYPES", "EXTRA_KD_TYPES", "RDD_MODES", "AMP_MODES", "TFE_REDUCTIONS",
            "ModelConfig", "TeacherConfig", "DataConfig", "OptimConfig", "KDConfig",
-           "ExtraKDConfig", "TSEConfig", "RDDConfig", "LossConfig", "EngineSettings"]
+           "ExtraKDConfig", "TSEConfig", "RDDConfig", "TaskLoss", "LossConfig", "EngineSettings"]
 
 KD_TYPES = ("none", "pixel")
 EXTRA_KD_TYPES = ("cwd", "at")
@@ -230,8 +230,17 @@ class RDDConfig(TSEConfig):
 
 
 @dataclass(frozen=True)
-class LossConfig:
+class TaskLoss:
+    """The supervised part of a recipe's loss (``params.yaml``: ``teacher.loss``, ``student.loss``;
+    the KD and RDD terms come from the ``kd`` and ``rdd`` sections)."""
+
     aux_weight: float = param(0.4, ge=0, doc="weight of the auxiliary head's CE")
+
+
+@dataclass(frozen=True)
+class LossConfig(TaskLoss):
+    """Every loss term of a run (the engine's ``loss``)."""
+
     kd: KDConfig = param(factory=KDConfig, doc="logit KD")
     extra_kd: tuple[ExtraKDConfig, ...] = param((), doc="feature KD terms [{type: cwd|at, ...}]")
     rdd: RDDConfig = param(factory=RDDConfig, doc="RDD switches")
