@@ -224,6 +224,20 @@ def test_deploy_doc_commands_are_tested_or_need_hardware():
     assert "docs/DEPLOY.md" in (REPO / "README.md").read_text()
 
 
+
+def test_readme_test_command_is_what_ci_runs():
+    """The README's quick-start test command is .ci/run's last step (the fast suite), and CI also
+    runs the slow checks the issues name: the wheel install and the kill -9 + dvc repro resume."""
+    readme = (REPO / "README.md").read_text()
+    ci = [ln.strip() for ln in (REPO / ".ci" / "run").read_text().splitlines()
+          if ln.strip() and not ln.lstrip().startswith("#")]
+    m = re.search(r"^(python3? -m pytest)\s+#", readme, re.M)
+    assert m, "README quick start: no `python -m pytest` line"
+    assert ci[-1].replace("python3", "python") == m.group(1).replace("python3", "python")
+    assert "python3 -m pytest -q -m slow tests/test_packaging.py" in ci
+    assert any(ln.startswith("python3 -m pytest -q -m slow tests/test_pipeline.py") and "kill_9" in ln
+               for ln in ci)
+
 def _report_keys(rep: dict) -> set[str]:
     keys = set(rep)
     for block in ("realtime", "compare", "device", "source"):
