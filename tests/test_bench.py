@@ -244,3 +244,21 @@ def test_infer_compare_is_checked_before_the_first_frame(tmp_path, tiny_onnx, ca
         assert out == ""                                      # no frame was run
     assert second.read_bytes() == before
     assert not (tmp_path / "r.json").exists() and not (tmp_path / "o.mp4").exists()
+
+
+def test_bench_says_why_no_model_opens(tmp_path, tiny_model, hostile_pickle, capsys):
+    """rdd-bench on a crafted model.pt: exit 2, one line that says why (refused), nothing runs."""
+    from rdd.artifacts import save_artifact
+    from rdd.runtime.bench import main as bench
+    from rdd.spec import CAMVID_CLASSES, Normalization
+
+    img, _ = _image_folder(tmp_path)
+    pt = tmp_path / "m" / "model.pt"
+    save_artifact(pt, tiny_model, classes=CAMVID_CLASSES, normalization=Normalization(),
+                  input_size=(48, 64))
+    marker = hostile_pickle(pt, lambda p: {"features.0.0.weight": p})
+    assert bench(["--model", str(pt), "--images", str(img), "--out", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "refused" in lines[0] and str(pt) in lines[0], err
+    assert not marker.exists() and not (tmp_path / "b").exists()

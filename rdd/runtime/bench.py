@@ -459,13 +459,15 @@ def main(argv: list[str] | None = None, prog: str = "rdd-bench") -> int:
 def _classes_of(builds: Sequence[Build]) -> Any:
     """Class list of the first build that opens (for the label map)."""
     status = runtime_status()
+    why: list[str] = []
     for r in plan_rows(builds, status):
         if r["status"] is None and r["build"] is not None:
             try:
                 return open_backend(r, 1).meta.classes
-            except InputError:
-                continue
-    raise InputError("no given model can be opened on this device; nothing to benchmark")
+            except InputError as e:
+                why.append(" ".join(str(e).split()))
+    first = f" (first: {why[0]})" if why else ""
+    raise InputError(f"no given model can be opened on this device{first}; nothing to benchmark")
 
 
 def _json_safe(obj: Any) -> Any:
