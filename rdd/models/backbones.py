@@ -106,8 +106,9 @@ def conv1x1(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, 1, stride=stride, bias=False)
 
 
-class BasicBlock(nn.Module):
-    """Two 3×3 convs + identity (ResNet-18/34). Unlike torchvision, dilation > 1 is supported."""
+class _ResidualBlock(nn.Module):
+    """``relu(residual(x) + identity)`` with torchvision's constructor arguments; each kind of
+    block builds its convolutions in :meth:`_build` (same module names as torchvision)."""
 
     expansion = 1
 
@@ -115,46 +116,58 @@ class BasicBlock(nn.Module):
                  downsample: nn.Module | None = None, dilation: int = 1,
                  first_dilation: int | None = None, norm_layer: NormLayer = nn.BatchNorm2d):
         super().__init__()
-        first_dilation = dilation if first_dilation is None else first_dilation
-        self.conv1 = conv3x3(inplanes, planes, stride, first_dilation)
-        self.bn1 = norm_layer(planes)
+        self._build(inplanes, planes, stride, dilation,
+                    dilation if first_dilation is None else first_dilation, norm_layer)
         self.relu = nn.ReLU(inplace=True)
-        self.conv2 = conv3x3(planes, planes, 1, dilation)
-        self.bn2 = norm_layer(planes)
         self.downsample = downsample
+
+    def _build(self, inplanes: int, planes: int, stride: int, dilation: int, first_dilation: int,
+               norm_layer: NormLayer) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _residual(self, x: Tensor) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
 
     def forward(self, x: Tensor) -> Tensor:
         identity = x if self.downsample is None else self.downsample(x)
+        return self.relu(self._residual(x) + identity)
+
+
+class BasicBlock(_ResidualBlock):
+    """Two 3×3 convs + identity (ResNet-18/34). Unlike torchvision, dilation > 1 is supported."""
+
+    expansion = 1
+
+    def _build(self, inplanes: int, planes: int, stride: int, dilation: int, first_dilation: int,
+               norm_layer: NormLayer) -> None:
+        self.conv1 = conv3x3(inplanes, planes, stride, first_dilation)
+        self.bn1 = norm_layer(planes)
+        self.conv2 = conv3x3(planes, planes, 1, dilation)
+        self.bn2 = norm_layer(planes)
+
+    def _residual(self, x: Tensor) -> Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return self.relu(out + identity)
+        return self.bn2(self.conv2(out))
 
 
-class Bottleneck(nn.Module):
+class Bottleneck(_ResidualBlock):
     """1×1 → 3×3 (stride, dilation) → 1×1 ×4 + identity (ResNet-50/101, torchvision "v1.5")."""
 
     expansion = 4
 
-    def __init__(self, inplanes: int, planes: int, stride: int = 1,
-                 downsample: nn.Module | None = None, dilation: int = 1,
-                 first_dilation: int | None = None, norm_layer: NormLayer = nn.BatchNorm2d):
-        super().__init__()
-        first_dilation = dilation if first_dilation is None else first_dilation
+    def _build(self, inplanes: int, planes: int, stride: int, dilation: int, first_dilation: int,
+               norm_layer: NormLayer) -> None:
         self.conv1 = conv1x1(inplanes, planes)
         self.bn1 = norm_layer(planes)
         self.conv2 = conv3x3(planes, planes, stride, first_dilation)
         self.bn2 = norm_layer(planes)
         self.conv3 = conv1x1(planes, planes * self.expansion)
         self.bn3 = norm_layer(planes * self.expansion)
-        self.relu = nn.ReLU(inplace=True)
-        self.downsample = downsample
 
-    def forward(self, x: Tensor) -> Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
+    def _residual(self, x: Tensor) -> Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        return self.relu(out + identity)
+        return self.bn3(self.conv3(out))
 
 
 class ResNet(nn.Module):
