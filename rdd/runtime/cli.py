@@ -55,7 +55,8 @@ def _int_at_least(lo: int, hi: int | None = None):
         except ValueError:
             v = None
         if v is None or v < lo or (hi is not None and v > hi):
-            want = f"an integer >= {lo}" if hi is None else f"an integer in [{lo}, {hi}]"
+            want = (f"an integer in [{lo}, {hi}]" if hi is not None else
+                    "a positive integer" if lo == 1 else f"an integer >= {lo}")
             raise argparse.ArgumentTypeError(f"expected {want}, got {text!r}")
         return v
     return parse
@@ -178,16 +179,6 @@ def run_compare(args: argparse.Namespace, rep: dict) -> dict:
     return {"backend": second.name, "model_path": str(second.path), **res}
 
 
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        v = 0
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return v
-
-
 def build_parser(prog: str = "rdd-infer") -> argparse.ArgumentParser:
     p = _Parser(
         prog=prog, description=_DESCRIPTION + " See --help of each option.",
@@ -244,7 +235,7 @@ def build_parser(prog: str = "rdd-infer") -> argparse.ArgumentParser:
                         "(e.g. 360x480). Fixed-size models always use their own size; TensorRT "
                         "engines clamp into their optimisation profile. Streaming mIoU is scored "
                         "at the inference size; the report records it as inference_size")
-    p.add_argument("--max-input-pixels", type=_positive_int, default=None, metavar="N",
+    p.add_argument("--max-input-pixels", type=_int_at_least(1), default=None, metavar="N",
                    help="largest H*W the model's metadata may ask for (a guard against tampered "
                         "rdd_meta); default: $RDD_MAX_INPUT_PIXELS or 16777216 (4096x4096)")
     p.add_argument("--out", metavar="MP4",
