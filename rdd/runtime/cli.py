@@ -33,18 +33,14 @@ _DESCRIPTION = ("Real-time semantic segmentation on a video, a camera or an imag
                 " See --help of each option.")
 
 def _resize(text: str) -> str | tuple[int, int]:
-    """'model' | 'native' | 'HxW' / 'H,W'."""
-    t = text.strip().lower()
-    if t in ("model", "native"):
-        return t
+    """argparse type over :func:`rdd.runtime.transforms.parse_resize` (the one resize parser)."""
+    from rdd.contract import InputError
+    from rdd.runtime.transforms import parse_resize
     try:
-        parts = [int(v) for v in t.replace("x", ",").split(",")]
-    except ValueError:
-        parts = []
-    if len(parts) != 2 or min(parts) <= 0:
+        return parse_resize(text)
+    except InputError:
         raise argparse.ArgumentTypeError(f"expected 'model', 'native' or HxW (e.g. 360x480), "
-                                         f"got {text!r}")
-    return parts[0], parts[1]
+                                         f"got {text!r}") from None
 
 
 def _int_at_least(lo: int, hi: int | None = None):
