@@ -1,4 +1,4 @@
-"""Segmentation models: dilated ResNet / MobileNetV2 backbones, DeepLabV3, PSPNet and LR-ASPP heads.
+"""Segmentation models: dilated ResNet / MobileNetV2 backbones, DeepLabV3, DeepLabV3+, PSPNet and LR-ASPP heads.
 
 ```python
 from rdd.models import create_model, list_models
@@ -11,7 +11,7 @@ from .backbones import (MobileNetV2, ResNet, TORCHVISION_URLS, load_backbone_wei
                         make_divisible, mobilenetv2, resnet)
 from .base import (ExportWrapper, SegmentationModel, count_flops, count_params, export_wrapper,
                    unwrap_model)
-from .heads import (ASPP, DeepLabV3Head, FCNHead, LRASPPHead, PSPHead, PyramidPooling,
+from .heads import (ASPP, DeepLabV3Head, DeepLabV3PlusHead, FCNHead, LRASPPHead, PSPHead, PyramidPooling,
                     adaptive_avg_pool2d_exportable, aspp_rates)
 from .registry import create_model, get_model_builder, list_models, register_model
 
@@ -21,6 +21,6 @@ __all__ = [
     "count_params", "count_flops",
     "ResNet", "MobileNetV2", "resnet", "mobilenetv2", "load_backbone_weights", "make_divisible",
     "TORCHVISION_URLS",
-    "ASPP", "DeepLabV3Head", "PSPHead", "PyramidPooling", "FCNHead", "LRASPPHead",
+    "ASPP", "DeepLabV3Head", "DeepLabV3PlusHead", "PSPHead", "PyramidPooling", "FCNHead", "LRASPPHead",
     "adaptive_avg_pool2d_exportable", "aspp_rates",
 ]

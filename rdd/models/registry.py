@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from .backbones import NormLayer, get_norm_layer, make_divisible, mobilenetv2, resnet
 from .base import SegmentationModel
-from .heads import DeepLabV3Head, FCNHead, LRASPPHead, PSPHead, aspp_rates
+from .heads import DeepLabV3Head, DeepLabV3PlusHead, FCNHead, LRASPPHead, PSPHead, aspp_rates
 
 __all__ = ["register_model", "create_model", "list_models", "get_model_builder"]
 
@@ -94,6 +94,11 @@ def _resnet_model(head: str, depth: int, *, num_classes: int, width_mult: float,
     if head == "deeplabv3":
         main: Any = DeepLabV3Head(c["out"], num_classes, channels=make_divisible(256 * width_mult),
                                   rates=aspp_rates(output_stride), norm_layer=norm)
+    elif head == "deeplabv3plus":
+        main = DeepLabV3PlusHead(c["low"], c["out"], num_classes,
+                                 channels=make_divisible(256 * width_mult),
+                                 low_channels=make_divisible(48 * width_mult),
+                                 rates=aspp_rates(output_stride), norm_layer=norm)
     else:
         main = PSPHead(c["out"], num_classes, channels=make_divisible(512 * width_mult),
                        norm_layer=norm)
@@ -137,6 +142,46 @@ def deeplabv3_resnet101(*, num_classes: int, width_mult: float = 1.0, output_str
                         norm_layer: str | NormLayer | None = None) -> SegmentationModel:
     """DeepLabV3 (ASPP) on a dilated ResNet-101; FCN auxiliary head on layer3 when ``aux``."""
     return _resnet_model("deeplabv3", 101, num_classes=num_classes, width_mult=width_mult,
+                         output_stride=output_stride, aux=aux, backbone_weights=backbone_weights,
+                         norm_layer=norm_layer)
+
+
+@register_model
+def deeplabv3plus_resnet18(*, num_classes: int, width_mult: float = 1.0, output_stride: int = 16,
+                           aux: bool = True, backbone_weights: str | os.PathLike | None = None,
+                           norm_layer: str | NormLayer | None = None) -> SegmentationModel:
+    """DeepLabV3+ (ASPP + stride-4 decoder) on a dilated ResNet-18; FCN aux head on layer3."""
+    return _resnet_model("deeplabv3plus", 18, num_classes=num_classes, width_mult=width_mult,
+                         output_stride=output_stride, aux=aux, backbone_weights=backbone_weights,
+                         norm_layer=norm_layer)
+
+
+@register_model
+def deeplabv3plus_resnet34(*, num_classes: int, width_mult: float = 1.0, output_stride: int = 16,
+                           aux: bool = True, backbone_weights: str | os.PathLike | None = None,
+                           norm_layer: str | NormLayer | None = None) -> SegmentationModel:
+    """DeepLabV3+ (ASPP + stride-4 decoder) on a dilated ResNet-34; FCN aux head on layer3."""
+    return _resnet_model("deeplabv3plus", 34, num_classes=num_classes, width_mult=width_mult,
+                         output_stride=output_stride, aux=aux, backbone_weights=backbone_weights,
+                         norm_layer=norm_layer)
+
+
+@register_model
+def deeplabv3plus_resnet50(*, num_classes: int, width_mult: float = 1.0, output_stride: int = 16,
+                           aux: bool = True, backbone_weights: str | os.PathLike | None = None,
+                           norm_layer: str | NormLayer | None = None) -> SegmentationModel:
+    """DeepLabV3+ (ASPP + stride-4 decoder) on a dilated ResNet-50; FCN aux head on layer3."""
+    return _resnet_model("deeplabv3plus", 50, num_classes=num_classes, width_mult=width_mult,
+                         output_stride=output_stride, aux=aux, backbone_weights=backbone_weights,
+                         norm_layer=norm_layer)
+
+
+@register_model
+def deeplabv3plus_resnet101(*, num_classes: int, width_mult: float = 1.0, output_stride: int = 16,
+                           aux: bool = True, backbone_weights: str | os.PathLike | None = None,
+                           norm_layer: str | NormLayer | None = None) -> SegmentationModel:
+    """DeepLabV3+ (ASPP + stride-4 decoder) on a dilated ResNet-101; FCN aux head on layer3."""
+    return _resnet_model("deeplabv3plus", 101, num_classes=num_classes, width_mult=width_mult,
                          output_stride=output_stride, aux=aux, backbone_weights=backbone_weights,
                          norm_layer=norm_layer)
 
