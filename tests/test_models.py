@@ -20,7 +20,8 @@ from rdd.models import (LRASPPHead, SegmentationModel, adaptive_avg_pool2d_expor
                         register_model, resnet)
 from rdd.spec import ClassInfo, Normalization
 
-EXPECTED_MODELS = {f"{h}_resnet{d}" for h in ("deeplabv3", "pspnet") for d in (18, 34, 50, 101)}
+EXPECTED_MODELS = {f"{h}_resnet{d}" for h in ("deeplabv3", "deeplabv3plus", "pspnet")
+                   for d in (18, 34, 50, 101)}
 EXPECTED_MODELS |= {"deeplabv3_mobilenetv2", "lraspp_mobilenetv2"}
 SIZES = [(64, 64), (90, 120)]   # the second is not a multiple of 32
 
@@ -168,6 +169,46 @@ class TestDeepLabV3ResNet50(_ModelTest):
 class TestDeepLabV3ResNet101(_ModelTest):
     name = "deeplabv3_resnet101"
     kwargs = {"width_mult": 0.125}
+
+
+class TestDeepLabV3PlusResNet18(_ModelTest):
+    name = "deeplabv3plus_resnet18"
+
+    def test_decoder_predicts_at_stride_4_from_the_low_stage(self):
+        """The logits come from the stride-4 decoder (not the stride-16 ASPP alone), and the low
+        stage feeds them: a change confined to one stride-4 cell moves the logits there."""
+        model = self.build().eval()
+        _randomise_bn(model)
+        x = torch.randn(1, 3, 64, 96)
+        stages = model.backbone(x)
+        assert stages["low"].shape[-2:] == (16, 24) and stages["out"].shape[-2:] == (4, 6)
+        with torch.no_grad():
+            _, logits = model.head(stages)
+            assert logits.shape == (1, self.num_classes, 16, 24)
+            low = stages["low"].clone()
+            low[..., 8, 12] += 3.0
+            _, moved = model.head({**stages, "low": low})
+        diff = (moved - logits).abs().amax(dim=1)[0]                       # 16×24
+        assert diff[8, 12] > 1e-3
+        assert diff[0, 0] == 0 and diff[15, 23] == 0    # beyond the two 3×3 convs' reach
+
+
+@pytest.mark.slow
+class TestDeepLabV3PlusResNet34(_ModelTest):
+    name = "deeplabv3plus_resnet34"
+    kwargs = {"width_mult": 0.25, "output_stride": 8}
+
+
+@pytest.mark.slow
+class TestDeepLabV3PlusResNet50(_ModelTest):
+    name = "deeplabv3plus_resnet50"
+    kwargs = {"width_mult": 0.125}
+
+
+@pytest.mark.slow
+class TestDeepLabV3PlusResNet101(_ModelTest):
+    name = "deeplabv3plus_resnet101"
+    kwargs = {"width_mult": 0.125, "aux": False}
 
 
 class TestPSPNetResNet18(_ModelTest):
