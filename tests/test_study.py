@@ -148,10 +148,21 @@ def test_every_camvid_arm_is_a_valid_config(tmp_path):
     assert {cfgs[a].loss.rdd.mode for a in ("or", "and")} == {"or", "and"}
     assert cfgs["p20"].loss.rdd.tfe_iters == round(0.2 * iters)
     assert cfgs["p30"].loss.rdd.tfe_iters == round(0.3 * iters)
-    base = cfgs["baseline"]
-    for arm, c in cfgs.items():   # one schedule for every arm
-        assert (c.model, c.optim, c.data) == (base.model, base.optim, base.data), arm
-    assert st.seeds == [0, 1, 2] and st.main == ["baseline", "kd", "rdd"]
+    base, long = cfgs["baseline"], cfgs["baseline_long"]
+    for arm, c in cfgs.items():   # one schedule per training length
+        ref = long if arm.endswith("_long") else base
+        assert (c.model, c.optim, c.data) == (ref.model, ref.optim, ref.data), arm
+    # the long schedule is 4x the short one and only that (warm-up scaled with it)
+    assert long.optim.iters == 4 * iters and long.optim.warmup_iters == 4 * base.optim.warmup_iters
+    assert (long.optim.lr, long.optim.power) == (base.optim.lr, base.optim.power)
+    for arm in ("kd", "rdd", "or"):
+        short, lng = cfgs[arm].loss, cfgs[f"{arm}_long"].loss
+        assert lng.kd == short.kd and lng.rdd.mode == short.rdd.mode
+        assert lng.rdd.tfe_iters == (None if short.rdd.tfe_iters is None
+                                     else 4 * short.rdd.tfe_iters)
+    assert st.seeds == [0, 1, 2]
+    assert st.main == ["baseline", "kd", "rdd", "or", "baseline_long", "kd_long", "rdd_long",
+                       "or_long"]
 
 
 def test_camvid_dvc_stages_match_the_study():
@@ -161,10 +172,11 @@ def test_camvid_dvc_stages_match_the_study():
     assert r.returncode == 0, r.stderr
     names = {ln.split(":")[-1].strip() for ln in r.stdout.splitlines() if ln.strip()}
     st = study_section(C.load_params(CAMVID_STUDY))
-    runs = {f"baseline@{s}" for s in st.seeds}
-    runs |= {f"student@{a}-{s}" for a in st.main if a != "baseline" for s in st.seeds}
+    supervised = [a for a in st.main if a.startswith("baseline")]
+    runs = {f"baseline@{a}-{s}" for a in supervised for s in st.seeds}
+    runs |= {f"student@{a}-{s}" for a in st.main if a not in supervised for s in st.seeds}
     runs |= {f"ablation@{a}-0" for a in st.arms if a not in st.main}
-    assert names == runs | {"teacher", "report"}
+    assert names == runs | {"teacher", "models", "report"}
 
 
 # --------------------------------------------------------------------------- aggregation
@@ -221,6 +233,121 @@ def test_summary_means_std_and_paired_gains(tmp_path):
     st["seeds"] = [0, 1, 2]
     assert set(summarize_study(st, tmp_path)["missing"]) == {"baseline-s2", "kd-s2", "rdd-s2",
                                                              "or-s1"}
+
+
+@pytest.mark.parametrize("t,df,p", [(12.706, 1, 0.05), (4.303, 2, 0.05), (2.776, 4, 0.05),
+                                    (2.228, 10, 0.05), (1.0, 3, 0.3910), (9.925, 2, 0.01)])
+def test_student_t_matches_the_table(t, df, p):
+    """Two-sided p of Student's t against printed critical values (4 significant digits)."""
+    from rdd.study.aggregate import student_t_sf
+
+    assert 2 * student_t_sf(t, df) == pytest.approx(p, abs=2e-4)
+    assert student_t_sf(-t, df) == pytest.approx(1 - p / 2, abs=1e-4)
+
+
+def test_student_t_closed_forms():
+    from rdd.study.aggregate import paired_t, student_t_sf
+
+    for t in (0.0, 0.3, 1.7, 25.0):
+        assert student_t_sf(t, 1) == pytest.approx(0.5 - math.atan(t) / math.pi, abs=1e-12)
+        assert student_t_sf(t, 2) == pytest.approx((1 - t / math.sqrt(t * t + 2)) / 2, abs=1e-12)
+    r = paired_t([0.01, 0.02, 0.015])                 # mean 0.015, sd 0.005, n 3
+    assert r["df"] == 2 and r["t"] == pytest.approx(0.015 / (0.005 / math.sqrt(3)))
+    assert r["p"] == pytest.approx(1 - r["t"] / math.sqrt(r["t"] ** 2 + 2))
+    assert math.isnan(paired_t([0.01])["p"]) and math.isnan(paired_t([0.02, 0.02])["t"])
+
+
+def test_length_variants_and_curve_tail():
+    from rdd.study.aggregate import curve_tail, length_variants
+
+    g = length_variants(["baseline", "kd", "tfe_only", "kd_long", "baseline_long", "x_long"])
+    assert g == {"": {"baseline": "baseline", "kd": "kd", "tfe_only": "tfe_only",
+                      "x_long": "x_long"},
+                 "_long": {"kd": "kd_long", "baseline": "baseline_long"}}
+    c = curve_tail([100, 200, 300, 400, 500], [0.1, 0.3, 0.35, 0.40, 0.38])
+    assert (c["from_step"], c["points"]) == (400, 2)
+    assert c["range"] == pytest.approx(0.02) and c["change"] == pytest.approx(-0.02)
+    assert curve_tail([], []) is None and curve_tail([10], [0.5]) is None
+
+
+def test_two_training_lengths_summary_and_report(tmp_path):
+    """Short and _long arms: paired gaps with t tests per length, the share of the teacher −
+    baseline gap recovered, curve flatness, and the report's side-by-side section + figure."""
+    from rdd.study import markdown_report, summarize_study
+    from rdd.study.report import _plot_study
+
+    st = study_section(tiny_params()).to_dict()
+    st["arms"] = {a: {} for a in ("baseline", "kd", "rdd", "baseline_long", "kd_long", "rdd_long")}
+    st["main_arms"], st["seeds"] = list(st["arms"]), [0, 1, 2]
+    short = {"baseline": (0.30, 0.31, 0.32), "kd": (0.32, 0.33, 0.33), "rdd": (0.34, 0.34, 0.36)}
+    for arm, vals in short.items():
+        for seed, v in enumerate(vals):
+            _fake_run(tmp_path, arm, seed, v)
+            _fake_run(tmp_path, f"{arm}_long", seed, v + 0.1)
+    (tmp_path / "teacher").mkdir()
+    (tmp_path / "teacher" / "metrics.json").write_text(json.dumps({"miou": 0.50, "iters": 8}))
+    live = tmp_path / "teacher" / "dvclive" / "plots" / "metrics" / "val"
+    live.mkdir(parents=True)
+    live.joinpath("miou.tsv").write_text("step\tmiou\n2\t0.3\n4\t0.45\n6\t0.47\n8\t0.49\n10\t0.5\n")
+    s = summarize_study(st, tmp_path)
+    g, gl = s["gains"]["rdd_vs_kd"], s["gains"]["rdd_long_vs_kd_long"]
+    diffs = [0.02, 0.01, 0.03]
+    assert g["paired_mean"] == pytest.approx(0.02) and gl["paired_mean"] == pytest.approx(0.02)
+    assert g["t"] == pytest.approx(0.02 / (0.01 / math.sqrt(3))) and g["df"] == 2
+    assert g["paired_wins"] == 3 and "rdd_vs_or" not in s["gains"]
+    rec = s["gap_recovered"]["kd"]                   # (kd − b) / (0.5 − b) per seed
+    assert rec["per_seed"] == pytest.approx([0.02 / 0.2, 0.02 / 0.19, 0.01 / 0.18])
+    assert s["gap_recovered"]["rdd_long"]["per_seed"] == pytest.approx(
+        [0.04 / 0.1, 0.03 / 0.09, 0.04 / 0.08])
+    assert s["lengths"]["_long"]["arms"]["kd"] == "kd_long"
+    assert s["lengths"][""]["curve_tail"]["baseline"] is None     # steps 2, 4: one in the tail
+    tail = s["teacher"]["curve_tail"]                                # steps ≥ 8 of 10
+    assert (tail["from_step"], tail["points"]) == (8, 2) and tail["range"] == pytest.approx(0.01)
+    md = markdown_report(s, {}, st, fig_dir="fig")
+    assert "## Two training lengths" in md
+    assert f"| RDD − KD | +2.00 ± 1.00 (t = {0.02 / (0.01 / math.sqrt(3)):.2f}, df 2, p = " in md
+    kd_rec = np.mean([0.02 / 0.2, 0.02 / 0.19, 0.01 / 0.18])       # share recovered, short
+    assert f"| kd | {100 * kd_rec:.2f} ± " in md
+    assert "![validation curves at each training length](fig/miou_curves_lengths.png)" in md
+    # Δ columns of a _long arm are against the _long baseline / KD
+    row = next(ln for ln in md.splitlines() if ln.startswith("| rdd_long | 3 |"))
+    assert "| +3.67 | +2.00 |" in row
+    _plot_study(s, st, tmp_path / "fig")
+    assert (tmp_path / "fig" / "miou_curves_lengths.png").stat().st_size > 1000
+
+
+def test_collect_onnx_copies_finished_runs_and_indexes_them(tmp_path):
+    """Completed runs with a passed export are copied byte for byte as ARM-sSEED.onnx with their
+    SHA-256; unfinished ones and failed exports are listed as skipped, never copied."""
+    import hashlib
+
+    from rdd.study.models import collect_onnx
+
+    out, dest = tmp_path / "out", tmp_path / "models"
+    for arm, seed in (("baseline", 0), ("kd", 0), ("kd", 1)):
+        _fake_run(out, arm, seed, 0.3)
+        d = run_dir(out, arm, seed) / "export"
+        (d / "model.onnx").write_bytes(f"onnx {arm} {seed}".encode())
+        (d / "export_metrics.json").write_text(json.dumps(
+            {"passed": (arm, seed) != ("kd", 1), "model": "lraspp_mobilenetv2",
+             "miou": {"ort_fp32": 0.29}}))
+    run_dir(out, "rdd", 0).mkdir(parents=True)                     # started, not finished
+    (out / "teacher" / "export").mkdir(parents=True)
+    (out / "teacher" / "export" / "model.onnx").write_bytes(b"teacher")
+    (out / "teacher" / "export" / "export_metrics.json").write_text(json.dumps({"passed": True}))
+    (out / "teacher" / "metrics.json").write_text(json.dumps({"miou": 0.5, "iters": 8}))
+    study = {"arms": {"baseline": {}, "kd": {}, "rdd": {}}}
+    idx = collect_onnx(study, out, dest, teacher_export=out / "teacher" / "export")
+    assert [m["name"] for m in idx["models"]] == ["teacher", "baseline-s0", "kd-s0"]
+    assert {s["name"]: s["why"] for s in idx["skipped"]} == {"kd-s1": "no passed export",
+                                                              "rdd-s0": "not finished"}
+    assert sorted(p.name for p in dest.iterdir()) == ["baseline-s0.onnx", "index.json",
+                                                      "kd-s0.onnx", "teacher.onnx"]
+    kd = idx["models"][2]
+    assert (dest / "kd-s0.onnx").read_bytes() == b"onnx kd 0"
+    assert kd["sha256"] == hashlib.sha256(b"onnx kd 0").hexdigest()
+    assert (kd["iters"], kd["miou_val"], kd["miou_val_onnxruntime"]) == (4, 0.3, 0.29)
+    assert json.loads((dest / "index.json").read_text()) == idx
 
 
 def test_run_config_is_read_from_the_run_and_bad_logs_are_named(tmp_path):

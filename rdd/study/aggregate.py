@@ -19,7 +19,12 @@ import numpy as np
 import yaml
 
 __all__ = ["run_dir", "read_tsv", "read_json", "read_run_config", "load_run", "mean_std",
-           "paired_diff", "summarize_study"]
+           "student_t_sf", "paired_t", "paired_diff", "gap_recovered", "length_variants",
+           "curve_tail", "summarize_study", "GAIN_PAIRS"]
+
+#: ``(a, b)`` → the gain ``a − b`` the study summarises at every training length (the arms that
+#: exist); ``or`` is RDD's TSE with the OR mask, so ``rdd − or`` is XOR − OR.
+GAIN_PAIRS = (("rdd", "kd"), ("rdd", "baseline"), ("kd", "baseline"), ("rdd", "or"))
 
 
 def run_dir(out_root: str | Path, arm: str, seed: int) -> Path:
@@ -128,9 +133,66 @@ def _nanmean0(a: np.ndarray) -> list[float | None]:
     return out
 
 
+def student_t_sf(t: float, df: int) -> float:
+    """``P(T > t)`` for Student's t with ``df`` degrees of freedom (math only, no SciPy).
+
+    Uses ``P(|T| > |t|) = I_x(df/2, 1/2)`` with ``x = df / (df + t²)``, the regularised
+    incomplete beta function, evaluated by its continued fraction (Numerical Recipes §6.4);
+    exact to ~1e-12 for the small ``df`` of a seed study. Closed forms it matches: df = 1,
+    ``1/2 − atan(t)/π``; df = 2, ``(1 − t/√(t² + 2))/2``."""
+    if df < 1:
+        raise ValueError(f"df must be >= 1, got {df}")
+    if math.isnan(t):
+        return math.nan
+    if math.isinf(t):
+        return 0.0 if t > 0 else 1.0
+    x = df / (df + t * t)
+    two_sided = _betainc(df / 2, 0.5, x)
+    return two_sided / 2 if t >= 0 else 1 - two_sided / 2
+
+
+def _betainc(a: float, b: float, x: float) -> float:
+    """Regularised incomplete beta ``I_x(a, b)`` (continued fraction, modified Lentz)."""
+    if x <= 0:
+        return 0.0
+    if x >= 1:
+        return 1.0
+    ln_front = (math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
+                + a * math.log(x) + b * math.log1p(-x))
+    if x > (a + 1) / (a + b + 2):               # the fraction converges fast on this side
+        return 1.0 - _betainc(b, a, 1.0 - x)
+    tiny = 1e-300
+    c, d = 1.0, 1.0 - (a + b) * x / (a + 1)
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 300):
+        for num in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+                    -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):
+            d = 1.0 + num * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + num / c
+            c = c if abs(c) > tiny else tiny
+            h *= d * c
+        if abs(d * c - 1.0) < 1e-15:
+            break
+    return math.exp(ln_front) * h / a
+
+
+def paired_t(diffs: Sequence[float]) -> dict[str, float | int]:
+    """Paired t test of per-seed differences: ``t = mean / (std / √n)``, ``df = n − 1`` and the
+    two-sided ``p`` (NaN for fewer than two differences, or when they are all equal)."""
+    n = len(diffs)
+    m, sd = mean_std(diffs)
+    if n < 2 or not sd > 0:
+        return {"t": math.nan, "df": max(n - 1, 0), "p": math.nan}
+    t = m / (sd / math.sqrt(n))
+    return {"t": t, "df": n - 1, "p": 2 * student_t_sf(abs(t), n - 1)}
+
+
 def paired_diff(runs: Mapping[str, Mapping[Any, Mapping[str, Any]]], a: str, b: str
                 ) -> dict[str, Any] | None:
-    """``a − b`` mIoU on the seeds both arms have (``None`` when they share none)."""
+    """``a − b`` mIoU on the seeds both arms have (``None`` when they share none): mean and
+    sample std of the per-seed differences, how many are positive, and the paired t test."""
     if a not in runs or b not in runs:
         return None
     common = sorted(set(runs[a]) & set(runs[b]), key=int)
@@ -139,7 +201,68 @@ def paired_diff(runs: Mapping[str, Mapping[Any, Mapping[str, Any]]], a: str, b: 
     diffs = [runs[a][s]["miou"] - runs[b][s]["miou"] for s in common]
     m, sd = mean_std(diffs)
     return {"paired_mean": m, "paired_std": sd, "paired_seeds": [int(s) for s in common],
-            "paired_wins": sum(d > 0 for d in diffs)}
+            "paired_wins": sum(d > 0 for d in diffs), **paired_t(diffs)}
+
+
+def gap_recovered(runs: Mapping[str, Mapping[Any, Mapping[str, Any]]], arm: str, baseline: str,
+                  teacher_miou: float | None) -> dict[str, Any] | None:
+    """Share of the teacher − baseline gap that ``arm`` closes, per seed:
+    ``(arm_s − baseline_s) / (teacher − baseline_s)``; mean ± std over the shared seeds
+    (``None`` without a teacher, shared seeds, or with a baseline at or above the teacher)."""
+    if teacher_miou is None or arm not in runs or baseline not in runs:
+        return None
+    common = sorted(set(runs[arm]) & set(runs[baseline]), key=int)
+    shares = []
+    for s in common:
+        gap = teacher_miou - runs[baseline][s]["miou"]
+        if gap <= 0:
+            return None
+        shares.append((runs[arm][s]["miou"] - runs[baseline][s]["miou"]) / gap)
+    if not shares:
+        return None
+    m, sd = mean_std(shares)
+    return {"mean": m, "std": sd, "seeds": [int(s) for s in common], "per_seed": shares}
+
+
+def length_variants(arms: Sequence[str]) -> dict[str, dict[str, str]]:
+    """Arms grouped by training length: ``{suffix: {base arm: arm}}``.
+
+    An arm ``<base>_<word>`` whose ``<base>`` is also an arm is ``base`` at another schedule
+    (``kd_long`` → ``kd`` under suffix ``"_long"``); every other arm is its own base under
+    ``""``. ``tfe_only`` stays a base arm because there is no ``tfe`` arm."""
+    names = list(arms)
+    out: dict[str, dict[str, str]] = {"": {}}
+    for arm in names:
+        base, sep, word = arm.rpartition("_")
+        if sep and base in names and word:
+            out.setdefault(f"_{word}", {})[base] = arm
+        else:
+            out[""][arm] = arm
+    return out
+
+
+def curve_tail(steps: Sequence[int], values: Sequence[float], *, frac: float = 0.2
+               ) -> dict[str, Any] | None:
+    """How flat a validation curve is over its last ``frac`` of training: the points at steps
+    ``≥ (1 − frac) · last step``, their range (max − min) and the change first → last."""
+    if not steps:
+        return None
+    start = (1 - frac) * steps[-1]
+    tail = [(s, v) for s, v in zip(steps, values) if s >= start]
+    if len(tail) < 2:
+        return None
+    vs = [v for _, v in tail]
+    return {"from_step": tail[0][0], "to_step": tail[-1][0], "points": len(tail),
+            "range": max(vs) - min(vs), "change": vs[-1] - vs[0], "last": vs[-1]}
+
+
+def _mean_curve(curves: Mapping[str, Mapping[str, list]]) -> tuple[list[int], list[float]]:
+    """Mean over seeds of validation curves, on the steps every seed has."""
+    per = [dict(zip(c["step"], c["miou"])) for c in curves.values() if c["step"]]
+    if not per:
+        return [], []
+    steps = sorted(set.intersection(*(set(p) for p in per)))
+    return steps, [statistics.fmean(p[s] for p in per) for s in steps]
 
 
 def _found_seeds(out_root: Path, arm: str) -> set[int]:
@@ -204,14 +327,34 @@ def summarize_study(study: Mapping[str, Any], out_root: str | Path) -> dict[str,
 
     teacher = read_json(out_root / "teacher" / "metrics.json")
     tjson = read_json(out_root / "teacher" / "model.json") or {}
+    t_curve = read_tsv(out_root / "teacher" / "dvclive" / "plots" / "metrics" / "val" / "miou.tsv")
+    t_miou = None if teacher is None else teacher.get("miou")
+    gains: dict[str, Any] = {}
+    recovered: dict[str, Any] = {}
+    lengths: dict[str, Any] = {}
+    for suffix, members in length_variants(list(study["arms"])).items():
+        for a, b in GAIN_PAIRS:
+            if a in members and b in members:
+                gains[f"{a}{suffix}_vs_{b}{suffix}"] = gain(members[a], members[b])
+        for a in ("kd", "rdd", "or"):
+            if a in members and "baseline" in members:
+                recovered[members[a]] = gap_recovered(runs, members[a], members["baseline"], t_miou)
+        iters = sorted({r["iters"] for x in members.values() for r in runs.get(x, {}).values()
+                        if r.get("iters")})
+        tails = {x: curve_tail(*_mean_curve({str(s): r["curve"] for s, r in runs[x].items()}))
+                 for x in members.values() if x in runs}
+        lengths[suffix] = {"arms": members, "iters": iters, "curve_tail": tails}
     return {
         "class_names": (tjson.get("classes") or {}).get("names"),
         "teacher": None if teacher is None else {
-            k: teacher.get(k) for k in ("miou", "iou", "pixel_acc", "params", "iters",
-                                        "time_per_iter_s", "train_time_s", "model")},
+            **{k: teacher.get(k) for k in ("miou", "iou", "pixel_acc", "params", "iters",
+                                           "time_per_iter_s", "train_time_s", "model")},
+            "curve": {"step": t_curve[0], "miou": t_curve[1]},
+            "curve_tail": curve_tail(*t_curve)},
         "arms": arms,
-        "gains": {"rdd_vs_baseline": gain("rdd", "baseline"), "rdd_vs_kd": gain("rdd", "kd"),
-                  "kd_vs_baseline": gain("kd", "baseline")},
+        "gains": gains,
+        "gap_recovered": recovered,
+        "lengths": lengths,
         "runs": {arm: {str(s): {k: v for k, v in r.items() if k not in ("curve",)}
                        for s, r in by_seed.items()} for arm, by_seed in runs.items()},
         "curves": {arm: {str(s): r["curve"] for s, r in by_seed.items()}

@@ -8,7 +8,7 @@ import numpy as np
 
 from rdd.spec import atomic_path
 
-__all__ = ["plot_curves", "plot_bars", "plot_mask_fractions", "plot_miou_vs_noise"]
+__all__ = ["plot_curves", "plot_curve_panels", "plot_bars", "plot_mask_fractions", "plot_miou_vs_noise"]
 
 
 def _plt():
@@ -54,6 +54,38 @@ def plot_curves(summary: Mapping[str, Any], arms: Sequence[str], path: Path, tit
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
+    _save(fig, path)
+
+
+def plot_curve_panels(summary: Mapping[str, Any], panels: Sequence[tuple[str, Sequence[str]]],
+                      path: Path, title: str) -> None:
+    """One panel per training length (``(label, arms)``), mean ± std over seeds per arm, and
+    the teacher's curve in a last panel when the summary has it."""
+    plt = _plt()
+    teacher = (summary.get("teacher") or {}).get("curve") or {}
+    n = len(panels) + bool(teacher.get("step"))
+    fig, axes = plt.subplots(1, n, figsize=(4.6 * n, 4.0), squeeze=False)
+    for ax, (label, arms) in zip(axes[0], panels):
+        for arm in arms:
+            steps, m, sd = _mean_curve(summary["curves"].get(arm) or {})
+            if not steps:
+                continue
+            k = sum(1 for c in summary["curves"][arm].values() if c["step"])
+            ax.plot(steps, m, label=f"{arm} (n={k})")
+            if k > 1:
+                ax.fill_between(steps, m - sd, m + sd, alpha=0.2)
+        ax.set_title(label)
+        ax.set_xlabel("iteration")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    if teacher.get("step"):
+        ax = axes[0][-1]
+        ax.plot(teacher["step"], np.array(teacher["miou"]) * 100, color="k")
+        ax.set_title("teacher")
+        ax.set_xlabel("iteration")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("val mIoU (%)")
+    fig.suptitle(title)
     _save(fig, path)
 
 

@@ -21,7 +21,8 @@ from typing import Any, Mapping, Sequence
 from rdd.spec import write_json_atomic, write_text_atomic
 from rdd.study.aggregate import paired_diff, read_json, summarize_study
 from rdd.study.diagnostics import diagnose_noise, diagnose_study
-from rdd.study.figures import plot_bars, plot_curves, plot_mask_fractions, plot_miou_vs_noise
+from rdd.study.figures import (plot_bars, plot_curve_panels, plot_curves, plot_mask_fractions,
+                               plot_miou_vs_noise)
 
 __all__ = ["markdown_report", "write_study_report", "sweep_markdown", "write_sweep_report"]
 
@@ -87,8 +88,9 @@ def _main_section(summary: Mapping[str, Any], study: Mapping[str, Any], rows: Se
         if x not in a:
             continue
         r = a[x]
-        dv_b = paired_diff(summary["runs"], x, "baseline") if x != "baseline" else None
-        dv_k = paired_diff(summary["runs"], x, "kd") if x not in ("kd", "baseline") else None
+        base_b, base_k = _reference(summary, x, "baseline"), _reference(summary, x, "kd")
+        dv_b = paired_diff(summary["runs"], x, base_b) if x != base_b else None
+        dv_k = paired_diff(summary["runs"], x, base_k) if x not in (base_k, base_b) else None
         runs = ", ".join(f"{100 * v:.2f}" for v in r["miou_runs"].values())
 
         def delta(g: Mapping[str, Any] | None) -> str:
@@ -107,7 +109,8 @@ def _main_section(summary: Mapping[str, Any], study: Mapping[str, Any], rows: Se
                  + (f"{pcv['rdd'] - pcv['baseline']:+.2f} (RDD)" if {"rdd", "baseline"} <= set(pcv)
                     else "–") + " | – | – |")
     L += ["", "Δ columns are paired by seed (mean of per-seed differences over the seeds both "
-          "arms have; n is shown where that is not every run of the row). s / iter is measured "
+          "arms have; n is shown where that is not every run of the row) against the baseline "
+          "and KD arm of the row's own training length. s / iter is measured "
           "inside each run; see *Cost* for why it is only indicative.", ""]
     g = summary["gains"]
     for key, label in (("rdd_vs_kd", "RDD − KD"), ("rdd_vs_baseline", "RDD − baseline"),
@@ -120,6 +123,98 @@ def _main_section(summary: Mapping[str, Any], study: Mapping[str, Any], rows: Se
     L.append("")
     L += [f"![validation mIoU per arm]({fig_dir}/miou_curves.png)", "",
           f"![mean ± std per arm]({fig_dir}/miou_bars.png)", ""]
+    return L
+
+
+def _reference(summary: Mapping[str, Any], arm: str, base: str) -> str:
+    """The arm ``base`` at ``arm``'s training length (``kd_long`` → ``baseline_long``)."""
+    for group in (summary.get("lengths") or {}).values():
+        if arm in group["arms"].values():
+            return group["arms"].get(base, base)
+    return base
+
+
+_GAP_LABELS = {("rdd", "kd"): "RDD − KD", ("rdd", "baseline"): "RDD − baseline",
+               ("kd", "baseline"): "KD − baseline", ("rdd", "or"): "RDD (XOR) − RDD-OR"}
+
+
+def _gap_cell(g: Mapping[str, Any] | None) -> str:
+    """A paired gain with its spread, t test and sign count: ``+1.26 ± 0.79 (t = 2.77, df 2,
+    p = 0.11; 3/3 > 0)``."""
+    if not g or not g["paired_seeds"]:
+        return "–"
+    n = len(g["paired_seeds"])
+    t = g.get("t")
+    test = ("" if t is None or math.isnan(t)
+            else f"t = {t:.2f}, df {g['df']}, p = {g['p']:.3f}; ")
+    return f"{_paired(g)} ({test}{g['paired_wins']}/{n} > 0)"
+
+
+def _length_label(group: Mapping[str, Any]) -> str:
+    it = group.get("iters") or []
+    return (" / ".join(str(i) for i in it) + " it") if it else "–"
+
+
+def _lengths_section(summary: Mapping[str, Any], fig_dir: str) -> list[str]:
+    """Each method at every training length: mIoU, the paired gaps with their t tests, the share
+    of the teacher − baseline gap recovered and how flat the curves are at the end."""
+    lengths = {k: v for k, v in (summary.get("lengths") or {}).items()
+               if any(a in summary["arms"] for a in v["arms"].values())}
+    if len(lengths) < 2:
+        return []
+    a = summary["arms"]
+    order = sorted(lengths, key=lambda k: (max(lengths[k]["iters"] or [0]), k))
+    heads = [_length_label(lengths[k]) for k in order]
+    methods = [m for m in ("baseline", "kd", "rdd", "or")
+               if any(m in lengths[k]["arms"] for k in order)]
+    L = ["## Two training lengths", "",
+         "The same arms on the same recipe, seeds and initial weights, trained for "
+         + " and ".join(heads) + " (poly LR over each length, warm-up scaled with it). "
+         "val mIoU (%), mean ± std over seeds (n):", "",
+         "| arm | " + " | ".join(heads) + " |", "|---|" + "---:|" * len(order)]
+    for m in methods:
+        cells = []
+        for k in order:
+            x = lengths[k]["arms"].get(m)
+            r = a.get(x) if x else None
+            cells.append("–" if r is None else f"{_pm(r['miou_mean'], r['miou_std'])} (n={r['n']})")
+        L.append(f"| {m} | " + " | ".join(cells) + " |")
+    t = summary.get("teacher") or {}
+    if t.get("miou") is not None:
+        L.append(f"| teacher | {_pct(t['miou'])} (one model, {t.get('iters')} it) |"
+                 + " |" * (len(order) - 1))
+    L += ["", "Paired gaps in points: mean ± std of the per-seed differences, the paired t "
+          "statistic (df = seeds − 1) with its two-sided p, and how many seeds are positive:", "",
+          "| gap | " + " | ".join(heads) + " |", "|---|" + "---|" * len(order)]
+    for (x, y), label in _GAP_LABELS.items():
+        cells = [_gap_cell(summary["gains"].get(f"{x}{k}_vs_{y}{k}")) for k in order]
+        if any(c != "–" for c in cells):
+            L.append(f"| {label} | " + " | ".join(cells) + " |")
+    rec = summary.get("gap_recovered") or {}
+    rows = []
+    for m in ("kd", "rdd", "or"):
+        cells = []
+        for k in order:
+            v = rec.get(lengths[k]["arms"].get(m, ""))
+            cells.append("–" if not v else _pm(v["mean"], v["std"]) + "%")
+        if any(c != "–" for c in cells):
+            rows.append(f"| {m} | " + " | ".join(cells) + " |")
+    if rows:
+        L += ["", "Share of the teacher − baseline gap recovered, per seed "
+              "`(arm − baseline) / (teacher − baseline)`, mean ± std (%):", "",
+              "| arm | " + " | ".join(heads) + " |", "|---|" + "---:|" * len(order), *rows]
+    L += ["", "How flat each mean validation curve is over the last fifth of its training "
+          "(range = max − min of the evaluated points there; change = last − first), points:", "",
+          "| curve | steps | range | change | last |", "|---|---|---:|---:|---:|"]
+    tails = [("teacher", t.get("curve_tail"))]
+    for k in order:
+        tails += [(x, lengths[k]["curve_tail"].get(x)) for x in lengths[k]["arms"].values()]
+    for nm, c in tails:
+        if c:
+            L.append(f"| {nm} | {c['from_step']}–{c['to_step']} ({c['points']} evals) | "
+                     f"{_pct(c['range'])} | {_signed(c['change'])} | {_pct(c['last'])} |")
+    L += ["", f"![validation curves at each training length]({fig_dir}/miou_curves_lengths.png)",
+          ""]
     return L
 
 
@@ -236,6 +331,7 @@ def markdown_report(summary: Mapping[str, Any], params: Mapping[str, Any], study
         L += [notes.strip(), ""]
     L += _setup_section(summary, params, study)
     L += _main_section(summary, study, main + ablations, fig_dir)
+    L += _lengths_section(summary, fig_dir)
     L += _per_class_section(summary, main)
     L += _ablation_section(summary, params, study, ablations)
     L += _cost_section(summary, arms)
@@ -253,6 +349,12 @@ def _plot_study(summary: Mapping[str, Any], study: Mapping[str, Any], fig_dir: P
     plot_curves(summary, list(study["main_arms"]), fig_dir / "miou_curves.png",
                 f"{title}: validation mIoU")
     plot_bars(summary, list(study["arms"]), fig_dir / "miou_bars.png", "final val mIoU, mean ± std")
+    lengths = summary.get("lengths") or {}
+    if sum(any(x in summary["arms"] for x in g["arms"].values()) for g in lengths.values()) > 1:
+        panels = [(_length_label(g), [x for x in g["arms"].values() if x in study["main_arms"]])
+                  for _, g in sorted(lengths.items(), key=lambda kv: max(kv[1]["iters"] or [0]))]
+        plot_curve_panels(summary, panels, fig_dir / "miou_curves_lengths.png",
+                          f"{title}: validation mIoU, mean ± std over seeds")
     modes = {x: r["tse_mode"] for x, r in summary["arms"].items() if r.get("tse_mode")}
     pick: dict[str, str] = {}
     for x in sorted(modes, key=lambda k: k != "rdd"):
