@@ -36,19 +36,22 @@ def _mean_curve(curves: Mapping[str, Mapping[str, list]]) -> tuple[list[int], np
     return steps, a.mean(0), a.std(0, ddof=1) if len(per) > 1 else np.zeros(len(steps))
 
 
-def plot_curves(summary: Mapping[str, Any], arms: Sequence[str], path: Path, title: str) -> None:
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+def _arm_curves(ax: Any, summary: Mapping[str, Any], arms: Sequence[str]) -> None:
+    """Each arm's mean validation curve over seeds on ``ax``, with a ± std band."""
     for arm in arms:
-        if arm not in summary["curves"]:
-            continue
-        steps, m, sd = _mean_curve(summary["curves"][arm])
+        steps, m, sd = _mean_curve(summary["curves"].get(arm) or {})
         if not steps:
             continue
         n = sum(1 for c in summary["curves"][arm].values() if c["step"])
         ax.plot(steps, m, label=f"{arm} (n={n})")
         if n > 1:
             ax.fill_between(steps, m - sd, m + sd, alpha=0.2)
+
+
+def plot_curves(summary: Mapping[str, Any], arms: Sequence[str], path: Path, title: str) -> None:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    _arm_curves(ax, summary, arms)
     ax.set_xlabel("iteration")
     ax.set_ylabel("val mIoU (%)")
     ax.set_title(title)
@@ -66,14 +69,7 @@ def plot_curve_panels(summary: Mapping[str, Any], panels: Sequence[tuple[str, Se
     n = len(panels) + bool(teacher.get("step"))
     fig, axes = plt.subplots(1, n, figsize=(4.6 * n, 4.0), squeeze=False)
     for ax, (label, arms) in zip(axes[0], panels):
-        for arm in arms:
-            steps, m, sd = _mean_curve(summary["curves"].get(arm) or {})
-            if not steps:
-                continue
-            k = sum(1 for c in summary["curves"][arm].values() if c["step"])
-            ax.plot(steps, m, label=f"{arm} (n={k})")
-            if k > 1:
-                ax.fill_between(steps, m - sd, m + sd, alpha=0.2)
+        _arm_curves(ax, summary, arms)
         ax.set_title(label)
         ax.set_xlabel("iteration")
         ax.grid(alpha=0.3)
