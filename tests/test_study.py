@@ -513,6 +513,22 @@ def test_study_end_to_end(tmp_path):
     m = json.loads((out / "report" / "metrics.json").read_text())
     assert m["rdd_miou_mean"] == summary["arms"]["rdd"]["miou_mean"] and "or_miou_std" not in m
 
+    # the models stage: the teacher's ONNX export and every finished run's, with an index
+    from pipeline.study_models import main as models_main
+
+    dest = tmp_path / "models"
+    r = CliRunner().invoke(models_main, ["--params", str(params_path), "--out-root", str(out),
+                                         "--dest", str(dest)])
+    assert r.exit_code == 0, r.output
+    idx = json.loads((dest / "index.json").read_text())
+    assert [x["name"] for x in idx["models"]] == ["teacher", "baseline-s0", "baseline-s1",
+                                                  "kd-s0", "kd-s1", "rdd-s0", "rdd-s1", "or-s0"]
+    from rdd.contract import read_onnx_meta
+
+    assert read_onnx_meta(dest / "teacher.onnx").model == "deeplabv3_resnet18"
+    assert (dest / "kd-s1.onnx").read_bytes() == (run_dir(out, "kd", 1) / "export" /
+                                                  "model.onnx").read_bytes()
+
     # the sweep report over this single rate (its rate folder is out)
     sweep = tmp_path / "reports" / "noise.md"
     r = CliRunner().invoke(noise_report_main, [
