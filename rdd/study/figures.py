@@ -73,7 +73,8 @@ def plot_curve_panels(summary: Mapping[str, Any], panels: Sequence[tuple[str, Se
         ax.set_title(label)
         ax.set_xlabel("iteration")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
     if teacher.get("step"):
         ax = axes[0][-1]
         ax.plot(teacher["step"], np.array(teacher["miou"]) * 100, color="k")
