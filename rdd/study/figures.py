@@ -67,7 +67,7 @@ def plot_curve_panels(summary: Mapping[str, Any], panels: Sequence[tuple[str, Se
     plt = _plt()
     teacher = (summary.get("teacher") or {}).get("curve") or {}
     n = len(panels) + bool(teacher.get("step"))
-    fig, axes = plt.subplots(1, n, figsize=(4.6 * n, 4.0), squeeze=False)
+    fig, axes = plt.subplots(1, n, figsize=(4.6 * n, 4.0), squeeze=False, sharey=True)
     for ax, (label, arms) in zip(axes[0], panels):
         _arm_curves(ax, summary, arms)
         ax.set_title(label)

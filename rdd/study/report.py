@@ -351,8 +351,9 @@ def _plot_study(summary: Mapping[str, Any], study: Mapping[str, Any], fig_dir: P
     plot_bars(summary, list(study["arms"]), fig_dir / "miou_bars.png", "final val mIoU, mean ± std")
     lengths = summary.get("lengths") or {}
     if sum(any(x in summary["arms"] for x in g["arms"].values()) for g in lengths.values()) > 1:
-        panels = [(_length_label(g), [x for x in g["arms"].values() if x in study["main_arms"]])
-                  for _, g in sorted(lengths.items(), key=lambda kv: max(kv[1]["iters"] or [0]))]
+        panels = [(_length_label(g), [x for x in g["arms"].values() if x in summary["curves"]])
+                  for _, g in sorted(lengths.items(), key=lambda kv: max(kv[1]["iters"] or [0]))
+                  if g["iters"]]
         plot_curve_panels(summary, panels, fig_dir / "miou_curves_lengths.png",
                           f"{title}: validation mIoU, mean ± std over seeds")
     modes = {x: r["tse_mode"] for x, r in summary["arms"].items() if r.get("tse_mode")}
