@@ -134,6 +134,7 @@ def _reference(summary: Mapping[str, Any], arm: str, base: str) -> str:
     return base
 
 
+_LENGTH_METHODS = ("baseline", "kd", "rdd", "or")    # compared at every training length
 _GAP_LABELS = {("rdd", "kd"): "RDD − KD", ("rdd", "baseline"): "RDD − baseline",
                ("kd", "baseline"): "KD − baseline", ("rdd", "or"): "RDD (XOR) − RDD-OR"}
 
@@ -165,8 +166,7 @@ def _lengths_section(summary: Mapping[str, Any], fig_dir: str) -> list[str]:
     a = summary["arms"]
     order = sorted(lengths, key=lambda k: (max(lengths[k]["iters"] or [0]), k))
     heads = [_length_label(lengths[k]) for k in order]
-    methods = [m for m in ("baseline", "kd", "rdd", "or")
-               if any(m in lengths[k]["arms"] for k in order)]
+    methods = [m for m in _LENGTH_METHODS if any(m in lengths[k]["arms"] for k in order)]
     L = ["## Two training lengths", "",
          "The same arms on the same recipe, seeds and initial weights, trained for "
          + " and ".join(heads) + " (poly LR over each length, warm-up scaled with it). "
@@ -351,7 +351,8 @@ def _plot_study(summary: Mapping[str, Any], study: Mapping[str, Any], fig_dir: P
     plot_bars(summary, list(study["arms"]), fig_dir / "miou_bars.png", "final val mIoU, mean ± std")
     lengths = summary.get("lengths") or {}
     if sum(any(x in summary["arms"] for x in g["arms"].values()) for g in lengths.values()) > 1:
-        panels = [(_length_label(g), [x for x in g["arms"].values() if x in summary["curves"]])
+        panels = [(_length_label(g), [x for base, x in g["arms"].items()
+                                      if base in _LENGTH_METHODS and x in summary["curves"]])
                   for _, g in sorted(lengths.items(), key=lambda kv: max(kv[1]["iters"] or [0]))
                   if g["iters"]]
         plot_curve_panels(summary, panels, fig_dir / "miou_curves_lengths.png",
