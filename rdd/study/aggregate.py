@@ -20,7 +20,7 @@ import yaml
 
 __all__ = ["run_dir", "read_tsv", "read_json", "read_run_config", "load_run", "mean_std",
            "student_t_sf", "paired_t", "paired_diff", "gap_recovered", "length_variants",
-           "curve_tail", "summarize_study", "GAIN_PAIRS"]
+           "curve_tail", "mean_curve", "summarize_study", "GAIN_PAIRS"]
 
 #: ``(a, b)`` → the gain ``a − b`` the study summarises at every training length (the arms that
 #: exist); ``or`` is RDD's TSE with the OR mask, so ``rdd − or`` is XOR − OR.
@@ -256,13 +256,16 @@ def curve_tail(steps: Sequence[int], values: Sequence[float], *, frac: float = 0
             "range": max(vs) - min(vs), "change": vs[-1] - vs[0], "last": vs[-1]}
 
 
-def _mean_curve(curves: Mapping[str, Mapping[str, list]]) -> tuple[list[int], list[float]]:
-    """Mean over seeds of validation curves, on the steps every seed has."""
+def mean_curve(curves: Mapping[str, Mapping[str, list]]
+               ) -> tuple[list[int], np.ndarray, np.ndarray]:
+    """Mean and sample std over seeds of validation curves (``seed → {"step", "miou"}``), on the
+    steps every seed has (std 0 for a single seed)."""
     per = [dict(zip(c["step"], c["miou"])) for c in curves.values() if c["step"]]
     if not per:
-        return [], []
+        return [], np.zeros(0), np.zeros(0)
     steps = sorted(set.intersection(*(set(p) for p in per)))
-    return steps, [statistics.fmean(p[s] for p in per) for s in steps]
+    a = np.array([[p[x] for x in steps] for p in per], dtype=float)
+    return steps, a.mean(0), a.std(0, ddof=1) if len(per) > 1 else np.zeros(len(steps))
 
 
 def _found_seeds(out_root: Path, arm: str) -> set[int]:
@@ -341,7 +344,7 @@ def summarize_study(study: Mapping[str, Any], out_root: str | Path) -> dict[str,
                 recovered[members[a]] = gap_recovered(runs, members[a], members["baseline"], t_miou)
         iters = sorted({r["iters"] for x in members.values() for r in runs.get(x, {}).values()
                         if r.get("iters")})
-        tails = {x: curve_tail(*_mean_curve({str(s): r["curve"] for s, r in runs[x].items()}))
+        tails = {x: curve_tail(*mean_curve({str(s): r["curve"] for s, r in runs[x].items()})[:2])
                  for x in members.values() if x in runs}
         lengths[suffix] = {"arms": members, "iters": iters, "curve_tail": tails}
     return {

@@ -7,6 +7,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from rdd.spec import atomic_path
+from rdd.study.aggregate import mean_curve
 
 __all__ = ["plot_curves", "plot_curve_panels", "plot_bars", "plot_mask_fractions", "plot_miou_vs_noise"]
 
@@ -26,22 +27,13 @@ def _save(fig: Any, path: Path) -> None:
     _plt().close(fig)
 
 
-def _mean_curve(curves: Mapping[str, Mapping[str, list]]) -> tuple[list[int], np.ndarray, np.ndarray]:
-    """Mean and std over seeds of validation curves (on the steps every seed has)."""
-    per = [dict(zip(c["step"], c["miou"])) for c in curves.values() if c["step"]]
-    if not per:
-        return [], np.zeros(0), np.zeros(0)
-    steps = sorted(set.intersection(*(set(p) for p in per)))
-    a = np.array([[p[s] for s in steps] for p in per]) * 100
-    return steps, a.mean(0), a.std(0, ddof=1) if len(per) > 1 else np.zeros(len(steps))
-
-
 def _arm_curves(ax: Any, summary: Mapping[str, Any], arms: Sequence[str]) -> None:
     """Each arm's mean validation curve over seeds on ``ax``, with a ± std band."""
     for arm in arms:
-        steps, m, sd = _mean_curve(summary["curves"].get(arm) or {})
+        steps, m, sd = mean_curve(summary["curves"].get(arm) or {})
         if not steps:
             continue
+        m, sd = 100 * m, 100 * sd
         n = sum(1 for c in summary["curves"][arm].values() if c["step"])
         ax.plot(steps, m, label=f"{arm} (n={n})")
         if n > 1:
