@@ -323,6 +323,18 @@ def test_two_training_lengths_summary_and_report(tmp_path):
     assert "| +3.67 | +2.00 |" in row
     _plot_study(s, st, tmp_path / "fig")
     assert (tmp_path / "fig" / "miou_curves_lengths.png").stat().st_size > 1000
+    # a main arm at a third schedule (seed 0 only, outside main_arms) is a length point, not an
+    # ablation; a real ablation still is one
+    st["arms"].update(baseline_xlong={}, tse_only={})
+    st["ablation_seeds"] = [0]
+    _fake_run(tmp_path, "baseline_xlong", 0, 0.45)
+    _fake_run(tmp_path, "tse_only", 0, 0.35)
+    md = markdown_report(summarize_study(st, tmp_path), {}, st, fig_dir="fig")
+    assert "## Three training lengths" in md and "## Two training lengths" not in md
+    ablation = md.split("## Ablations")[1].split("\n## ")[0]
+    assert "| tse_only |" in ablation and "baseline_xlong" not in ablation
+    assert next(ln for ln in md.splitlines() if ln.startswith("| baseline | "))
+    assert any(ln.startswith("| baseline_xlong | 1 | 45.00") for ln in md.splitlines())
 
 
 def test_collect_onnx_copies_finished_runs_and_indexes_them(tmp_path):

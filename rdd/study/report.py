@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from rdd.spec import write_json_atomic, write_text_atomic
-from rdd.study.aggregate import paired_diff, read_json, summarize_study
+from rdd.study.aggregate import length_variants, paired_diff, read_json, summarize_study
 from rdd.study.diagnostics import diagnose_noise, diagnose_study
 from rdd.study.figures import (plot_bars, plot_curve_panels, plot_curves, plot_mask_fractions,
                                plot_miou_vs_noise)
@@ -167,9 +167,10 @@ def _lengths_section(summary: Mapping[str, Any], fig_dir: str) -> list[str]:
     order = sorted(lengths, key=lambda k: (max(lengths[k]["iters"] or [0]), k))
     heads = [_length_label(lengths[k]) for k in order]
     methods = [m for m in _LENGTH_METHODS if any(m in lengths[k]["arms"] for k in order)]
-    L = ["## Two training lengths", "",
+    count = {2: "Two", 3: "Three", 4: "Four"}.get(len(order), str(len(order)))
+    L = [f"## {count} training lengths", "",
          "The same arms on the same recipe, seeds and initial weights, trained for "
-         + " and ".join(heads) + " (poly LR over each length, warm-up scaled with it). "
+         + ", ".join(heads[:-1]) + " and " + heads[-1] + " (poly LR over each length, warm-up scaled with it). "
          "val mIoU (%), mean ± std over seeds (n):", "",
          "| arm | " + " | ".join(heads) + " |", "|---|" + "---:|" * len(order)]
     for m in methods:
@@ -325,12 +326,16 @@ def markdown_report(summary: Mapping[str, Any], params: Mapping[str, Any], study
     referenced relative to the report (``fig_dir``)."""
     arms = list(study["arms"])
     main = [x for x in study["main_arms"] if x in summary["arms"]]
-    ablations = [x for x in arms if x not in study["main_arms"]]
+    # an arm that is a main arm at another schedule (``baseline_xlong``) is a length point, not an ablation
+    lengths = {x for v in length_variants(arms).values() for b, x in v.items()
+               if x != b and b in study["main_arms"]}
+    ablations = [x for x in arms if x not in study["main_arms"] and x not in lengths]
     L: list[str] = [f"# {study.get('title', 'Study')}", ""]
     if notes:
         L += [notes.strip(), ""]
     L += _setup_section(summary, params, study)
-    L += _main_section(summary, study, main + ablations, fig_dir)
+    L += _main_section(summary, study, main + sorted(lengths & set(summary["arms"])) + ablations,
+                       fig_dir)
     L += _lengths_section(summary, fig_dir)
     L += _per_class_section(summary, main)
     L += _ablation_section(summary, params, study, ablations)
