@@ -334,6 +334,9 @@ def test_two_training_lengths_summary_and_report(tmp_path):
     ablation = md.split("## Ablations")[1].split("\n## ")[0]
     assert "| tse_only |" in ablation and "baseline_xlong" not in ablation
     assert next(ln for ln in md.splitlines() if ln.startswith("| baseline | "))
+    rows = [ln.split(" | ")[0] for ln in md.split("## Main result")[1].split("\n## ")[0]
+            .splitlines() if ln.startswith("| ") and not ln.startswith("| model |")]
+    assert len(rows) == len(set(rows)) and "| baseline_xlong" in rows     # every arm once
     assert any(ln.startswith("| baseline_xlong | 1 | 45.00") for ln in md.splitlines())
 
 

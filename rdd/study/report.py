@@ -327,15 +327,15 @@ def markdown_report(summary: Mapping[str, Any], params: Mapping[str, Any], study
     arms = list(study["arms"])
     main = [x for x in study["main_arms"] if x in summary["arms"]]
     # an arm that is a main arm at another schedule (``baseline_xlong``) is a length point, not an ablation
-    lengths = {x for v in length_variants(arms).values() for b, x in v.items()
-               if x != b and b in study["main_arms"]}
+    lengths = [x for v in length_variants(arms).values() for b, x in v.items()
+               if x != b and b in study["main_arms"] and x not in study["main_arms"]]
     ablations = [x for x in arms if x not in study["main_arms"] and x not in lengths]
     L: list[str] = [f"# {study.get('title', 'Study')}", ""]
     if notes:
         L += [notes.strip(), ""]
     L += _setup_section(summary, params, study)
-    L += _main_section(summary, study, main + sorted(lengths & set(summary["arms"])) + ablations,
-                       fig_dir)
+    L += _main_section(summary, study, main + [x for x in lengths if x in summary["arms"]]
+                       + ablations, fig_dir)
     L += _lengths_section(summary, fig_dir)
     L += _per_class_section(summary, main)
     L += _ablation_section(summary, params, study, ablations)
