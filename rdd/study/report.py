@@ -170,7 +170,8 @@ def _lengths_section(summary: Mapping[str, Any], fig_dir: str) -> list[str]:
     count = {2: "Two", 3: "Three", 4: "Four"}.get(len(order), str(len(order)))
     L = [f"## {count} training lengths", "",
          "The same arms on the same recipe, seeds and initial weights, trained for "
-         + ", ".join(heads[:-1]) + " and " + heads[-1] + " (poly LR over each length, warm-up scaled with it). "
+         + ", ".join(heads[:-1]) + " and " + heads[-1]
+         + " (poly LR over each length, warm-up scaled with it). "
          "val mIoU (%), mean ± std over seeds (n):", "",
          "| arm | " + " | ".join(heads) + " |", "|---|" + "---:|" * len(order)]
     for m in methods:
@@ -326,7 +327,7 @@ def markdown_report(summary: Mapping[str, Any], params: Mapping[str, Any], study
     referenced relative to the report (``fig_dir``)."""
     arms = list(study["arms"])
     main = [x for x in study["main_arms"] if x in summary["arms"]]
-    # an arm that is a main arm at another schedule (``baseline_xlong``) is a length point, not an ablation
+    # a main arm at another schedule (``baseline_xlong``) is a length point, not an ablation
     lengths = [x for v in length_variants(arms).values() for b, x in v.items()
                if x != b and b in study["main_arms"] and x not in study["main_arms"]]
     ablations = [x for x in arms if x not in study["main_arms"] and x not in lengths]
