@@ -338,6 +338,28 @@ def test_two_training_lengths_summary_and_report(tmp_path):
             .splitlines() if ln.startswith("| ") and not ln.startswith("| model |")]
     assert len(rows) == len(set(rows)) and "| baseline_xlong" in rows     # every arm once
     assert any(ln.startswith("| baseline_xlong | 1 | 45.00") for ln in md.splitlines())
+    # distilled arms at the third length on fewer seeds than its baseline: every gap is paired on
+    # the seeds both arms have (df = 1 here), and the 3rd column fills in
+    st["arms"].update(kd_xlong={}, rdd_xlong={})
+    for seed, (b, kd, rdd) in enumerate([(0.45, 0.46, 0.48), (0.46, 0.48, 0.49), (0.47, None, None)]):
+        if seed:                                     # seed 0 (0.45) is above
+            _fake_run(tmp_path, "baseline_xlong", seed, b)
+        if kd is not None:
+            _fake_run(tmp_path, "kd_xlong", seed, kd)
+            _fake_run(tmp_path, "rdd_xlong", seed, rdd)
+    s = summarize_study(st, tmp_path)
+    gx = s["gains"]["kd_xlong_vs_baseline_xlong"]
+    assert gx["paired_seeds"] == [0, 1] and gx["df"] == 1
+    assert gx["paired_mean"] == pytest.approx(0.015)
+    assert s["gains"]["rdd_xlong_vs_kd_xlong"]["paired_mean"] == pytest.approx(0.015)
+    assert s["gap_recovered"]["kd_xlong"]["per_seed"] == pytest.approx([0.01 / 0.05, 0.02 / 0.04])
+    md = markdown_report(s, {}, st, fig_dir="fig")
+    row = next(ln for ln in md.splitlines() if ln.startswith("| RDD − KD |"))
+    assert row.count("df 2") == 2
+    assert "+1.50 ± 0.71 (t = 3.00, df 1, p = 0.205; 2/2 > 0) |" in row
+    lengths = md.split("## Three training lengths")[1].split("\n## ")[0]
+    assert next(ln for ln in lengths.splitlines() if ln.startswith("| baseline | ")).endswith(
+        "| 46.00 ± 1.00 (n=3) |")
 
 
 def test_collect_onnx_copies_finished_runs_and_indexes_them(tmp_path):
