@@ -153,13 +153,13 @@ def test_every_camvid_arm_is_a_valid_config(tmp_path):
     assert {cfgs[a].loss.rdd.mode for a in ("or", "and")} == {"or", "and"}
     assert cfgs["p20"].loss.rdd.tfe_iters == round(0.2 * iters)
     assert cfgs["p30"].loss.rdd.tfe_iters == round(0.3 * iters)
-    base, long = cfgs["baseline"], cfgs["baseline_long"]
+    base, long, xlong = cfgs["baseline"], cfgs["baseline_long"], cfgs["baseline_xlong"]
     for arm, c in cfgs.items():   # one schedule per training length
-        if arm == "baseline_xlong":
-            continue
-        ref = long if arm.endswith("_long") else base
+        ref = xlong if arm.endswith("_xlong") else long if arm.endswith("_long") else base
         assert (c.model, c.optim, c.data) == (ref.model, ref.optim, ref.data), arm
-    assert cfgs["baseline_xlong"].optim.iters == 8 * iters
+    assert xlong.optim.iters == 8 * iters
+    assert xlong.optim.warmup_iters == 8 * base.optim.warmup_iters
+    assert (xlong.optim.lr, xlong.optim.power) == (base.optim.lr, base.optim.power)
     # the long schedule is 4x the short one and only that (warm-up scaled with it)
     assert long.optim.iters == 4 * iters and long.optim.warmup_iters == 4 * base.optim.warmup_iters
     assert (long.optim.lr, long.optim.power) == (base.optim.lr, base.optim.power)
@@ -168,6 +168,11 @@ def test_every_camvid_arm_is_a_valid_config(tmp_path):
         assert lng.kd == short.kd and lng.rdd.mode == short.rdd.mode
         assert lng.rdd.tfe_iters == (None if short.rdd.tfe_iters is None
                                      else 4 * short.rdd.tfe_iters)
+    for arm in ("kd", "rdd"):     # the 8x arms: the same losses, TFE over the same 10%
+        short, x = cfgs[arm].loss, cfgs[f"{arm}_xlong"].loss
+        assert x.kd == short.kd and x.rdd.mode == short.rdd.mode
+        assert x.rdd.tfe_iters == (None if short.rdd.tfe_iters is None
+                                   else 8 * short.rdd.tfe_iters)
     assert st.seeds == [0, 1, 2]
     assert st.main == ["baseline", "kd", "rdd", "or", "baseline_long", "kd_long", "rdd_long",
                        "or_long"]
@@ -183,8 +188,11 @@ def test_camvid_dvc_stages_match_the_study():
     supervised = [a for a in st.main if a.startswith("baseline")]
     runs = {f"baseline@{a}-{s}" for a in supervised for s in st.seeds}
     runs |= {f"student@{a}-{s}" for a in st.main if a not in supervised for s in st.seeds}
-    runs |= {f"ablation@{a}-0" for a in st.arms if a not in st.main and a != "baseline_xlong"}
-    runs |= {"convergence@baseline_xlong-0"}
+    xlong = [a for a in st.arms if a.endswith("_xlong")]
+    runs |= {f"ablation@{a}-0" for a in st.arms if a not in st.main and a not in xlong}
+    runs |= {f"convergence@baseline_xlong-{s}" for s in st.seeds}
+    runs |= {f"convergence_kd@{a}-{s}" for a in ("kd_xlong", "rdd_xlong") for s in (0, 1)}
+    assert sorted(xlong) == ["baseline_xlong", "kd_xlong", "rdd_xlong"]
     assert names == runs | {"teacher", "models", "report"}
 
 
@@ -341,7 +349,8 @@ def test_two_training_lengths_summary_and_report(tmp_path):
     # distilled arms at the third length on fewer seeds than its baseline: every gap is paired on
     # the seeds both arms have (df = 1 here), and the 3rd column fills in
     st["arms"].update(kd_xlong={}, rdd_xlong={})
-    for seed, (b, kd, rdd) in enumerate([(0.45, 0.46, 0.48), (0.46, 0.48, 0.49), (0.47, None, None)]):
+    xruns = [(0.45, 0.46, 0.48), (0.46, 0.48, 0.49), (0.47, None, None)]
+    for seed, (b, kd, rdd) in enumerate(xruns):
         if seed:                                     # seed 0 (0.45) is above
             _fake_run(tmp_path, "baseline_xlong", seed, b)
         if kd is not None:
