@@ -246,7 +246,8 @@ def test_stage_resume_refuses_crafted_and_truncated_checkpoints(tmp_path, one_th
 def test_kill_9_then_dvc_repro_continues_the_stage(tmp_path):
     """SIGKILL ``dvc repro baseline`` after its first mid-run checkpoint: the next ``dvc repro``
     keeps the checkpoint (``persist: true``), continues at the saved step and ends with a
-    ``model.pt`` byte-identical to an uninterrupted run's."""
+    ``model.pt`` byte-identical to an uninterrupted run's; the DVCLive curves and ``train.log``
+    (persisted too) carry on from the interrupted process, so the curves equal the reference's."""
     import hashlib
     import signal
     import time
@@ -298,6 +299,15 @@ def test_kill_9_then_dvc_repro_continues_the_stage(tmp_path):
         return hashlib.sha256(path.read_bytes()).hexdigest()
 
     assert digest(out / "model.pt") == digest(tmp_path / "ref" / "baseline" / "model.pt")
+    from rdd.study import read_tsv
+
+    log_text = (out / "train.log").read_text()           # the first process's lines are kept
+    assert "iterations 0→40 of 40" in log_text and log_text.index("iterations 0→40") < \
+        log_text.index(f"resumed outputs/baseline/checkpoint.pt at iteration {saved} ")
+    for metric in ("val/miou.tsv", "train/loss.tsv"):   # whole curves, from step 4, not `saved`
+        got = read_tsv(out / "dvclive" / "plots" / "metrics" / metric)
+        ref = read_tsv(tmp_path / "ref" / "baseline" / "dvclive" / "plots" / "metrics" / metric)
+        assert got == ref and got[0][0] == 4, metric
     assert json.loads(_run(dvc + ["status", "baseline", "--json"], repo, env) or "{}") == {}
 
 
