@@ -244,6 +244,11 @@ def test_summary_means_std_and_paired_gains(tmp_path):
     assert (s["arms"]["rdd"]["tse_mode"], s["arms"]["or"]["tse_mode"]) == ("xor", "or")
     assert s["arms"]["kd"]["tse_mode"] is None and s["runs"]["or"]["0"]["tse_mode"] == "or"
     assert read_tsv(tmp_path / "missing.tsv") == ([], [])
+    # a run resumed from its checkpoint at step 20 logs 40 again after the interrupted process
+    # wrote it: one row per step, the last one, in step order
+    resumed = tmp_path / "resumed.tsv"
+    resumed.write_text("step\tmiou\n20\t0.1\n40\t0.2\n40\t0.25\n60\t0.3\n")
+    assert read_tsv(resumed) == ([20, 40, 60], [0.1, 0.25, 0.3])
     # a main arm without a seed is reported missing
     st["seeds"] = [0, 1, 2]
     assert set(summarize_study(st, tmp_path)["missing"]) == {"baseline-s2", "kd-s2", "rdd-s2",

@@ -33,23 +33,26 @@ def run_dir(out_root: str | Path, arm: str, seed: int) -> Path:
 
 
 def read_tsv(path: str | Path) -> tuple[list[int], list[float]]:
-    """``(steps, values)`` of a DVCLive metric file (``step<TAB>name`` header); empty if absent."""
+    """``(steps, values)`` of a DVCLive metric file (``step<TAB>name`` header), ascending by step;
+    empty if absent. A step logged twice keeps its last row: a run resumed from its checkpoint
+    at step k (DVC keeps ``dvclive/``) logs k + 1 … again, bit-identical, after the rows the
+    interrupted process had already written."""
     path = Path(path)
     if not path.is_file():
         return [], []
-    steps, vals = [], []
     with open(path) as f:
         header = f.readline().rstrip("\n").split("\t")
         if "step" not in header or len(header) < 2:
             raise ValueError(f"{path}: expected a DVCLive TSV with a 'step' column, got {header}")
         si = header.index("step")
         vi = next(i for i in range(len(header)) if i != si and header[i] != "timestamp")
+        rows: dict[int, float] = {}
         for line in f:
             parts = line.rstrip("\n").split("\t")
             if len(parts) == len(header):
-                steps.append(int(float(parts[si])))
-                vals.append(float(parts[vi]))
-    return steps, vals
+                rows[int(float(parts[si]))] = float(parts[vi])
+    steps = sorted(rows)
+    return steps, [rows[s] for s in steps]
 
 
 def read_json(path: str | Path) -> dict[str, Any] | None:
