@@ -28,6 +28,7 @@ from rdd.study import run_dir
 
 REPO = Path(__file__).resolve().parents[1]
 CAMVID_STUDY = REPO / "studies" / "camvid" / "params.yaml"
+CONVERGED_STUDY = REPO / "studies" / "camvid_converged" / "params.yaml"   # issue #16
 
 STUDY = {
     "seeds": [0, 1],
@@ -123,27 +124,35 @@ def test_bad_arm_and_tfe_frac():
         arm_config(p, "rdd", 0)
 
 
-def test_every_camvid_arm_is_a_valid_config(tmp_path):
-    """Each arm of the committed CamVid study validates (a tiny real teacher stands in for the
-    trained one), and the paper's settings are the ones the issue asks for."""
+def _arm_configs(path: Path, tmp_path: Path):
+    """``(params, study, {arm: TrainConfig of seed 0})`` of a committed study; a tiny real teacher
+    stands in for the trained one, and a clone without ../shared gets a temp data root."""
     from rdd.artifacts import save_artifact
     from rdd.engine import TrainConfig
     from rdd.models import create_model
     from rdd.spec import CAMVID_CLASSES, Normalization
 
-    p = C.load_params(CAMVID_STUDY)
+    p = C.load_params(path)
     if not Path(p.data.root).is_dir():          # a clone without ../shared: any folder will do
-        src = p.source
-        p = dataclasses.replace(p, data=dataclasses.replace(p.data, root=str(tmp_path)))
-        object.__setattr__(p, "source", src)
+        p = _with_root(p, tmp_path)
     (tmp_path / "teacher").mkdir()
     save_artifact(tmp_path / "teacher" / "model.pt",
                   create_model("deeplabv3_resnet18", num_classes=11, width_mult=0.125, aux=True),
                   classes=CAMVID_CLASSES, normalization=Normalization(), input_size=(180, 240))
     st = study_section(p)
-    iters = p.student.optim.iters
-    cfgs = {arm: TrainConfig.from_dict(arm_config(p, arm, 0, out_root=tmp_path).to_dict())
-            for arm in st.arms}
+    return p, st, {arm: TrainConfig.from_dict(arm_config(p, arm, 0, out_root=tmp_path).to_dict())
+                   for arm in st.arms}
+
+
+def _with_root(p, root: Path):
+    src = p.source
+    p = dataclasses.replace(p, data=dataclasses.replace(p.data, root=str(root)))
+    object.__setattr__(p, "source", src)
+    return p
+
+
+def _check_paper_settings(cfgs, iters: int) -> None:
+    """RDD's settings are the paper's (issue #8) and each ablation changes only its one switch."""
     assert cfgs["rdd"].loss.rdd.tfe_iters == round(0.1 * iters)
     assert cfgs["rdd"].loss.rdd.mode == "xor" and cfgs["rdd"].loss.rdd.threshold == 0.7
     assert abs(cfgs["rdd"].loss.rdd.min_kept - 100_000 / (4 * 512 * 1024)) < 1e-3
@@ -153,45 +162,104 @@ def test_every_camvid_arm_is_a_valid_config(tmp_path):
     assert {cfgs[a].loss.rdd.mode for a in ("or", "and")} == {"or", "and"}
     assert cfgs["p20"].loss.rdd.tfe_iters == round(0.2 * iters)
     assert cfgs["p30"].loss.rdd.tfe_iters == round(0.3 * iters)
+
+
+def _check_length(cfgs, suffix: str, factor: int) -> None:
+    """The ``*<suffix>`` arms are the 400-iteration recipe at ``factor``× the iterations and
+    warm-up (same LR and poly power) with the same losses, TFE over the same share."""
+    base, long = cfgs["baseline"], cfgs[f"baseline{suffix}"]
+    assert long.optim.iters == factor * base.optim.iters
+    assert long.optim.warmup_iters == factor * base.optim.warmup_iters
+    assert (long.optim.lr, long.optim.power) == (base.optim.lr, base.optim.power)
+    for arm in ("kd", "rdd", "or"):
+        short, lng = cfgs[arm].loss, cfgs[f"{arm}{suffix}"].loss
+        assert lng.kd == short.kd and lng.rdd.mode == short.rdd.mode
+        assert lng.rdd.tfe_iters == (None if short.rdd.tfe_iters is None
+                                     else factor * short.rdd.tfe_iters)
+
+
+def test_every_camvid_arm_is_a_valid_config(tmp_path):
+    """Each arm of the committed CamVid study validates (a tiny real teacher stands in for the
+    trained one), and the paper's settings are the ones the issue asks for."""
+    p, st, cfgs = _arm_configs(CAMVID_STUDY, tmp_path)
+    iters = p.student.optim.iters
+    _check_paper_settings(cfgs, iters)
     base, long, xlong = cfgs["baseline"], cfgs["baseline_long"], cfgs["baseline_xlong"]
     for arm, c in cfgs.items():   # one schedule per training length
         ref = xlong if arm.endswith("_xlong") else long if arm.endswith("_long") else base
         assert (c.model, c.optim, c.data) == (ref.model, ref.optim, ref.data), arm
-    assert xlong.optim.iters == 8 * iters
-    assert xlong.optim.warmup_iters == 8 * base.optim.warmup_iters
-    assert (xlong.optim.lr, xlong.optim.power) == (base.optim.lr, base.optim.power)
-    # the long schedule is 4x the short one and only that (warm-up scaled with it)
-    assert long.optim.iters == 4 * iters and long.optim.warmup_iters == 4 * base.optim.warmup_iters
-    assert (long.optim.lr, long.optim.power) == (base.optim.lr, base.optim.power)
-    for arm in ("kd", "rdd", "or"):
-        short, lng = cfgs[arm].loss, cfgs[f"{arm}_long"].loss
-        assert lng.kd == short.kd and lng.rdd.mode == short.rdd.mode
-        assert lng.rdd.tfe_iters == (None if short.rdd.tfe_iters is None
-                                     else 4 * short.rdd.tfe_iters)
-    for arm in ("kd", "rdd", "or"):   # the 8x arms: the same losses, TFE over the same 10%
-        short, x = cfgs[arm].loss, cfgs[f"{arm}_xlong"].loss
-        assert x.kd == short.kd and x.rdd.mode == short.rdd.mode
-        assert x.rdd.tfe_iters == (None if short.rdd.tfe_iters is None
-                                   else 8 * short.rdd.tfe_iters)
+    _check_length(cfgs, "_long", 4)
+    _check_length(cfgs, "_xlong", 8)
     assert st.seeds == [0, 1, 2]
     assert st.main == ["baseline", "kd", "rdd", "or", "baseline_long", "kd_long", "rdd_long",
                        "or_long", "baseline_xlong", "kd_xlong", "rdd_xlong", "or_xlong"]
 
 
-def test_camvid_dvc_stages_match_the_study():
-    """The matrix stages of studies/camvid/dvc.yaml cover every arm × its seeds exactly once."""
-    r = subprocess.run([sys.executable, "-m", "dvc", "stage", "list", "studies/camvid/dvc.yaml",
+def test_converged_camvid_study_is_the_issue_16_protocol(tmp_path):
+    """studies/camvid_converged: the earlier study's data, models, recipe and paper settings; a
+    6 400-iteration teacher; every main arm at 400 and at 16x (6 400) iterations on 3 seeds."""
+    p, st, cfgs = _arm_configs(CONVERGED_STUDY, tmp_path)
+    _check_paper_settings(cfgs, p.student.optim.iters)
+    base, x16 = cfgs["baseline"], cfgs["baseline_16x"]
+    for arm, c in cfgs.items():
+        ref = x16 if arm.endswith("_16x") else base
+        assert (c.model, c.optim, c.data) == (ref.model, ref.optim, ref.data), arm
+    _check_length(cfgs, "_16x", 16)
+    assert x16.optim.iters == 6400
+    assert st.seeds == [0, 1, 2]
+    assert st.main == ["baseline", "kd", "rdd", "or", "baseline_16x", "kd_16x", "rdd_16x",
+                       "or_16x"]
+    old = C.load_params(CAMVID_STUDY)        # what differs from the earlier study, and only that
+    assert p.teacher.optim == dataclasses.replace(old.teacher.optim, iters=6400, warmup_iters=200)
+    assert (p.teacher.model, p.student, p.kd, p.rdd, p.export) == \
+        (old.teacher.model, old.student, old.kd, old.rdd, old.export)
+    assert p.train == dataclasses.replace(old.train, channels_last=True)
+    assert dataclasses.replace(p.data, root=old.data.root) == old.data
+
+
+@pytest.mark.parametrize("params", [CAMVID_STUDY, CONVERGED_STUDY], ids=lambda p: p.parent.name)
+def test_camvid_dvc_stages_match_the_study(params):
+    """The matrix stages of each study's dvc.yaml cover every arm × its seeds exactly once."""
+    dvc_yaml = params.with_name("dvc.yaml").relative_to(REPO)
+    r = subprocess.run([sys.executable, "-m", "dvc", "stage", "list", str(dvc_yaml),
                         "--name-only"], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     names = {ln.split(":")[-1].strip() for ln in r.stdout.splitlines() if ln.strip()}
-    st = study_section(C.load_params(CAMVID_STUDY))
+    st = study_section(C.load_params(params))
     supervised = [a for a in st.main if a.startswith("baseline")]
     runs = {f"baseline@{a}-{s}" for a in supervised for s in st.seeds}
     runs |= {f"student@{a}-{s}" for a in st.main if a not in supervised for s in st.seeds}
-    xlong = [a for a in st.arms if a.endswith("_xlong")]
     runs |= {f"ablation@{a}-0" for a in st.arms if a not in st.main}
-    assert sorted(xlong) == ["baseline_xlong", "kd_xlong", "or_xlong", "rdd_xlong"]
     assert names == runs | {"teacher", "models", "report"}
+
+
+def test_converged_study_keeps_its_durable_files_in_git():
+    """The #16 study spans machines: its curves, logs, metrics and teacher weights are tracked by
+    git (never DVC-cache-only), while checkpoints and run weights stay out of git."""
+    out = "outputs/camvid_converged"
+    tracked = [f"{out}/teacher/dvclive/plots/metrics/val/miou.tsv", f"{out}/teacher/train.log",
+               f"{out}/runs/kd_16x-s0/dvclive/params.yaml", f"{out}/runs/kd_16x-s0/metrics.json",
+               f"{out}/runs/kd_16x-s0/export/export_metrics.json",
+               "studies/camvid_converged/models/teacher.pt",
+               "studies/camvid_converged/models/teacher.json",
+               "studies/camvid_converged/models/rdd_16x-s2.onnx"]
+    ignored = [f"{out}/teacher/model.pt", f"{out}/teacher/checkpoint.pt",
+               f"{out}/runs/kd_16x-s0/model.pt", f"{out}/runs/kd_16x-s0/export/model.onnx"]
+    if not (REPO / ".git").exists():
+        pytest.skip("not a git checkout")
+    r = subprocess.run(["git", "check-ignore", "--no-index", *tracked, *ignored], cwd=REPO,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode in (0, 1), r.stderr
+    assert sorted(r.stdout.split()) == sorted(ignored)
+    dvc = yaml.safe_load((REPO / "studies/camvid_converged/dvc.yaml").read_text())["stages"]
+    for name in ("teacher", "baseline", "student", "ablation"):
+        outs = {k: v for o in dvc[name]["outs"] if isinstance(o, dict) for k, v in o.items()}
+        live = [v for k, v in outs.items() if k.endswith("/dvclive")]
+        assert live == [{"cache": False, "persist": True}], name
+    models = dvc["models"]
+    assert "--teacher-weights" in models["cmd"]
+    assert {"cache": False, "persist": True} in [v for o in models["outs"] if isinstance(o, dict)
+                                                 for v in o.values()]
 
 
 # --------------------------------------------------------------------------- aggregation
@@ -406,6 +474,65 @@ def test_collect_onnx_copies_finished_runs_and_indexes_them(tmp_path):
     assert kd["sha256"] == hashlib.sha256(b"onnx kd 0").hexdigest()
     assert (kd["iters"], kd["miou_val"], kd["miou_val_onnxruntime"]) == (4, 0.3, 0.29)
     assert json.loads((dest / "index.json").read_text()) == idx
+
+
+def test_collect_onnx_is_cumulative_across_machines_and_keeps_the_teacher(tmp_path):
+    """A study trained on several machines: runs whose export is gone from this machine (their
+    metrics are in git) keep the ONNX already gathered while it matches its indexed SHA-256;
+    the teacher's weights are gathered and restored byte for byte, never over other bytes."""
+    from rdd.study.models import collect_onnx, restore_teacher
+
+    out, dest = tmp_path / "out", tmp_path / "models"
+    study = {"arms": {"baseline": {}, "kd": {}}}
+    for arm in ("baseline", "kd"):
+        _fake_run(out, arm, 0, 0.3)
+        d = run_dir(out, arm, 0) / "export"
+        (d / "model.onnx").write_bytes(arm.encode())
+        (d / "export_metrics.json").write_text(json.dumps({"passed": True}))
+    te = out / "teacher"
+    (te / "export").mkdir(parents=True)
+    (te / "export" / "model.onnx").write_bytes(b"teacher onnx")
+    (te / "export" / "export_metrics.json").write_text(json.dumps({"passed": True}))
+    (te / "metrics.json").write_text(json.dumps({"miou": 0.56, "iters": 8}))
+    (te / "model.pt").write_bytes(b"weights")
+    (te / "model.json").write_text('{"model": "t"}')
+    first = collect_onnx(study, out, dest, teacher_export=te / "export",
+                         teacher_artifact=te / "model.pt")
+    assert [w["file"] for w in first["models"][0]["weights"]] == ["teacher.pt", "teacher.json"]
+    assert (dest / "teacher.pt").read_bytes() == b"weights"
+
+    # another machine: only git's files (metrics, ONNX gathered before); kd-s0's was altered
+    for f in [te / "model.pt", te / "model.json", te / "export" / "model.onnx",
+              *(run_dir(out, a, 0) / "export" / "model.onnx" for a in ("baseline", "kd"))]:
+        f.unlink()
+    (dest / "kd-s0.onnx").write_bytes(b"tampered")
+    again = collect_onnx(study, out, dest, teacher_export=te / "export",
+                         teacher_artifact=te / "model.pt")
+    assert again["models"] == first["models"][:2]         # the teacher and baseline-s0, as they were
+    assert again["skipped"] == [{"name": "kd-s0", "why": "no passed export"}]
+
+    assert restore_teacher(dest, out) == [te / "model.pt", te / "model.json"]
+    assert (te / "model.pt").read_bytes() == b"weights"
+    assert restore_teacher(dest, out) == []                # already there: nothing rewritten
+    (te / "model.json").write_text("{}")
+    with pytest.raises(FileExistsError, match=r"model.json: exists and differs.*not overwritten"):
+        restore_teacher(dest, out)
+    assert (te / "model.json").read_text() == "{}"
+    (dest / "teacher.pt").write_bytes(b"other")
+    with pytest.raises(ValueError, match=r"teacher.pt: missing or not the file indexed"):
+        restore_teacher(dest, out)
+    with pytest.raises(FileNotFoundError, match=r"index.json: no teacher weights indexed"):
+        restore_teacher(tmp_path / "nowhere", out)
+
+
+def test_models_cli_restores_the_teacher_or_says_why_in_one_line(tmp_path):
+    from pipeline.study_models import main as models_main
+
+    r = CliRunner().invoke(models_main, ["--params", str(CONVERGED_STUDY), "--out-root",
+                                         str(tmp_path / "out"), "--dest", str(tmp_path / "m"),
+                                         "--restore-teacher"])
+    assert r.exit_code == 1 and r.output.count("\n") == 1, r.output
+    assert r.output.startswith("Error: models: ") and "no teacher weights indexed" in r.output
 
 
 def test_run_config_is_read_from_the_run_and_bad_logs_are_named(tmp_path):
