@@ -26,7 +26,11 @@ from pipeline.study import report_params, study_section
               help="Markdown report to write (figures go to <report stem>/ beside it).")
 @click.option("--diagnose", "diagnose", multiple=True, default=("kd", "rdd"), show_default=True,
               help="Arms whose final student gets the difficulty diagnostics on val.")
-def main(params_path: str, out_root: str, report_path: str, diagnose: tuple[str, ...]) -> None:
+@click.option("--models", "models_dir", type=click.Path(file_okay=False), default=None,
+              help="The study's committed ONNX files (ARM-sSEED.onnx): diagnose a student from "
+                   "its ONNX where its weights are not on this machine.")
+def main(params_path: str, out_root: str, report_path: str, diagnose: tuple[str, ...],
+         models_dir: str | None) -> None:
     """Aggregate the study's runs into a markdown report, a JSON summary and plots."""
     from rdd.study import write_study_report
 
@@ -40,7 +44,7 @@ def main(params_path: str, out_root: str, report_path: str, diagnose: tuple[str,
                              out_root=out_root, report_path=report_path,
                              summary_path=Path(out_root) / "report" / "summary.json",
                              diagnostics_arms=diagnose,
-                             data_root=dataset_root(params, out_root))
+                             data_root=dataset_root(params, out_root), models_dir=models_dir)
     click.echo(f"report: {report_path} ({res['runs']} runs, {res['missing']} missing)")
 
 

@@ -711,6 +711,26 @@ def test_study_end_to_end(tmp_path):
     assert (dest / "kd-s1.onnx").read_bytes() == (run_dir(out, "kd", 1) / "export" /
                                                   "model.onnx").read_bytes()
 
+    # a later machine without the DVC cache: the teacher comes back from the committed weights,
+    # and a student whose weights are gone is diagnosed from its committed ONNX
+    r = CliRunner().invoke(models_main, ["--params", str(params_path), "--out-root", str(out),
+                                         "--dest", str(dest), "--teacher-weights"])
+    assert r.exit_code == 0, r.output
+    teacher_pt = (out / "teacher" / "model.pt").read_bytes()
+    for f in (out / "teacher" / "model.pt", run_dir(out, "kd", 0) / "model.pt"):
+        f.unlink()
+    r = CliRunner().invoke(models_main, ["--params", str(params_path), "--out-root", str(out),
+                                         "--dest", str(dest), "--restore-teacher"])
+    assert r.exit_code == 0 and "restored" in r.output, r.output
+    assert (out / "teacher" / "model.pt").read_bytes() == teacher_pt
+    r = CliRunner().invoke(report_main, ["--params", str(params_path), "--out-root", str(out),
+                                         "--report", str(report), "--models", str(dest)])
+    assert r.exit_code == 0, r.output
+    again = json.loads((out / "report" / "summary.json").read_text())["diagnostics"]
+    assert set(again) == {"kd-s0", "rdd-s0"}
+    for k, v in summary["diagnostics"]["kd-s0"].items():      # ONNX Runtime ≈ PyTorch logits
+        assert again["kd-s0"][k] == pytest.approx(v, abs=0.01, nan_ok=True), k
+
     # the sweep report over this single rate (its rate folder is out)
     sweep = tmp_path / "reports" / "noise.md"
     r = CliRunner().invoke(noise_report_main, [

@@ -24,6 +24,11 @@ def difficulty_diagnostics(teacher: Any, student: Any, frames: Iterable[Any], *,
                            clean_masks: Sequence[np.ndarray] | None = None) -> dict[str, float]:
     """What RDD's maps look like on labelled frames (no training; both models in eval mode).
 
+    ``student`` is a module (``student(x)`` → logits) or an exported student as the runtime
+    scores it (an :class:`rdd.runtime.Backend` over a logits-output model, fed the raw frames:
+    :func:`rdd.export.parity.run_backend`). The teacher is a module: the TFE weights need its
+    auxiliary head, which no export keeps.
+
     Per frame batch (``N×H×W``, the same batching rule as training): teacher-hard and
     student-hard masks (:func:`rdd.losses.hard_pixel_mask`, Eq. of TSE-RDD), their XOR / OR /
     AND, and the TFE weights ``exp(−KL(p_aux‖p_main))`` of the teacher (:func:`rdd.losses.tfe_weights`).
@@ -61,8 +66,8 @@ def difficulty_diagnostics(teacher: Any, student: Any, frames: Iterable[Any], *,
         y = torch.from_numpy(np.stack([f.mask for f in batch]).astype(np.int64))
         with torch.inference_mode():
             t = teacher(x, with_aux=True)
-            s = student(x)
-        t_out, s_out = t["out"].float(), (s["out"] if isinstance(s, dict) else s).float()
+            s_out = _student_logits(student, x, batch).float()
+        t_out = t["out"].float()
         valid = y != ignore_index
         th = hard_pixel_mask(t_out, y, threshold, min_kept, ignore_index)
         sh = hard_pixel_mask(s_out, y, threshold, min_kept, ignore_index)
@@ -113,9 +118,29 @@ def difficulty_diagnostics(teacher: Any, student: Any, frames: Iterable[Any], *,
     return out
 
 
+def _student_logits(student: Any, x: Any, batch: Sequence[Any]) -> Any:
+    """``N×K×H×W`` logits (torch) of a module on the normalised ``x``, or of a runtime backend
+    on the batch's raw frames."""
+    import torch
+
+    if hasattr(student, "infer") and hasattr(student, "meta"):      # rdd.runtime.Backend
+        from rdd.export.parity import run_backend
+
+        logits, _ = run_backend(student, np.stack([f.image for f in batch]))
+        if logits is None:
+            raise ValueError(f"{student.path}: outputs class labels; the diagnostics need logits")
+        return torch.from_numpy(logits)
+    s = student(x)
+    return s["out"] if isinstance(s, dict) else s
+
+
 def diagnose_study(params: Mapping[str, Any], out_root: Path, summary: Mapping[str, Any],
-                   arms: Sequence[str], seed: int | None, data_root: str | Path) -> dict[str, Any]:
-    """Difficulty diagnostics of the final ``arms`` students (first seed each) on the val split."""
+                   arms: Sequence[str], seed: int | None, data_root: str | Path,
+                   models_dir: str | Path | None = None) -> dict[str, Any]:
+    """Difficulty diagnostics of the final ``arms`` students (first seed each) on the val split.
+
+    A run whose ``model.pt`` is not on this machine (trained on another one) is diagnosed from
+    its FP32 ONNX in ``models_dir`` (``ARM-sSEED.onnx``, :mod:`rdd.study.models`) when given."""
     teacher_pt = out_root / "teacher" / "model.pt"
     if not teacher_pt.is_file():
         return {}
@@ -138,7 +163,14 @@ def diagnose_study(params: Mapping[str, Any], out_root: Path, summary: Mapping[s
         if not seeds:
             continue
         s = seed if seed in seeds else seeds[0]
-        student, _ = load_artifact(run_dir(out_root, arm, s) / "model.pt")
+        pt = run_dir(out_root, arm, s) / "model.pt"
+        onnx = Path(models_dir) / f"{arm}-s{s}.onnx" if models_dir is not None else None
+        if not pt.is_file() and onnx is not None and onnx.is_file():
+            from rdd.runtime import create_backend
+
+            student = create_backend(onnx, backend="ort")
+        else:
+            student, _ = load_artifact(pt)
         out[f"{arm}-s{s}"] = difficulty_diagnostics(
             teacher, student, frames, normalization=norm, threshold=float(rdd["threshold"]),
             min_kept=float(rdd["min_kept"]))

@@ -389,11 +389,13 @@ def write_study_report(params: Mapping[str, Any], study: Mapping[str, Any], *,
                        out_root: str | Path, report_path: str | Path, summary_path: str | Path,
                        diagnostics_arms: Sequence[str] = ("kd", "rdd"),
                        diagnostics_seed: int | None = None,
-                       data_root: str | Path | None = None) -> dict[str, Any]:
+                       data_root: str | Path | None = None,
+                       models_dir: str | Path | None = None) -> dict[str, Any]:
     """Summarise, plot, diagnose and write the report; returns ``{"runs", "missing"}``.
 
     ``data_root`` is the dataset folder (for the difficulty diagnostics on the val split;
-    default ``params["data"]["root"]``)."""
+    default ``params["data"]["root"]``); ``models_dir`` the study's committed ONNX files, which
+    stand in for students whose weights are not on this machine."""
     out_root, report_path, summary_path = Path(out_root), Path(report_path), Path(summary_path)
     summary = summarize_study(study, out_root)
     fig_dir = report_path.parent / report_path.stem
@@ -404,7 +406,8 @@ def write_study_report(params: Mapping[str, Any], study: Mapping[str, Any], *,
              "n": r["n"]} for x, r in summary["arms"].items()]
     write_json_atomic(summary_path.parent / "miou_by_arm.json", bars)
     diagnostics = diagnose_study(params, out_root, summary, diagnostics_arms, diagnostics_seed,
-                                 data_root if data_root is not None else params["data"].get("root"))
+                                 data_root if data_root is not None else params["data"].get("root"),
+                                 models_dir=models_dir)
     summary["diagnostics"] = diagnostics
     write_json_atomic(summary_path, {k: v for k, v in summary.items() if k != "curves"})
     write_json_atomic(summary_path.parent / "metrics.json", _headline_metrics(summary))
