@@ -512,6 +512,12 @@ def test_collect_onnx_is_cumulative_across_machines_and_keeps_the_teacher(tmp_pa
     assert again["skipped"] == [{"name": "kd-s0", "why": "no passed export"}]
 
     assert restore_teacher(dest, out) == [te / "model.pt", te / "model.json"]
+    # the same teacher exported again elsewhere, to other bytes: the gathered export stays
+    (te / "export" / "model.onnx").write_bytes(b"teacher onnx, other constant folding")
+    same = collect_onnx(study, out, dest, teacher_export=te / "export",
+                        teacher_artifact=te / "model.pt")
+    assert same["models"][0] == first["models"][0]
+    assert (dest / "teacher.onnx").read_bytes() == b"teacher onnx"
     assert (te / "model.pt").read_bytes() == b"weights"
     assert restore_teacher(dest, out) == []                # already there: nothing rewritten
     (te / "model.json").write_text("{}")

@@ -61,7 +61,8 @@ def collect_onnx(study: Mapping[str, Any], out_root: str | Path, dest: str | Pat
     export passed but is not on this machine keeps its intact file and entry from the previous
     ``index.json``. With ``teacher_artifact`` (the teacher stage's ``model.pt``) its weights and
     sidecar are copied too, as ``teacher.pt`` / ``teacher.json`` (the teacher entry's
-    ``"weights"``)."""
+    ``"weights"``); when those weights are the ones already gathered, the teacher's files and
+    entry stay as they are (a re-export elsewhere could differ in the last bits)."""
     out_root, dest = Path(out_root), Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     index: dict[str, Any] = {"models": [], "skipped": []}
@@ -70,7 +71,14 @@ def collect_onnx(study: Mapping[str, Any], out_root: str | Path, dest: str | Pat
         te = Path(teacher_export)
         exp = read_json(te / "export_metrics.json")
         old = previous.get("teacher")
-        if exp is not None and exp.get("passed") and (te / "model.onnx").is_file():
+        weights = (old or {}).get("weights") or []      # [teacher.pt, teacher.json] entries
+        kept = _intact(old, dest) and all(_intact(w, dest) for w in weights)
+        if kept and weights and teacher_artifact is not None and Path(teacher_artifact).is_file() \
+                and weights[0]["sha256"] == sha256_file(teacher_artifact):
+            # the same weights, gathered before: keep their export's bytes (another CPU may
+            # fold the graph's constants to other last bits)
+            index["models"].append(old)
+        elif exp is not None and exp.get("passed") and (te / "model.onnx").is_file():
             train = read_json(out_root / "teacher" / "metrics.json")
             entry = {"name": "teacher", "arm": None, "seed": None, **_entry(train, exp),
                      **_copy(te / "model.onnx", dest / "teacher.onnx")}
@@ -80,7 +88,7 @@ def collect_onnx(study: Mapping[str, Any], out_root: str | Path, dest: str | Pat
                 entry["weights"] = [_copy(pt, dest / TEACHER_WEIGHTS[0]),
                                     _copy(js, dest / TEACHER_WEIGHTS[1])]
             index["models"].append(entry)
-        elif _intact(old, dest) and all(_intact(w, dest) for w in old.get("weights", [])):
+        elif kept:
             index["models"].append(old)             # exported on another machine
         else:
             index["skipped"].append({"name": "teacher", "why": f"no passed export in {te}"})
