@@ -217,8 +217,9 @@ def test_converged_camvid_study_is_the_issue_16_protocol(tmp_path):
     assert dataclasses.replace(p.data, root=old.data.root) == old.data
 
 
-@pytest.mark.parametrize("params", [CAMVID_STUDY, CONVERGED_STUDY], ids=lambda p: p.parent.name)
-def test_camvid_dvc_stages_match_the_study(params):
+@pytest.mark.parametrize("params,longest", [(CAMVID_STUDY, "_xlong"), (CONVERGED_STUDY, "_16x")],
+                         ids=["camvid", "camvid_converged"])
+def test_camvid_dvc_stages_match_the_study(params, longest):
     """The matrix stages of each study's dvc.yaml cover every arm × its seeds exactly once."""
     dvc_yaml = params.with_name("dvc.yaml").relative_to(REPO)
     r = subprocess.run([sys.executable, "-m", "dvc", "stage", "list", str(dvc_yaml),
@@ -229,7 +230,9 @@ def test_camvid_dvc_stages_match_the_study(params):
     supervised = [a for a in st.main if a.startswith("baseline")]
     runs = {f"baseline@{a}-{s}" for a in supervised for s in st.seeds}
     runs |= {f"student@{a}-{s}" for a in st.main if a not in supervised for s in st.seeds}
+    longest_arms = [a for a in st.arms if a.endswith(longest)]
     runs |= {f"ablation@{a}-0" for a in st.arms if a not in st.main}
+    assert sorted(longest_arms) == [f"{a}{longest}" for a in ("baseline", "kd", "or", "rdd")]
     assert names == runs | {"teacher", "models", "report"}
 
 
