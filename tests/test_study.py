@@ -233,6 +233,9 @@ def test_camvid_dvc_stages_match_the_study(params, longest):
     longest_arms = [a for a in st.arms if a.endswith(longest)]
     runs |= {f"ablation@{a}-0" for a in st.arms if a not in st.main}
     assert sorted(longest_arms) == [f"{a}{longest}" for a in ("baseline", "kd", "or", "rdd")]
+    if longest == "_16x":       # seeds 3 and 4 at 400 iterations: 5 seeds for KD and RDD (#16)
+        runs |= {f"extra_baseline@baseline-{s}" for s in (3, 4)}
+        runs |= {f"extra@{a}-{s}" for a in ("kd", "rdd") for s in (3, 4)}
     assert names == runs | {"teacher", "models", "report"}
 
 
@@ -325,6 +328,31 @@ def test_summary_means_std_and_paired_gains(tmp_path):
     st["seeds"] = [0, 1, 2]
     assert set(summarize_study(st, tmp_path)["missing"]) == {"baseline-s2", "kd-s2", "rdd-s2",
                                                              "or-s1"}
+
+
+def test_extra_seeds_are_paired_and_named_in_the_report(tmp_path):
+    """Main arms with runs beyond ``study.seeds`` (#16: 5 seeds for KD and RDD, 3 for OR): every
+    run on disk counts, gains pair on the seeds both arms have, the setup names the extra seeds."""
+    from rdd.study import markdown_report, summarize_study
+
+    st = study_section(tiny_params()).to_dict()
+    st["arms"] = {a: {} for a in ("baseline", "kd", "rdd", "or")}
+    st["main_arms"], st["seeds"] = list(st["arms"]), [0, 1]
+    offset = {"baseline": 0.0, "kd": 0.01, "rdd": 0.03, "or": 0.02}
+    for seed in range(4):
+        for arm in ("baseline", "kd", "rdd", "or") if seed < 2 else ("baseline", "kd", "rdd"):
+            _fake_run(tmp_path, arm, seed, 0.3 + 0.01 * seed + offset[arm] + 0.001 * seed ** 2)
+    s = summarize_study(st, tmp_path)
+    assert s["arms"]["kd"]["seeds"] == [0, 1, 2, 3] and s["arms"]["or"]["seeds"] == [0, 1]
+    assert s["gains"]["rdd_vs_kd"]["paired_seeds"] == [0, 1, 2, 3]
+    assert s["gains"]["rdd_vs_kd"]["paired_mean"] == pytest.approx(0.02)
+    assert s["gains"]["rdd_vs_or"]["paired_seeds"] == [0, 1] and s["missing"] == []
+    md = markdown_report(s, {}, st, fig_dir="fig")
+    assert ("- Seeds: [0, 1] for baseline, kd, rdd, or, and seeds [2, 3] for baseline, kd, rdd; "
+            "ablations: the seeds listed.") in md
+    st["seeds"] = [0, 1, 2, 3]                 # or-s2, or-s3 missing; nothing extra to name
+    md = markdown_report(summarize_study(st, tmp_path), {}, st, fig_dir="fig")
+    assert "- Seeds: [0, 1, 2, 3] for baseline, kd, rdd, or; ablations: the seeds listed." in md
 
 
 @pytest.mark.parametrize("t,df,p", [(12.706, 1, 0.05), (4.303, 2, 0.05), (2.776, 4, 0.05),

@@ -69,9 +69,21 @@ def _setup_section(summary: Mapping[str, Any], params: Mapping[str, Any],
             f"batch {data.get('batch_size')}; "
             f"evaluated at {data.get('eval_size') or 'native size'}.",
             f"- KD: pixel KD {params.get('kd')}; RDD: {params.get('rdd')}.",
-            f"- Seeds: {study['seeds']} for {', '.join(study['main_arms'])}; "
-            "ablations: the seeds listed.",
+            f"- Seeds: {study['seeds']} for {', '.join(study['main_arms'])}"
+            + _extra_seeds(summary, study) + "; ablations: the seeds listed.",
             ""]
+
+
+def _extra_seeds(summary: Mapping[str, Any], study: Mapping[str, Any]) -> str:
+    """``", and seeds [3, 4] for baseline, kd"``: the main arms' runs beyond ``study.seeds``
+    (``""`` when there are none), grouped by their extra seeds."""
+    groups: dict[tuple[int, ...], list[str]] = {}
+    for arm in study["main_arms"]:
+        extra = sorted(set((summary.get("arms", {}).get(arm) or {}).get("seeds", []))
+                       - set(study["seeds"]))
+        if extra:
+            groups.setdefault(tuple(extra), []).append(arm)
+    return "".join(f", and seeds {list(k)} for {', '.join(v)}" for k, v in groups.items())
 
 
 def _main_section(summary: Mapping[str, Any], study: Mapping[str, Any], rows: Sequence[str],
