@@ -233,9 +233,9 @@ def test_camvid_dvc_stages_match_the_study(params, longest):
     longest_arms = [a for a in st.arms if a.endswith(longest)]
     runs |= {f"ablation@{a}-0" for a in st.arms if a not in st.main}
     assert sorted(longest_arms) == [f"{a}{longest}" for a in ("baseline", "kd", "or", "rdd")]
-    if longest == "_16x":       # seeds 3 and 4 at 400 iterations: 5 seeds for KD and RDD (#16)
+    if longest == "_16x":       # seeds 3 and 4 at 400 iterations: 5 seeds for KD, RDD, OR (#16)
         runs |= {f"extra_baseline@baseline-{s}" for s in (3, 4)}
-        runs |= {f"extra@{a}-{s}" for a in ("kd", "rdd") for s in (3, 4)}
+        runs |= {f"extra@{a}-{s}" for a in ("kd", "rdd", "or") for s in (3, 4)}
     assert names == runs | {"teacher", "models", "report"}
 
 
