@@ -331,7 +331,7 @@ def test_summary_means_std_and_paired_gains(tmp_path):
 
 
 def test_extra_seeds_are_paired_and_named_in_the_report(tmp_path):
-    """Main arms with runs beyond ``study.seeds`` (#16: 5 seeds for KD and RDD, 3 for OR): every
+    """Main arms with runs beyond ``study.seeds`` (here 4 seeds for KD and RDD, 2 for OR): every
     run on disk counts, gains pair on the seeds both arms have, the setup names the extra seeds."""
     from rdd.study import markdown_report, summarize_study
 
