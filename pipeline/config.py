@@ -17,9 +17,8 @@ import dataclasses
 from pathlib import Path
 
 from rdd.config.params import (STUDENT_STAGES, TRAIN_STAGES, Params, ParamsError, Recipe,
-                               as_params, deep_merge, load_params, parse_params, tfe_iters)
-from rdd.config.sections import (DataConfig, EngineSettings, KDConfig, LossConfig, RDDConfig,
-                                 TeacherConfig)
+                               as_params, deep_merge, load_params, parse_params)
+from rdd.config.sections import DataConfig, EngineSettings, LossConfig, TeacherConfig
 from rdd.config.walker import check
 
 __all__ = ["ParamsError", "Params", "TRAIN_STAGES", "STUDENT_STAGES", "HOW_TO_GET", "load_params",
@@ -118,19 +117,16 @@ def train_stage_config(params: Params, stage: str, *, out_root: str | Path = "ou
             stage_artifact(out_root, "teacher")
         extra["teacher"] = TeacherConfig(artifact=str(artifact))
     if stage == "kd":
-        kd = params.kd
-        loss = dataclasses.replace(loss, kd=KDConfig(type=kd.type, weight=kd.weight,
-                                                     temperature=kd.temperature))
+        loss = dataclasses.replace(loss, kd=params.kd.to_engine())
     elif stage in ("tfe_rdd", "tse_rdd"):
         rdd = params.rdd
         if not (rdd.tfe and rdd.tse):
             raise params.error("rdd.tfe and rdd.tse must both be true for the tfe_rdd → tse_rdd "
                                "stages (TFE or TSE alone: a study arm)")
-        n = tfe_iters(rdd, recipe.optim.iters)
-        loss = dataclasses.replace(
-            loss, kd=rdd.kd, extra_kd=rdd.extra_kd or loss.extra_kd,
-            rdd=RDDConfig(tfe=True, tse=True, tfe_iters=n, threshold=rdd.threshold,
-                          min_kept=rdd.min_kept, mode=rdd.mode, reduction=rdd.reduction))
+        engine_rdd = rdd.to_engine(recipe.optim.iters)
+        n = engine_rdd.tfe_iters
+        loss = dataclasses.replace(loss, kd=rdd.kd, extra_kd=rdd.extra_kd or loss.extra_kd,
+                                   rdd=engine_rdd)
         if stage == "tfe_rdd":
             extra["stop_at"] = n
         else:

@@ -38,8 +38,8 @@ import click
 
 from pipeline._cli import bad_params, out_root_option, params_option, unloadable_files
 from pipeline.config import load_params, split_datasets, train_stage_config
-from rdd.config.params import Params, StudyConfig, arm_student, as_params, tfe_iters
-from rdd.config.sections import KDConfig, RDDConfig, TeacherConfig
+from rdd.config.params import Params, StudyConfig, arm_student, as_params
+from rdd.config.sections import TeacherConfig
 from rdd.config.walker import as_dict, check
 from rdd.study.aggregate import run_dir
 
@@ -79,21 +79,19 @@ def arm_config(params: Params | Mapping[str, Any], arm: str, seed: int, *,
     object.__setattr__(p, "source", params.source)
     cfg = train_stage_config(p, "baseline", out_root=out_root, check_inputs=check_inputs)
     loss, teacher = cfg.loss, None
-    if spec.kd or spec.rdd is not None:
+    if spec.kd or spec.rdd is not None or spec.extra_kd:
         artifact = Path(out_root) / "teacher" / "model.pt"
         if check_inputs and not artifact.is_file():
             raise FileNotFoundError(f"no teacher at {artifact} (run the study's teacher stage "
                                     "first)")
         teacher = TeacherConfig(artifact=str(artifact))
     if spec.kd:
-        kd = params.kd
-        loss = dataclasses.replace(loss, kd=KDConfig(type=kd.type, weight=kd.weight,
-                                                     temperature=kd.temperature))
+        loss = dataclasses.replace(loss, kd=params.kd.to_engine())
     if spec.rdd is not None:
         r = check(dataclasses.replace(params.rdd, **spec.rdd), f"study.arms.{arm}.rdd")
-        loss = dataclasses.replace(loss, rdd=RDDConfig(
-            tfe=r.tfe, tse=r.tse, tfe_iters=tfe_iters(r, cfg.optim.iters), threshold=r.threshold,
-            min_kept=r.min_kept, mode=r.mode, reduction=r.reduction))
+        loss = dataclasses.replace(loss, rdd=r.to_engine(cfg.optim.iters))
+    if spec.extra_kd:
+        loss = dataclasses.replace(loss, extra_kd=spec.extra_kd)
     return check(dataclasses.replace(cfg, out_dir=str(run_dir(out_root, arm, seed)),
                                      seed=int(seed), teacher=teacher, loss=loss))
 

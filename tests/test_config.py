@@ -50,6 +50,31 @@ def test_a_new_knob_is_declared_once_and_shows_up_everywhere(monkeypatch):
     assert "| `evaluate.new_knob` | int | `3` | > 0 | a knob added in one place |" in P.doc_markdown()
 
 
+def test_kd_and_rdd_sections_cross_into_the_engine_field_by_field():
+    """Issue #33 item 12: the ``kd`` / ``rdd`` sections become the engine's ``KDConfig`` /
+    ``RDDConfig`` through one conversion built from the engine dataclass's fields: every field is
+    carried (each set to a non-default value here), and a field the engine gains without a
+    source in the section is an error, never silently dropped."""
+    from rdd.config.sections import KDConfig, RDDConfig
+
+    kd = P.parse_params({**RAW, "kd": {"type": "pixel", "weight": 0.25, "temperature": 4.0}}).kd
+    assert kd.to_engine() == KDConfig(type="pixel", weight=0.25, temperature=4.0)
+    rdd = P.parse_params({**RAW, "rdd": {"tfe": True, "tse": True, "tfe_frac": 0.25,
+                                         "threshold": 0.6, "min_kept": 0.1, "mode": "or",
+                                         "reduction": "all"}}).rdd
+    assert rdd.to_engine(100) == RDDConfig(tfe=True, tse=True, tfe_iters=25, threshold=0.6,
+                                           min_kept=0.1, mode="or", reduction="all")
+    shared = {f.name for f in dataclasses.fields(RDDConfig)} - {"tfe_iters"}
+    assert shared <= {f.name for f in dataclasses.fields(P.RDDSection)}
+
+    @dataclasses.dataclass(frozen=True)
+    class RDDConfig2(RDDConfig):
+        new_knob: int = param(3, doc="added to the engine only")
+
+    with pytest.raises(TypeError, match="RDDSection has no field for RDDConfig2.new_knob"):
+        P._engine(RDDConfig2, rdd, tfe_iters=1)
+
+
 def test_every_committed_params_file_is_valid_and_round_trips():
     files = [REPO / "params.yaml", *sorted((REPO / "params").glob("*.yaml")),
              *sorted((REPO / "studies").glob("*/params.yaml"))]

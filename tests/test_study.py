@@ -38,7 +38,8 @@ STUDY = {
              "tse_only": {"kd": True, "rdd": {"tfe": False}},
              "p30": {"kd": True, "rdd": {"tfe_frac": 0.3}},
              "or": {"kd": True, "rdd": {"mode": "or"}},
-             "wide": {"student": {"model": {"kwargs": {"width_mult": 0.25}}}}},
+             "wide": {"student": {"model": {"kwargs": {"width_mult": 0.25}}}},
+             "at_rdd": {"kd": True, "rdd": {}, "extra_kd": [{"type": "at", "weight": 50}]}},
 }
 
 
@@ -86,6 +87,11 @@ def test_arm_configs_golden():
     assert arm_config(p, "tse_only", 0).loss.rdd.tfe_iters == 0   # p = 0
     assert arm_config(p, "or", 0).loss.rdd.mode == "or"
     assert arm_config(p, "wide", 0).model.kwargs["width_mult"] == 0.25
+    # an arm's feature KD terms (issue #35: AT + pixel KD, with and without RDD)
+    at = arm_config(p, "at_rdd", 0, out_root="o")
+    assert at.teacher == k.teacher and at.loss.kd == k.loss.kd and at.loss.rdd == r
+    assert [(e.type, e.weight, e.feature) for e in at.loss.extra_kd] == [("at", 50.0, "backbone")]
+    assert arm_config(p, "rdd", 0).loss.extra_kd == ()
     # a study's params file runs through the pipeline: the same rdd section, the same spelling
     from pipeline.config import train_stage_config
     pipe = train_stage_config(p, "tse_rdd", out_root="o", check_inputs=False)
@@ -208,7 +214,19 @@ def test_converged_camvid_study_is_the_issue_16_protocol(tmp_path):
     assert x16.optim.iters == 6400
     assert st.seeds == [0, 1, 2]
     assert st.main == ["baseline", "kd", "rdd", "or", "baseline_16x", "kd_16x", "rdd_16x",
-                       "or_16x"]
+                       "or_16x", "at_16x", "at_rdd_16x"]
+    # issue #35: AT + pixel KD with and without RDD differ from KD / RDD by the AT term only,
+    # one AT weight for both; the weight's candidates are the 400-iteration KD recipe + AT
+    at, at_rdd = cfgs["at_16x"].loss, cfgs["at_rdd_16x"].loss
+    assert dataclasses.replace(at, extra_kd=()) == cfgs["kd_16x"].loss
+    assert dataclasses.replace(at_rdd, extra_kd=()) == cfgs["rdd_16x"].loss
+    assert at.extra_kd == at_rdd.extra_kd and [e.type for e in at.extra_kd] == ["at"]
+    assert at.extra_kd[0].feature == "backbone"
+    cands = sorted((c.loss.extra_kd[0].weight, a) for a, c in cfgs.items() if a.startswith("at_w"))
+    assert [w for w, _ in cands] == [10.0, 100.0, 1000.0]
+    assert at.extra_kd[0].weight in [w for w, _ in cands]
+    for _, a in cands:
+        assert dataclasses.replace(cfgs[a].loss, extra_kd=()) == cfgs["kd"].loss
     old = C.load_params(CAMVID_STUDY)        # what differs from the earlier study, and only that
     assert p.teacher.optim == dataclasses.replace(old.teacher.optim, iters=6400, warmup_iters=200)
     assert (p.teacher.model, p.student, p.kd, p.rdd, p.export) == \
@@ -230,12 +248,17 @@ def test_camvid_dvc_stages_match_the_study(params, longest):
     supervised = [a for a in st.main if a.startswith("baseline")]
     runs = {f"baseline@{a}-{s}" for a in supervised for s in st.seeds}
     runs |= {f"student@{a}-{s}" for a in st.main if a not in supervised for s in st.seeds}
-    longest_arms = [a for a in st.arms if a.endswith(longest)]
-    runs |= {f"ablation@{a}-0" for a in st.arms if a not in st.main}
+    longest_arms = [a for a in st.arms if a.endswith(longest) and not a.startswith("at_")]
+    runs |= {f"ablation@{a}-0" for a in st.arms if a not in st.main and not a.startswith("at_")}
     assert sorted(longest_arms) == [f"{a}{longest}" for a in ("baseline", "kd", "or", "rdd")]
     if longest == "_16x":       # seeds 3 and 4 at 400 iterations: 5 seeds for KD, RDD, OR (#16)
         runs |= {f"extra_baseline@baseline-{s}" for s in (3, 4)}
         runs |= {f"extra@{a}-{s}" for a in ("kd", "rdd", "or") for s in (3, 4)}
+        # issue #35: AT ± RDD at 6 400 iterations, the AT weight's candidates, XOR / OR seeds 3-4
+        runs = {r for r in runs if not r.startswith("student@at_")}
+        runs |= {f"integration@{a}-{s}" for a in ("at_16x", "at_rdd_16x") for s in st.seeds}
+        runs |= {f"at_weight@at_w{w}-0" for w in (10, 100, 1000)}
+        runs |= {f"extra_16x@{a}-{s}" for a in ("rdd_16x", "or_16x") for s in (3, 4)}
     assert names == runs | {"teacher", "models", "report"}
 
 

@@ -30,7 +30,7 @@ from typing import Any, Mapping
 import yaml
 
 from rdd.config.sections import (KD_TYPES, DataConfig, EngineSettings, ExtraKDConfig, KDConfig,
-                                 ModelConfig, OptimConfig, TaskLoss, TSEConfig)
+                                 ModelConfig, OptimConfig, RDDConfig, TaskLoss, TSEConfig)
 from rdd.config.walker import ConfigError, as_dict, build, invalid, param
 
 __all__ = ["ParamsError", "TRAIN_STAGES", "STUDENT_STAGES", "Params", "Prepare", "Synthetic",
@@ -122,6 +122,10 @@ class KDSection(KDConfig):
     type: str = param("pixel", choices=KD_TYPES, coerce=lambda v: "none" if v is None else v,
                       doc="none | pixel")
 
+    def to_engine(self) -> KDConfig:
+        """The engine's :class:`KDConfig` of this section: every field of ``KDConfig``, by name."""
+        return _engine(KDConfig, self)
+
 
 @dataclass(frozen=True)
 class RDDSection(TSEConfig):
@@ -133,6 +137,22 @@ class RDDSection(TSEConfig):
                                                  "(the paper: 0.1), TSE-RDD after")
     kd: KDConfig = param(factory=KDConfig, doc="KD running alongside RDD (same keys as `kd`)")
     extra_kd: tuple[ExtraKDConfig, ...] = param((), doc="feature KD terms alongside RDD")
+
+    def to_engine(self, iters: int) -> RDDConfig:
+        """The engine's :class:`RDDConfig` for a run of ``iters`` iterations: every field of
+        ``RDDConfig`` taken from this section by name, and ``tfe_iters`` from ``tfe_frac``
+        (:func:`tfe_iters`). A field added to ``RDDConfig`` without a source here is an error."""
+        return _engine(RDDConfig, self, tfe_iters=tfe_iters(self, iters))
+
+
+def _engine(cls: type, section: Any, **given: Any) -> Any:
+    """``cls`` built from the same-named fields of ``section`` (plus ``given``): the one way a
+    params section crosses into an engine config, so a new knob cannot be dropped on the way."""
+    names = [f.name for f in dataclasses.fields(cls)]
+    missing = [n for n in names if n not in given and not hasattr(section, n)]
+    if missing:
+        raise TypeError(f"{type(section).__name__} has no field for {cls.__name__}.{missing[0]}")
+    return cls(**{n: given[n] if n in given else getattr(section, n) for n in names})
 
 
 def tfe_iters(rdd: RDDSection, iters: int) -> int | None:
@@ -272,6 +292,8 @@ class Arm:
     kd: bool = param(False, doc="add the `kd` section's pixel KD")
     rdd: dict | None = param(None, partial_of=RDDSection,
                              doc="RDD with these overrides of the `rdd` section (null: no RDD)")
+    extra_kd: tuple[ExtraKDConfig, ...] = param((), doc="feature KD terms of this arm "
+                                                        "[{type: at|cwd, weight, feature}]")
     student: dict = param({}, doc="overrides of the `student` recipe")
 
 
