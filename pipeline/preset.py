@@ -14,9 +14,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-import yaml
 
 from pipeline.config import load_params
+from rdd.config.params import read_params_yaml
 
 PRESET_DIR = Path("params")
 REQUIRED_SECTIONS = ("data", "prepare", "train", "teacher", "student", "kd", "rdd", "evaluate", "export")
@@ -36,8 +36,7 @@ def apply_preset(name: str, *, preset_dir: Path = PRESET_DIR,
         raise FileNotFoundError(f"no preset {name!r}: {src} not found "
                                 f"(available: {', '.join(list_presets(preset_dir)) or 'none'})")
     load_params(src)  # the whole schema: a preset that would not run is not applied
-    with open(src) as f:
-        raw = yaml.safe_load(f)
+    raw = read_params_yaml(src)
     missing = [s for s in REQUIRED_SECTIONS if s not in raw]
     if missing:
         raise ValueError(f"preset {src} lacks the section(s) {', '.join(missing)}")

@@ -23,7 +23,7 @@ from torch import nn
 
 from rdd.models import SegmentationModel, create_model, unwrap_model
 from rdd.serialization import load_torch_file, save_torch_file
-from rdd.spec import ClassInfo, Normalization, as_hw, write_json_atomic
+from rdd.spec import ClassInfo, Normalization, as_hw, loads_json, write_json_atomic
 
 __all__ = ["save_artifact", "load_artifact", "artifact_paths", "read_artifact_meta"]
 
@@ -94,7 +94,7 @@ def read_artifact_meta(path: str | os.PathLike) -> dict[str, Any]:
         raise FileNotFoundError(f"artifact sidecar not found: {js} (expected next to {pt}; "
                                 "artifacts are written by rdd.artifacts.save_artifact)")
     try:
-        meta = json.loads(js.read_text())
+        meta = loads_json(js.read_text())
     except json.JSONDecodeError as e:
         raise ValueError(f"artifact sidecar {js} is not valid JSON: {e}") from None
     if not isinstance(meta, dict):
@@ -104,12 +104,19 @@ def read_artifact_meta(path: str | os.PathLike) -> dict[str, Any]:
         raise ValueError(f"artifact sidecar {js} is missing keys {missing}")
     if not isinstance(meta["model_kwargs"], dict):
         raise ValueError(f"artifact sidecar {js}: 'model_kwargs' must be an object")
+    try:
+        ClassInfo.from_dict(meta["classes"])     # names unique, palette and ignore index valid
+    except (ValueError, TypeError, AttributeError) as e:
+        raise ValueError(f"artifact sidecar {js}: classes: {e}") from None
     return meta
 
 
 def load_artifact(path: str | os.PathLike,
                   map_location: str | torch.device = "cpu") -> tuple[SegmentationModel, dict]:
     """Rebuild the model from ``NAME.json``, load ``NAME.pt`` strictly; return ``(model.eval(), meta)``.
+
+    Nothing is fetched: ``model_kwargs.backbone_weights`` is ignored (the weights are ``NAME.pt``),
+    and the other kwargs must lie within :data:`rdd.models.registry.KWARG_LIMITS`.
 
     ``meta`` is the sidecar dict as written (use ``ClassInfo.from_dict(meta["classes"])`` and
     ``Normalization.from_dict(meta["normalization"])`` for typed access).
@@ -122,6 +129,8 @@ def load_artifact(path: str | os.PathLike,
     num_classes = kwargs.pop("num_classes", None)
     if num_classes is None:
         num_classes = len(meta["classes"].get("names", []))
+    if "backbone_weights" in kwargs:   # the weights are NAME.pt: no pretrained source is read,
+        kwargs["backbone_weights"] = None   # fetched or copied, whatever the sidecar names
     try:
         model = create_model(meta["model"], num_classes, **kwargs)
     except (ValueError, TypeError) as e:

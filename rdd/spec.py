@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -97,6 +98,11 @@ class ClassInfo:
         names = tuple(str(n) for n in self.names)
         if not names:
             raise ValueError("ClassInfo needs at least one class name")
+        first: dict[str, int] = {}
+        for i, n in enumerate(names):   # per-class results are keyed by name: one per class
+            if first.setdefault(n, i) != i:
+                raise ValueError(f"class names must be unique: names[{i}] repeats "
+                                 f"names[{first[n]}] {n[:60]!r}")
         palette = tuple(tuple(int(c) for c in p) for p in self.palette) or default_palette(len(names))
         if len(palette) != len(names):
             raise ValueError(f"ClassInfo: {len(names)} names but {len(palette)} palette colours")
@@ -232,6 +238,29 @@ def _json_default(o: Any) -> Any:
     if isinstance(o, Path):
         return str(o)
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+#: Deepest nesting of objects / arrays a JSON file read by the project may have (its files nest
+#: a few levels; a crafted one a hundred thousand levels deep would end in RecursionError).
+MAX_JSON_DEPTH = 64
+_JSON_NESTING = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def loads_json(text: str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """``json.loads(text)``, refusing nesting deeper than ``max_depth`` before parsing with a
+    ``json.JSONDecodeError`` (``nested deeper than 64 levels: line 1 column 65 (char 64)``), so a
+    reader's existing ``except json.JSONDecodeError`` turns it into its one-line error."""
+    depth = 0
+    for m in _JSON_NESTING.finditer(text):
+        c = m.group()
+        if c in "[{":
+            depth += 1
+            if depth > max_depth:
+                raise json.JSONDecodeError(f"nested deeper than {max_depth} levels", text,
+                                           m.start())
+        elif c in "]}":
+            depth -= 1
+    return json.loads(text)
 
 
 def as_hw(size: int | Sequence[int]) -> tuple[int, int]:

@@ -155,3 +155,85 @@ def test_same_weights_give_the_same_bytes(tmp_path):
         next(m.parameters()).add_(1e-3)
     c, _ = _save(tmp_path / "c", m)
     assert digest(c) != first                            # and the hash does see a change
+
+
+# --------------------------------------------------------------------------- issue #33 item 8
+def test_loading_an_artifact_fetches_nothing(tmp_path, monkeypatch):
+    """``model_kwargs.backbone_weights`` in a ``model.json`` (a URL, or a ``file://`` URL of a
+    private file) is ignored: the weights are ``model.pt``, nothing is downloaded or copied into
+    the torch cache."""
+    import rdd.serialization
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    secret = tmp_path / "secret.pth"
+    torch.save({"k": torch.zeros(1)}, secret)
+    secret.chmod(0o600)
+    calls = []
+    real_fetch = rdd.serialization.fetch_url
+    monkeypatch.setattr("rdd.models.backbones.fetch_url",
+                        lambda *a, **k: calls.append(a) or real_fetch(*a, **k))
+    model = create_model("lraspp_mobilenetv2", num_classes=11, width_mult=1.0).eval()
+    pt, js = _save(tmp_path, model)
+    meta = json.loads(js.read_text())
+    for source in (secret.as_uri(), "https://example.invalid/w.pth", str(secret)):
+        meta["model_kwargs"]["backbone_weights"] = source
+        js.write_text(json.dumps(meta))
+        loaded, _ = load_artifact(pt)
+        x = torch.randn(1, 3, 32, 32)
+        with torch.no_grad():
+            torch.testing.assert_close(loaded(x)["out"], model(x)["out"], rtol=0, atol=0)
+    assert calls == [] and not (tmp_path / "torch_home").exists()
+
+
+@pytest.mark.parametrize("key,value,message", [
+    ("width_mult", 1000.0, r"width_mult must be <= 2, got 1000\.0"),
+    ("width_mult", float("nan"), r"width_mult must be a number in \(0, 2\], got nan"),
+    ("width_mult", "0.5", r"width_mult must be a number in \(0, 2\], got '0\.5'"),
+    ("num_classes", 100000, r"num_classes must be an integer in \[1, 255\], got 100000"),
+    ("output_stride", 1, r"output_stride must be 8, 16 or 32, got 1"),
+    ("aux", "yes", r"aux must be true or false, got 'yes'"),
+    ("norm_layer", "groupnorm", r"norm_layer must be null, batchnorm, syncbatchnorm"),
+])
+def test_model_kwargs_from_a_file_are_bounded(tmp_path, key, value, message):
+    """An unbounded ``width_mult`` asked for 205 GB; every builder argument has one bound
+    (``rdd.models.registry.KWARG_LIMITS``), checked before anything is allocated."""
+    import time
+
+    pt, js = _save(tmp_path, _model())
+    meta = json.loads(js.read_text())
+    meta["model_kwargs"][key] = value
+    js.write_text(json.dumps(meta))
+    t0 = time.perf_counter()
+    with pytest.raises(ValueError, match=r"model\.json: cannot rebuild model: " + message) as e:
+        load_artifact(pt)
+    assert "\n" not in str(e.value) and time.perf_counter() - t0 < 10
+
+
+def test_every_builder_argument_has_a_bound():
+    import inspect
+
+    from rdd.models import get_model_builder, list_models, register_model
+    from rdd.models.registry import KWARG_LIMITS
+
+    for name in list_models():
+        assert set(inspect.signature(get_model_builder(name)).parameters) <= set(KWARG_LIMITS)
+    with pytest.raises(TypeError, match=r"\['depth'\] have no bound"):
+        register_model(lambda *, num_classes, depth=3: None, name="unbounded_builder")
+    assert "unbounded_builder" not in list_models()
+
+
+def test_sidecar_nesting_and_duplicate_class_names_are_one_line_errors(tmp_path):
+    pt, js = _save(tmp_path, _model())
+    meta = json.loads(js.read_text())
+    js.write_text(json.dumps({**meta, "metrics": {"x": "PLACEHOLDER"}}).replace(
+        '"PLACEHOLDER"', "[" * 100_000 + "]" * 100_000))
+    with pytest.raises(ValueError, match=r"model\.json is not valid JSON: nested deeper than 64 "
+                                         r"levels") as e:
+        read_artifact_meta(pt)
+    assert "\n" not in str(e.value)
+    names = list(CAMVID_CLASSES.names)
+    names[8] = "road"
+    js.write_text(json.dumps({**meta, "classes": {**meta["classes"], "names": names}}))
+    with pytest.raises(ValueError, match=r"model\.json: classes: class names must be unique: "
+                                         r"names\[8\] repeats names\[3\] 'road'"):
+        load_artifact(pt)

@@ -133,6 +133,19 @@ def test_camvid_split_list_cannot_leave_the_root(tmp_path):
         (root / "train" / "a.png", root / "trainannot" / "a.png")]
 
 
+
+@pytest.mark.parametrize("line", ["/x.png /x.png", "/ /x.png", "train/a.png /x.png"])
+def test_camvid_split_list_absolute_one_component_path_is_refused(tmp_path, line):
+    """Issue #33 item 10: ``/x.png`` keeps its root as one of its last two components, which
+    used to read ``/x.png`` itself; an error naming the list file and line, like ``..``."""
+    root = tmp_path / "camvid"
+    for d in ("train", "trainannot"):
+        _write_rgb(root / d / "a.png", np.zeros((6, 8, 3), np.uint8))
+    (root / "train.txt").write_text(f"train/a.png trainannot/a.png\n{line}\n")
+    with pytest.raises(ValueError, match=r"train\.txt:2: .* points outside the dataset root"):
+        build_dataset("camvid", root, "train")
+
+
 # --------------------------------------------------------------------------- Cityscapes / VOC / ADE
 def test_cityscapes_label_mapping(tmp_path):
     ids = np.arange(34, dtype=np.uint8).reshape(2, 17)
@@ -267,6 +280,9 @@ def test_folder_bad_classes_yaml(tmp_path):
         build_dataset("folder", root, "train")
     (root / "classes.yaml").write_text("names: [a, b]\npalette: [[1, 2, 3]]\n")
     with pytest.raises(ValueError, match="classes.yaml: .*2 names but 1 palette"):
+        build_dataset("folder", root, "train")
+    (root / "classes.yaml").write_text("names: [a, b, a]\n")      # issue #33 item 10
+    with pytest.raises(ValueError, match=r"classes\.yaml: class names must be unique: names\[2\]"):
         build_dataset("folder", root, "train")
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from rdd.spec import (CAMVID_CLASSES, ClassInfo, Normalization, as_hw, atomic_path, colorize,
-                      overlay, write_json_atomic)
+                      loads_json, overlay, write_json_atomic)
 
 
 def test_normalization_golden_values():
@@ -87,3 +87,23 @@ def test_spec_imports_without_torch():
     code = ("import sys; sys.modules['torch'] = None; import rdd, rdd.spec, rdd.metrics; "
             "assert 'torch' not in [m for m, v in sys.modules.items() if v is not None]")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_class_names_are_unique():
+    """Issue #33 item 10: per-class results are keyed by name, so two classes of one name would
+    merge into one IoU."""
+    with pytest.raises(ValueError, match=r"^class names must be unique: names\[2\] repeats "
+                                         r"names\[0\] 'car'$"):
+        ClassInfo(names=("car", "road", "car"))
+    with pytest.raises(ValueError, match="must be unique"):
+        ClassInfo.from_dict({"names": ["a", "b", "b"]})
+
+
+def test_json_nesting_is_bounded():
+    """Issue #33 item 10: a deeply nested JSON file is a one-line ``JSONDecodeError`` (which every
+    reader already turns into its own one-line error), not a RecursionError."""
+    assert loads_json('{"a": [1, "]]][[[{{", {"b": null}]}') == {"a": [1, "]]][[[{{", {"b": None}]}
+    assert loads_json("[" * 64 + "]" * 64) == json.loads("[" * 64 + "]" * 64)   # the bound itself
+    for text in ("[" * 100_000 + "]" * 100_000, '{"a": ' * 100_000 + "1" + "}" * 100_000):
+        with pytest.raises(json.JSONDecodeError, match=r"^nested deeper than 64 levels: line 1 "):
+            loads_json(text)

@@ -3,7 +3,8 @@
 * :mod:`rdd.config.walker` – :func:`param` declarations, :func:`build` (the one validator),
   :func:`doc_rows` (the generated reference);
 * :mod:`rdd.config.sections` – the training recipe's sections (model, data, optim, loss, engine);
-* :mod:`rdd.config.params` – ``params.yaml`` section by section, :func:`load_params`.
+* :mod:`rdd.config.params` – ``params.yaml`` section by section, :func:`load_params`;
+* :mod:`rdd.config.yamlfile` – the bounded YAML reader under it (:func:`read_yaml`).
 """
 from rdd.config.params import (STUDENT_STAGES, TRAIN_STAGES, Params, ParamsError, load_params,
                                parse_params)

@@ -14,7 +14,7 @@ import inspect
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from rdd.config.walker import Names, invalid, param
+from rdd.config.walker import Names, clip, invalid, param, short
 from rdd.spec import TFE_REDUCTIONS, TSE_MODES
 
 __all__ = ["KD_TYPES", "EXTRA_KD_TYPES", "RDD_MODES", "AMP_MODES", "TFE_REDUCTIONS",
@@ -47,7 +47,8 @@ def _binds(key: str, fn: Callable, what: str, *args: Any, **kwargs: Any) -> None
         inspect.signature(fn).bind(*args, **kwargs)
     except TypeError as e:
         shown = {k: v for k, v in kwargs.items() if k != "num_classes"}
-        raise invalid(key, f"has arguments that {what} does not accept ({e}); got {shown}") from None
+        raise invalid(key, f"has arguments that {what} does not accept ({clip(str(e), 160)}); "
+                           f"got {short(shown)}") from None
     except ValueError:  # no introspectable signature: the call itself checks
         return
 
@@ -88,7 +89,7 @@ def _dry_build(name: str, kwargs: Mapping[str, Any]) -> None:
         with torch.device("meta"):
             create_model(name, num_classes=2, **kw)
     except (ValueError, TypeError, AssertionError) as e:
-        raise invalid("kwargs", f": {e}") from None
+        raise invalid("kwargs", f": {clip(str(e))}") from None
 
 
 @dataclass(frozen=True)

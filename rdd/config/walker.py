@@ -29,7 +29,7 @@ from dataclasses import MISSING, dataclass
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 __all__ = ["ConfigError", "Names", "param", "build", "build_partial", "check", "invalid",
-           "as_dict", "doc_rows", "did_you_mean"]
+           "as_dict", "doc_rows", "did_you_mean", "short", "clip"]
 
 
 class ConfigError(ValueError):
@@ -80,8 +80,54 @@ def param(default: Any = MISSING, *, doc: str = "", gt: float | None = None,
     return dataclasses.field(default=default, metadata=md)
 
 
+def short(v: Any, limit: int = 80) -> str:
+    """``repr(v)`` cut to ``limit`` characters, without rendering the rest: an error message never
+    holds (or spends time and memory building) a huge value, e.g. a list of a million items."""
+    parts: list[str] = []
+    room = [limit + 1]
+
+    def put(text: str) -> None:
+        parts.append(text[:room[0]])
+        room[0] -= len(parts[-1])
+
+    def walk(x: Any, depth: int) -> None:
+        if room[0] <= 0:
+            return
+        if isinstance(x, (dict, list, tuple)) and type(x) in (dict, list, tuple):
+            if depth > 8:
+                return put("...")
+            items = x.items() if isinstance(x, dict) else x
+            put("{" if isinstance(x, dict) else "[" if isinstance(x, list) else "(")
+            for i, item in enumerate(items):
+                if room[0] <= 0:
+                    return
+                if i:
+                    put(", ")
+                if isinstance(x, dict):
+                    walk(item[0], depth + 1)
+                    put(": ")
+                    item = item[1]
+                walk(item, depth + 1)
+            put("}" if isinstance(x, dict) else "]" if isinstance(x, list)
+                else ",)" if len(x) == 1 else ")")
+        elif isinstance(x, str):
+            put(repr(x[:room[0]]) if len(x) > room[0] else repr(x))
+        else:
+            put(repr(x))
+
+    walk(v, 0)
+    text = "".join(parts)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def clip(text: str, limit: int = 200) -> str:
+    """``text`` on one line, at most ``limit`` characters (a library's message quoting a value)."""
+    text = " ".join(str(text)[:4 * limit].split())
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def did_you_mean(key: str, known: Iterable[str]) -> str:
-    close = difflib.get_close_matches(str(key), [str(k) for k in known], n=1, cutoff=0.6)
+    close = difflib.get_close_matches(str(key)[:200], [str(k) for k in known], n=1, cutoff=0.6)
     return f"did you mean {close[0]!r}? " if close else ""
 
 
@@ -94,9 +140,12 @@ def _join(path: str, key: str) -> str:
 
 
 def _fail(path: str, msg: str) -> ConfigError:
+    path = path or "config"
+    if len(path) > 200:                 # a key path through a huge free-form key
+        path = path[:197] + "..."
     if msg.startswith(":"):
-        return ConfigError(f"{path or 'config'}{msg}")
-    return ConfigError(f"{path or 'config'} {msg}")
+        return ConfigError(f"{path}{msg}")
+    return ConfigError(f"{path} {msg}")
 
 
 # --------------------------------------------------------------------------- types
@@ -164,7 +213,7 @@ def _value(tp: Any, md: Mapping[str, Any], v: Any, path: str) -> Any:
         out = build(tp, v, path)
     elif tp is bool:
         if not isinstance(v, bool):
-            raise _fail(path, f"must be true or false{null}, got {v!r}")
+            raise _fail(path, f"must be true or false{null}, got {short(v)}")
         out = v
     elif tp is int or tp is float:
         ok = _is_int(v) or (tp is float and _is_num(v))
@@ -172,52 +221,52 @@ def _value(tp: Any, md: Mapping[str, Any], v: Any, path: str) -> Any:
             v, ok = int(v), True
         what = "an integer" if tp is int else "a number"
         if not ok:
-            raise _fail(path, f"must be {what}{null}, got {v!r}")
+            raise _fail(path, f"must be {what}{null}, got {short(v)}")
         if tp is float:
             v = float(v)
             if not math.isfinite(v):
                 raise _fail(path, f"must be finite, got {v}")
         if not _in_bounds(v, md):
-            raise _fail(path, f"must be {_bounds(md)}{null}, got {v!r}")
+            raise _fail(path, f"must be {_bounds(md)}{null}, got {short(v)}")
         out = v
     elif tp is str:
         if not isinstance(v, str) or (not v and md.get("choices") is None):
-            raise _fail(path, f"must be a non-empty string{null}, got {v!r}")
+            raise _fail(path, f"must be a non-empty string{null}, got {short(v)}")
         out = v
     elif tp is dict:
         if v is None:
             v = {}
         if not isinstance(v, Mapping):
-            raise _fail(path, f"must be a mapping{null}, got {v!r}")
+            raise _fail(path, f"must be a mapping{null}, got {short(v)}")
         out = copy.deepcopy(dict(v))
     elif origin is tuple and args == (int, int):
         items = v if isinstance(v, (list, tuple)) else [v]
         if (not 1 <= len(items) <= 2 or not all(_is_int(x) and x > 0 for x in items)):
-            raise _fail(path, f"must be a positive size [H, W] (or H){null}, got {v!r}")
+            raise _fail(path, f"must be a positive size [H, W] (or H){null}, got {short(v)}")
         out = (items[0], items[-1])
     elif origin is tuple and args == (float, float):
         if (not isinstance(v, (list, tuple)) or len(v) != 2 or not all(_is_num(x) for x in v)):
-            raise _fail(path, f"must be a pair [a, b] of numbers{null}, got {v!r}")
+            raise _fail(path, f"must be a pair [a, b] of numbers{null}, got {short(v)}")
         out = (float(v[0]), float(v[1]))
     elif origin is tuple and len(args) == 2 and args[1] is Ellipsis:
         items = [v] if isinstance(v, Mapping) else v
         if items is None:
             items = []
         if not isinstance(items, (list, tuple)):
-            raise _fail(path, f"must be a list{null}, got {v!r}")
+            raise _fail(path, f"must be a list{null}, got {short(v)}")
         out = tuple(_value(args[0], {}, x, f"{path}[{i}]") for i, x in enumerate(items))
     elif origin is dict and len(args) == 2 and _is_section(args[1]):
         if not isinstance(v, Mapping):
-            raise _fail(path, f"must be a mapping{null}, got {v!r}")
+            raise _fail(path, f"must be a mapping{null}, got {short(v)}")
         out = {k: build(args[1], x, _join(path, str(k))) for k, x in v.items()}
     elif origin is list:
         if not isinstance(v, (list, tuple)):
-            raise _fail(path, f"must be a list{null}, got {v!r}")
+            raise _fail(path, f"must be a list{null}, got {short(v)}")
         item_md = {"choices": md.get("choices")}
         out = [_value(args[0], item_md, x, f"{path}[{i}]") if args else copy.deepcopy(x)
                for i, x in enumerate(v)]
         if not out and md.get("ge") is not None:
-            raise _fail(path, f"must be a non-empty list, got {v!r}")
+            raise _fail(path, f"must be a non-empty list, got {short(v)}")
         return out
     elif tp is Any:
         out = copy.deepcopy(v)
@@ -228,14 +277,14 @@ def _value(tp: Any, md: Mapping[str, Any], v: Any, path: str) -> Any:
         if isinstance(choices, Names):
             known = list(choices.names())
             if out not in known:
-                raise _fail(path, f": unknown {choices.what} {out!r} ({did_you_mean(out, known)}"
-                                  f"known: {', '.join(sorted(known))})")
+                raise _fail(path, f": unknown {choices.what} {short(out)} "
+                                  f"({did_you_mean(out, known)}known: {', '.join(sorted(known))})")
         elif out not in choices:
-            raise _fail(path, f"must be one of {', '.join(map(str, choices))}; got {out!r}")
+            raise _fail(path, f"must be one of {', '.join(map(str, choices))}; got {short(out)}")
     if md.get("check") is not None:
         msg = md["check"](out)
         if msg:
-            raise _fail(path, f"{msg}, got {v!r}")
+            raise _fail(path, f"{msg}, got {short(v)}")
     return out
 
 
@@ -252,7 +301,7 @@ def _extra(cls: type) -> tuple[str, type] | None:
 
 def _unknown(cls: type, key: Any, path: str, known: list[str]) -> ConfigError:
     full = _join(path, str(key))
-    return ConfigError(f"unknown key {full!r} ({did_you_mean(key, known)}"
+    return ConfigError(f"unknown key {short(full)} ({did_you_mean(key, known)}"
                        f"expected one of: {', '.join(known)})")
 
 
@@ -263,7 +312,7 @@ def build(cls: type, d: Any, path: str = "") -> Any:
     if d is None:
         d = {}
     if not isinstance(d, Mapping):
-        raise _fail(path, f"must be a mapping, got {type(d).__name__}: {d!r}")
+        raise _fail(path, f"must be a mapping, got {type(d).__name__}: {short(d)}")
     hints = _hints(cls)
     fields = _fields(cls)
     names = [f.name for f in fields]
@@ -287,7 +336,7 @@ def build(cls: type, d: Any, path: str = "") -> Any:
         if f.name in d:
             out[f.name] = _value(hints[f.name], f.metadata, d[f.name], fpath)
         elif f.default is MISSING and f.default_factory is MISSING:
-            raise ConfigError(f"missing required key {fpath!r}")
+            raise ConfigError(f"missing required key {short(fpath)}")
         elif _is_section(_split_optional(hints[f.name])[0]) and f.default_factory is not MISSING:
             out[f.name] = build(_split_optional(hints[f.name])[0], {}, fpath)
     if extra:
@@ -312,7 +361,7 @@ def build_partial(cls: type, d: Any, path: str) -> dict[str, Any]:
     if d is None:
         return {}
     if not isinstance(d, Mapping):
-        raise _fail(path, f"must be a mapping, got {d!r}")
+        raise _fail(path, f"must be a mapping, got {short(d)}")
     hints = _hints(cls)
     by_name = {f.name: f for f in _fields(cls)}
     out = {}

@@ -94,10 +94,11 @@ class CamVid(SegmentationDataset):
                         f"{listing}:{n}: expected 'image_path mask_path', got {line!r}")
                 # keep the last two components: '/SegNet/CamVid/train/x.png' → root/train/x.png
                 kept = [Path(p).parts[-2:] for p in parts]
-                if any(".." in k for k in kept):   # '../x.png' would read above the root
-                    raise ValueError(f"{listing}:{n}: {line.strip()!r} points outside the "
-                                     f"dataset root {root} ('..'); list paths as "
-                                     "'<split>/<file>' (e.g. train/0001TP_006690.png)")
+                # '../x.png' would read above the root, '/x.png' (kept whole) anywhere
+                if any(".." in k or Path(*k).is_absolute() for k in kept):
+                    raise ValueError(f"{listing}:{n}: {line.strip()[:200]!r} points outside the "
+                                     f"dataset root {root} ('..' or a path at '/'); list paths "
+                                     "as '<split>/<file>' (e.g. train/0001TP_006690.png)")
                 img, ann = (root.joinpath(*k) for k in kept)
                 if not img.is_file():
                     raise FileNotFoundError(f"{listing}:{n}: image file not found: {img}")

@@ -36,7 +36,6 @@ is sometimes intended. Keys that legitimately differ between the two stages of a
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 import warnings
 from pathlib import Path
@@ -46,7 +45,7 @@ import numpy as np
 import torch
 
 from rdd.serialization import TorchFileError, load_torch_file, save_torch_file, torch_bytes
-from rdd.spec import write_json_atomic
+from rdd.spec import loads_json, write_json_atomic
 
 __all__ = ["CHECKPOINT_FORMAT", "ConfigMismatchWarning", "CheckpointError", "get_rng_state",
            "set_rng_state", "save_checkpoint", "load_checkpoint", "check_config_hash",
@@ -140,7 +139,7 @@ def _read_extra(path: Path, step: int) -> dict[str, Any]:
     """The sidecar's ``extra`` when it belongs to this step's checkpoint, else ``{}`` (it is
     informational: a missing or stale sidecar never stops a resume)."""
     try:
-        side = json.loads(path.with_suffix(".json").read_text())
+        side = loads_json(path.with_suffix(".json").read_text())
     except (OSError, ValueError):
         return {}
     if not isinstance(side, dict) or side.get("step") != step or not isinstance(

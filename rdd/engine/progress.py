@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import logging
 import math
+from pathlib import Path
 from typing import Any
 
 import torch
+
+from rdd.spec import write_text_atomic
 
 from . import distributed as D
 from .objective import global_rdd_stats
@@ -26,7 +29,8 @@ class RunProgress:
     """DVCLive, progress bar and log lines of a :class:`~rdd.engine.trainer.Trainer`."""
 
     def _open_live(self):
-        """Rank 0's DVCLive logger (continued on resume), with the run's configuration logged
+        """Rank 0's DVCLive logger (continued on resume, without the rows logged after the
+        resumed step: :func:`_drop_rows_after`), with the run's configuration logged
         as ``params.yaml`` (what :func:`rdd.study.read_run_config` reads); ``None`` elsewhere."""
         if not self.is_main:
             return None
@@ -34,6 +38,8 @@ class RunProgress:
 
         live_dir = self.out_dir / "dvclive"
         resume = self.resumed_from is not None and (live_dir / "metrics.json").exists()
+        if resume:
+            _drop_rows_after(live_dir, self.step)
         live = Live(dir=str(live_dir), resume=resume, save_dvc_exp=False, dvcyaml=None,
                     report=None)
         live.log_params({"config": self.cfg.to_dict(), "world_size": self.info.world_size,
@@ -80,6 +86,30 @@ class RunProgress:
                 if not math.isnan(val[k]):
                     live.log_metric(f"val/{k}", val[k])
             live.make_summary()
+
+
+def _drop_rows_after(live_dir: Path, step: int) -> None:
+    """Remove the rows of steps after ``step`` from the DVCLive curves (``plots/metrics/**.tsv``).
+
+    A run stopped after its last checkpoint has logged steps that the resumed run, starting at
+    that checkpoint's ``step``, logs again; without this they would be in the curves twice."""
+    for tsv in sorted((live_dir / "plots" / "metrics").rglob("*.tsv")):
+        lines = tsv.read_text().splitlines(keepends=True)
+        header = lines[0].rstrip("\r\n").split("\t") if lines else []
+        if "step" not in header:
+            continue
+        col = header.index("step")
+        keep = lines[:1] + [row for row in lines[1:] if not _after(row, col, step)]
+        if len(keep) < len(lines):
+            write_text_atomic(tsv, "".join(keep))
+
+
+def _after(row: str, col: int, step: int) -> bool:
+    cells = row.rstrip("\r\n").split("\t")
+    try:
+        return int(float(cells[col])) > step
+    except (IndexError, ValueError):
+        return False
 
 
 def _fmt_time(s: float) -> str:
