@@ -1,7 +1,7 @@
 """Thin ``click`` entry points, one per DVC stage (see ``dvc.yaml`` and ``studies/*/dvc.yaml``).
 
-``pipeline`` here is the DVC stage package; inside the library, ``rdd.runtime.pipeline`` is the
-edge runner's threaded frame pipeline (decode → preprocess → inference → postprocess), and the
+``pipeline`` here is the DVC stage package; inside the library, ``rdd.runtime.stream`` is the
+edge runner's threaded frame stream (decode → preprocess → inference → outputs), and the
 export orchestrator is :func:`rdd.export.run_export` (``rdd/export/run.py``).
 
 ==============  ===========================================  ===========================================

@@ -38,7 +38,7 @@ import click
 
 from pipeline._cli import bad_params, out_root_option, params_option, unloadable_files
 from pipeline.config import load_params, split_datasets, train_stage_config
-from rdd.config.params import Params, StudyConfig, arm_student, as_params
+from rdd.config.params import Params, StudyConfig, arm_student, as_params, read_params_yaml
 from rdd.config.sections import TeacherConfig
 from rdd.config.walker import as_dict, check
 from rdd.study.aggregate import run_dir
@@ -54,9 +54,7 @@ def study_section(params: Params | Mapping[str, Any]) -> StudyConfig:
 def report_params(params: Params, path: str | Path) -> dict[str, Any]:
     """The params file as written (the reports quote it), checked first, with the keys the
     difficulty diagnostics read filled from the checked sections where the file omits them."""
-    import yaml
-
-    raw = yaml.safe_load(Path(path).read_text())
+    raw = read_params_yaml(path)
     rdd = dict(raw.get("rdd") or {})
     for k in ("threshold", "min_kept", "mode"):
         rdd.setdefault(k, getattr(params.rdd, k))

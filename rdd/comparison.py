@@ -67,9 +67,16 @@ def compare_models(artifacts: Mapping[str, str | Path], out_dir: str | Path, *, 
                            transform=EvalTransform(size=eval_size, normalization=norm), **kwargs)
         m = evaluate(model, ds, classes.num_classes, classes.ignore_index, mode=cfg.mode,
                      device=device, crop_size=cfg.crop_size, batch_size=cfg.batch_size)
-        size = eval_size or ds.load(0)[0].shape[:2]
-        prof = model_profile(model.cpu(), size, latency_runs=cfg.latency.runs,
-                             latency_warmup=cfg.latency.warmup, threads=cfg.latency.threads)
+        size = tuple(eval_size or ds.load(0)[0].shape[:2])
+        prof = model_profile(model.cpu(), size, latency_runs=0)
+        if cfg.latency.runs > 0:   # the project's one latency harness, as rdd-bench times builds
+            from rdd.runtime.backends import open_build
+            from rdd.runtime.measure.bench import time_builds
+
+            st = time_builds({"m": open_build(path, backend="torch", threads=cfg.latency.threads)},
+                             size, warmup_runs=cfg.latency.warmup, min_runs=cfg.latency.runs,
+                             duration_s=0.0, rounds=1)["m"]
+            prof["cpu_latency_ms"] = {k: v for k, v in st.items() if k != "round_p50"}
         results[stage] = {"model": meta["model"], "miou": m["miou"], "pixel_acc": m["pixel_acc"],
                           "mean_acc": m.get("mean_acc"), "iou": m["iou"], **prof}
         models[stage], datasets[stage] = model, ds

@@ -11,9 +11,11 @@ import cv2
 import numpy as np
 import pytest
 
-from rdd.runtime.accuracy import LabelledFrames
-from rdd.runtime.bench import Build, discover_builds, main, plan_rows, run_bench, runtime_status
-from rdd.runtime.bench_report import markdown_table, pareto_front, recommend
+from rdd.runtime.measure.frames import Frames
+from rdd.runtime.backends import Build, discover_builds
+from rdd.runtime.bench_cli import main
+from rdd.runtime.measure.bench import plan_rows, run_bench, runtime_status
+from rdd.runtime.measure.bench_report import markdown_table, pareto_front, recommend
 
 FAST = {"warmup_s": 0.0, "duration_s": 0.0, "min_runs": 2, "rounds": 1}
 
@@ -66,9 +68,9 @@ def test_rows_with_backends_absent(monkeypatch, tmp_path):
     assert st["openvino_cpu"].startswith("skipped: OpenVINO unavailable")
     builds = discover_builds([_toy_onnx(tmp_path / "a.onnx", (0, 1)),
                               _toy_onnx(tmp_path / "a_int8.onnx", (0, 1), precision="int8")])
-    assert [(b.name, b.fmt, b.precision) for b in builds] == [("a.onnx", "onnx", "fp32"),
+    assert [(b.name, b.format, b.precision) for b in builds] == [("a.onnx", "onnx", "fp32"),
                                                               ("a_int8.onnx", "onnx", "int8")]
-    rows = {r["row"]: r["status"] for r in plan_rows(builds, st)}
+    rows = {r.name: r.status for r in plan_rows(builds, st)}
     assert rows["ORT CPU FP32"] is None and rows["ORT CPU INT8"] is None
     assert rows["OpenVINO CPU FP32"].startswith("skipped: OpenVINO unavailable")
     assert rows["OpenVINO CPU INT8"].startswith("skipped: OpenVINO unavailable")
@@ -82,7 +84,7 @@ def test_rows_without_onnxruntime_and_missing_builds(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     st = runtime_status()
     assert st["ort_cpu"] == st["ort_cuda"] == st["ort_trt"] == "skipped: onnxruntime unavailable"
-    rows = {r["row"]: r["status"] for r in plan_rows([], {**st, "openvino_cpu": None})}
+    rows = {r.name: r.status for r in plan_rows([], {**st, "openvino_cpu": None})}
     assert rows["ORT CPU INT8"] == "skipped: onnxruntime unavailable"
     assert rows["OpenVINO CPU INT8"] == "skipped: no INT8 ONNX given"
 
@@ -94,7 +96,7 @@ def test_accuracy_columns_golden(tmp_path):
     imgs = [rng.integers(0, 256, (8, 8, 3), dtype=np.uint8) for _ in range(3)]
     labs = [rng.integers(0, 2, (8, 8)).astype(np.uint8) for _ in range(3)]
     labs[0][0, :] = 255
-    frames = LabelledFrames(["f0", "f1", "f2"], imgs, labs)
+    frames = Frames.from_arrays(imgs, labs, names=["f0", "f1", "f2"])
     rep = run_bench(discover_builds([a, b]), frames=frames, threads=[1], kinds=["ort_cpu"],
                     e2e_frames=0, timing=FAST)
     res = {r["model"]: r for r in rep["results"] if r["status"] == "ok"}
@@ -192,18 +194,19 @@ def test_infer_compare_same_build_is_exact(tmp_path, tiny_onnx, capsys):
 def test_infer_compare_second_build_differs(tmp_path, tiny_onnx):
     """A different second build: agreement < 1 and ΔmIoU = its mIoU − the first's."""
     from rdd.runtime import OrtBackend
-    from rdd.runtime.accuracy import compare_builds, load_labelled_frames, predict, score
+    from rdd.runtime.measure.frames import Frames
+    from rdd.runtime.measure.score import compare_builds, predict, score
 
     img, lab = _image_folder(tmp_path, classes=2)
     a = _toy_onnx(tmp_path / "a.onnx", (0, 1))
     b = _toy_onnx(tmp_path / "b.onnx", (0, 2))
-    frames = load_labelled_frames(img, lab)
+    frames = Frames.from_folder(img, lab)
     ba, bb = OrtBackend(a), OrtBackend(b)
     c = compare_builds(ba, bb, frames, (48, 64))
     pa, pb = predict(ba, frames, (48, 64))[0], predict(bb, frames, (48, 64))[0]
     assert c["argmax_agreement"] == pytest.approx(np.mean([(x == y).mean() for x, y in zip(pa, pb)]))
     assert c["argmax_agreement"] < 1.0
-    assert c["delta_miou"] == pytest.approx(100 * (score(pb, frames, 2)["miou"] - score(pa, frames, 2)["miou"]))
+    assert 100 * c["miou_delta"] == pytest.approx(100 * (score(pb, frames, 2)["miou"] - score(pa, frames, 2)["miou"]))
 
 
 def test_infer_compare_bad_spec(tmp_path, tiny_onnx, capsys):
@@ -249,7 +252,7 @@ def test_infer_compare_is_checked_before_the_first_frame(tmp_path, tiny_onnx, ca
 def test_bench_says_why_no_model_opens(tmp_path, tiny_model, hostile_pickle, capsys):
     """rdd-bench on a crafted model.pt: exit 2, one line that says why (refused), nothing runs."""
     from rdd.artifacts import save_artifact
-    from rdd.runtime.bench import main as bench
+    from rdd.runtime.bench_cli import main as bench
     from rdd.spec import CAMVID_CLASSES, Normalization
 
     img, _ = _image_folder(tmp_path)

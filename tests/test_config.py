@@ -3,6 +3,7 @@ defaults and the generated reference out."""
 from __future__ import annotations
 
 import dataclasses
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ import yaml
 from click.testing import CliRunner
 
 from rdd.config import params as P
-from rdd.config.walker import ConfigError, as_dict, build, param
+from rdd.config.walker import ConfigError, as_dict, build, param, short
 
 REPO = Path(__file__).resolve().parents[1]
 RAW = yaml.safe_load((REPO / "params.yaml").read_text())
@@ -139,3 +140,102 @@ def test_walker_converts_and_defaults():
     assert o == _Outer(n=2, size=(4, 4), inner=_Inner(), items=(_Inner(k=1.0),))
     assert as_dict(o) == {"n": 2, "size": [4, 4], "inner": {"k": 0.5}, "items": [{"k": 1.0}],
                           "names": []}
+
+
+# --------------------------------------------------------------------------- reading the file
+_BOMB = """\
+data:
+  dataset: synthetic
+  kwargs:
+    a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]
+    b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
+    c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
+    d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]
+    e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]
+    f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]
+    g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]
+    h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]
+    i: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h]
+"""
+
+
+def _one_line_params_error(path: Path) -> str:
+    """``python -m pipeline.params`` and :func:`load_params` refuse ``path`` in one line."""
+    from pipeline.params import main
+
+    with pytest.raises(P.ParamsError) as e:
+        P.load_params(path)
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith(str(path)) and len(msg) < 300, msg
+    res = CliRunner().invoke(main, ["--params", str(path)])
+    assert res.exit_code == 2 and res.output.strip() == f"Error: {msg}", res.output
+    return msg
+
+
+def test_alias_bombs_are_refused_before_anything_expands_them(tmp_path):
+    """Issue #33 item 3: nested aliases that expand to 387 million values (here in
+    ``data.kwargs``, whose error message used to render them) are one line, at once."""
+    import time
+
+    path = tmp_path / "bomb.yaml"
+    path.write_text(_BOMB)
+    t0 = time.perf_counter()
+    msg = _one_line_params_error(path)
+    assert time.perf_counter() - t0 < 10
+    assert re.search(r"line \d+: 'data\.kwargs\.[a-i]' expands to more than 100000 values", msg)
+    path.write_text("data: {dataset: synthetic}\nstudy: &s {arms: {a: *s}}\n")   # recursive
+    assert "refers to a node that contains it" in _one_line_params_error(path)
+    # small anchors, as the committed study files use them (&x16 / *x16, &at_w / *at_w), are fine
+    study = P.load_params(REPO / "studies" / "camvid_converged" / "params.yaml").study
+    assert study.arms["kd_16x"].student == study.arms["or_16x"].student != {}
+    assert study.arms["at_16x"].extra_kd[0].weight == study.arms["at_rdd_16x"].extra_kd[0].weight
+
+
+@pytest.mark.parametrize("text,message", [
+    ("data: {dataset: synthetic}\ntrain: {seed: 1}\nkd: {}\ntrain: {seed: 2}\n",
+     "line 4: duplicate key 'train' (first given at line 2"),
+    ("data: {dataset: synthetic}\nstudent:\n  model: lraspp_mobilenetv2\n  optim:\n    lr: 0.1\n"
+     "    iters: 5\n    lr: 0.2\n",
+     "line 7: duplicate key 'student.optim.lr' (first given at line 5"),
+    ("data: {dataset: synthetic, kwargs: {a: 1, a: 2}}\n",
+     "line 1: duplicate key 'data.kwargs.a' (first given at line 1"),
+])
+def test_a_key_given_twice_is_an_error_naming_it_and_its_line(tmp_path, text, message):
+    path = tmp_path / "dup.yaml"
+    path.write_text(text)
+    assert message in _one_line_params_error(path)
+    # a merge key and the keys that override it are not duplicates
+    from rdd.config.yamlfile import read_yaml
+
+    path.write_text("a: &a {x: 1, y: 2}\nb:\n  <<: *a\n  x: 3\n")
+    assert read_yaml(path) == {"a": {"x": 1, "y": 2}, "b": {"x": 3, "y": 2}}
+
+
+def test_deep_nesting_is_a_one_line_error(tmp_path):
+    path = tmp_path / "deep.yaml"
+    deep = "[" * 50_000 + "]" * 50_000
+    path.write_text("data: {dataset: synthetic, kwargs: {x: " + deep + "}}\n")
+    assert "nested deeper than 64 levels at 'data.kwargs.x[0][0]" in _one_line_params_error(path)
+
+
+def test_messages_never_render_a_huge_value():
+    huge = list(range(10**6))
+    for d in ({"n": 1, "size": huge}, {"n": 1, "inner": {"k": huge}}, {"n": huge}):
+        with pytest.raises(ConfigError) as e:
+            build(_Outer, d, "x")
+        assert len(str(e.value)) < 200 and str(e.value).endswith("...")
+    with pytest.raises(P.ParamsError) as e:    # unknown dataset arguments quote what was given
+        P.parse_params({**RAW, "data": {**RAW["data"], "kwargs": {"bogus": huge}}})
+    assert len(str(e.value)) < 400 and "data.kwargs has arguments" in str(e.value)
+    assert short({"a": [1, (2,), "x" * 500]}, 30) == "{'a': [1, (2,), 'xxxxxxxxxx..."
+    assert short({"a": [1, (2,)]}) == repr({"a": [1, (2,)]})
+
+
+def test_model_kwargs_in_params_are_bounded():
+    """Issue #33 item 8: the builders' one bound applies to a params file too (the dry build on
+    torch's meta device allocated nothing, so ``width_mult: 1000`` used to pass)."""
+    student = {**RAW["student"], "model": {"name": "lraspp_mobilenetv2",
+                                           "kwargs": {"width_mult": 1000}}}
+    with pytest.raises(P.ParamsError, match=r"^params\.yaml: student\.model\.kwargs: width_mult "
+                                            r"must be <= 2, got 1000$"):
+        P.parse_params({**RAW, "student": student})

@@ -71,8 +71,8 @@ def test_openvino_nncf_int8_ir(tmp_path, tiny_onnx):
     pytest.importorskip("openvino")
     pytest.importorskip("nncf")
     from rdd.export.openvino import openvino_edge_names, quantize_openvino
-    from rdd.runtime import OrtBackend, create_backend, preprocess
-    from rdd.runtime.bench import discover_builds
+    from rdd.runtime import OrtBackend, open_build, preprocess
+    from rdd.runtime.backends import discover_builds
 
     import openvino as ov
 
@@ -84,13 +84,13 @@ def test_openvino_nncf_int8_ir(tmp_path, tiny_onnx):
     assert info["calib_frames"] == 3 and info["float_nodes"] == names
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m_int8.bin", "m_int8.xml"]
     assert "FakeQuantize" in (tmp_path / "m_int8.xml").read_text()
-    be = create_backend(tmp_path / "m_int8.xml")
+    be = open_build(tmp_path / "m_int8.xml")
     ref = OrtBackend(tiny_onnx)
     assert be.name == "openvino" and be.meta == ref.meta
     assert discover_builds([tmp_path / "m_int8.xml"])[0].precision == "int8"
     x = preprocess(frames[0], be.meta, (48, 64))
     assert be.infer(x).shape == (1, 48, 64)
-    assert np.abs(be.run_raw(x) - ref.run_raw(x)).max() < 1.0          # close to FP32, not equal
+    assert np.abs(be.forward(x) - ref.forward(x)).max() < 1.0          # close to FP32, not equal
     with pytest.raises(ValueError, match="preset must be one of"):
         quantize_openvino(tiny_onnx, tmp_path / "x.xml", calib_frames=frames, preset="fast")
     assert json.loads(json.dumps(info))["preset"] == "performance"

@@ -1,4 +1,4 @@
-"""OpenVINO backend (rdd.runtime.openvino): same contract and labels as onnxruntime.
+"""OpenVINO backend (rdd.runtime.backends.openvino): same contract and labels as onnxruntime.
 
 Skipped where the ``[openvino]`` extra is not installed, except the 'unavailable' message test.
 """
@@ -10,8 +10,8 @@ import sys
 import numpy as np
 import pytest
 
-from rdd.runtime import InputError, OrtBackend, create_backend
-from rdd.runtime.pipeline import preprocess
+from rdd.runtime import InputError, OrtBackend, open_build
+from rdd.runtime.stream.transforms import preprocess
 from rdd.spec import CAMVID_CLASSES, Normalization
 
 
@@ -27,21 +27,21 @@ def _frames(n, h=48, w=64, seed=0):
 def test_openvino_unavailable_is_one_line(monkeypatch, tiny_onnx):
     monkeypatch.setitem(sys.modules, "openvino", None)   # import openvino → ImportError
     with pytest.raises(InputError, match=r"OpenVINO unavailable: .*rdd-edge\[openvino\]"):
-        create_backend(tiny_onnx, backend="openvino")
-    from rdd.runtime.openvino import openvino_available
+        open_build(tiny_onnx, backend="openvino")
+    from rdd.runtime.backends import available
 
-    assert not openvino_available()
+    assert available("openvino") is not None
 
 
 def test_openvino_reads_onnx_meta_and_matches_ort(tiny_onnx):
     _needs_ov()
-    vo = create_backend(tiny_onnx, backend="openvino", threads=1)
-    ro = OrtBackend(tiny_onnx, intra_op_threads=1)
+    vo = open_build(tiny_onnx, backend="openvino", threads=1)
+    ro = OrtBackend(tiny_onnx, threads=1)
     assert vo.meta == ro.meta and vo.meta.input_size == (48, 64)
     assert vo.describe()["backend"] == "openvino" and vo.describe()["inference_precision"]
     for img in _frames(2):
         x = preprocess(img, vo.meta, (48, 64))
-        np.testing.assert_allclose(vo.run_raw(x), ro.run_raw(x), atol=1e-4)
+        np.testing.assert_allclose(vo.forward(x), ro.forward(x), atol=1e-4)
         np.testing.assert_array_equal(vo.infer(x), ro.infer(x))
     # another size recompiles for that shape (dynamic-spatial export)
     x = preprocess(_frames(1, 32, 40)[0], vo.meta, (32, 40))
@@ -57,7 +57,7 @@ def test_openvino_folded_uint8_labels_model(tmp_path, tiny_model):
     export_onnx(tiny_model, path, classes=CAMVID_CLASSES, normalization=Normalization(),
                 input_size=(48, 64), argmax=True, fold_preprocess=True, dynamic_spatial=False,
                 simplify=False)
-    vo, ro = create_backend(path, backend="openvino"), OrtBackend(path)
+    vo, ro = open_build(path, backend="openvino"), OrtBackend(path)
     assert vo.meta.input_layout == "NHWC" and vo.meta.input_dtype == "uint8"
     assert vo.meta.output_kind == "labels" and vo.meta.fixed_size == (48, 64)
     x = np.stack(_frames(2))
@@ -66,14 +66,14 @@ def test_openvino_folded_uint8_labels_model(tmp_path, tiny_model):
 
 def test_openvino_ir_roundtrip_keeps_meta(tmp_path, tiny_onnx):
     ov = _needs_ov()
-    from rdd.runtime.openvino import save_ir
+    from rdd.export.openvino import save_ir
 
     meta = json.loads(ov.Core().read_model(str(tiny_onnx)).get_rt_info(
         ["framework", "rdd_meta"]).astype(str))
     xml = save_ir(ov.Core().read_model(str(tiny_onnx)), tmp_path / "m.xml", meta)
     assert xml.is_file() and xml.with_suffix(".bin").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.bin", "m.xml"]  # no temporaries
-    vo = create_backend(xml)                         # auto: .xml → openvino
+    vo = open_build(xml)                         # auto: .xml → openvino
     assert vo.name == "openvino" and vo.meta == OrtBackend(tiny_onnx).meta
     x = preprocess(_frames(1)[0], vo.meta, (48, 64))
     np.testing.assert_array_equal(vo.infer(x), OrtBackend(tiny_onnx).infer(x))
@@ -91,13 +91,13 @@ def test_openvino_bad_models(tmp_path):
     no_meta = tmp_path / "nometa.onnx"
     no_meta.write_bytes(m.SerializeToString())
     with pytest.raises(InputError, match="no 'rdd_meta' metadata"):
-        create_backend(no_meta, backend="openvino")
+        open_build(no_meta, backend="openvino")
     junk = tmp_path / "junk.onnx"
     junk.write_bytes(b"not a model")
     with pytest.raises(InputError, match="OpenVINO cannot read the model"):
-        create_backend(junk, backend="openvino")
+        open_build(junk, backend="openvino")
     with pytest.raises(InputError, match="model file not found"):
-        create_backend(tmp_path / "missing.onnx", backend="openvino")
+        open_build(tmp_path / "missing.onnx", backend="openvino")
 
 
 def test_runner_cli_backend_openvino(tmp_path, tiny_onnx):

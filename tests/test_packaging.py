@@ -91,18 +91,38 @@ def test_ci_deps_tool_expands_extras_and_lists_platform_tags():
 
 
 # --------------------------------------------------------------------------- missing runtime
-_NO_ORT = r"""
+_HIDE = r"""
 import runpy, sys
-class _NoOrt:  # a device where onnxruntime is not installed
+HIDDEN = {hidden!r}
+class _Hide:  # a device where these packages are not installed
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] == "onnxruntime":
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        if name.split(".")[0] in HIDDEN:
+            raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
         return None
-sys.modules.pop("onnxruntime", None)
-sys.meta_path.insert(0, _NoOrt())
+for m in HIDDEN:
+    sys.modules.pop(m, None)
+sys.meta_path.insert(0, _Hide())
 sys.argv = ["rdd-infer"] + sys.argv[1:]
 runpy.run_module("rdd.runtime", run_name="__main__", alter_sys=True)
 """
+#: no inference runtime at all (neither onnxruntime nor OpenVINO)
+_NO_ORT = _HIDE.format(hidden=("onnxruntime", "openvino"))
+#: OpenVINO only (the ``[openvino]`` extra)
+_OPENVINO_ONLY = _HIDE.format(hidden=("onnxruntime", "onnx", "torch"))
+
+
+def test_openvino_alone_runs_an_onnx_with_backend_auto(tmp_path, tiny_onnx):
+    """Issue #34: with only OpenVINO installed, ``--model m.onnx`` (backend auto) runs with it."""
+    pytest.importorskip("openvino")
+    clip = _tiny_clip(tmp_path / "clip.mp4")
+    report = tmp_path / "r.json"
+    proc = subprocess.run(
+        [sys.executable, "-c", _OPENVINO_ONLY, "--model", str(tiny_onnx), "--video", str(clip),
+         "--report", str(report), "--no-progress", "--warmup", "0"],
+        cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    rep = json.loads(report.read_text())
+    assert rep["backend"] == "openvino" and rep["precision"] == "fp32" and rep["frames"] > 0
 
 
 def test_missing_onnxruntime_names_the_extra(tmp_path):

@@ -13,7 +13,7 @@ import pytest
 from rdd.metrics import ConfusionMatrix
 from rdd.runtime import (ImageFolderSource, InputError, LabelFolder, ModelMeta, OrtBackend,
                          OverlayRenderer, Pipeline, PipelineConfig, TrtBackend, VideoSource,
-                         apply_profile, create_backend, engine_sidecar_path, inference_size,
+                         apply_profile, open_build, engine_sidecar_path, inference_size,
                          logits_to_labels, parse_resize, preprocess,
                          read_engine_sidecar, resize_labels, resolve_ignore_ids)
 from rdd.spec import CAMVID_CLASSES, ClassInfo, Normalization, overlay
@@ -229,7 +229,7 @@ def test_resolve_ignore_ids():
 
 # --------------------------------------------------------------------------- backends
 def test_ort_backend_meta_and_parity_with_torch(tiny_onnx, tiny_model):
-    be = OrtBackend(tiny_onnx, device="cpu", intra_op_threads=1)
+    be = OrtBackend(tiny_onnx, device="cpu", threads=1)
     m = be.meta
     assert m.classes == CAMVID_CLASSES and m.model == "lraspp_mobilenetv2"
     assert m.input_layout == "NCHW" and m.dynamic_spatial and m.fixed_size is None
@@ -274,7 +274,7 @@ def test_ort_backend_rejects_bad_models(tmp_path, tiny_onnx):
     with pytest.raises(InputError, match="CUDAExecutionProvider.*available: .*CPUExecutionProvider"):
         OrtBackend(tiny_onnx, device="cuda")
     with pytest.raises(InputError, match="cannot tell the backend"):
-        create_backend(tmp_path / "model.bin")
+        open_build(tmp_path / "model.bin")
 
 
 def test_ort_backend_reads_sidecar_meta(tmp_path):
@@ -371,7 +371,7 @@ def test_pipeline_report_and_metric_match_direct_evaluation(tmp_path, tiny_onnx)
         m[:4] = 255
         cv2.imwrite(str(tmp_path / "lab" / f"img_{i:03d}.png"), m)
         masks.append(m)
-    be = OrtBackend(tiny_onnx, intra_op_threads=1)
+    be = OrtBackend(tiny_onnx, threads=1)
     out = tmp_path / "o.mp4"
     seen = []
     # default resize "model": frames 40×56 run at the model's input_size 48×64, and mIoU is
@@ -432,15 +432,18 @@ def test_pipeline_max_frames_on_video(tmp_path, tiny_onnx):
 
 def test_runtime_import_does_not_import_torch():
     code = ("import sys, rdd.runtime, rdd.runtime.backends, rdd.runtime.timing, "
-            "rdd.runtime.provenance, rdd.runtime.openvino, rdd.runtime.accuracy, rdd.runtime.bench, "
-            "rdd.runtime.bench_report; rdd.runtime.provenance.device_info(); "
+            "rdd.runtime.provenance, rdd.runtime.backends.openvino, rdd.runtime.backends.ort, "
+            "rdd.runtime.backends.trt, rdd.runtime.backends.torch, rdd.runtime.measure.score, "
+            "rdd.runtime.measure.bench, rdd.runtime.measure.bench_report, rdd.runtime.bench_cli, "
+            "rdd.runtime.stream.stream, rdd.runtime.runner, rdd.runtime.cli, rdd.runtime.segmenter, "
+            "rdd.runtime.zoo; rdd.runtime.provenance.device_info(); "
             "assert 'torch' not in sys.modules, 'torch'")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
 
 
 def test_report_json_safe_and_summary_line():
-    from rdd.runtime.pipeline import format_summary
-    from rdd.runtime.runner import _json_safe
+    from rdd.runtime.stream.stream import format_summary
+    from rdd.runtime.runner import json_safe as _json_safe
 
     rep = {"model": "m", "backend": "ort", "device": "cpu", "frames": 3, "inference_size": [4, 6],
            "resize": "native",
@@ -457,7 +460,7 @@ def test_report_json_safe_and_summary_line():
 def test_check_outputs_folder_outputs_and_nesting(tmp_path):
     """Folder outputs (e.g. per-frame masks) may not be an input folder, inside one, or hold/share
     another output's path; unrelated paths pass."""
-    from rdd.runtime.outputs import check_outputs
+    from rdd.runtime.stream.outputs import check_outputs
 
     (tmp_path / "labels").mkdir()
     (tmp_path / "labels" / "a.png").write_bytes(b"x")
@@ -522,7 +525,7 @@ def test_label_ids_outside_the_classes_fail_before_resize(tmp_path, tiny_onnx):
     m[5:9, 5:9] = 259
     for i in range(2):
         cv2.imwrite(str(tmp_path / "lab" / f"img_{i:03d}.png"), m)
-    be = OrtBackend(tiny_onnx, intra_op_threads=1)
+    be = OrtBackend(tiny_onnx, threads=1)
     for resize in ("native", (24, 32)):
         with pytest.raises(InputError, match=r"img_000\.png: invalid label values \[259\].*"
                                              r"--ignore-ids"):
@@ -554,7 +557,7 @@ def test_missing_frame_mask_is_counted_never_shifted(tmp_path, tiny_onnx):
     for i in (0, 1, 3, 4):  # frame 2 has no mask
         masks[i] = np.full((48, 64), i, np.uint8)  # frame i is all class i
         cv2.imwrite(str(tmp_path / "lab" / f"frame_{i:06d}.png"), masks[i])
-    be = OrtBackend(tiny_onnx, intra_op_threads=1)
+    be = OrtBackend(tiny_onnx, threads=1)
     rep = Pipeline(be, VideoSource(path), labels=LabelFolder(tmp_path / "lab", by_index=True),
                    config=PipelineConfig(warmup=0)).run()
     assert rep["labelled_frames"] == 4 and rep["labels_missing"] == 1
@@ -600,7 +603,7 @@ def test_stop_signal_ends_the_run_early_with_valid_outputs(tmp_path, tiny_onnx):
         if n == 3:
             stop.request("sigterm")
 
-    rep = Pipeline(OrtBackend(tiny_onnx, intra_op_threads=1), VideoSource(src),
+    rep = Pipeline(OrtBackend(tiny_onnx, threads=1), VideoSource(src),
                    config=PipelineConfig(warmup=0, out=out, queue_size=1, progress=progress,
                                          stop=stop)).run()
     assert all(seen) and not stop.armed
@@ -643,7 +646,7 @@ def test_video_corrupted_mid_stream_is_a_decode_error(tmp_path, tiny_onnx):
 
 
 def test_stop_reason_precedence():
-    from rdd.runtime.stop import COMPLETE_REASONS, STOP_REASONS, stop_reason
+    from rdd.runtime.stream.stop import COMPLETE_REASONS, STOP_REASONS, stop_reason
 
     assert stop_reason("sigterm", True, "decode_error", "x") == ("sigterm", None)
     assert stop_reason(None, True, "stream_ended", "x") == ("max_frames", None)

@@ -16,7 +16,7 @@ import pytest
 
 from rdd.runtime import InputError, open_source
 from rdd.runtime.cli import main
-from rdd.runtime.sources import (StreamSource, is_gstreamer_pipeline, parse_camera, redact_url,
+from rdd.runtime.stream.sources import (StreamSource, is_gstreamer_pipeline, parse_camera, redact_url,
                                  stream_scheme)
 from rdd.spec import CAMVID_CLASSES, Normalization
 
@@ -258,7 +258,7 @@ def test_file_url_is_a_finite_stream(capfd, conv_onnx, tmp_path):
 
 # --------------------------------------------------------------------------- temporal figures
 def test_label_change_rate_and_flicker_meter_golden():
-    from rdd.runtime.temporal import FlickerMeter, label_change_rate
+    from rdd.runtime.stream.temporal import FlickerMeter, label_change_rate
 
     a = np.array([[0, 1], [2, 3]], np.uint8)
     b = np.array([[0, 1], [2, 4]], np.uint8)
@@ -281,7 +281,7 @@ def test_label_change_rate_and_flicker_meter_golden():
 
 
 def test_interval_and_realtime_summary_golden():
-    from rdd.runtime.temporal import interval_stats, realtime_summary
+    from rdd.runtime.stream.temporal import interval_stats, realtime_summary
 
     iv = interval_stats([0.0, 0.1, 0.2, 0.4])  # intervals 100, 100, 200 ms
     assert iv["mean"] == pytest.approx(400 / 3) and iv["p50"] == pytest.approx(100)
@@ -311,7 +311,7 @@ def _expected_masks(model: Path, rgb: list[np.ndarray], size=(H, W)) -> list[np.
     """The model's labels at ``size``, resized back to each frame's size (nearest, exact)."""
     from rdd.runtime import OrtBackend, preprocess, resize_labels
 
-    be = OrtBackend(model, intra_op_threads=1)
+    be = OrtBackend(model, threads=1)
     return [resize_labels(be.infer(preprocess(im, be.meta, size))[0], im.shape[:2]) for im in rgb]
 
 
@@ -355,7 +355,7 @@ def test_save_masks_refuses_a_non_empty_folder_and_leaves_nothing_on_error(capfd
 
 
 def test_mask_writer_uint16_for_many_classes(tmp_path):
-    from rdd.runtime.masks import MaskWriter, mask_dtype
+    from rdd.runtime.stream.masks import MaskWriter, mask_dtype
 
     assert mask_dtype(256) == np.uint8 and mask_dtype(257) == np.uint16
     lab = np.array([[0, 299], [256, 7]], np.uint16)
@@ -459,7 +459,7 @@ def test_realtime_paced_file_drops_frames_when_inference_is_slow(conv_onnx, tmp_
     from rdd.runtime import OrtBackend, Pipeline, PipelineConfig, VideoSource
 
     clip = _write_clip(tmp_path / "c.mp4", 12, fps=20.0)
-    be = _SlowBackend(OrtBackend(conv_onnx, intra_op_threads=1), 0.12)
+    be = _SlowBackend(OrtBackend(conv_onnx, threads=1), 0.12)
     rep = Pipeline(be, VideoSource(clip), config=PipelineConfig(warmup=0, realtime=True)).run()
     rt = rep["realtime"]
     assert rt["mode"] == "paced_file" and rt["fps"] == pytest.approx(20.0) and rt["fps_from"] == "source"
@@ -502,14 +502,14 @@ def test_batch_splits_at_a_change_of_input_size(conv_onnx, tmp_path):
     for name, hw in (("a", (40, 56)), ("b", (40, 56)), ("c", (30, 40)), ("d", (40, 56))):
         cv2.imwrite(str(tmp_path / "img" / f"{name}.png"), np.full((*hw, 3), 90, np.uint8))
     cfg = PipelineConfig(warmup=0, batch=3, resize="native", save_masks=tmp_path / "m")
-    rep = Pipeline(OrtBackend(conv_onnx, intra_op_threads=1), ImageFolderSource(tmp_path / "img"),
+    rep = Pipeline(OrtBackend(conv_onnx, threads=1), ImageFolderSource(tmp_path / "img"),
                    config=cfg).run()
     assert rep["frames"] == 4 and rep["batch_calls"] == 3 and rep["masks_written"] == 4
     assert cv2.imread(str(tmp_path / "m" / "c.png"), cv2.IMREAD_UNCHANGED).shape == (30, 40)
 
 
 def test_summary_line_names_batch_realtime_and_flicker():
-    from rdd.runtime.temporal import stream_summary
+    from rdd.runtime.stream.temporal import stream_summary
 
     rep = {"batch": 4, "realtime": {"fps": 30.0, "dropped_frames": 3, "frames_read": 120,
                                     "deadline_misses": 7},

@@ -659,7 +659,7 @@ class _Fixed(nn.Module):
 
 
 def test_difficulty_diagnostics_golden():
-    from rdd.export.frames import Frame
+    from rdd.runtime.measure.frames import Frame
     from rdd.spec import Normalization
     from rdd.study import difficulty_diagnostics
 

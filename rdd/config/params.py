@@ -13,7 +13,8 @@ guaranteed the same recipe:
 * ``evaluate`` and ``export`` – the last two stages;
 * ``study`` and ``noise`` – student studies (``studies/*/params.yaml``).
 
-:func:`load_params` reads the file and walks it once with :func:`rdd.config.walker.build`:
+:func:`load_params` reads the file (:func:`rdd.config.yamlfile.read_yaml`: plain data, bounded,
+no key given twice) and walks it once with :func:`rdd.config.walker.build`:
 every type, range, choice and unknown key is checked there, and errors name the params path
 (``params.yaml: student.optim.iters must be > 0, got -5``). Defaults live here and nowhere else;
 ``docs/PARAMS.md`` is generated from this module (``python -m pipeline.params --doc``).
@@ -27,19 +28,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
-
 from rdd.config.sections import (KD_TYPES, DataConfig, EngineSettings, ExtraKDConfig, KDConfig,
                                  ModelConfig, OptimConfig, RDDConfig, TaskLoss, TSEConfig)
-from rdd.config.walker import ConfigError, as_dict, build, invalid, param
+from rdd.config.walker import ConfigError, as_dict, build, invalid, param, short
+from rdd.config.yamlfile import read_yaml
 
 __all__ = ["ParamsError", "TRAIN_STAGES", "STUDENT_STAGES", "Params", "Prepare", "Synthetic",
            "Video", "TrainSection", "Recipe", "KDSection", "RDDSection", "Latency",
            "EvaluateConfig", "ExportConfig", "Arm", "StudyConfig", "NoiseConfig", "load_params",
-           "parse_params", "as_params", "arm_student", "deep_merge", "tfe_iters", "doc_markdown"]
+           "read_params_yaml", "parse_params", "as_params", "arm_student", "deep_merge",
+           "tfe_iters", "doc_markdown"]
 
 TRAIN_STAGES = ("teacher", "baseline", "kd", "tfe_rdd", "tse_rdd")
 STUDENT_STAGES = ("baseline", "kd", "tfe_rdd", "tse_rdd")
+HEADS = ("full", "lowres")   # the contract's (rdd.contract.HEADS); this module imports no runtime
 
 
 class ParamsError(ConfigError):
@@ -172,7 +174,8 @@ class Latency:
 
     runs: int = param(10, gt=0, doc="timed runs")
     warmup: int = param(3, ge=0, doc="untimed runs first")
-    threads: int = param(1, gt=0, doc="torch threads")
+    threads: int = param(2, gt=0, doc="torch threads (as export.benchmark.threads: one model, "
+                                      "one thread count, one latency)")
 
 
 @dataclass(frozen=True)
@@ -196,13 +199,17 @@ class EvaluateConfig:
 @dataclass(frozen=True)
 class Variant:
     name: str = param(doc="file stem under variants/")
-    argmax: bool = param(False, doc="output labels instead of logits")
+    argmax: bool = param(False, doc="output labels instead of logits (needs head: full)")
     fold_preprocess: bool = param(False, doc="uint8 NHWC input, normalisation in the graph")
+    head: str = param("full", choices=HEADS, doc="full: input-size logits | lowres: the head's "
+                                                 "logits, upsampled exactly by the runtime")
 
     def _validate(self) -> None:
+        if self.argmax and self.head != "full":
+            raise invalid("argmax", "needs head: full (labels at the input size)")
         if "/" in self.name or "\\" in self.name or self.name in ("model", "model_int8"):
             raise invalid("name", f"must be a unique file stem other than model / model_int8, "
-                                  f"got {self.name!r}")
+                                  f"got {short(self.name)}")
 
 
 @dataclass(frozen=True)
@@ -258,7 +265,6 @@ class Benchmark:
     threads: int = param(2, gt=0, doc="threads for every backend")
     warmup: int = param(5, ge=0, doc="untimed runs first")
     runs: int = param(30, gt=0, doc="timed runs")
-    spin: bool = param(False, doc="busy-wait between runs")
 
 
 @dataclass(frozen=True)
@@ -270,7 +276,13 @@ class ExportConfig:
     dynamic_batch: bool = param(True, doc="dynamic batch axis")
     dynamic_spatial: bool = param(True, doc="dynamic H, W axes")
     simplify: bool = param(True, doc="onnxsim the graph")
-    variants: tuple[Variant, ...] = param((), doc="extra graphs [{name, argmax, fold_preprocess}]")
+    head: str = param("lowres", choices=HEADS, doc="model.onnx and its builds end at full: "
+                      "input-size logits | lowres: the head's logits before the final bilinear "
+                      "upsampling, which the runtime does exactly (rdd_meta.head)")
+    fold_preprocess: bool = param(False, doc="model.onnx and its builds take uint8 NHWC frames, "
+                                  "normalisation in the graph (rdd_meta.input_dtype)")
+    variants: tuple[Variant, ...] = param((), doc="extra graphs [{name, argmax, fold_preprocess, "
+                                                  "head}]")
     parity: Parity = param(factory=Parity, doc="FP32 gate")
     int8: Int8 = param(factory=Int8, doc="INT8 model and gate")
     tensorrt: TensorRT = param(factory=TensorRT, doc="TensorRT engines")
@@ -281,7 +293,7 @@ class ExportConfig:
         for i, n in enumerate(names):
             if n in names[:i]:
                 raise invalid(f"variants[{i}].name", f"must be a unique file stem other than "
-                                                     f"model / model_int8, got {n!r}")
+                                                     f"model / model_int8, got {short(n)}")
 
 
 # --------------------------------------------------------------------------- studies
@@ -319,10 +331,10 @@ class StudyConfig:
         for name in self.arms:
             if not _alnum(name):
                 raise invalid("arms", f": arm names must be alphanumeric (they name folders and "
-                                      f"DVC stages), got {name!r}")
+                                      f"DVC stages), got {short(name)}")
         for a in self.main_arms or []:
             if a not in self.arms:
-                raise invalid("main_arms", f": {a!r} is not in study.arms")
+                raise invalid("main_arms", f": {short(a)} is not in study.arms")
 
     @property
     def main(self) -> list[str]:
@@ -416,17 +428,21 @@ def as_params(params: "Params | Mapping[str, Any]") -> Params:
     return params if isinstance(params, Params) else parse_params(params)
 
 
-def load_params(path: str | Path = "params.yaml") -> Params:
-    """Read and check a params file (``FileNotFoundError`` / ``ParamsError``)."""
+def read_params_yaml(path: str | Path) -> Any:
+    """The params file as written (:func:`rdd.config.yamlfile.read_yaml`: plain data, bounded
+    size and depth, no duplicate key); ``FileNotFoundError`` / ``ParamsError``."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"params file not found: {path}")
-    with open(path) as f:
-        try:
-            raw = yaml.safe_load(f)
-        except yaml.YAMLError as e:
-            raise ParamsError(f"{path}: not valid YAML: {e}") from None
-    return parse_params(raw, path.name)
+    try:
+        return read_yaml(path)
+    except ConfigError as e:
+        raise ParamsError(str(e)) from None
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and check a params file (``FileNotFoundError`` / ``ParamsError``)."""
+    return parse_params(read_params_yaml(path), Path(path).name)
 
 
 def doc_markdown() -> str:

@@ -19,7 +19,9 @@ Schema (``docs/DESIGN.md``, "ONNX metadata")::
      "output_name": "logits" | "labels", "output_kind": "logits" | "labels",
      "normalization": {"mean": [...], "std": [...], "color": "RGB"},
      "classes": {"names": [...], "palette": [[r, g, b], ...], "ignore_index": 255},
-     "input_size": [H, W], "dynamic_batch": true, "dynamic_spatial": true}
+     "input_size": [H, W], "dynamic_batch": true, "dynamic_spatial": true,
+     "head": {"kind": "lowres", "upsample": "bilinear", "coordinate_transformation": "half_pixel",
+              "output_stride": 8}}                 # optional; absent = "full"
 
 plus, in a parsed TensorRT engine's meta only, optional ``min_size`` / ``max_size`` ``[H, W]``.
 Every violation is an :class:`InputError` whose one-line message starts with the file and names
@@ -31,13 +33,13 @@ The input size is bounded by ``max_pixels`` (default :data:`DEFAULT_MAX_PIXELS`,
 """
 from rdd.contract.files import (apply_profile, describe_onnx_io, engine_sidecar_path, file_sha256,
                                 meta_from_props, ort_session_io, read_engine_sidecar, read_onnx_meta,
-                                sidecar_meta, write_engine_sidecar)
-from rdd.contract.model_meta import (DEFAULT_MAX_PIXELS, ENGINE_SIDECAR_FORMAT, MAX_PIXELS_ENV,
+                                read_onnx_props, sidecar_meta, write_engine_sidecar)
+from rdd.contract.model_meta import (DEFAULT_MAX_PIXELS, ENGINE_SIDECAR_FORMAT, HEADS, MAX_PIXELS_ENV,
                                      MEAN_RANGE, META_FORMAT, META_KEY, PRECISION_KEY, STD_RANGE,
                                      InputError, IOSpec, ModelMeta, resolve_max_pixels)
 
 __all__ = ["META_KEY", "PRECISION_KEY", "META_FORMAT", "ENGINE_SIDECAR_FORMAT",
-           "DEFAULT_MAX_PIXELS", "MAX_PIXELS_ENV", "MEAN_RANGE", "STD_RANGE", "InputError",
+           "DEFAULT_MAX_PIXELS", "MAX_PIXELS_ENV", "HEADS", "MEAN_RANGE", "STD_RANGE", "InputError",
            "ModelMeta", "IOSpec", "resolve_max_pixels", "describe_onnx_io", "ort_session_io",
-           "meta_from_props", "read_onnx_meta", "engine_sidecar_path", "write_engine_sidecar",
+           "meta_from_props", "read_onnx_meta", "read_onnx_props", "engine_sidecar_path", "write_engine_sidecar",
            "read_engine_sidecar", "apply_profile", "sidecar_meta", "file_sha256"]

@@ -7,11 +7,11 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
-from rdd.contract.model_meta import (ENGINE_SIDECAR_FORMAT, META_KEY, InputError,
+from rdd.contract.model_meta import (ENGINE_SIDECAR_FORMAT, META_KEY, PRECISION_KEY, InputError,
                                      IOSpec, ModelMeta, _Fail, _short, _size, resolve_max_pixels)
-from rdd.spec import write_json_atomic
+from rdd.spec import loads_json, write_json_atomic
 
-__all__ = ["describe_onnx_io", "ort_session_io", "meta_from_props", "read_onnx_meta",
+__all__ = ["describe_onnx_io", "read_onnx_props", "ort_session_io", "meta_from_props", "read_onnx_meta",
            "engine_sidecar_path", "write_engine_sidecar", "read_engine_sidecar", "apply_profile",
            "sidecar_meta", "file_sha256"]
 
@@ -46,7 +46,8 @@ def ort_session_io(session: Any) -> tuple[dict[str, str], list[IOSpec], list[IOS
 
 
 def describe_onnx_io(path: str | os.PathLike) -> tuple[dict[str, str], list[IOSpec], list[IOSpec]]:
-    """``(metadata_props, inputs, outputs)`` of an ONNX file, via ``onnx`` if installed, else ORT.
+    """``(metadata_props, inputs, outputs)`` of an ONNX file, read with ``onnx`` if installed,
+    else onnxruntime, else OpenVINO (a device with any one runtime reads the contract).
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
@@ -55,16 +56,22 @@ def describe_onnx_io(path: str | os.PathLike) -> tuple[dict[str, str], list[IOSp
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"ONNX model not found: {path}")
+    reader = next((m for m in ("onnx", "onnxruntime", "openvino") if _importable(m)), None)
+    if reader is None:
+        raise InputError(f"{path}: reading an ONNX model needs onnx, onnxruntime or openvino; "
+                         "install one runtime: pip install 'rdd-edge[cpu]' (or [openvino])")
     try:
-        import onnx
-    except ImportError:  # edge device with onnxruntime only
-        onnx = None
-    try:
-        if onnx is not None:
+        if reader == "onnx":
+            import onnx
+
             model = onnx.load(str(path), load_external_data=False)
             if not model.graph.node and not model.graph.output:
                 raise ValueError("the file parses to an empty model (no graph)")
             return _io_from_onnx(model)
+        if reader == "openvino":  # a device with only the [openvino] extra
+            import openvino as ov
+
+            return _io_from_openvino(ov.Core().read_model(str(path)))
         import onnxruntime as ort
 
         so = ort.SessionOptions()
@@ -75,6 +82,47 @@ def describe_onnx_io(path: str | os.PathLike) -> tuple[dict[str, str], list[IOSp
         text = str(e).strip()
         raise InputError(f"{path}: not a readable ONNX model ({type(e).__name__}: "
                          f"{text.splitlines()[0] if text else repr(e)})") from None
+
+
+def read_onnx_props(path: str | os.PathLike) -> dict[str, str]:
+    """``metadata_props`` of an ONNX file (through whichever of onnx / onnxruntime / OpenVINO is
+    installed; errors as :func:`describe_onnx_io`)."""
+    return describe_onnx_io(path)[0]
+
+
+def _importable(name: str) -> bool:
+    """Whether ``import name`` would find a module (``sys.modules[name] = None``, how tests hide
+    a package, counts as absent); nothing is imported."""
+    import importlib.util
+    import sys
+
+    if name in sys.modules:
+        return sys.modules[name] is not None
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+_OV_DTYPES = {"f32": "float32", "u8": "uint8", "i8": "int8", "i32": "int32", "i64": "int64",
+              "f16": "float16", "f64": "float64", "boolean": "bool"}
+
+
+def _io_from_openvino(model: Any) -> tuple[dict[str, str], list[IOSpec], list[IOSpec]]:
+    """``(metadata_props, inputs, outputs)`` of an ``openvino.Model`` read from an ONNX file (its
+    ONNX frontend keeps ``metadata_props`` in ``rt_info["framework"]``)."""
+    def spec(port: Any, i: int) -> IOSpec:
+        names = sorted(port.get_names())
+        t = port.get_element_type().get_type_name()
+        shape = [d.get_length() if d.is_static else None for d in port.get_partial_shape()]
+        return names[0] if names else f"tensor{i}", _OV_DTYPES.get(t, f"openvino:{t}"), shape
+
+    props = {}
+    for key in (META_KEY, PRECISION_KEY):
+        if model.has_rt_info(["framework", key]):
+            props[key] = str(model.get_rt_info(["framework", key]).astype(str))
+    return (props, [spec(p, i) for i, p in enumerate(model.inputs)],
+            [spec(p, i) for i, p in enumerate(model.outputs)])
 
 
 def meta_from_props(props: dict[str, str], *, source: str,
@@ -198,7 +246,7 @@ def apply_profile(meta: ModelMeta, min_shape: Any, max_shape: Any, *, source: st
 
 def _read_json(path: Path, what: str) -> Any:
     try:
-        return json.loads(path.read_text())
+        return loads_json(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise InputError(f"{path}: cannot read {what} ({' '.join(str(e).split())})") from None
 

@@ -6,11 +6,11 @@ import os
 from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
-from rdd.spec import ClassInfo, Normalization
+from rdd.spec import ClassInfo, Normalization, loads_json
 
 __all__ = ["META_KEY", "PRECISION_KEY", "META_FORMAT", "ENGINE_SIDECAR_FORMAT",
            "DEFAULT_MAX_PIXELS", "MAX_PIXELS_ENV", "MEAN_RANGE", "STD_RANGE", "InputError",
-           "ModelMeta", "IOSpec", "resolve_max_pixels"]
+           "ModelMeta", "IOSpec", "resolve_max_pixels", "HEADS"]
 
 META_KEY = "rdd_meta"
 #: extra ``metadata_props`` key with the numeric precision of the graph ("fp32" / "int8").
@@ -29,7 +29,14 @@ STD_RANGE = (1e-4, 1e4)
 _REQUIRED = ("format", "model", "input_name", "input_layout", "input_dtype", "output_name",
              "output_kind", "normalization", "classes", "input_size", "dynamic_batch",
              "dynamic_spatial")
-_OPTIONAL = ("min_size", "max_size")
+_OPTIONAL = ("min_size", "max_size", "head")
+#: ``rdd_meta.head``: what turns the graph's logits into input-size labels. ``full`` (the key
+#: absent, every file before it): the graph ends at input-size logits. ``lowres``: the graph ends
+#: at the head's stride-``output_stride`` logits, before the final upsampling, which the runtime
+#: does as the dropped op did (``upsample`` with ``coordinate_transformation``).
+HEADS = ("full", "lowres")
+UPSAMPLE_MODES = ("bilinear",)
+COORDINATE_TRANSFORMS = ("half_pixel",)
 #: input layout → accepted input dtypes; output kind → (accepted dtypes, rank)
 _LAYOUT_DTYPES = {"NCHW": ("float32", "float16"), "NHWC": ("uint8",)}
 _OUTPUTS = {"logits": (("float32", "float16"), 4), "labels": (("uint8", "int32", "int64"), 3)}
@@ -145,6 +152,9 @@ def _classes(d: Any, key: str) -> ClassInfo:
         raise _Fail(f"{key}.names", f"must be a list of 1 to 255 class names, got {_short(names)}")
     for i, n in enumerate(names):
         _text(n, f"{key}.names[{i}]")
+        if n in names[:i]:
+            raise _Fail(f"{key}.names[{i}]", f"repeats {key}.names[{names.index(n)}] "
+                                             f"{_short(n)}; class names must be unique")
     palette = d.get("palette", [])
     if not isinstance(palette, list) or palette and len(palette) != len(names):
         got = len(palette) if isinstance(palette, list) else _short(palette)
@@ -160,6 +170,26 @@ def _classes(d: Any, key: str) -> ClassInfo:
         raise _Fail(f"{key}.ignore_index", f"must be an integer in [{len(names)}, 255] (at least "
                                            f"the number of classes), got {_short(ignore)}")
     return ClassInfo(names=tuple(names), palette=tuple(map(tuple, palette)), ignore_index=ignore)
+
+
+def _head(v: Any, key: str) -> dict[str, Any]:
+    """``rdd_meta.head`` → ``{"head", "output_stride"}`` (see :data:`HEADS`)."""
+    if not isinstance(v, dict):
+        raise _Fail(key, f"must be an object {{kind, upsample, coordinate_transformation, "
+                         f"output_stride}}, got {_short(v)}")
+    unknown = sorted(set(v) - {"kind", "upsample", "coordinate_transformation", "output_stride"})
+    if unknown:
+        raise _Fail(key, f"has unknown key(s) {unknown}")
+    kind = _choice(v.get("kind"), f"{key}.kind", HEADS)
+    if kind == "full":
+        return {"head": "full"}
+    _choice(v.get("upsample"), f"{key}.upsample", UPSAMPLE_MODES)
+    _choice(v.get("coordinate_transformation"), f"{key}.coordinate_transformation",
+            COORDINATE_TRANSFORMS)
+    stride = v.get("output_stride")
+    if not _is_int(stride) or not 1 <= stride <= 64:
+        raise _Fail(f"{key}.output_stride", f"must be an integer in [1, 64], got {_short(stride)}")
+    return {"head": kind, "output_stride": stride}
 
 
 # ------------------------------------------------------------------------------ the contract
@@ -194,8 +224,14 @@ class ModelMeta:
     dynamic_spatial: bool = True
     min_size: tuple[int, int] | None = None
     max_size: tuple[int, int] | None = None
+    head: str = "full"
+    output_stride: int | None = None
 
     def __post_init__(self) -> None:
+        if self.head not in HEADS:
+            raise InputError(f"rdd_meta.head.kind must be one of {list(HEADS)}, got {self.head!r}")
+        if self.head == "lowres" and self.output_kind != "logits":
+            raise InputError("rdd_meta.head: a lowres head outputs logits (output_kind 'logits')")
         if self.input_layout not in _LAYOUT_DTYPES:
             raise InputError(f"rdd_meta.input_layout must be one of {list(_LAYOUT_DTYPES)}, got "
                              f"{self.input_layout!r}")
@@ -216,7 +252,8 @@ class ModelMeta:
     @classmethod
     def build(cls, *, model: str, classes: ClassInfo, normalization: Normalization,
               input_size: Sequence[int], argmax: bool = False, fold_preprocess: bool = False,
-              dynamic_batch: bool = True, dynamic_spatial: bool = True) -> "ModelMeta":
+              dynamic_batch: bool = True, dynamic_spatial: bool = True,
+              head: str = "full", output_stride: int | None = None) -> "ModelMeta":
         """The contract of an export with the given options (what ``rdd.export`` writes)."""
         h, w = (int(v) for v in input_size)
         return cls(model=str(model), input_name="image",
@@ -225,7 +262,8 @@ class ModelMeta:
                    output_name="labels" if argmax else "logits",
                    output_kind="labels" if argmax else "logits",
                    normalization=normalization, classes=classes, input_size=(h, w),
-                   dynamic_batch=bool(dynamic_batch), dynamic_spatial=bool(dynamic_spatial))
+                   dynamic_batch=bool(dynamic_batch), dynamic_spatial=bool(dynamic_spatial),
+                   head=head, output_stride=output_stride if head == "lowres" else None)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -266,7 +304,17 @@ class ModelMeta:
                 "input_size": list(self.input_size) if self.input_size else None,
                 "dynamic_batch": self.dynamic_batch, "dynamic_spatial": self.dynamic_spatial,
                 **({"min_size": list(self.min_size)} if self.min_size else {}),
-                **({"max_size": list(self.max_size)} if self.max_size else {})}
+                **({"max_size": list(self.max_size)} if self.max_size else {}),
+                **({"head": self.head_dict()} if self.head != "full" else {})}
+
+    def head_dict(self) -> dict[str, Any]:
+        """``rdd_meta.head``: ``{"kind", "upsample", "coordinate_transformation",
+        "output_stride"}`` (``{"kind": "full"}`` for a graph that ends at input-size logits)."""
+        if self.head == "full":
+            return {"kind": "full"}
+        return {"kind": self.head, "upsample": UPSAMPLE_MODES[0],
+                "coordinate_transformation": COORDINATE_TRANSFORMS[0],
+                "output_stride": self.output_stride}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict())
@@ -298,7 +346,10 @@ class ModelMeta:
             size = d["input_size"]
             if size is None and not dyn_spatial:
                 raise _Fail("input_size", "must be [H, W] when dynamic_spatial is false, got null")
-            opt = {k: _size(d[k], k, limit) for k in _OPTIONAL if d.get(k) is not None}
+            opt = {k: _size(d[k], k, limit) for k in ("min_size", "max_size")
+                   if d.get(k) is not None}
+            if d.get("head") is not None:
+                opt.update(_head(d["head"], "head"))
             kw = dict(
                 model=_text(d["model"], "model"),
                 input_name=_text(d["input_name"], "input_name"),
@@ -322,7 +373,7 @@ class ModelMeta:
     def from_json(cls, text: str, *, source: str = "rdd_meta",
                   max_pixels: int | None = None) -> "ModelMeta":
         try:
-            d = json.loads(text)
+            d = loads_json(text)
         except (json.JSONDecodeError, TypeError) as e:
             raise InputError(f"{source}: rdd_meta is not valid JSON ({e})") from None
         return cls.from_dict(d, source=source, max_pixels=max_pixels)

@@ -9,6 +9,12 @@ folded into the graph so that the edge runtime does less work in Python:
   transposes to ``N×3×H×W``;
 * ``argmax``: the output is the ``uint8 N×H×W`` class map ``labels`` instead of ``float32
   N×K×H×W`` logits (K ≤ 255).
+
+And one thing left out: ``head="lowres"`` ends the graph at the head's logits before the final
+bilinear upsampling (stride 8 for the LR-ASPP student: 45×60 logits for a 360×480 frame, 64×
+fewer bytes out of the graph); ``rdd_meta.head`` records the dropped op (bilinear, half-pixel)
+and the stride, and the runtime computes the argmax of the upsampled logits exactly without
+upsampling them where it need not (:mod:`rdd.runtime.backends.lowres`).
 """
 from __future__ import annotations
 
@@ -29,14 +35,17 @@ __all__ = ["export_onnx", "ExportModule"]
 MIN_OPSET = 17
 
 
-def _main_output(model: nn.Module) -> nn.Module:
-    """``model`` wrapped so that forward returns the main ``N×K×H×W`` logits tensor only."""
+def _main_output(model: nn.Module, head: str = "full") -> nn.Module:
+    """``model`` wrapped so that forward returns the main ``N×K×H×W`` logits tensor only (or,
+    ``head="lowres"``, the head's logits before the final upsampling)."""
     try:
         from rdd.models import export_wrapper
     except ImportError:  # models package not importable: accept any module returning a tensor/dict
         export_wrapper = None
     if export_wrapper is not None and hasattr(model, "model_name"):
-        return export_wrapper(model)
+        return export_wrapper(model, head)
+    if head != "full":
+        raise ValueError("export_onnx: head='lowres' needs a rdd.models SegmentationModel")
     return _OutOnly(model)
 
 
@@ -58,12 +67,15 @@ class ExportModule(nn.Module):
         normalization: the model's input normalisation (used only with ``fold_preprocess``).
         fold_preprocess: input ``uint8 N×H×W×3`` RGB instead of normalised ``float32 N×3×H×W``.
         argmax: output ``uint8 N×H×W`` labels instead of ``float32 N×K×H×W`` logits.
+        head: ``"full"`` (input-size logits) or ``"lowres"`` (the head's stride-s logits).
     """
 
     def __init__(self, model: nn.Module, *, normalization: Normalization,
-                 fold_preprocess: bool = False, argmax: bool = False) -> None:
+                 fold_preprocess: bool = False, argmax: bool = False, head: str = "full") -> None:
         super().__init__()
-        self.net = _main_output(model)
+        if argmax and head != "full":
+            raise ValueError("export_onnx: argmax needs the full head (labels at the input size)")
+        self.net = _main_output(model, head)
         self.fold_preprocess = fold_preprocess
         self.argmax = argmax
         self.bgr = normalization.color == "BGR"
@@ -90,7 +102,8 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, classes: ClassInfo
                 normalization: Normalization, input_size: int | Sequence[int], opset: int = 17,
                 argmax: bool = False, fold_preprocess: bool = False, dynamic_batch: bool = True,
                 dynamic_spatial: bool = True, simplify: bool = True,
-                model_name: str | None = None) -> dict[str, Any]:
+                model_name: str | None = None, head: str = "full",
+                source_sha256: str | None = None) -> dict[str, Any]:
     """Export ``model`` to ONNX at ``path`` (atomically) with ``metadata_props["rdd_meta"]``.
 
     Uses the TorchScript exporter (``torch.onnx.export(..., dynamo=False)``), then simplifies the
@@ -110,6 +123,9 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, classes: ClassInfo
         dynamic_batch, dynamic_spatial: symbolic batch / height-width axes.
         simplify: run onnxslim.
         model_name: name stored in ``rdd_meta["model"]`` (default: ``model.model_name``).
+        head: ``"full"`` or ``"lowres"`` (see the module docstring).
+        source_sha256: SHA-256 of the artifact the model was loaded from, recorded as
+            ``metadata_props["rdd_source_sha256"]`` (builds of one model share their source).
 
     Returns:
         info dict: ``path, size_bytes, opset, simplified, simplify_error, export_seconds,
@@ -127,17 +143,24 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, classes: ClassInfo
         raise ValueError(f"export_onnx: model predicts {num_classes} classes but classes lists "
                          f"{classes.num_classes} names")
     path = Path(path)
-    meta = ModelMeta.build(model=name, classes=classes, normalization=normalization,
-                           input_size=(h, w), argmax=argmax, fold_preprocess=fold_preprocess,
-                           dynamic_batch=dynamic_batch, dynamic_spatial=dynamic_spatial)
-
     was_training = model.training
     model.eval()
     module = ExportModule(model, normalization=normalization, fold_preprocess=fold_preprocess,
-                          argmax=argmax).eval()
+                          argmax=argmax, head=head).eval()
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
     module.to(device)
+    stride = None
+    if head == "lowres":   # the head's stride, from the logits of a dummy input of the size
+        with torch.no_grad():
+            probe = (torch.zeros(1, h, w, 3, dtype=torch.uint8, device=device) if fold_preprocess
+                     else torch.zeros(1, 3, h, w, device=device))
+            lh = module(probe).shape[-2]
+        stride = max(1, round(h / lh))
+    meta = ModelMeta.build(model=name, classes=classes, normalization=normalization,
+                           input_size=(h, w), argmax=argmax, fold_preprocess=fold_preprocess,
+                           dynamic_batch=dynamic_batch, dynamic_spatial=dynamic_spatial,
+                           head=head, output_stride=stride)
     if fold_preprocess:
         dummy = torch.randint(0, 256, (1, h, w, 3), dtype=torch.uint8, device=device)
         in_axes = {0: "batch"} if dynamic_batch else {}
@@ -148,7 +171,8 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, classes: ClassInfo
         in_axes.update({2: "height", 3: "width"} if dynamic_spatial else {})
     out_axes = {0: "batch"} if dynamic_batch else {}
     sp = (1, 2) if argmax else (2, 3)
-    out_axes.update({sp[0]: "height", sp[1]: "width"} if dynamic_spatial else {})
+    names = ("height", "width") if head == "full" else ("logits_height", "logits_width")
+    out_axes.update({sp[0]: names[0], sp[1]: names[1]} if dynamic_spatial else {})
     in_name, out_name = meta.input_name, meta.output_name
 
     import onnx
@@ -172,7 +196,8 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, classes: ClassInfo
             if simplify:
                 proto, simplify_error = _simplify(proto)
                 simplified = simplify_error is None
-            _set_props(proto, {META_KEY: meta.to_json(), PRECISION_KEY: "fp32"})
+            _set_props(proto, {META_KEY: meta.to_json(), PRECISION_KEY: "fp32",
+                               **({"rdd_source_sha256": source_sha256} if source_sha256 else {})})
             proto.producer_name = "rdd-edge"
             proto.doc_string = f"{name} exported by rdd.export (TorchScript exporter, opset {opset})"
             onnx.checker.check_model(proto)

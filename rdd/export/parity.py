@@ -4,7 +4,8 @@
 and reports
 
 * ``max_abs_logit_diff`` / ``mean_abs_logit_diff`` — ``max |z_onnx − z_torch|`` over all
-  ``N×K×H×W`` logits (``None`` for a graph that outputs labels);
+  logits the graph outputs (``N×K×H×W``, or the head's ``N×K×h×w`` for a ``lowres`` graph,
+  against the model's own head logits; ``None`` for a graph that outputs labels);
 * ``argmax_agreement`` — fraction of pixels whose class ``argmax_k z`` is the same;
 * ``miou_torch``, ``miou_onnx`` and ``miou_delta = miou_onnx − miou_torch`` against the ground
   truth masks (when the frames have masks).
@@ -16,81 +17,111 @@ gate ``max_miou_drop = 0.01`` is **1.0 mIoU point**.
 :func:`check_parity` raises :class:`ParityError` (with the readable report) when a threshold is
 violated.
 
-The ONNX side runs through the edge runtime itself: :class:`rdd.runtime.OrtBackend` (the graph's
-``rdd_meta`` checked against the graph at load, one onnxruntime session) scored by
-:func:`rdd.runtime.accuracy.predict` (:func:`rdd.runtime.preprocess` per frame, then the
-backend), the calls ``rdd-infer`` makes per frame. A gate that passes certifies that code path.
+The ONNX side runs through the edge runtime itself: the build is opened with
+:func:`rdd.runtime.backends.open_build` (its ``rdd_meta`` checked against the graph) and scored
+by :mod:`rdd.runtime.measure.score` (:func:`~rdd.runtime.stream.transforms.preprocess` per
+frame, then the backend), the calls ``rdd-infer`` makes per frame. A gate that passes certifies
+that code path.
 """
 from __future__ import annotations
 
 import os
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from rdd.config.params import Parity
 from rdd.contract import ModelMeta
-from rdd.export.frames import Frame, ParityError, iter_batches, load_frames
 from rdd.metrics import ConfusionMatrix
-from rdd.runtime import Backend, OrtBackend
-from rdd.runtime.accuracy import LabelledFrames, predict
+from rdd.runtime.backends import Backend, open_build, output_labels
+from rdd.runtime.measure.frames import Frames, iter_batches, load_frames
+from rdd.runtime.measure.score import compare_predictions
+from rdd.runtime.stream.transforms import preprocess
 from rdd.spec import Normalization
 
 __all__ = ["DEFAULT_THRESHOLDS", "compare_parity", "check_parity", "evaluate_onnx",
-           "evaluate_torch", "ParityError", "miou_gate", "run_backend"]
+           "evaluate_torch", "ParityError", "miou_gate", "agreement"]
 
-#: Parity gate defaults. mIoU values are fractions: 0.0005 = 0.05 mIoU points.
-DEFAULT_THRESHOLDS = {"max_abs_logit_diff": 2e-3, "min_argmax_agreement": 0.999,
-                      "max_miou_delta": 0.0005}
+#: Parity gate defaults (the ``export.parity`` section's): mIoU values are fractions,
+#: 0.0005 = 0.05 mIoU points.
+DEFAULT_THRESHOLDS = {k: getattr(Parity(), k) for k in ("max_abs_logit_diff",
+                                                          "min_argmax_agreement", "max_miou_delta")}
 
 
-def _torch_logits(model: nn.Module, x: np.ndarray) -> torch.Tensor:
-    """``x``: float32 N×3×H×W → main logits N×K×H×W on CPU."""
+class ParityError(RuntimeError):
+    """An accuracy gate failed. ``.report`` holds the full report dict; ``.block`` the metrics
+    block of the step that failed (``None`` unless the step attached one)."""
+
+    def __init__(self, title: str, report: dict[str, Any], block: dict[str, Any] | None = None
+                 ) -> None:
+        self.report, self.block = report, block
+        lines = [title]
+        for f in report.get("failures", []):
+            lines.append(f"  FAILED: {f}")
+        shown = {k: v for k, v in report.items() if k not in ("failures", "iou_torch", "iou_onnx",
+                                                               "iou_fp32", "iou_int8")}
+        lines.append("  report: " + ", ".join(f"{k}={_fmt(v)}" for k, v in shown.items()))
+        super().__init__("\n".join(lines))
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k}: {_fmt(x)}" for k, x in v.items()) + "}"
+    return str(v)
+
+
+def _torch_logits(model: nn.Module, x: np.ndarray, head: str = "full") -> torch.Tensor:
+    """``x``: float32 N×3×H×W → main logits N×K×H×W on CPU (``head="lowres"``: the head's
+    logits before the final upsampling, N×K×h×w, what a lowres graph outputs)."""
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
     with torch.inference_mode():
+        if head == "lowres":
+            from rdd.models import export_wrapper
+
+            return export_wrapper(model, "lowres")(torch.from_numpy(x).to(device)).float().cpu()
         out = model(torch.from_numpy(x).to(device))
     out = out["out"] if isinstance(out, dict) else out
     return out.float().cpu()
 
 
-def _as_frames(frames: Any, meta: ModelMeta, limit: int | None) -> list[Frame]:
+def _as_frames(frames: Any, meta: ModelMeta, limit: int | None) -> Frames:
     """Raw frames; resized to the graph's ``input_size`` when its spatial axes are static."""
     fr = load_frames(frames, limit=limit)
-    want = meta.fixed_size
-    if want is not None and any(f.image.shape[:2] != tuple(want) for f in fr):
-        fr = load_frames(fr, size=want)
-    return fr
+    return fr.resized(meta.fixed_size)
 
 
-def run_backend(backend: Backend, images: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
-    """uint8 ``N×H×W×3`` RGB frames through the runtime → ``(logits N×K×H×W | None, labels N×H×W)``.
-
-    :func:`rdd.runtime.accuracy.predict`, the runtime's scorer (``rdd-bench``, ``rdd-infer
-    --compare``): each frame made into the model input by :func:`rdd.runtime.preprocess` at its
-    own size (a fixed-size model's size), run by the backend, labels by
-    :func:`rdd.runtime.logits_to_labels`.
-    """
-    frames = LabelledFrames([str(i) for i in range(len(images))], list(images), None)
-    labels, logits = predict(backend, frames, "native", keep_logits=True)
-    return (None if logits is None else np.stack(logits)), np.stack(labels)
+def _runtime(backend: Backend, images: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
+    """uint8 ``N×H×W×3`` frames through the runtime → ``(logits | None, labels N×H×W)``: the
+    graph's own logits (``N×K×h×w`` for a ``lowres`` head), ``None`` for a labels graph."""
+    logits, labels = [], []
+    for img in images:
+        x = preprocess(img, backend.meta, "native")
+        z = np.asarray(backend.forward(x), dtype=np.float32)
+        labels.append(output_labels(z, backend.meta, img.shape[:2])[0])
+        logits.append(z[0] if backend.meta.output_kind == "logits" else None)
+    return (np.stack(logits) if all(z is not None for z in logits) else None), np.stack(labels)
 
 
 def compare_parity(model: nn.Module, onnx_path: str | os.PathLike, frames: Any, *,
                    thresholds: dict[str, float] | None = None, limit: int | None = None,
-                   batch_size: int = 1, backend: OrtBackend | None = None) -> dict[str, Any]:
+                   batch_size: int = 1, backend: Backend | None = None) -> dict[str, Any]:
     """Run ``model`` (PyTorch) and ``onnx_path`` (the runtime) on ``frames``; report the parity.
 
     Args:
         model: the PyTorch model that was exported (eval mode is set here).
         onnx_path: the exported graph (any variant: logits/labels, folded preprocessing or not).
-        frames: anything :func:`rdd.export.frames.load_frames` accepts (dataset, images, pairs).
+        frames: anything :func:`rdd.runtime.measure.frames.load_frames` accepts (dataset,
+            images, pairs).
         thresholds: overrides of :data:`DEFAULT_THRESHOLDS`.
         limit: use at most this many frames (evenly spaced).
         batch_size: frames per PyTorch forward pass (same-size frames only); the runtime runs
             frame by frame, as ``rdd-infer`` does.
-        backend: an open :class:`rdd.runtime.OrtBackend` of ``onnx_path`` (default: a new one).
+        backend: an open backend of ``onnx_path`` (default: ONNX Runtime on the CPU).
 
     Returns:
         report dict with the figures listed in the module docstring, ``frames``, ``pixels``,
@@ -101,7 +132,7 @@ def compare_parity(model: nn.Module, onnx_path: str | os.PathLike, frames: Any, 
     if unknown:
         raise ValueError(f"compare_parity: unknown threshold key(s) {sorted(unknown)}; expected "
                          f"{sorted(DEFAULT_THRESHOLDS)}")
-    be = backend or OrtBackend(onnx_path, spin=False)
+    be = backend or open_build(onnx_path, backend="ort")
     meta = be.meta
     norm, k, ignore = meta.normalization, meta.num_classes, meta.classes.ignore_index
     fr = _as_frames(frames, meta, limit)
@@ -112,9 +143,12 @@ def compare_parity(model: nn.Module, onnx_path: str | os.PathLike, frames: Any, 
     try:
         for batch in iter_batches(fr, batch_size):
             imgs = np.stack([f.image for f in batch])                      # N×H×W×3 uint8
-            z_t = _torch_logits(model, norm.apply(imgs)).numpy()           # N×K×H×W
-            z_o, lab_o = run_backend(be, imgs)                             # N×K×H×W | None, N×H×W
+            x_t = norm.apply(imgs)
+            z_t = _torch_logits(model, x_t).numpy()                        # N×K×H×W
             lab_t = z_t.argmax(1)
+            if meta.head == "lowres":                                      # the graph's logits
+                z_t = _torch_logits(model, x_t, "lowres").numpy()          # N×K×h×w
+            z_o, lab_o = _runtime(be, imgs)                                # N×K×…  | None, N×H×W
             if z_o is not None:
                 if z_o.shape != z_t.shape:
                     raise ValueError(f"{onnx_path}: ONNX logits {z_o.shape} vs torch {z_t.shape}")
@@ -171,17 +205,17 @@ def check_parity(model: nn.Module, onnx_path: str | os.PathLike, frames: Any,
 
 
 def evaluate_onnx(onnx_path: str | os.PathLike, frames: Any, *, limit: int | None = None,
-                  backend: OrtBackend | None = None, batch_size: int = 1) -> dict[str, Any]:
+                  backend: Backend | None = None, batch_size: int = 1) -> dict[str, Any]:
     """mIoU etc. (:meth:`ConfusionMatrix.compute`) of an exported graph on frames with masks,
-    run through the runtime (:func:`run_backend`)."""
-    be = backend or OrtBackend(onnx_path, spin=False)
+    run through the runtime."""
+    be = backend or open_build(onnx_path, backend="ort")
     meta = be.meta
     fr = _as_frames(frames, meta, limit)
     cm = ConfusionMatrix(meta.num_classes, meta.classes.ignore_index)
     for batch in iter_batches(fr, batch_size):
         if any(f.mask is None for f in batch):
             raise ValueError(f"evaluate_onnx({onnx_path}): every frame needs a mask")
-        _, labels = run_backend(be, np.stack([f.image for f in batch]))
+        _, labels = _runtime(be, np.stack([f.image for f in batch]))
         for f, lab in zip(batch, labels):
             cm.update(lab.astype(np.int64), f.mask)
     return {**cm.compute(), "frames": len(fr)}
@@ -207,8 +241,18 @@ def evaluate_torch(model: nn.Module, frames: Any, *, normalization: Normalizatio
     return {**cm.compute(), "frames": len(fr)}
 
 
+def agreement(a: Backend, b: Backend, frames: Frames) -> float:
+    """Fraction of pixels where builds ``a`` and ``b`` predict the same class (each frame at its
+    own size, through the runtime)."""
+    from rdd.runtime.measure.score import predict
+
+    return compare_predictions(predict(a, frames, "native")[0],
+                               predict(b, frames, "native")[0])["argmax_agreement"]
+
+
 def miou_gate(reference: float, candidate: float, *, max_drop: float, what: str,
-              extra: dict[str, Any] | None = None) -> dict[str, Any]:
+              extra: dict[str, Any] | None = None, block: dict[str, Any] | None = None
+              ) -> dict[str, Any]:
     """Gate on the mIoU drop ``reference − candidate`` (fractions); raises :class:`ParityError`.
 
     ``max_drop`` is a fraction too: 0.01 = 1.0 mIoU point.
@@ -221,5 +265,5 @@ def miou_gate(reference: float, candidate: float, *, max_drop: float, what: str,
         failures.append(f"{what}: mIoU drop {100 * drop:.3f} points > {100 * max_drop:.3f} points")
     rep["failures"], rep["passed"] = failures, not failures
     if failures:
-        raise ParityError(f"{what} accuracy gate failed", rep)
+        raise ParityError(f"{what} accuracy gate failed", rep, block)
     return rep

@@ -61,9 +61,9 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from rdd.contract import META_KEY, PRECISION_KEY, ModelMeta, read_onnx_meta
-from rdd.export.frames import Frame, load_frames
-from rdd.runtime import preprocess
+from rdd.contract import META_KEY, PRECISION_KEY, ModelMeta, file_sha256, read_onnx_meta
+from rdd.runtime.measure.frames import Frames, load_frames
+from rdd.runtime.stream.transforms import preprocess
 from rdd.spec import atomic_path
 
 __all__ = ["FrameCalibrationReader", "quantize_int8", "CALIB_METHODS", "KEEP_FLOAT", "float_edge_nodes"]
@@ -99,13 +99,13 @@ def float_edge_nodes(model: Any, which: Sequence[str] = KEEP_FLOAT) -> list[str]
     out: list[str] = []
     if "input_conv" in which:
         frontier = [i.name for i in g.input if i.name not in inits]
-        seen: set[str] = set()
+        seen: set[int] = set()
         while frontier:
             t = frontier.pop()
             for n in consumers.get(t, []):
-                if n.name in seen:
+                if id(n) in seen:      # nodes may be unnamed: by identity
                     continue
-                seen.add(n.name)
+                seen.add(id(n))
                 if n.op_type == "Conv":
                     out.append(n.name)
                 elif n.op_type in _PASS_THROUGH:
@@ -131,10 +131,10 @@ def _calibration_reader_base() -> type:
 
 class FrameCalibrationReader(_calibration_reader_base()):  # type: ignore[misc]
     """onnxruntime ``CalibrationDataReader`` over raw frames, preprocessed by the runtime
-    (:func:`rdd.runtime.preprocess`).
+    (:func:`rdd.runtime.stream.transforms.preprocess`).
 
     Args:
-        frames: raw frames (anything :func:`rdd.export.frames.load_frames` accepts).
+        frames: raw frames (anything :func:`rdd.runtime.measure.frames.load_frames` accepts).
         meta: the contract of the graph being calibrated (input name, layout, normalisation).
         size: resize frames to ``(H, W)`` first (default: the graph's ``input_size``).
         batch_size: frames per calibration batch.
@@ -143,7 +143,7 @@ class FrameCalibrationReader(_calibration_reader_base()):  # type: ignore[misc]
     def __init__(self, frames: Any, meta: ModelMeta, *, size: Sequence[int] | None = None,
                  batch_size: int = 1) -> None:
         self.meta = meta
-        self.frames: list[Frame] = load_frames(frames, size=size or meta.input_size)
+        self.frames: Frames = load_frames(frames, size=size or meta.input_size)
         self.batch_size = int(batch_size)
         self._it: Iterator[dict[str, np.ndarray]] | None = None
 
@@ -266,7 +266,8 @@ def quantize_int8(fp32_path: str | os.PathLike, out_path: str | os.PathLike, *, 
         props = {p.key: p.value for p in proto.metadata_props}
         src_props = {p.key: p.value for p in onnx.load(str(fp32_path), load_external_data=False)
                      .metadata_props}
-        props.update({META_KEY: src_props[META_KEY], PRECISION_KEY: "int8"})
+        props.update({META_KEY: src_props[META_KEY], PRECISION_KEY: "int8",
+                      "rdd_source_sha256": file_sha256(fp32_path)})
         del proto.metadata_props[:]
         for k, v in props.items():
             e = proto.metadata_props.add()

@@ -3,9 +3,11 @@
 ``run_export`` is what ``pipeline/`` calls for the DVC ``export`` stage. Everything it produces
 goes to ``out_dir``:
 
-* ``model.onnx`` — FP32 logits graph (float32 ``N×3×H×W`` normalised input);
+* ``model.onnx`` — FP32 graph with the ``head`` (default ``lowres``: the head's logits, which
+  the runtime upsamples exactly) and input (``fold_preprocess``: uint8 frames) of the config;
 * ``variants/<name>.onnx`` for each extra variant in ``cfg["variants"]`` (argmax / folded
-  preprocessing); the folder always exists (one DVC output however many variants there are);
+  preprocessing / the other head: ``head_agreement`` in the metrics is its argmax agreement
+  with ``model.onnx`` on each backend); the folder always exists (one DVC output);
 * ``model_int8.onnx`` — onnxruntime static INT8 (QDQ) of ``model.onnx``;
 * ``openvino/`` (always created, one DVC output): ``model_int8.xml`` + ``.bin`` — OpenVINO INT8
   by NNCF post-training quantisation on the same calibration frames, with the same mIoU gate
@@ -45,10 +47,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
-from rdd.export.frames import ParityError, load_frames
-from rdd.runtime.backends import make_session
+from rdd.export.parity import ParityError
+from rdd.runtime.measure.frames import load_frames
 from rdd.runtime.provenance import device_info
 from rdd.spec import ClassInfo, Normalization, as_hw, write_json_atomic
 
@@ -86,11 +87,11 @@ def run_export(artifact_path: str | os.PathLike, out_dir: str | os.PathLike, *,
         ParityError: the FP32 parity gate or the INT8 mIoU gate failed (the metrics file is
             still written, with ``"passed": false``, so the failure can be inspected).
     """
-    import torch
-
     from rdd.artifacts import load_artifact
     from rdd.export.onnx import export_onnx
-    from rdd.export.parity import compare_parity, evaluate_onnx, miou_gate
+    from rdd.contract import file_sha256
+    from rdd.export.parity import agreement, compare_parity, evaluate_onnx, miou_gate
+    from rdd.runtime.backends import available, open_build
     from rdd.export.quantize import quantize_int8
     from rdd.export.tensorrt import build_engine
 
@@ -103,7 +104,8 @@ def run_export(artifact_path: str | os.PathLike, out_dir: str | os.PathLike, *,
     size = as_hw(c["input_size"] or ameta["input_size"])
     export_kw = dict(classes=classes, normalization=norm, input_size=size, opset=c["opset"],
                      dynamic_batch=c["dynamic_batch"], dynamic_spatial=c["dynamic_spatial"],
-                     simplify=c["simplify"], model_name=ameta["model"])
+                     simplify=c["simplify"], model_name=ameta["model"],
+                     source_sha256=file_sha256(artifact_path))
     thresholds = {k: v for k, v in c["parity"].items() if k != "frames"}
     val = load_frames(val_dataset, size=size, limit=c["parity"]["frames"])
     metrics: dict[str, Any] = {"model": ameta["model"], "model_kwargs": ameta["model_kwargs"],
@@ -122,7 +124,8 @@ def run_export(artifact_path: str | os.PathLike, out_dir: str | os.PathLike, *,
         raise err
 
     # ---- FP32 ONNX + parity gate
-    fp32 = export_onnx(model, out_dir / "model.onnx", **export_kw)
+    fp32 = export_onnx(model, out_dir / "model.onnx", **export_kw, head=c["head"],
+                       fold_preprocess=c["fold_preprocess"])
     metrics["files"]["onnx_fp32"] = _file(fp32, out_dir)
     metrics["onnx"] = {k: fp32[k] for k in ("opset", "simplified", "simplify_error", "num_nodes",
                                             "export_seconds")}
@@ -138,7 +141,7 @@ def run_export(artifact_path: str | os.PathLike, out_dir: str | os.PathLike, *,
     variants_dir.mkdir(parents=True, exist_ok=True)
     for var in c["variants"]:
         info = export_onnx(model, variants_dir / f"{var['name']}.onnx", **export_kw,
-                           argmax=bool(var.get("argmax")),
+                           argmax=bool(var.get("argmax")), head=var["head"],
                            fold_preprocess=bool(var.get("fold_preprocess")))
         metrics["files"][var["name"]] = _file(info, out_dir)
         vrep = compare_parity(model, info["path"], val, thresholds=thresholds)
@@ -146,6 +149,13 @@ def run_export(artifact_path: str | os.PathLike, out_dir: str | os.PathLike, *,
         metrics["gates"][f"parity_{var['name']}"] = vrep["passed"]
         if not vrep["passed"]:
             fail(ParityError(f"ONNX parity gate failed for {info['path']}", vrep))
+        if var["head"] != c["head"] and not var.get("argmax"):
+            # one head against the other, on each backend here (the lowres head's claim: the
+            # same labels as the full one's, on every pixel)
+            metrics.setdefault("head_agreement", {})[var["name"]] = {
+                be: agreement(open_build(fp32["path"], backend=be),
+                              open_build(info["path"], backend=be), val)
+                for be in ("ort", "openvino") if available(be) is None}
 
     # ---- INT8 (onnxruntime static QDQ) + mIoU gate
     int8_path = None
@@ -165,7 +175,8 @@ def run_export(artifact_path: str | os.PathLike, out_dir: str | os.PathLike, *,
         ev32 = (evaluate_onnx(fp32["path"], ev_frames) if q["eval_frames"] is not None
                 else {"miou": rep["miou_onnx"]})
         ev8 = evaluate_onnx(int8_path, ev_frames)
-        agree = _agreement(fp32["path"], int8_path, ev_frames)
+        agree = agreement(open_build(fp32["path"], backend="ort"),
+                          open_build(int8_path, backend="ort"), ev_frames)
         metrics["miou"]["ort_int8"] = ev8["miou"]
         metrics["int8"] = {**{k: qinfo[k] for k in ("calib_frames", "method", "activation_type",
                                                     "weight_type", "per_channel", "reduce_range",
@@ -227,8 +238,8 @@ def run_export(artifact_path: str | os.PathLike, out_dir: str | os.PathLike, *,
     # ---- latency at batch 1 on this machine
     if c["benchmark"]["enabled"]:
         b = c["benchmark"]
-        metrics["latency_ms"] = _latencies(model, fp32["path"], int8_path, size, b["threads"],
-                                           b["warmup"], b["runs"], b["spin"], torch)
+        metrics["latency_ms"] = _latencies(artifact_path, fp32["path"], int8_path, size,
+                                           b["threads"], b["warmup"], b["runs"])
         lat = metrics["latency_ms"]
         metrics["speedup"] = {"ort_fp32_vs_torch": lat["torch_eager"]["p50"] / lat["ort_fp32"]["p50"]}
         if int8_path:
@@ -249,53 +260,18 @@ def _slim(rep: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in rep.items() if k != "onnx"}
 
 
-def _agreement(a: str, b: str, frames: list) -> float:
-    """Fraction of pixels where graphs ``a`` and ``b`` predict the same class (via the runtime)."""
-    from rdd.export.parity import run_backend
-    from rdd.runtime import OrtBackend
+def _latencies(artifact: Any, fp32: str, int8: str | None, size: tuple[int, int], threads: int,
+               warmup: int, runs: int) -> dict[str, dict[str, float]]:
+    """p50/p90/p99 (ms) at batch 1 for torch eager (the artifact), ORT FP32 and ORT INT8, each
+    opened with :func:`rdd.runtime.backends.open_build` with ``threads`` threads and timed by
+    the project's one harness (:func:`rdd.runtime.measure.bench.time_builds`, as ``rdd-bench``
+    times them)."""
+    from rdd.runtime.backends import open_build
+    from rdd.runtime.measure.bench import time_builds
 
-    ba, bb = OrtBackend(a, spin=False), OrtBackend(b, spin=False)
-    same = total = 0
-    for f in frames:
-        la = run_backend(ba, f.image[None])[1]
-        lb = run_backend(bb, f.image[None])[1]
-        same += int((la == lb).sum())
-        total += la.size
-    return same / total
-
-
-def _latencies(model: Any, fp32: str, int8: str | None, size: tuple[int, int], threads: int,
-               warmup: int, runs: int, spin: bool, torch: Any) -> dict[str, dict[str, float]]:
-    """p50/p90/p99 (ms) at batch 1 for torch eager, ORT FP32 and ORT INT8 (same thread count).
-
-    Timed with :func:`rdd.runtime.timing.measure_interleaved` (warm-up >= 200 ms and ``warmup``
-    calls, then ``runs`` calls each, in interleaved rounds so load changes hit every row alike).
-    ORT threads do not busy-wait by default (``spin``): on a shared CPU spinning threads of one
-    session starve everything else (measured: eager 0.58 s → 2.5 s next to a spinning session).
-    """
-    from rdd.runtime.timing import measure_interleaved
-
-    h, w = size
-    x = np.random.default_rng(0).standard_normal((1, 3, h, w), dtype=np.float32)
-    xt = torch.from_numpy(x)
-    model.eval()
-
-    def eager() -> None:
-        with torch.inference_mode():
-            model(xt)
-
-    fns: dict[str, Any] = {"torch_eager": eager}
-    for key, path in (("ort_fp32", fp32), ("ort_int8", int8)):
-        if path is None:
-            continue
-        sess = make_session(path, threads=threads, spin=spin)
-        name = sess.get_inputs()[0].name
-        fns[key] = (lambda s, n: (lambda: s.run(None, {n: x})))(sess, name)
-    prev = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        stats = measure_interleaved(fns, rounds=min(3, runs), warmup_runs=warmup,
-                                    duration_s=0.0, min_runs=runs)
-    finally:
-        torch.set_num_threads(prev)
+    builds = {k: open_build(p, backend=be, threads=threads)
+              for k, p, be in (("torch_eager", artifact, "torch"), ("ort_fp32", fp32, "ort"),
+                               ("ort_int8", int8, "ort")) if p is not None}
+    stats = time_builds(builds, size, rounds=min(3, runs), warmup_runs=warmup, duration_s=0.0,
+                        min_runs=runs)
     return {k: {n: v for n, v in st.items() if n != "round_p50"} for k, st in stats.items()}

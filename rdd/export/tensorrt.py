@@ -44,8 +44,8 @@ import numpy as np
 
 from rdd.contract import (ModelMeta, engine_sidecar_path, file_sha256, read_onnx_meta,
                           write_engine_sidecar)
-from rdd.export.frames import load_frames
-from rdd.runtime import preprocess
+from rdd.runtime.measure.frames import load_frames
+from rdd.runtime.stream.transforms import preprocess
 from rdd.spec import as_hw, atomic_path
 
 __all__ = ["tensorrt_available", "build_engine", "SKIPPED_NO_TRT", "shape_profile",
@@ -99,8 +99,10 @@ def _import_trt() -> Any | None:
 
 
 def tensorrt_available() -> bool:
-    """True when the ``tensorrt`` Python package imports."""
-    return _import_trt() is not None
+    """True when TensorRT runs here (:func:`rdd.runtime.backends.available`, the one answer)."""
+    from rdd.runtime.backends import available
+
+    return available("trt", "cuda") is None and _import_trt() is not None
 
 
 def shape_profile(meta: ModelMeta, *, min_size: Sequence[int] | None = None,
@@ -205,7 +207,7 @@ def _cuda_check(err: Any, what: str) -> None:
 def _make_calibrator(trt: Any, frames: list, meta: ModelMeta, cache_path: Path | None,
                      batch_size: int) -> Any:
     """An ``IInt8EntropyCalibrator2`` feeding ``frames`` preprocessed by the runtime
-    (:func:`rdd.runtime.preprocess`)."""
+    (:func:`rdd.runtime.stream.transforms.preprocess`)."""
 
     class EntropyCalibrator(trt.IInt8EntropyCalibrator2):
         def __init__(self) -> None:

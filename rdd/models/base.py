@@ -54,14 +54,21 @@ class SegmentationModel(nn.Module):
         with_aux = self.training if with_aux is None else bool(with_aux)
         with_feats = self.training if with_feats is None else bool(with_feats)
         size = x.shape[-2:]
-        stages = self.backbone(x)                       # {"low", "aux", "out"}
-        feat, logits = self.head(stages)                # N×C'×h×w, N×K×h×w
+        stages, feat, logits = self.head_logits(x)      # N×C'×h×w, N×K×h×w
         out: dict[str, Any] = {"out": _upsample(logits, size)}
         if with_aux and self.aux_head is not None:
             out["aux"] = _upsample(self.aux_head(stages["aux"]), size)
         if with_feats:
             out["feats"] = {"backbone": stages["out"], "head": feat}
         return out
+
+    def head_logits(self, x: Tensor) -> tuple[dict[str, Tensor], Tensor, Tensor]:
+        """``(backbone stages, head feature N×C'×h×w, logits N×K×h×w)``: the head's logits at
+        its own stride, before the final bilinear upsampling to the input size that
+        :meth:`forward` applies (``out``)."""
+        stages = self.backbone(x)                       # {"low", "aux", "out"}
+        feat, logits = self.head(stages)
+        return stages, feat, logits
 
     def extra_repr(self) -> str:
         return f"model_name={self.model_name!r}, num_classes={self.num_classes}"
@@ -72,13 +79,19 @@ def _upsample(x: Tensor, size) -> Tensor:
 
 
 class ExportWrapper(nn.Module):
-    """Wraps a :class:`SegmentationModel`; ``forward(x)`` returns the N×K×H×W ``out`` logits only."""
+    """Wraps a :class:`SegmentationModel`; ``forward(x)`` returns the N×K×H×W ``out`` logits only
+    (``head="full"``), or the head's logits before the final upsampling (``head="lowres"``,
+    N×K×h×w; the runtime upsamples them exactly as :func:`_upsample` would)."""
 
-    def __init__(self, model: SegmentationModel):
+    def __init__(self, model: SegmentationModel, head: str = "full"):
         super().__init__()
-        self.model = model
+        if head not in ("full", "lowres"):
+            raise ValueError(f"export head must be 'full' or 'lowres', got {head!r}")
+        self.model, self.head = model, head
 
     def forward(self, x: Tensor) -> Tensor:
+        if self.head == "lowres":
+            return self.model.head_logits(x)[2]
         return self.model(x, with_aux=False, with_feats=False)["out"]
 
 
@@ -95,9 +108,10 @@ def unwrap_model(model: nn.Module) -> SegmentationModel:
     return model
 
 
-def export_wrapper(model: nn.Module) -> ExportWrapper:
-    """An eval-mode module whose ``forward(x)`` returns the ``out`` tensor (no aux, no feats)."""
-    return ExportWrapper(unwrap_model(model)).eval()
+def export_wrapper(model: nn.Module, head: str = "full") -> ExportWrapper:
+    """An eval-mode module whose ``forward(x)`` returns the ``out`` tensor (no aux, no feats), or
+    with ``head="lowres"`` the head's logits before the final upsampling."""
+    return ExportWrapper(unwrap_model(model), head).eval()
 
 
 # ------------------------------------------------------------------------------- profiling

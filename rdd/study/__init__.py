@@ -7,16 +7,17 @@ reads those runs (plus, for the difficulty diagnostics, the teacher's and studen
 * :mod:`rdd.study.aggregate` (torch-free) — runs → per-arm statistics and paired gains; each
   arm's settings (its TSE mask mode) come from the configuration the run logged;
 * :mod:`rdd.study.diagnostics` (torch) — RDD's difficulty maps on labelled frames;
-* :mod:`rdd.study.figures` and :mod:`rdd.study.report` — the figures, the markdown and the
-  writers :func:`write_study_report` / :func:`write_sweep_report`.
+* :mod:`rdd.study.figures`, :mod:`rdd.study.report` (a study) and :mod:`rdd.study.sweep` (the
+  label-noise sweep) — the figures, the markdown and the writers :func:`write_study_report` /
+  :func:`write_sweep_report` (:mod:`rdd.study.markdown`: their table cells).
 
 Importing this package does not import torch or matplotlib.
 """
 from rdd.study.aggregate import (load_run, mean_std, paired_diff, read_json, read_run_config,
                                  read_tsv, run_dir, summarize_study)
 from rdd.study.diagnostics import diagnose_noise, diagnose_study, difficulty_diagnostics
-from rdd.study.report import (markdown_report, sweep_markdown, write_study_report,
-                              write_sweep_report)
+from rdd.study.report import markdown_report, write_study_report
+from rdd.study.sweep import sweep_markdown, write_sweep_report
 
 __all__ = ["run_dir", "read_tsv", "read_json", "read_run_config", "load_run", "summarize_study",
            "mean_std", "paired_diff", "difficulty_diagnostics", "diagnose_study", "diagnose_noise",

@@ -26,7 +26,7 @@ def difficulty_diagnostics(teacher: Any, student: Any, frames: Iterable[Any], *,
 
     ``student`` is a module (``student(x)`` → logits) or an exported student as the runtime
     scores it (an :class:`rdd.runtime.Backend` over a logits-output model, fed the raw frames:
-    :func:`rdd.export.parity.run_backend`). The teacher is a module: the TFE weights need its
+    :func:`rdd.runtime.measure.score.predict`). The teacher is a module: the TFE weights need its
     auxiliary head, which no export keeps.
 
     Per frame batch (``N×H×W``, the same batching rule as training): teacher-hard and
@@ -44,7 +44,7 @@ def difficulty_diagnostics(teacher: Any, student: Any, frames: Iterable[Any], *,
     """
     import torch
 
-    from rdd.export.frames import iter_batches
+    from rdd.runtime.measure.frames import iter_batches
     from rdd.losses import combine_hard_masks, hard_pixel_mask, tfe_weights
 
     sums: dict[str, float] = {}
@@ -124,12 +124,19 @@ def _student_logits(student: Any, x: Any, batch: Sequence[Any]) -> Any:
     import torch
 
     if hasattr(student, "infer") and hasattr(student, "meta"):      # rdd.runtime.Backend
-        from rdd.export.parity import run_backend
+        from rdd.runtime.measure.frames import Frames
+        from rdd.runtime.measure.score import predict
 
-        logits, _ = run_backend(student, np.stack([f.image for f in batch]))
-        if logits is None:
+        if student.meta.output_kind != "logits":
             raise ValueError(f"{student.path}: outputs class labels; the diagnostics need logits")
-        return torch.from_numpy(logits)
+        _, logits = predict(student, Frames.from_arrays([f.image for f in batch]), "native",
+                            keep_logits=True)
+        z = np.stack(logits)                                       # N×K×h×w
+        if student.meta.head == "lowres":   # the head's logits, upsampled as the graph would
+            from rdd.runtime.backends.lowres import LabelUpsampler
+
+            z = LabelUpsampler(z.shape[-2:], x.shape[-2:]).upsample(z)
+        return torch.from_numpy(z)
     s = student(x)
     return s["out"] if isinstance(s, dict) else s
 
@@ -146,7 +153,7 @@ def diagnose_study(params: Mapping[str, Any], out_root: Path, summary: Mapping[s
         return {}
     from rdd.artifacts import load_artifact
     from rdd.data import build_dataset
-    from rdd.export.frames import load_frames
+    from rdd.runtime.measure.frames import load_frames
     from rdd.spec import Normalization
 
     data = params["data"]
@@ -166,9 +173,9 @@ def diagnose_study(params: Mapping[str, Any], out_root: Path, summary: Mapping[s
         pt = run_dir(out_root, arm, s) / "model.pt"
         onnx = Path(models_dir) / f"{arm}-s{s}.onnx" if models_dir is not None else None
         if not pt.is_file() and onnx is not None and onnx.is_file():
-            from rdd.runtime import create_backend
+            from rdd.runtime.backends import open_build
 
-            student = create_backend(onnx, backend="ort")
+            student = open_build(onnx, backend="ort")
         else:
             student, _ = load_artifact(pt)
         out[f"{arm}-s{s}"] = difficulty_diagnostics(
@@ -186,7 +193,7 @@ def diagnose_noise(params: Mapping[str, Any], root: Path, arm: str,
     from rdd.artifacts import load_artifact
     from rdd.data import build_dataset
     from rdd.data.synthetic import write_synthetic_dataset
-    from rdd.export.frames import load_frames
+    from rdd.runtime.measure.frames import load_frames
     from rdd.spec import Normalization
 
     seeds = sorted(int(s) for s in (summary["runs"].get(arm) or {}))

@@ -19,34 +19,12 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from rdd.spec import write_json_atomic, write_text_atomic
-from rdd.study.aggregate import length_variants, paired_diff, read_json, summarize_study
-from rdd.study.diagnostics import diagnose_noise, diagnose_study
-from rdd.study.figures import (plot_bars, plot_curve_panels, plot_curves, plot_mask_fractions,
-                               plot_miou_vs_noise)
+from rdd.study.aggregate import length_variants, paired_diff, summarize_study
+from rdd.study.diagnostics import diagnose_study
+from rdd.study.markdown import paired, pct, pm, signed
+from rdd.study.figures import (plot_bars, plot_curve_panels, plot_curves, plot_mask_fractions)
 
-__all__ = ["markdown_report", "write_study_report", "sweep_markdown", "write_sweep_report"]
-
-
-def _pct(v: Any, nd: int = 2) -> str:
-    """A fraction as a percentage with ``nd`` decimals (``–`` for unknown)."""
-    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.{nd}f}"
-
-
-def _signed(v: Any) -> str:
-    """A fraction as signed percentage points (``–`` for unknown)."""
-    return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:+.2f}"
-
-
-def _pm(mean: Any, std: Any) -> str:
-    """``mean ± std`` in points; the std is left out when unknown (one run)."""
-    sd = _pct(std)
-    return _pct(mean) + ("" if sd == "–" else f" ± {sd}")
-
-
-def _paired(v: Mapping[str, Any]) -> str:
-    """A paired gain as ``+d ± s`` points (the std left out when unknown)."""
-    return _signed(v["paired_mean"]) + ("" if _pct(v["paired_std"]) == "–"
-                                        else f" ± {_pct(v['paired_std'])}")
+__all__ = ["markdown_report", "write_study_report"]
 
 
 # --------------------------------------------------------------------------- study report
@@ -94,7 +72,7 @@ def _main_section(summary: Mapping[str, Any], study: Mapping[str, Any], rows: Se
          "Δ vs baseline | Δ vs KD | s / iter |",
          "|---|---:|---:|---|---:|---:|---:|---:|"]
     if t:
-        L.append(f"| teacher `{t.get('model')}` | 1 | {_pct(t.get('miou'))} | – | – | – | – | "
+        L.append(f"| teacher `{t.get('model')}` | 1 | {pct(t.get('miou'))} | – | – | – | – | "
                  f"{t.get('time_per_iter_s') or math.nan:.2f} |")
     for x in rows:
         if x not in a:
@@ -109,10 +87,10 @@ def _main_section(summary: Mapping[str, Any], study: Mapping[str, Any], rows: Se
             if not g:
                 return "–"
             n = len(g["paired_seeds"])
-            return _signed(g["paired_mean"]) + (f" (n={n})" if n != r["n"] or n == 1 else "")
+            return signed(g["paired_mean"]) + (f" (n={n})" if n != r["n"] or n == 1 else "")
 
-        L.append(f"| {x} | {r['n']} | {_pm(r['miou_mean'], r['miou_std'])} | {runs} | "
-                 f"{_pct(r['miou_onnx_mean'])} | {delta(dv_b)} | {delta(dv_k)} | "
+        L.append(f"| {x} | {r['n']} | {pm(r['miou_mean'], r['miou_std'])} | {runs} | "
+                 f"{pct(r['miou_onnx_mean'])} | {delta(dv_b)} | {delta(dv_k)} | "
                  f"{r['time_per_iter_s'] or math.nan:.3f} |")
     pcv = (study.get("paper") or {}).get("camvid") or {}
     if pcv:
@@ -130,7 +108,7 @@ def _main_section(summary: Mapping[str, Any], study: Mapping[str, Any], rows: Se
         v = g.get(key)
         if v and v["paired_seeds"]:
             L.append(f"- {label}, paired by seed over seeds {v['paired_seeds']}: "
-                     f"{_paired(v)} points "
+                     f"{paired(v)} points "
                      f"({v['paired_wins']} of {len(v['paired_seeds'])} seeds positive).")
     L.append("")
     L += [f"![validation mIoU per arm]({fig_dir}/miou_curves.png)", "",
@@ -160,7 +138,7 @@ def _gap_cell(g: Mapping[str, Any] | None) -> str:
     t = g.get("t")
     test = ("" if t is None or math.isnan(t)
             else f"t = {t:.2f}, df {g['df']}, p = {g['p']:.3f}; ")
-    return f"{_paired(g)} ({test}{g['paired_wins']}/{n} > 0)"
+    return f"{paired(g)} ({test}{g['paired_wins']}/{n} > 0)"
 
 
 def _length_label(group: Mapping[str, Any]) -> str:
@@ -191,11 +169,11 @@ def _lengths_section(summary: Mapping[str, Any], fig_dir: str) -> list[str]:
         for k in order:
             x = lengths[k]["arms"].get(m)
             r = a.get(x) if x else None
-            cells.append("–" if r is None else f"{_pm(r['miou_mean'], r['miou_std'])} (n={r['n']})")
+            cells.append("–" if r is None else f"{pm(r['miou_mean'], r['miou_std'])} (n={r['n']})")
         L.append(f"| {m} | " + " | ".join(cells) + " |")
     t = summary.get("teacher") or {}
     if t.get("miou") is not None:
-        L.append(f"| teacher | {_pct(t['miou'])} (one model, {t.get('iters')} it) |"
+        L.append(f"| teacher | {pct(t['miou'])} (one model, {t.get('iters')} it) |"
                  + " |" * (len(order) - 1))
     L += ["", "Paired gaps in points: mean ± std of the per-seed differences, the paired t "
           "statistic (df = seeds − 1) with its two-sided p, and how many seeds are positive:", "",
@@ -210,7 +188,7 @@ def _lengths_section(summary: Mapping[str, Any], fig_dir: str) -> list[str]:
         cells = []
         for k in order:
             v = rec.get(lengths[k]["arms"].get(m, ""))
-            cells.append("–" if not v else _pm(v["mean"], v["std"]) + "%")
+            cells.append("–" if not v else pm(v["mean"], v["std"]) + "%")
         if any(c != "–" for c in cells):
             rows.append(f"| {m} | " + " | ".join(cells) + " |")
     if rows:
@@ -226,7 +204,7 @@ def _lengths_section(summary: Mapping[str, Any], fig_dir: str) -> list[str]:
     for nm, c in tails:
         if c:
             L.append(f"| {nm} | {c['from_step']}–{c['to_step']} ({c['points']} evals) | "
-                     f"{_pct(c['range'])} | {_signed(c['change'])} | {_pct(c['last'])} |")
+                     f"{pct(c['range'])} | {signed(c['change'])} | {pct(c['last'])} |")
     L += ["", f"![validation curves at each training length]({fig_dir}/miou_curves_lengths.png)",
           ""]
     return L
@@ -245,7 +223,7 @@ def _per_class_section(summary: Mapping[str, Any], main: Sequence[str]) -> list[
          "|---|" + "---:|" * k]
     for nm, v in rows:
         if v:
-            L.append(f"| {nm} | " + " | ".join(_pct(x, 1) for x in v) + " |")
+            L.append(f"| {nm} | " + " | ".join(pct(x, 1) for x in v) + " |")
     L.append("")
     return L
 
@@ -271,7 +249,7 @@ def _ablation_section(summary: Mapping[str, Any], params: Mapping[str, Any],
         d = g["paired_mean"] if g else None
         pv = pc.get(x)
         dp = f"{pv - pc['rdd']:+.2f}" if pv is not None and "rdd" in pc and x != "rdd" else "–"
-        L.append(f"| {x} | {what} | {_pct(r['miou_mean'])} | {r['n']} | {_signed(d)} | "
+        L.append(f"| {x} | {what} | {pct(r['miou_mean'])} | {r['n']} | {signed(d)} | "
                  f"{pv if pv is not None else '–'} | "
                  f"{dp} |")
     L.append("")
@@ -323,9 +301,9 @@ def _diagnostics_section(diagnostics: Mapping[str, Any] | None) -> list[str]:
          "on XOR | TFE weight (teacher right / wrong) |",
          "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for nm, d in diagnostics.items():
-        L.append(f"| {nm} | {_pct(d['teacher_hard_frac'], 1)} | {_pct(d['student_hard_frac'], 1)} | "
-                 f"{_pct(d['xor_frac'], 1)} | {_pct(d['or_frac'], 1)} | {_pct(d['and_frac'], 1)} | "
-                 f"{_pct(d['teacher_error_on_and'], 1)} | {_pct(d['teacher_error_on_xor'], 1)} | "
+        L.append(f"| {nm} | {pct(d['teacher_hard_frac'], 1)} | {pct(d['student_hard_frac'], 1)} | "
+                 f"{pct(d['xor_frac'], 1)} | {pct(d['or_frac'], 1)} | {pct(d['and_frac'], 1)} | "
+                 f"{pct(d['teacher_error_on_and'], 1)} | {pct(d['teacher_error_on_xor'], 1)} | "
                  f"{d['tfe_weight_mean_teacher_right']:.3f} / "
                  f"{d['tfe_weight_mean_teacher_wrong']:.3f} |")
     L.append("")
@@ -428,103 +406,3 @@ def write_study_report(params: Mapping[str, Any], study: Mapping[str, Any], *,
                                                    notes=study.get("notes", "")))
     n = sum(len(v) for v in summary["runs"].values())
     return {"runs": n, "missing": len(summary["missing"])}
-
-
-# --------------------------------------------------------------------------- label-noise sweep
-
-_SWEEP_GAINS = (("xor", "or"), ("xor", "kd"), ("xor", "baseline"), ("kd", "baseline"))
-
-
-def _p1(v: Any) -> str:
-    t = _pct(v, 1)
-    return t if t == "–" else t + "%"
-
-
-def sweep_markdown(per_rate: Mapping[str, Any], rates: Sequence[float], params: Mapping[str, Any],
-                   study: Mapping[str, Any], *, fig_dir: str, diagnose_arm: str) -> str:
-    """The label-noise sweep report (markdown) of ``per_rate`` (``str(rate)`` → that rate's
-    summary, as in the sweep's ``summary.json``)."""
-    arms = list(study["main_arms"])
-    L = [f"# {study.get('title', 'Label-noise sweep')}", ""]
-    if study.get("notes"):
-        L += [str(study["notes"]).strip(), ""]
-    st, te = params.get("student", {}), params.get("teacher", {})
-    synthetic = (params.get("prepare") or {}).get("synthetic")
-    L += ["## Setup", "",
-          f"- Data: synthetic street scenes {synthetic}; the train labels are "
-          f"corrupted at each rate with {params.get('noise')} (`rdd.label_noise`), val labels "
-          "are clean.",
-          f"- Teacher per rate, trained on that rate's noisy labels: "
-          f"`{te.get('model', {}).get('name')}` "
-          f"{te.get('model', {}).get('kwargs')}, {te.get('optim', {}).get('iters')} iterations.",
-          f"- Students: `{st.get('model', {}).get('name')}` {st.get('model', {}).get('kwargs')}, "
-          f"{st.get('optim', {}).get('iters')} iterations; arms {', '.join(arms)}; "
-          f"seeds {study['seeds']}.",
-          f"- RDD: {params.get('rdd')}; KD: {params.get('kd')}.", "",
-          "## Clean-val mIoU (%) vs label noise", "",
-          "| noise rate (realised) | teacher | " + " | ".join(arms) + " | XOR − OR | XOR − KD |",
-          "|---|---:|" + "---:|" * len(arms) + "---:|---:|"]
-    for r in rates:
-        p = per_rate[str(r)]
-        real = (p["noise"] or {}).get("realised_rate")
-        cells = ["–" if p["arms"].get(a) is None
-                 else _pm(p["arms"][a]["miou_mean"], p["arms"][a]["miou_std"]) for a in arms]
-        gs = {k: ("–" if not p["gains"].get(k) else _paired(p["gains"][k]))
-              for k in ("xor_vs_or", "xor_vs_kd")}
-        L.append(f"| {100 * r:.0f}% ({_pct(real, 1)}%) | {_pct(p['teacher_miou'])} | "
-                 + " | ".join(cells) + f" | {gs['xor_vs_or']} | {gs['xor_vs_kd']} |")
-    L += ["", "Differences are paired by seed (mean ± std over seeds).", "",
-          f"![mIoU vs noise]({fig_dir}/miou_vs_noise.png)", "",
-          "## Where the corrupted train pixels fall", "",
-          "On each rate's noisy train frames, with the final teacher and the first "
-          f"`{diagnose_arm}` student: the share of each set whose label is corrupted (precision) "
-          "and the share of all corrupted pixels inside the set (recall). XOR keeps pixels hard for "
-          "exactly one network; AND (hard for both) is what XOR drops and OR keeps.", "",
-          "| noise rate | corrupted | AND: size / noisy share / recall | "
-          "XOR: size / noisy share / recall | "
-          "neither-hard noisy share |", "|---|---:|---|---|---:|"]
-    for r in rates:
-        d = per_rate[str(r)]["diagnostics"]
-        if d:
-            L.append(f"| {100 * r:.0f}% | {_p1(d['noisy_frac'])} | {_p1(d['and_frac'])} / "
-                     f"{_p1(d['noisy_share_on_and'])} / {_p1(d['noisy_recall_and'])} | "
-                     f"{_p1(d['xor_frac'])} / {_p1(d['noisy_share_on_xor'])} / "
-                     f"{_p1(d['noisy_recall_xor'])} | {_p1(d['noisy_share_on_neither'])} |")
-    missing = [f"{r}: {m}" for r in rates for m in per_rate[str(r)]["missing"]]
-    if missing:
-        L += ["", f"Missing runs: {', '.join(missing)}."]
-    return "\n".join(L) + "\n"
-
-
-def write_sweep_report(params: Mapping[str, Any], study: Mapping[str, Any], *,
-                       rates: Sequence[float], out_roots: Sequence[str | Path],
-                       report_path: str | Path, summary_path: str | Path,
-                       diagnose_arm: str = "xor") -> dict[str, Any]:
-    """The label-noise sweep: one :func:`summarize_study` per noise rate (``out_roots[i]`` holds
-    the runs of ``rates[i]``), the realised noise (``data/noise.json``), mIoU vs noise per arm,
-    and where the corrupted train pixels fall among RDD's sets (XOR / AND / …)."""
-    report_path, summary_path = Path(report_path), Path(summary_path)
-    per: dict[str, Any] = {}
-    for rate, root in zip(rates, out_roots):
-        root = Path(root)
-        s = summarize_study(study, root)
-        per[str(rate)] = {
-            "noise": read_json(root / "data" / "noise.json"),
-            "teacher_miou": (s.get("teacher") or {}).get("miou"),
-            "arms": s["arms"], "gains": {}, "missing": s["missing"],
-            "diagnostics": diagnose_noise(params, root, diagnose_arm, s),
-        }
-        for a, b in _SWEEP_GAINS:
-            g = paired_diff(s["runs"], a, b)
-            if g is not None:
-                per[str(rate)]["gains"][f"{a}_vs_{b}"] = g
-    fig_dir = report_path.parent / report_path.stem
-    fig_dir.mkdir(parents=True, exist_ok=True)
-    plot_miou_vs_noise(per, rates, list(study["main_arms"]), fig_dir / "miou_vs_noise.png",
-                       study.get("title", "label noise"))
-    write_json_atomic(summary_path, {"rates": list(rates), "per_rate": per})
-    write_text_atomic(report_path, sweep_markdown(per, rates, params, study, fig_dir=fig_dir.name,
-                                                  diagnose_arm=diagnose_arm))
-    missing = sum(len(p["missing"]) for p in per.values())
-    return {"runs": sum(p["arms"][a]["n"] for p in per.values() for a in p["arms"]),
-            "missing": missing}

@@ -1,7 +1,7 @@
-"""``rdd-bench`` results → Pareto front, recommendation, markdown table and plot (torch-free).
+"""``rdd-bench`` results → Pareto front, recommendation, markdown / CSV tables and plot (torch-free).
 
-Pure functions over the result rows of :mod:`rdd.runtime.bench`; matplotlib is imported only by
-:func:`save_plot` (the plot is skipped where it is not installed).
+Pure functions over the result rows of :mod:`rdd.runtime.measure.bench`; matplotlib is imported
+only by :func:`save_plot` (the plot is skipped, with the reason, where it is not installed).
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
-__all__ = ["pareto_front", "recommend", "markdown_table", "save_plot"]
+__all__ = ["pareto_front", "recommend", "markdown_table", "csv_table", "save_plot", "CSV_COLUMNS"]
 
 
 def _ok(r: dict[str, Any]) -> bool:
@@ -34,17 +34,28 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
 
 
 def recommend(rows: Sequence[dict[str, Any]], max_miou_loss: float) -> dict[str, Any] | None:
-    """The fastest measured row (latency p50) whose mIoU is within ``max_miou_loss`` *points*
-    of its reference row (``miou_loss`` = reference − row, in points), or ``None``."""
+    """The fastest measured row (latency p50) within ``max_miou_loss`` mIoU *points* of the most
+    accurate model's reference (each row's reference mIoU = its mIoU + its ``miou_loss``), or
+    ``None``. With one model this is "the fastest build within LOSS of its FP32 row"; with
+    several, a build of a worse model never wins because its own FP32 row is its reference: the
+    choice is read off the Pareto front of all rows (the fastest row above the threshold is on
+    it)."""
     ok = [r for r in rows if _ok(r) and _num(r.get("latency_ms", {}).get("p50")) is not None
-          and _num(r.get("miou_loss")) is not None and r["miou_loss"] <= max_miou_loss + 1e-9]
-    if not ok:
+          and _num(r.get("miou")) is not None]
+    refs = [100 * r["miou"] + r["miou_loss"] for r in ok if _num(r.get("miou_loss")) is not None]
+    if not refs:
         return None
-    best = min(ok, key=lambda r: r["latency_ms"]["p50"])
+    threshold = max(refs) - max_miou_loss - 1e-9
+    front = [ok[i] for i in pareto_front([(r["latency_ms"]["p50"], r["miou"]) for r in ok])]
+    within = [r for r in front if 100 * r["miou"] >= threshold]
+    if not within:
+        return None
+    best = min(within, key=lambda r: r["latency_ms"]["p50"])
     return {"row": best["row"], "model": best["model"], "size": best["size"],
             "threads": best["threads"], "batch": best["batch"],
             "latency_ms_p50": best["latency_ms"]["p50"], "miou": best["miou"],
-            "miou_loss": best["miou_loss"], "max_miou_loss": max_miou_loss}
+            "miou_loss": best.get("miou_loss"), "max_miou_loss": max_miou_loss,
+            "best_reference_miou": max(refs) / 100}
 
 
 def _f(v: Any, fmt: str) -> str:
@@ -76,47 +87,92 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def save_plot(rows: Sequence[dict[str, Any]], path: str | os.PathLike, *, title: str = "") -> bool:
-    """Latency p50 against mIoU, one point per measured row, the Pareto front drawn.
+#: the columns of ``bench.csv`` (a flat view of the JSON rows; mIoU and agreement in %)
+CSV_COLUMNS = ("row", "kind", "model", "model_sha256", "precision", "head", "input", "size",
+               "threads", "batch", "status", "p50_ms", "p90_ms", "p99_ms", "throughput",
+               "e2e_fps", "miou_pct", "miou_loss_pts", "agreement_pct", "max_abs_logit_diff",
+               "reference", "model_mb", "peak_rss_mb", "load_ms", "first_inference_ms")
 
-    Returns ``False`` (nothing written) when matplotlib is missing or no row has both figures."""
+
+def csv_table(rows: Sequence[dict[str, Any]]) -> str:
+    """The rows as CSV (:data:`CSV_COLUMNS`), skipped rows last with their reason."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CSV_COLUMNS)
+    for r in sorted(rows, key=lambda r: not _ok(r)):
+        lat = r.get("latency_ms") or {}
+        pct = lambda k: None if _num(r.get(k)) is None else 100 * r[k]  # noqa: E731
+        vals = {"row": r.get("row"), "kind": r.get("kind"), "model": r.get("model"),
+                "model_sha256": r.get("model_sha256"), "precision": r.get("precision"),
+                "head": r.get("head"), "input": r.get("input"),
+                "size": "x".join(map(str, r["size"])) if r.get("size") else None,
+                "threads": r.get("threads"), "batch": r.get("batch"), "status": r.get("status"),
+                "p50_ms": lat.get("p50"), "p90_ms": lat.get("p90"), "p99_ms": lat.get("p99"),
+                "throughput": r.get("throughput"), "e2e_fps": r.get("e2e_fps"),
+                "miou_pct": pct("miou"), "miou_loss_pts": r.get("miou_loss"),
+                "agreement_pct": pct("argmax_agreement"),
+                "max_abs_logit_diff": r.get("max_abs_logit_diff"), "reference": r.get("reference"),
+                "model_mb": r["model_bytes"] / 1e6 if r.get("model_bytes") else None,
+                "peak_rss_mb": r.get("peak_rss_mb"), "load_ms": r.get("load_ms"),
+                "first_inference_ms": r.get("first_inference_ms")}
+        w.writerow(["" if vals[c] is None else vals[c] for c in CSV_COLUMNS])
+    return buf.getvalue()
+
+
+def save_plot(rows: Sequence[dict[str, Any]], path: str | os.PathLike, *, title: str = "") -> str | None:
+    """Latency p50 against mIoU, one numbered point per measured row, the Pareto front drawn
+    and a key beside the axes (labels never overlap points or each other, nothing is clipped).
+
+    Returns ``None`` when written, else why not (``"matplotlib is not installed"``, ``"no row
+    has both a latency and an mIoU"``)."""
     pts = [r for r in rows if _ok(r) and _num(r.get("latency_ms", {}).get("p50")) is not None
            and _num(r.get("miou")) is not None]
     if not pts:
-        return False
+        return "no measured row has both a latency and an mIoU (give --labels)"
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        return False
+        return "matplotlib is not installed (pip install matplotlib)"
     from rdd.spec import atomic_path
 
     xy = [(r["latency_ms"]["p50"], 100 * r["miou"]) for r in pts]
-    front = pareto_front(xy)
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    ax.scatter([p[0] for p in xy], [p[1] for p in xy], color="tab:blue", zorder=3)
+    front = set(pareto_front(xy))
     many = len({tuple(p["size"]) for p in pts}) > 1 or len({p["threads"] for p in pts}) > 1
-    names = [p["row"] for p in pts]
-    for r, (x, y) in zip(pts, xy):
-        tag = r["row"] + (f" ({r['model']})" if names.count(r["row"]) > 1 else "")
-        tag += f" {r['size'][0]}×{r['size'][1]} t{r['threads']}" if many else ""
-        ax.annotate(tag, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
-    fx = [xy[i] for i in front]
+    fig, ax = plt.subplots(figsize=(10, 4.8))
+    for i, (r, (x, y)) in enumerate(zip(pts, xy), 1):
+        ax.scatter([x], [y], color="tab:red" if i - 1 in front else "tab:blue", zorder=3, s=28)
+        ax.annotate(str(i), (x, y), textcoords="offset points", xytext=(0, 6), ha="center",
+                    fontsize=8)
+    fx = sorted(xy[i] for i in front)
     ax.plot([p[0] for p in fx], [p[1] for p in fx], "--", color="tab:red", zorder=2,
             label="Pareto front")
     lo, hi = min(p[0] for p in xy), max(p[0] for p in xy)
     if lo > 0 and hi / lo > 5:  # e.g. torch eager beside INT8 builds
         ax.set_xscale("log")
+    ys = [p[1] for p in xy]
+    pad = max(0.5, 0.15 * (max(ys) - min(ys)))          # a span of 0.1 points is not a front
+    ax.set_ylim(min(ys) - pad, max(ys) + pad)
+    xs = [p[0] for p in xy]
+    ax.set_xlim(min(xs) * 0.9, max(xs) * 1.1)
     ax.set_xlabel("latency p50 (ms, batch as listed)")
     ax.set_ylabel("mIoU (%)")
-    ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend(loc="best")
-    fig.tight_layout()
+    key = [f"{i}  {r['row']} ({r['model']})" + (f" {r['size'][0]}×{r['size'][1]} t{r['threads']}"
+                                                if many else "") for i, r in enumerate(pts, 1)]
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=7, frameon=False,
+              handles=[ax.lines[0]] + [plt.Line2D([], [], linestyle="none")] * len(key),
+              labels=["Pareto front"] + key)
+    import textwrap
+
+    fig.suptitle("\n".join(textwrap.wrap(title, 110)), fontsize=8)
     path = Path(path)
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, format=path.suffix.lstrip(".") or "png")
+        fig.savefig(tmp, dpi=120, format=path.suffix.lstrip(".") or "png", bbox_inches="tight")
     plt.close(fig)
-    return True
+    return None

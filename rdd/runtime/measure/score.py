@@ -1,169 +1,144 @@
-"""Accuracy of a build on labelled frames, and its agreement with a reference build (torch-free).
+"""Accuracy of a build on labelled frames, and its agreement with another build (numpy + OpenCV).
 
-Used by ``rdd-bench`` (the mIoU / agreement columns of every row) and ``rdd-infer --compare``
-(parity of a second build on the same frames). Frames are resized and preprocessed exactly as
-the runner does it (:func:`rdd.runtime.pipeline.preprocess`, labels with
-:func:`~rdd.runtime.pipeline.resize_labels`), and scored at the inference size.
+One scorer for every number the project publishes about a build's accuracy: export's parity and
+INT8 gates, ``rdd-bench``'s mIoU / agreement / Δlogit columns, ``rdd-infer --compare`` and the
+study diagnostics. Frames go through the runtime exactly as the runner feeds them
+(:func:`~rdd.runtime.stream.transforms.preprocess`), labels are scored at the inference size
+(masks resized with ``INTER_NEAREST_EXACT``).
+
+Units: every mIoU, accuracy, agreement and mIoU difference here is a **fraction** in ``[0, 1]``;
+the tools print points (and the two report fields documented in points, ``rdd-bench``'s
+``miou_loss`` and ``--compare``'s ``delta_miou``, are converted where the reports are written).
 """
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from rdd.contract import InputError
 from rdd.metrics import ConfusionMatrix
-from rdd.runtime.backends import Backend, logits_to_labels
-from rdd.runtime.pipeline import preprocess, resize_labels
-from rdd.runtime.sources import ImageFolderSource, LabelFolder, VideoSource
+from rdd.runtime.backends.base import Backend, output_labels
+from rdd.runtime.errors import InputError
+from rdd.runtime.measure.frames import Frames
+from rdd.runtime.stream.transforms import inference_size, preprocess, resize_labels
 
-__all__ = ["LabelledFrames", "load_labelled_frames", "predict", "score", "compare_predictions",
-           "compare_builds"]
-
-
-@dataclass
-class LabelledFrames:
-    """Decoded RGB frames (``uint8 H×W×3``) and, when labelled, their ``H×W`` id masks
-    (``ignore_ids`` already mapped to ``ignore_index``)."""
-
-    names: list[str]
-    images: list[np.ndarray]
-    labels: list[np.ndarray] | None
-    ignore_index: int = 255
+__all__ = ["predict", "score", "Agreement", "compare_predictions", "compare_builds",
+           "check_labels"]
 
 
-def load_labelled_frames(images: str | os.PathLike, labels: str | os.PathLike | None = None, *,
-                         ignore_ids: Sequence[int] = (), ignore_index: int = 255,
-                         limit: int | None = None) -> LabelledFrames:
-    """Read an image folder (file-name order; ``limit`` evenly spaced frames) and its masks
-    (matched by file stem; every selected frame must have one). A video file gives its first
-    ``limit`` frames, with masks matched by frame index."""
-    if Path(images).is_file():
-        return _video_frames(images, labels, ignore_ids, ignore_index, limit)
-    src = ImageFolderSource(images)
-    files = src.files
-    if limit is not None and limit < len(files):
-        idx = np.linspace(0, len(files) - 1, int(limit)).round().astype(int)
-        files = [files[i] for i in sorted(set(idx.tolist()))]
-    src.files = files                     # decode only the selected frames
-    names, imgs = [], []
-    for name, img in src:
-        names.append(name)
-        imgs.append(img)
-    labs = None
-    if labels is not None:
-        lf = LabelFolder(labels, by_index=False, ignore_ids=ignore_ids, ignore_index=ignore_index)
-        labs = []
-        for name, img in zip(names, imgs):
-            path = lf.path_for(0, name)
-            if path is None:
-                raise InputError(f"no label in {labels} for frame {name!r} of {images}")
-            labs.append(lf.load(path, img.shape[:2]))
-    return LabelledFrames(names, imgs, labs, ignore_index)
-
-
-def _video_frames(video: str | os.PathLike, labels: str | os.PathLike | None,
-                  ignore_ids: Sequence[int], ignore_index: int, limit: int | None) -> LabelledFrames:
-    src = VideoSource(video)
-    names, imgs = [], []
-    try:
-        for name, img in src:
-            if limit is not None and len(imgs) >= limit:
-                break
-            names.append(name)
-            imgs.append(img)
-    finally:
-        src.close()
-    labs = None
-    if labels is not None:
-        lf = LabelFolder(labels, by_index=True, ignore_ids=ignore_ids, ignore_index=ignore_index)
-        labs = []
-        for i, img in enumerate(imgs):
-            path = lf.path_for(i, names[i])
-            if path is None:
-                raise InputError(f"no label in {labels} for frame {i} of {video}")
-            labs.append(lf.load(path, img.shape[:2]))
-    return LabelledFrames(names, imgs, labs, ignore_index)
-
-
-def predict(backend: Backend, frames: LabelledFrames, size: tuple[int, int] | str = "model",
-            *, keep_logits: bool | int = False) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
-    """Run ``backend`` on every frame at ``size`` → (labels ``h×w`` per frame, logits
-    ``K×h×w`` per frame when ``keep_logits`` and the backend exposes them (``run_raw``), else
-    ``None``). An int ``keep_logits`` keeps the logits of that many first frames only (a
-    CamVid frame's 11×360×480 float logits are 7.6 MB)."""
-    raw = getattr(backend, "run_raw", None) if keep_logits else None
-    if raw is not None and backend.meta.output_kind != "logits":
-        raw = None
-    preds, logits = [], ([] if raw is not None else None)
-    for img in frames.images:
-        x = preprocess(img, backend.meta, size)
-        if raw is not None and (keep_logits is True or len(logits) < keep_logits):
-            out = np.array(raw(x), dtype=np.float32)  # a copy: OpenVINO reuses its buffer
+def predict(backend: Backend, frames: Frames, size: Any = "model", *,
+            keep_logits: bool | int = False) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
+    """Run ``backend`` on every frame at ``size`` → (labels ``h×w`` per frame, logits ``K×h×w``
+    per frame when ``keep_logits`` and the model outputs logits, else ``None``). An int
+    ``keep_logits`` keeps the logits of that many first frames only (a CamVid frame's
+    11×360×480 float logits are 7.6 MB)."""
+    keep = keep_logits and backend.meta.output_kind == "logits"
+    preds, logits = [], ([] if keep else None)
+    for f in frames:
+        x = preprocess(f.image, backend.meta, size)
+        if keep and (keep_logits is True or len(logits) < keep_logits):
+            out = np.asarray(backend.forward(x), dtype=np.float32)
             logits.append(out[0])
-            preds.append(logits_to_labels(out, "logits")[0])
+            preds.append(output_labels(out, backend.meta, backend.input_hw(x))[0])
         else:
             preds.append(backend.infer(x)[0])
     return preds, logits
 
 
-def score(preds: Sequence[np.ndarray], frames: LabelledFrames, num_classes: int) -> dict[str, Any]:
+def check_labels(lab: np.ndarray, num_classes: int, ignore_index: int) -> None:
+    """An id outside ``[0, num_classes)`` ∪ {ignore} is a one-line :class:`InputError`."""
+    bad = (lab != ignore_index) & (lab >= num_classes)
+    if bad.any():
+        raise InputError(f"labels hold ids {np.unique(lab[bad])[:8].tolist()} outside the "
+                         f"model's {num_classes} classes; map them to ignore (--label-map / "
+                         "--ignore-ids)")
+
+
+def score(preds: Sequence[np.ndarray], frames: Frames, num_classes: int) -> dict[str, Any]:
     """mIoU / pixel accuracy of ``preds`` against the frames' labels, at the prediction size."""
     if frames.labels is None:
         return {"miou": None, "pixel_acc": None, "labelled_frames": 0}
     cm = ConfusionMatrix(num_classes, ignore_index=frames.ignore_index)
-    for p, lab in zip(preds, frames.labels):
-        lab = resize_labels(lab, p.shape)
-        bad = (lab != frames.ignore_index) & (lab >= num_classes)
-        if bad.any():
-            raise InputError(f"labels hold ids {np.unique(lab[bad])[:8].tolist()} outside the "
-                             f"model's {num_classes} classes; map them to ignore (--label-map / "
-                             "--ignore-ids)")
+    for p, f in zip(preds, frames):
+        lab = resize_labels(f.mask, p.shape)
+        check_labels(lab, num_classes, frames.ignore_index)
         cm.update(p, lab)
     res = cm.compute()
     return {"miou": float(res["miou"]), "pixel_acc": float(res["pixel_acc"]),
-            "labelled_frames": len(preds)}
+            "labelled_frames": len(preds),
+            "iou": [None if v is None else float(v) for v in res["iou"]]}
+
+
+class Agreement:
+    """Running argmax agreement (share of pixels of the same class) of one build with a
+    reference, and the max ``|Δlogit|`` where both logits are given with the same shape; a
+    prediction of another size is compared at the reference's (nearest-exact)."""
+
+    def __init__(self) -> None:
+        self.same = self.total = 0
+        self.max_logit = None
+
+    def update(self, pred: np.ndarray, ref: np.ndarray, logits: np.ndarray | None = None,
+               ref_logits: np.ndarray | None = None) -> None:
+        if pred.shape != ref.shape:
+            pred = resize_labels(pred, ref.shape)
+        self.same += int(np.count_nonzero(pred == ref))
+        self.total += ref.size
+        if logits is not None and ref_logits is not None and logits.shape == ref_logits.shape:
+            d = float(np.abs(logits - ref_logits).max())
+            self.max_logit = d if self.max_logit is None else max(self.max_logit, d)
+
+    def result(self) -> dict[str, Any]:
+        return {"argmax_agreement": self.same / self.total if self.total else None,
+                "max_abs_logit_diff": self.max_logit}
 
 
 def compare_predictions(preds: Sequence[np.ndarray], ref_preds: Sequence[np.ndarray],
                         logits: Sequence[np.ndarray] | None = None,
                         ref_logits: Sequence[np.ndarray] | None = None) -> dict[str, Any]:
-    """Argmax agreement (fraction of pixels with the same class) of ``preds`` with ``ref_preds``
-    and, when both have logits of the same shape, the max ``|Δlogit|``.
-
-    Predictions of different sizes (another inference size) are compared at the reference's
-    size (nearest-exact resize of ``preds``)."""
-    same = total = 0
-    for p, r in zip(preds, ref_preds):
-        if p.shape != r.shape:
-            p = resize_labels(p, r.shape)
-        same += int((p == r).sum())
-        total += r.size
-    out: dict[str, Any] = {"argmax_agreement": same / total if total else None,
-                           "max_abs_logit_diff": None}
-    if logits and ref_logits and all(a.shape == b.shape for a, b in zip(logits, ref_logits)):
-        out["max_abs_logit_diff"] = float(max(np.abs(a - b).max() for a, b in zip(logits, ref_logits)))
-    return out
+    """:class:`Agreement` of two lists of predictions (and logits, where both have them)."""
+    a = Agreement()
+    logits, ref_logits = list(logits or []), list(ref_logits or [])
+    for i, (p, r) in enumerate(zip(preds, ref_preds)):
+        a.update(p, r, logits[i] if i < len(logits) else None,
+                 ref_logits[i] if i < len(ref_logits) else None)
+    return a.result()
 
 
-def compare_builds(first: Backend, second: Backend, frames: LabelledFrames,
-                   size: tuple[int, int] | str = "model") -> dict[str, Any]:
-    """Parity of ``second`` against ``first`` on the same frames (``rdd-infer --compare``).
+def compare_builds(first: Backend, second: Backend, frames: Iterable[Any],
+                   size: Any = "model", *, ignore_index: int = 255) -> dict[str, Any]:
+    """Parity of ``second`` against ``first`` on the same frames, one frame at a time (memory
+    does not grow with the input): ``frames`` yields :class:`~rdd.runtime.measure.frames.Frame`
+    objects or ``(name, image[, mask])`` tuples (a source, with its masks).
 
-    Returns ``{"frames", "argmax_agreement", "max_abs_logit_diff", "miou_first", "miou_second",
-    "delta_miou"}``; ``delta_miou`` = second − first in mIoU *points* (``None`` without labels).
-    """
+    Returns ``{"frames", "argmax_agreement", "max_abs_logit_diff", "miou_first",
+    "miou_second", "miou_delta"}`` (fractions; ``miou_delta`` = second − first, ``None``
+    without labels)."""
     k = first.meta.num_classes
     if second.meta.num_classes != k:
-        raise InputError(f"--compare: the second build has {second.meta.num_classes} classes, the "
-                         f"first {k}")
-    p1, l1 = predict(first, frames, size, keep_logits=True)
-    p2, l2 = predict(second, frames, size, keep_logits=True)
-    out: dict[str, Any] = {"frames": len(frames.images), **compare_predictions(p2, p1, l2, l1)}
-    m1, m2 = score(p1, frames, k)["miou"], score(p2, frames, k)["miou"]
-    out.update(miou_first=m1, miou_second=m2,
-               delta_miou=None if m1 is None or m2 is None else 100 * (m2 - m1))
-    return out
+        raise InputError(f"the second build has {second.meta.num_classes} classes, the first {k}")
+    agree = Agreement()
+    cms = [ConfusionMatrix(k, ignore_index=ignore_index) for _ in range(2)]
+    n = labelled = 0
+    for f in frames:
+        image, mask = (f.image, f.mask) if hasattr(f, "image") else (f[1], f[2] if len(f) > 2
+                                                                     else None)
+        hw = inference_size(image.shape[:2], first.meta, size)
+        outs = []
+        for be in (first, second):
+            x = preprocess(image, be.meta, hw)
+            z = np.asarray(be.forward(x), dtype=np.float32)
+            outs.append((output_labels(z, be.meta, hw)[0],
+                         z[0] if be.meta.output_kind == "logits" else None))
+        (p1, z1), (p2, z2) = outs
+        agree.update(p2, p1, z2, z1)
+        if mask is not None:
+            lab = resize_labels(mask, p1.shape)
+            check_labels(lab, k, ignore_index)
+            cms[0].update(p1, lab)
+            cms[1].update(p2, lab)
+            labelled += 1
+        n += 1
+    m1, m2 = (float(cm.compute()["miou"]) if labelled else None for cm in cms)
+    return {"frames": n, **agree.result(), "miou_first": m1, "miou_second": m2,
+            "miou_delta": None if m1 is None else m2 - m1}

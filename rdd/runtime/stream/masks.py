@@ -1,30 +1,31 @@
-"""``--save-masks DIR``: one label PNG per processed frame, so output can be scored elsewhere.
+"""``save_masks DIR``: one label PNG per processed frame, so output can be scored elsewhere.
 
 * Pixel values are train ids (``0..K-1``): ``uint8`` PNGs when the model has at most 256 classes,
   ``uint16`` otherwise; at each frame's own size (nearest-neighbour from the inference size, the
-  same resize as the overlay).
-* Names: the image's file stem for ``--images`` (``0001TP_008550.png``), the source frame index
-  for videos, cameras and streams (``frame_000042.png``; frames dropped by ``--realtime`` leave
-  gaps).
-* The folder is written atomically: masks go to a hidden sibling folder that is renamed to
-  ``DIR`` when the run ends with a report (including early ends such as a dropped stream or
-  Ctrl-C), and removed when it fails. ``DIR`` must not exist yet (its parent must) or be an
-  empty folder: an existing non-empty folder is refused (so no input and no earlier result is
-  ever overwritten; the runner also refuses a ``DIR`` inside an input folder).
+  same resize as the overlay). With ``palette`` (up to 256 classes) the PNGs are palette
+  (indexed) images: the same ids, shown in the classes' colours by any image viewer, and read
+  back as ids by :func:`rdd.labels.read_label` (and by PIL as mode ``P``).
+* Names: the image's file stem for image folders (``0001TP_008550.png``), the source frame index
+  for videos, cameras and streams (``frame_000042.png``; frames dropped in real time leave gaps).
+* The folder is staged and committed with the run's other outputs
+  (:mod:`rdd.runtime.stream.writers`): ``DIR`` must not exist yet (its parent must) or be an
+  empty folder, so no input and no earlier result is ever overwritten.
 """
 from __future__ import annotations
 
 import os
-import shutil
-from pathlib import Path
+import zlib
+from typing import Sequence
 
 import cv2
 import numpy as np
 
-from rdd.contract import InputError
-from rdd.spec import temp_sibling
+from rdd.runtime.errors import InputError
+from rdd.runtime.stream.writers import StagedFolder, commit, discard
 
-__all__ = ["MaskWriter", "mask_dtype"]
+__all__ = ["MaskWriter", "mask_dtype", "palette_png"]
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def mask_dtype(num_classes: int) -> np.dtype:
@@ -34,61 +35,67 @@ def mask_dtype(num_classes: int) -> np.dtype:
     return np.dtype(np.uint8 if num_classes <= 256 else np.uint16)
 
 
-class MaskWriter:
-    """Writes ``<name>.png`` label maps into ``root`` (see the module docstring).
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    return (len(body).to_bytes(4, "big") + kind + body
+            + zlib.crc32(kind + body).to_bytes(4, "big"))
 
-    Use as a context manager: entering checks ``root`` and creates the hidden staging folder;
-    a clean exit renames it onto ``root``; an exception removes it.
-    """
 
-    def __init__(self, root: str | os.PathLike, num_classes: int) -> None:
-        self.root = Path(root)
+def palette_png(labels: np.ndarray, palette: Sequence[Sequence[int]]) -> bytes:
+    """``uint8 H×W`` ids → the bytes of an indexed PNG whose palette colours them.
+
+    OpenCV encodes the ids as an 8-bit grey PNG (the same one byte per pixel as an 8-bit indexed
+    PNG); its header's colour type becomes 3 (indexed) and a ``PLTE`` chunk of 256 entries
+    (``palette``, then black) is added after it."""
+    ok, buf = cv2.imencode(".png", np.ascontiguousarray(labels, np.uint8))
+    if not ok:
+        raise ValueError("could not encode the mask as PNG")
+    data = buf.tobytes()
+    n = int.from_bytes(data[8:12], "big")                       # IHDR body length (13)
+    ihdr = bytearray(data[16:16 + n])
+    ihdr[9] = 3                                                 # colour type: indexed
+    pal = [tuple(int(v) for v in c) for c in list(palette)[:256]]
+    pal += [(0, 0, 0)] * (256 - len(pal))
+    plte = bytes(v for c in pal for v in c)
+    rest = data[8 + 12 + n:]
+    return (_PNG_SIGNATURE + _png_chunk(b"IHDR", bytes(ihdr)) + _png_chunk(b"PLTE", plte) + rest)
+
+
+class MaskWriter(StagedFolder):
+    """Writes ``<name>.png`` label maps into ``path`` (see the module docstring); also a
+    context manager that commits the folder on a clean exit and removes it on an error."""
+
+    key = "save_masks"
+
+    def __init__(self, path: str | os.PathLike, num_classes: int, *,
+                 palette: Sequence[Sequence[int]] | None = None) -> None:
         self.dtype = mask_dtype(num_classes)
-        self.count = 0
-        self._tmp: Path | None = None
-        self._names: set[str] = set()
-        self.check()
+        if palette is not None and self.dtype != np.uint8:
+            raise InputError(f"palette masks hold up to 256 classes, the model has {num_classes}")
+        self.palette = palette
+        super().__init__(path)
 
-    def check(self) -> None:
-        """Refuse a ``root`` that is a file or a non-empty folder (one-line :class:`InputError`)."""
-        if self.root.exists() and not self.root.is_dir():
-            raise InputError(f"--save-masks {self.root} is a file; expected a folder")
-        if self.root.is_dir() and any(self.root.iterdir()):
-            raise InputError(f"--save-masks {self.root} is a folder that is not empty; give a new "
-                             "or empty folder (masks never replace existing files)")
-
-    def __enter__(self) -> "MaskWriter":
-        self.check()
-        tmp = temp_sibling(self.root, directory=True)  # mode 0777 & ~umask, like any mkdir
-        self._tmp = tmp
-        return self
+    @property
+    def root(self):  # the report's ``masks`` field
+        return self.path
 
     def write(self, name: str, labels: np.ndarray) -> None:
         """Write ``labels`` (``H×W`` ids) as ``<name>.png``; two frames of one name are an error."""
-        if self._tmp is None:
-            raise RuntimeError("MaskWriter.write outside its `with` block")
-        if name in self._names:
-            raise InputError(f"two frames are named {name!r}: --save-masks needs unique file stems "
-                             f"(e.g. {name}.png and {name}.jpg in one folder)")
+        path = self._file(name, ".png")
         lab = labels if labels.dtype == self.dtype else labels.astype(self.dtype)
-        path = self._tmp / f"{name}.png"
-        if not cv2.imwrite(str(path), lab):
-            raise InputError(f"cannot write mask {self.root / path.name}")
-        self._names.add(name)
-        self.count += 1
+        if self.palette is not None:
+            try:
+                path.write_bytes(palette_png(lab, self.palette))
+            except OSError as e:
+                raise OSError(f"cannot write {self.path / path.name} ({e.strerror})") from None
+            self.count += 1
+        else:
+            self._imwrite(path, lab)
+
+    def __enter__(self) -> "MaskWriter":
+        return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        tmp, self._tmp = self._tmp, None
-        if tmp is None:
-            return
         if exc_type is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
-            return
-        try:
-            if self.root.is_dir():
-                self.root.rmdir()  # empty (checked): replaced by the finished folder
-            os.replace(tmp, self.root)
-        except OSError as e:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise InputError(f"--save-masks {self.root}: cannot move the masks in place "
-                             f"({e.strerror or type(e).__name__})") from None
+            discard([self])
+        else:
+            commit([self])

@@ -15,9 +15,10 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
-from rdd.contract import InputError, engine_sidecar_path
+from rdd.contract import engine_sidecar_path
+from rdd.runtime.errors import OptionError
 
 __all__ = ["check_outputs", "model_files"]
 
@@ -36,6 +37,11 @@ def model_files(model: PathLike) -> list[Path]:
 
 def _real(p: PathLike) -> str:
     return os.path.realpath(os.fspath(p))
+
+
+def _q(p: Any) -> str:
+    """A path inside an :class:`OptionError` message (whose ``{key}`` fields are option names)."""
+    return str(p).replace("{", "{{").replace("}", "}}")
 
 
 def _inode(p: str) -> tuple[int, int] | None:
@@ -87,16 +93,16 @@ class _Inputs:
     def clash(self, out_real: str) -> str | None:
         """What input ``out_real`` would overwrite (a phrase), else ``None``."""
         if out_real in self.files:
-            return f"the {self.files[out_real]} input {out_real}"
+            return f"the {{{self.files[out_real]}}} input {_q(out_real)}"
         for folder, flag in self.folders:
             if out_real == folder:
-                return f"the {flag} folder {folder}"
+                return f"the {{{flag}}} folder {_q(folder)}"
             if _inside(out_real, folder):
-                return f"inside the {flag} folder {folder}"
+                return f"inside the {{{flag}}} folder {_q(folder)}"
         ino = _inode(out_real)
         if ino is not None and ino in self.inodes:
             flag, path = self.inodes[ino]
-            return f"the same file as the {flag} input {path} (hard link)"
+            return f"the same file as the {{{flag}}} input {_q(path)} (hard link)"
         return None
 
 
@@ -112,21 +118,21 @@ def _check_writable(flag: str, path: PathLike, kind: str) -> None:
     p = Path(path)
     if kind == "file":
         if p.is_dir():
-            raise InputError(f"{flag} {p} is a folder; expected a file path")
+            raise OptionError(flag, f"{_q(p)} is a folder; expected a file path")
         parent = p.parent
     else:
         if p.exists() and not p.is_dir():
-            raise InputError(f"{flag} {p} is a file; expected a folder")
+            raise OptionError(flag, f"{_q(p)} is a file; expected a folder")
         parent = p if p.is_dir() else p.parent
     if not parent.exists():
-        raise InputError(f"{flag} {p}: folder {parent} does not exist (create it first)")
+        raise OptionError(flag, f"{_q(p)}: folder {_q(parent)} does not exist (create it first)")
     if not parent.is_dir():
-        raise InputError(f"{flag} {p}: {parent} is not a folder")
+        raise OptionError(flag, f"{_q(p)}: {_q(parent)} is not a folder")
     try:
         fd, probe = tempfile.mkstemp(prefix=".rdd-write-check-", dir=parent)
     except OSError as e:
         reason = e.strerror or type(e).__name__
-        raise InputError(f"{flag} {p}: cannot write in folder {parent} ({reason})") from None
+        raise OptionError(flag, f"{_q(p)}: cannot write in folder {_q(parent)} ({reason})") from None
     os.close(fd)
     os.unlink(probe)
 
@@ -136,12 +142,13 @@ def check_outputs(outputs: Mapping[str, tuple[PathLike | None, str]],
     """Refuse outputs that would overwrite an input or each other, or cannot be written.
 
     Args:
-        outputs: ``{flag: (path or None, "file" | "dir")}``, e.g.
-            ``{"--out": ("o.mp4", "file"), "--report": (None, "file")}``; ``None`` = not given.
-        inputs: ``{flag: path, list of paths or None}``; a folder stands for itself and every
+        outputs: ``{key: (path or None, "file" | "dir")}``, e.g.
+            ``{"out": ("o.mp4", "file"), "report": (None, "file")}``; ``None`` = not given.
+        inputs: ``{key: path, list of paths or None}``; a folder stands for itself and every
             file directly in it (and nothing may be written inside it).
 
-    Raises :class:`InputError` with one line naming the flag(s) and path(s).
+    Raises :class:`~rdd.runtime.errors.OptionError` with one line naming the option(s) (keys;
+    flags on the command line) and path(s).
     """
     given = [(flag, path, kind) for flag, (path, kind) in outputs.items() if path is not None]
     for flag, path, kind in given:
@@ -153,7 +160,7 @@ def check_outputs(outputs: Mapping[str, tuple[PathLike | None, str]],
         real = _real(path)
         what = ins.clash(real)
         if what is not None:
-            raise InputError(f"{flag} {path} would overwrite {what}; write outputs elsewhere")
+            raise OptionError(flag, f"{_q(path)} would overwrite {what}; write outputs elsewhere")
         for other_flag, other_real, other_kind in seen:
             same = real == other_real or (_inode(real) is not None
                                           and _inode(real) == _inode(other_real))
@@ -161,8 +168,8 @@ def check_outputs(outputs: Mapping[str, tuple[PathLike | None, str]],
                       or (kind == "dir" and _inside(other_real, real)))
             if same or nested:
                 rel = "is the same path as" if same else "is inside / contains"
-                raise InputError(f"{flag} {path} {rel} {other_flag} {other_real}; "
-                                 "give each output its own path")
+                raise OptionError(flag, f"{_q(path)} {rel} {{{other_flag}}} {_q(other_real)}; "
+                                        "give each output its own path")
         seen.append((flag, real, kind))
     for flag, path, kind in given:
         _check_writable(flag, path, kind)

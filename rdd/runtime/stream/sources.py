@@ -2,7 +2,9 @@
 
 All sources yield ``(name, image_rgb)`` with ``image_rgb`` a ``uint8 H×W×3`` **RGB** array
 (OpenCV's BGR is converted here). Opening problems raise :class:`~rdd.contract.InputError`
-with a one-line message naming the file or device, never an OpenCV traceback.
+with a one-line message naming the file or device, never an OpenCV traceback. A frame larger
+than ``max_pixels`` (:func:`rdd.contract.resolve_max_pixels`) is refused before it is decoded:
+an image by its file header, a video by the size its container declares.
 """
 from __future__ import annotations
 
@@ -16,13 +18,12 @@ from typing import Iterator, Sequence
 import cv2
 import numpy as np
 
-from rdd.contract import InputError
-from rdd.labels import (FRAME_MASK_PATTERN, LABEL_EXTS, apply_lut, build_lut, frame_masks,
-                        masks_by_stem, read_label)
+from rdd.contract import InputError, resolve_max_pixels
+from rdd.imagesize import check_image_size
 
 __all__ = ["FrameSource", "VideoSource", "StreamSource", "CameraSource", "ImageFolderSource",
-           "LabelFolder", "IMAGE_EXTS", "CAMVID_UNLABELLED", "quiet_opencv", "is_gstreamer_pipeline",
-           "stream_scheme", "redact_url", "parse_camera"]
+           "IMAGE_EXTS", "CAMVID_UNLABELLED", "quiet_opencv", "is_gstreamer_pipeline",
+           "stream_scheme", "redact_url", "parse_camera", "image_files"]
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
 CAMVID_UNLABELLED = 11  # SegNet CamVid annotation id "Unlabelled" (ids 0..10 are the 11 classes)
@@ -51,6 +52,34 @@ def _bgr_to_rgb(img: np.ndarray, where: str) -> np.ndarray:
 def _list_images(root: Path) -> list[Path]:
     return sorted((p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS),
                   key=lambda p: p.name)
+
+
+def image_files(spec: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:
+    """The images ``images`` names: a folder (its images, by file name), one image file, a glob
+    pattern (``"frames/*.png"``, sorted) or a list of files."""
+    if not isinstance(spec, (str, os.PathLike)):
+        return [Path(p) for p in spec]
+    p = Path(spec)
+    if p.is_dir():
+        files = _list_images(p)
+        if not files:
+            raise InputError(f"image folder {p} holds no images ({', '.join(IMAGE_EXTS)})")
+        return files
+    if p.is_file():
+        if p.suffix.lower() not in IMAGE_EXTS:
+            raise InputError(f"images {p} is not an image file ({', '.join(IMAGE_EXTS)}); "
+                             "videos go to --video")
+        return [p]
+    if any(c in str(spec) for c in "*?["):
+        import glob
+
+        files = sorted((Path(f) for f in glob.glob(str(spec))
+                        if Path(f).is_file() and Path(f).suffix.lower() in IMAGE_EXTS),
+                       key=lambda f: (str(f.parent), f.name))
+        if not files:
+            raise InputError(f"no image matches {spec!r} ({', '.join(IMAGE_EXTS)})")
+        return files
+    raise InputError(f"image folder not found: {p}")
 
 
 class FrameSource:
@@ -100,10 +129,12 @@ class _CaptureSource(FrameSource):
 
     live: bool = False
 
-    def __init__(self, what: str, *, reconnect: int = 0, backoff_s: float = 0.5) -> None:
+    def __init__(self, what: str, *, reconnect: int = 0, backoff_s: float = 0.5,
+                 max_pixels: int | None = None) -> None:
         self._what = what
         self.reconnect = max(0, int(reconnect))
         self.backoff_s = max(0.0, float(backoff_s))
+        self.max_pixels = resolve_max_pixels(max_pixels)
         self.reconnects = 0            # successful reopenings during the run
         self.end_reason: str | None = None
         self.end_message: str | None = None
@@ -113,8 +144,24 @@ class _CaptureSource(FrameSource):
             raise InputError(self._open_error())
         fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
         self.fps = fps if 0.0 < fps < 1000.0 else None
-        n = 0 if self.live else float(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-        self._n = int(n) if 0 < n < 1e9 else 0
+        n = float(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        self._n = int(n) if 0 < n < 1e9 and not self._live_by_nature() else 0
+        if self._n and self.live:  # a finite file behind a URL (http(s)://.../clip.mp4): it ends
+            self.live = False
+            self.reconnect = 0
+        self._check_size(int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0),
+                         int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0))
+
+    def _live_by_nature(self) -> bool:
+        """A source that never ends on its own (a camera), whatever its capture claims."""
+        return False
+
+    def _check_size(self, h: int, w: int) -> None:
+        """Refuse frames above ``max_pixels`` (before decoding them when the container says)."""
+        if h * w > self.max_pixels:
+            raise InputError(f"{self._what}: frames of {w}×{h} (W×H), {h * w} pixels, are above "
+                             f"the limit of {self.max_pixels} (--max-input-pixels / "
+                             "RDD_MAX_INPUT_PIXELS)")
 
     def __len__(self) -> int:
         return self._n
@@ -141,6 +188,7 @@ class _CaptureSource(FrameSource):
         while True:
             ok, frame = self._cap.read()
             if ok and frame is not None:
+                self._check_size(*frame.shape[:2])
                 if tries:
                     self.reconnects += 1
                     tries = 0
@@ -173,7 +221,8 @@ class _CaptureSource(FrameSource):
         from duration × fps elsewhere, so there one frame or 1 % short still counts as the end).
         """
         n = self._n
-        suffix = Path(getattr(self, "path", "") or "").suffix.lower()
+        where = getattr(self, "path", None) or getattr(self, "url", "")
+        suffix = Path(str(where).split("?")[0]).suffix.lower()
         slack = 0 if suffix in (".mp4", ".m4v", ".mov", ".avi") else max(1, n // 100)
         if n and decoded < n - slack:
             self.end_reason = "decode_error"
@@ -191,14 +240,14 @@ class VideoSource(_CaptureSource):
 
     kind = "video"
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike, *, max_pixels: int | None = None) -> None:
         self.path = Path(path)
         if not self.path.exists():
             raise InputError(f"video not found: {self.path}")
         if not self.path.is_file():
             raise InputError(f"video path is not a file: {self.path}")
         quiet_opencv()
-        super().__init__(f"video {self.path}")
+        super().__init__(f"video {self.path}", max_pixels=max_pixels)
 
     def _open(self) -> cv2.VideoCapture:
         return cv2.VideoCapture(str(self.path))
@@ -234,13 +283,15 @@ class StreamSource(_CaptureSource):
     ``' ! '``) through GStreamer (an OpenCV built without GStreamer is a one-line error).
     ``timeout_s`` bounds both opening and each read (FFmpeg backend:
     ``CAP_PROP_OPEN_TIMEOUT_MSEC`` / ``CAP_PROP_READ_TIMEOUT_MSEC``), so an address where nothing
-    answers fails within that time. Everything but ``file://`` is live: see
-    :class:`_CaptureSource` for the reconnect policy.
+    answers fails within that time. A stream is live (real-time accounting, reconnects: see
+    :class:`_CaptureSource`) unless it is ``file://`` or declares a finite frame count (a video
+    file served over HTTP(S)): such a stream is read like a file and ends at its last frame.
     """
 
     kind = "stream"
 
     def __init__(self, url: str, *, timeout_s: float = 5.0, reconnect: int = 3,
+                 max_pixels: int | None = None,
                  backoff_s: float = 0.5) -> None:
         self.url = str(url)
         if timeout_s <= 0:
@@ -258,6 +309,7 @@ class StreamSource(_CaptureSource):
                              "(e.g. the system python3-opencv on Jetson)")
         quiet_opencv()
         super().__init__(f"stream {redact_url(self.url)}", reconnect=reconnect if self.live else 0,
+                         max_pixels=max_pixels,
                          backoff_s=backoff_s)
 
     def _open(self) -> cv2.VideoCapture:
@@ -289,7 +341,11 @@ class CameraSource(_CaptureSource):
     kind = "camera"
     live = True
 
+    def _live_by_nature(self) -> bool:
+        return True
+
     def __init__(self, device: int | str, *, size: tuple[int, int] | None = None,
+                 max_pixels: int | None = None,
                  reconnect: int = 3, backoff_s: float = 0.5) -> None:
         self.device = parse_camera(device)
         self.index = self.device  # kept for callers that read .index
@@ -297,7 +353,8 @@ class CameraSource(_CaptureSource):
             raise InputError(f"camera device not found: {self.device}")
         self._size = size
         quiet_opencv()
-        super().__init__(f"camera {self.device}", reconnect=reconnect, backoff_s=backoff_s)
+        super().__init__(f"camera {self.device}", reconnect=reconnect, backoff_s=backoff_s,
+                         max_pixels=max_pixels)
 
     def _open(self) -> cv2.VideoCapture:
         cap = cv2.VideoCapture(self.device)
@@ -339,19 +396,17 @@ def _has_backend(name: str) -> bool:
 
 
 class ImageFolderSource(FrameSource):
-    """Every image in a folder, sorted by file name (e.g. CamVid's ``val/``)."""
+    """Images by file name (e.g. CamVid's ``val/``): a folder, one image, a glob or a list
+    (:func:`image_files`); each refused before decoding when above ``max_pixels``."""
 
     kind = "images"
 
-    def __init__(self, root: str | os.PathLike, *, fps: float | None = None) -> None:
-        self.root = Path(root)
-        if not self.root.exists():
-            raise InputError(f"image folder not found: {self.root}")
-        if not self.root.is_dir():
-            raise InputError(f"--images expects a folder, got a file: {self.root}")
-        self.files = _list_images(self.root)
-        if not self.files:
-            raise InputError(f"image folder {self.root} holds no images ({', '.join(IMAGE_EXTS)})")
+    def __init__(self, root: str | os.PathLike | Sequence[str | os.PathLike], *,
+                 fps: float | None = None, max_pixels: int | None = None) -> None:
+        self.files = image_files(root)
+        self.root = Path(root) if isinstance(root, (str, os.PathLike)) else \
+            (self.files[0].parent if self.files else Path("."))
+        self.max_pixels = resolve_max_pixels(max_pixels)
         self.fps = fps
 
     def __len__(self) -> int:
@@ -363,6 +418,10 @@ class ImageFolderSource(FrameSource):
 
     def __iter__(self) -> Iterator[tuple[str, np.ndarray]]:
         for p in self.files:
+            try:
+                check_image_size(p, self.max_pixels)
+            except (OSError, ValueError) as e:
+                raise InputError(str(e)) from None
             img = cv2.imread(str(p), cv2.IMREAD_COLOR)
             if img is None:
                 raise InputError(f"cannot read image {p} (corrupt or unsupported format)")
@@ -370,92 +429,3 @@ class ImageFolderSource(FrameSource):
 
     def describe(self) -> dict:
         return {"kind": self.kind, "path": str(self.root), "count": len(self.files)}
-
-
-class LabelFolder:
-    """Ground-truth masks for a source, matched by file stem or by frame index.
-
-    * image folders: ``<root>/<frame stem>.<ext>``;
-    * videos / streams: ``<root>/frame_000000.png`` … by frame index (as written by
-      ``rdd.data.synthetic.write_synthetic_video``). Other file names are not used for videos:
-      pairing by name order would shift every later frame after one missing file.
-
-    A frame without a mask is skipped by the metric and counted (the report's
-    ``labels_missing``). Masks are read and mapped by :mod:`rdd.labels` (the dataset code's
-    reader): palette PNGs give indices, 16-bit ids stay exact, and an id that is neither a class
-    ``[0, num_classes)``, the ignore index nor one of ``ignore_ids`` is an :class:`InputError`.
-
-    Args:
-        root: folder of single-channel label images (train ids, ``ignore_index`` = ignore).
-        by_index: match by frame index (True) or stem (False).
-        ignore_ids: raw ids mapped to ``ignore_index`` (e.g. CamVid's 11 "Unlabelled").
-        ignore_index: the value the metric skips.
-        num_classes: the model's class count; ``None``: set by the :class:`Pipeline` from its
-            model (until then only ``ignore_index`` and ids ``< 256`` are accepted).
-    """
-
-    HINT = ("; map them to ignore with --ignore-ids (CamVid annotations: --label-map camvid)")
-
-    def __init__(self, root: str | os.PathLike, *, by_index: bool, ignore_ids: Sequence[int] = (),
-                 ignore_index: int = 255, num_classes: int | None = None) -> None:
-        self.root = Path(root)
-        if not self.root.is_dir():
-            raise InputError(f"label folder not found: {self.root}")
-        try:
-            self._by_stem = masks_by_stem(self.root)
-        except ValueError as e:
-            raise InputError(str(e)) from None
-        if not self._by_stem:
-            raise InputError(f"label folder {self.root} holds no label images "
-                             f"({', '.join(LABEL_EXTS)})")
-        self.by_index = by_index
-        self.ignore_ids = tuple(sorted({int(i) for i in ignore_ids}))
-        self.ignore_index = int(ignore_index)
-        self._by_frame = frame_masks(self.root)
-        if by_index and not self._by_frame:
-            example = sorted(self._by_stem)[0]
-            raise InputError(f"label folder {self.root} has no {FRAME_MASK_PATTERN} masks (e.g. "
-                             f"{example!r}); video frames are matched to masks by index: "
-                             "frame_000000.png for the first frame, …")
-        self.num_classes: int | None = None
-        self.set_num_classes(num_classes)
-
-    def set_num_classes(self, num_classes: int | None) -> None:
-        """Validate ids against ``[0, num_classes)`` (``None``: any id ``< 256``)."""
-        self.num_classes = None if num_classes is None else int(num_classes)
-        k = self.num_classes if self.num_classes is not None else 256
-        self.lut = build_lut(identity=min(k, 256), ignore_values=(self.ignore_index, *self.ignore_ids),
-                             ignore_index=self.ignore_index)
-
-    def path_for(self, index: int, name: str) -> Path | None:
-        if self.by_index:
-            return self._by_frame.get(index)
-        return self._by_stem.get(name)
-
-    def check_matches(self, names: Sequence[str]) -> int:
-        """For a stem-matched folder: how many of ``names`` have a mask; error if none do."""
-        n = sum(1 for s in names if s in self._by_stem)
-        if n == 0:
-            raise InputError(f"no label in {self.root} matches an input frame by file name "
-                             f"(e.g. {names[0]!r}); labels must share the frames' file stems")
-        return n
-
-    def load(self, path: Path, frame_hw: tuple[int, int]) -> np.ndarray:
-        """Read one mask → ``uint8 H×W`` ids in ``[0, K)`` ∪ {``ignore_index``}, at the frame's size.
-
-        Validated (and ``ignore_ids`` mapped) before any resize, so an id outside the classes can
-        never be wrapped by a later cast.
-        """
-        try:
-            raw = read_label(path)
-        except (OSError, ValueError) as e:
-            raise InputError(str(e)) from None
-        if raw.shape[:2] != tuple(frame_hw):
-            raise InputError(f"label {path} is {raw.shape[1]}×{raw.shape[0]} but its frame is "
-                             f"{frame_hw[1]}×{frame_hw[0]} (W×H); labels must match the frame size")
-        k = self.num_classes if self.num_classes is not None else 256
-        try:
-            return apply_lut(raw, self.lut, num_classes=k, path=path,
-                             ignore_index=self.ignore_index, hint=self.HINT)
-        except ValueError as e:
-            raise InputError(str(e)) from None

@@ -1,22 +1,21 @@
-"""The real-time frame pipeline: decode → preprocess → infer → postprocess/write, overlapped.
+"""The real-time frame pipeline: decode → preprocess → infer → labels, metric, outputs, overlapped.
 
-Three threads, joined by bounded queues so memory stays flat and a slow stage applies
+Three threads, joined by bounded channels so memory stays flat and a slow stage applies
 back-pressure::
 
-    [reader]  decode + BGR→RGB + preprocess (+ read the label)  ──q_in──▶
-    [caller]  backend.infer                                       ──q_out─▶
-    [writer]  labels → frame size, metric, colour overlay, video write
+    [reader]  decode + BGR→RGB + resize + model input (+ read the label)  ──in──▶
+    [caller]  backend.forward (+ labels)                                    ──out─▶
+    [writer]  metric, flicker, labels → frame size, colour overlay, outputs
 
-OpenCV, numpy and onnxruntime release the GIL in their heavy loops, so decoding and
+OpenCV, numpy and the inference runtimes release the GIL in their heavy loops, so decoding and
 post-processing of neighbouring frames overlap with inference. Per-frame stage times and the
-end-to-end latency (decode start → frame written; in real-time mode, arrival → written) are
-recorded; statistics skip the first ``warmup`` frames. Real-time mode keeps at most one frame
-waiting for inference (latest-frame-wins); ``batch`` groups frames per inference call.
+end-to-end latency (decode start → frame done; in real time, arrival → done) are recorded;
+statistics skip the first ``warmup`` frames. Pacing and batching are :mod:`pacing`'s objects,
+outputs :mod:`writers`' staged files (committed together when the run ends).
 """
 from __future__ import annotations
 
 import math
-import queue
 import threading
 import time
 from collections import deque
@@ -27,64 +26,67 @@ from typing import Any, Callable
 import cv2
 import numpy as np
 
-from rdd.contract import InputError
 from rdd.metrics import ConfusionMatrix
-from rdd.runtime.backends import Backend
-from rdd.runtime.sources import FrameSource, LabelFolder
-from rdd.runtime.stop import COMPLETE_REASONS, STOP_REASONS, StopSignal, stop_reason
+from rdd.runtime.backends.base import Backend, output_labels
+from rdd.runtime.errors import InputError, OptionError
 from rdd.runtime.provenance import device_info
-from rdd.runtime.modes import END as _END, IoModes
-from rdd.runtime.temporal import stream_summary
+from rdd.runtime.stream.masks import MaskWriter
+from rdd.runtime.stream.pacing import END, Batcher, Channel, Pacer
+from rdd.runtime.stream.labels import LabelFolder
+from rdd.runtime.stream.sources import FrameSource
+from rdd.runtime.stream.stop import COMPLETE_REASONS, StopSignal, stop_reason
+from rdd.runtime.stream.temporal import FlickerMeter, stream_summary
+from rdd.runtime.stream.transforms import (OverlayRenderer, Resize, draw_text, fit, model_input,
+                                           resize_labels)
+from rdd.runtime.stream.writers import OverlayFolder, OverlayVideo, commit, discard
 from rdd.runtime.timing import latency_stats
-from rdd.runtime.transforms import (RESIZE_MODES, OverlayRenderer, draw_text, inference_size,
-                                    parse_resize, preprocess, resize_labels)
-from rdd.spec import atomic_path
 
-__all__ = ["PipelineConfig", "Pipeline", "preprocess", "OverlayRenderer",
-           "summarize_times", "format_summary", "STAGES", "inference_size", "resize_labels",
-           "parse_resize", "RESIZE_MODES", "StopSignal", "STOP_REASONS"]
+__all__ = ["PipelineConfig", "Pipeline", "summarize_times", "format_summary", "STAGES", "STEPS"]
 
+#: per-frame stages of ``stages_ms`` (percentiles; ``postprocess`` is the writer thread's work)
 STAGES = ("decode", "preprocess", "inference", "postprocess")
-
-
-class _NothingWritten(Exception):
-    """No frame reached the overlay writer (aborts the atomic write)."""
+#: the frame's path in finer steps, ``stage_ms`` (mean ms per frame): where a frame's time goes
+STEPS = ("decode", "preprocess", "inference", "labels", "metric", "overlay", "write")
 
 
 @dataclass
 class PipelineConfig:
-    """Knobs of :class:`Pipeline`.
+    """Knobs of :class:`Pipeline` (the runner builds it from its options, :mod:`rdd.runtime.options`).
 
     Attributes:
         warmup: first frames left out of every statistic (model warm-up, caches).
         max_frames: stop after this many frames (``None`` = until the source ends).
-        resize: inference size (:func:`inference_size`): ``"model"`` (default; ``None`` is the
-            same) = the model's ``input_size``, the size it was exported and evaluated at;
-            ``"native"`` = each frame's own size; ``(H, W)`` explicit. Fixed-size models always
-            use their own size. Streaming mIoU is scored at the inference size (labels resized
-            with ``INTER_NEAREST_EXACT``, like :class:`rdd.data.EvalTransform`).
-        queue_size: capacity of each inter-thread queue.
-        out: overlay video path (``.mp4``, mp4v), written to a temp file then renamed.
+        resize: inference size (:class:`~rdd.runtime.stream.transforms.Resize`): ``"model"``
+            (default; ``None`` is the same) = the model's ``input_size``; ``"native"`` = each
+            frame's own size; ``(H, W)``. Fixed-size models always use their own size.
+            Streaming mIoU is scored at the inference size (labels resized with
+            ``INTER_NEAREST_EXACT``, like :class:`rdd.data.EvalTransform`).
+        queue_size: capacity of each inter-thread channel.
+        out: overlay video path (``.mp4``, mp4v).
         out_fps: frame rate written into the video (default: the source's, else 30).
         alpha: overlay opacity of the colour mask.
-        draw_fps: draw the running end-to-end FPS on the overlay.
+        draw_fps: draw the running end-to-end FPS on the overlay video.
         progress: callable ``progress(n_done)`` invoked after each frame (or ``None``).
-        batch: frames per inference call (throughput mode, files and image folders only; the
-            model needs a dynamic batch axis). Frames of one batch share one inference size.
+        batch: frames per inference call (files and image folders only; the model needs a
+            dynamic batch axis). Frames of one batch share one inference size.
         realtime: account the run as a camera would deliver it (always on for live sources):
             a file is paced at its fps (``pace_fps`` when given, else the source's, else 30);
             a frame that arrives while the previous one waits for inference replaces it
             (latest-frame-wins, the replaced one counts as dropped); latency runs from arrival.
         pace_fps: arrival rate for ``realtime`` when a file has none (image folders); for a
             live source, whose claimed rate may be a guess, it sets the deadline when given.
-        save_masks: folder for one label PNG per processed frame (:mod:`rdd.runtime.masks`).
+        save_masks: folder for one label PNG per processed frame (:mod:`.masks`);
+            ``palette_masks``: as palette PNGs in the classes' colours.
+        save_overlays: folder for one colour overlay JPEG per processed frame.
+        live: a live view (:class:`rdd.runtime.stream.live.LiveView`) the overlays and the
+            running figures are published to.
         stop: a :class:`StopSignal` a signal handler may trigger to end the run early (or ``None``;
             a ``KeyboardInterrupt`` during the run is taken as ``"sigint"`` either way).
     """
 
     warmup: int = 5
     max_frames: int | None = None
-    resize: str | tuple[int, int] | None = "model"
+    resize: Any = "model"
     queue_size: int = 2
     out: Path | None = None
     out_fps: float | None = None
@@ -95,6 +97,9 @@ class PipelineConfig:
     realtime: bool = False
     pace_fps: float | None = None
     save_masks: Path | None = None
+    palette_masks: bool = False
+    save_overlays: Path | None = None
+    live: Any = None
     stop: StopSignal | None = None
 
 
@@ -104,11 +109,12 @@ class _Item:
     name: str
     image: np.ndarray                      # RGB H×W×3 uint8 frame
     x: np.ndarray | None                   # model input 1×…
+    hw: tuple[int, int] = (0, 0)           # inference size
     label: np.ndarray | None = None        # h×w ids at the inference size (after ignore mapping)
-    label_path: Path | None = None
     t0: float = 0.0                        # perf_counter at decode start (real time: arrival)
     times: dict[str, float] = field(default_factory=dict)
-    pred: np.ndarray | None = None         # model-resolution labels h×w
+    out: np.ndarray | None = None          # the model's raw output for this frame
+    pred: np.ndarray | None = None         # labels h×w at the inference size
 
 
 def summarize_times(values_s: list[float]) -> dict[str, float]:
@@ -116,13 +122,13 @@ def summarize_times(values_s: list[float]) -> dict[str, float]:
     return latency_stats(np.asarray(values_s, dtype=np.float64) * 1e3)
 
 
-class Pipeline(IoModes):
+class Pipeline:
     """Runs ``backend`` over ``source`` and measures it.
 
     Args:
         backend: any :class:`~rdd.runtime.backends.Backend`.
-        source: a :class:`~rdd.runtime.sources.FrameSource`.
-        labels: optional :class:`~rdd.runtime.sources.LabelFolder` for streaming mIoU.
+        source: a :class:`~rdd.runtime.stream.sources.FrameSource`.
+        labels: optional :class:`~rdd.runtime.stream.sources.LabelFolder` for streaming mIoU.
         config: :class:`PipelineConfig`.
     """
 
@@ -131,23 +137,40 @@ class Pipeline(IoModes):
         self.backend = backend
         self.source = source
         self.labels = labels
-        self.cfg = config or PipelineConfig()
-        self.meta = backend.meta
-        k = self.meta.num_classes
-        self.cm = ConfusionMatrix(k, ignore_index=self.meta.classes.ignore_index) if labels else None
+        self.cfg = cfg = config or PipelineConfig()
+        self.meta = meta = backend.meta
+        k = meta.num_classes
+        self.cm = ConfusionMatrix(k, ignore_index=meta.classes.ignore_index) if labels else None
         if labels is not None:  # ids are validated against the model's classes as masks are read
             if labels.num_classes is None:
                 labels.set_num_classes(k)
             elif labels.num_classes != k:
                 raise InputError(f"labels in {labels.root} were set up for {labels.num_classes} "
                                  f"classes but the model has {k}")
-            if labels.ignore_index != self.meta.classes.ignore_index:
+            if labels.ignore_index != meta.classes.ignore_index:
                 raise InputError(f"labels in {labels.root} use ignore index {labels.ignore_index} "
-                                 f"but the model's is {self.meta.classes.ignore_index}")
-        self._overlay = OverlayRenderer(self.meta.classes, self.cfg.alpha)
-        self._resize = parse_resize(self.cfg.resize)
-        if isinstance(self._resize, tuple):  # fail before any thread starts
-            inference_size(self._resize, self.meta, self._resize)
+                                 f"but the model's is {meta.classes.ignore_index}")
+        self._resize = Resize.parse(cfg.resize)
+        if self._resize.hw is not None:  # fail before any thread starts
+            self._resize.size_for(self._resize.hw, meta)
+        self.pacer = Pacer(live=source.live, realtime=cfg.realtime, source_fps=source.fps,
+                           pace_fps=cfg.pace_fps)
+        self.batcher = Batcher(int(cfg.batch))
+        if self.batcher.size > 1 and self.pacer.on:
+            raise OptionError("batch", "applies to {images} and video files; live cameras/streams "
+                                       "and {realtime} runs infer one frame at a time")
+        if self.batcher.size > 1 and not meta.dynamic_batch:
+            raise OptionError("batch", f"{self.batcher.size}: the model {backend.path} has a fixed "
+                                       "batch axis; export it with a dynamic batch axis or use "
+                                       "{batch} 1")
+        self.flicker = FlickerMeter(meta.classes.ignore_index) if source.by_index else None
+        self.video = (OverlayVideo(cfg.out, cfg.out_fps or source.fps or 30.0)
+                      if cfg.out is not None else None)
+        self.masks = (MaskWriter(cfg.save_masks, k, palette=meta.classes.palette
+                                 if cfg.palette_masks else None)
+                      if cfg.save_masks is not None else None)
+        self.overlays = OverlayFolder(cfg.save_overlays) if cfg.save_overlays is not None else None
+        self._renderer = OverlayRenderer(meta.classes, cfg.alpha)
         self._stop = threading.Event()
         self._stop_request: str | None = None  # "sigint" / "sigterm": stop after the frame in hand
         self._hit_max_frames = False
@@ -156,32 +179,20 @@ class Pipeline(IoModes):
         self._t_done: list[float] = []
         self._labelled = 0
         self._missing_labels: list[str] = []   # frames without a mask (skipped by the metric)
-        self._writer: cv2.VideoWriter | None = None
-        self._writer_size: tuple[int, int] | None = None
         self._infer_hw: tuple[int, int] | None = None
         self._frame_hw: tuple[int, int] | None = None
-        self._setup_io()
+        self._t_start = self._t_end = time.perf_counter()
 
-    # ------------------------------------------------------------------ queue helpers
-    def _put(self, q: queue.Queue, item: Any) -> bool:
-        while not self._stop.is_set():
-            try:
-                q.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
+    @property
+    def outputs(self) -> list[Any]:
+        """The staged outputs of the run (committed by :meth:`run` unless asked not to)."""
+        return [o for o in (self.masks, self.overlays, self.video) if o is not None]
 
-    def _get(self, q: queue.Queue) -> Any:
-        while True:
-            try:
-                return q.get(timeout=0.1)
-            except queue.Empty:
-                if self._stop.is_set() and (self._errors or self._stop_request):
-                    return _END
+    def _stopping(self) -> bool:
+        return bool(self._errors or self._stop_request)
 
-    # ------------------------------------------------------------------ stages
-    def _reader(self, q_in: queue.Queue) -> None:
+    # ------------------------------------------------------------------ threads
+    def _reader(self, chan: Channel) -> None:
         try:
             it = iter(self.source)
             index = 0
@@ -195,97 +206,80 @@ class Pipeline(IoModes):
                 except StopIteration:
                     break
                 t1 = time.perf_counter()
-                arrival = self._arrival(index, t0, t1)  # real time: waits for a paced file
+                arrival = self.pacer.arrival(index, t0, t1, self._stop)  # a paced file waits
                 t_pre = time.perf_counter()
-                hw = inference_size(image.shape[:2], self.meta, self._resize)
-                x = preprocess(image, self.meta, hw)
+                hw = self._resize.size_for(image.shape[:2], self.meta)
+                x = model_input(fit(image, hw), self.meta)
                 t2 = time.perf_counter()
-                item = _Item(index, name, image, x, t0=arrival,
+                item = _Item(index, name, image, x, hw, t0=arrival,
                              times={"decode": t1 - t0, "preprocess": t2 - t_pre})
                 if self.labels is not None:
                     path = self.labels.path_for(index, name)
-                    if path is not None:  # validated at native size, then scored at the
-                        # inference size like EvalTransform
+                    if path is not None:  # validated at native size, scored at the inference size
                         item.label = resize_labels(self.labels.load(path, image.shape[:2]), hw)
-                        item.label_path = path
-                if not (self._put_latest(q_in, item) if self._realtime else self._put(q_in, item)):
+                if not self.pacer.put(chan, item):
                     break
                 index += 1
-                self._frames_read = index
+                self.pacer.frames_read = index
         except BaseException as e:  # forwarded to the caller's thread
             self._errors.append(e)
             self._stop.set()
         finally:
-            self._put_end(q_in)
+            chan.close()
 
-    def _put_end(self, q: queue.Queue) -> None:
-        while True:
-            try:
-                q.put(_END, timeout=0.1)
-                return
-            except queue.Full:
-                if self._stop.is_set():
-                    try:  # make room: the consumer is gone or will stop anyway
-                        q.get_nowait()
-                    except queue.Empty:
-                        pass
-
-    def _writer_loop(self, q_out: queue.Queue, out_tmp: Path | None) -> None:
+    def _writer(self, chan: Channel) -> None:
         recent: deque[float] = deque(maxlen=30)
         try:
-            while True:
-                item = self._get(q_out)
-                if item is _END:
-                    break
-                t0 = time.perf_counter()
-                if self.cm is not None and item.label is not None:
-                    self._update_metric(item.pred, item)
-                elif self.cm is not None:
-                    self._missing_labels.append(item.name)
-                if self._flicker is not None:
-                    self._flicker.update(item.pred, item.label)
-                if self._masks is not None or out_tmp is not None:  # labels at the frame's size
-                    pred = resize_labels(item.pred, item.image.shape[:2])
-                if self._masks is not None:
-                    self._masks.write(item.name, pred)
-                if out_tmp is not None:
-                    vis = self._overlay(item.image, pred)
-                    vis = cv2.cvtColor(vis, cv2.COLOR_RGB2BGR)
-                    if self.cfg.draw_fps and len(recent) >= 2:
-                        fps = (len(recent) - 1) / max(recent[-1] - recent[0], 1e-9)
-                        draw_text(vis, f"{fps:5.1f} FPS")
-                    self._write(vis, out_tmp)
-                t1 = time.perf_counter()
-                item.times["postprocess"] = t1 - t0
-                rec = dict(item.times)
-                rec["latency"] = t1 - item.t0
-                self._records.append(rec)
-                self._t_done.append(t1)
-                recent.append(t1)
-                if self.cfg.progress is not None:
-                    self.cfg.progress(len(self._records))
+            while (item := chan.get()) is not END:
+                self._finish(item, recent)
         except BaseException as e:
             self._errors.append(e)
             self._stop.set()
-            while self._get(q_out) is not _END:  # drain so the producer can finish
+            while chan.get() is not END:  # drain so the producer can finish
                 pass
 
-    def _update_metric(self, pred: np.ndarray, item: _Item) -> None:
-        self.cm.update(pred, item.label)  # ids checked by LabelFolder.load (rdd.labels)
-        self._labelled += 1
-
-    def _write(self, bgr: np.ndarray, out_tmp: Path) -> None:
-        h, w = bgr.shape[:2]
-        if self._writer is None:
-            fps = self.cfg.out_fps or self.source.fps or 30.0
-            self._writer = cv2.VideoWriter(str(out_tmp), cv2.VideoWriter_fourcc(*"mp4v"), float(fps),
-                                           (w, h))
-            if not self._writer.isOpened():
-                raise InputError(f"cannot open a video writer for {self.cfg.out} (mp4v, {w}×{h})")
-            self._writer_size = (w, h)
-        if (w, h) != self._writer_size:
-            bgr = cv2.resize(bgr, self._writer_size, interpolation=cv2.INTER_LINEAR)
-        self._writer.write(bgr)
+    def _finish(self, item: _Item, recent: deque) -> None:
+        """Labels, metric, flicker and outputs of one frame (the writer thread)."""
+        t = time.perf_counter()
+        times = item.times
+        if item.pred is None:
+            item.pred = output_labels(item.out[None], self.meta, item.hw)[0]
+            item.out = None
+        t, times["labels"] = _lap(t)
+        if self.cm is not None:
+            if item.label is not None:
+                self.cm.update(item.pred, item.label)  # ids checked by LabelFolder.load
+                self._labelled += 1
+            else:
+                self._missing_labels.append(item.name)
+        if self.flicker is not None:
+            self.flicker.update(item.pred, item.label)
+        t, times["metric"] = _lap(t)
+        vis = None
+        if self.video is not None or self.overlays is not None or self.masks is not None \
+                or self.cfg.live is not None:
+            pred = resize_labels(item.pred, item.image.shape[:2])  # labels at the frame's size
+            if self.video is not None or self.overlays is not None or self.cfg.live is not None:
+                vis = cv2.cvtColor(self._renderer(item.image, pred), cv2.COLOR_RGB2BGR)
+        t, times["overlay"] = _lap(t)
+        if self.masks is not None:
+            self.masks.write(item.name, pred)
+        if self.overlays is not None:
+            self.overlays.write(item.name, vis)
+        if self.cfg.live is not None:
+            self.cfg.live.publish(vis, self.live_figures(), bgr=True)
+        if self.video is not None:
+            if self.cfg.draw_fps and len(recent) >= 2:
+                vis = vis.copy() if self.overlays is not None else vis
+                draw_text(vis, f"{(len(recent) - 1) / max(recent[-1] - recent[0], 1e-9):5.1f} FPS")
+            self.video.write(vis)
+        t, times["write"] = _lap(t)
+        times["postprocess"] = sum(times[s] for s in ("labels", "metric", "overlay", "write"))
+        self._records.append({**times, "latency": t - item.t0})
+        self._t_done.append(t)
+        recent.append(t)
+        if self.cfg.progress is not None:
+            self.cfg.progress(len(self._records))
 
     # ------------------------------------------------------------------ driver
     def request_stop(self, reason: str = "sigint") -> None:
@@ -294,41 +288,37 @@ class Pipeline(IoModes):
             self._stop_request = reason
         self._stop.set()
 
-    def run(self) -> dict[str, Any]:
+    def run(self, *, commit_outputs: bool = True) -> dict[str, Any]:
         """Process the source; returns the report dict (see :meth:`report`).
 
-        An early end (:mod:`rdd.runtime.stop`) still finalises the overlay and saved masks of
-        the frames done, under their final names; an exception leaves no output behind.
+        An early end (:mod:`rdd.runtime.stream.stop`) still finalises the outputs of the frames
+        done; an exception leaves no output behind. With ``commit_outputs=False`` the outputs
+        stay staged (:attr:`outputs`) for the caller to commit with its own files.
         """
-        if self._masks is not None:
-            with self._masks:
-                return self._run_out()
-        return self._run_out()
-
-    def _run_out(self) -> dict[str, Any]:
-        if self.cfg.out is not None:
-            out = Path(self.cfg.out)
-            if out.suffix.lower() != ".mp4":
-                raise InputError(f"--out must be an .mp4 file, got {out}")
-            try:
-                with atomic_path(out) as tmp:
-                    self._run(tmp)
-                    if self._writer is None:
-                        raise _NothingWritten
-            except _NothingWritten:
+        try:
+            self._run()
+            if self.video is not None and self.video.count == 0:
+                self.video.discard()
                 if self._stop_request is None:
-                    raise InputError(f"no frame was processed; {out} not written") from None
-        else:
-            self._run(None)
-        return self.report()
+                    raise InputError(f"no frame was processed; {self.cfg.out} not written")
+                self.video = None
+            rep = self.report()
+            if commit_outputs:
+                commit(self.outputs)
+        except BaseException:
+            discard(self.outputs)
+            raise
+        return rep
 
-    def _run(self, out_tmp: Path | None) -> None:
+    def _run(self) -> None:
         qs = max(1, int(self.cfg.queue_size))
         # real time: one waiting frame at most (latest wins); batches: room for a whole batch
-        q_in: queue.Queue = queue.Queue(maxsize=1 if self._realtime else max(qs, self._batch))
-        q_out: queue.Queue = queue.Queue(maxsize=qs)
-        reader = threading.Thread(target=self._reader, args=(q_in,), name="rdd-reader", daemon=True)
-        writer = threading.Thread(target=self._writer_loop, args=(q_out, out_tmp), name="rdd-writer",
+        chan_in = Channel(1 if self.pacer.on else max(qs, self.batcher.size), self._stop,
+                          self._stopping)
+        chan_out = Channel(qs, self._stop, self._stopping)
+        reader = threading.Thread(target=self._reader, args=(chan_in,), name="rdd-reader",
+                                  daemon=True)
+        writer = threading.Thread(target=self._writer, args=(chan_out,), name="rdd-writer",
                                   daemon=True)
         stop = self.cfg.stop
         if stop is not None:
@@ -339,23 +329,9 @@ class Pipeline(IoModes):
         reader.start()
         writer.start()
         try:
-            while self._stop_request is None and (items := self._next_batch(q_in)):
-                x = items[0].x if len(items) == 1 else np.concatenate([i.x for i in items])
-                t0 = time.perf_counter()
-                preds = self.backend.infer(x)
-                dt = time.perf_counter() - t0
-                self._batches.append((dt, len(items)))
-                self._infer_hw = tuple(x.shape[1:3] if self.meta.input_layout == "NHWC"
-                                       else x.shape[2:4])
-                self._frame_hw = items[-1].image.shape[:2]
-                for item, pred in zip(items, preds):
-                    item.times["inference"] = dt / len(items)  # per-frame share of the call
-                    item.x, item.pred = None, pred
-                    if not self._put(q_out, item):
-                        break
-                else:
-                    continue
-                break
+            while self._stop_request is None and (items := self.batcher.next(chan_in)):
+                if not self._infer(items, chan_out):
+                    break
         except KeyboardInterrupt as e:  # Ctrl-C without a StopSignal handler: keep what we have
             self.request_stop(getattr(e, "reason", "sigint"))
         except BaseException as e:
@@ -363,25 +339,60 @@ class Pipeline(IoModes):
             self._stop.set()
         finally:
             # Normal end: the reader has finished. Early stop: `_stop` makes a blocked reader give up.
-            self._put_end(q_out)
+            chan_out.close()
             self.source.interrupt()  # a live source waiting to reconnect gives up too
             reader.join()
             writer.join()
-            if self._writer is not None:
-                self._writer.release()  # finalises the mp4 (also after an early stop)
+            if self.video is not None:
+                self.video.close()  # finalises the mp4 (also after an early stop)
             if stop is not None:
                 stop._listener = None
         self._t_end = time.perf_counter()
         if self._errors:
             raise self._errors[0]
 
+    def _infer(self, items: list[_Item], chan_out: Channel) -> bool:
+        """One inference call for ``items`` (one input shape); False when the run stops."""
+        be = self.backend
+        x = items[0].x if len(items) == 1 else np.concatenate([i.x for i in items])
+        t0 = time.perf_counter()
+        run = getattr(be, "forward_or_labels", None)   # any object with infer() runs too
+        outs, preds = run(x) if run is not None else (None, be.infer(x))
+        dt = time.perf_counter() - t0
+        self.batcher.record(dt, len(items))
+        self._infer_hw = items[0].hw
+        self._frame_hw = items[-1].image.shape[:2]
+        for i, item in enumerate(items):
+            item.times["inference"] = dt / len(items)  # per-frame share of the call
+            item.x = None
+            if preds is not None:
+                item.pred = preds[i]
+            else:
+                item.out = outs[i]
+            if not chan_out.put(item):
+                return False
+        return True
+
     def stop_reason(self) -> tuple[str, str | None]:
-        """``(stop_reason, detail)`` of a finished run (:func:`rdd.runtime.stop.stop_reason`)."""
+        """``(stop_reason, detail)`` of a finished run (:func:`rdd.runtime.stream.stop.stop_reason`)."""
         return stop_reason(self._stop_request, self._hit_max_frames,
                            getattr(self.source, "end_reason", None),
                            getattr(self.source, "end_message", None))
 
     # ------------------------------------------------------------------ results
+    def live_figures(self) -> dict[str, Any]:
+        """The running figures a live view shows (frames, FPS, latency, dropped, mIoU so far)."""
+        n = len(self._records)
+        recent = self._t_done[-30:]
+        fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) >= 2 and \
+            recent[-1] > recent[0] else None
+        lat = latency_stats([1e3 * r["latency"] for r in self._records[-100:]])
+        out = {"frames": n, "fps": fps, "latency_ms": {"p50": lat["p50"], "p99": lat["p99"]},
+               "dropped": max(self.pacer.frames_read - n, 0) if self.pacer.on else 0}
+        if self.cm is not None and self._labelled:
+            out["miou"] = float(self.cm.compute()["miou"])
+        return out
+
     def report(self) -> dict[str, Any]:
         """Figures after warm-up: FPS, latency percentiles, per-stage times, mIoU when labelled."""
         n = len(self._records)
@@ -395,6 +406,8 @@ class Pipeline(IoModes):
         span = (self._t_done[-1] - t_begin) if n else float("nan")
         fps = counted / span if n and span > 0 else float("nan")
         stages = {s: summarize_times([r[s] for r in recs]) for s in STAGES}
+        steps = {s: 1e3 * float(np.mean([r[s] for r in recs])) if recs else float("nan")
+                 for s in STEPS}
         inf_mean = stages["inference"]["mean"]
         inference_fps = 1e3 / inf_mean if inf_mean and not math.isnan(inf_mean) else float("nan")
         rep: dict[str, Any] = {
@@ -402,11 +415,13 @@ class Pipeline(IoModes):
             "source": self.source.describe(),
             "inference_size": list(self._infer_hw) if self._infer_hw else None,
             "frame_size": list(self._frame_hw) if self._frame_hw else None,
-            "resize": (self._resize if isinstance(self._resize, str)
-                       else f"{self._resize[0]}x{self._resize[1]}"),
+            "resize": str(self._resize),
             "model_input_size": list(self.meta.input_size) if self.meta.input_size else None,
+            "head": self.meta.head,
+            "input": "uint8" if self.meta.input_dtype == "uint8" else "float",
             "frames": n,
             "warmup": warm,
+            "warmup_asked": int(self.cfg.warmup),
             "measured_frames": len(recs),
             "fps": fps,
             "inference_fps": inference_fps,
@@ -414,8 +429,9 @@ class Pipeline(IoModes):
             float("nan"),
             "latency_ms": summarize_times([r["latency"] for r in recs]),
             "stages_ms": stages,
+            "stage_ms": steps,
             "wall_s": self._t_end - self._t_start,
-            "out": str(self.cfg.out) if self.cfg.out and self._writer is not None else None,
+            "out": str(self.cfg.out) if self.video is not None else None,
             "device": device_info(),
         }
         reason, detail = self.stop_reason()
@@ -432,9 +448,23 @@ class Pipeline(IoModes):
                         "miou_scored_at": "inference_size",
                         "pixel_acc": res["pixel_acc"], "mean_acc": res["mean_acc"],
                         "iou": {names[i]: v for i, v in enumerate(res["iou"])}})
-        rep.update(self._io_report(warm))
+        rep.update(self.batcher.report(warm))
+        rep.update(self.pacer.report(frames=n, latencies_s=[r["latency"] for r in recs],
+                                     done_s=self._t_done[warm:]))
+        if self.flicker is not None:
+            rep.update(self.flicker.summary(with_gt=self.labels is not None))
+        if self.masks is not None:
+            rep.update(masks=str(self.masks.path), masks_written=self.masks.count,
+                       masks_dtype=self.masks.dtype.name)
+        if self.overlays is not None:
+            rep.update(overlays=str(self.overlays.path), overlays_written=self.overlays.count)
         return rep
 
+
+def _lap(t: float) -> tuple[float, float]:
+    """``(now, now - t)``."""
+    now = time.perf_counter()
+    return now, now - t
 
 
 def format_summary(rep: dict[str, Any]) -> str:
@@ -457,4 +487,3 @@ def format_summary(rep: dict[str, Any]) -> str:
     if rep.get("out"):
         s += f" → {rep['out']}"
     return s
-

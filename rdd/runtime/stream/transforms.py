@@ -1,28 +1,79 @@
 """Frame transforms of the runner: inference size, preprocessing, label resize, colour overlay.
 
 Pure functions of a frame and the model's :class:`~rdd.contract.ModelMeta` (numpy + OpenCV,
-no torch), used by :class:`rdd.runtime.pipeline.Pipeline` and re-exported there.
+no torch), used by :class:`rdd.runtime.stream.stream.Pipeline`, export's calibration and the
+scorer (:mod:`rdd.runtime.measure.score`).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import cv2
 import numpy as np
 
 from rdd.contract import InputError, ModelMeta
-from rdd.spec import ClassInfo, Normalization
+from rdd.runtime.errors import OptionError
+from rdd.spec import ClassInfo
 
-__all__ = ["RESIZE_MODES", "parse_resize", "inference_size", "resize_labels",
-           "preprocess", "OverlayRenderer", "draw_text"]
+__all__ = ["RESIZE_MODES", "Resize", "parse_resize", "inference_size", "resize_labels", "fit",
+           "model_input", "preprocess", "OverlayRenderer", "draw_text"]
 
 RESIZE_MODES = ("model", "native")
+
+
+@dataclass(frozen=True)
+class Resize:
+    """The ``resize`` option, parsed once: ``mode`` ``"model"`` (the model's ``input_size``),
+    ``"native"`` (each frame's own size) or ``"size"`` with ``hw = (H, W)``."""
+
+    mode: str = "model"
+    hw: tuple[int, int] | None = None
+
+    @classmethod
+    def parse(cls, value: Any) -> "Resize":
+        """``None``/``"model"``, ``"native"``, ``"HxW"``, ``"H,W"``, ``(H, W)`` or a ``Resize``."""
+        if isinstance(value, Resize):
+            return value
+        mode = parse_resize(value)
+        return cls(mode, None) if isinstance(mode, str) else cls("size", mode)
+
+    def __str__(self) -> str:
+        return self.mode if self.hw is None else f"{self.hw[0]}x{self.hw[1]}"
+
+    def size_for(self, frame_hw: tuple[int, int], meta: ModelMeta) -> tuple[int, int]:
+        """``(H, W)`` a frame of size ``frame_hw`` is fed to the model at.
+
+        * fixed-size models (static graph, or a TensorRT profile with min == max): their size;
+          an explicit different ``H×W`` is an :class:`InputError`;
+        * ``model`` (default): ``meta.input_size`` — the size the model was exported and
+          evaluated at — or the frame's size when the model records none;
+        * ``native``: the frame's own size; ``size``: ``hw``.
+
+        ``model``/``native`` sizes are clamped per axis into a TensorRT profile's
+        ``[min_size, max_size]``; an explicit size outside it is an :class:`InputError`.
+        """
+        fixed = meta.fixed_size
+        if fixed is not None:
+            if self.hw is not None and self.hw != tuple(fixed):
+                raise OptionError("resize", f"{self}: this model only accepts "
+                                            f"{fixed[0]}x{fixed[1]} inputs")
+            return tuple(fixed)
+        if self.hw is not None:
+            if meta.clamp_size(self.hw) != self.hw:
+                raise OptionError("resize", f"{self} is outside the engine's profile "
+                                            f"{list(meta.min_size)}..{list(meta.max_size)} (H, W)")
+            return self.hw
+        want = meta.input_size if (self.mode == "model" and meta.input_size) else frame_hw
+        return meta.clamp_size((int(want[0]), int(want[1])))
 
 
 def parse_resize(value: Any) -> str | tuple[int, int]:
     """``None``/``"model"`` → ``"model"``; ``"native"``; ``"HxW"``, ``"H,W"`` or ``(H, W)`` → ints."""
     if value is None:
         return "model"
+    if isinstance(value, Resize):
+        return value.hw or value.mode
     if isinstance(value, str):
         v = value.strip().lower()
         if v in RESIZE_MODES:
@@ -43,32 +94,9 @@ def parse_resize(value: Any) -> str | tuple[int, int]:
 
 def inference_size(frame_hw: tuple[int, int], meta: ModelMeta, resize: Any = "model"
                    ) -> tuple[int, int]:
-    """``(H, W)`` a frame of size ``frame_hw`` is fed to the model at.
-
-    * fixed-size models (static graph, or a TensorRT profile with min == max): their size;
-      an explicit different ``H×W`` is an :class:`InputError`;
-    * ``"model"`` (default): ``meta.input_size`` — the size the model was exported and
-      evaluated at — or the frame's size when the model records none;
-    * ``"native"``: the frame's own size;
-    * ``(H, W)``: that size.
-
-    ``model``/``native`` sizes are clamped per axis into a TensorRT profile's
-    ``[min_size, max_size]``; an explicit size outside it is an :class:`InputError`.
-    """
-    mode = parse_resize(resize)
-    fixed = meta.fixed_size
-    if fixed is not None:
-        if isinstance(mode, tuple) and mode != tuple(fixed):
-            raise InputError(f"--resize {mode[0]}x{mode[1]}: this model only accepts "
-                             f"{fixed[0]}x{fixed[1]} inputs")
-        return tuple(fixed)
-    if isinstance(mode, tuple):
-        if meta.clamp_size(mode) != mode:
-            raise InputError(f"--resize {mode[0]}x{mode[1]} is outside the engine's profile "
-                             f"{list(meta.min_size)}..{list(meta.max_size)} (H, W)")
-        return mode
-    want = meta.input_size if (mode == "model" and meta.input_size) else frame_hw
-    return meta.clamp_size((int(want[0]), int(want[1])))
+    """``(H, W)`` a frame of size ``frame_hw`` is fed to the model at under ``resize`` (any form
+    :meth:`Resize.parse` takes): :meth:`Resize.size_for`."""
+    return Resize.parse(resize).size_for(frame_hw, meta)
 
 
 def resize_labels(labels: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
@@ -91,24 +119,32 @@ def resize_labels(labels: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     return cv2.resize(lab, (int(hw[1]), int(hw[0])), interpolation=cv2.INTER_NEAREST_EXACT)
 
 
-def preprocess(image_rgb: np.ndarray, meta: ModelMeta, size: Any = None) -> np.ndarray:
-    """uint8 ``H×W×3`` RGB frame → the model's ``1×…`` input.
+def fit(image_rgb: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """``image_rgb`` resized (bilinear) to ``hw``; the frame itself when it has that size."""
+    if image_rgb.shape[:2] == tuple(hw):
+        return image_rgb
+    return cv2.resize(image_rgb, (int(hw[1]), int(hw[0])), interpolation=cv2.INTER_LINEAR)
 
-    The frame is resized (bilinear) to :func:`inference_size` of ``size`` (``None`` = the
-    frame's native size, ``"model"``, ``"native"`` or ``(H, W)``; fixed-size models always get
-    their own size). ``NCHW`` float models get the ``meta.normalization`` of
-    :meth:`Normalization.apply` (``1×3×h×w``); ``NHWC`` models (preprocessing folded into the
-    graph) get the raw ``1×h×w×3`` RGB frame in their input dtype.
-    """
-    target = inference_size(image_rgb.shape[:2], meta, "native" if size is None else size)
-    if image_rgb.shape[:2] != tuple(target):
-        image_rgb = cv2.resize(image_rgb, (target[1], target[0]), interpolation=cv2.INTER_LINEAR)
+
+def model_input(image_rgb: np.ndarray, meta: ModelMeta) -> np.ndarray:
+    """A frame already at the inference size → the model's ``1×…`` input: ``NCHW`` float models
+    get the ``meta.normalization`` of :meth:`Normalization.apply` (``1×3×h×w``); ``NHWC`` models
+    (preprocessing in the graph) get the decoded ``1×h×w×3`` uint8 RGB frame itself."""
     if meta.input_layout == "NHWC":
-        x = np.ascontiguousarray(image_rgb[None])
+        x = image_rgb[None] if image_rgb.flags.c_contiguous else np.ascontiguousarray(image_rgb[None])
     else:
         x = meta.normalization.apply(image_rgb)[None]
     dt = np.dtype(meta.input_dtype)
     return x if x.dtype == dt else x.astype(dt)
+
+
+def preprocess(image_rgb: np.ndarray, meta: ModelMeta, size: Any = None) -> np.ndarray:
+    """uint8 ``H×W×3`` RGB frame → the model's ``1×…`` input at :func:`inference_size` of
+    ``size`` (``None`` = the frame's native size, ``"model"``, ``"native"``, ``(H, W)`` or a
+    :class:`Resize`; fixed-size models always get their own size): :func:`fit` then
+    :func:`model_input`."""
+    hw = inference_size(image_rgb.shape[:2], meta, "native" if size is None else size)
+    return model_input(fit(image_rgb, hw), meta)
 
 
 class OverlayRenderer:

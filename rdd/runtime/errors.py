@@ -1,0 +1,54 @@
+"""Errors of the edge runtime: :class:`~rdd.contract.InputError` (a bad input: one line naming
+the file or key) and :class:`OptionError`, a bad value of one runner / benchmark option.
+
+The library names options by their key (``batch must be >= 1``); the command line shows the
+same error with flag spellings (``--batch must be >= 1``): :meth:`OptionError.as_flags` is the
+one place that translation happens. Standard library only.
+"""
+from __future__ import annotations
+
+import string
+
+from rdd.contract import InputError
+
+__all__ = ["InputError", "OptionError", "flag", "printable", "one_line"]
+
+
+def flag(key: str) -> str:
+    """The command-line spelling of an option key: ``max_input_pixels`` → ``--max-input-pixels``."""
+    return "--" + key.replace("_", "-")
+
+
+class OptionError(InputError):
+    """A bad value of option ``key``; ``msg`` may name other options as ``{key}`` fields (and
+    starts with ``":"`` to follow the key without a space).
+
+    ``str(err)`` names options by key (``batch applies to images and video files``);
+    :meth:`as_flags` by flag (``--batch applies to --images and video files``).
+    """
+
+    def __init__(self, key: str, msg: str) -> None:
+        self.key, self.msg = key, msg
+        super().__init__(self._render(lambda k: k))
+
+    def _render(self, spell) -> str:
+        names = {f for _, f, _, _ in string.Formatter().parse(self.msg) if f}
+        msg = self.msg.format(**{n: spell(n) for n in names})
+        return f"{spell(self.key)}{'' if msg.startswith(':') else ' '}{msg}"
+
+    def as_flags(self) -> str:
+        return self._render(flag)
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters escaped (ESC → ``\\x1b``, newline → ``\\n``, bidi
+    overrides …). Model names (``rdd_meta``), file names and error messages reach the terminal
+    only through this, so a crafted name cannot move the cursor, recolour or rewrite the screen."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                   for c in str(text))
+
+
+def one_line(err: BaseException, *, flags: bool = True) -> str:
+    """An error as the one line the command lines print (option keys spelled as flags)."""
+    text = err.as_flags() if flags and isinstance(err, OptionError) else str(err)
+    return printable(" ".join(text.split()) or type(err).__name__)
