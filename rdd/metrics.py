@@ -112,12 +112,27 @@ class ConfusionMatrix:
     def _update_numpy(self, pred: np.ndarray, target: np.ndarray) -> None:
         self._check(pred.shape, target.shape, _np_is_int(pred), _np_is_int(target))
         k = self.num_classes
-        t = target.reshape(-1).astype(np.int64, copy=False)
-        p = pred.reshape(-1).astype(np.int64, copy=False)
-        valid = t != self.ignore_index
-        t, p = t[valid], p[valid]
-        self._bad_values(bool(((t < 0) | (t >= k)).any()), bool(((p < 0) | (p >= k)).any()))
-        self._np += np.bincount(t * k + p, minlength=k * k).reshape(k, k)
+        t, p = target.reshape(-1), pred.reshape(-1)
+        if not p.size:
+            return
+        ignore = t == self.ignore_index
+        if p.min() < 0 or p.max() >= k:     # the rare case: out of range where not ignored?
+            q = p[~ignore]
+            self._bad_values(False, bool(q.size and (q.min() < 0 or q.max() >= k)))
+            p = np.where(ignore, 0, p)
+        # one code per pixel, t·k + p, in the narrowest integer type that holds it (the
+        # runner counts every frame: no int64 copies, no boolean gather); ignored pixels get
+        # the code k·k, and any other target id outside [0, k) lands at k·k or above too, so
+        # the count there must equal the ignored pixels' count
+        dt = np.int32 if k * k + k < 2 ** 31 else np.int64
+        codes = t.astype(dt) * dt(k)
+        codes += p
+        codes[ignore] = k * k
+        counts = np.bincount(codes, minlength=k * k + 1)
+        n_ignore = int(np.count_nonzero(ignore))
+        self._bad_values(bool(counts[k * k:].sum() != n_ignore or
+                              (t.dtype.kind == "i" and t.min() < 0)), False)
+        self._np += counts[:k * k].reshape(k, k)
 
     def _update_torch(self, pred: Any, target: Any) -> None:
         import torch

@@ -805,3 +805,29 @@ def test_study_end_to_end(tmp_path):
     assert d["noisy_recall_and"] + d["noisy_recall_xor"] + d["noisy_recall_neither"] == \
         pytest.approx(1.0)                                            # AND, XOR, neither partition
     assert "| 20% (20.0%) |" in sweep.read_text()
+
+
+def test_what_rdd_adds_pairs_arms_that_differ_only_by_rdd(tmp_path):
+    """Issue #35 (the paper's Table 8): arms are paired by what they declare, not by name — a KD
+    method with and without RDD — and the report shows the paired gap with its t test."""
+    from rdd.study import markdown_report, summarize_study
+    from rdd.study.aggregate import rdd_pairs
+
+    at = [{"type": "at", "weight": 10.0}]
+    arms = {"kd": {"kd": True}, "rdd": {"kd": True, "rdd": {}},
+            "or": {"kd": True, "rdd": {"mode": "or"}},
+            "at": {"kd": True, "extra_kd": at}, "at_rdd": {"kd": True, "rdd": {}, "extra_kd": at},
+            "baseline": {}}
+    assert rdd_pairs(arms, list(arms)) == [("rdd", "kd"), ("at_rdd", "at")]
+    study = {"seeds": [0, 1, 2], "main_arms": list(arms), "arms": arms}
+    for arm, base in (("kd", 0.50), ("rdd", 0.51), ("or", 0.505), ("at", 0.52),
+                      ("at_rdd", 0.53), ("baseline", 0.48)):
+        for s, bump in enumerate((0.0, 0.004, -0.002)):
+            _fake_run(tmp_path, arm, s, base + bump * (arm == "at_rdd"))
+    summary = summarize_study(study, tmp_path)
+    g = summary["rdd_adds"]["at_rdd_vs_at"]
+    assert g["paired_seeds"] == [0, 1, 2] and g["paired_wins"] == 3
+    assert g["paired_mean"] == pytest.approx(0.01 + 0.002 / 3)
+    md = markdown_report(summary, {}, study, fig_dir="f")
+    assert "## What RDD adds to each distillation method" in md
+    assert "| at | at_rdd | 52.00 ± 0.00 (n=3) |" in md and "3/3 |" in md

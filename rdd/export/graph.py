@@ -11,14 +11,13 @@ are gone.
   ``rdd.export.onnx`` traces and the runtime's :meth:`rdd.spec.Normalization.apply` computes;
 * :func:`with_input_size` — ``rdd_meta.input_size`` (the size the runtime feeds by default).
 
-Each returns a new ``ModelProto`` with its ``rdd_meta`` rewritten and ``rdd_source_sha256``
-naming the graph it was made from; :func:`save` writes it atomically after re-reading its
-contract (:func:`rdd.contract.read_onnx_meta`).
+Each returns a new ``ModelProto`` with its ``rdd_meta`` rewritten; :func:`save` writes it
+atomically after re-reading its contract (:func:`rdd.contract.read_onnx_meta`), recording the
+file it was made from (``rdd_source_sha256``: builds of one model share their source).
 """
 from __future__ import annotations
 
 import copy
-import hashlib
 import os
 from pathlib import Path
 from typing import Any, Sequence
@@ -46,9 +45,10 @@ def meta_of(proto: Any, source: str = "model") -> ModelMeta:
     return ModelMeta.from_json(props[META_KEY], source=source)
 
 
-def _set(proto: Any, meta: ModelMeta, source_sha: str | None) -> Any:
+def _set(proto: Any, meta: ModelMeta | None, source_sha: str | None = None) -> Any:
     props = {p.key: p.value for p in proto.metadata_props}
-    props[META_KEY] = meta.to_json()
+    if meta is not None:
+        props[META_KEY] = meta.to_json()
     if source_sha:
         props["rdd_source_sha256"] = source_sha
     del proto.metadata_props[:]
@@ -56,10 +56,6 @@ def _set(proto: Any, meta: ModelMeta, source_sha: str | None) -> Any:
         e = proto.metadata_props.add()
         e.key, e.value = k, v
     return proto
-
-
-def _sha(proto: Any) -> str:
-    return hashlib.sha256(proto.SerializeToString()).hexdigest()
 
 
 def to_lowres(proto: Any, *, probe_size: Sequence[int] | None = None, source: str = "model") -> Any:
@@ -105,7 +101,7 @@ def to_lowres(proto: Any, *, probe_size: Sequence[int] | None = None, source: st
         d.dim_param = label
     h, w = probe_size or meta.input_size or (64, 64)
     stride = _stride(out, meta, (h, w))
-    return _set(out, meta.with_(head="lowres", output_stride=stride), _sha(proto))
+    return _set(out, meta.with_(head="lowres", output_stride=stride))
 
 
 def _needed(g: Any, tensor: str) -> set[int]:
@@ -176,7 +172,7 @@ def fold_preprocess(proto: Any, *, source: str = "model") -> Any:
     g.node.extend(nodes)
     g.input[0].CopyFrom(new_in)
     onnx.checker.check_model(out)
-    return _set(out, meta.with_(input_layout="NHWC", input_dtype="uint8"), _sha(proto))
+    return _set(out, meta.with_(input_layout="NHWC", input_dtype="uint8"))
 
 
 def with_input_size(proto: Any, hw: Sequence[int], *, source: str = "model") -> Any:
@@ -187,16 +183,19 @@ def with_input_size(proto: Any, hw: Sequence[int], *, source: str = "model") -> 
             raise InputError(f"{source}: fixed at {list(meta.input_size)}; its input size cannot "
                              f"be changed to {list(hw)} (export it with dynamic spatial axes)")
         return copy.deepcopy(proto)
-    return _set(copy.deepcopy(proto), meta.with_(input_size=tuple(int(v) for v in hw)), None)
+    return _set(copy.deepcopy(proto), meta.with_(input_size=tuple(int(v) for v in hw)))
 
 
-def save(proto: Any, path: str | os.PathLike) -> Path:
-    """Write ``proto`` atomically; its ``rdd_meta`` must describe its graph."""
+def save(proto: Any, path: str | os.PathLike, *, source_sha256: str | None = None) -> Path:
+    """Write ``proto`` atomically; its ``rdd_meta`` must describe its graph. ``source_sha256``:
+    the SHA-256 of the file it was made from (``metadata_props["rdd_source_sha256"]``)."""
     import onnx
 
     from rdd.spec import atomic_path
 
     path = Path(path)
+    if source_sha256:
+        proto = _set(proto, None, source_sha256)
     with atomic_path(path) as tmp:
         onnx.save(proto, str(tmp))
         read_onnx_meta(tmp)

@@ -163,35 +163,22 @@ def run_export(artifact_path: str | os.PathLike, out_dir: str | os.PathLike, *,
     ov_dir.mkdir(parents=True, exist_ok=True)
     if c["int8"]["enabled"]:
         q = c["int8"]
-        qinfo = quantize_int8(fp32["path"], out_dir / "model_int8.onnx", calib_frames=calib_dataset,
-                              calib_limit=q["calib_frames"], method=q["method"],
-                              activation_type=q["activation_type"], weight_type=q["weight_type"],
-                              per_channel=q["per_channel"], reduce_range=q["reduce_range"],
-                              extra_options=q["extra_options"], keep_float=q["keep_float"])
-        int8_path = qinfo["path"]
-        metrics["files"]["onnx_int8"] = _file(qinfo, out_dir)
         ev_frames = val if q["eval_frames"] is None else load_frames(val_dataset, size=size,
                                                                      limit=q["eval_frames"])
-        ev32 = (evaluate_onnx(fp32["path"], ev_frames) if q["eval_frames"] is not None
-                else {"miou": rep["miou_onnx"]})
-        ev8 = evaluate_onnx(int8_path, ev_frames)
-        agree = agreement(open_build(fp32["path"], backend="ort"),
-                          open_build(int8_path, backend="ort"), ev_frames)
-        metrics["miou"]["ort_int8"] = ev8["miou"]
-        metrics["int8"] = {**{k: qinfo[k] for k in ("calib_frames", "method", "activation_type",
-                                                    "weight_type", "per_channel", "reduce_range",
-                                                    "extra_options", "seconds",
-                                                    "preprocess_error", "float_nodes")},
-                           "miou_fp32": ev32["miou"], "miou_int8": ev8["miou"],
-                           "miou_drop": ev32["miou"] - ev8["miou"],
-                           "argmax_agreement_vs_fp32": agree}
+        miou32 = rep["miou_onnx"] if q["eval_frames"] is None else None
         try:
-            gate = miou_gate(ev32["miou"], ev8["miou"], max_drop=q["max_miou_drop"],
-                             what=f"INT8 ({int8_path})", extra={"argmax_agreement_vs_fp32": agree})
-            metrics["gates"]["int8_miou"] = gate["passed"]
+            block = int8_step(fp32["path"], out_dir / "model_int8.onnx", q, calib=calib_dataset,
+                              eval_frames=ev_frames, miou_fp32=miou32)
         except ParityError as e:
             metrics["gates"]["int8_miou"] = False
+            metrics["int8"] = e.block
             fail(e)
+        int8_path = str(out_dir / "model_int8.onnx")
+        metrics["files"]["onnx_int8"] = block.pop("file")
+        metrics["miou"]["ort_int8"] = block["miou_int8"]
+        metrics["int8"] = block
+        metrics["gates"]["int8_miou"] = True
+        ev32 = {"miou": block["miou_fp32"]}
         if q["openvino"]:  # NNCF INT8 for OpenVINO: same calibration frames, same gate
             from rdd.export.openvino import openvino_int8_stage
 
@@ -248,6 +235,42 @@ def run_export(artifact_path: str | os.PathLike, out_dir: str | os.PathLike, *,
             metrics["int8"]["speedup_vs_fp32"] = metrics["speedup"]["ort_int8_vs_ort_fp32"]
     write_json_atomic(metrics_path, metrics)
     return metrics
+
+
+def int8_step(fp32: str | os.PathLike, out: str | os.PathLike, q: Any, *, calib: Any,
+              eval_frames: Any, miou_fp32: float | None = None) -> dict[str, Any]:
+    """ONNX Runtime static INT8 of ``fp32`` at ``out`` with the ``export.int8`` settings ``q``
+    (a mapping or :class:`~rdd.config.params.Int8`), scored through the runtime on
+    ``eval_frames`` and gated on the mIoU drop (labelled frames) — the export stage's step and
+    ``rdd-export --to int8``'s. Returns the metrics block; raises :class:`ParityError` (its
+    ``block`` set) when the gate fails."""
+    from rdd.config.params import Int8
+    from rdd.config.walker import as_dict
+    from rdd.export.parity import agreement, evaluate_onnx, miou_gate
+    from rdd.export.quantize import quantize_int8
+    from rdd.runtime.backends import open_build
+
+    q = as_dict(q) if isinstance(q, Int8) else dict(q)
+    out = Path(out)
+    qinfo = quantize_int8(fp32, out, calib_frames=calib, calib_limit=q["calib_frames"],
+                          method=q["method"], activation_type=q["activation_type"],
+                          weight_type=q["weight_type"], per_channel=q["per_channel"],
+                          reduce_range=q["reduce_range"], extra_options=q["extra_options"],
+                          keep_float=q["keep_float"])
+    if miou_fp32 is None:
+        miou_fp32 = evaluate_onnx(fp32, eval_frames)["miou"]
+    miou8 = evaluate_onnx(out, eval_frames)["miou"]
+    agree = agreement(open_build(fp32, backend="ort"), open_build(out, backend="ort"),
+                      eval_frames)
+    block = {**{k: qinfo[k] for k in ("calib_frames", "method", "activation_type", "weight_type",
+                                      "per_channel", "reduce_range", "extra_options", "seconds",
+                                      "preprocess_error", "float_nodes")},
+             "miou_fp32": miou_fp32, "miou_int8": miou8, "miou_drop": miou_fp32 - miou8,
+             "argmax_agreement_vs_fp32": agree,
+             "file": {"path": out.name, "size_bytes": qinfo["size_bytes"]}}
+    miou_gate(miou_fp32, miou8, max_drop=q["max_miou_drop"], what=f"INT8 ({out})",
+              extra={"argmax_agreement_vs_fp32": agree}, block=block)
+    return block
 
 
 def _file(info: dict[str, Any], out_dir: Path) -> dict[str, Any]:

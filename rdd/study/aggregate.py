@@ -20,7 +20,7 @@ import yaml
 
 __all__ = ["run_dir", "read_tsv", "read_json", "read_run_config", "load_run", "mean_std",
            "student_t_sf", "paired_t", "paired_diff", "gap_recovered", "length_variants",
-           "curve_tail", "mean_curve", "summarize_study", "GAIN_PAIRS"]
+           "curve_tail", "mean_curve", "summarize_study", "GAIN_PAIRS", "rdd_pairs"]
 
 #: ``(a, b)`` → the gain ``a − b`` the study summarises at every training length (the arms that
 #: exist); ``or`` is RDD's TSE with the OR mask, so ``rdd − or`` is XOR − OR.
@@ -244,6 +244,27 @@ def length_variants(arms: Sequence[str]) -> dict[str, dict[str, str]]:
     return out
 
 
+def rdd_pairs(arms: Mapping[str, Mapping[str, Any]], among: Sequence[str]) -> list[tuple[str, str]]:
+    """``(with RDD, without)`` pairs of arms of ``among`` whose declarations differ only by the
+    ``rdd`` switch (the paper's Table 8 question: what RDD adds to a KD method): ``rdd`` /
+    ``kd``, ``at_rdd_16x`` / ``at_16x`` … read from what the arms *are*, not their names.
+    An arm with RDD but another mask mode (``or``) pairs too; its mode is in the run's log."""
+    def rest(spec: Mapping[str, Any]) -> str:
+        return json.dumps({k: v for k, v in dict(spec).items() if k != "rdd"}, sort_keys=True,
+                          default=str)
+
+    def has_rdd(spec: Mapping[str, Any]) -> bool:
+        return dict(spec).get("rdd") is not None
+
+    out = []
+    for a in among:
+        if a in arms and has_rdd(arms[a]) and not (dict(arms[a])["rdd"] or {}):
+            for b in among:
+                if b in arms and not has_rdd(arms[b]) and rest(arms[b]) == rest(arms[a]):
+                    out.append((a, b))
+    return out
+
+
 def curve_tail(steps: Sequence[int], values: Sequence[float], *, frac: float = 0.2
                ) -> dict[str, Any] | None:
     """How flat a validation curve is over its last ``frac`` of training: the points at steps
@@ -350,6 +371,8 @@ def summarize_study(study: Mapping[str, Any], out_root: str | Path) -> dict[str,
         tails = {x: curve_tail(*mean_curve({str(s): r["curve"] for s, r in runs[x].items()})[:2])
                  for x in members.values() if x in runs}
         lengths[suffix] = {"arms": members, "iters": iters, "curve_tail": tails}
+    adds = {f"{a}_vs_{b}": {"with": a, "without": b, **(gain(a, b) or {})}
+            for a, b in rdd_pairs(study["arms"], [x for x in study["arms"] if x in runs])}
     return {
         "class_names": (tjson.get("classes") or {}).get("names"),
         "teacher": None if teacher is None else {
@@ -359,6 +382,7 @@ def summarize_study(study: Mapping[str, Any], out_root: str | Path) -> dict[str,
             "curve_tail": curve_tail(*t_curve)},
         "arms": arms,
         "gains": gains,
+        "rdd_adds": adds,
         "gap_recovered": recovered,
         "lengths": lengths,
         "runs": {arm: {str(s): {k: v for k, v in r.items() if k not in ("curve",)}

@@ -210,6 +210,29 @@ def _lengths_section(summary: Mapping[str, Any], fig_dir: str) -> list[str]:
     return L
 
 
+def _rdd_adds_section(summary: Mapping[str, Any], study: Mapping[str, Any]) -> list[str]:
+    """What RDD adds to each KD method of the study (arms that differ only by RDD, paired by
+    seed): the paper's Table 8 question, and the answer a user choosing a method needs."""
+    adds = {k: v for k, v in (summary.get("rdd_adds") or {}).items()
+            if v.get("paired_seeds") and v["with"] in study["main_arms"]}
+    if not adds:
+        return []
+    a = summary["arms"]
+    L = ["## What RDD adds to each distillation method", "",
+         "Arms that differ only by RDD (TFE for the first share of the iterations, then TSE with "
+         "the arm's mask), paired by seed: mean ± std of the per-seed differences in points, the "
+         "paired t test, and how many seeds RDD wins:", "",
+         "| without RDD | with RDD | without: mIoU (%) | with: mIoU (%) | RDD adds | seeds > 0 |",
+         "|---|---|---:|---:|---|---:|"]
+    for v in adds.values():
+        w, wo = a[v["with"]], a[v["without"]]
+        L.append(f"| {v['without']} | {v['with']} | {pm(wo['miou_mean'], wo['miou_std'])} "
+                 f"(n={wo['n']}) | {pm(w['miou_mean'], w['miou_std'])} (n={w['n']}) | "
+                 f"{_gap_cell(v)} | {v['paired_wins']}/{len(v['paired_seeds'])} |")
+    L.append("")
+    return L
+
+
 def _per_class_section(summary: Mapping[str, Any], main: Sequence[str]) -> list[str]:
     a, t = summary["arms"], summary.get("teacher") or {}
     names = summary.get("class_names")
@@ -328,6 +351,7 @@ def markdown_report(summary: Mapping[str, Any], params: Mapping[str, Any], study
     L += _main_section(summary, study, main + [x for x in lengths if x in summary["arms"]]
                        + ablations, fig_dir)
     L += _lengths_section(summary, fig_dir)
+    L += _rdd_adds_section(summary, study)
     L += _per_class_section(summary, main)
     L += _ablation_section(summary, params, study, ablations)
     L += _cost_section(summary, arms)

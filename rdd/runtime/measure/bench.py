@@ -81,34 +81,70 @@ def _source(build: Build) -> str | None:
 
             side = read_engine_sidecar(build.path)
             return side[1].get("onnx_sha256") if side else None
+        if build.format == "ir":        # the runtime info the export writes into the .xml
+            import re
+
+            m = re.search(r'<rdd_source_sha256\s+value="([0-9a-f]{64})"',
+                          build.path.read_text(errors="replace"))
+            return m.group(1) if m else None
     except (InputError, OSError):
         return None
     return None
 
 
 def references(builds: Sequence[Build]) -> dict[Path, Build | None]:
-    """Each build's reference: an FP32 build is its own; another build's is the FP32 build it
-    records as its source (``rdd_source_sha256``, an engine's ``onnx_sha256``), else the one
-    FP32 build of its export folder (the build's folder, or its parent for ``openvino/``,
-    ``trt/``, ``variants/``); ``None`` when that is not one build (it is then compared with
-    nothing)."""
-    fp32 = [b for b in builds if b.precision == "fp32"]
-    by_sha: dict[str, Build] = {}
+    """Each build's reference: the builds of one model are compared with one FP32 build of it.
+
+    Builds belong to one model when their recorded sources (``rdd_source_sha256``, an engine's
+    ``onnx_sha256``), followed through the given builds, end at the same file; the reference is
+    its FP32 full-head float-input build if given, else its first FP32 build. A build that
+    records no source belongs to the one FP32 build of its export folder (its folder, or the
+    parent of ``openvino/``, ``trt/``, ``variants/``) when there is exactly one. A build with no
+    reference is compared with nothing (``None``); different students never share one."""
+    by_sha = {b.sha256: b for b in builds}
+
+    def root(b: Build) -> str | None:
+        seen, cur, src = set(), b, _source(b)
+        while src and src not in seen:
+            seen.add(src)
+            nxt = by_sha.get(src)
+            if nxt is None:
+                return src
+            cur, src = nxt, _source(nxt)
+        return cur.sha256 if seen else None
+
+    def rank(b: Build) -> tuple:
+        return (b.precision != "fp32", _tags(b) != ("full", "float"), b.format != "onnx")
+
+    roots = {b.path: root(b) for b in builds}
+    groups: dict[str, list[Build]] = {}
+    for b in builds:
+        if roots[b.path]:
+            groups.setdefault(roots[b.path], []).append(b)
     out: dict[Path, Build | None] = {}
     for b in builds:
-        if b.precision == "fp32":
-            out[b.path] = b
-            continue
-        src = _source(b)
-        if src and not by_sha:
-            by_sha = {f.sha256: f for f in fp32}
-        if src and src in by_sha:
-            out[b.path] = by_sha[src]
-            continue
-        folders = {b.path.parent, b.path.parent.parent}
-        near = [f for f in fp32 if f.path.parent in folders and f.format != "artifact"]
-        out[b.path] = near[0] if len(near) == 1 else None
+        group = groups.get(roots[b.path]) or []
+        fp32 = sorted((g for g in group if g.precision == "fp32"), key=rank)
+        if not group:          # no recorded source: the export folder's one FP32 build
+            folders = {b.path.parent, b.path.parent.parent}
+            near = [f for f in builds if f.precision == "fp32" and roots[f.path] is None
+                    and f.path.parent in folders and f.format != "artifact"]
+            fp32 = [b] if b.precision == "fp32" else near if len(near) == 1 else []
+        out[b.path] = fp32[0] if fp32 else None
     return out
+
+
+def _tags(b: Build) -> tuple[str, str]:
+    """``(head, input)`` of an ONNX build from its ``rdd_meta`` (``("full", "float")`` else)."""
+    if b.format != "onnx":
+        return "full", "float"
+    try:
+        from rdd.contract import ModelMeta, read_onnx_props
+
+        m = ModelMeta.from_json(read_onnx_props(b.path)["rdd_meta"], source=b.name)
+        return m.head, "uint8" if m.input_dtype == "uint8" else "float"
+    except (InputError, KeyError, OSError):
+        return "full", "float"
 
 
 def plan_rows(builds: Sequence[Build], status: Mapping[str, str | None] | None = None,
