@@ -129,3 +129,12 @@ def test_rdd_bench_rows_keep_every_field(clip, tmp_path):
     assert set(before["ok_row_keys"]) <= set().union(*map(set, ok))
     assert set(before["skipped_row_keys"]) <= set().union(*map(set, skipped))
     assert all(not os.path.isabs(r.get("model_path") or "") for r in rep["results"])
+
+
+def test_deploy_doc_option_tables_are_generated_from_the_declarations():
+    """docs/DEPLOY.md's option tables are exactly what `python -m rdd.runtime.options` prints."""
+    from rdd.runtime.options import DOC_BEGIN, DOC_END, doc_section
+
+    text = (REPO / "docs" / "DEPLOY.md").read_text()
+    start, end = text.index(DOC_BEGIN), text.index(DOC_END) + len(DOC_END) + 1
+    assert text[start:end] == doc_section()

@@ -488,3 +488,39 @@ def test_browser_shows_stream_and_live_figures(browser):
         view.publish(solid(0), {"frames": 999, "completed": True})
         wait_until(lambda: browser.eval(text("status")) == "completed", what="status completed")
         assert browser.eval(text("frames")) == "999"
+
+
+def test_rdd_infer_serve_publishes_the_run(tmp_path):
+    """``rdd-infer --serve HOST:PORT``: while the run goes, the page's figures count frames and
+    the snapshot is the overlay; the server is gone when the run ends."""
+    repo = Path(__file__).resolve().parents[1]
+    model = repo / "studies" / "camvid_converged" / "models" / "rdd_16x-s0.onnx"
+    if not model.is_file():
+        pytest.skip("the committed study models are not in this checkout")
+    clip = tmp_path / "c.mp4"
+    w = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), 10, (240, 180))
+    for i in range(40):
+        w.write(np.full((180, 240, 3), (i * 5) % 255, np.uint8))
+    w.release()
+    proc = subprocess.Popen([sys.executable, "-m", "rdd.runtime", "--model", str(model), "--video",
+                             str(clip), "--realtime", "--fps", "10", "--serve", "127.0.0.1:0",
+                             "--no-progress"], cwd=repo, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stderr.readline()
+        assert line.startswith("live view: http://127.0.0.1:"), line
+        url = line.split(": ", 1)[1].strip()
+        seen = []
+        for _ in range(40):
+            time.sleep(0.25)
+            with urllib.request.urlopen(url + "stats.json", timeout=5) as r:
+                seen.append(json.loads(r.read())["frames"] or 0)
+            if seen[-1] >= 5:
+                break
+        assert seen[-1] >= 5 and seen[-1] > seen[0]
+        with urllib.request.urlopen(url + "snapshot.jpg", timeout=5) as r:
+            img = cv2.imdecode(np.frombuffer(r.read(), np.uint8), cv2.IMREAD_COLOR)
+        assert img.shape == (180, 240, 3)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
