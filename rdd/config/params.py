@@ -31,7 +31,6 @@ from typing import Any, Mapping
 from rdd.config.sections import (KD_TYPES, DataConfig, EngineSettings, ExtraKDConfig, KDConfig,
                                  ModelConfig, OptimConfig, RDDConfig, TaskLoss, TSEConfig)
 from rdd.config.walker import ConfigError, as_dict, build, invalid, param, short
-from rdd.config.yamlfile import read_yaml
 
 __all__ = ["ParamsError", "TRAIN_STAGES", "STUDENT_STAGES", "Params", "Prepare", "Synthetic",
            "Video", "TrainSection", "Recipe", "KDSection", "RDDSection", "Latency",
@@ -435,6 +434,8 @@ def read_params_yaml(path: str | Path) -> Any:
     if not path.is_file():
         raise FileNotFoundError(f"params file not found: {path}")
     try:
+        from rdd.config.yamlfile import read_yaml   # PyYAML: only to read a file
+
         return read_yaml(path)
     except ConfigError as e:
         raise ParamsError(str(e)) from None

@@ -115,8 +115,15 @@ def export(args: argparse.Namespace) -> dict[str, Any]:
     if not src.is_file():
         raise OptionError("model", f"{src}: no such file")
     out = Path(args.out)
-    check_outputs({"out": (out, "dir")}, {"model": model_files(src), "calib": args.calib,
-                                          "val": args.val, "val_labels": args.val_labels})
+    planned = {"model.onnx": "onnx", "model_int8.onnx": "int8",
+               "openvino/model_int8.xml": "openvino", "openvino/model_int8.bin": "openvino"}
+    inputs = {"model": model_files(src), "calib": args.calib, "val": args.val,
+              "val_labels": args.val_labels}
+    check_outputs({"out": (out, "dir")}, {k: v for k, v in inputs.items() if k != "model"})
+    if out.is_dir():   # the files it would write there may not be an input (model.onnx ...)
+        check_outputs({"out": (out / "export_metrics.json", "file"),
+                       **{f"out/{f}": (out / f, "file") for f, t in planned.items()
+                          if t in args.to and (out / f).parent.is_dir()}}, inputs)
     needs_calib = {"int8", "openvino"} & set(args.to) or "int8" in args.precisions and \
         "engine" in args.to
     if needs_calib and not args.calib:

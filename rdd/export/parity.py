@@ -26,11 +26,9 @@ that code path.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from torch import nn
 
 from rdd.config.params import Parity
 from rdd.contract import ModelMeta
@@ -40,6 +38,10 @@ from rdd.runtime.measure.frames import Frames, iter_batches, load_frames
 from rdd.runtime.measure.score import compare_predictions
 from rdd.runtime.stream.transforms import preprocess
 from rdd.spec import Normalization
+
+if TYPE_CHECKING:   # torch only where a PyTorch model is compared (rdd-export's ONNX path: none)
+    import torch
+    from torch import nn
 
 __all__ = ["DEFAULT_THRESHOLDS", "compare_parity", "check_parity", "evaluate_onnx",
            "evaluate_torch", "ParityError", "miou_gate", "agreement"]
@@ -74,9 +76,11 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def _torch_logits(model: nn.Module, x: np.ndarray, head: str = "full") -> torch.Tensor:
+def _torch_logits(model: "nn.Module", x: np.ndarray, head: str = "full") -> "torch.Tensor":
     """``x``: float32 N×3×H×W → main logits N×K×H×W on CPU (``head="lowres"``: the head's
     logits before the final upsampling, N×K×h×w, what a lowres graph outputs)."""
+    import torch
+
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
     with torch.inference_mode():
@@ -107,7 +111,7 @@ def _runtime(backend: Backend, images: np.ndarray) -> tuple[np.ndarray | None, n
     return (np.stack(logits) if all(z is not None for z in logits) else None), np.stack(labels)
 
 
-def compare_parity(model: nn.Module, onnx_path: str | os.PathLike, frames: Any, *,
+def compare_parity(model: "nn.Module", onnx_path: str | os.PathLike, frames: Any, *,
                    thresholds: dict[str, float] | None = None, limit: int | None = None,
                    batch_size: int = 1, backend: Backend | None = None) -> dict[str, Any]:
     """Run ``model`` (PyTorch) and ``onnx_path`` (the runtime) on ``frames``; report the parity.
@@ -195,7 +199,7 @@ def compare_parity(model: nn.Module, onnx_path: str | os.PathLike, frames: Any, 
     return rep
 
 
-def check_parity(model: nn.Module, onnx_path: str | os.PathLike, frames: Any,
+def check_parity(model: "nn.Module", onnx_path: str | os.PathLike, frames: Any,
                  **kwargs: Any) -> dict[str, Any]:
     """:func:`compare_parity`, raising :class:`ParityError` when the gate fails."""
     rep = compare_parity(model, onnx_path, frames, **kwargs)
@@ -221,7 +225,7 @@ def evaluate_onnx(onnx_path: str | os.PathLike, frames: Any, *, limit: int | Non
     return {**cm.compute(), "frames": len(fr)}
 
 
-def evaluate_torch(model: nn.Module, frames: Any, *, normalization: Normalization,
+def evaluate_torch(model: "nn.Module", frames: Any, *, normalization: Normalization,
                    num_classes: int, ignore_index: int = 255, limit: int | None = None,
                    batch_size: int = 1) -> dict[str, Any]:
     """mIoU etc. of the PyTorch model on the same raw frames (same preprocessing as ONNX)."""
