@@ -114,3 +114,23 @@ def test_runner_cli_backend_openvino(tmp_path, tiny_onnx):
                  "--warmup", "0", "--report", str(report), "--no-progress"]) == 0
     rep = json.loads(report.read_text())
     assert rep["backend"] == "openvino" and rep["frames"] == 3 and rep["device"]["openvino"]
+
+
+def test_nncf_telemetry_is_off_in_what_the_project_runs():
+    """NNCF sends usage events unless NNCF_CI is set when it is first imported; pytest itself
+    turns them off, so this is checked in a plain interpreter."""
+    pytest.importorskip("nncf")
+    import os
+    import subprocess
+
+    code = ("import os; from rdd.export.openvino import import_nncf; import_nncf(); "
+            "import nncf.telemetry.wrapper as w; "
+            "print(type(w.telemetry).__name__, os.environ.get('NNCF_CI'))")
+    env = {k: v for k, v in os.environ.items() if k not in ("NNCF_CI", "NNCF_DEV")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["MagicMock", "None"], out   # NNCF's stub; the variable not left behind
+    plain = subprocess.run([sys.executable, "-c", "import nncf.telemetry.wrapper as w; "
+                            "print(type(w.telemetry).__name__)"], env=env, capture_output=True,
+                           text=True, check=True).stdout.split()
+    assert plain == ["NNCFTelemetry"], plain   # what a bare import would have sent through
