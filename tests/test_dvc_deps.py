@@ -29,7 +29,7 @@ FROZEN = {
     "studies/camvid/dvc.yaml": {"teacher", "baseline", "student", "ablation",
                                 "report"},   # its teacher weights are gone: it can never re-run
     "studies/camvid_converged/dvc.yaml": {"teacher", "baseline", "student", "ablation",
-                                          "extra_baseline", "extra"},
+                                          "extra_baseline", "extra", "at_weight"},
     "studies/label_noise/dvc.yaml": {"data", "teacher", "run"},
 }
 
