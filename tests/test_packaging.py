@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 import tomllib
 import zipfile
 from pathlib import Path
@@ -47,11 +48,50 @@ def test_base_install_has_no_inference_runtime_and_extras_pick_one():
     extras = project["optional-dependencies"]
     assert any(d.startswith("onnxruntime>") for d in extras["cpu"])
     assert any(d.startswith("onnxruntime-gpu>") for d in extras["gpu"])
-    assert {d.split(">")[0] for d in extras["trt"]} == {"tensorrt", "cuda-python"}
+    # [trt]: NVIDIA's CUDA 12 TensorRT wheels and CUDA 12 buffers (PyPI's plain `tensorrt` 10.x
+    # pulls the CUDA 13 build, issue #34); [trt-cu13] the CUDA 13 pair
+    assert extras["trt"] == ["tensorrt-cu12>=10,<11", "cuda-python>=12,<13"]
+    assert extras["trt-cu13"] == ["tensorrt-cu13>=10,<11", "cuda-python>=13,<14"]
     # ranges, not pins: every runtime requirement admits more than one release
-    for d in project["dependencies"] + extras["cpu"] + extras["gpu"] + extras["trt"]:
+    for d in (project["dependencies"] + extras["cpu"] + extras["gpu"] + extras["trt"]
+              + extras["trt-cu13"] + extras["openvino"]):
         assert "==" not in d and ">=" in d, d
     assert project["scripts"]["rdd-infer"] == "rdd.runtime.cli:main"
+
+
+def _names(reqs: list[str]) -> set[str]:
+    return {re.split(r"[<>=!~;\[ ]", r, maxsplit=1)[0] for r in reqs}
+
+
+def test_openvino_is_the_runtime_alone_and_nncf_is_an_export_tool():
+    """Issue #34: [openvino] is what a device runs (no NNCF, scipy, scikit-learn); NNCF and the
+    ONNX tools are [export]'s, on the workstation; [train] (and so [dev]) keeps all of it."""
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]
+    assert _names(extras["openvino"]) == {"openvino"}
+    assert _names(extras["export"]) == {"rdd-edge", "onnx", "onnxslim", "nncf"}
+    assert "rdd-edge[openvino]" in extras["export"]  # NNCF's OpenVINO INT8 build needs it
+    assert {"rdd-edge[cpu]", "rdd-edge[export]", "rdd-edge[openvino]"} <= set(extras["train"])
+    assert "rdd-edge[train]" in extras["dev"]
+    deps = _deps_tool()
+    train = {r.name for r in deps.root_requirements(("train",))}
+    assert {"torch", "onnx", "onnxslim", "nncf", "openvino", "onnxruntime", "dvc"} <= train
+    # the TorchScript exporter (rdd.export.onnx: dynamo=False) needs no onnxscript
+    assert "onnxscript" not in {r.name for r in deps.root_requirements(("dev",))}
+    for device in ("cpu", "gpu", "trt", "trt-cu13", "openvino"):
+        names = {r.name for r in deps.root_requirements((device,))}
+        assert not names & {"nncf", "onnx", "onnxslim", "torch"}, (device, names)
+
+
+def test_license_is_apache_2_and_declared_for_the_wheel():
+    """Issue #34 point 7: the Apache-2.0 text the metadata declares is in the repository and named
+    as the wheel's license file (test_wheel_ships_the_license checks the built wheel)."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert project["license"] == "Apache-2.0" and project["license-files"] == ["LICENSE"]
+    text = (REPO / "LICENSE").read_text()
+    assert text.split()[:4] == ["Apache", "License", "Version", "2.0,"]
+    assert "TERMS AND CONDITIONS FOR USE, REPRODUCTION, AND DISTRIBUTION" in text
+    assert "END OF TERMS AND CONDITIONS" in text and len(text) > 11000  # the full text
 
 
 def test_constraints_pin_what_ci_installs():
@@ -88,6 +128,17 @@ def test_ci_deps_tool_expands_extras_and_lists_platform_tags():
     assert [t[0] for t in deps.TARGETS if t[1] == "x86_64"] == ["3.10", "3.11", "3.12", "3.13"]
     with pytest.raises(SystemExit, match="no optional-dependencies extra 'nope'"):
         deps.root_requirements(("nope",))
+    # `resolve` checks every extra a user installs, the device runtimes on the Jetson target too
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"]
+    assert set(deps.RESOLVE) == set(extras) - {"train", "dev"}
+    assert deps.RESOLVE["cpu"] == deps.RESOLVE["openvino"] == deps.TARGETS
+    assert all(t[1] == "x86_64" for e in ("gpu", "trt", "trt-cu13") for t in deps.RESOLVE[e])
+    # the TensorRT meta-package (an sdist) is dry-run through its per-Python bindings wheel
+    trt = {str(r) for r in deps.binary_requirements(deps.root_requirements(("trt",)))}
+    assert {"tensorrt-cu12-bindings<11,>=10", "cuda-python<13,>=12"} <= trt
+    assert deps.FORBIDDEN["trt"].search("tensorrt-cu13-libs")
+    assert not deps.FORBIDDEN["trt"].search("tensorrt-cu12-bindings")
 
 
 # --------------------------------------------------------------------------- missing runtime
@@ -314,7 +365,7 @@ def built_wheel(tmp_path_factory) -> Path:
     only what the wheel is built from (so the wheel cannot lean on the checkout)."""
     blocks = {label: cmds for kind, label, cmds in deploy_blocks() if kind == "tested"}
     clone = tmp_path_factory.mktemp("clone")
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy(REPO / name, clone / name)
     shutil.copytree(REPO / "rdd", clone / "rdd", ignore=shutil.ignore_patterns("__pycache__"))
     _bash(blocks["wheel-build"], clone, _pip_env(), timeout=300)
@@ -424,3 +475,218 @@ def test_wheel_runs_on_other_pythons(tmp_path, tiny_onnx, built_wheel, version, 
     assert rep["device"]["torch"] is None
     if "numpy<2" in extra:
         assert rep["device"]["numpy"].startswith("1.")
+
+
+@pytest.mark.slow
+def test_wheel_ships_the_license(built_wheel):
+    """The wheel carries the repository's LICENSE (PEP 639: dist-info/licenses/) and says so."""
+    with zipfile.ZipFile(built_wheel) as z:
+        shipped = z.read("rdd_edge-0.1.0.dist-info/licenses/LICENSE")
+        metadata = z.read("rdd_edge-0.1.0.dist-info/METADATA").decode()
+    assert shipped == (REPO / "LICENSE").read_bytes()
+    assert "License-Expression: Apache-2.0" in metadata and "License-File: LICENSE" in metadata
+
+
+# --------------------------------------------------------------------------- one venv per extra
+# Issue #34: every extra alone in a fresh venv (no system site-packages, so no torch; pip run from
+# this interpreter, versions pinned by constraints.txt, one download cache for the module's venvs):
+# [cpu] and [openvino] run rdd-infer and rdd-bench on an export folder; [trt] and [gpu] only
+# resolve (no GPU here).
+
+def _installed(py: Path) -> dict[str, str]:
+    """{canonical name: version} of every distribution the interpreter ``py`` sees."""
+    out = subprocess.run(
+        [str(py), "-c", "import json, importlib.metadata as m; print(json.dumps({d.metadata['Name']:"
+         " d.version for d in m.distributions()}))"],
+        capture_output=True, text=True, timeout=120, check=True).stdout
+    return {re.sub(r"[-_.]+", "-", k).lower(): v for k, v in json.loads(out).items()}
+
+
+@pytest.fixture(scope="module")
+def pip_cache(tmp_path_factory) -> Path:
+    """One pip download cache for this module's venvs (not the user's)."""
+    return tmp_path_factory.mktemp("pip-cache")
+
+
+def _fresh_venv(path: Path) -> Path:
+    """``python -m venv --without-pip``: no system site-packages, no pip of its own (this
+    interpreter's pip installs into it with ``--python``)."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True,
+                   timeout=120)
+    return path / "bin" / "python"
+
+
+def _pip_into(py: Path, args: list[str], cache: Path, timeout: float = 900,
+              **env_extra: str) -> subprocess.CompletedProcess:
+    env = _pip_env()
+    env.update(PIP_CACHE_DIR=str(cache), **env_extra)
+    return subprocess.run([sys.executable, "-m", "pip", "--python", str(py), *args], env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def export_folder(tmp_path_factory, tiny_onnx) -> Path:
+    """An export folder as the export stage leaves it, small: ``export/model.onnx`` (the tiny
+    student) and, where NNCF is installed here, ``export/openvino/model_int8.xml`` (NNCF INT8 on 2
+    frames, the export stage's function); beside it ``images/`` + ``masks/`` (4 labelled frames)
+    and ``clip.mp4``."""
+    from rdd.data.synthetic import write_synthetic_video
+
+    root = tmp_path_factory.mktemp("export-folder")
+    (root / "export").mkdir()
+    shutil.copy(tiny_onnx, root / "export" / "model.onnx")
+    write_synthetic_video(root / "clip.mp4", root / "masks", n_frames=4, size=(48, 64), seed=0,
+                          fps=10, images_dir=root / "images")
+    try:
+        import nncf  # noqa: F401
+
+        from rdd.export.openvino import quantize_openvino
+    except ImportError:
+        return root  # the ONNX alone
+    rng = np.random.default_rng(0)
+    quantize_openvino(root / "export" / "model.onnx", root / "export" / "openvino" /
+                      "model_int8.xml", calib_limit=2,
+                      calib_frames=[rng.integers(0, 256, (48, 64, 3), np.uint8) for _ in range(2)])
+    return root
+
+
+# extra -> (the backend `--backend auto` picks, rdd-bench's row kind, what must not be installed)
+_RUNTIME_EXTRAS = {
+    "cpu": ("ort", "ort_cpu", {"openvino", "nncf", "onnx", "torch", "onnxruntime-gpu"}),
+    "openvino": ("openvino", "openvino_cpu",
+                 {"onnxruntime", "nncf", "scipy", "scikit-learn", "onnx", "torch"}),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("extra", sorted(_RUNTIME_EXTRAS))
+def test_extra_alone_runs_infer_and_bench(tmp_path, built_wheel, export_folder, pip_cache, extra):
+    """A fresh venv with ONLY ``wheel[extra]``: ``rdd-infer --backend auto`` on the ONNX runs with
+    the extra's runtime and ``rdd-bench`` on the export folder runs every build that runtime can
+    (the other runtime's rows are skipped with the reason), both rc 0. Prints the install time and
+    the venv's size. OpenVINO's telemetry is declined by its consent file (``~/intel/
+    openvino_telemetry`` = ``0`` under a private HOME): no client id is written."""
+    backend, kind, absent = _RUNTIME_EXTRAS[extra]
+    t0 = time.perf_counter()
+    py = _fresh_venv(tmp_path / "venv")
+    t1 = time.perf_counter()
+    proc = _pip_into(py, ["install", "-q", f"{built_wheel}[{extra}]"], pip_cache)
+    t2 = time.perf_counter()
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    installed = _installed(py)
+    assert {"rdd-edge", "numpy", "opencv-python-headless"} <= set(installed)
+    assert {"cpu": "onnxruntime", "openvino": "openvino"}[extra] in installed
+    assert not absent & set(installed), sorted(absent & set(installed))
+
+    home = tmp_path / "home"
+    (home / "intel").mkdir(parents=True)
+    (home / "intel" / "openvino_telemetry").write_text("0\n")
+    env = _pip_env(constraints=False)
+    env["HOME"] = str(home)
+    bin_ = tmp_path / "venv" / "bin"
+    report = tmp_path / "r.json"
+    run = subprocess.run(
+        [str(bin_ / "rdd-infer"), "--model", str(export_folder / "export" / "model.onnx"),
+         "--video", str(export_folder / "clip.mp4"), "--threads", "1", "--report", str(report),
+         "--no-progress"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    rep = json.loads(report.read_text())
+    assert rep["backend"] == backend and rep["frames"] == 4 and rep["completed"], rep
+    assert rep["device"]["torch"] is None and rep["device"]["onnx"] is None
+    assert f"[{backend}/" in run.stdout, run.stdout  # the summary line names it too
+
+    bench = subprocess.run(
+        [str(bin_ / "rdd-bench"), "--model", str(export_folder / "export"),
+         "--images", str(export_folder / "images"), "--labels", str(export_folder / "masks"),
+         "--rows", "ort_cpu", "openvino_cpu", "--threads", "1", "--duration", "0.1",
+         "--warmup-ms", "10", "--min-runs", "2", "--rounds", "1", "--e2e-frames", "0",
+         "--out", str(tmp_path / "bench"), "--format", "json"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert bench.returncode == 0, bench.stderr[-3000:]
+    rows = json.loads((tmp_path / "bench" / "bench.json").read_text())["results"]
+    ran = {(r["kind"], r["model"]) for r in rows if r["status"] == "ok"}
+    ir = (export_folder / "export" / "openvino" / "model_int8.xml").is_file()
+    expected = {(kind, "model.onnx")} | ({(kind, "model_int8.xml")} if ir and extra == "openvino"
+                                         else set())
+    assert ran == expected, rows
+    other = {"ort_cpu", "openvino_cpu"} - {kind}
+    assert all(r["status"].startswith("skipped") for r in rows if r["kind"] in other), rows
+    assert any(r["kind"] in other for r in rows), rows
+
+    if extra == "openvino":  # the consent file was read: no client id, no usage counter
+        assert sorted(p.name for p in (home / "intel").iterdir()) == ["openvino_telemetry"]
+    t3 = time.perf_counter()
+    mb = int(subprocess.run(["du", "-sm", str(tmp_path / "venv")], capture_output=True,
+                            text=True, check=True).stdout.split()[0])
+    print(f"\n[{extra}] venv {t1 - t0:.1f} s, pip install {t2 - t1:.1f} s, {len(installed)} "
+          f"distributions, {mb} MB (no pip in the venv); rdd-infer + rdd-bench {t3 - t2:.1f} s")
+
+
+def _dry_run(py: Path, reqs: list[str], cache: Path, tmp: Path, *args: str,
+             **env_extra: str) -> dict[str, str]:
+    """``pip install --dry-run --report`` of ``reqs`` into the venv of ``py``:
+    {canonical name: version} of what pip would install."""
+    report = tmp / f"dry-run-{len(list(tmp.glob('dry-run-*')))}.json"
+    proc = _pip_into(py, ["install", "--dry-run", "-q", "--report", str(report), *args, *reqs],
+                     cache, timeout=600, **env_extra)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return {re.sub(r"[-_.]+", "-", i["metadata"]["name"]).lower(): i["metadata"]["version"]
+            for i in json.loads(report.read_text())["install"]}
+
+
+def _stub_wheel(folder: Path, name: str, version: str) -> Path:
+    """A metadata-only wheel ``name==version`` (nothing to import, no requirements)."""
+    dist = f"{re.sub(r'[-.]+', '_', name)}-{version}"
+    path = folder / f"{dist}-py3-none-any.whl"
+    folder.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr(f"{dist}.dist-info/METADATA",
+                   f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+        z.writestr(f"{dist}.dist-info/WHEEL",
+                   "Wheel-Version: 1.0\nGenerator: rdd-edge-tests\nRoot-Is-Purelib: true\n"
+                   "Tag: py3-none-any\n")
+        z.writestr(f"{dist}.dist-info/RECORD", "")
+    return path
+
+
+@pytest.mark.slow
+def test_trt_extra_resolves_to_the_cuda12_tensorrt(tmp_path, built_wheel, pip_cache):
+    """``wheel[trt]`` resolves, in a fresh venv of this Python, to NVIDIA's CUDA 12 TensorRT 10
+    (``tensorrt-cu12`` + its bindings wheel) and cuda-python 12, never a ``cu13`` package.
+
+    ``tensorrt-cu12`` X is an sdist needing ``tensorrt_cu12_libs==X``, itself a stub sdist that
+    downloads gigabytes from pypi.nvidia.com to give pip its metadata. So: one ``--no-deps`` dry
+    run of the wheel's [trt] requirements finds X, then the full dry run takes a metadata-only
+    ``tensorrt_cu12_libs`` X from a local folder (the libraries' own requirements, hosted by
+    NVIDIA, are not seen), and the stub's downloader is pointed at a closed port in case pip
+    builds it anyway."""
+    with zipfile.ZipFile(built_wheel) as z:
+        metadata = z.read("rdd_edge-0.1.0.dist-info/METADATA").decode()
+    trt_reqs = [m.group(1).strip() for m in
+                re.finditer(r'^Requires-Dist: (.+?); extra == "trt"$', metadata, re.M)]
+    assert sorted(_names(trt_reqs)) == ["cuda-python", "tensorrt-cu12"], trt_reqs
+    py = _fresh_venv(tmp_path / "venv")
+    no_fetch = {"WHEEL_STUB_PIP_INDEX_URL": "http://127.0.0.1:9/"}
+    top = _dry_run(py, trt_reqs, pip_cache, tmp_path, "--no-deps", **no_fetch)
+    version = top["tensorrt-cu12"]
+    assert version.startswith("10."), top
+    _stub_wheel(tmp_path / "stubs", "tensorrt_cu12_libs", version)
+    got = _dry_run(py, [f"{built_wheel}[trt]"], pip_cache, tmp_path,
+                   "--find-links", str(tmp_path / "stubs"),
+                   "--only-binary", "tensorrt-cu12-libs", **no_fetch)
+    assert got["tensorrt-cu12"] == got["tensorrt-cu12-bindings"] == version, got
+    assert got["cuda-python"].startswith("12."), got
+    assert not [n for n in got if "cu13" in n] and "tensorrt" not in got, got
+    assert "torch" not in got and "onnxruntime" not in got, got
+    print("\n[trt] resolves: " + " ".join(f"{n}=={got[n]}" for n in sorted(got)))
+
+
+@pytest.mark.slow
+def test_gpu_extra_resolves_to_onnxruntime_gpu_alone(tmp_path, built_wheel, pip_cache):
+    """``wheel[gpu]`` resolves, in a fresh venv of this Python, to onnxruntime-gpu and not the
+    CPU onnxruntime (one ``onnxruntime`` module), without torch."""
+    py = _fresh_venv(tmp_path / "venv")
+    got = _dry_run(py, [f"{built_wheel}[gpu]"], pip_cache, tmp_path)
+    assert "onnxruntime-gpu" in got and "onnxruntime" not in got, got
+    assert "torch" not in got and not [n for n in got if n.startswith("nvidia-")], got
+    print("\n[gpu] resolves: " + " ".join(f"{n}=={got[n]}" for n in sorted(got)))
