@@ -6,10 +6,13 @@ from pathlib import Path
 
 import pytest
 
+from rdd.offline import no_telemetry
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CAMVID_ROOT = (REPO_ROOT / ".." / "shared" / "data" / "camvid").resolve()
 
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+no_telemetry()   # OpenVINO / NNCF imported by tests directly send nothing either (rdd.offline)
 
 try:
     import torch

@@ -69,9 +69,9 @@ def describe_onnx_io(path: str | os.PathLike) -> tuple[dict[str, str], list[IOSp
                 raise ValueError("the file parses to an empty model (no graph)")
             return _io_from_onnx(model)
         if reader == "openvino":  # a device with only the [openvino] extra
-            import openvino as ov
+            from rdd.offline import import_openvino
 
-            return _io_from_openvino(ov.Core().read_model(str(path)))
+            return _io_from_openvino(import_openvino().Core().read_model(str(path)))
         import onnxruntime as ort
 
         so = ort.SessionOptions()

@@ -11,26 +11,25 @@ As for onnxruntime, the stem convolution (3 input channels) and the final full-r
 upsampling stay in float by default (``keep_float``): neither gains from INT8 and the second
 would quantise the logits themselves.
 
-Torch-free; ``openvino`` and ``nncf`` are imported inside the function, NNCF through
-:func:`import_nncf`, which keeps its usage telemetry off (the project sends nothing anywhere).
+Torch-free; ``openvino`` and ``nncf`` are imported inside the functions, through
+:mod:`rdd.offline` (their usage telemetry off).
 """
 from __future__ import annotations
 
 import json
 import logging
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
 from rdd.contract import META_KEY, file_sha256, read_onnx_meta
 from rdd.export.quantize import KEEP_FLOAT, FrameCalibrationReader
+from rdd.offline import import_nncf, import_openvino
 from rdd.runtime.backends.openvino import read_rt_info
 from rdd.runtime.measure.frames import load_frames
 
-__all__ = ["quantize_openvino", "openvino_edge_names", "openvino_int8_stage", "save_ir", "PRESETS",
-           "import_nncf"]
+__all__ = ["quantize_openvino", "openvino_edge_names", "openvino_int8_stage", "save_ir", "PRESETS"]
 
 PRESETS = ("performance", "mixed")
 _OV_PASS_THROUGH = {"Convert", "Transpose", "Subtract", "Divide", "Multiply", "Add", "TopK",
@@ -41,7 +40,7 @@ def save_ir(model: Any, xml_path: str | os.PathLike, meta: dict[str, Any]) -> Pa
     """Write ``model`` (an ``openvino.Model``) as IR ``xml_path`` (+ ``.bin``) with ``rdd_meta``
     in its runtime info, so the runtime's OpenVINO backend reads the contract from the file
     itself. Weights are kept as they are (no FP16 compression). Returns the ``.xml`` path."""
-    import openvino as ov
+    ov = import_openvino()
 
     from rdd.spec import atomic_path
 
@@ -81,30 +80,6 @@ def openvino_edge_names(model: Any, which: Sequence[str] = KEEP_FLOAT) -> list[s
     return list(dict.fromkeys(out))
 
 
-def import_nncf() -> Any:
-    """``import nncf`` with NNCF's usage telemetry off for this process.
-
-    NNCF decides once, when ``nncf.telemetry`` is first imported, whether to send usage events
-    (through ``openvino-telemetry``); it sends none when ``NNCF_CI`` is set. The variable is set
-    for that import only and restored after, so nothing else in the process or its children
-    sees it and no consent file is written. (OpenVINO's runtime, which is all the runner uses,
-    sends nothing; its telemetry lives in the converter tools, which the project does not run.)
-    """
-    if "nncf" not in sys.modules:
-        old = os.environ.get("NNCF_CI")
-        os.environ["NNCF_CI"] = "1"
-        try:
-            import nncf
-        finally:
-            if old is None:
-                os.environ.pop("NNCF_CI", None)
-            else:
-                os.environ["NNCF_CI"] = old
-    import nncf
-
-    return nncf
-
-
 def quantize_openvino(fp32_path: str | os.PathLike, out_xml: str | os.PathLike, *,
                       calib_frames: Any, calib_limit: int | None = 64, preset: str = "performance",
                       fast_bias_correction: bool = True,
@@ -123,7 +98,7 @@ def quantize_openvino(fp32_path: str | os.PathLike, out_xml: str | os.PathLike, 
         info dict: ``path, size_bytes, calib_frames, preset, keep_float, float_nodes, seconds``.
     """
     nncf = import_nncf()
-    import openvino as ov
+    ov = import_openvino()
 
     if preset not in PRESETS:
         raise ValueError(f"quantize_openvino: preset must be one of {PRESETS}, got {preset!r}")

@@ -27,6 +27,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from rdd.contract import InputError, ModelMeta
+from rdd.offline import no_telemetry
 
 __all__ = ["Backend", "logits_to_labels", "output_labels", "existing_file", "device_choice",
            "image_input_check", "static_dim", "apply_graph_shape", "import_runtime"]
@@ -173,6 +174,8 @@ def apply_graph_shape(meta: ModelMeta, n: Any, h: Any, w: Any) -> ModelMeta:
 def import_runtime(module: str, install: str, prefix: str = "") -> Any:
     """Import an inference runtime, or raise a one-line :class:`InputError` naming what to install
     (the base ``pip install rdd-edge`` carries no runtime: the extras pick one)."""
+    if module.split(".")[0] in ("openvino", "nncf"):
+        no_telemetry()      # their usage events stay off (rdd.offline)
     try:
         return importlib.import_module(module)
     except ImportError as e:  # absent, or present but broken (a missing shared library, ...)

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from rdd.contract import META_KEY, PRECISION_KEY, InputError, ModelMeta, sidecar_meta
+from rdd.offline import import_openvino
 from rdd.runtime.backends.base import (Backend, apply_graph_shape, device_choice, existing_file,
                                        image_input_check, import_runtime, output_labels,
                                        static_dim)
@@ -53,7 +54,7 @@ def read_rt_info(model: Any, key: str) -> str | None:
 def device_status(device: str) -> str | None:
     """``None`` when OpenVINO here runs ``device`` (cpu / gpu / npu / auto), else why not."""
     try:
-        import openvino as ov
+        ov = import_openvino()
     except ImportError:
         return f"OpenVINO unavailable ({INSTALL})"
     if device not in OV_DEVICES:
@@ -160,7 +161,7 @@ class OpenVinoBackend(Backend):
     def _compile(self, shape: tuple[int, ...]) -> None:
         import time
 
-        import openvino as ov
+        ov = import_openvino()
 
         t0 = time.perf_counter()
         model = self._model.clone()
