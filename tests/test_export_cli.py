@@ -110,3 +110,22 @@ def test_bad_input_is_one_line_and_writes_nothing(tiny_onnx, frames, tmp_path, c
     assert len(err) == 3 and all(ln.startswith("error: ") for ln in err), err
     assert "--calib" in err[1] and "would overwrite" in err[2]
     assert not out.exists()
+
+
+def test_version_and_engine_status_lines(tiny_onnx, tmp_path, capsys):
+    """``--version``; ``--to engine`` says per precision what happened (here TensorRT is absent:
+    skipped, and no engine file is written)."""
+    from rdd.export.cli import main
+    from rdd.export.tensorrt import tensorrt_available
+
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out.startswith("rdd-export 0.")
+    out = tmp_path / "e"
+    assert main([str(tiny_onnx), "--to", "engine", "--precisions", "fp16", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    if tensorrt_available():
+        assert "engine fp16: ok" in printed and (out / "trt" / "model_fp16.engine").is_file()
+    else:
+        assert "engine fp16: skipped: TensorRT unavailable" in printed
+        assert not list((out / "trt").glob("*.engine"))

@@ -287,11 +287,12 @@ def deploy_blocks() -> list[tuple[str, str, str]]:
 def test_deploy_doc_commands_are_tested_or_need_hardware():
     blocks = deploy_blocks()
     assert [label for kind, label, _ in blocks if kind == "tested"] == \
-        ["wheel-build", "device-install", "cpu-run"]
+        ["wheel-build", "device-install", "cpu-run", "first-hour", "openvino-run"]
     needs = " ".join(label for kind, label, _ in blocks if kind == "needs")
     assert "Jetson" in needs and "NVIDIA GPU" in needs
     text = DEPLOY.read_text()
     assert "rdd-infer --backend trt" in text and "trtexec" in text and "build_engine(" in text
+    assert "rdd-export model.onnx --to engine" in text and "Telemetry" in text
     assert "docs/DEPLOY.md" in (REPO / "README.md").read_text()
 
 
@@ -405,18 +406,32 @@ def test_deploy_doc_on_a_fresh_venv(tmp_path, tiny_model, built_wheel):
     quantize_int8(dev / "model.onnx", dev / "model_int8.onnx", preprocess=False,
                   calib_frames=[rng.integers(0, 256, (48, 64, 3), np.uint8) for _ in range(2)])
     write_synthetic_video(dev / "video.mp4", dev / "masks", n_frames=6, size=(48, 64), seed=0,
-                          fps=10)
+                          fps=10, images_dir=dev / "frames")
+    zoo = "camvid/rdd_16x-s0"      # first-hour's model by name, from a file:// mirror
+    entry = json.loads((REPO / "rdd" / "runtime" / "zoo.json").read_text())["models"][zoo]
+    (dev / "zoo-mirror").mkdir()
+    shutil.copy(REPO / "studies" / "camvid_converged" / "models" / entry["file"],
+                dev / "zoo-mirror" / entry["file"])
+    env["RDD_CACHE"] = str(dev / "cache")
+    env["HOME"] = str(dev / "home")   # OpenVINO would write its telemetry id here (it must not)
     trt_line = next(ln for ln in DEPLOY.read_text().splitlines()
-                    if ln.startswith("python -c") and "build_engine(" in ln)
+                    if ln.startswith("rdd-export model.onnx --to engine"))
     checks = (
         "\npython -c \"import importlib.util, rdd; "
         "assert importlib.util.find_spec('torch') is None, 'torch in the venv'; print(rdd.__file__)\"\n"
         + trt_line + "\n")
-    out = _bash(blocks["device-install"] + "\n" + blocks["cpu-run"] + checks, dev, env, timeout=900)
+    out = _bash("\n".join([blocks["device-install"], blocks["cpu-run"], blocks["first-hour"]])
+                + checks + "deactivate\n" + blocks["openvino-run"], dev, env, timeout=1500)
 
     assert "usage: rdd-infer" in out and "usage: python -m rdd.runtime" in out
     assert f"{dev / 'venv'}" in out  # rdd came from the venv, not from this checkout
-    assert "skipped: TensorRT unavailable" in out and not (dev / "model_fp16.engine").exists()
+    assert "engine fp16: skipped: TensorRT unavailable" in out
+    assert not list(dev.glob("engine/trt/*.engine"))
+    _check_first_hour(dev, out, entry)
+    for name in ("report_ov.json", "report_ov_auto.json"):     # [openvino] alone, f32 asked
+        rep = json.loads((dev / name).read_text())
+        assert rep["backend"] == "openvino" and rep["frames"] == 6 and rep["precision"] == "fp32"
+    assert "OpenVINO CPU" in out and not (dev / "home" / "intel").exists()
     for name, labelled in (("report.json", False), ("report_int8.json", True),
                            ("report_rt.json", False)):
         rep = json.loads((dev / name).read_text())
@@ -426,6 +441,24 @@ def test_deploy_doc_on_a_fresh_venv(tmp_path, tiny_model, built_wheel):
     assert "realtime" in json.loads((dev / "report_rt.json").read_text())
     assert (dev / "overlay.mp4").stat().st_size > 0
     assert len(list((dev / "pred_masks").glob("frame_*.png"))) >= 1
+
+
+def _check_first_hour(dev: Path, out: str, zoo_entry: dict) -> None:
+    """What docs/DEPLOY.md's first-hour block promises, on the device venv's outputs."""
+    assert "rdd-infer 0.1.0" in out
+    rep = json.loads((dev / "report_images.json").read_text())
+    assert rep["frames"] == 6 and "miou" in rep and rep["rdd_edge"] == "0.1.0"
+    assert len(list((dev / "overlays").glob("*.jpg"))) == 6
+    masks = sorted((dev / "pred_palette").glob("*.png"))
+    assert len(masks) == 6 and masks[0].read_bytes()[25] == 3      # PNG colour type 3: palette
+    assert json.loads((dev / "report_serve.json").read_text())["frames"] == 6
+    rep = json.loads((dev / "report_zoo.json").read_text())
+    assert rep["model_sha256"] == zoo_entry["sha256"] and "miou" in rep
+    assert (dev / "cache" / "zoo" / "camvid_converged" / zoo_entry["file"]).is_file()
+    assert (dev / "my_export" / "model_int8.onnx").is_file()
+    rows = (dev / "bench.csv").read_text().splitlines()
+    assert rows[0].startswith("row,") and sum("ORT CPU" in r for r in rows) >= 3, rows
+    assert "(48, 64) uint8" in out and (dev / "overlay.jpg").stat().st_size > 0
 
 
 # (Python, extra requirements): 3.10 also with numpy 1.x, as on a Jetson (docs/DEPLOY.md)
@@ -564,8 +597,8 @@ def test_extra_alone_runs_infer_and_bench(tmp_path, built_wheel, export_folder, 
     """A fresh venv with ONLY ``wheel[extra]``: ``rdd-infer --backend auto`` on the ONNX runs with
     the extra's runtime and ``rdd-bench`` on the export folder runs every build that runtime can
     (the other runtime's rows are skipped with the reason), both rc 0. Prints the install time and
-    the venv's size. OpenVINO's telemetry is declined by its consent file (``~/intel/
-    openvino_telemetry`` = ``0`` under a private HOME): no client id is written."""
+    the venv's size. No consent file is written and OpenVINO writes no telemetry id under the
+    private HOME (the project imports it with its telemetry off: rdd.offline)."""
     backend, kind, absent = _RUNTIME_EXTRAS[extra]
     t0 = time.perf_counter()
     py = _fresh_venv(tmp_path / "venv")
@@ -579,8 +612,7 @@ def test_extra_alone_runs_infer_and_bench(tmp_path, built_wheel, export_folder, 
     assert not absent & set(installed), sorted(absent & set(installed))
 
     home = tmp_path / "home"
-    (home / "intel").mkdir(parents=True)
-    (home / "intel" / "openvino_telemetry").write_text("0\n")
+    home.mkdir()
     env = _pip_env(constraints=False)
     env["HOME"] = str(home)
     bin_ = tmp_path / "venv" / "bin"
@@ -613,8 +645,7 @@ def test_extra_alone_runs_infer_and_bench(tmp_path, built_wheel, export_folder, 
     assert all(r["status"].startswith("skipped") for r in rows if r["kind"] in other), rows
     assert any(r["kind"] in other for r in rows), rows
 
-    if extra == "openvino":  # the consent file was read: no client id, no usage counter
-        assert sorted(p.name for p in (home / "intel").iterdir()) == ["openvino_telemetry"]
+    assert not (home / "intel").exists()   # no telemetry id or counter (rdd.offline), no consent file
     t3 = time.perf_counter()
     mb = int(subprocess.run(["du", "-sm", str(tmp_path / "venv")], capture_output=True,
                             text=True, check=True).stdout.split()[0])

@@ -111,3 +111,20 @@ def test_segmenter_predicts_at_the_models_size_and_returns_the_images(tmp_path):
     assert Segmenter(model, resize="native").predict(img).shape == (360, 480)
     with pytest.raises(ValueError, match="uint8 H×W×3"):
         seg.predict(img[..., 0])
+
+
+def test_readme_segmenter_example_runs_as_written(tmp_path, monkeypatch):
+    """The README's six-line Python example, run as written (the zoo name resolves to the clone's
+    file): labels at the image's size, an overlay written."""
+    import re
+
+    code = next(b for b in re.findall(r"```python\n(.*?)```", (REPO / "README.md").read_text(),
+                                      re.S) if "rdd.Segmenter(" in b)
+    assert len(code.strip().splitlines()) == 6
+    rng = np.random.default_rng(0)
+    cv2.imwrite(str(tmp_path / "frame.png"), rng.integers(0, 256, (200, 300, 3), dtype=np.uint8))
+    monkeypatch.chdir(tmp_path)
+    scope: dict = {}
+    exec(compile(code, "README.md", "exec"), scope)
+    assert scope["labels"].shape == (200, 300) and scope["labels"].dtype == np.uint8
+    assert cv2.imread("overlay.png").shape == (200, 300, 3)

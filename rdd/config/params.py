@@ -239,7 +239,7 @@ class Int8:
     keep_float: list[str] = param(["input_conv", "output_resize"],
                                   choices=("input_conv", "output_resize"),
                                   doc="nodes kept in float (stem conv, logits upsampling)")
-    openvino: bool = param(True, doc="also NNCF INT8 for OpenVINO where [openvino] is installed")
+    openvino: bool = param(True, doc="also NNCF INT8 for OpenVINO where [export] (NNCF) is installed")
 
 
 @dataclass(frozen=True)

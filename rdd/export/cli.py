@@ -2,7 +2,8 @@
 
     rdd-export model.pt --to onnx int8 openvino --input-size 360x480 --calib train/ \\
         --val val/ --val-labels valannot/ --out export/
-    rdd-export model.onnx --to int8 --calib train/ --out export/      # torch-free: [cpu] + onnx
+    rdd-export model.onnx --to int8 --calib train/ --val val/ --val-labels valannot/ \\
+        --out export/                                 # torch-free: [cpu] + onnx
 
 ``MODEL`` is a training artifact (``NAME.pt`` + ``NAME.json``; needs torch) or an ONNX graph
 carrying ``rdd_meta`` (or a ``NAME.json`` sidecar with it). ``--to`` lists what to build, into
@@ -37,12 +38,14 @@ TARGETS = ("onnx", "int8", "openvino", "engine")
 
 
 def build_parser(prog: str = "rdd-export") -> argparse.ArgumentParser:
+    from rdd import __version__
     from rdd.config.params import ExportConfig
 
     d = ExportConfig()
     p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0],
                                 epilog=__doc__.split("\n\n")[1],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--version", action="version", version=f"{prog} {__version__}")
     p.add_argument("model", help="a .pt training artifact (with its .json) or an .onnx with rdd_meta")
     p.add_argument("--to", nargs="+", choices=TARGETS, default=["onnx"],
                    help="what to build (default: onnx)")
@@ -76,7 +79,7 @@ def build_parser(prog: str = "rdd-export") -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None, prog: str = "rdd-export") -> int:
-    from rdd.runtime.errors import InputError, one_line
+    from rdd.runtime.errors import InputError, one_line, printable
 
     args = build_parser(prog).parse_args(argv)
     try:
@@ -95,6 +98,12 @@ def main(argv: list[str] | None = None, prog: str = "rdd-export") -> int:
         return 1
     built = ", ".join(f["path"] for f in metrics["files"].values())
     print(f"built {built} in {args.out}")
+    for prec, eng in (metrics.get("tensorrt") or {}).items():   # built, skipped or failed
+        print(printable(f"engine {prec}: {eng['status']}"
+                        + (f" ({eng['path']})" if eng.get("path") else "")))
+    ov = metrics.get("openvino_int8") or {}
+    if ov and ov.get("status") != "ok":
+        print(printable(f"openvino int8: {ov.get('status')}"))
     return 0
 
 

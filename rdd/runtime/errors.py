@@ -40,10 +40,13 @@ class OptionError(InputError):
         return self._render(flag)
 
 
-def printable(text: str) -> str:
+def printable(text: str, *, lines: bool = False) -> str:
     """``text`` with control characters escaped (ESC → ``\\x1b``, newline → ``\\n``, bidi
     overrides …). Model names (``rdd_meta``), file names and error messages reach the terminal
-    only through this, so a crafted name cannot move the cursor, recolour or rewrite the screen."""
+    only through this, so a crafted name cannot move the cursor, recolour or rewrite the screen.
+    ``lines=True`` keeps the text's own line breaks (a table, a summary) and escapes the rest."""
+    if lines:
+        return "\n".join(printable(line) for line in str(text).split("\n"))
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
                    for c in str(text))
 
