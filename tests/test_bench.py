@@ -10,41 +10,15 @@ import sys
 import cv2
 import numpy as np
 import pytest
+from toy_onnx import toy_onnx
 
-from rdd.runtime.measure.frames import Frames
 from rdd.runtime.backends import Build, discover_builds
 from rdd.runtime.bench_cli import main
 from rdd.runtime.measure.bench import plan_rows, run_bench, runtime_status
 from rdd.runtime.measure.bench_report import markdown_table, pareto_front, recommend
+from rdd.runtime.measure.frames import Frames
 
 FAST = {"warmup_s": 0.0, "duration_s": 0.0, "min_runs": 2, "rounds": 1}
-
-
-def _toy_onnx(path, channels, *, precision=None):
-    """Two-class 1×1 conv: logit_k = x[channels[k]] (input normalised as x/255)."""
-    from onnx import TensorProto, helper, numpy_helper
-
-    w = np.zeros((2, 3, 1, 1), np.float32)
-    for k, c in enumerate(channels):
-        w[k, c] = 1.0
-    x = helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 3, "H", "W"])
-    y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 2, "H", "W"])
-    g = helper.make_graph([helper.make_node("Conv", ["image", "w"], ["logits"])], "toy", [x], [y],
-                          initializer=[numpy_helper.from_array(w, "w")])
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
-    m.ir_version = 8
-    meta = {"format": "rdd-edge/1", "model": "toy", "input_name": "image", "input_layout": "NCHW",
-            "input_dtype": "float32", "output_name": "logits", "output_kind": "logits",
-            "normalization": {"mean": [0, 0, 0], "std": [1, 1, 1], "color": "RGB"},
-            "classes": {"names": ["a", "b"], "palette": [[0, 0, 0], [255, 255, 255]],
-                        "ignore_index": 255},
-            "input_size": [8, 8], "dynamic_batch": True, "dynamic_spatial": True}
-    props = {"rdd_meta": json.dumps(meta)}
-    if precision:
-        props["rdd_precision"] = precision
-    helper.set_model_props(m, props)
-    path.write_bytes(m.SerializeToString())
-    return path
 
 
 def _miou(pred, lab):
@@ -66,8 +40,8 @@ def test_rows_with_backends_absent(monkeypatch, tmp_path):
     assert st["tensorrt"] == "skipped: TensorRT unavailable"
     assert st["torch"] == "skipped: torch unavailable"
     assert st["openvino_cpu"].startswith("skipped: OpenVINO unavailable")
-    builds = discover_builds([_toy_onnx(tmp_path / "a.onnx", (0, 1)),
-                              _toy_onnx(tmp_path / "a_int8.onnx", (0, 1), precision="int8")])
+    builds = discover_builds([toy_onnx(tmp_path / "a.onnx", (0, 1)),
+                              toy_onnx(tmp_path / "a_int8.onnx", (0, 1), precision="int8")])
     assert [(b.name, b.format, b.precision) for b in builds] == [("a.onnx", "onnx", "fp32"),
                                                               ("a_int8.onnx", "onnx", "int8")]
     rows = {r.name: r.status for r in plan_rows(builds, st)}
@@ -90,8 +64,8 @@ def test_rows_without_onnxruntime_and_missing_builds(monkeypatch, tmp_path):
 
 
 def test_accuracy_columns_golden(tmp_path):
-    a = _toy_onnx(tmp_path / "a.onnx", (0, 1))                     # R vs G
-    b = _toy_onnx(tmp_path / "b.onnx", (0, 2), precision="int8")   # R vs B
+    a = toy_onnx(tmp_path / "a.onnx", (0, 1))                     # R vs G
+    b = toy_onnx(tmp_path / "b.onnx", (0, 2), precision="int8")   # R vs B
     rng = np.random.default_rng(0)
     imgs = [rng.integers(0, 256, (8, 8, 3), dtype=np.uint8) for _ in range(3)]
     labs = [rng.integers(0, 2, (8, 8)).astype(np.uint8) for _ in range(3)]
@@ -138,7 +112,7 @@ def test_report_helpers_golden():
 
 
 def test_cli_end_to_end_and_bad_input(tmp_path, capsys):
-    a = _toy_onnx(tmp_path / "a.onnx", (0, 1))
+    a = toy_onnx(tmp_path / "a.onnx", (0, 1))
     (tmp_path / "img").mkdir()
     (tmp_path / "lab").mkdir()
     rng = np.random.default_rng(1)
@@ -156,6 +130,9 @@ def test_cli_end_to_end_and_bad_input(tmp_path, capsys):
     assert row["e2e_fps"] > 0 and 0 <= row["miou"] <= 1 and rep["recommendation"]["row"] == "ORT CPU FP32"
     assert "ORT CPU FP32" in (out / "bench.md").read_text()
     assert rep["protocol"]["clock"] == "process_time"
+    printed = capsys.readouterr().out          # the table on stdout: real lines, not "\\n"
+    assert printed.startswith("Device: ") and "\\n" not in printed
+    assert printed.splitlines()[2].startswith("| row |")
     assert main(["--model", str(tmp_path / "missing.onnx")]) == 2
     assert "error: --model" in capsys.readouterr().err
     assert not (tmp_path / "missing.onnx").exists()
@@ -198,8 +175,8 @@ def test_infer_compare_second_build_differs(tmp_path, tiny_onnx):
     from rdd.runtime.measure.score import compare_builds, predict, score
 
     img, lab = _image_folder(tmp_path, classes=2)
-    a = _toy_onnx(tmp_path / "a.onnx", (0, 1))
-    b = _toy_onnx(tmp_path / "b.onnx", (0, 2))
+    a = toy_onnx(tmp_path / "a.onnx", (0, 1))
+    b = toy_onnx(tmp_path / "b.onnx", (0, 2))
     frames = Frames.from_folder(img, lab)
     ba, bb = OrtBackend(a), OrtBackend(b)
     c = compare_builds(ba, bb, frames, (48, 64))

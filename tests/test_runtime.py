@@ -442,7 +442,7 @@ def test_runtime_import_does_not_import_torch():
 
 
 def test_report_json_safe_and_summary_line():
-    from rdd.runtime.stream.stream import format_summary
+    from rdd.runtime.stream.summary import format_summary
     from rdd.runtime.runner import json_safe as _json_safe
 
     rep = {"model": "m", "backend": "ort", "device": "cpu", "frames": 3, "inference_size": [4, 6],

@@ -509,7 +509,7 @@ def test_batch_splits_at_a_change_of_input_size(conv_onnx, tmp_path):
 
 
 def test_summary_line_names_batch_realtime_and_flicker():
-    from rdd.runtime.stream.temporal import stream_summary
+    from rdd.runtime.stream.summary import stream_summary
 
     rep = {"batch": 4, "realtime": {"fps": 30.0, "dropped_frames": 3, "frames_read": 120,
                                     "deadline_misses": 7},

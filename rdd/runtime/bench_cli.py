@@ -118,6 +118,7 @@ def _main(argv: list[str] | None, prog: str) -> int:
             check_outputs({"out": (cfg.out, "dir")},
                           {"model": cfg.model, "images": cfg.images, "labels": cfg.labels,
                            "clip": cfg.clip})
+            _not_a_model_folder(cfg.out, cfg.model)
         try:
             rep = bench(cfg, argv=argv, results=results)
         except Interrupted as e:   # what was measured is kept
@@ -136,6 +137,19 @@ def _main(argv: list[str] | None, prog: str) -> int:
               + (f"; {cfg.out} holds them" if cfg.out else ""), file=sys.stderr)
         return SIGNAL_EXIT_CODES[stop]
     return 0
+
+
+def _not_a_model_folder(out: str, models: list[str]) -> None:
+    """``out`` may not be the folder a ``model`` file sits in (its ``bench.json`` would land
+    beside the model, or replace a model named ``bench.onnx``'s metadata sidecar)."""
+    from rdd.runtime.errors import OptionError
+
+    real = os.path.realpath(out)
+    for m in models:
+        if os.path.isfile(m) and real == os.path.dirname(os.path.realpath(m)):
+            q = lambda p: str(p).replace("{", "{{").replace("}", "}}")  # noqa: E731
+            raise OptionError("out", f"{q(out)} is the folder of the {{model}} input {q(m)}; "
+                                     "write outputs elsewhere")
 
 
 def _write(cfg: Any, rep: dict) -> None:
@@ -160,7 +174,7 @@ def _write(cfg: Any, rep: dict) -> None:
                           else f"No measured row within {cfg.recommend} mIoU points of the "
                                "best model's FP32 row.")
     rep = json.loads(json.dumps(json_safe(rep), default=str))
-    print(printable(text) if cfg.format == "md" else json.dumps(rep, indent=2)
+    print(printable(text, lines=True) if cfg.format == "md" else json.dumps(rep, indent=2)
           if cfg.format == "json" else csv_table(rep["results"]), end="\n" if cfg.format != "csv"
           else "")
     if not cfg.out:

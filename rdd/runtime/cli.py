@@ -45,11 +45,19 @@ def build_parser(prog: str = "rdd-infer"):
 class _Signals:
     """SIGINT/SIGTERM handlers for one :func:`main` call (restored afterwards).
 
-    While a pipeline runs (``stop`` armed) the first signal asks it to stop after the frame in
-    hand, so the outputs and report of the frames done are written; otherwise (imports, model
-    loading, a second signal) it raises :class:`~rdd.runtime.stream.stop.Interrupted` — once:
-    a further signal while that exception unwinds is ignored (a double Ctrl-C must not abort
-    the interpreter in the middle of cleaning up).
+    The first signal decides. While a pipeline runs (``stop`` armed) it asks it to stop after the
+    frame in hand, so the outputs and report of the frames done are written; otherwise (imports,
+    model loading, writing the outputs) it raises :class:`~rdd.runtime.stream.stop.Interrupted`.
+    It is also recorded on ``stop``: should that exception be swallowed (raised inside an
+    extension's init it becomes an ``ImportError``, which an optional import may catch), the
+    pipeline stops as it starts instead of the interruption being lost. Once the run is over
+    (``done``) a signal is only recorded.
+
+    Every further signal is ignored: the command is already ending, and an exception thrown into
+    its cleanup (joining the pipeline's threads, committing the outputs) would lose the frames
+    done or leave a thread running inside OpenCV or a runtime at exit, which aborts the
+    interpreter (SIGABRT). The handler only sets attributes: it takes no lock, so it cannot
+    deadlock with the code it interrupted.
     """
 
     def __init__(self) -> None:
@@ -57,7 +65,7 @@ class _Signals:
 
         self.stop = StopSignal()
         self.received: str | None = None
-        self._raised = False
+        self.done = False
         self._old: dict[int, object] = {}
 
     def install(self) -> None:
@@ -67,22 +75,23 @@ class _Signals:
         except ValueError:  # not the main thread: leave signals alone
             self.restore()
 
-    def restore(self) -> None:
+    def restore(self, exiting: bool = False) -> None:
+        """Put the previous handlers back; ``exiting`` (the program ends after an interruption):
+        ignore SIGINT/SIGTERM instead, so a further Ctrl-C while the interpreter shuts down
+        (onnxruntime's and OpenCV's teardown runs after Python's handlers are gone) cannot turn
+        exit 130 into a death by SIGINT."""
         for sig, old in self._old.items():
-            signal.signal(sig, old)
+            signal.signal(sig, signal.SIG_IGN if exiting else old)
         self._old.clear()
 
     def _handle(self, signum: int, frame: object) -> None:
-        reason = "sigint" if signum == signal.SIGINT else "sigterm"
-        first = self.received is None
-        self.received = self.received or reason
-        if first and self.stop.armed:
-            self.stop.request(reason)
+        if self.received is not None:   # one interruption is enough
             return
-        if self._raised:  # already unwinding: one interruption is enough
-            return
-        self._raised = True
-        raise Interrupted(self.received)
+        self.received = reason = "sigint" if signum == signal.SIGINT else "sigterm"
+        armed = self.stop.armed
+        self.stop.request(reason)       # flags only (the pipeline's listener too)
+        if not armed and not self.done:
+            raise Interrupted(reason)
 
 
 def _interrupted(reason: str) -> int:
@@ -114,7 +123,8 @@ def main(argv: list[str] | None = None, prog: str = "rdd-infer") -> int:
         print(f"error: {printable(' '.join(str(e).split()))}", file=sys.stderr)
         return 1
     finally:
-        signals.restore()
+        # argv None: this is the program (console script, python -m), ending now
+        signals.restore(exiting=argv is None and signals.received is not None)
 
 
 def _main(argv: list[str] | None, prog: str, signals: _Signals) -> int:
@@ -123,10 +133,11 @@ def _main(argv: list[str] | None, prog: str, signals: _Signals) -> int:
     args = cfg = parse_options(build_parser(prog), InferOptions, argv)
     from rdd.runtime.errors import InputError, one_line, printable
     from rdd.runtime.runner import run_inference
-    from rdd.runtime.stream.stream import format_summary
+    from rdd.runtime.stream.summary import format_summary
 
     try:
         rep = run_inference(cfg, stop=signals.stop)
+        signals.done = True   # outputs committed: a signal from here on is only recorded
     except KeyboardInterrupt:
         raise
     except (InputError, FileNotFoundError) as e:

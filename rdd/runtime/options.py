@@ -175,8 +175,9 @@ class InferOptions:
                             "'stream_ended', exit 2. 0 = no reconnect")
     max_frames: int | None = option(None, ge=1, metavar="N", doc="stop after this many frames "
                                     "read from the input")
-    warmup: int = option(5, ge=0, metavar="N", doc="first frames excluded from statistics (at "
-                         "most all but one: the report's 'warmup' says how many were)")
+    warmup: int = option(5, ge=0, metavar="N", doc="first frames excluded from statistics (none "
+                         "if fewer than 2 would be left: the report's 'warmup' says how many "
+                         "were, 'note' why)")
     resize: str = option("model", parse=_resize, check=_check_resize, metavar="model|native|HxW",
                          doc="inference size: 'model' = the model's input_size (the size it was "
                              "exported and evaluated at), 'native' = each frame's own size, or "
@@ -276,6 +277,10 @@ class BenchOptions:
     def _validate(self) -> None:
         if self.labels and not self.images:
             raise invalid("labels", "needs {images}")
+        for key in ("threads", "batch"):   # the walker's ge on a list means "non-empty"
+            bad = [v for v in getattr(self, key) or () if v < 1]
+            if bad:
+                raise invalid(key, f"must be >= 1, got {bad[0]}")
         for size in self.sizes:
             _check_size_bound(size, self.max_input_pixels, "sizes")
 

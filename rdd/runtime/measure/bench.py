@@ -427,6 +427,7 @@ def _e2e_interleaved(rows: Mapping[str, _Open], clip: Any, frames: int,
 
 def _e2e_fps(o: _Open, clip: Any, n: int) -> float | None:
     from rdd.runtime.stream.sources import ImageFolderSource, VideoSource
+    from rdd.runtime.stream.stop import SIGNAL_EXIT_CODES, Interrupted
     from rdd.runtime.stream.stream import Pipeline, PipelineConfig
 
     is_video = isinstance(clip, (str, Path)) and Path(clip).is_file() and \
@@ -437,5 +438,7 @@ def _e2e_fps(o: _Open, clip: Any, n: int) -> float | None:
                                                              resize=o.hw)).run()
     finally:
         src.close()
+    if rep.get("stop_reason") in SIGNAL_EXIT_CODES:   # the pipeline took a Ctrl-C as its stop:
+        raise Interrupted(rep["stop_reason"])          # it ends the benchmark, not just this run
     fps = rep.get("fps")
     return float(fps) if fps is not None and math.isfinite(fps) else None

@@ -30,7 +30,8 @@ class Channel:
 
     ``put`` blocks while the queue is full until the run stops (``stop`` set: returns False);
     ``get`` blocks until an item arrives, or returns :data:`END` once the run stops early
-    (``stopping()`` true: an error or a stop request)."""
+    (``stopping()`` true: an error or a stop request, which may be a bare flag set by a signal
+    handler before ``stop`` is)."""
 
     def __init__(self, maxsize: int, stop: threading.Event, stopping: Callable[[], bool]) -> None:
         self.q: queue.Queue = queue.Queue(maxsize=maxsize)
@@ -63,7 +64,7 @@ class Channel:
             try:
                 return self.q.get(timeout=0.1)
             except queue.Empty:
-                if self._stop.is_set() and self._stopping():
+                if self._stopping():
                     return END
 
     def close(self) -> None:

@@ -35,13 +35,13 @@ from rdd.runtime.stream.pacing import END, Batcher, Channel, Pacer
 from rdd.runtime.stream.labels import LabelFolder
 from rdd.runtime.stream.sources import FrameSource
 from rdd.runtime.stream.stop import COMPLETE_REASONS, StopSignal, stop_reason
-from rdd.runtime.stream.temporal import FlickerMeter, stream_summary
+from rdd.runtime.stream.temporal import FlickerMeter
 from rdd.runtime.stream.transforms import (OverlayRenderer, Resize, draw_text, fit, model_input,
                                            resize_labels)
 from rdd.runtime.stream.writers import OverlayFolder, OverlayVideo, commit, discard
 from rdd.runtime.timing import latency_stats
 
-__all__ = ["PipelineConfig", "Pipeline", "summarize_times", "format_summary", "STAGES", "STEPS"]
+__all__ = ["PipelineConfig", "Pipeline", "summarize_times", "STAGES", "STEPS"]
 
 #: per-frame stages of ``stages_ms`` (percentiles; ``postprocess`` is the writer thread's work)
 STAGES = ("decode", "preprocess", "inference", "postprocess")
@@ -283,10 +283,12 @@ class Pipeline:
 
     # ------------------------------------------------------------------ driver
     def request_stop(self, reason: str = "sigint") -> None:
-        """Stop after the frame in hand, keeping what is done (safe to call from a signal handler)."""
+        """Stop after the frame in hand, keeping what is done. Sets a flag and takes no lock, so
+        a signal handler may call it at any moment (even one that interrupted this thread inside
+        a lock); the run's threads see it within their 0.1 s polls and the driver then sets
+        ``_stop`` itself."""
         if self._stop_request is None:
             self._stop_request = reason
-        self._stop.set()
 
     def run(self, *, commit_outputs: bool = True) -> dict[str, Any]:
         """Process the source; returns the report dict (see :meth:`report`).
@@ -325,6 +327,8 @@ class Pipeline:
             stop._listener = lambda: self.request_stop(stop.reason or "sigint")
             if stop.reason is not None:  # requested before the run began
                 self.request_stop(stop.reason)
+        if self._stop_request is not None:
+            self._stop.set()
         self._t_start = time.perf_counter()
         reader.start()
         writer.start()
@@ -339,10 +343,12 @@ class Pipeline:
             self._stop.set()
         finally:
             # Normal end: the reader has finished. Early stop: `_stop` makes a blocked reader give up.
+            if self._stop_request is not None:
+                self._stop.set()
             chan_out.close()
             self.source.interrupt()  # a live source waiting to reconnect gives up too
-            reader.join()
-            writer.join()
+            for t in (reader, writer):
+                _join(t, self)
             if self.video is not None:
                 self.video.close()  # finalises the mp4 (also after an early stop)
             if stop is not None:
@@ -396,7 +402,12 @@ class Pipeline:
     def report(self) -> dict[str, Any]:
         """Figures after warm-up: FPS, latency percentiles, per-stage times, mIoU when labelled."""
         n = len(self._records)
-        warm = min(max(int(self.cfg.warmup), 0), max(n - 1, 0))
+        asked = max(int(self.cfg.warmup), 0)
+        # a rate needs two measured frames: a warm-up that leaves fewer is not applied at all
+        warm = asked if n - asked >= 2 else 0
+        note = (f"warm-up of {asked} frames not applied: only {n} frames were processed, so "
+                "every frame is measured (warm-up effects included)"
+                if n and warm < asked else None)
         recs = self._records[warm:]
         if warm > 0:
             t_begin = self._t_done[warm - 1]
@@ -438,6 +449,8 @@ class Pipeline:
         rep.update(completed=reason in COMPLETE_REASONS, stop_reason=reason)
         if detail:
             rep["stop_detail"] = detail
+        if note:
+            rep["note"] = note
         if self.cm is not None:
             res = self.cm.compute()
             names = self.meta.classes.names
@@ -461,29 +474,19 @@ class Pipeline:
         return rep
 
 
+def _join(thread: threading.Thread, pipe: Pipeline) -> None:
+    """Wait for one of the run's threads to end. A ``KeyboardInterrupt`` meanwhile (a library
+    caller's second Ctrl-C) is taken as a stop request and the wait goes on: a thread left running
+    inside OpenCV or a runtime when the interpreter exits aborts it (SIGABRT)."""
+    while thread.is_alive():
+        try:
+            thread.join()
+        except KeyboardInterrupt as e:
+            pipe.request_stop(getattr(e, "reason", "sigint"))
+            pipe._stop.set()
+
+
 def _lap(t: float) -> tuple[float, float]:
     """``(now, now - t)``."""
     now = time.perf_counter()
     return now, now - t
-
-
-def format_summary(rep: dict[str, Any]) -> str:
-    """One human line: model, backend, frames, FPS, latency, mIoU (``None`` prints as nan)."""
-    rep = {**rep, **{k: (float("nan") if rep.get(k) is None else rep[k])
-                     for k in ("fps", "inference_fps", "miou") if k in rep}}
-    rep["latency_ms"] = {k: (float("nan") if v is None else v)
-                         for k, v in rep["latency_ms"].items()}
-    size = "×".join(str(v) for v in rep["inference_size"]) if rep.get("inference_size") else "?"
-    if rep.get("resize"):
-        size += f" ({rep['resize']})"
-    s = (f"{rep.get('model', '?')} [{rep.get('backend')}/{rep.get('backend_device', '?')}] {rep['frames']} frames "
-         f"@ {size}: {rep['fps']:.1f} FPS end-to-end (inference {rep['inference_fps']:.1f} FPS), "
-         f"latency p50 {rep['latency_ms']['p50']:.1f} ms p99 {rep['latency_ms']['p99']:.1f} ms")
-    if "miou" in rep:
-        s += f", mIoU {100 * rep['miou']:.2f}% over {rep['labelled_frames']} labelled frames"
-        if rep.get("labels_missing"):
-            s += f" ({rep['labels_missing']} without a mask, skipped)"
-    s += stream_summary(rep)
-    if rep.get("out"):
-        s += f" → {rep['out']}"
-    return s

@@ -35,8 +35,7 @@ import numpy as np
 
 from rdd.runtime.timing import latency_stats
 
-__all__ = ["label_change_rate", "FlickerMeter", "interval_stats", "realtime_summary",
-           "stream_summary"]
+__all__ = ["label_change_rate", "FlickerMeter", "interval_stats", "realtime_summary"]
 
 
 def label_change_rate(prev: np.ndarray, cur: np.ndarray, valid: np.ndarray | None = None) -> float:
@@ -139,18 +138,3 @@ def realtime_summary(*, fps: float, fps_from: str, live: bool, frames_read: int,
         "deadline_miss_rate": misses / lat.size if lat.size else math.nan,
         "output_interval_ms": iv, "jitter_ms": {"std": iv["std"], "p99": iv["p99"]},
     }
-
-
-def stream_summary(rep: dict[str, Any]) -> str:
-    """``", batch 4, real time @ 30 fps: 3/120 dropped, …, flicker 1.20% (labels 0.90%)"``:
-    the batch, ``realtime`` and flicker figures of a report for its summary line ("" if none)."""
-    s = f", batch {rep['batch']}" if (rep.get("batch") or 1) > 1 else ""
-    rt = rep.get("realtime")
-    if rt:
-        s += (f", real time @ {rt['fps']:g} fps: {rt['dropped_frames']}/{rt['frames_read']} "
-              f"dropped, {rt['deadline_misses']} deadline misses")
-    if rep.get("flicker") is not None:
-        s += f", flicker {100 * rep['flicker']:.2f}%"
-        if rep.get("flicker_gt") is not None:
-            s += f" (labels {100 * rep['flicker_gt']:.2f}%)"
-    return s
