@@ -242,3 +242,30 @@ def test_bench_says_why_no_model_opens(tmp_path, tiny_model, hostile_pickle, cap
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert len(lines) == 1 and "refused" in lines[0] and str(pt) in lines[0], err
     assert not marker.exists() and not (tmp_path / "b").exists()
+
+
+def test_plot_labels_never_overlap_and_markers_say_head_and_input():
+    """Coincident and near points share or alternate labels: no two label boxes intersect; the
+    marker is a triangle for a lowres head and hollow for uint8 input."""
+    pytest.importorskip("matplotlib")
+    from rdd.runtime.measure.bench_report import plot_figure
+
+    def row(p50, miou, head="full", inp="float32"):
+        return {"status": "ok", "row": "r", "model": "m.onnx", "size": [8, 8], "threads": 1,
+                "latency_ms": {"p50": p50}, "miou": miou, "head": head, "input": inp}
+
+    rows = [row(7.84, .5197, "lowres", "uint8"), row(7.87, .5197, "lowres"), row(7.9, .5196),
+            row(14.0, .5198), row(14.1, .5195, "lowres", "uint8"), row(14.2, .5199), row(20, .51)]
+    fig = plot_figure(rows, title="t")
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    ax = fig.axes[0]
+    boxes = [t.get_window_extent(r) for t in ax.texts]
+    assert sum(len(t.get_text().split(",")) for t in ax.texts) == len(rows)   # every point named
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    marks = [(c.get_paths()[0].vertices.shape[0], c.get_facecolors().size) for c in ax.collections]
+    assert marks[0][1] == 0 and marks[1][1] > 0          # uint8 hollow, float filled
+    assert marks[0][0] != marks[2][0]                    # triangle vs circle
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)

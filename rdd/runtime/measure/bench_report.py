@@ -10,7 +10,8 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
-__all__ = ["pareto_front", "recommend", "markdown_table", "csv_table", "save_plot", "CSV_COLUMNS"]
+__all__ = ["pareto_front", "recommend", "markdown_table", "csv_table", "save_plot", "plot_figure",
+           "CSV_COLUMNS"]
 
 
 def _ok(r: dict[str, Any]) -> bool:
@@ -124,10 +125,31 @@ def csv_table(rows: Sequence[dict[str, Any]]) -> str:
 
 def save_plot(rows: Sequence[dict[str, Any]], path: str | os.PathLike, *, title: str = "") -> str | None:
     """Latency p50 against mIoU, one numbered point per measured row, the Pareto front drawn
-    and a key beside the axes (labels never overlap points or each other, nothing is clipped).
+    and a key beside the axes (labels never overlap each other, nothing is clipped); the marker
+    says the head (circle ``full``, triangle ``lowres``), a hollow one a ``uint8``-input build.
 
     Returns ``None`` when written, else why not (``"matplotlib is not installed"``, ``"no row
     has both a latency and an mIoU"``)."""
+    fig = plot_figure(rows, title=title)
+    if isinstance(fig, str):
+        return fig
+    import matplotlib.pyplot as plt
+
+    from rdd.spec import atomic_path
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format=path.suffix.lstrip(".") or "png", bbox_inches="tight")
+    plt.close(fig)
+    return None
+
+
+#: head → marker; a uint8-input build is drawn hollow
+MARKERS = {"full": "o", "lowres": "^"}
+
+
+def plot_figure(rows: Sequence[dict[str, Any]], *, title: str = "") -> Any:
+    """The figure :func:`save_plot` writes (a matplotlib ``Figure``), or why there is none."""
     pts = [r for r in rows if _ok(r) and _num(r.get("latency_ms", {}).get("p50")) is not None
            and _num(r.get("miou")) is not None]
     if not pts:
@@ -139,40 +161,68 @@ def save_plot(rows: Sequence[dict[str, Any]], path: str | os.PathLike, *, title:
         import matplotlib.pyplot as plt
     except ImportError:
         return "matplotlib is not installed (pip install matplotlib)"
-    from rdd.spec import atomic_path
+    import textwrap
 
     xy = [(r["latency_ms"]["p50"], 100 * r["miou"]) for r in pts]
     front = set(pareto_front(xy))
     many = len({tuple(p["size"]) for p in pts}) > 1 or len({p["threads"] for p in pts}) > 1
     fig, ax = plt.subplots(figsize=(10, 4.8))
-    for i, (r, (x, y)) in enumerate(zip(pts, xy), 1):
-        ax.scatter([x], [y], color="tab:red" if i - 1 in front else "tab:blue", zorder=3, s=28)
-        ax.annotate(str(i), (x, y), textcoords="offset points", xytext=(0, 6), ha="center",
-                    fontsize=8)
+    for i, (r, (x, y)) in enumerate(zip(pts, xy)):
+        color = "tab:red" if i in front else "tab:blue"
+        hollow = r.get("input") == "uint8"
+        ax.scatter([x], [y], marker=MARKERS.get(r.get("head"), "o"), s=32, zorder=3,
+                   facecolors="none" if hollow else color, edgecolors=color)
     fx = sorted(xy[i] for i in front)
-    ax.plot([p[0] for p in fx], [p[1] for p in fx], "--", color="tab:red", zorder=2,
-            label="Pareto front")
+    ax.plot([p[0] for p in fx], [p[1] for p in fx], "--", color="tab:red", zorder=2)
     lo, hi = min(p[0] for p in xy), max(p[0] for p in xy)
     if lo > 0 and hi / lo > 5:  # e.g. torch eager beside INT8 builds
         ax.set_xscale("log")
     ys = [p[1] for p in xy]
     pad = max(0.5, 0.15 * (max(ys) - min(ys)))          # a span of 0.1 points is not a front
     ax.set_ylim(min(ys) - pad, max(ys) + pad)
-    xs = [p[0] for p in xy]
-    ax.set_xlim(min(xs) * 0.9, max(xs) * 1.1)
+    ax.set_xlim(lo * 0.9, hi * 1.1)
     ax.set_xlabel("latency p50 (ms, batch as listed)")
     ax.set_ylabel("mIoU (%)")
     ax.grid(alpha=0.3)
+    _number_points(ax, xy)
     key = [f"{i}  {r['row']} ({r['model']})" + (f" {r['size'][0]}×{r['size'][1]} t{r['threads']}"
                                                 if many else "") for i, r in enumerate(pts, 1)]
+    blank = plt.Line2D([], [], linestyle="none")
+    marks = [plt.Line2D([], [], linestyle="--", color="tab:red"),
+             plt.Line2D([], [], linestyle="none", marker="o", color="grey"),
+             plt.Line2D([], [], linestyle="none", marker="^", color="grey"),
+             plt.Line2D([], [], linestyle="none", marker="o", color="grey", markerfacecolor="none")]
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=7, frameon=False,
-              handles=[ax.lines[0]] + [plt.Line2D([], [], linestyle="none")] * len(key),
-              labels=["Pareto front"] + key)
-    import textwrap
-
+              handles=marks + [blank] * len(key),
+              labels=["Pareto front", "full head", "lowres head", "uint8 input (hollow)"] + key)
     fig.suptitle("\n".join(textwrap.wrap(title, 110)), fontsize=8)
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=120, format=path.suffix.lstrip(".") or "png", bbox_inches="tight")
-    plt.close(fig)
-    return None
+    return fig
+
+
+def _number_points(ax: Any, xy: Sequence[tuple[float, float]], *, near_px: float = 14.0) -> None:
+    """Number the points 1..n: points closer than ``near_px`` on screen share one label
+    (``"13,18"``), and a label closer than that to the one before it goes below its point
+    instead of above, so no two labels overlap."""
+    screen = ax.transData.transform(xy)
+    order = sorted(range(len(xy)), key=lambda i: (screen[i][0], screen[i][1]))
+    groups: list[list[int]] = []
+    for i in order:
+        for g in groups:
+            if abs(screen[g[0]][0] - screen[i][0]) < near_px and \
+                    abs(screen[g[0]][1] - screen[i][1]) < near_px:
+                g.append(i)
+                break
+        else:
+            groups.append([i])
+    placed: list[tuple[float, float, int]] = []      # (x, y, dy) of the labels so far
+    for g in groups:
+        x, y = screen[g[0]]
+        text = ",".join(str(i + 1) for i in sorted(g))
+        width = 6.0 * len(text) + near_px
+        dy = 6
+        if any(abs(px - x) < width and abs(py + pdy - (y + dy)) < near_px
+               for px, py, pdy in placed):
+            dy = -14
+        placed.append((x, y, dy))
+        ax.annotate(text, xy[g[0]], textcoords="offset points", xytext=(0, dy), ha="center",
+                    fontsize=8)
