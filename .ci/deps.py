@@ -15,6 +15,7 @@ pyproject.toml holds *ranges* (what users get); constraints.txt holds the exact 
 this interpreter), not everything else installed, and drops local version labels
 (``torch==2.13.0`` also matches the installed ``2.13.0+cpu`` wheel).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,11 +24,11 @@ import re
 import subprocess
 import sys
 import tempfile
-import tomllib
 from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
 from pathlib import Path
 
+import tomllib
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -35,8 +36,13 @@ PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
 
 # (python version, machine, newest glibc) the runtime must install on; Jetson JetPack 6 is
 # Ubuntu 22.04 (glibc 2.35) with Python 3.10.
-TARGETS = [("3.10", "x86_64", 28), ("3.11", "x86_64", 28), ("3.12", "x86_64", 28),
-           ("3.13", "x86_64", 28), ("3.10", "aarch64", 35)]
+TARGETS = [
+    ("3.10", "x86_64", 28),
+    ("3.11", "x86_64", 28),
+    ("3.12", "x86_64", 28),
+    ("3.13", "x86_64", 28),
+    ("3.10", "aarch64", 35),
+]
 X86_64 = [t for t in TARGETS if t[1] == "x86_64"]
 
 # The extras `resolve` checks by default, each on its own (a user installs one runtime), and where:
@@ -44,7 +50,11 @@ X86_64 = [t for t in TARGETS if t[1] == "x86_64"]
 # tools on x86_64 only (PyPI's aarch64 onnxruntime-gpu / TensorRT wheels are for SBSA servers, not
 # Jetson, whose TensorRT comes with JetPack).
 RESOLVE: dict[str, list[tuple[str, str, int]]] = {
-    "cpu": TARGETS, "openvino": TARGETS, "gpu": X86_64, "trt": X86_64, "trt-cu13": X86_64,
+    "cpu": TARGETS,
+    "openvino": TARGETS,
+    "gpu": X86_64,
+    "trt": X86_64,
+    "trt-cu13": X86_64,
     "export": X86_64,
 }
 
@@ -53,8 +63,7 @@ RESOLVE: dict[str, list[tuple[str, str, int]]] = {
 # `tensorrt_cu12_bindings==X` (PyPI wheels, one per CPython) and `tensorrt_cu12_libs==X` (a stub
 # sdist that downloads NVIDIA's libraries from pypi.nvidia.com when it is built: not resolvable
 # from PyPI's metadata, and gigabytes when it is).
-WHEEL_OF_SDIST = {"tensorrt-cu12": "tensorrt-cu12-bindings",
-                  "tensorrt-cu13": "tensorrt-cu13-bindings"}
+WHEEL_OF_SDIST = {"tensorrt-cu12": "tensorrt-cu12-bindings", "tensorrt-cu13": "tensorrt-cu13-bindings"}
 
 # Distributions an extra must not resolve to (a pattern on the canonical name): [trt] is CUDA 12.
 FORBIDDEN = {"trt": re.compile(r"cu13"), "trt-cu13": re.compile(r"cu12")}
@@ -89,8 +98,11 @@ def closure(reqs: list[Requirement]) -> dict[str, str]:
     """{canonical name: installed version} of ``reqs`` and everything they need (as installed)."""
     seen: dict[str, str] = {}
     done: set[tuple[str, str]] = set()
-    todo = [(r.name, tuple(sorted(r.extras))) for r in reqs
-            if r.marker is None or r.marker.evaluate({"extra": ""})]
+    todo = [
+        (r.name, tuple(sorted(r.extras)))
+        for r in reqs
+        if r.marker is None or r.marker.evaluate({"extra": ""})
+    ]
     while todo:
         name, exts = todo.pop()
         dist = metadata.distribution(name)
@@ -143,15 +155,35 @@ def binary_requirements(reqs: list[Requirement]) -> list[Requirement]:
     return out
 
 
-def resolve_one(reqs: list[Requirement], python: str, machine: str, glibc: int,
-                timeout: float, forbidden: re.Pattern | None = None) -> tuple[bool, str]:
+def resolve_one(
+    reqs: list[Requirement],
+    python: str,
+    machine: str,
+    glibc: int,
+    timeout: float,
+    forbidden: re.Pattern | None = None,
+) -> tuple[bool, str]:
     """``pip install --dry-run`` of ``reqs`` for another Python/platform; (ok, summary). Not ok
     either when pip fails or when a distribution it picks matches ``forbidden``."""
     with tempfile.TemporaryDirectory(prefix="rdd-resolve-") as tmp:
         report = Path(tmp) / "report.json"
-        cmd = [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed",
-               "--quiet", "--disable-pip-version-check", "--target", str(Path(tmp) / "t"),
-               "--python-version", python, "--only-binary=:all:", "--report", str(report)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--dry-run",
+            "--ignore-installed",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--target",
+            str(Path(tmp) / "t"),
+            "--python-version",
+            python,
+            "--only-binary=:all:",
+            "--report",
+            str(report),
+        ]
         for tag in platforms(machine, glibc):
             cmd += ["--platform", tag]
         cmd += [str(r) for r in reqs]
@@ -164,11 +196,16 @@ def resolve_one(reqs: list[Requirement], python: str, machine: str, glibc: int,
             return False, " | ".join(errs[:3]) or f"pip exited {p.returncode}"
         got = json.loads(report.read_text())["install"]
         names = {canonicalize_name(r.name) for r in reqs}
-        picked = sorted(f"{i['metadata']['name']}=={i['metadata']['version']}" for i in got
-                        if canonicalize_name(i["metadata"]["name"]) in names)
-        bad = sorted(f"{i['metadata']['name']}=={i['metadata']['version']}" for i in got
-                     if forbidden is not None
-                     and forbidden.search(canonicalize_name(i["metadata"]["name"])))
+        picked = sorted(
+            f"{i['metadata']['name']}=={i['metadata']['version']}"
+            for i in got
+            if canonicalize_name(i["metadata"]["name"]) in names
+        )
+        bad = sorted(
+            f"{i['metadata']['name']}=={i['metadata']['version']}"
+            for i in got
+            if forbidden is not None and forbidden.search(canonicalize_name(i["metadata"]["name"]))
+        )
         if bad:
             return False, f"resolved to {' '.join(bad)}, which this extra must not install"
         return True, " ".join(picked)
@@ -180,17 +217,23 @@ def main(argv: list[str] | None = None) -> int:
     f = sub.add_parser("freeze", help="print constraints.txt")
     f.add_argument("--extras", default="dev")
     r = sub.add_parser("resolve", help="dry-run resolution for Python 3.10-3.13")
-    r.add_argument("--extras", default=None,
-                   help="extras installed together, comma-separated (default: each extra of "
-                        f"{', '.join(RESOLVE)} on its own)")
+    r.add_argument(
+        "--extras",
+        default=None,
+        help="extras installed together, comma-separated (default: each extra of "
+        f"{', '.join(RESOLVE)} on its own)",
+    )
     r.add_argument("--timeout", type=float, default=300.0, help="seconds per target")
     r.add_argument("--jobs", type=int, default=4, help="dry runs at a time (network-bound)")
     args = ap.parse_args(argv)
     if args.cmd == "freeze":
         sys.stdout.write(freeze(tuple(e for e in args.extras.split(",") if e)))
         return 0
-    groups = ([tuple(e for e in args.extras.split(",") if e)] if args.extras is not None
-              else [(e,) for e in RESOLVE])
+    groups = (
+        [tuple(e for e in args.extras.split(",") if e)]
+        if args.extras is not None
+        else [(e,) for e in RESOLVE]
+    )
     return resolve(groups, args.timeout, args.jobs)
 
 
@@ -208,8 +251,12 @@ def resolve(groups: list[tuple[str, ...]], timeout: float = 300.0, jobs: int = 4
     def one(item):
         _extras, reqs, (python, machine, glibc), pattern = item
         ok, summary = resolve_one(reqs, python, machine, glibc, timeout, pattern)
-        if (not ok and "No matching distribution" not in summary and "conflict" not in summary
-                and "must not install" not in summary):
+        if (
+            not ok
+            and "No matching distribution" not in summary
+            and "conflict" not in summary
+            and "must not install" not in summary
+        ):
             ok, summary = resolve_one(reqs, python, machine, glibc, timeout, pattern)  # blip
         return ok, summary
 
@@ -219,12 +266,14 @@ def resolve(groups: list[tuple[str, ...]], timeout: float = 300.0, jobs: int = 4
             name = f"rdd-edge[{','.join(extras)}]"
             if not ok:
                 failed.append(name)
-            print(f"{'ok  ' if ok else 'FAIL'} {name} Python {python} {machine}: {summary}",
-                  flush=True)
+            print(f"{'ok  ' if ok else 'FAIL'} {name} Python {python} {machine}: {summary}", flush=True)
     if failed:
-        print(f"error: {len(failed)} of {len(work)} dry runs failed "
-              f"({', '.join(dict.fromkeys(failed))}; see FAIL lines): fix the ranges in "
-              "pyproject.toml", file=sys.stderr)
+        print(
+            f"error: {len(failed)} of {len(work)} dry runs failed "
+            f"({', '.join(dict.fromkeys(failed))}; see FAIL lines): fix the ranges in "
+            "pyproject.toml",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

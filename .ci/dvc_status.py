@@ -12,6 +12,7 @@ stage that was never run. Each is printed as one line (``<dvc.yaml>:<stage>: <en
 exit status is 1. Frozen stages (finished study runs) are not compared with today's code by
 DVC, only their outputs are.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,8 +32,14 @@ def _overlaps(a: str, b: str) -> bool:
 
 def missing_outputs(status: dict) -> set[str]:
     """The outputs ``dvc status --json`` reports as not in the cache or deleted."""
-    return {path for entries in status.values() for e in entries if isinstance(e, dict)
-            for path, state in e.get("changed outs", {}).items() if state in ALLOWED_OUTS}
+    return {
+        path
+        for entries in status.values()
+        for e in entries
+        if isinstance(e, dict)
+        for path, state in e.get("changed outs", {}).items()
+        if state in ALLOWED_OUTS
+    }
 
 
 def problems(status: dict, outs: dict[str, str], missing: set[str]) -> list[str]:
@@ -42,21 +49,23 @@ def problems(status: dict, outs: dict[str, str], missing: set[str]) -> list[str]
     (:func:`missing_outputs`): a dependency on one of them changes with it."""
     bad = []
     for stage, entries in status.items():
-        name = stage if ":" in stage else f"dvc.yaml:{stage}"   # root stages come unprefixed
+        name = stage if ":" in stage else f"dvc.yaml:{stage}"  # root stages come unprefixed
         for entry in entries:
-            if isinstance(entry, str):      # "changed command", "changed checksum", ...
+            if isinstance(entry, str):  # "changed command", "changed checksum", ...
                 bad.append(f"{name}: {entry}")
                 continue
             for kind, paths in entry.items():
                 for path, state in paths.items():
-                    if isinstance(state, dict):                         # a params file
+                    if isinstance(state, dict):  # a params file
                         bad += [f"{name}: changed params: {state[k]} {path}:{k}" for k in state]
                     elif kind == "changed outs" and state in ALLOWED_OUTS:
                         continue
-                    elif kind == "changed deps" and state in ("deleted", "modified") and any(
-                            s != stage and o in missing and _overlaps(path, o)
-                            for o, s in outs.items()):
-                        continue                    # another stage's output, missing here
+                    elif (
+                        kind == "changed deps"
+                        and state in ("deleted", "modified")
+                        and any(s != stage and o in missing and _overlaps(path, o) for o, s in outs.items())
+                    ):
+                        continue  # another stage's output, missing here
                     else:
                         bad.append(f"{name}: {kind}: {state} {path}")
     return bad
@@ -67,14 +76,21 @@ def stage_outputs(repo_root: Path) -> dict[str, str]:
     from dvc.repo import Repo
 
     with Repo(str(repo_root)) as repo:
-        return {Path(os.path.relpath(o.fs_path, repo_root)).as_posix(): o.stage.addressing
-                for o in repo.index.outs}
+        return {
+            Path(os.path.relpath(o.fs_path, repo_root)).as_posix(): o.stage.addressing
+            for o in repo.index.outs
+        }
 
 
 def dvc_status(dvc_file: str) -> dict:
     env = {**os.environ, "DVC_NO_ANALYTICS": "1"}
-    r = subprocess.run([sys.executable, "-m", "dvc", "status", "--json", dvc_file], cwd=ROOT,
-                       env=env, capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "dvc", "status", "--json", dvc_file],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     if r.returncode != 0:
         sys.exit(f"dvc status {dvc_file} failed ({r.returncode}): {r.stderr.strip()}")
     return json.loads(r.stdout or "{}")
@@ -83,8 +99,10 @@ def dvc_status(dvc_file: str) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("files", nargs="*", help="dvc.yaml files (default: all of them)")
-    files = ap.parse_args().files or ["dvc.yaml", *sorted(
-        p.relative_to(ROOT).as_posix() for p in ROOT.glob("studies/*/dvc.yaml"))]
+    files = ap.parse_args().files or [
+        "dvc.yaml",
+        *sorted(p.relative_to(ROOT).as_posix() for p in ROOT.glob("studies/*/dvc.yaml")),
+    ]
     outs = stage_outputs(ROOT)
     statuses = {f: dvc_status(f) for f in files}
     missing = set().union(*map(missing_outputs, statuses.values()))
@@ -93,8 +111,9 @@ def main() -> int:
         bad = problems(status, outs, missing)
         for line in bad:
             print(line)
-        print(f"{f}: {'ok (only missing outputs)' if not bad else f'{len(bad)} stale entries'}",
-              file=sys.stderr)
+        print(
+            f"{f}: {'ok (only missing outputs)' if not bad else f'{len(bad)} stale entries'}", file=sys.stderr
+        )
         failed += bool(bad)
     return 1 if failed else 0
 

@@ -9,6 +9,7 @@ rounds, ONNX Runtime's threads not spinning), as ``rdd-bench`` and the export st
 
     python benchmarks/export.py --widths 0.5 --sizes 360x480 --int8 qdq_u8s8_rr qdq_u8s8
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,8 +38,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--runs", type=int, default=30)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--calib-frames", type=int, default=16)
-    p.add_argument("--camvid", type=Path,
-                   default=Path(__file__).resolve().parents[2] / "shared" / "data" / "camvid")
+    p.add_argument(
+        "--camvid", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data" / "camvid"
+    )
     p.add_argument("--int8", nargs="+", default=["qdq_u8s8_rr"], choices=sorted(INT8_VARIANTS))
     args = p.parse_args(argv)
 
@@ -55,17 +57,20 @@ def main(argv: list[str] | None = None) -> dict:
     from rdd.spec import CAMVID_CLASSES, Normalization
 
     sizes = [tuple(int(v) for v in s.lower().split("x")) for s in args.sizes]
-    result = {"device": device_info(), "threads": args.threads, "unit": "ms (batch 1)",
-              "results": []}
+    result = {"device": device_info(), "threads": args.threads, "unit": "ms (batch 1)", "results": []}
     tmp = Path(tempfile.mkdtemp(prefix="rdd_bench_"))
     for wm in args.widths:
         torch.manual_seed(0)
         model = create_model("lraspp_mobilenetv2", num_classes=11, width_mult=wm).eval()
         art = tmp / f"w{wm}.pt"
-        save_artifact(art, model, classes=CAMVID_CLASSES, normalization=Normalization(),
-                      input_size=sizes[0])
-        fp32 = export_onnx(model, tmp / f"w{wm}.onnx", classes=CAMVID_CLASSES,
-                           normalization=Normalization(), input_size=sizes[0])["path"]
+        save_artifact(art, model, classes=CAMVID_CLASSES, normalization=Normalization(), input_size=sizes[0])
+        fp32 = export_onnx(
+            model,
+            tmp / f"w{wm}.onnx",
+            classes=CAMVID_CLASSES,
+            normalization=Normalization(),
+            input_size=sizes[0],
+        )["path"]
         if (args.camvid / "train.txt").exists():
             from rdd.data import build_dataset
 
@@ -73,18 +78,28 @@ def main(argv: list[str] | None = None) -> dict:
         else:
             rng = np.random.default_rng(0)
             calib = [rng.integers(0, 256, (*sizes[0], 3), dtype=np.uint8) for _ in range(16)]
-        builds = {"torch_eager": open_build(art, threads=args.threads),
-                  "ort_fp32": open_build(fp32, threads=args.threads)}
+        builds = {
+            "torch_eager": open_build(art, threads=args.threads),
+            "ort_fp32": open_build(fp32, threads=args.threads),
+        }
         for name in args.int8:
-            q = quantize_int8(fp32, tmp / f"w{wm}_{name}.onnx", calib_frames=calib,
-                              calib_limit=args.calib_frames, **INT8_VARIANTS[name])
+            q = quantize_int8(
+                fp32,
+                tmp / f"w{wm}_{name}.onnx",
+                calib_frames=calib,
+                calib_limit=args.calib_frames,
+                **INT8_VARIANTS[name],
+            )
             builds[f"ort_int8_{name}"] = open_build(q["path"], threads=args.threads)
         for size in sizes:
-            st = time_builds(builds, size, rounds=args.rounds, min_runs=args.runs,
-                             duration_s=0.0)
+            st = time_builds(builds, size, rounds=args.rounds, min_runs=args.runs, duration_s=0.0)
             p50 = {k: round(v["p50"], 2) for k, v in st.items()}
-            entry = {"width_mult": wm, "size": list(size), "latency_ms_p50": p50,
-                     "speedup_vs_ort_fp32": {k: round(p50["ort_fp32"] / v, 2) for k, v in p50.items()}}
+            entry = {
+                "width_mult": wm,
+                "size": list(size),
+                "latency_ms_p50": p50,
+                "speedup_vs_ort_fp32": {k: round(p50["ort_fp32"] / v, 2) for k, v in p50.items()},
+            }
             result["results"].append(entry)
             print(json.dumps(entry), file=sys.stderr, flush=True)
     print(json.dumps(result, indent=2))

@@ -18,6 +18,7 @@ timed; any machine.
 
 Printed (and written with ``--json``): one row per pair × backend, and the CPU.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,8 +47,9 @@ def main(argv: list[str] | None = None) -> int:
 
     first = open_build(args.pair[0][0], threads=args.threads)
     ids = resolve_ignore_ids("auto", (), first.meta.classes) if args.labels else ()
-    frames = Frames.from_folder(args.images, args.labels, ignore_ids=ids,
-                                ignore_index=first.meta.classes.ignore_index)
+    frames = Frames.from_folder(
+        args.images, args.labels, ignore_ids=ids, ignore_index=first.meta.classes.ignore_index
+    )
     rows = []
     for full, low in args.pair:
         for be in BACKENDS:
@@ -56,21 +58,31 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 a = open_build(full, backend=be, threads=args.threads)
                 b = open_build(low, backend=be, threads=args.threads)
-            except InputError:    # a format this backend does not open
+            except InputError:  # a format this backend does not open
                 continue
             assert (a.meta.head, b.meta.head) == ("full", "lowres"), (full, low)
             r = compare_builds(a, b, frames)
             pixels = sum(f.image.shape[0] * f.image.shape[1] for f in frames)
-            row = {"backend": be, "full": full, "lowres": low, "precision": a.precision,
-                   "frames": r["frames"], "argmax_agreement": r["argmax_agreement"],
-                   "differing_pixels": round((1 - r["argmax_agreement"]) * pixels),
-                   "pixels": pixels, "miou_full": r["miou_first"], "miou_lowres": r["miou_second"]}
+            row = {
+                "backend": be,
+                "full": full,
+                "lowres": low,
+                "precision": a.precision,
+                "frames": r["frames"],
+                "argmax_agreement": r["argmax_agreement"],
+                "differing_pixels": round((1 - r["argmax_agreement"]) * pixels),
+                "pixels": pixels,
+                "miou_full": r["miou_first"],
+                "miou_lowres": r["miou_second"],
+            }
             rows.append(row)
-            print(f"{be:9s} {a.precision:5s} {Path(full).parent.name}/{Path(full).name} vs "
-                  f"{Path(low).parent.name}/{Path(low).name}: agreement "
-                  f"{100 * r['argmax_agreement']:.4f}% ({row['differing_pixels']} of {pixels} px "
-                  f"differ), mIoU {100 * (r['miou_first'] or 0):.2f} / "
-                  f"{100 * (r['miou_second'] or 0):.2f}")
+            print(
+                f"{be:9s} {a.precision:5s} {Path(full).parent.name}/{Path(full).name} vs "
+                f"{Path(low).parent.name}/{Path(low).name}: agreement "
+                f"{100 * r['argmax_agreement']:.4f}% ({row['differing_pixels']} of {pixels} px "
+                f"differ), mIoU {100 * (r['miou_first'] or 0):.2f} / "
+                f"{100 * (r['miou_second'] or 0):.2f}"
+            )
     out = {"device": device_info(), "frames": len(frames), "rows": rows}
     print(f"CPU: {out['device'].get('cpu')}")
     if args.json:

@@ -22,6 +22,7 @@ On a shared, loaded machine wall-clock p50s swing by 2-3x between runs; ``--cloc
 times CPU seconds of the calling thread instead (steadier there; ORT then runs on 1 thread,
 in that thread, so the comparison stays like for like).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -102,9 +103,9 @@ class BandPerPixel(LabelUpsampler):
 
     def _boundary(self, x, labels, dis, rows, tol):
         ay, ax = self._ay, self._ax
-        cell_y, cell_x = ay.map // ay.slots, ax.map // ax.slots     # H, W: each pixel's cell
-        b, y, xo = np.nonzero(dis[:, cell_y][:, :, cell_x])          # the band's pixels
-        return [(b, y, xo)]                                          # → _exact for all of them
+        cell_y, cell_x = ay.map // ay.slots, ax.map // ax.slots  # H, W: each pixel's cell
+        b, y, xo = np.nonzero(dis[:, cell_y][:, :, cell_x])  # the band's pixels
+        return [(b, y, xo)]  # → _exact for all of them
 
 
 def main() -> None:
@@ -116,8 +117,12 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0, help="ORT intra-op threads (0: default)")
     ap.add_argument("--duration", type=float, default=2.0, help="timed seconds per candidate")
     ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--clock", choices=["wall", "thread"], default="wall",
-                    help="wall: time.perf_counter (the protocol); thread: time.thread_time")
+    ap.add_argument(
+        "--clock",
+        choices=["wall", "thread"],
+        default="wall",
+        help="wall: time.perf_counter (the protocol); thread: time.thread_time",
+    )
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = ap.parse_args()
     import onnxruntime as ort
@@ -137,7 +142,7 @@ def main() -> None:
     s_tail1 = ort.InferenceSession(tail, so1, providers=["CPUExecutionProvider"])
     image_name = s_head.get_inputs()[0].name
     frames = load_frames(args.model, args.images, args.frames, size)
-    lows = [s_head.run(None, {image_name: x})[0] for x in frames]   # 1×K×h×w, not timed
+    lows = [s_head.run(None, {image_name: x})[0] for x in frames]  # 1×K×h×w, not timed
 
     def ort_resize(low: np.ndarray, sess=s_tail) -> np.ndarray:  # (the tail reads only the
         return sess.run(None, {cut: low, image_name: frames[0]})[0]  # image's shape)
@@ -146,61 +151,76 @@ def main() -> None:
     no_prune, per_pixel = NoPruning(up.in_hw, size), BandPerPixel(up.in_hw, size)
     fulls = [ort_resize(low) for low in lows]
     methods = {  # name → (labels from low-res logits, exact?)
-        "(a) ort_resize+argmax": (lambda low: ort_resize(low).argmax(axis=1).astype(np.uint8), 1)}
+        "(a) ort_resize+argmax": (lambda low: ort_resize(low).argmax(axis=1).astype(np.uint8), 1)
+    }
     if args.threads != 1:
         methods["(a) same, ORT on 1 thread"] = (
-            lambda low: ort_resize(low, s_tail1).argmax(axis=1).astype(np.uint8), 1)
+            lambda low: ort_resize(low, s_tail1).argmax(axis=1).astype(np.uint8),
+            1,
+        )
     methods |= {
         "(b) LabelUpsampler": (up, 1),
         "(c) no candidate pruning": (no_prune, 1),
         "(c) band per pixel (ORT formula)": (per_pixel, 1),
         "(c) numpy full interp+argmax": (
-            lambda low: up.upsample(low, exact=True).argmax(axis=1).astype(np.uint8), 1),
+            lambda low: up.upsample(low, exact=True).argmax(axis=1).astype(np.uint8),
+            1,
+        ),
         "(c) cv2.resize+argmax": (lambda low: up.upsample(low).argmax(axis=1).astype(np.uint8), 0),
     }
     fns = {}
     for name, (fn, _) in methods.items():
         it = itertools.cycle(lows)
-        fns[name] = (lambda f, it: lambda: f(next(it)))(fn, it)
+        fns[name] = (lambda f, it: lambda: f(next(it)))(fn, it)  # noqa: B023 — bound as an argument
     it_full, it_low = itertools.cycle(fulls), itertools.cycle(lows)
     fns["    (a) half: ort_resize only"] = lambda: ort_resize(next(it_low))
     fns["    (a) half: argmax only"] = lambda: next(it_full).argmax(axis=1).astype(np.uint8)
 
     ref = [f.argmax(axis=1).astype(np.uint8) for f in fulls]
-    diffs = {name: int(sum((fn(low) != r).sum() for low, r in zip(lows, ref)))
-             for name, (fn, _) in methods.items()}
+    diffs = {
+        name: int(sum((fn(low) != r).sum() for low, r in zip(lows, ref))) for name, (fn, _) in methods.items()
+    }
     band = float(np.mean([up.band(low).mean() for low in lows]))
     clock = time.thread_time if args.clock == "thread" else time.perf_counter
-    st = measure_interleaved(fns, rounds=args.rounds, duration_s=args.duration, clock=clock,
-                             min_runs=len(lows))
+    st = measure_interleaved(
+        fns, rounds=args.rounds, duration_s=args.duration, clock=clock, min_runs=len(lows)
+    )
 
     base = st["(a) ort_resize+argmax"]["p50"]
-    lines = [f"CPU: {cpu_name()}  ({platform.machine()}; numpy {np.__version__}, "
-             f"OpenCV {cv2.__version__}, onnxruntime {ort.__version__}; ORT intra-op threads: "
-             f"{args.threads or 'default'}, the numpy paths single-threaded; clock: {args.clock})",
-             f"model: {args.model.name}  logits {tuple(lows[0].shape[1:])} → labels {size}; "
-             f"Resize mode={attrs['mode'].decode()}, "
-             f"coordinate_transformation_mode={attrs['coordinate_transformation_mode'].decode()}",
-             f"frames: {len(lows)} CamVid val ({args.images}); boundary band: "
-             f"{100 * band:.1f} % of the pixels",
-             "",
-             f"{'method':34s} {'p50 ms':>8s} {'speed-up':>9s} {'differing px':>13s}   "
-             f"p50 of each round (ms)"]
+    lines = [
+        f"CPU: {cpu_name()}  ({platform.machine()}; numpy {np.__version__}, "
+        f"OpenCV {cv2.__version__}, onnxruntime {ort.__version__}; ORT intra-op threads: "
+        f"{args.threads or 'default'}, the numpy paths single-threaded; clock: {args.clock})",
+        f"model: {args.model.name}  logits {tuple(lows[0].shape[1:])} → labels {size}; "
+        f"Resize mode={attrs['mode'].decode()}, "
+        f"coordinate_transformation_mode={attrs['coordinate_transformation_mode'].decode()}",
+        f"frames: {len(lows)} CamVid val ({args.images}); boundary band: {100 * band:.1f} % of the pixels",
+        "",
+        f"{'method':34s} {'p50 ms':>8s} {'speed-up':>9s} {'differing px':>13s}   p50 of each round (ms)",
+    ]
     for name, s in st.items():
         rounds = " ".join(f"{v:.2f}" for v in s["round_p50"])
         d = diffs.get(name)
         tag = "" if d is None else f"{d}" + ("" if methods[name][1] else " ~")
         lines.append(f"{name:34s} {s['p50']:8.3f} {base / s['p50']:8.1f}x {tag:>13s}   {rounds}")
-    lines.append("(speed-up: p50 of (a) / p50; differing px: vs (a) over all frames, "
-                 "~ = approximate method)")
+    lines.append("(speed-up: p50 of (a) / p50; differing px: vs (a) over all frames, ~ = approximate method)")
     print("\n".join(lines))
     if args.json:
-        args.json.write_text(json.dumps({
-            "cpu": cpu_name(), "frames": len(lows), "band_fraction": band,
-            "differing_pixels": diffs, "protocol": protocol(rounds=args.rounds,
-                                                              duration_s=args.duration),
-            "p50_ms": {k: v["p50"] for k, v in st.items()},
-            "speedup_vs_a": {k: base / v["p50"] for k, v in st.items()}}, indent=2) + "\n")
+        args.json.write_text(
+            json.dumps(
+                {
+                    "cpu": cpu_name(),
+                    "frames": len(lows),
+                    "band_fraction": band,
+                    "differing_pixels": diffs,
+                    "protocol": protocol(rounds=args.rounds, duration_s=args.duration),
+                    "p50_ms": {k: v["p50"] for k, v in st.items()},
+                    "speedup_vs_a": {k: base / v["p50"] for k, v in st.items()},
+                },
+                indent=2,
+            )
+            + "\n"
+        )
     exact_bad = {k: v for k, v in diffs.items() if methods[k][1] and v}
     if exact_bad:
         raise SystemExit(f"exact methods differ from (a): {exact_bad}")

@@ -7,6 +7,7 @@ Latency: :func:`rdd.reporting.cpu_latency` (the project's protocol, :mod:`rdd.ru
 ``torch.inference_mode``; median and minimum reported. FLOPs: ``torch.utils.flop_counter`` (1 MAC = 2 FLOPs;
 convs/matmuls only).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,14 +23,17 @@ from rdd.runtime.provenance import device_info
 from rdd.spec import write_json_atomic
 
 
-def bench_model(name: str, width: float, *, size: tuple[int, int], num_classes: int, runs: int,
-                warmup: int, threads: int) -> dict:
+def bench_model(
+    name: str, width: float, *, size: tuple[int, int], num_classes: int, runs: int, warmup: int, threads: int
+) -> dict:
     torch.manual_seed(0)
     model = create_model(name, num_classes, width_mult=width).eval()
     kwargs = {k: v for k, v in model.model_kwargs.items() if k in ("output_stride", "aux")}
     lat = cpu_latency(model, size, warmup=warmup, runs=runs, threads=threads)
     return {
-        "model": name, "width_mult": width, **kwargs,
+        "model": name,
+        "width_mult": width,
+        **kwargs,
         "params_m": round(count_params(model) / 1e6, 3),
         "gflops": round(count_flops(model, size) / 1e9, 2),
         "latency_ms_median": round(lat["p50"], 1),
@@ -58,14 +62,24 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     for name in names:
         for width in args.widths:
-            r = bench_model(name, width, size=tuple(args.size), num_classes=args.num_classes,
-                            runs=args.runs, warmup=args.warmup, threads=args.threads)
+            r = bench_model(
+                name,
+                width,
+                size=tuple(args.size),
+                num_classes=args.num_classes,
+                runs=args.runs,
+                warmup=args.warmup,
+                threads=args.threads,
+            )
             results.append(r)
             print(json.dumps(r), file=sys.stderr, flush=True)
     report = {
         "benchmark": "models",
-        "input_size": list(args.size), "batch": 1, "threads": args.threads,
-        "device": device_info(), "loadavg_at_end": list(os.getloadavg()),
+        "input_size": list(args.size),
+        "batch": 1,
+        "threads": args.threads,
+        "device": device_info(),
+        "loadavg_at_end": list(os.getloadavg()),
         "results": results,
     }
     if args.out:

@@ -8,6 +8,7 @@ what the pipeline's own overhead leaves. This is one ``rdd-bench`` call:
 
     python benchmarks/runtime.py --model outputs/export/model.onnx [--images DIR] [--threads N]
 """
+
 from __future__ import annotations
 
 import sys
@@ -28,9 +29,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", default="2")
     ap.add_argument("--e2e-frames", default="100")
     args = ap.parse_args(argv)
-    return bench(["--model", args.model, "--images", args.images, "--threads", args.threads,
-                  "--e2e-frames", args.e2e_frames, "--rows", "ort_cpu", "openvino_cpu",
-                  "--format", "md"])
+    return bench(
+        [
+            "--model",
+            args.model,
+            "--images",
+            args.images,
+            "--threads",
+            args.threads,
+            "--e2e-frames",
+            args.e2e_frames,
+            "--rows",
+            "ort_cpu",
+            "openvino_cpu",
+            "--format",
+            "md",
+        ]
+    )
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ overlay threads share the CPU with inference). JSON out; name the CPU beside any
 
     python benchmarks/threading.py --model studies/camvid_converged/models/rdd_16x-s0.onnx
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,8 +52,9 @@ def _e2e(spec: str, spin: bool, threads: int, images: str, frames: int, size) ->
     from rdd.runtime.stream.stream import Pipeline, PipelineConfig
 
     be = _open(spec, spin, threads)
-    rep = Pipeline(be, ImageFolderSource(images), config=PipelineConfig(
-        warmup=5, max_frames=frames, resize=size)).run()
+    rep = Pipeline(
+        be, ImageFolderSource(images), config=PipelineConfig(warmup=5, max_frames=frames, resize=size)
+    ).run()
     return rep["fps"]
 
 
@@ -69,7 +71,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--worker", nargs=2, metavar=("SPEC", "SPIN"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     size = tuple(int(v) for v in args.size.lower().split("x"))
-    if args.worker:   # one build alone in this process
+    if args.worker:  # one build alone in this process
         spec, spin = args.worker[0], args.worker[1] == "1"
         print(json.dumps(_time([spec], spin, args.threads, size, args.duration)))
         return {}
@@ -78,8 +80,9 @@ def main(argv: list[str] | None = None) -> dict:
     from rdd.runtime.provenance import device_info
 
     cv2.setNumThreads(1)
-    specs = [f"ort:{args.model}", f"openvino:{args.model}"] + \
-        ([f"ort:{args.int8}", f"openvino:{args.int8}"] if args.int8 else [])
+    specs = [f"ort:{args.model}", f"openvino:{args.model}"] + (
+        [f"ort:{args.int8}", f"openvino:{args.int8}"] if args.int8 else []
+    )
     runs: dict[str, dict[str, list[float]]] = {}
 
     def add(mode: str, p50: dict[str, float]) -> None:
@@ -88,29 +91,69 @@ def main(argv: list[str] | None = None) -> dict:
 
     modes = ["shared-spin", "shared-nospin", "own-spin", "own-nospin"]
     for r in range(args.repeats):
-        for mode in modes[r % 4:] + modes[:r % 4]:
+        for mode in modes[r % 4 :] + modes[: r % 4]:
             spin = mode.endswith("-spin")
             if mode.startswith("shared"):
                 add(mode, _time(specs, spin, args.threads, size, args.duration))
             else:
                 for s in specs:
                     out = subprocess.run(
-                        [sys.executable, __file__, "--model", args.model, "--size", args.size,
-                         "--threads", str(args.threads), "--duration", str(args.duration),
-                         "--worker", s, "1" if spin else "0"],
-                        capture_output=True, text=True, check=True, cwd=REPO)
+                        [
+                            sys.executable,
+                            __file__,
+                            "--model",
+                            args.model,
+                            "--size",
+                            args.size,
+                            "--threads",
+                            str(args.threads),
+                            "--duration",
+                            str(args.duration),
+                            "--worker",
+                            s,
+                            "1" if spin else "0",
+                        ],
+                        capture_output=True,
+                        text=True,
+                        check=True,
+                        cwd=REPO,
+                    )
                     add(mode, json.loads(out.stdout.strip().splitlines()[-1]))
-            print(mode, {Path(k.split(":", 1)[1]).name + "@" + k.split(":")[0]:
-                         round(v[-1], 2) for k, v in runs[mode].items()}, file=sys.stderr)
-    e2e = {f"spin={int(s)}": [_e2e(specs[0], s, args.threads, args.images, args.e2e_frames, size)
-                              for _ in range(args.repeats)] for s in (True, False)}
-    summary = {mode: {Path(k.split(":", 1)[1]).name + "@" + k.split(":")[0]:
-                      {"p50_ms_median": statistics.median(v), "min": min(v), "max": max(v)}
-                      for k, v in per.items()} for mode, per in runs.items()}
-    result = {"device": device_info(), "threads": args.threads, "size": list(size),
-              "repeats": args.repeats, "p50_ms": summary,
-              "e2e_fps_ort": {k: {"median": statistics.median(v), "min": min(v), "max": max(v)}
-                              for k, v in e2e.items()}}
+            print(
+                mode,
+                {
+                    Path(k.split(":", 1)[1]).name + "@" + k.split(":")[0]: round(v[-1], 2)
+                    for k, v in runs[mode].items()
+                },
+                file=sys.stderr,
+            )
+    e2e = {
+        f"spin={int(s)}": [
+            _e2e(specs[0], s, args.threads, args.images, args.e2e_frames, size) for _ in range(args.repeats)
+        ]
+        for s in (True, False)
+    }
+    summary = {
+        mode: {
+            Path(k.split(":", 1)[1]).name + "@" + k.split(":")[0]: {
+                "p50_ms_median": statistics.median(v),
+                "min": min(v),
+                "max": max(v),
+            }
+            for k, v in per.items()
+        }
+        for mode, per in runs.items()
+    }
+    result = {
+        "device": device_info(),
+        "threads": args.threads,
+        "size": list(size),
+        "repeats": args.repeats,
+        "p50_ms": summary,
+        "e2e_fps_ort": {
+            k: {"median": statistics.median(v), "min": min(v), "max": max(v)} for k, v in e2e.items()
+        },
+    }
     print(json.dumps(result, indent=2))
     return result
 

@@ -15,6 +15,7 @@ median cost of the objective alone (where RDD's mask/weight math lives).
     python benchmarks/train_step.py                # ~1 min on 2 CPU cores
     python benchmarks/train_step.py --device cuda --batch 8 --size 512 1024 --amp bf16
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,16 +60,20 @@ def main() -> None:
     opt = torch.optim.SGD(student.parameters(), lr=1e-3, momentum=0.9, weight_decay=5e-4)
     x = torch.randn(args.batch, 3, h, w, device=dev)
     y = torch.randint(0, k, (args.batch, h, w), device=dev)
-    y[:, :4] = 255                                                     # some ignored pixels
+    y[:, :4] = 255  # some ignored pixels
     amp = {"false": None, "fp16": torch.float16, "bf16": torch.bfloat16}[args.amp]
 
     kd = KDConfig(type="pixel", weight=1.0, temperature=1.0)
     objectives = {
         "kd": Objective(LossConfig(kd=kd), device=dev, student_aux=student.has_aux),
-        "tfe": Objective(LossConfig(kd=kd, rdd=RDDConfig(tfe=True, tfe_iters=10**9)), device=dev,
-                         student_aux=student.has_aux),
-        "tse": Objective(LossConfig(kd=kd, rdd=RDDConfig(tse=True, tfe_iters=0)), device=dev,
-                         student_aux=student.has_aux),
+        "tfe": Objective(
+            LossConfig(kd=kd, rdd=RDDConfig(tfe=True, tfe_iters=10**9)),
+            device=dev,
+            student_aux=student.has_aux,
+        ),
+        "tse": Objective(
+            LossConfig(kd=kd, rdd=RDDConfig(tse=True, tfe_iters=0)), device=dev, student_aux=student.has_aux
+        ),
     }
 
     def sync() -> None:
@@ -76,8 +81,11 @@ def main() -> None:
             torch.cuda.synchronize()
 
     def autocast():
-        return (torch.autocast(dev.type, dtype=amp) if amp is not None
-                else torch.autocast(dev.type, enabled=False))
+        return (
+            torch.autocast(dev.type, dtype=amp)
+            if amp is not None
+            else torch.autocast(dev.type, enabled=False)
+        )
 
     def step(name: str) -> tuple[float, float]:
         obj = objectives[name]
@@ -107,16 +115,17 @@ def main() -> None:
     steps: dict[str, list[float]] = {n: [] for n in names}
     losses: dict[str, list[float]] = {n: [] for n in names}
     for r in range(args.repeats):
-        for n in names[r % 3:] + names[: r % 3]:                       # rotate the order
+        for n in names[r % 3 :] + names[: r % 3]:  # rotate the order
             total, obj_t = step(n)
             steps[n].append(total)
             losses[n].append(obj_t)
 
-    med = {n: latency_stats(v)["p50"] for n, v in steps.items()}     # seconds in, seconds out
+    med = {n: latency_stats(v)["p50"] for n, v in steps.items()}  # seconds in, seconds out
     med_obj = {n: latency_stats(v)["p50"] for n, v in losses.items()}
     out = {
-        "device": str(dev) if dev.type != "cpu" else f"cpu ({platform.processor() or platform.machine()}, "
-                                                       f"{args.threads} thread(s))",
+        "device": str(dev)
+        if dev.type != "cpu"
+        else f"cpu ({platform.processor() or platform.machine()}, {args.threads} thread(s))",
         "torch": torch.__version__,
         "teacher": f"{args.teacher} w{args.teacher_width} ({count_params(teacher) / 1e6:.2f}M)",
         "student": f"{args.student} w{args.student_width} ({count_params(student) / 1e6:.2f}M)",
@@ -127,7 +136,8 @@ def main() -> None:
         "objective_ms": {n: round(1e3 * v, 3) for n, v in med_obj.items()},
         "overhead_vs_kd_pct": {n: round(100 * (med[n] / med["kd"] - 1), 2) for n in ("tfe", "tse")},
         "objective_overhead_vs_kd_step_pct": {
-            n: round(100 * (med_obj[n] - med_obj["kd"]) / med["kd"], 2) for n in ("tfe", "tse")},
+            n: round(100 * (med_obj[n] - med_obj["kd"]) / med["kd"], 2) for n in ("tfe", "tse")
+        },
     }
     print(json.dumps(out, indent=2))
 

@@ -11,6 +11,7 @@ A thin wrapper over :mod:`rdd.runtime.cli` (installed as ``rdd-infer``; also
 
 Needs only numpy, opencv and onnxruntime for ``--backend ort`` (no PyTorch).
 """
+
 from __future__ import annotations
 
 import os

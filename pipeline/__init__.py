@@ -9,7 +9,7 @@ stage           command                                      library call
 ==============  ===========================================  ===========================================
 data            ``python -m pipeline.data``                  ``rdd.data`` (synthetic generator / checks)
 video           ``python -m pipeline.video``                 ``rdd.data`` (demo clip + its masks)
-teacher …       ``python -m pipeline.train STAGE``           ``rdd.engine.train(TrainConfig)``            
+teacher …       ``python -m pipeline.train STAGE``           ``rdd.engine.train(TrainConfig)``
 evaluate        ``python -m pipeline.evaluate``              ``rdd.comparison.compare_models``
 export          ``python -m pipeline.export``                ``rdd.export.run_export``
 noisy_data      ``python -m pipeline.noisy_data --rate R``   ``rdd.label_noise.corrupt_split`` (studies)

@@ -1,17 +1,28 @@
 """Shared bits of the stage entry points: common options and clean parameter errors."""
+
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import click
 
 params_option = click.option(
-    "--params", "params_path", default="params.yaml", show_default=True,
-    type=click.Path(dir_okay=False), help="The pipeline parameters (params.yaml).")
+    "--params",
+    "params_path",
+    default="params.yaml",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="The pipeline parameters (params.yaml).",
+)
 out_root_option = click.option(
-    "--out-root", default="outputs", show_default=True, type=click.Path(file_okay=False),
-    help="Folder that holds every stage's outputs (outputs/<stage>/).")
+    "--out-root",
+    default="outputs",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Folder that holds every stage's outputs (outputs/<stage>/).",
+)
 
 
 @contextmanager
@@ -26,7 +37,6 @@ def bad_params(stage: str) -> Iterator[None]:
     except (ValueError, FileNotFoundError, KeyError, TypeError) as e:
         msg = str(e.args[0]) if isinstance(e, KeyError) and e.args else str(e)
         raise click.ClickException(f"stage {stage!r}: {msg}") from None
-
 
 
 @contextmanager
@@ -44,8 +54,9 @@ def unloadable_files(stage: str) -> Iterator[None]:
         raise
 
 
-def stage_command(stage: str, run: Callable[[Any, str], Any], show: Callable[[Any, str], str],
-                  help: str) -> click.Command:
+def stage_command(
+    stage: str, run: Callable[[Any, str], Any], show: Callable[[Any, str], str], help: str
+) -> click.Command:
     """The entry point of a stage that takes only ``--params`` and ``--out-root``: load the params
     (errors as one line, :func:`bad_params`), ``result = run(params, out_root)``, then print
     ``show(result, out_root)``."""

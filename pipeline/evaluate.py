@@ -7,6 +7,7 @@ in ``evaluate.models`` was trained, then calls :func:`rdd.comparison.compare_mod
 writes ``outputs/evaluate/`` (``metrics.json``, ``comparison.md``, ``miou.json``/``miou.png``,
 ``vis/``); the stage adds ``summary.json`` (mIoU % per model, the DVC metric).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -30,9 +31,18 @@ def run_evaluate(params: Params, out_root: str | Path = "outputs") -> dict[str, 
         root = dataset_root(params, out_root, must_exist=True)
     out = Path(out_root) / "evaluate"
     with unloadable_files("evaluate"):
-        metrics = compare_models(artifacts, out, dataset=data.dataset, root=root,
-                                 split=data.val_split, dataset_kwargs=data.kwargs,
-                                 eval_size=data.eval_size, cfg=ev, tse=params.rdd, log=click.echo)
+        metrics = compare_models(
+            artifacts,
+            out,
+            dataset=data.dataset,
+            root=root,
+            split=data.val_split,
+            dataset_kwargs=data.kwargs,
+            eval_size=data.eval_size,
+            cfg=ev,
+            tse=params.rdd,
+            log=click.echo,
+        )
     write_json_atomic(out / "summary.json", summary(metrics))
     return metrics
 
@@ -46,8 +56,12 @@ def _show(result: Any, out_root: str) -> str:
     return (Path(out_root) / "evaluate" / "comparison.md").read_text()
 
 
-main = stage_command("evaluate", run_evaluate, _show, help="Evaluate the trained models; write "
-                     "metrics, a comparison table, plots and RDD images.")
+main = stage_command(
+    "evaluate",
+    run_evaluate,
+    _show,
+    help="Evaluate the trained models; write metrics, a comparison table, plots and RDD images.",
+)
 
 
 if __name__ == "__main__":

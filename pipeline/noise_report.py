@@ -6,6 +6,7 @@
 Each rate's runs live in ``<out-root>/rate-<rate>/`` (the ``--out-root`` its ``noisy_data``,
 ``teacher`` and ``pipeline.study run`` stages were given); see :func:`rdd.study.write_sweep_report`.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,8 +23,12 @@ from pipeline.study import report_params, study_section
 @out_root_option
 @click.option("--rates", required=True, help="Noise rates, comma-separated (e.g. 0.0,0.15,0.3).")
 @click.option("--report", "report_path", required=True, type=click.Path(dir_okay=False))
-@click.option("--diagnose", default="xor", show_default=True,
-              help="Arm whose first-seed student is analysed on the noisy train frames.")
+@click.option(
+    "--diagnose",
+    default="xor",
+    show_default=True,
+    help="Arm whose first-seed student is analysed on the noisy train frames.",
+)
 def main(params_path: str, out_root: str, rates: str, report_path: str, diagnose: str) -> None:
     """Aggregate the label-noise sweep into a markdown report, a JSON summary and a plot."""
     from rdd.study import write_sweep_report
@@ -40,10 +45,15 @@ def main(params_path: str, out_root: str, rates: str, report_path: str, diagnose
         if diagnose not in st.arms:
             raise ValueError(f"--diagnose: {diagnose!r} is not an arm of study.arms")
     roots = [Path(out_root) / f"rate-{r}" for r in values]
-    res = write_sweep_report(report_params(params, params_path), st.to_dict(), rates=values,
-                             out_roots=roots, report_path=report_path,
-                             summary_path=Path(out_root) / "report" / "summary.json",
-                             diagnose_arm=diagnose)
+    res = write_sweep_report(
+        report_params(params, params_path),
+        st.to_dict(),
+        rates=values,
+        out_roots=roots,
+        report_path=report_path,
+        summary_path=Path(out_root) / "report" / "summary.json",
+        diagnose_arm=diagnose,
+    )
     click.echo(f"report: {report_path} ({res['runs']} runs, {res['missing']} missing)")
 
 

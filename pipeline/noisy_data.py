@@ -16,6 +16,7 @@ dataset lives outside ``outputs/``.
     python -m pipeline.noisy_data --params studies/label_noise/params.yaml \\
         --out-root outputs/label_noise/n20 --rate 0.2
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -48,16 +49,26 @@ def prepare_noisy_data(params: Params, out_root: str | Path, rate: float) -> dic
     data, noise = params.data, params.noise
     with bad_params("noisy_data"):
         if data.dataset != "synthetic":
-            raise params.error(f"data.dataset must be 'synthetic' for the noisy_data stage (masks "
-                               f"are corrupted in place), got {data.dataset!r}")
+            raise params.error(
+                f"data.dataset must be 'synthetic' for the noisy_data stage (masks "
+                f"are corrupted in place), got {data.dataset!r}"
+            )
         if data.train_split == data.val_split:
-            raise params.error("data.train_split and data.val_split must differ for the "
-                               "noisy_data stage (only the train split is corrupted)")
+            raise params.error(
+                "data.train_split and data.val_split must differ for the "
+                "noisy_data stage (only the train split is corrupted)"
+            )
     summary_data = prepare_data(params, out_root)
     root = Path(dataset_root(params, out_root))
-    summary = corrupt_split(root, data.train_split, rate=rate, seed=noise.seed,
-                            boundary_share=noise.boundary_share, radius=noise.radius,
-                            patch=noise.patch)
+    summary = corrupt_split(
+        root,
+        data.train_split,
+        rate=rate,
+        seed=noise.seed,
+        boundary_share=noise.boundary_share,
+        radius=noise.radius,
+        patch=noise.patch,
+    )
     summary["root"] = str(root)
     summary["clean_splits"] = sorted(s for s in summary_data["splits"] if s != data.train_split)
     write_json_atomic(Path(out_root) / "data" / "noise.json", summary)
@@ -67,18 +78,24 @@ def prepare_noisy_data(params: Params, out_root: str | Path, rate: float) -> dic
 @click.command()
 @params_option
 @out_root_option
-@click.option("--rate", type=float, required=True,
-              help=f"Share of the valid train pixels to corrupt, in [0, {MAX_RATE}].")
+@click.option(
+    "--rate",
+    type=float,
+    required=True,
+    help=f"Share of the valid train pixels to corrupt, in [0, {MAX_RATE}].",
+)
 def main(params_path: str, out_root: str, rate: float) -> None:
     """Prepare the synthetic dataset and corrupt its train labels."""
     with bad_params("noisy_data"):
         params = load_params(params_path)
         check_rate(rate)
     s = prepare_noisy_data(params, out_root, rate)
-    click.echo(f"noisy_data: {s['num_files']} {s['split']} masks at {s['root']}: "
-               f"{s['realised_rate']:.2%} changed (boundary {s['boundary_rate']:.2%}, "
-               f"random {s['random_rate']:.2%}); "
-               f"{', '.join(s['clean_splits']) or 'no other split'} clean")
+    click.echo(
+        f"noisy_data: {s['num_files']} {s['split']} masks at {s['root']}: "
+        f"{s['realised_rate']:.2%} changed (boundary {s['boundary_rate']:.2%}, "
+        f"random {s['random_rate']:.2%}); "
+        f"{', '.join(s['clean_splits']) or 'no other split'} clean"
+    )
 
 
 if __name__ == "__main__":

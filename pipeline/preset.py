@@ -6,9 +6,11 @@
     python -m pipeline.preset synthetic     # back to the committed default (tiny, CPU)
 
 The preset file is copied over ``params.yaml`` as is (after checking it against the params
-schema and that it names every section the pipeline reads); ``dvc repro`` then re-runs whatever the change affects. For a one-off
-run without touching the file use ``dvc exp run -S 'data.dataset=camvid' -S ...`` instead.
+schema and that it names every section the pipeline reads); ``dvc repro`` then re-runs whatever
+the change affects. For a one-off run without touching the file use
+``dvc exp run -S 'data.dataset=camvid' -S ...`` instead.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -26,15 +28,16 @@ def list_presets(preset_dir: Path = PRESET_DIR) -> list[str]:
     return sorted(p.stem for p in preset_dir.glob("*.yaml"))
 
 
-def apply_preset(name: str, *, preset_dir: Path = PRESET_DIR,
-                 target: Path = Path("params.yaml")) -> Path:
+def apply_preset(name: str, *, preset_dir: Path = PRESET_DIR, target: Path = Path("params.yaml")) -> Path:
     """Copy ``preset_dir/name.yaml`` over ``target`` (validated first; atomic)."""
     from rdd.spec import write_text_atomic
 
     src = preset_dir / f"{name}.yaml"
     if not src.is_file():
-        raise FileNotFoundError(f"no preset {name!r}: {src} not found "
-                                f"(available: {', '.join(list_presets(preset_dir)) or 'none'})")
+        raise FileNotFoundError(
+            f"no preset {name!r}: {src} not found "
+            f"(available: {', '.join(list_presets(preset_dir)) or 'none'})"
+        )
     load_params(src)  # the whole schema: a preset that would not run is not applied
     raw = read_params_yaml(src)
     missing = [s for s in REQUIRED_SECTIONS if s not in raw]
@@ -47,10 +50,20 @@ def apply_preset(name: str, *, preset_dir: Path = PRESET_DIR,
 @click.command()
 @click.argument("name", required=False)
 @click.option("--list", "list_only", is_flag=True, help="List the available presets.")
-@click.option("--params", "target", default="params.yaml", show_default=True,
-              type=click.Path(dir_okay=False, path_type=Path), help="File to overwrite.")
-@click.option("--preset-dir", default=str(PRESET_DIR), show_default=True,
-              type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--params",
+    "target",
+    default="params.yaml",
+    show_default=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File to overwrite.",
+)
+@click.option(
+    "--preset-dir",
+    default=str(PRESET_DIR),
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+)
 def main(name: str | None, list_only: bool, target: Path, preset_dir: Path) -> None:
     """Copy params/NAME.yaml over params.yaml."""
     if list_only or not name:

@@ -26,13 +26,15 @@ DVC stage. ``run`` trains into ``<out-root>/runs/<arm>-s<seed>/`` and exports th
 with :func:`rdd.export.run_export` (FP32 ONNX + parity gate + ONNX Runtime mIoU on every val
 frame) into ``…/export/``, so each result can be re-scored without the training code.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import click
 
@@ -63,8 +65,14 @@ def report_params(params: Params, path: str | Path) -> dict[str, Any]:
     return {**raw, "rdd": rdd, "prepare": prepare}
 
 
-def arm_config(params: Params | Mapping[str, Any], arm: str, seed: int, *,
-               out_root: str | Path = "outputs", check_inputs: bool = False):
+def arm_config(
+    params: Params | Mapping[str, Any],
+    arm: str,
+    seed: int,
+    *,
+    out_root: str | Path = "outputs",
+    check_inputs: bool = False,
+):
     """The :class:`rdd.engine.TrainConfig` of one arm × seed (see the module docstring).
 
     With ``check_inputs`` the dataset and (for KD / RDD arms) the teacher must exist."""
@@ -80,8 +88,7 @@ def arm_config(params: Params | Mapping[str, Any], arm: str, seed: int, *,
     if spec.kd or spec.rdd is not None or spec.extra_kd:
         artifact = Path(out_root) / "teacher" / "model.pt"
         if check_inputs and not artifact.is_file():
-            raise FileNotFoundError(f"no teacher at {artifact} (run the study's teacher stage "
-                                    "first)")
+            raise FileNotFoundError(f"no teacher at {artifact} (run the study's teacher stage first)")
         teacher = TeacherConfig(artifact=str(artifact))
     if spec.kd:
         loss = dataclasses.replace(loss, kd=params.kd.to_engine())
@@ -90,12 +97,14 @@ def arm_config(params: Params | Mapping[str, Any], arm: str, seed: int, *,
         loss = dataclasses.replace(loss, rdd=r.to_engine(cfg.optim.iters))
     if spec.extra_kd:
         loss = dataclasses.replace(loss, extra_kd=spec.extra_kd)
-    return check(dataclasses.replace(cfg, out_dir=str(run_dir(out_root, arm, seed)),
-                                     seed=int(seed), teacher=teacher, loss=loss))
+    return check(
+        dataclasses.replace(
+            cfg, out_dir=str(run_dir(out_root, arm, seed)), seed=int(seed), teacher=teacher, loss=loss
+        )
+    )
 
 
-def export_arm(params: Params, arm: str, seed: int,
-               out_root: str | Path = "outputs") -> dict[str, Any]:
+def export_arm(params: Params, arm: str, seed: int, out_root: str | Path = "outputs") -> dict[str, Any]:
     """Export ``<run>/model.pt`` to ``<run>/export/`` with the ``export`` section (FP32 ONNX,
     parity gate, ONNX Runtime mIoU); the metadata is the pipeline export's."""
     from rdd.export.run import run_export
@@ -103,12 +112,10 @@ def export_arm(params: Params, arm: str, seed: int,
     params = as_params(params)
     calib, val = split_datasets(params, out_root)
     d = run_dir(out_root, arm, seed)
-    return run_export(d / "model.pt", d / "export", calib_dataset=calib, val_dataset=val,
-                      cfg=params.export)
+    return run_export(d / "model.pt", d / "export", calib_dataset=calib, val_dataset=val, cfg=params.export)
 
 
-def run_arm(params: Params, arm: str, seed: int,
-            out_root: str | Path = "outputs") -> dict[str, Any]:
+def run_arm(params: Params, arm: str, seed: int, out_root: str | Path = "outputs") -> dict[str, Any]:
     """Train one arm × seed, then export it; returns ``{"train": …, "export": …}``."""
     from rdd.engine import train
 
@@ -141,9 +148,11 @@ def run_cmd(arm: str, seed: int, params_path: str, out_root: str) -> None:
         return
     t, e = out["train"] or {}, out["export"]
     ort = (e.get("miou") or {}).get("ort_fp32")
-    click.echo(f"{arm}-s{seed}: val mIoU {100 * t.get('miou', math.nan):.2f} (training code), "
-               f"{100 * (ort if ort is not None else math.nan):.2f} (ONNX Runtime), "
-               f"{t.get('time_per_iter_s') or math.nan:.3f} s/iter")
+    click.echo(
+        f"{arm}-s{seed}: val mIoU {100 * t.get('miou', math.nan):.2f} (training code), "
+        f"{100 * (ort if ort is not None else math.nan):.2f} (ONNX Runtime), "
+        f"{t.get('time_per_iter_s') or math.nan:.3f} s/iter"
+    )
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ With ``--teacher-weights`` the teacher's training artifact is gathered too (``te
 puts those back as ``<out-root>/teacher/model.pt`` / ``model.json`` (byte copies, checked against
 ``index.json``), so the distilled stages run there with ``dvc repro -s``.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -28,21 +29,31 @@ from pipeline.study import study_section
 @click.command()
 @params_option
 @out_root_option
-@click.option("--dest", required=True, type=click.Path(file_okay=False),
-              help="Folder for ARM-sSEED.onnx, teacher.onnx and index.json.")
-@click.option("--teacher-weights", is_flag=True,
-              help="Also gather the teacher's model.pt / model.json (as teacher.pt / teacher.json).")
-@click.option("--restore-teacher", is_flag=True,
-              help="Only copy teacher.pt / teacher.json from --dest back to <out-root>/teacher/.")
-def main(params_path: str, out_root: str, dest: str, teacher_weights: bool,
-         restore_teacher: bool) -> None:
+@click.option(
+    "--dest",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Folder for ARM-sSEED.onnx, teacher.onnx and index.json.",
+)
+@click.option(
+    "--teacher-weights",
+    is_flag=True,
+    help="Also gather the teacher's model.pt / model.json (as teacher.pt / teacher.json).",
+)
+@click.option(
+    "--restore-teacher",
+    is_flag=True,
+    help="Only copy teacher.pt / teacher.json from --dest back to <out-root>/teacher/.",
+)
+def main(params_path: str, out_root: str, dest: str, teacher_weights: bool, restore_teacher: bool) -> None:
     """Export the study's teacher to ONNX and gather every finished run's ONNX into --dest."""
-    from rdd.study.models import collect_onnx, restore_teacher as restore
+    from rdd.study.models import collect_onnx
+    from rdd.study.models import restore_teacher as restore
 
     if restore_teacher:
         try:
             written = restore(dest, out_root)
-        except (OSError, ValueError) as e:     # missing / altered / clashing file: one line
+        except (OSError, ValueError) as e:  # missing / altered / clashing file: one line
             raise click.ClickException(f"models: {e}") from None
         click.echo(f"models: restored {', '.join(map(str, written)) or 'nothing (already there)'}")
         return
@@ -54,13 +65,20 @@ def main(params_path: str, out_root: str, dest: str, teacher_weights: bool,
         calib, val = split_datasets(params, out_root)
     teacher = Path(out_root) / "teacher"
     with unloadable_files("models"):
-        run_export(teacher / "model.pt", teacher / "export", calib_dataset=calib,
-                   val_dataset=val, cfg=params.export)
-    index = collect_onnx(st.to_dict(), out_root, dest, teacher_export=teacher / "export",
-                         teacher_artifact=teacher / "model.pt" if teacher_weights else None)
-    click.echo(f"models: {len(index['models'])} ONNX files in {dest}"
-               + (f"; skipped {', '.join(s['name'] for s in index['skipped'])}"
-                  if index["skipped"] else ""))
+        run_export(
+            teacher / "model.pt", teacher / "export", calib_dataset=calib, val_dataset=val, cfg=params.export
+        )
+    index = collect_onnx(
+        st.to_dict(),
+        out_root,
+        dest,
+        teacher_export=teacher / "export",
+        teacher_artifact=teacher / "model.pt" if teacher_weights else None,
+    )
+    click.echo(
+        f"models: {len(index['models'])} ONNX files in {dest}"
+        + (f"; skipped {', '.join(s['name'] for s in index['skipped'])}" if index["skipped"] else "")
+    )
 
 
 if __name__ == "__main__":

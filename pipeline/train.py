@@ -9,6 +9,7 @@ one-line error naming it). With ``train.nproc > 1`` the command re-executes itse
 ``torchrun --standalone --nproc_per_node=N`` (PyTorch's own launcher; every rank then calls
 :func:`rdd.engine.train`, which sets up DDP from the torchrun environment).
 """
+
 from __future__ import annotations
 
 import os
@@ -23,8 +24,16 @@ from pipeline.config import TRAIN_STAGES, Params, as_params, load_params, train_
 
 def torchrun_command(nproc: int, argv: list[str]) -> list[str]:
     """The command that runs ``python -m pipeline.train <argv>`` on ``nproc`` local processes."""
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone",
-            f"--nproc_per_node={nproc}", "-m", "pipeline.train", *argv]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={nproc}",
+        "-m",
+        "pipeline.train",
+        *argv,
+    ]
 
 
 def under_torchrun() -> bool:
@@ -58,8 +67,7 @@ def main(stage: str, params_path: str, out_root: str) -> None:
     if params.train.nproc > 1 and not under_torchrun():
         with bad_params(stage):  # validate once, before spawning N processes
             build_config(params, stage, out_root)
-        cmd = torchrun_command(params.train.nproc,
-                               [stage, "--params", params_path, "--out-root", out_root])
+        cmd = torchrun_command(params.train.nproc, [stage, "--params", params_path, "--out-root", out_root])
         click.echo(f"{stage}: launching {' '.join(cmd[2:])}", err=True)
         sys.stdout.flush()
         sys.stderr.flush()

@@ -10,6 +10,7 @@ Writes ``outputs/video/video.mp4``, its per-frame masks ``outputs/video/masks/fr
 
     python -m pipeline.video [--params params.yaml] [--out-root outputs]
 """
+
 from __future__ import annotations
 
 import shutil
@@ -36,27 +37,35 @@ def prepare_video(params: Params, out_root: str | Path = "outputs") -> dict[str,
     shutil.rmtree(masks_dir, ignore_errors=True)
     if data.dataset == "synthetic":
         syn = params.prepare.synthetic
-        write_synthetic_video(video_path, masks_dir, n_frames=video.n_frames, size=syn.size,
-                              seed=syn.seed + 1, fps=video.fps)
-        summary = {"path": str(video_path), "masks_dir": str(masks_dir),
-                   "n_frames": video.n_frames, "fps": video.fps, "size": list(syn.size)}
+        write_synthetic_video(
+            video_path, masks_dir, n_frames=video.n_frames, size=syn.size, seed=syn.seed + 1, fps=video.fps
+        )
+        summary = {
+            "path": str(video_path),
+            "masks_dir": str(masks_dir),
+            "n_frames": video.n_frames,
+            "fps": video.fps,
+            "size": list(syn.size),
+        }
     else:
         with bad_params("video"):
             val = build_dataset(data.dataset, root=root, split=data.val_split, **data.kwargs)
-        summary = write_dataset_video(val, video_path, masks_dir, n_frames=video.n_frames,
-                                      fps=video.fps)
+        summary = write_dataset_video(val, video_path, masks_dir, n_frames=video.n_frames, fps=video.fps)
     summary["source"] = data.dataset
     write_json_atomic(out / "video.json", summary)
     return summary
 
 
 def _show(s: dict[str, Any], out_root: str) -> str:
-    return (f"video: {s['path']} ({s['n_frames']} frames at {s['fps']:g} fps, masks in "
-            f"{s['masks_dir']})")
+    return f"video: {s['path']} ({s['n_frames']} frames at {s['fps']:g} fps, masks in {s['masks_dir']})"
 
 
-main = stage_command("video", prepare_video, _show,
-                     help="Write a short labelled video (+ per-frame masks) for deploy/infer.py.")
+main = stage_command(
+    "video",
+    prepare_video,
+    _show,
+    help="Write a short labelled video (+ per-frame masks) for deploy/infer.py.",
+)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 This package root imports nothing heavy (no torch) so that the edge runtime (``rdd.runtime``)
 works on a device with only numpy, OpenCV and onnxruntime installed.
 """
+
 __version__ = "0.1.0"
 
 __all__ = ["Segmenter", "__version__"]

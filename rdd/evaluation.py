@@ -12,11 +12,13 @@ The model follows DESIGN.md ("Models"): ``model(x)`` returns a dict with ``"out"
 logits at input resolution); a module returning the logits tensor itself (e.g.
 ``rdd.models.export_wrapper(model)``) works too.
 """
+
 from __future__ import annotations
 
 import math
 import time
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -37,15 +39,18 @@ def _forward(model: nn.Module, x: Tensor) -> Tensor:
             raise ValueError(f"model output dict has no 'out' key (keys: {sorted(out)})")
         out = out["out"]
     if not isinstance(out, Tensor) or out.ndim != 4 or out.shape[0] != x.shape[0]:
-        raise ValueError(f"expected the model to return N×K×H×W logits for an input of shape "
-                         f"{tuple(x.shape)}, got {getattr(out, 'shape', type(out).__name__)}")
+        raise ValueError(
+            f"expected the model to return N×K×H×W logits for an input of shape "
+            f"{tuple(x.shape)}, got {getattr(out, 'shape', type(out).__name__)}"
+        )
     if out.shape[-2:] != x.shape[-2:]:
         out = F.interpolate(out, size=x.shape[-2:], mode="bilinear", align_corners=False)
     return out
 
 
-def _slide(model: nn.Module, x: Tensor, crop_size: tuple[int, int],
-           stride: tuple[int, int], window_batch: int = 8) -> Tensor:
+def _slide(
+    model: nn.Module, x: Tensor, crop_size: tuple[int, int], stride: tuple[int, int], window_batch: int = 8
+) -> Tensor:
     """Sliding-window logits ``N×K×H×W``: windows ``crop_size`` every ``stride``, overlaps averaged.
 
     An image smaller than the window is zero-padded bottom/right (0 = the mean colour after
@@ -65,14 +70,14 @@ def _slide(model: nn.Module, x: Tensor, crop_size: tuple[int, int],
     logits: Tensor | None = None
     count = torch.zeros(1, 1, hp, wp, device=x.device, dtype=torch.float32)
     for i in range(0, len(boxes), per_call):
-        chunk = boxes[i:i + per_call]
-        crops = torch.cat([x[:, :, y0:y0 + ch, x0:x0 + cw] for y0, x0 in chunk])   # (len·N)×3×ch×cw
+        chunk = boxes[i : i + per_call]
+        crops = torch.cat([x[:, :, y0 : y0 + ch, x0 : x0 + cw] for y0, x0 in chunk])  # (len·N)×3×ch×cw
         outs = _forward(model, crops).float().split(n)
         if logits is None:
             logits = torch.zeros(n, outs[0].shape[1], hp, wp, device=x.device, dtype=torch.float32)
         for (y0, x0), out in zip(chunk, outs):
-            logits[:, :, y0:y0 + ch, x0:x0 + cw] += out
-            count[:, :, y0:y0 + ch, x0:x0 + cw] += 1
+            logits[:, :, y0 : y0 + ch, x0 : x0 + cw] += out
+            count[:, :, y0 : y0 + ch, x0 : x0 + cw] += 1
     assert logits is not None
     return (logits / count)[:, :, :h, :w]
 
@@ -83,11 +88,17 @@ def _window_starts(size: int, crop: int, stride: int) -> list[int]:
     return sorted({min(i * stride, size - crop) for i in range(n)})
 
 
-def predict_logits(model: nn.Module, x: Tensor, mode: str = "whole", *,
-                   crop_size: int | Sequence[int] | None = None,
-                   stride: int | Sequence[int] | None = None,
-                   scales: Sequence[float] = (0.75, 1.0, 1.25), flip: bool = True,
-                   window_batch: int = 8) -> Tensor:
+def predict_logits(
+    model: nn.Module,
+    x: Tensor,
+    mode: str = "whole",
+    *,
+    crop_size: int | Sequence[int] | None = None,
+    stride: int | Sequence[int] | None = None,
+    scales: Sequence[float] = (0.75, 1.0, 1.25),
+    flip: bool = True,
+    window_batch: int = 8,
+) -> Tensor:
     """Logits ``N×K×H×W`` for an input ``x`` (``N×3×H×W``), under ``torch.no_grad``.
 
     Modes:
@@ -105,8 +116,9 @@ def predict_logits(model: nn.Module, x: Tensor, mode: str = "whole", *,
     if mode not in INFERENCE_MODES:
         raise ValueError(f"predict_logits: mode must be one of {INFERENCE_MODES}, got {mode!r}")
     if not isinstance(x, Tensor) or x.ndim != 4:
-        raise ValueError(f"predict_logits: expected an N×3×H×W tensor, got "
-                         f"{getattr(x, 'shape', type(x).__name__)}")
+        raise ValueError(
+            f"predict_logits: expected an N×3×H×W tensor, got {getattr(x, 'shape', type(x).__name__)}"
+        )
     crop = as_hw(crop_size) if crop_size is not None else None
     if mode == "slide" and crop is None:
         raise ValueError("predict_logits: mode='slide' needs crop_size=(h, w)")
@@ -114,8 +126,11 @@ def predict_logits(model: nn.Module, x: Tensor, mode: str = "whole", *,
         raise ValueError("predict_logits: stride is only used with crop_size")
     step = None
     if crop is not None:
-        step = as_hw(stride) if stride is not None else (
-            max(1, math.ceil(crop[0] * 2 / 3)), max(1, math.ceil(crop[1] * 2 / 3)))
+        step = (
+            as_hw(stride)
+            if stride is not None
+            else (max(1, math.ceil(crop[0] * 2 / 3)), max(1, math.ceil(crop[1] * 2 / 3)))
+        )
 
     def run(inp: Tensor) -> Tensor:
         if crop is not None and step is not None:
@@ -134,9 +149,8 @@ def predict_logits(model: nn.Module, x: Tensor, mode: str = "whole", *,
         passes = 0
         for s in scales:
             size = (max(1, round(h * s)), max(1, round(w * s)))
-            xs = x if size == (h, w) else F.interpolate(x, size=size, mode="bilinear",
-                                                        align_corners=False)
-            for flipped in ((False, True) if flip else (False,)):
+            xs = x if size == (h, w) else F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+            for flipped in (False, True) if flip else (False,):
                 inp = xs.flip(-1) if flipped else xs
                 out = run(inp).float()
                 if flipped:
@@ -159,18 +173,31 @@ def _as_loader(data: Any, batch_size: int, num_workers: int) -> Iterable:
         return DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=num_workers)
     if hasattr(data, "__iter__"):
         return data
-    raise TypeError(f"evaluate: expected a Dataset, DataLoader or iterable of (x, y) batches, got "
-                    f"{type(data).__name__}")
+    raise TypeError(
+        f"evaluate: expected a Dataset, DataLoader or iterable of (x, y) batches, got {type(data).__name__}"
+    )
 
 
-def evaluate(model: nn.Module, dataset_or_loader: Any, num_classes: int, ignore_index: int = 255,
-             mode: str = "whole", device: str | torch.device | None = None, *,
-             crop_size: int | Sequence[int] | None = None,
-             stride: int | Sequence[int] | None = None,
-             scales: Sequence[float] = (0.75, 1.0, 1.25), flip: bool = True,
-             window_batch: int = 8, batch_size: int = 1, num_workers: int = 0, max_batches: int | None = None,
-             all_reduce: bool = False, with_confusion: bool = False,
-             progress: bool = False) -> dict[str, Any]:
+def evaluate(
+    model: nn.Module,
+    dataset_or_loader: Any,
+    num_classes: int,
+    ignore_index: int = 255,
+    mode: str = "whole",
+    device: str | torch.device | None = None,
+    *,
+    crop_size: int | Sequence[int] | None = None,
+    stride: int | Sequence[int] | None = None,
+    scales: Sequence[float] = (0.75, 1.0, 1.25),
+    flip: bool = True,
+    window_batch: int = 8,
+    batch_size: int = 1,
+    num_workers: int = 0,
+    max_batches: int | None = None,
+    all_reduce: bool = False,
+    with_confusion: bool = False,
+    progress: bool = False,
+) -> dict[str, Any]:
     """Evaluate ``model`` on a dataset (or a loader of ``(x, y)`` batches) → metrics dict.
 
     Args:
@@ -215,18 +242,28 @@ def evaluate(model: nn.Module, dataset_or_loader: Any, num_classes: int, ignore_
                 if not isinstance(batch, (tuple, list)) or len(batch) < 2:
                     raise ValueError("evaluate: each batch must be an (x, y) pair")
                 x, y = batch[0], batch[1]
-                if x.ndim == 3:      # an un-batched iterable of samples
+                if x.ndim == 3:  # an un-batched iterable of samples
                     x, y = x.unsqueeze(0), y.unsqueeze(0)
                 x = x.to(device, non_blocking=True)
                 y = y.to(device, non_blocking=True)
-                logits = predict_logits(model, x, mode, crop_size=crop_size, stride=stride,
-                                        scales=scales, flip=flip, window_batch=window_batch)
+                logits = predict_logits(
+                    model,
+                    x,
+                    mode,
+                    crop_size=crop_size,
+                    stride=stride,
+                    scales=scales,
+                    flip=flip,
+                    window_batch=window_batch,
+                )
                 if logits.shape[1] != num_classes:
-                    raise ValueError(f"evaluate: model predicts {logits.shape[1]} classes, "
-                                     f"num_classes={num_classes}")
+                    raise ValueError(
+                        f"evaluate: model predicts {logits.shape[1]} classes, num_classes={num_classes}"
+                    )
                 if logits.shape[-2:] != y.shape[-2:]:
-                    logits = F.interpolate(logits.float(), size=y.shape[-2:], mode="bilinear",
-                                           align_corners=False)
+                    logits = F.interpolate(
+                        logits.float(), size=y.shape[-2:], mode="bilinear", align_corners=False
+                    )
                 cm.update(logits.argmax(1), y)
                 n_images += x.shape[0]
     finally:

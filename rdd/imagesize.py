@@ -6,6 +6,7 @@ A small compressed file can decode to gigabytes (a 2.6 MB PNG of 30 000 × 30 00
 whose header is none of those is left to the decoder (OpenCV's own bound,
 ``OPENCV_IO_MAX_IMAGE_PIXELS``, 2³⁰ pixels, still applies).
 """
+
 from __future__ import annotations
 
 import os
@@ -28,9 +29,11 @@ def check_image_size(path: str | os.PathLike, max_pixels: int, what: str = "imag
     ``max_pixels`` pixels."""
     hw = image_size(path)
     if hw is not None and hw[0] * hw[1] > max_pixels:
-        raise ValueError(f"{what} {Path(path)} is {hw[1]}×{hw[0]} (W×H), {hw[0] * hw[1]} pixels, "
-                         f"above the limit of {max_pixels} (--max-input-pixels / "
-                         "RDD_MAX_INPUT_PIXELS)")
+        raise ValueError(
+            f"{what} {Path(path)} is {hw[1]}×{hw[0]} (W×H), {hw[0] * hw[1]} pixels, "
+            f"above the limit of {max_pixels} (--max-input-pixels / "
+            "RDD_MAX_INPUT_PIXELS)"
+        )
 
 
 def _size_of(b: bytes) -> tuple[int, int] | None:
@@ -66,9 +69,9 @@ def _jpeg(b: bytes) -> tuple[int, int] | None:
         if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
             i += 2
             continue
-        length = struct.unpack(">H", b[i + 2:i + 4])[0]
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):   # SOFn
-            h, w = struct.unpack(">HH", b[i + 5:i + 9])
+        length = struct.unpack(">H", b[i + 2 : i + 4])[0]
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # SOFn
+            h, w = struct.unpack(">HH", b[i + 5 : i + 9])
             return h, w
         i += 2 + length
     return None
@@ -92,13 +95,13 @@ def _webp(b: bytes) -> tuple[int, int] | None:
 def _tiff(b: bytes) -> tuple[int, int] | None:
     e = "<" if b[:2] == b"II" else ">"
     off = struct.unpack(e + "I", b[4:8])[0]
-    n = struct.unpack(e + "H", b[off:off + 2])[0]
+    n = struct.unpack(e + "H", b[off : off + 2])[0]
     dims: dict[int, int] = {}
     for k in range(n):
-        tag, typ, _cnt = struct.unpack(e + "HHI", b[off + 2 + 12 * k:off + 10 + 12 * k])
+        tag, typ, _cnt = struct.unpack(e + "HHI", b[off + 2 + 12 * k : off + 10 + 12 * k])
         if tag in (256, 257):
-            val = b[off + 10 + 12 * k:off + 14 + 12 * k]
-            dims[tag] = struct.unpack(e + ("H" if typ == 3 else "I"), val[:2 if typ == 3 else 4])[0]
+            val = b[off + 10 + 12 * k : off + 14 + 12 * k]
+            dims[tag] = struct.unpack(e + ("H" if typ == 3 else "I"), val[: 2 if typ == 3 else 4])[0]
     return (dims[257], dims[256]) if 256 in dims and 257 in dims else None
 
 

@@ -20,6 +20,7 @@ Public API::
     noisy_hw, kinds_hw = corrupt_mask(mask_hw, rate=0.2, num_classes=11, rng=rng)
     summary = corrupt_split("outputs/data/synthetic", "train", rate=0.2, seed=0)  # in place
 """
+
 from __future__ import annotations
 
 import os
@@ -93,9 +94,17 @@ def boundary_band(mask_hw: np.ndarray, *, radius: int, ignore_index: int = 255) 
     return valid_hw & ((hi_hw != lab_hw) | (lo_hw != lab_hw))
 
 
-def corrupt_mask(mask_hw: np.ndarray, *, rate: float, boundary_share: float = 0.5,
-                 radius: int = 3, patch: int = 5, num_classes: int, ignore_index: int = 255,
-                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def corrupt_mask(
+    mask_hw: np.ndarray,
+    *,
+    rate: float,
+    boundary_share: float = 0.5,
+    radius: int = 3,
+    patch: int = 5,
+    num_classes: int,
+    ignore_index: int = 255,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
     """Change ``round(rate · #valid)`` pixels of ``mask_hw`` (exactly, see below) → noisy mask.
 
     Args:
@@ -135,14 +144,20 @@ def corrupt_mask(mask_hw: np.ndarray, *, rate: float, boundary_share: float = 0.
     """
     mask_hw = _check_mask(mask_hw, ignore_index)
     for name, v in (("rate", rate), ("boundary_share", boundary_share)):
-        if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)) \
-                or not 0.0 <= float(v) <= 1.0:
+        if (
+            isinstance(v, bool)
+            or not isinstance(v, (int, float, np.floating, np.integer))
+            or not 0.0 <= float(v) <= 1.0
+        ):
             raise ValueError(f"{name} must be a number in [0, 1], got {v!r}")
     radius = _check_radius(radius)
     if isinstance(patch, bool) or not isinstance(patch, (int, np.integer)) or patch < 1:
         raise ValueError(f"patch must be an integer >= 1, got {patch!r}")
-    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) \
-            or not 2 <= num_classes <= 255:
+    if (
+        isinstance(num_classes, bool)
+        or not isinstance(num_classes, (int, np.integer))
+        or not 2 <= num_classes <= 255
+    ):
         raise ValueError(f"num_classes must be an integer in [2, 255], got {num_classes!r}")
     if ignore_index < num_classes:
         raise ValueError(f"ignore_index ({ignore_index}) must be >= num_classes ({num_classes})")
@@ -151,8 +166,10 @@ def corrupt_mask(mask_hw: np.ndarray, *, rate: float, boundary_share: float = 0.
     valid_hw = mask_hw != ignore_index
     bad = valid_hw & ((mask_hw < 0) | (mask_hw >= num_classes))
     if bad.any():
-        raise ValueError(f"mask holds label {int(mask_hw[bad][0])} outside [0, {num_classes}) "
-                         f"that is not ignore_index {ignore_index}")
+        raise ValueError(
+            f"mask holds label {int(mask_hw[bad][0])} outside [0, {num_classes}) "
+            f"that is not ignore_index {ignore_index}"
+        )
 
     H, W = mask_hw.shape
     noisy_hw = mask_hw.copy()
@@ -223,8 +240,9 @@ def corrupt_mask(mask_hw: np.ndarray, *, rate: float, boundary_share: float = 0.
     return noisy_hw, kinds_hw
 
 
-def corrupt_split(root: str | os.PathLike, split: str = "train", *, rate: float, seed: int,
-                  **kw: Any) -> dict[str, Any]:
+def corrupt_split(
+    root: str | os.PathLike, split: str = "train", *, rate: float, seed: int, **kw: Any
+) -> dict[str, Any]:
     """Corrupt every mask ``root/masks/<split>/*.png`` **in place** (folder layout).
 
     Each file is rewritten atomically (temporary file + rename) with
@@ -242,8 +260,10 @@ def corrupt_split(root: str | os.PathLike, split: str = "train", *, rate: float,
     root = Path(root)
     unknown = set(kw) - {"boundary_share", "radius", "patch"}
     if unknown:
-        raise TypeError(f"corrupt_split: unexpected keyword {sorted(unknown)[0]!r} "
-                        "(expected boundary_share, radius, patch)")
+        raise TypeError(
+            f"corrupt_split: unexpected keyword {sorted(unknown)[0]!r} "
+            "(expected boundary_share, radius, patch)"
+        )
     mask_dir = root / "masks" / split
     files = sorted(mask_dir.glob("*.png")) if mask_dir.is_dir() else []
     if not files:
@@ -257,12 +277,15 @@ def corrupt_split(root: str | os.PathLike, split: str = "train", *, rate: float,
     for i, path in enumerate(files):
         mask_hw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
         if mask_hw is None or mask_hw.ndim != 2 or mask_hw.dtype != np.uint8:
-            raise ValueError(f"{path}: expected a single-channel uint8 PNG label mask, got "
-                             f"{None if mask_hw is None else (mask_hw.shape, mask_hw.dtype)}")
+            raise ValueError(
+                f"{path}: expected a single-channel uint8 PNG label mask, got "
+                f"{None if mask_hw is None else (mask_hw.shape, mask_hw.dtype)}"
+            )
         rng = np.random.default_rng(np.random.SeedSequence([int(seed), i]))
         try:
-            noisy_hw, kinds_hw = corrupt_mask(mask_hw, rate=rate, num_classes=K,
-                                              ignore_index=ignore, rng=rng, **kw)
+            noisy_hw, kinds_hw = corrupt_mask(
+                mask_hw, rate=rate, num_classes=K, ignore_index=ignore, rng=rng, **kw
+            )
         except ValueError as e:
             raise ValueError(f"{path}: {e}") from None
         with atomic_path(path) as tmp:
@@ -277,15 +300,22 @@ def corrupt_split(root: str | os.PathLike, split: str = "train", *, rate: float,
     n_valid = int(valid_k.sum())
     denom = max(n_valid, 1)
     return {
-        "split": split, "rate": float(rate), "seed": int(seed), "num_files": len(files),
+        "split": split,
+        "rate": float(rate),
+        "seed": int(seed),
+        "num_files": len(files),
         "num_valid_pixels": n_valid,
         "realised_rate": round(float(kinds_count[1:].sum()) / denom, 6),
         "boundary_rate": round(float(kinds_count[BOUNDARY]) / denom, 6),
         "random_rate": round(float(kinds_count[RANDOM]) / denom, 6),
-        "per_class_rate": {name: (round(float(changed_k[k]) / valid_k[k], 6)
-                                  if valid_k[k] else None)
-                           for k, name in enumerate(classes.names)},
+        "per_class_rate": {
+            name: (round(float(changed_k[k]) / valid_k[k], 6) if valid_k[k] else None)
+            for k, name in enumerate(classes.names)
+        },
         "per_file_rate": {"min": round(min(per_file), 6), "max": round(max(per_file), 6)},
-        "params": {"boundary_share": kw.get("boundary_share", 0.5), "radius": kw.get("radius", 3),
-                   "patch": kw.get("patch", 5)},
+        "params": {
+            "boundary_share": kw.get("boundary_share", 0.5),
+            "radius": kw.get("radius", 3),
+            "patch": kw.get("patch", 5),
+        },
     }

@@ -18,21 +18,32 @@ evaluation, export and on the device:
 Imports numpy and OpenCV only (palette PNGs are decoded by OpenCV after their palette is
 swapped for the identity ramp, so no PIL is needed on a device).
 """
+
 from __future__ import annotations
 
 import os
 import re
 import zlib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import cv2
 import numpy as np
 
 from rdd.spec import ClassInfo
 
-__all__ = ["IGNORE_INDEX", "LABEL_EXTS", "read_label", "build_lut", "apply_lut", "value_ranges",
-           "masks_by_stem", "frame_masks", "FRAME_MASK_PATTERN", "read_classes_yaml"]
+__all__ = [
+    "IGNORE_INDEX",
+    "LABEL_EXTS",
+    "read_label",
+    "build_lut",
+    "apply_lut",
+    "value_ranges",
+    "masks_by_stem",
+    "frame_masks",
+    "FRAME_MASK_PATTERN",
+    "read_classes_yaml",
+]
 
 IGNORE_INDEX = 255
 LABEL_EXTS = (".png", ".bmp", ".tif", ".tiff", ".ppm", ".pgm")
@@ -47,9 +58,9 @@ def _png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
     """``[(type, body), ...]`` of a PNG byte string (CRCs are not checked here; the decoder does)."""
     chunks, pos = [], len(_PNG_SIGNATURE)
     while pos + 8 <= len(data):
-        n = int.from_bytes(data[pos:pos + 4], "big")
-        kind = data[pos + 4:pos + 8]
-        chunks.append((kind, data[pos + 8:pos + 8 + n]))
+        n = int.from_bytes(data[pos : pos + 4], "big")
+        kind = data[pos + 4 : pos + 8]
+        chunks.append((kind, data[pos + 8 : pos + 8 + n]))
         pos += 12 + n
         if kind == b"IEND":
             break
@@ -57,8 +68,7 @@ def _png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
 
 
 def _chunk(kind: bytes, body: bytes) -> bytes:
-    return (len(body).to_bytes(4, "big") + kind + body
-            + zlib.crc32(kind + body).to_bytes(4, "big"))
+    return len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
 
 
 def _decode_palette_indices(data: bytes, bit_depth: int, path: Path) -> np.ndarray:
@@ -67,7 +77,7 @@ def _decode_palette_indices(data: bytes, bit_depth: int, path: Path) -> np.ndarr
     The palette is replaced by the grey ramp ``i → (i, i, i)`` (and transparency dropped), so
     the decoder's palette expansion yields the index itself in every channel.
     """
-    ramp = bytes(v for i in range(2 ** bit_depth) for v in (i, i, i))
+    ramp = bytes(v for i in range(2**bit_depth) for v in (i, i, i))
     out = [_PNG_SIGNATURE]
     for kind, body in _png_chunks(data):
         if kind == b"tRNS":
@@ -111,16 +121,21 @@ def read_label(path: str | os.PathLike) -> np.ndarray:
         mode = mode or {3: "RGB", 4: "RGBA"}.get(m.shape[2], f"{m.shape[2]} channels")
         raise ValueError(
             f"mask file {path} has mode {mode!r} (shape {m.shape}); expected a single-channel "
-            "label image or a palette PNG with one class index per pixel (not a colour image)")
+            "label image or a palette PNG with one class index per pixel (not a colour image)"
+        )
     if m.dtype.kind not in "ui":
         raise ValueError(f"mask file {path} holds {m.dtype} values; expected integer class ids")
     return m
 
 
 # --------------------------------------------------------------------------- mapping
-def build_lut(mapping: dict[int, int] | None = None, *, identity: int = 0,
-              ignore_values: Sequence[int] = (IGNORE_INDEX,),
-              ignore_index: int = IGNORE_INDEX) -> np.ndarray:
+def build_lut(
+    mapping: dict[int, int] | None = None,
+    *,
+    identity: int = 0,
+    ignore_values: Sequence[int] = (IGNORE_INDEX,),
+    ignore_index: int = IGNORE_INDEX,
+) -> np.ndarray:
     """A lookup table raw id → train id, with ``-1`` marking *invalid* raw ids.
 
     ``identity`` keeps raw ids ``[0, identity)`` unchanged; every value in ``ignore_values``
@@ -140,9 +155,15 @@ def build_lut(mapping: dict[int, int] | None = None, *, identity: int = 0,
     return lut
 
 
-def apply_lut(raw: np.ndarray, lut: np.ndarray, *, num_classes: int,
-              path: str | os.PathLike = "<mask>", ignore_index: int = IGNORE_INDEX,
-              hint: str = "") -> np.ndarray:
+def apply_lut(
+    raw: np.ndarray,
+    lut: np.ndarray,
+    *,
+    num_classes: int,
+    path: str | os.PathLike = "<mask>",
+    ignore_index: int = IGNORE_INDEX,
+    hint: str = "",
+) -> np.ndarray:
     """Map raw ids through ``lut`` (from :func:`build_lut`) → ``uint8`` train ids ``H×W``.
 
     Raises ``ValueError`` naming ``path`` and the offending values if a raw id is negative,
@@ -163,7 +184,8 @@ def apply_lut(raw: np.ndarray, lut: np.ndarray, *, num_classes: int,
         raise ValueError(
             f"label {path}: invalid label values {bad[:10].tolist()}; expected train ids "
             f"[0, {num_classes}) or ignore {ignore_index} after mapping (valid raw values: "
-            f"{value_ranges(np.flatnonzero(lut >= 0))}){hint}")
+            f"{value_ranges(np.flatnonzero(lut >= 0))}){hint}"
+        )
     return out.astype(np.uint8)
 
 
@@ -198,16 +220,16 @@ def masks_by_stem(folder: str | os.PathLike, exts: Sequence[str] = LABEL_EXTS) -
             continue
         stem = p.name[: -len(p.suffix)]
         if stem in out:
-            raise ValueError(f"mask folder {folder} holds {out[stem].name} and {p.name}: two masks "
-                             f"for {stem!r}; keep one")
+            raise ValueError(
+                f"mask folder {folder} holds {out[stem].name} and {p.name}: two masks for {stem!r}; keep one"
+            )
         out[stem] = p
     return out
 
 
 def frame_masks(folder: str | os.PathLike) -> dict[int, Path]:
     """``{frame index: path}`` of the ``frame_%06d.<ext>`` masks in ``folder`` (video ground truth)."""
-    return {int(m.group(1)): p for stem, p in masks_by_stem(folder).items()
-            if (m := _FRAME_RE.match(stem))}
+    return {int(m.group(1)): p for stem, p in masks_by_stem(folder).items() if (m := _FRAME_RE.match(stem))}
 
 
 def read_classes_yaml(path: str | os.PathLike) -> ClassInfo:
@@ -217,8 +239,10 @@ def read_classes_yaml(path: str | os.PathLike) -> ClassInfo:
 
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"class file not found: {path} (expected a YAML file with "
-                                f"'names', optional 'palette' and 'ignore_index')")
+        raise FileNotFoundError(
+            f"class file not found: {path} (expected a YAML file with "
+            f"'names', optional 'palette' and 'ignore_index')"
+        )
     try:
         d = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:

@@ -17,6 +17,7 @@ Conventions (see ``docs/DESIGN.md``):
 * all values are fractions in ``[0, 1]``; reports print percentages. With nothing counted yet
   ``miou``/``pixel_acc``/``mean_acc`` are ``nan``.
 """
+
 from __future__ import annotations
 
 import math
@@ -60,18 +61,20 @@ class ConfusionMatrix:
         self.num_classes = int(num_classes)
         self.ignore_index = int(ignore_index)
         if 0 <= self.ignore_index < self.num_classes:
-            raise ValueError(f"ConfusionMatrix: ignore_index {ignore_index} collides with a class id "
-                             f"in [0, {self.num_classes})")
+            raise ValueError(
+                f"ConfusionMatrix: ignore_index {ignore_index} collides with a class id "
+                f"in [0, {self.num_classes})"
+            )
         self._np = np.zeros((self.num_classes, self.num_classes), dtype=np.int64)
         self._torch = None  # torch int64 K×K accumulator on the device of the last tensor input
 
     # ------------------------------------------------------------------ accumulation
-    def reset(self) -> "ConfusionMatrix":
+    def reset(self) -> ConfusionMatrix:
         self._np[...] = 0
         self._torch = None
         return self
 
-    def update(self, pred: Any, target: Any) -> "ConfusionMatrix":
+    def update(self, pred: Any, target: Any) -> ConfusionMatrix:
         """Count ``pred`` against ``target``.
 
         Args:
@@ -85,8 +88,10 @@ class ConfusionMatrix:
         """
         pt, tt = _is_torch_tensor(pred), _is_torch_tensor(target)
         if pt != tt:
-            raise ValueError("ConfusionMatrix.update: pred and target must both be numpy arrays or "
-                             f"both torch tensors, got {type(pred).__name__} and {type(target).__name__}")
+            raise ValueError(
+                "ConfusionMatrix.update: pred and target must both be numpy arrays or "
+                f"both torch tensors, got {type(pred).__name__} and {type(target).__name__}"
+            )
         if pt:
             self._update_torch(pred, target)
         else:
@@ -95,17 +100,23 @@ class ConfusionMatrix:
 
     def _check(self, pred_shape, target_shape, pred_int: bool, target_int: bool) -> None:
         if tuple(pred_shape) != tuple(target_shape):
-            raise ValueError(f"ConfusionMatrix.update: pred shape {tuple(pred_shape)} != target shape "
-                             f"{tuple(target_shape)} (expected both N×H×W or H×W)")
+            raise ValueError(
+                f"ConfusionMatrix.update: pred shape {tuple(pred_shape)} != target shape "
+                f"{tuple(target_shape)} (expected both N×H×W or H×W)"
+            )
         if not (pred_int and target_int):
-            raise ValueError("ConfusionMatrix.update: pred and target must hold integer class ids "
-                             "(take argmax over the class dimension of logits first)")
+            raise ValueError(
+                "ConfusionMatrix.update: pred and target must hold integer class ids "
+                "(take argmax over the class dimension of logits first)"
+            )
 
     def _bad_values(self, bad_t: bool, bad_p: bool) -> None:
         k = self.num_classes
         if bad_t:
-            raise ValueError(f"ConfusionMatrix.update: target holds ids outside [0, {k}) that are not "
-                             f"ignore_index={self.ignore_index}")
+            raise ValueError(
+                f"ConfusionMatrix.update: target holds ids outside [0, {k}) that are not "
+                f"ignore_index={self.ignore_index}"
+            )
         if bad_p:
             raise ValueError(f"ConfusionMatrix.update: pred holds ids outside [0, {k})")
 
@@ -116,7 +127,7 @@ class ConfusionMatrix:
         if not p.size:
             return
         ignore = t == self.ignore_index
-        if p.min() < 0 or p.max() >= k:     # the rare case: out of range where not ignored?
+        if p.min() < 0 or p.max() >= k:  # the rare case: out of range where not ignored?
             q = p[~ignore]
             self._bad_values(False, bool(q.size and (q.min() < 0 or q.max() >= k)))
             p = np.where(ignore, 0, p)
@@ -124,22 +135,26 @@ class ConfusionMatrix:
         # runner counts every frame: no int64 copies, no boolean gather); ignored pixels get
         # the code k·k, and any other target id outside [0, k) lands at k·k or above too, so
         # the count there must equal the ignored pixels' count
-        dt = np.int32 if k * k + k < 2 ** 31 else np.int64
+        dt = np.int32 if k * k + k < 2**31 else np.int64
         codes = t.astype(dt) * dt(k)
         codes += p
         codes[ignore] = k * k
         counts = np.bincount(codes, minlength=k * k + 1)
         n_ignore = int(np.count_nonzero(ignore))
-        self._bad_values(bool(counts[k * k:].sum() != n_ignore or
-                              (t.dtype.kind == "i" and t.min() < 0)), False)
-        self._np += counts[:k * k].reshape(k, k)
+        self._bad_values(
+            bool(counts[k * k :].sum() != n_ignore or (t.dtype.kind == "i" and t.min() < 0)), False
+        )
+        self._np += counts[: k * k].reshape(k, k)
 
     def _update_torch(self, pred: Any, target: Any) -> None:
         import torch
 
-        self._check(pred.shape, target.shape, not (pred.is_floating_point() or pred.is_complex()
-                                                   or pred.dtype == torch.bool),
-                    not (target.is_floating_point() or target.is_complex() or target.dtype == torch.bool))
+        self._check(
+            pred.shape,
+            target.shape,
+            not (pred.is_floating_point() or pred.is_complex() or pred.dtype == torch.bool),
+            not (target.is_floating_point() or target.is_complex() or target.dtype == torch.bool),
+        )
         if pred.device != target.device:
             raise ValueError(f"ConfusionMatrix.update: pred on {pred.device} but target on {target.device}")
         k = self.num_classes
@@ -165,17 +180,19 @@ class ConfusionMatrix:
             m += self._torch.detach().cpu().numpy().astype(np.int64)
         return m
 
-    def merge(self, other: "ConfusionMatrix") -> "ConfusionMatrix":
+    def merge(self, other: ConfusionMatrix) -> ConfusionMatrix:
         """Add ``other``'s counts into this matrix (in place); returns ``self``."""
         if not isinstance(other, ConfusionMatrix):
             raise TypeError(f"ConfusionMatrix.merge expects a ConfusionMatrix, got {type(other).__name__}")
         if other.num_classes != self.num_classes or other.ignore_index != self.ignore_index:
-            raise ValueError(f"ConfusionMatrix.merge: cannot merge K={other.num_classes}/ignore="
-                             f"{other.ignore_index} into K={self.num_classes}/ignore={self.ignore_index}")
+            raise ValueError(
+                f"ConfusionMatrix.merge: cannot merge K={other.num_classes}/ignore="
+                f"{other.ignore_index} into K={self.num_classes}/ignore={self.ignore_index}"
+            )
         self._np += other.matrix
         return self
 
-    def all_reduce(self) -> "ConfusionMatrix":
+    def all_reduce(self) -> ConfusionMatrix:
         """Sum the matrix over all ranks with ``torch.distributed`` when it is initialised.
 
         A no-op (and torch is not even imported) in a single process. Every rank must call it.
@@ -211,8 +228,9 @@ class ConfusionMatrix:
         gt = m.sum(axis=1)
         pr = m.sum(axis=0)
         union = gt + pr - tp
-        iou: list[float | None] = [float(tp[c] / union[c]) if union[c] > 0 else None
-                                   for c in range(self.num_classes)]
+        iou: list[float | None] = [
+            float(tp[c] / union[c]) if union[c] > 0 else None for c in range(self.num_classes)
+        ]
         present = [v for v in iou if v is not None]
         miou = float(np.mean(present)) if present else math.nan
         total = m.sum()
@@ -225,8 +243,10 @@ class ConfusionMatrix:
         return out
 
     def __repr__(self) -> str:
-        return (f"ConfusionMatrix(num_classes={self.num_classes}, ignore_index={self.ignore_index}, "
-                f"pixels={int(self.matrix.sum())})")
+        return (
+            f"ConfusionMatrix(num_classes={self.num_classes}, ignore_index={self.ignore_index}, "
+            f"pixels={int(self.matrix.sum())})"
+        )
 
 
 def _np_is_int(a: np.ndarray) -> bool:

@@ -10,6 +10,7 @@ disk or the environment; a process that imported OpenVINO before the project did
 it chose. Every OpenVINO / NNCF import in the project goes through :func:`import_openvino` /
 :func:`import_nncf`.
 """
+
 from __future__ import annotations
 
 import sys

@@ -11,12 +11,14 @@
 Tables and plots need only numpy / matplotlib; torch is imported lazily by the model functions.
 Every file is written atomically (:func:`rdd.spec.atomic_path`).
 """
+
 from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,15 +28,29 @@ from rdd.spec import ClassInfo, as_hw, atomic_path, colorize
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-__all__ = ["cpu_latency", "model_profile", "comparison_table",
-           "miou_plot_rows", "save_bar_chart", "rdd_maps", "save_rdd_figure",
-           "save_rdd_visualisations"]
+__all__ = [
+    "cpu_latency",
+    "model_profile",
+    "comparison_table",
+    "miou_plot_rows",
+    "save_bar_chart",
+    "rdd_maps",
+    "save_rdd_figure",
+    "save_rdd_visualisations",
+]
 
 
 # --------------------------------------------------------------------------- model profile
-def cpu_latency(model: "torch.nn.Module", input_size: int | Sequence[int], *, warmup: int = 3,
-                runs: int = 10, threads: int | None = None, warmup_s: float = WARMUP_S,
-                duration_s: float = 0.0) -> dict[str, float]:
+def cpu_latency(
+    model: torch.nn.Module,
+    input_size: int | Sequence[int],
+    *,
+    warmup: int = 3,
+    runs: int = 10,
+    threads: int | None = None,
+    warmup_s: float = WARMUP_S,
+    duration_s: float = 0.0,
+) -> dict[str, float]:
     """Wall-clock latency (ms) of an eval-mode forward pass, batch 1, on the CPU.
 
     Measured with the project's protocol (:func:`rdd.runtime.timing.measure`): at least
@@ -56,15 +72,21 @@ def cpu_latency(model: "torch.nn.Module", input_size: int | Sequence[int], *, wa
         torch.set_num_threads(int(threads))
     try:
         with torch.inference_mode():
-            return measure(lambda: m(x), warmup_s=warmup_s, warmup_runs=warmup,
-                           duration_s=duration_s, min_runs=runs)
+            return measure(
+                lambda: m(x), warmup_s=warmup_s, warmup_runs=warmup, duration_s=duration_s, min_runs=runs
+            )
     finally:
         torch.set_num_threads(old_threads)
 
 
-def model_profile(model: "torch.nn.Module", input_size: int | Sequence[int], *,
-                  latency_runs: int = 10, latency_warmup: int = 3,
-                  threads: int | None = None) -> dict[str, Any]:
+def model_profile(
+    model: torch.nn.Module,
+    input_size: int | Sequence[int],
+    *,
+    latency_runs: int = 10,
+    latency_warmup: int = 3,
+    threads: int | None = None,
+) -> dict[str, Any]:
     """``{"params", "flops", "gflops", "input_size", "cpu_latency_ms": {...}}`` of ``model``.
 
     ``latency_runs=0`` skips the latency measurement (``cpu_latency_ms`` is then ``None``).
@@ -72,10 +94,18 @@ def model_profile(model: "torch.nn.Module", input_size: int | Sequence[int], *,
     from rdd.models import count_flops, count_params
 
     flops = count_flops(model, input_size)
-    lat = (cpu_latency(model, input_size, warmup=latency_warmup, runs=latency_runs,
-                       threads=threads) if latency_runs > 0 else None)
-    return {"params": int(count_params(model)), "flops": flops, "gflops": flops / 1e9,
-            "input_size": list(as_hw(input_size)), "cpu_latency_ms": lat}
+    lat = (
+        cpu_latency(model, input_size, warmup=latency_warmup, runs=latency_runs, threads=threads)
+        if latency_runs > 0
+        else None
+    )
+    return {
+        "params": int(count_params(model)),
+        "flops": flops,
+        "gflops": flops / 1e9,
+        "input_size": list(as_hw(input_size)),
+        "cpu_latency_ms": lat,
+    }
 
 
 # --------------------------------------------------------------------------- tables and plots
@@ -85,9 +115,12 @@ def _pct(v: Any, digits: int = 2) -> str:
     return f"{100.0 * float(v):.{digits}f}"
 
 
-def comparison_table(results: Mapping[str, Mapping[str, Any]],
-                     classes: ClassInfo | Sequence[str] | None = None, *,
-                     per_class: bool = True) -> str:
+def comparison_table(
+    results: Mapping[str, Mapping[str, Any]],
+    classes: ClassInfo | Sequence[str] | None = None,
+    *,
+    per_class: bool = True,
+) -> str:
     """Markdown comparison of evaluated models.
 
     Args:
@@ -103,9 +136,10 @@ def comparison_table(results: Mapping[str, Mapping[str, Any]],
     """
     if not results:
         raise ValueError("comparison_table: no results to compare")
-    lines = ["| model | architecture | mIoU (%) | pixel acc. (%) | params (M) | GFLOPs "
-             "| CPU latency (ms) |",
-             "|---|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| model | architecture | mIoU (%) | pixel acc. (%) | params (M) | GFLOPs | CPU latency (ms) |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
     for name, m in results.items():
         if "miou" not in m:
             raise ValueError(f"comparison_table: results[{name!r}] has no 'miou'")
@@ -113,18 +147,27 @@ def comparison_table(results: Mapping[str, Mapping[str, Any]],
         lat_s = f"{lat['mean']:.1f}" if isinstance(lat, Mapping) and "mean" in lat else "–"
         params = f"{m['params'] / 1e6:.2f}" if m.get("params") is not None else "–"
         gflops = f"{m['gflops']:.3g}" if m.get("gflops") is not None else "–"
-        lines.append(f"| {name} | {m.get('model', '–')} | {_pct(m['miou'])} | "
-                     f"{_pct(m.get('pixel_acc'))} | {params} | {gflops} | {lat_s} |")
+        lines.append(
+            f"| {name} | {m.get('model', '–')} | {_pct(m['miou'])} | "
+            f"{_pct(m.get('pixel_acc'))} | {params} | {gflops} | {lat_s} |"
+        )
     text = "\n".join(lines) + "\n"
     if per_class and classes is not None:
         names = list(classes.names if isinstance(classes, ClassInfo) else classes)
-        text += ("\nPer-class IoU (%):\n\n| model | " + " | ".join(names) + " |\n|---|"
-                 + "---:|" * len(names) + "\n")
+        text += (
+            "\nPer-class IoU (%):\n\n| model | "
+            + " | ".join(names)
+            + " |\n|---|"
+            + "---:|" * len(names)
+            + "\n"
+        )
         for name, m in results.items():
             iou = list(m.get("iou") or [])
             if iou and len(iou) != len(names):
-                raise ValueError(f"comparison_table: results[{name!r}]['iou'] has {len(iou)} "
-                                 f"values for {len(names)} classes")
+                raise ValueError(
+                    f"comparison_table: results[{name!r}]['iou'] has {len(iou)} "
+                    f"values for {len(names)} classes"
+                )
             cells = [_pct(v, 1) for v in iou] if iou else ["–"] * len(names)
             text += f"| {name} | " + " | ".join(cells) + " |\n"
     return text
@@ -132,8 +175,7 @@ def comparison_table(results: Mapping[str, Mapping[str, Any]],
 
 def miou_plot_rows(results: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Rows ``{"model": name, "miou": percent}`` for a DVC bar plot (``x: miou, y: model``)."""
-    return [{"model": name, "miou": round(100.0 * float(m["miou"]), 3)}
-            for name, m in results.items()]
+    return [{"model": name, "miou": round(100.0 * float(m["miou"]), 3)} for name, m in results.items()]
 
 
 def _pyplot():
@@ -146,8 +188,12 @@ def _pyplot():
     return plt
 
 
-def save_bar_chart(results: Mapping[str, Mapping[str, Any]], path: str | os.PathLike, *,
-                   title: str = "mIoU on the validation split") -> Path:
+def save_bar_chart(
+    results: Mapping[str, Mapping[str, Any]],
+    path: str | os.PathLike,
+    *,
+    title: str = "mIoU on the validation split",
+) -> Path:
     """A horizontal bar chart (PNG) of mIoU (%) per model."""
     plt = _pyplot()
     rows = miou_plot_rows(results)
@@ -175,9 +221,17 @@ def _save_png(fig: Any, path: str | os.PathLike) -> Path:
 
 
 # --------------------------------------------------------------------------- RDD visualisation
-def rdd_maps(teacher: "torch.nn.Module", student: "torch.nn.Module", x: "torch.Tensor",
-             target: "torch.Tensor", *, threshold: float = 0.7, min_kept: float = 0.048,
-             mode: str = "xor", ignore_index: int = 255) -> dict[str, np.ndarray]:
+def rdd_maps(
+    teacher: torch.nn.Module,
+    student: torch.nn.Module,
+    x: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    threshold: float = 0.7,
+    min_kept: float = 0.048,
+    mode: str = "xor",
+    ignore_index: int = 255,
+) -> dict[str, np.ndarray]:
     """The per-pixel quantities RDD computes on a batch (no gradients).
 
     Args:
@@ -203,29 +257,53 @@ def rdd_maps(teacher: "torch.nn.Module", student: "torch.nn.Module", x: "torch.T
         with torch.no_grad():
             t = teacher(x, with_aux=True)
             s_out = student(x)["out"]
-            w = tfe_weights(t["out"], t["aux"])                      # N×H×W
-            m = tse_mask(s_out, t["out"], target, threshold=threshold, min_kept=min_kept,
-                         ignore_index=ignore_index, mode=mode)       # N×H×W bool
+            w = tfe_weights(t["out"], t["aux"])  # N×H×W
+            m = tse_mask(
+                s_out,
+                t["out"],
+                target,
+                threshold=threshold,
+                min_kept=min_kept,
+                ignore_index=ignore_index,
+                mode=mode,
+            )  # N×H×W bool
     finally:
         teacher.train(was[0])
         student.train(was[1])
-    return {"teacher_pred": t["out"].argmax(1).to(torch.uint8).cpu().numpy(),
-            "student_pred": s_out.argmax(1).to(torch.uint8).cpu().numpy(),
-            "tfe_weights": w.float().cpu().numpy(), "tse_mask": m.cpu().numpy().astype(bool)}
+    return {
+        "teacher_pred": t["out"].argmax(1).to(torch.uint8).cpu().numpy(),
+        "student_pred": s_out.argmax(1).to(torch.uint8).cpu().numpy(),
+        "tfe_weights": w.float().cpu().numpy(),
+        "tse_mask": m.cpu().numpy().astype(bool),
+    }
 
 
-def save_rdd_figure(path: str | os.PathLike, *, image: np.ndarray, gt: np.ndarray,
-                    teacher_pred: np.ndarray, student_pred: np.ndarray, tfe_weights: np.ndarray,
-                    tse_mask: np.ndarray, classes: ClassInfo, title: str | None = None,
-                    mode: str = "xor") -> Path:
+def save_rdd_figure(
+    path: str | os.PathLike,
+    *,
+    image: np.ndarray,
+    gt: np.ndarray,
+    teacher_pred: np.ndarray,
+    student_pred: np.ndarray,
+    tfe_weights: np.ndarray,
+    tse_mask: np.ndarray,
+    classes: ClassInfo,
+    title: str | None = None,
+    mode: str = "xor",
+) -> Path:
     """A 2×3 PNG panel: input | ground truth | teacher / student | TFE weights | TSE mask.
 
     ``image`` is uint8 ``H×W×3`` RGB; the label maps are ``H×W`` train ids; ``tfe_weights`` is
     float ``H×W`` in [0, 1]; ``tse_mask`` is bool ``H×W``. Shapes must agree.
     """
     hw = image.shape[:2]
-    for name, a in (("gt", gt), ("teacher_pred", teacher_pred), ("student_pred", student_pred),
-                    ("tfe_weights", tfe_weights), ("tse_mask", tse_mask)):
+    for name, a in (
+        ("gt", gt),
+        ("teacher_pred", teacher_pred),
+        ("student_pred", student_pred),
+        ("tfe_weights", tfe_weights),
+        ("tse_mask", tse_mask),
+    ):
         if a.shape != hw:
             raise ValueError(f"save_rdd_figure: {name} has shape {a.shape}, expected {hw}")
     plt = _pyplot()
@@ -237,8 +315,11 @@ def save_rdd_figure(path: str | os.PathLike, *, image: np.ndarray, gt: np.ndarra
             ("teacher", colorize(teacher_pred, classes), {}),
             ("student", colorize(student_pred, classes), {}),
             ("TFE weight exp(-KL(aux‖main))", tfe_weights, {"cmap": "magma", "vmin": 0, "vmax": 1}),
-            (f"TSE mask ({mode}), {100 * tse_mask.mean():.1f}% px", tse_mask.astype(np.uint8),
-             {"cmap": "gray", "vmin": 0, "vmax": 1}),
+            (
+                f"TSE mask ({mode}), {100 * tse_mask.mean():.1f}% px",
+                tse_mask.astype(np.uint8),
+                {"cmap": "gray", "vmin": 0, "vmax": 1},
+            ),
         ]
         for ax, (label, arr, kw) in zip(axes.ravel(), panels):
             im = ax.imshow(arr, interpolation="nearest", **kw)
@@ -253,10 +334,18 @@ def save_rdd_figure(path: str | os.PathLike, *, image: np.ndarray, gt: np.ndarra
         plt.close(fig)
 
 
-def save_rdd_visualisations(teacher: "torch.nn.Module", student: "torch.nn.Module", dataset: Any,
-                            out_dir: str | os.PathLike, *, indices: Sequence[int],
-                            threshold: float = 0.7, min_kept: float = 0.048, mode: str = "xor",
-                            prefix: str = "rdd") -> list[Path]:
+def save_rdd_visualisations(
+    teacher: torch.nn.Module,
+    student: torch.nn.Module,
+    dataset: Any,
+    out_dir: str | os.PathLike,
+    *,
+    indices: Sequence[int],
+    threshold: float = 0.7,
+    min_kept: float = 0.048,
+    mode: str = "xor",
+    prefix: str = "rdd",
+) -> list[Path]:
     """:func:`save_rdd_figure` for ``dataset`` samples ``indices`` → ``out_dir/{prefix}_{i}.png``.
 
     ``dataset`` follows :mod:`rdd.data` (``load(i)`` gives the raw image / mask, ``ds[i]`` the
@@ -271,22 +360,45 @@ def save_rdd_visualisations(teacher: "torch.nn.Module", student: "torch.nn.Modul
     for i in indices:
         image, gt = dataset.load(int(i))
         x, y = dataset[int(i)]
-        maps = rdd_maps(teacher, student, x[None].to(device), torch.as_tensor(y)[None].to(device),
-                        threshold=threshold, min_kept=min_kept, mode=mode,
-                        ignore_index=dataset.classes.ignore_index)
+        maps = rdd_maps(
+            teacher,
+            student,
+            x[None].to(device),
+            torch.as_tensor(y)[None].to(device),
+            threshold=threshold,
+            min_kept=min_kept,
+            mode=mode,
+            ignore_index=dataset.classes.ignore_index,
+        )
         hw = gt.shape[:2]
         if maps["teacher_pred"].shape[1:] != hw:  # eval size differs from the raw frame
+
             def rs(a: np.ndarray, nearest: bool) -> np.ndarray:
                 t = torch.as_tensor(a[None].astype(np.float32))
-                return F.interpolate(t, size=hw, mode="nearest" if nearest else "bilinear",
-                                     align_corners=None if nearest else False)[0, 0].numpy()
-            maps = {"teacher_pred": rs(maps["teacher_pred"], True).astype(np.uint8),
-                    "student_pred": rs(maps["student_pred"], True).astype(np.uint8),
-                    "tfe_weights": rs(maps["tfe_weights"], False),
-                    "tse_mask": rs(maps["tse_mask"], True) > 0.5}
+                return F.interpolate(
+                    t,
+                    size=hw,  # noqa: B023 — rs is called in this iteration only
+                    mode="nearest" if nearest else "bilinear",
+                    align_corners=None if nearest else False,
+                )[0, 0].numpy()
+
+            maps = {
+                "teacher_pred": rs(maps["teacher_pred"], True).astype(np.uint8),
+                "student_pred": rs(maps["student_pred"], True).astype(np.uint8),
+                "tfe_weights": rs(maps["tfe_weights"], False),
+                "tse_mask": rs(maps["tse_mask"], True) > 0.5,
+            }
         else:
             maps = {k: v[0] for k, v in maps.items()}
-        paths.append(save_rdd_figure(
-            out_dir / f"{prefix}_{int(i):04d}.png", image=image, gt=np.asarray(gt), **maps,
-            classes=dataset.classes, mode=mode, title=f"validation frame {int(i)}"))
+        paths.append(
+            save_rdd_figure(
+                out_dir / f"{prefix}_{int(i):04d}.png",
+                image=image,
+                gt=np.asarray(gt),
+                **maps,
+                classes=dataset.classes,
+                mode=mode,
+                title=f"validation frame {int(i)}",
+            )
+        )
     return paths

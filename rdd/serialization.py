@@ -16,6 +16,7 @@ always ``archive/`` (``torch.save`` to a path uses the *file name*, and an atomi
 temporary name differs on every run) and the same object gives the same bytes; then it writes
 them atomically (:func:`rdd.spec.atomic_path`).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -35,8 +36,15 @@ import torch
 
 from rdd.spec import atomic_path
 
-__all__ = ["TorchFileError", "load_torch_file", "save_torch_file", "torch_bytes", "fetch_url",
-           "sha256_file", "is_url"]
+__all__ = [
+    "TorchFileError",
+    "load_torch_file",
+    "save_torch_file",
+    "torch_bytes",
+    "fetch_url",
+    "sha256_file",
+    "is_url",
+]
 
 URL_SCHEMES = ("http://", "https://", "file://")
 
@@ -47,8 +55,14 @@ class TorchFileError(ValueError):
     ``unsafe_globals``: the globals a refused file asks for (empty when it is merely unreadable).
     """
 
-    def __init__(self, message: str, *, path: str | os.PathLike, refused: bool = False,
-                 unsafe_globals: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | os.PathLike,
+        refused: bool = False,
+        unsafe_globals: tuple[str, ...] = (),
+    ) -> None:
         super().__init__(message)
         self.path = str(path)
         self.refused = refused
@@ -57,17 +71,22 @@ class TorchFileError(ValueError):
 
 def _one_line(text: str, limit: int = 160) -> str:
     s = " ".join(str(text).split())
-    return s if len(s) <= limit else s[:limit - 1] + "…"
+    return s if len(s) <= limit else s[: limit - 1] + "…"
 
 
 def _refusal_reason(msg: str) -> str:
     """The informative line of torch's multi-paragraph ``Weights only load failed`` message."""
     for line in msg.splitlines():
         line = line.strip()
-        if line and not line.startswith(("Weights only load failed", "Check the documentation",
-                                         "Please file an issue")) and "weights_only" not in line:
+        if (
+            line
+            and not line.startswith(
+                ("Weights only load failed", "Check the documentation", "Please file an issue")
+            )
+            and "weights_only" not in line
+        ):
             line = line.removeprefix("WeightsUnpickler error: ").split(". Please use")[0]
-            return _one_line(line)   # never torch's "add_safe_globals" advice: not for these files
+            return _one_line(line)  # never torch's "add_safe_globals" advice: not for these files
     return "it holds objects outside the allow-list"
 
 
@@ -79,8 +98,7 @@ def _unsafe_globals(path: Path) -> tuple[str, ...]:
         return ()
 
 
-def load_torch_file(path: str | os.PathLike, *, what: str = "torch file",
-                    map_location: Any = "cpu") -> Any:
+def load_torch_file(path: str | os.PathLike, *, what: str = "torch file", map_location: Any = "cpu") -> Any:
     """``torch.load(path, weights_only=True)``; failures → one-line :class:`TorchFileError`.
 
     ``what`` names the role in the message (``"checkpoint"``, ``"artifact weights"``...).
@@ -98,18 +116,22 @@ def load_torch_file(path: str | os.PathLike, *, what: str = "torch file",
         msg = str(e)
         weights_only = "Weights only load failed" in msg
         names = _unsafe_globals(path) if weights_only else ()
-        reason = _refusal_reason(msg) if weights_only else _one_line(msg.splitlines()[0] if msg
-                                                                     else "")
+        reason = _refusal_reason(msg) if weights_only else _one_line(msg.splitlines()[0] if msg else "")
         if names or (weights_only and "global" in reason.lower()):
-            why = f"asks for {', '.join(names[:4])}{', …' if len(names) > 4 else ''}" if names \
-                else reason
+            why = f"asks for {', '.join(names[:4])}{', …' if len(names) > 4 else ''}" if names else reason
             raise TorchFileError(
                 f"{what} {path} refused by torch.load(weights_only=True): it holds Python objects "
                 f"other than tensors, numbers, strings and plain containers ({why}); nothing in "
-                "it was run", path=path, refused=True, unsafe_globals=names) from None
+                "it was run",
+                path=path,
+                refused=True,
+                unsafe_globals=names,
+            ) from None
         raise TorchFileError(
             f"{what} {path} cannot be read by torch.load (truncated, corrupt or not a torch "
-            f"file: {type(e).__name__}: {reason})", path=path) from None
+            f"file: {type(e).__name__}: {reason})",
+            path=path,
+        ) from None
 
 
 def _canonical(obj: Any) -> Any:
@@ -123,7 +145,7 @@ def _canonical(obj: Any) -> Any:
         out = type(obj)() if type(obj) in (dict, OrderedDict) else {}
         for k, v in obj.items():
             out[_canonical(k)] = _canonical(v)
-        if isinstance(getattr(obj, "_metadata", None), dict):   # Module.state_dict() versions
+        if isinstance(getattr(obj, "_metadata", None), dict):  # Module.state_dict() versions
             out._metadata = _canonical(obj._metadata)
         return out
     if isinstance(obj, list):
@@ -165,8 +187,9 @@ def is_url(source: str | os.PathLike) -> bool:
 _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
-def fetch_url(url: str, *, sha256: str | None = None, cache_dir: str | os.PathLike | None = None,
-              what: str = "weights") -> Path:
+def fetch_url(
+    url: str, *, sha256: str | None = None, cache_dir: str | os.PathLike | None = None, what: str = "weights"
+) -> Path:
     """Download ``url`` into ``cache_dir`` (default ``$TORCH_HOME/hub/checkpoints``); return the path.
 
     A cached file is reused (with ``sha256``: only when its digest matches, else it is fetched
@@ -187,16 +210,14 @@ def fetch_url(url: str, *, sha256: str | None = None, cache_dir: str | os.PathLi
     # the cache key includes the URL, so two URLs ending in the same file name never collide
     dest = cache / f"{hashlib.sha256(url.encode()).hexdigest()[:12]}-{name}"
     if dest.is_file() and (sha256 is None or sha256_file(dest) == sha256):
-        return dest                                   # cached (and verified when asked)
+        return dest  # cached (and verified when asked)
     try:
         with urllib.request.urlopen(url, timeout=60) as resp, atomic_path(dest) as tmp:
             with open(tmp, "wb") as f:
                 shutil.copyfileobj(resp, f)
             got = sha256_file(tmp)
-            if sha256 is not None and got != sha256:   # checked before it enters the cache
-                raise ValueError(f"{what} {url}: sha256 mismatch: expected {sha256}, the "
-                                 f"download has {got}")
+            if sha256 is not None and got != sha256:  # checked before it enters the cache
+                raise ValueError(f"{what} {url}: sha256 mismatch: expected {sha256}, the download has {got}")
     except OSError as e:  # URLError is an OSError
-        raise ValueError(f"{what} {url}: download failed ({type(e).__name__}: "
-                         f"{_one_line(str(e))})") from None
+        raise ValueError(f"{what} {url}: download failed ({type(e).__name__}: {_one_line(str(e))})") from None
     return dest

@@ -12,16 +12,18 @@ Conventions used across the whole project:
   pixels that carry no label;
 * model inputs are ``float32`` ``N×3×H×W`` tensors produced by :meth:`Normalization.apply`.
 """
+
 from __future__ import annotations
 
 import json
 import os
 import re
 import secrets
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -29,8 +31,8 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 # RDD's choices, the one home for the losses (rdd.losses) and the torch-free configuration:
-TSE_MODES = ("xor", "or", "and", "student")   # TSE mask: hard for exactly one / either / both / student
-TFE_REDUCTIONS = ("valid", "all")             # TFE loss denominator: labelled pixels / all N·H·W
+TSE_MODES = ("xor", "or", "and", "student")  # TSE mask: hard for exactly one / either / both / student
+TFE_REDUCTIONS = ("valid", "all")  # TFE loss denominator: labelled pixels / all N·H·W
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,7 @@ class Normalization:
         return {"mean": list(self.mean), "std": list(self.std), "color": self.color}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Normalization":
+    def from_dict(cls, d: dict[str, Any]) -> Normalization:
         try:
             return cls(mean=tuple(d["mean"]), std=tuple(d["std"]), color=d.get("color", "RGB"))
         except KeyError as e:
@@ -99,16 +101,18 @@ class ClassInfo:
         if not names:
             raise ValueError("ClassInfo needs at least one class name")
         first: dict[str, int] = {}
-        for i, n in enumerate(names):   # per-class results are keyed by name: one per class
+        for i, n in enumerate(names):  # per-class results are keyed by name: one per class
             if first.setdefault(n, i) != i:
-                raise ValueError(f"class names must be unique: names[{i}] repeats "
-                                 f"names[{first[n]}] {n[:60]!r}")
+                raise ValueError(
+                    f"class names must be unique: names[{i}] repeats names[{first[n]}] {n[:60]!r}"
+                )
         palette = tuple(tuple(int(c) for c in p) for p in self.palette) or default_palette(len(names))
         if len(palette) != len(names):
             raise ValueError(f"ClassInfo: {len(names)} names but {len(palette)} palette colours")
         if not 0 <= self.ignore_index <= 255 or self.ignore_index < len(names):
             raise ValueError(
-                f"ClassInfo.ignore_index must be in [{len(names)}, 255], got {self.ignore_index}")
+                f"ClassInfo.ignore_index must be in [{len(names)}, 255], got {self.ignore_index}"
+            )
         object.__setattr__(self, "names", names)
         object.__setattr__(self, "palette", palette)
 
@@ -121,14 +125,20 @@ class ClassInfo:
         return np.asarray(self.palette, dtype=np.uint8).reshape(-1, 3)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"names": list(self.names), "palette": [list(p) for p in self.palette],
-                "ignore_index": self.ignore_index}
+        return {
+            "names": list(self.names),
+            "palette": [list(p) for p in self.palette],
+            "ignore_index": self.ignore_index,
+        }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ClassInfo":
+    def from_dict(cls, d: dict[str, Any]) -> ClassInfo:
         try:
-            return cls(names=tuple(d["names"]), palette=tuple(map(tuple, d.get("palette", ()))),
-                       ignore_index=int(d.get("ignore_index", 255)))
+            return cls(
+                names=tuple(d["names"]),
+                palette=tuple(map(tuple, d.get("palette", ()))),
+                ignore_index=int(d.get("ignore_index", 255)),
+            )
         except KeyError as e:
             raise ValueError(f"classes is missing key {e.args[0]!r}: {d}") from None
 
@@ -154,11 +164,32 @@ def default_palette(k: int) -> tuple[tuple[int, int, int], ...]:
 
 
 CAMVID_CLASSES = ClassInfo(
-    names=("sky", "building", "pole", "road", "sidewalk", "tree", "sign_symbol", "fence", "car",
-           "pedestrian", "bicyclist"),
-    palette=((128, 128, 128), (128, 0, 0), (192, 192, 128), (128, 64, 128), (0, 0, 192),
-             (128, 128, 0), (192, 128, 128), (64, 64, 128), (64, 0, 128), (64, 64, 0),
-             (0, 128, 192)),
+    names=(
+        "sky",
+        "building",
+        "pole",
+        "road",
+        "sidewalk",
+        "tree",
+        "sign_symbol",
+        "fence",
+        "car",
+        "pedestrian",
+        "bicyclist",
+    ),
+    palette=(
+        (128, 128, 128),
+        (128, 0, 0),
+        (192, 192, 128),
+        (128, 64, 128),
+        (0, 0, 192),
+        (128, 128, 0),
+        (192, 128, 128),
+        (64, 64, 128),
+        (64, 0, 128),
+        (64, 64, 0),
+        (0, 128, 192),
+    ),
     ignore_index=255,
 )
 
@@ -170,8 +201,7 @@ def colorize(labels: np.ndarray, classes: ClassInfo) -> np.ndarray:
     return lut[np.asarray(labels).astype(np.uint8)]
 
 
-def overlay(image_rgb: np.ndarray, labels: np.ndarray, classes: ClassInfo,
-            alpha: float = 0.5) -> np.ndarray:
+def overlay(image_rgb: np.ndarray, labels: np.ndarray, classes: ClassInfo, alpha: float = 0.5) -> np.ndarray:
     """Blend the colour mask of ``labels`` over ``image_rgb`` (both H×W)."""
     color = colorize(labels, classes)
     out = image_rgb.astype(np.float32) * (1.0 - alpha) + color.astype(np.float32) * alpha
@@ -256,8 +286,7 @@ def loads_json(text: str, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
         if c in "[{":
             depth += 1
             if depth > max_depth:
-                raise json.JSONDecodeError(f"nested deeper than {max_depth} levels", text,
-                                           m.start())
+                raise json.JSONDecodeError(f"nested deeper than {max_depth} levels", text, m.start())
         elif c in "]}":
             depth -= 1
     return json.loads(text)

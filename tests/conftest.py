@@ -1,4 +1,5 @@
 """Shared pytest setup: CPU-only, few threads, deterministic seeds, paths to shared data."""
+
 from __future__ import annotations
 
 import os
@@ -12,7 +13,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 CAMVID_ROOT = (REPO_ROOT / ".." / "shared" / "data" / "camvid").resolve()
 
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
-no_telemetry()   # OpenVINO / NNCF imported by tests directly send nothing either (rdd.offline)
+no_telemetry()  # OpenVINO / NNCF imported by tests directly send nothing either (rdd.offline)
 
 try:
     import torch
@@ -54,8 +55,14 @@ def tiny_onnx(tmp_path_factory, tiny_model) -> Path:
     from rdd.spec import CAMVID_CLASSES, Normalization
 
     path = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
-    export_onnx(tiny_model, path, classes=CAMVID_CLASSES, normalization=Normalization(),
-                input_size=(48, 64), simplify=False)
+    export_onnx(
+        tiny_model,
+        path,
+        classes=CAMVID_CLASSES,
+        normalization=Normalization(),
+        input_size=(48, 64),
+        simplify=False,
+    )
     return path
 
 
@@ -76,6 +83,7 @@ def hostile_pickle(tmp_path):
 
     The factory first proves the file is live: ``torch.load(weights_only=False)`` does create the
     marker (then it is removed), so a test asserting that the marker stays absent can fail."""
+
     def make(path: Path, wrap=lambda p: {"state": p}, *, marker: Path | None = None) -> Path:
         marker = Path(marker or tmp_path / f"PWNED-{Path(path).name}")
         torch.save(wrap(_Payload(marker)), path)
@@ -83,4 +91,5 @@ def hostile_pickle(tmp_path):
         assert marker.exists(), "the crafted pickle did not run its payload"
         marker.unlink()
         return marker
+
     return make

@@ -1,4 +1,5 @@
 """Tests for rdd.artifacts: NAME.pt + NAME.json round trip and clear errors."""
+
 from __future__ import annotations
 
 import json
@@ -17,7 +18,7 @@ NORM = Normalization(mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3))
 def _model(**kw):
     torch.manual_seed(0)
     m = create_model("lraspp_mobilenetv2", num_classes=11, width_mult=0.25, **kw)
-    with torch.no_grad():   # non-default BN buffers, so a round trip that dropped them would show
+    with torch.no_grad():  # non-default BN buffers, so a round trip that dropped them would show
         for bn in (m_ for m_ in m.modules() if isinstance(m_, nn.BatchNorm2d)):
             bn.running_mean.uniform_(-0.2, 0.2)
             bn.running_var.uniform_(0.5, 1.5)
@@ -25,8 +26,9 @@ def _model(**kw):
 
 
 def _save(tmp_path, model, name="model.pt", **kw):
-    return save_artifact(tmp_path / name, model, classes=CAMVID_CLASSES, normalization=NORM,
-                         input_size=(360, 480), **kw)
+    return save_artifact(
+        tmp_path / name, model, classes=CAMVID_CLASSES, normalization=NORM, input_size=(360, 480), **kw
+    )
 
 
 def test_roundtrip(tmp_path):
@@ -42,7 +44,7 @@ def test_roundtrip(tmp_path):
     assert meta["input_size"] == [360, 480]
     assert meta["metrics"] == {"miou": 0.5, "iou": [0.1, None], "n": 3}
 
-    model.train()   # saving / loading must not depend on the mode
+    model.train()  # saving / loading must not depend on the mode
     loaded, meta2 = load_artifact(pt)
     assert not loaded.training and meta2 == meta
     assert loaded.model_kwargs == model.model_kwargs
@@ -54,17 +56,23 @@ def test_roundtrip(tmp_path):
 @pytest.mark.parametrize("suffix", ["", ".pt", ".json"])
 def test_path_forms(tmp_path, suffix):
     _save(tmp_path, _model(), name="student")
-    assert artifact_paths(tmp_path / f"student{suffix}") == (tmp_path / "student.pt",
-                                                             tmp_path / "student.json")
+    assert artifact_paths(tmp_path / f"student{suffix}") == (
+        tmp_path / "student.pt",
+        tmp_path / "student.json",
+    )
     model, meta = load_artifact(tmp_path / f"student{suffix}")
     assert meta["model"] == "lraspp_mobilenetv2" and model.num_classes == 11
 
 
 def test_wrapped_model_and_dict_inputs(tmp_path):
     model = _model()
-    pt, _ = save_artifact(tmp_path / "w.pt", export_wrapper(model),
-                          classes=CAMVID_CLASSES.to_dict(), normalization=NORM.to_dict(),
-                          input_size=256)
+    pt, _ = save_artifact(
+        tmp_path / "w.pt",
+        export_wrapper(model),
+        classes=CAMVID_CLASSES.to_dict(),
+        normalization=NORM.to_dict(),
+        input_size=256,
+    )
     loaded, meta = load_artifact(pt)
     assert meta["input_size"] == [256, 256]
     assert set(loaded.state_dict()) == set(model.state_dict())
@@ -113,12 +121,17 @@ def test_bad_sidecar(tmp_path):
 
 def test_save_validation(tmp_path):
     with pytest.raises(ValueError, match="3 names but the model predicts 11"):
-        save_artifact(tmp_path / "m.pt", _model(), classes=ClassInfo(("a", "b", "c")),
-                      normalization=NORM, input_size=(32, 32))
+        save_artifact(
+            tmp_path / "m.pt",
+            _model(),
+            classes=ClassInfo(("a", "b", "c")),
+            normalization=NORM,
+            input_size=(32, 32),
+        )
     custom = create_model("lraspp_mobilenetv2", 11, width_mult=0.25, norm_layer=nn.BatchNorm2d)
     with pytest.raises(ValueError, match="model_kwargs.norm_layer"):
         _save(tmp_path, custom)
-    assert not list(tmp_path.iterdir())   # nothing written on failure
+    assert not list(tmp_path.iterdir())  # nothing written on failure
     with pytest.raises(TypeError, match="SegmentationModel"):
         _save(tmp_path, nn.Conv2d(3, 3, 1))
 
@@ -145,16 +158,16 @@ def test_same_weights_give_the_same_bytes(tmp_path):
 
     a, _ = _save(tmp_path / "a", _model())
     first = digest(a)
-    a2, _ = _save(tmp_path / "a", _model())              # overwritten in place
+    a2, _ = _save(tmp_path / "a", _model())  # overwritten in place
     b, _ = _save(tmp_path / "b", _model(), name="student.pt")
     assert digest(a2) == first and digest(b) == first
     names = zipfile.ZipFile(a).namelist()
-    assert all(n.startswith("archive/") for n in names), names   # no temp name inside the zip
+    assert all(n.startswith("archive/") for n in names), names  # no temp name inside the zip
     m = _model()
     with torch.no_grad():
         next(m.parameters()).add_(1e-3)
     c, _ = _save(tmp_path / "c", m)
-    assert digest(c) != first                            # and the hash does see a change
+    assert digest(c) != first  # and the hash does see a change
 
 
 # --------------------------------------------------------------------------- issue #33 item 8
@@ -170,8 +183,9 @@ def test_loading_an_artifact_fetches_nothing(tmp_path, monkeypatch):
     secret.chmod(0o600)
     calls = []
     real_fetch = rdd.serialization.fetch_url
-    monkeypatch.setattr("rdd.models.backbones.fetch_url",
-                        lambda *a, **k: calls.append(a) or real_fetch(*a, **k))
+    monkeypatch.setattr(
+        "rdd.models.backbones.fetch_url", lambda *a, **k: calls.append(a) or real_fetch(*a, **k)
+    )
     model = create_model("lraspp_mobilenetv2", num_classes=11, width_mult=1.0).eval()
     pt, js = _save(tmp_path, model)
     meta = json.loads(js.read_text())
@@ -185,15 +199,18 @@ def test_loading_an_artifact_fetches_nothing(tmp_path, monkeypatch):
     assert calls == [] and not (tmp_path / "torch_home").exists()
 
 
-@pytest.mark.parametrize("key,value,message", [
-    ("width_mult", 1000.0, r"width_mult must be <= 2, got 1000\.0"),
-    ("width_mult", float("nan"), r"width_mult must be a number in \(0, 2\], got nan"),
-    ("width_mult", "0.5", r"width_mult must be a number in \(0, 2\], got '0\.5'"),
-    ("num_classes", 100000, r"num_classes must be an integer in \[1, 255\], got 100000"),
-    ("output_stride", 1, r"output_stride must be 8, 16 or 32, got 1"),
-    ("aux", "yes", r"aux must be true or false, got 'yes'"),
-    ("norm_layer", "groupnorm", r"norm_layer must be null, batchnorm, syncbatchnorm"),
-])
+@pytest.mark.parametrize(
+    "key,value,message",
+    [
+        ("width_mult", 1000.0, r"width_mult must be <= 2, got 1000\.0"),
+        ("width_mult", float("nan"), r"width_mult must be a number in \(0, 2\], got nan"),
+        ("width_mult", "0.5", r"width_mult must be a number in \(0, 2\], got '0\.5'"),
+        ("num_classes", 100000, r"num_classes must be an integer in \[1, 255\], got 100000"),
+        ("output_stride", 1, r"output_stride must be 8, 16 or 32, got 1"),
+        ("aux", "yes", r"aux must be true or false, got 'yes'"),
+        ("norm_layer", "groupnorm", r"norm_layer must be null, batchnorm, syncbatchnorm"),
+    ],
+)
 def test_model_kwargs_from_a_file_are_bounded(tmp_path, key, value, message):
     """An unbounded ``width_mult`` asked for 205 GB; every builder argument has one bound
     (``rdd.models.registry.KWARG_LIMITS``), checked before anything is allocated."""
@@ -225,15 +242,24 @@ def test_every_builder_argument_has_a_bound():
 def test_sidecar_nesting_and_duplicate_class_names_are_one_line_errors(tmp_path):
     pt, js = _save(tmp_path, _model())
     meta = json.loads(js.read_text())
-    js.write_text(json.dumps({**meta, "metrics": {"x": "PLACEHOLDER"}}).replace(
-        '"PLACEHOLDER"', "[" * 100_000 + "]" * 100_000))
-    with pytest.raises(ValueError, match=r"model\.json is not valid JSON: nested deeper than 64 "
-                                         r"levels") as e:
+    js.write_text(
+        json.dumps({**meta, "metrics": {"x": "PLACEHOLDER"}}).replace(
+            '"PLACEHOLDER"', "[" * 100_000 + "]" * 100_000
+        )
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"model\.json is not valid JSON: nested deeper than 64 "
+        r"levels",
+    ) as e:
         read_artifact_meta(pt)
     assert "\n" not in str(e.value)
     names = list(CAMVID_CLASSES.names)
     names[8] = "road"
     js.write_text(json.dumps({**meta, "classes": {**meta["classes"], "names": names}}))
-    with pytest.raises(ValueError, match=r"model\.json: classes: class names must be unique: "
-                                         r"names\[8\] repeats names\[3\] 'road'"):
+    with pytest.raises(
+        ValueError,
+        match=r"model\.json: classes: class names must be unique: "
+        r"names\[8\] repeats names\[3\] 'road'",
+    ):
         load_artifact(pt)

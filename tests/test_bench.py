@@ -2,6 +2,7 @@
 
 The benchmark itself is a script (``rdd-bench``); nothing here asserts a speed.
 """
+
 from __future__ import annotations
 
 import json
@@ -40,18 +41,22 @@ def test_rows_with_backends_absent(monkeypatch, tmp_path):
     assert st["tensorrt"] == "skipped: TensorRT unavailable"
     assert st["torch"] == "skipped: torch unavailable"
     assert st["openvino_cpu"].startswith("skipped: OpenVINO unavailable")
-    builds = discover_builds([toy_onnx(tmp_path / "a.onnx", (0, 1)),
-                              toy_onnx(tmp_path / "a_int8.onnx", (0, 1), precision="int8")])
-    assert [(b.name, b.format, b.precision) for b in builds] == [("a.onnx", "onnx", "fp32"),
-                                                              ("a_int8.onnx", "onnx", "int8")]
+    builds = discover_builds(
+        [toy_onnx(tmp_path / "a.onnx", (0, 1)), toy_onnx(tmp_path / "a_int8.onnx", (0, 1), precision="int8")]
+    )
+    assert [(b.name, b.format, b.precision) for b in builds] == [
+        ("a.onnx", "onnx", "fp32"),
+        ("a_int8.onnx", "onnx", "int8"),
+    ]
     rows = {r.name: r.status for r in plan_rows(builds, st)}
     assert rows["ORT CPU FP32"] is None and rows["ORT CPU INT8"] is None
     assert rows["OpenVINO CPU FP32"].startswith("skipped: OpenVINO unavailable")
     assert rows["OpenVINO CPU INT8"].startswith("skipped: OpenVINO unavailable")
     assert rows["TensorRT FP16"] == rows["TensorRT INT8"] == "skipped: TensorRT unavailable"
     assert rows["torch eager FP32"] == "skipped: torch unavailable"
-    assert rows["ORT CUDA FP32"].startswith("skipped: onnxruntime has no CUDA") or \
-        rows["ORT CUDA FP32"] is None
+    assert (
+        rows["ORT CUDA FP32"].startswith("skipped: onnxruntime has no CUDA") or rows["ORT CUDA FP32"] is None
+    )
 
 
 def test_rows_without_onnxruntime_and_missing_builds(monkeypatch, tmp_path):
@@ -64,17 +69,18 @@ def test_rows_without_onnxruntime_and_missing_builds(monkeypatch, tmp_path):
 
 
 def test_accuracy_columns_golden(tmp_path):
-    a = toy_onnx(tmp_path / "a.onnx", (0, 1))                     # R vs G
-    b = toy_onnx(tmp_path / "b.onnx", (0, 2), precision="int8")   # R vs B
+    a = toy_onnx(tmp_path / "a.onnx", (0, 1))  # R vs G
+    b = toy_onnx(tmp_path / "b.onnx", (0, 2), precision="int8")  # R vs B
     rng = np.random.default_rng(0)
     imgs = [rng.integers(0, 256, (8, 8, 3), dtype=np.uint8) for _ in range(3)]
     labs = [rng.integers(0, 2, (8, 8)).astype(np.uint8) for _ in range(3)]
     labs[0][0, :] = 255
     frames = Frames.from_arrays(imgs, labs, names=["f0", "f1", "f2"])
-    rep = run_bench(discover_builds([a, b]), frames=frames, threads=[1], kinds=["ort_cpu"],
-                    e2e_frames=0, timing=FAST)
+    rep = run_bench(
+        discover_builds([a, b]), frames=frames, threads=[1], kinds=["ort_cpu"], e2e_frames=0, timing=FAST
+    )
     res = {r["model"]: r for r in rep["results"] if r["status"] == "ok"}
-    pa = [(im[..., 1] > im[..., 0]).astype(np.uint8) for im in imgs]   # argmax, ties → 0
+    pa = [(im[..., 1] > im[..., 0]).astype(np.uint8) for im in imgs]  # argmax, ties → 0
     pb = [(im[..., 2] > im[..., 0]).astype(np.uint8) for im in imgs]
     ma = _miou(np.stack(pa), np.stack(labs))
     mb = _miou(np.stack(pb), np.stack(labs))
@@ -95,18 +101,43 @@ def test_accuracy_columns_golden(tmp_path):
 
 def test_report_helpers_golden():
     assert pareto_front([(1.0, 50.0), (2.0, 60.0), (3.0, 55.0), (0.5, 40.0), (2.0, 60.0)]) == [3, 0, 1]
-    rows = [{"row": "A", "model": "m", "size": [8, 8], "threads": 1, "batch": 1, "status": "ok",
-             "latency_ms": {"p50": 2.0, "p90": 2.5, "p99": 3.0}, "miou": 0.5, "miou_loss": 0.0,
-             "argmax_agreement": 1.0, "throughput": 500.0, "model_bytes": 2_000_000},
-            {"row": "B", "model": "q", "size": [8, 8], "threads": 1, "batch": 1, "status": "ok",
-             "latency_ms": {"p50": 1.0, "p90": 1.5, "p99": 2.0}, "miou": 0.492, "miou_loss": 0.8,
-             "argmax_agreement": 0.97, "throughput": 1000.0, "model_bytes": 600_000},
-            {"row": "C", "model": None, "size": None, "status": "skipped: TensorRT unavailable"}]
+    rows = [
+        {
+            "row": "A",
+            "model": "m",
+            "size": [8, 8],
+            "threads": 1,
+            "batch": 1,
+            "status": "ok",
+            "latency_ms": {"p50": 2.0, "p90": 2.5, "p99": 3.0},
+            "miou": 0.5,
+            "miou_loss": 0.0,
+            "argmax_agreement": 1.0,
+            "throughput": 500.0,
+            "model_bytes": 2_000_000,
+        },
+        {
+            "row": "B",
+            "model": "q",
+            "size": [8, 8],
+            "threads": 1,
+            "batch": 1,
+            "status": "ok",
+            "latency_ms": {"p50": 1.0, "p90": 1.5, "p99": 2.0},
+            "miou": 0.492,
+            "miou_loss": 0.8,
+            "argmax_agreement": 0.97,
+            "throughput": 1000.0,
+            "model_bytes": 600_000,
+        },
+        {"row": "C", "model": None, "size": None, "status": "skipped: TensorRT unavailable"},
+    ]
     assert recommend(rows, 1.0)["row"] == "B" and recommend(rows, 0.5)["row"] == "A"
     assert recommend(rows[2:], 1.0) is None
     table = markdown_table(rows).splitlines()
-    assert table[2] == ("| A | m | 8×8 | 1 | 1 | 2.00 | 2.50 | 3.00 | 500.0 | – | 50.00 | +0.00 "
-                        "| 100.00 | 2.00 | – |")
+    assert table[2] == (
+        "| A | m | 8×8 | 1 | 1 | 2.00 | 2.50 | 3.00 | 500.0 | – | 50.00 | +0.00 | 100.00 | 2.00 | – |"
+    )
     assert table[3].startswith("| B | q | 8×8 | 1 | 1 | 1.00 |") and "| -0.80 | 97.00 | 0.60 |" in table[3]
     assert table[4].startswith("| C | – | – | – | – | skipped: TensorRT unavailable |")
 
@@ -120,17 +151,45 @@ def test_cli_end_to_end_and_bad_input(tmp_path, capsys):
         cv2.imwrite(str(tmp_path / "img" / f"f{i}.png"), rng.integers(0, 256, (8, 8, 3), dtype=np.uint8))
         cv2.imwrite(str(tmp_path / "lab" / f"f{i}.png"), rng.integers(0, 2, (8, 8)).astype(np.uint8))
     out = tmp_path / "out"
-    assert main(["--model", str(a), "--images", str(tmp_path / "img"), "--labels", str(tmp_path / "lab"),
-                 "--threads", "1", "--rows", "ort_cpu", "--duration", "0", "--min-runs", "2",
-                 "--rounds", "1", "--warmup-ms", "0", "--e2e-frames", "3", "--recommend", "1",
-                 "--clock", "cpu",
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "--model",
+                str(a),
+                "--images",
+                str(tmp_path / "img"),
+                "--labels",
+                str(tmp_path / "lab"),
+                "--threads",
+                "1",
+                "--rows",
+                "ort_cpu",
+                "--duration",
+                "0",
+                "--min-runs",
+                "2",
+                "--rounds",
+                "1",
+                "--warmup-ms",
+                "0",
+                "--e2e-frames",
+                "3",
+                "--recommend",
+                "1",
+                "--clock",
+                "cpu",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     rep = json.loads((out / "bench.json").read_text())
     row = next(r for r in rep["results"] if r["status"] == "ok")
     assert row["e2e_fps"] > 0 and 0 <= row["miou"] <= 1 and rep["recommendation"]["row"] == "ORT CPU FP32"
     assert "ORT CPU FP32" in (out / "bench.md").read_text()
     assert rep["protocol"]["clock"] == "process_time"
-    printed = capsys.readouterr().out          # the table on stdout: real lines, not "\\n"
+    printed = capsys.readouterr().out  # the table on stdout: real lines, not "\\n"
     assert printed.startswith("Device: ") and "\\n" not in printed
     assert printed.splitlines()[2].startswith("| row |")
     assert main(["--model", str(tmp_path / "missing.onnx")]) == 2
@@ -159,9 +218,30 @@ def test_infer_compare_same_build_is_exact(tmp_path, tiny_onnx, capsys):
 
     img, lab = _image_folder(tmp_path)
     report = tmp_path / "r.json"
-    assert infer(["--model", str(tiny_onnx), "--images", str(img), "--labels", str(lab),
-                  "--label-map", "none", "--warmup", "0", "--no-progress", "--threads", "1",
-                  "--report", str(report), "--compare", f"ort:{tiny_onnx}"]) == 0
+    assert (
+        infer(
+            [
+                "--model",
+                str(tiny_onnx),
+                "--images",
+                str(img),
+                "--labels",
+                str(lab),
+                "--label-map",
+                "none",
+                "--warmup",
+                "0",
+                "--no-progress",
+                "--threads",
+                "1",
+                "--report",
+                str(report),
+                "--compare",
+                f"ort:{tiny_onnx}",
+            ]
+        )
+        == 0
+    )
     c = json.loads(report.read_text())["compare"]
     assert c["frames"] == 3 and c["argmax_agreement"] == 1.0 and c["delta_miou"] == 0.0
     assert c["max_abs_logit_diff"] == 0.0 and c["backend"] == "ort"
@@ -183,7 +263,9 @@ def test_infer_compare_second_build_differs(tmp_path, tiny_onnx):
     pa, pb = predict(ba, frames, (48, 64))[0], predict(bb, frames, (48, 64))[0]
     assert c["argmax_agreement"] == pytest.approx(np.mean([(x == y).mean() for x, y in zip(pa, pb)]))
     assert c["argmax_agreement"] < 1.0
-    assert 100 * c["miou_delta"] == pytest.approx(100 * (score(pb, frames, 2)["miou"] - score(pa, frames, 2)["miou"]))
+    assert 100 * c["miou_delta"] == pytest.approx(
+        100 * (score(pb, frames, 2)["miou"] - score(pa, frames, 2)["miou"])
+    )
 
 
 def test_infer_compare_bad_spec(tmp_path, tiny_onnx, capsys):
@@ -207,12 +289,17 @@ def test_infer_compare_is_checked_before_the_first_frame(tmp_path, tiny_onnx, ca
     before = second.read_bytes()
     base = ["--model", str(tiny_onnx), "--images", str(img), "--no-progress", "--threads", "1"]
     for extra, want in (
-            (["--report", str(second), "--compare", f"ort:{second}"],
-             f"--report {second} would overwrite the --compare input"),
-            (["--report", str(tmp_path / "r.json"), "--compare", f"ort:{tmp_path / 'nope.onnx'}"],
-             "--compare: model file not found"),
-            (["--out", str(tmp_path / "o.mp4"), "--compare", "ort"], None)):
-        if want is None:   # a camera: --compare cannot read its frames twice
+        (
+            ["--report", str(second), "--compare", f"ort:{second}"],
+            f"--report {second} would overwrite the --compare input",
+        ),
+        (
+            ["--report", str(tmp_path / "r.json"), "--compare", f"ort:{tmp_path / 'nope.onnx'}"],
+            "--compare: model file not found",
+        ),
+        (["--out", str(tmp_path / "o.mp4"), "--compare", "ort"], None),
+    ):
+        if want is None:  # a camera: --compare cannot read its frames twice
             extra = ["--model", str(tiny_onnx), "--camera", "/dev/rdd-no-camera", *extra]
             rc = infer([*extra, "--no-progress"])
             want = "--compare needs --images or a video file"
@@ -221,7 +308,7 @@ def test_infer_compare_is_checked_before_the_first_frame(tmp_path, tiny_onnx, ca
         out, err = capsys.readouterr()
         lines = [ln for ln in err.splitlines() if ln.strip()]
         assert rc == 2 and len(lines) == 1 and want in lines[0], err
-        assert out == ""                                      # no frame was run
+        assert out == ""  # no frame was run
     assert second.read_bytes() == before
     assert not (tmp_path / "r.json").exists() and not (tmp_path / "o.mp4").exists()
 
@@ -234,8 +321,7 @@ def test_bench_says_why_no_model_opens(tmp_path, tiny_model, hostile_pickle, cap
 
     img, _ = _image_folder(tmp_path)
     pt = tmp_path / "m" / "model.pt"
-    save_artifact(pt, tiny_model, classes=CAMVID_CLASSES, normalization=Normalization(),
-                  input_size=(48, 64))
+    save_artifact(pt, tiny_model, classes=CAMVID_CLASSES, normalization=Normalization(), input_size=(48, 64))
     marker = hostile_pickle(pt, lambda p: {"features.0.0.weight": p})
     assert bench(["--model", str(pt), "--images", str(img), "--out", str(tmp_path / "b")]) == 2
     err = capsys.readouterr().err
@@ -251,21 +337,37 @@ def test_plot_labels_never_overlap_and_markers_say_head_and_input():
     from rdd.runtime.measure.bench_report import plot_figure
 
     def row(p50, miou, head="full", inp="float32"):
-        return {"status": "ok", "row": "r", "model": "m.onnx", "size": [8, 8], "threads": 1,
-                "latency_ms": {"p50": p50}, "miou": miou, "head": head, "input": inp}
+        return {
+            "status": "ok",
+            "row": "r",
+            "model": "m.onnx",
+            "size": [8, 8],
+            "threads": 1,
+            "latency_ms": {"p50": p50},
+            "miou": miou,
+            "head": head,
+            "input": inp,
+        }
 
-    rows = [row(7.84, .5197, "lowres", "uint8"), row(7.87, .5197, "lowres"), row(7.9, .5196),
-            row(14.0, .5198), row(14.1, .5195, "lowres", "uint8"), row(14.2, .5199), row(20, .51)]
+    rows = [
+        row(7.84, 0.5197, "lowres", "uint8"),
+        row(7.87, 0.5197, "lowres"),
+        row(7.9, 0.5196),
+        row(14.0, 0.5198),
+        row(14.1, 0.5195, "lowres", "uint8"),
+        row(14.2, 0.5199),
+        row(20, 0.51),
+    ]
     fig = plot_figure(rows, title="t")
     fig.canvas.draw()
     r = fig.canvas.get_renderer()
     ax = fig.axes[0]
     boxes = [t.get_window_extent(r) for t in ax.texts]
-    assert sum(len(t.get_text().split(",")) for t in ax.texts) == len(rows)   # every point named
-    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    assert sum(len(t.get_text().split(",")) for t in ax.texts) == len(rows)  # every point named
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
     marks = [(c.get_paths()[0].vertices.shape[0], c.get_facecolors().size) for c in ax.collections]
-    assert marks[0][1] == 0 and marks[1][1] > 0          # uint8 hollow, float filled
-    assert marks[0][0] != marks[2][0]                    # triangle vs circle
+    assert marks[0][1] == 0 and marks[1][1] > 0  # uint8 hollow, float filled
+    assert marks[0][0] != marks[2][0]  # triangle vs circle
     import matplotlib.pyplot as plt
 
     plt.close(fig)

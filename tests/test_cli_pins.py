@@ -2,6 +2,7 @@
 flag of ``rdd-infer`` / ``rdd-bench`` as of the redesign's start (``tests/fixtures/*_before.json``)
 still exists with the same default, choices and arity, and every report key of then is still
 written (new flags and keys may be added)."""
+
 from __future__ import annotations
 
 import json
@@ -33,11 +34,11 @@ def _check_flags(parser, before: dict) -> None:
     for flag, old in before.items():
         assert flag in now, f"{flag} was removed"
         a = now[flag]
-        default = a.default if isinstance(a.default, (int, float, str, list, type(None), bool)) \
-            else repr(a.default)
-        if default is None and RUN_TIME_DEFAULTS.get(flag) is not None and \
-                isinstance(old["default"], list):
-            default = old["default"]      # machine-derived in the snapshot
+        default = (
+            a.default if isinstance(a.default, (int, float, str, list, type(None), bool)) else repr(a.default)
+        )
+        if default is None and RUN_TIME_DEFAULTS.get(flag) is not None and isinstance(old["default"], list):
+            default = old["default"]  # machine-derived in the snapshot
         if default is None and flag in UNSET:
             default = UNSET[flag]
         assert default == old["default"], (flag, default, old["default"])
@@ -97,17 +98,37 @@ def test_rdd_infer_report_keeps_every_field(clip, tmp_path):
     d = clip
     runs = {
         "images_labels": ["--images", d / "imgs", "--labels", d / "labs"],
-        "images_labels_compare": ["--images", d / "imgs", "--labels", d / "labs", "--compare",
-                                  "ort"],
-        "video_labels_out_masks": ["--video", d / "v.mp4", "--labels", d / "vm", "--out",
-                                   tmp_path / "o.mp4", "--save-masks", tmp_path / "m"],
+        "images_labels_compare": ["--images", d / "imgs", "--labels", d / "labs", "--compare", "ort"],
+        "video_labels_out_masks": [
+            "--video",
+            d / "v.mp4",
+            "--labels",
+            d / "vm",
+            "--out",
+            tmp_path / "o.mp4",
+            "--save-masks",
+            tmp_path / "m",
+        ],
         "video_realtime": ["--video", d / "v.mp4", "--realtime"],
         "images_batch": ["--images", d / "imgs", "--batch", "2"],
     }
     for name, args in runs.items():
         rep = tmp_path / f"{name}.json"
-        assert main(["--model", str(MODEL), *map(str, args), "--warmup", "1", "--report",
-                     str(rep), "--no-progress"]) == 0, name
+        assert (
+            main(
+                [
+                    "--model",
+                    str(MODEL),
+                    *map(str, args),
+                    "--warmup",
+                    "1",
+                    "--report",
+                    str(rep),
+                    "--no-progress",
+                ]
+            )
+            == 0
+        ), name
         missing = set(before[name]) - _keys(json.loads(rep.read_text()))
         assert not missing, (name, sorted(missing))
 
@@ -118,9 +139,31 @@ def test_rdd_bench_rows_keep_every_field(clip, tmp_path):
     if not MODEL.is_file():
         pytest.skip("the committed study model is not in this checkout")
     before = json.loads((FIX / "bench_cli_before.json").read_text())
-    assert main(["--model", str(MODEL), "--images", str(clip / "imgs"), "--labels",
-                 str(clip / "labs"), "--duration", "0.1", "--rounds", "1", "--min-runs", "2",
-                 "--e2e-frames", "4", "--threads", "1", "--out", str(tmp_path / "b")]) == 0
+    assert (
+        main(
+            [
+                "--model",
+                str(MODEL),
+                "--images",
+                str(clip / "imgs"),
+                "--labels",
+                str(clip / "labs"),
+                "--duration",
+                "0.1",
+                "--rounds",
+                "1",
+                "--min-runs",
+                "2",
+                "--e2e-frames",
+                "4",
+                "--threads",
+                "1",
+                "--out",
+                str(tmp_path / "b"),
+            ]
+        )
+        == 0
+    )
     rep = json.loads((tmp_path / "b" / "bench.json").read_text())
     ok = [r for r in rep["results"] if r["status"] == "ok"]
     skipped = [r for r in rep["results"] if r["status"] != "ok"]

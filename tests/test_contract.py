@@ -4,6 +4,7 @@ Every tampering test edits the ``metadata_props`` of a tiny one-node ONNX graph 
 package and checks that both readers (``read_onnx_meta`` for export, ``OrtBackend`` for the
 runtime) refuse it with one line that names the file and the key.
 """
+
 from __future__ import annotations
 
 import json
@@ -12,9 +13,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rdd.contract import (DEFAULT_MAX_PIXELS, MAX_PIXELS_ENV, META_KEY, InputError, ModelMeta,
-                          engine_sidecar_path, read_engine_sidecar, read_onnx_meta,
-                          resolve_max_pixels)
+from rdd.contract import (
+    DEFAULT_MAX_PIXELS,
+    MAX_PIXELS_ENV,
+    META_KEY,
+    InputError,
+    ModelMeta,
+    engine_sidecar_path,
+    read_engine_sidecar,
+    read_onnx_meta,
+    resolve_max_pixels,
+)
 from rdd.runtime import OrtBackend
 from rdd.spec import ClassInfo, Normalization
 
@@ -22,19 +31,21 @@ onnx = pytest.importorskip("onnx")
 
 #: rdd_meta exactly as rdd.export wrote it before rdd.contract existed (old ``build_meta`` +
 #: ``json.dumps``): labels output, folded preprocessing, static spatial axes.
-LEGACY = ('{"format": "rdd-edge/1", "model": "lraspp_mobilenetv2", "input_name": "image", '
-          '"input_layout": "NHWC", "input_dtype": "uint8", "output_name": "labels", '
-          '"output_kind": "labels", "normalization": {"mean": [0.485, 0.456, 0.406], '
-          '"std": [0.229, 0.224, 0.225], "color": "RGB"}, "classes": {"names": ["road", "car", '
-          '"sky"], "palette": [[128, 64, 128], [64, 0, 128], [128, 128, 128]], "ignore_index": '
-          '255}, "input_size": [360, 480], "dynamic_batch": true, "dynamic_spatial": false}')
-THREE = ClassInfo(names=("road", "car", "sky"), palette=((128, 64, 128), (64, 0, 128),
-                                                          (128, 128, 128)))
+LEGACY = (
+    '{"format": "rdd-edge/1", "model": "lraspp_mobilenetv2", "input_name": "image", '
+    '"input_layout": "NHWC", "input_dtype": "uint8", "output_name": "labels", '
+    '"output_kind": "labels", "normalization": {"mean": [0.485, 0.456, 0.406], '
+    '"std": [0.229, 0.224, 0.225], "color": "RGB"}, "classes": {"names": ["road", "car", '
+    '"sky"], "palette": [[128, 64, 128], [64, 0, 128], [128, 128, 128]], "ignore_index": '
+    '255}, "input_size": [360, 480], "dynamic_batch": true, "dynamic_spatial": false}'
+)
+THREE = ClassInfo(names=("road", "car", "sky"), palette=((128, 64, 128), (64, 0, 128), (128, 128, 128)))
 
 
 def _meta(**over) -> dict:
-    d = ModelMeta.build(model="toy", classes=THREE, normalization=Normalization(),
-                        input_size=(8, 8)).to_dict()
+    d = ModelMeta.build(
+        model="toy", classes=THREE, normalization=Normalization(), input_size=(8, 8)
+    ).to_dict()
     d.update(over)
     return d
 
@@ -81,9 +92,18 @@ def _rejected(path: Path, key: str, **kw) -> str:
 def test_legacy_json_round_trips_byte_for_byte():
     meta = ModelMeta.from_json(LEGACY)
     assert meta.to_json() == LEGACY
-    assert ModelMeta.build(model="lraspp_mobilenetv2", classes=THREE, normalization=Normalization(),
-                           input_size=(360, 480), argmax=True, fold_preprocess=True,
-                           dynamic_spatial=False).to_json() == LEGACY
+    assert (
+        ModelMeta.build(
+            model="lraspp_mobilenetv2",
+            classes=THREE,
+            normalization=Normalization(),
+            input_size=(360, 480),
+            argmax=True,
+            fold_preprocess=True,
+            dynamic_spatial=False,
+        ).to_json()
+        == LEGACY
+    )
     assert meta.fixed_size == (360, 480) and meta.num_classes == 3
 
 
@@ -92,7 +112,7 @@ def test_valid_tiny_model_loads_in_both_readers(tmp_path):
     meta = read_onnx_meta(path)
     assert OrtBackend(path).meta == meta and meta.classes == THREE
     x = np.zeros((1, 3, 4, 5), np.float32)
-    x[0, 2] = 1.0                                              # channel 2 wins everywhere
+    x[0, 2] = 1.0  # channel 2 wins everywhere
     assert (OrtBackend(path).infer(x) == 2).all()
 
 
@@ -115,36 +135,45 @@ def test_class_names_must_match_output_channels(tmp_path):
 
 
 def test_palette_length_must_match_names(tmp_path):
-    path = _tamper(_tiny_onnx(tmp_path / "p.onnx", _meta()),
-                   lambda m: m["classes"]["palette"].pop())
+    path = _tamper(_tiny_onnx(tmp_path / "p.onnx", _meta()), lambda m: m["classes"]["palette"].pop())
     assert "one [r, g, b] per class name (3), got 2" in _rejected(path, "classes.palette")
 
 
 @pytest.mark.parametrize("value", [300, -1, "red", 1.5, True])
 def test_bad_palette_value_is_one_line(tmp_path, value):
-    path = _tamper(_tiny_onnx(tmp_path / "c.onnx", _meta()),
-                   lambda m: m["classes"]["palette"][1].__setitem__(0, value))
+    path = _tamper(
+        _tiny_onnx(tmp_path / "c.onnx", _meta()), lambda m: m["classes"]["palette"][1].__setitem__(0, value)
+    )
     assert "integers in 0..255" in _rejected(path, "classes.palette[1]")
 
 
-@pytest.mark.parametrize("key,index,value", [
-    ("mean", 0, float("nan")), ("mean", 2, 1e30), ("mean", 1, float("inf")), ("mean", 0, "0.5"),
-    ("std", 1, 1e-30), ("std", 0, 0.0), ("std", 2, -0.2), ("std", 0, float("nan")),
-    ("std", 1, 1e30),
-])
+@pytest.mark.parametrize(
+    "key,index,value",
+    [
+        ("mean", 0, float("nan")),
+        ("mean", 2, 1e30),
+        ("mean", 1, float("inf")),
+        ("mean", 0, "0.5"),
+        ("std", 1, 1e-30),
+        ("std", 0, 0.0),
+        ("std", 2, -0.2),
+        ("std", 0, float("nan")),
+        ("std", 1, 1e30),
+    ],
+)
 def test_mean_and_std_must_be_finite_and_sane(tmp_path, key, index, value):
-    path = _tamper(_tiny_onnx(tmp_path / "n.onnx", _meta()),
-                   lambda m: m["normalization"][key].__setitem__(index, value))
+    path = _tamper(
+        _tiny_onnx(tmp_path / "n.onnx", _meta()), lambda m: m["normalization"][key].__setitem__(index, value)
+    )
     assert "finite number in" in _rejected(path, f"normalization.{key}[{index}]")
 
 
 def test_huge_input_size_fails_fast_and_the_bound_can_be_raised(tmp_path, monkeypatch):
-    path = _tamper(_tiny_onnx(tmp_path / "s.onnx", _meta()),
-                   lambda m: m.update(input_size=[100000, 100000]))
+    path = _tamper(_tiny_onnx(tmp_path / "s.onnx", _meta()), lambda m: m.update(input_size=[100000, 100000]))
     msg = _rejected(path, "input_size")
     assert "10000000000 pixels" in msg and "--max-input-pixels" in msg and MAX_PIXELS_ENV in msg
-    assert read_onnx_meta(path, max_pixels=10 ** 10).input_size == (100000, 100000)
-    monkeypatch.setenv(MAX_PIXELS_ENV, str(10 ** 10))
+    assert read_onnx_meta(path, max_pixels=10**10).input_size == (100000, 100000)
+    monkeypatch.setenv(MAX_PIXELS_ENV, str(10**10))
     assert OrtBackend(path).meta.input_size == (100000, 100000)
     monkeypatch.setenv(MAX_PIXELS_ENV, "lots")
     with pytest.raises(InputError, match=f"{MAX_PIXELS_ENV} must be a positive integer"):
@@ -155,25 +184,31 @@ def test_huge_input_size_fails_fast_and_the_bound_can_be_raised(tmp_path, monkey
         resolve_max_pixels(0)
 
 
-@pytest.mark.parametrize("edit,key", [
-    (lambda m: m["classes"]["names"].__setitem__(0, 7), "classes.names[0]"),
-    (lambda m: m["classes"].update(ignore_index=1), "classes.ignore_index"),
-    (lambda m: m.update(model="\x1b[31mred"), "model"),
-    (lambda m: m.update(input_size=[8, 0]), "input_size"),
-    (lambda m: m.update(dynamic_batch="yes"), "dynamic_batch"),
-    (lambda m: m["normalization"].update(color="RGBA"), "normalization.color"),
-    (lambda m: m["normalization"].update(mean=[0.5, 0.5]), "normalization.mean"),
-    (lambda m: m.update(input_layout="NCWH"), "input_layout"),
-    (lambda m: m.update(input_dtype="uint8"), "input_dtype"),
-])
+@pytest.mark.parametrize(
+    "edit,key",
+    [
+        (lambda m: m["classes"]["names"].__setitem__(0, 7), "classes.names[0]"),
+        (lambda m: m["classes"].update(ignore_index=1), "classes.ignore_index"),
+        (lambda m: m.update(model="\x1b[31mred"), "model"),
+        (lambda m: m.update(input_size=[8, 0]), "input_size"),
+        (lambda m: m.update(dynamic_batch="yes"), "dynamic_batch"),
+        (lambda m: m["normalization"].update(color="RGBA"), "normalization.color"),
+        (lambda m: m["normalization"].update(mean=[0.5, 0.5]), "normalization.mean"),
+        (lambda m: m.update(input_layout="NCWH"), "input_layout"),
+        (lambda m: m.update(input_dtype="uint8"), "input_dtype"),
+    ],
+)
 def test_other_bad_values_name_their_key(tmp_path, edit, key):
     _rejected(_tamper(_tiny_onnx(tmp_path / "o.onnx", _meta()), edit), key)
 
 
 def test_engine_sidecar_profile_is_bounded(tmp_path):
     eng = tmp_path / "m.engine"
-    side = {"format": "rdd-edge-engine/1", META_KEY: _meta(),
-            "profile": {"input": "image", "min": [1, 3, 9000, 9000], "max": [1, 3, 9000, 9000]}}
+    side = {
+        "format": "rdd-edge-engine/1",
+        META_KEY: _meta(),
+        "profile": {"input": "image", "min": [1, 3, 9000, 9000], "max": [1, 3, 9000, 9000]},
+    }
     engine_sidecar_path(eng).write_text(json.dumps(side))
     with pytest.raises(InputError, match="m.engine.json: profile min .*81000000 pixels"):
         read_engine_sidecar(eng)
@@ -187,15 +222,19 @@ def test_artifact_classes_must_match_the_model(tmp_path, tiny_model):
     from rdd.runtime import TorchBackend
     from rdd.spec import CAMVID_CLASSES
 
-    save_artifact(tmp_path / "s.pt", tiny_model, classes=CAMVID_CLASSES,
-                  normalization=Normalization(), input_size=(48, 64))
+    save_artifact(
+        tmp_path / "s.pt",
+        tiny_model,
+        classes=CAMVID_CLASSES,
+        normalization=Normalization(),
+        input_size=(48, 64),
+    )
     assert TorchBackend(tmp_path / "s.pt").meta.num_classes == 11
     side = tmp_path / "s.json"
     d = json.loads(side.read_text())
     d["classes"] = THREE.to_dict()
     side.write_text(json.dumps(d))
-    with pytest.raises(InputError, match="s.json: the model predicts 11 classes but classes.names "
-                                         "lists 3"):
+    with pytest.raises(InputError, match="s.json: the model predicts 11 classes but classes.names lists 3"):
         TorchBackend(tmp_path / "s.pt")
     d["normalization"]["std"][0] = 1e-30
     side.write_text(json.dumps(d))

@@ -1,4 +1,5 @@
 """Datasets (CamVid, Cityscapes, VOC, ADE20K, folder), validation errors and transforms."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,8 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from rdd.data import (DATASETS, EvalTransform, TrainTransform, build_dataset, color_jitter,
-                      read_mask)
+from rdd.data import DATASETS, EvalTransform, TrainTransform, build_dataset, color_jitter, read_mask
 from rdd.data.datasets import CITYSCAPES_ID_TO_TRAINID, voc_palette
 from rdd.spec import CAMVID_CLASSES, Normalization
 
@@ -28,16 +28,16 @@ def _write_mask(path: Path, mask: np.ndarray) -> None:
     assert cv2.imwrite(str(path), mask.astype(np.uint8))
 
 
-def _make_folder(root: Path, n: int = 3, size=(12, 16), k: int = 3, split: str = "train",
-                 ignore_index: int = 255) -> Path:
+def _make_folder(
+    root: Path, n: int = 3, size=(12, 16), k: int = 3, split: str = "train", ignore_index: int = 255
+) -> Path:
     rng = np.random.default_rng(0)
     (root).mkdir(parents=True, exist_ok=True)
     (root / "classes.yaml").write_text(
-        "names: [a, b, c]\npalette: [[255, 0, 0], [0, 255, 0], [0, 0, 255]]\n"
-        f"ignore_index: {ignore_index}\n")
+        f"names: [a, b, c]\npalette: [[255, 0, 0], [0, 255, 0], [0, 0, 255]]\nignore_index: {ignore_index}\n"
+    )
     for i in range(n):
-        _write_rgb(root / "images" / split / f"s{i}.png",
-                   rng.integers(0, 256, (*size, 3), dtype=np.uint8))
+        _write_rgb(root / "images" / split / f"s{i}.png", rng.integers(0, 256, (*size, 3), dtype=np.uint8))
         m = rng.integers(0, k, size, dtype=np.uint8)
         m[0, 0] = ignore_index
         _write_mask(root / "masks" / split / f"s{i}.png", m)
@@ -54,10 +54,17 @@ def test_unknown_dataset_lists_known_ones():
         build_dataset("nope", "/tmp", "train")
 
 
-@pytest.mark.parametrize("name,hint", [
-    ("camvid", "SegNet"), ("cityscapes", "cityscapes-dataset.com"), ("voc", "JPEGImages"),
-    ("ade20k", "ADEChallengeData2016"), ("folder", "classes.yaml"),
-    ("synthetic", "write_synthetic_dataset")])
+@pytest.mark.parametrize(
+    "name,hint",
+    [
+        ("camvid", "SegNet"),
+        ("cityscapes", "cityscapes-dataset.com"),
+        ("voc", "JPEGImages"),
+        ("ade20k", "ADEChallengeData2016"),
+        ("folder", "classes.yaml"),
+        ("synthetic", "write_synthetic_dataset"),
+    ],
+)
 def test_missing_root_explains_how_to_get_data(tmp_path, name, hint):
     missing = tmp_path / "does_not_exist"
     with pytest.raises(FileNotFoundError, match=hint) as e:
@@ -73,7 +80,7 @@ def test_camvid_real(camvid_root):
     assert train.classes == CAMVID_CLASSES
     assert all(m is not None and m.name == i.name for i, m in train.files)
     # find a training mask containing the void label 11 and check it becomes 255
-    for i, (_, mpath) in enumerate(train.files[:60]):
+    for i, (_, mpath) in enumerate(train.files[:60]):  # noqa: B007 — i is used after the loop
         raw = cv2.imread(str(mpath), cv2.IMREAD_UNCHANGED)
         if (raw == 11).any():
             break
@@ -120,18 +127,20 @@ def test_camvid_split_list_cannot_leave_the_root(tmp_path):
     root = tmp_path / "camvid"
     for d in ("train", "trainannot"):
         _write_rgb(root / d / "a.png", np.zeros((6, 8, 3), np.uint8))
-    _write_rgb(tmp_path / "x.png", np.zeros((6, 8, 3), np.uint8))     # outside the root
+    _write_rgb(tmp_path / "x.png", np.zeros((6, 8, 3), np.uint8))  # outside the root
     listing = root / "train.txt"
-    listing.write_text("/SegNet/CamVid/train/a.png /SegNet/CamVid/trainannot/a.png\n"
-                       "../x.png ../x.png\n")
-    with pytest.raises(ValueError, match=r"train\.txt:2: '\.\./x\.png \.\./x\.png' points "
-                                         r"outside the dataset root") as e:
+    listing.write_text("/SegNet/CamVid/train/a.png /SegNet/CamVid/trainannot/a.png\n../x.png ../x.png\n")
+    with pytest.raises(
+        ValueError,
+        match=r"train\.txt:2: '\.\./x\.png \.\./x\.png' points "
+        r"outside the dataset root",
+    ) as e:
         build_dataset("camvid", root, "train")
     assert "\n" not in str(e.value)
     listing.write_text("/SegNet/CamVid/train/a.png /SegNet/CamVid/trainannot/a.png\n")
     assert build_dataset("camvid", root, "train").files == [
-        (root / "train" / "a.png", root / "trainannot" / "a.png")]
-
+        (root / "train" / "a.png", root / "trainannot" / "a.png")
+    ]
 
 
 @pytest.mark.parametrize("line", ["/x.png /x.png", "/ /x.png", "train/a.png /x.png"])
@@ -151,8 +160,10 @@ def test_cityscapes_label_mapping(tmp_path):
     ids = np.arange(34, dtype=np.uint8).reshape(2, 17)
     stem = "aachen_000000_000019"
     gt = tmp_path / "gtFine" / "train" / "aachen" / f"{stem}_gtFine_labelIds.png"
-    _write_rgb(tmp_path / "leftImg8bit" / "train" / "aachen" / f"{stem}_leftImg8bit.png",
-               np.zeros((2, 17, 3), np.uint8))
+    _write_rgb(
+        tmp_path / "leftImg8bit" / "train" / "aachen" / f"{stem}_leftImg8bit.png",
+        np.zeros((2, 17, 3), np.uint8),
+    )
     _write_mask(gt, ids)
     ds = build_dataset("cityscapes", tmp_path, "train")
     assert ds.classes.num_classes == 19 and ds.classes.palette[0] == (128, 64, 128)
@@ -167,11 +178,11 @@ def test_cityscapes_label_mapping(tmp_path):
 
 
 def test_cityscapes_image_without_mask(tmp_path):
-    _write_rgb(tmp_path / "leftImg8bit" / "val" / "bonn" / "bonn_1_leftImg8bit.png",
-               np.zeros((2, 2, 3), np.uint8))
+    _write_rgb(
+        tmp_path / "leftImg8bit" / "val" / "bonn" / "bonn_1_leftImg8bit.png", np.zeros((2, 2, 3), np.uint8)
+    )
     (tmp_path / "gtFine" / "val" / "bonn").mkdir(parents=True)
-    with pytest.raises(FileNotFoundError,
-                       match="bonn_1_leftImg8bit.png has no mask.*bonn_1_gtFine_labelIds"):
+    with pytest.raises(FileNotFoundError, match="bonn_1_leftImg8bit.png has no mask.*bonn_1_gtFine_labelIds"):
         build_dataset("cityscapes", tmp_path, "val")
 
 
@@ -195,7 +206,8 @@ def test_voc_palette_masks_and_train_aug(tmp_path):
     (root / "ImageSets" / "Segmentation").mkdir(parents=True)
     (root / "ImageSets" / "Segmentation" / "val.txt").write_text("2007_000032\n2007_000033\n")
     (root / "ImageSets" / "Segmentation" / "train_aug.txt").write_text(
-        "/JPEGImages/2007_000033.jpg /SegmentationClassAug/2007_000033.png\n")
+        "/JPEGImages/2007_000033.jpg /SegmentationClassAug/2007_000033.png\n"
+    )
     ds = build_dataset("voc", tmp_path, "val")  # root given as the parent of VOCdevkit
     assert len(ds) == 2 and ds.classes.num_classes == 21 and ds.classes.palette[0] == (0, 0, 0)
     _, m = ds.load(1)
@@ -210,8 +222,7 @@ def test_voc_palette_masks_and_train_aug(tmp_path):
 def test_ade20k_mapping(tmp_path):
     base = tmp_path / "ADEChallengeData2016"
     raw = np.array([[0, 1, 2], [149, 150, 0]], np.uint8)
-    _write_rgb(base / "images" / "validation" / "ADE_val_00000001.jpg",
-               np.zeros((2, 3, 3), np.uint8))
+    _write_rgb(base / "images" / "validation" / "ADE_val_00000001.jpg", np.zeros((2, 3, 3), np.uint8))
     _write_mask(base / "annotations" / "validation" / "ADE_val_00000001.png", raw)
     ds = build_dataset("ade20k", tmp_path, "val")
     assert ds.classes.num_classes == 150
@@ -245,8 +256,9 @@ def test_folder_errors(tmp_path):
         build_dataset("folder", root, "val")
     # image without mask
     _write_rgb(root / "images" / "train" / "lonely.png", np.zeros((12, 16, 3), np.uint8))
-    with pytest.raises(FileNotFoundError,
-                       match=r"lonely\.png has no mask; expected .*masks/train/lonely\.png"):
+    with pytest.raises(
+        FileNotFoundError, match=r"lonely\.png has no mask; expected .*masks/train/lonely\.png"
+    ):
         build_dataset("folder", root, "train")
     ds = build_dataset("folder", root, "train", require_masks=False)
     lonely = [i for i, (p, _) in enumerate(ds.files) if p.stem == "lonely"][0]
@@ -263,8 +275,7 @@ def test_folder_errors(tmp_path):
         ds.load(2)
     # label outside [0, K) ∪ {ignore}
     _write_mask(root / "masks" / "train" / "s0.png", np.full((12, 16), 7, np.uint8))
-    with pytest.raises(ValueError,
-                       match=r"s0\.png: invalid label values \[7\]; expected train ids \[0, 3\)"):
+    with pytest.raises(ValueError, match=r"s0\.png: invalid label values \[7\]; expected train ids \[0, 3\)"):
         ds.load(0)
     # validate() reports all three bad files in one error
     with pytest.raises(ValueError, match="3 bad sample") as e:
@@ -281,7 +292,7 @@ def test_folder_bad_classes_yaml(tmp_path):
     (root / "classes.yaml").write_text("names: [a, b]\npalette: [[1, 2, 3]]\n")
     with pytest.raises(ValueError, match="classes.yaml: .*2 names but 1 palette"):
         build_dataset("folder", root, "train")
-    (root / "classes.yaml").write_text("names: [a, b, a]\n")      # issue #33 item 10
+    (root / "classes.yaml").write_text("names: [a, b, a]\n")  # issue #33 item 10
     with pytest.raises(ValueError, match=r"classes\.yaml: class names must be unique: names\[2\]"):
         build_dataset("folder", root, "train")
 
@@ -320,8 +331,7 @@ def test_train_transform_shapes_and_padding():
     norm = Normalization()
     mask = _stripes(20, 30)
     img = _label_image(mask)
-    t = TrainTransform((32, 40), scale_range=(1.0, 1.0), flip=False, jitter=0.0,
-                       normalization=norm)
+    t = TrainTransform((32, 40), scale_range=(1.0, 1.0), flip=False, jitter=0.0, normalization=norm)
     x, y = t(img, mask)
     assert x.shape == (3, 32, 40) and x.dtype == torch.float32
     assert y.shape == (32, 40) and y.dtype == torch.int64
@@ -340,14 +350,15 @@ def test_train_transform_crop_flip_scale_consistency():
     lut = np.zeros((256, 3), np.float32)
     lut[:11] = CAMVID_CLASSES.palette_array()
     for seed in range(12):
-        t = TrainTransform((24, 24), scale_range=(0.75, 2.0), flip=True, jitter=0.0,
-                           normalization=norm)
+        t = TrainTransform((24, 24), scale_range=(0.75, 2.0), flip=True, jitter=0.0, normalization=norm)
         x, y = t(img, mask, rng=np.random.default_rng(seed))
         im, yy = _denorm(x, norm), y.numpy()
         # colour and label agree wherever the label is constant in a 3×3 neighbourhood
         # (bilinear blending only mixes colours across label boundaries)
-        interior = (cv2.erode(yy.astype(np.uint8), np.ones((3, 3))) ==
-                    cv2.dilate(yy.astype(np.uint8), np.ones((3, 3)))) & (yy != 255)
+        interior = (
+            cv2.erode(yy.astype(np.uint8), np.ones((3, 3)))
+            == cv2.dilate(yy.astype(np.uint8), np.ones((3, 3)))
+        ) & (yy != 255)
         interior[[0, -1]] = False  # a label edge may lie just outside the crop
         interior[:, [0, -1]] = False
         assert interior.sum() > 100
@@ -362,8 +373,11 @@ def test_train_transform_flip_mirrors_image_and_mask():
     results = {}
     for seed in range(20):
         x, y = t(img, mask, rng=np.random.default_rng(seed))
-        flipped = bool((y.numpy() == mask[:, ::-1]).all() and not (mask == mask[:, ::-1]).all()
-                       and not (y.numpy() == mask).all())
+        flipped = bool(
+            (y.numpy() == mask[:, ::-1]).all()
+            and not (mask == mask[:, ::-1]).all()
+            and not (y.numpy() == mask).all()
+        )
         np.testing.assert_allclose(_denorm(x, norm), img[:, ::-1] if flipped else img, atol=1e-3)
         results[flipped] = True
     assert results == {True: True, False: True}  # both branches happen over 20 seeds
@@ -384,8 +398,9 @@ def test_train_transform_reproducible_from_torch_seed():
 
 def test_dataloader_workers_reproducible(tmp_path):
     root = _make_folder(tmp_path / "ds", n=4, size=(24, 32))
-    ds = build_dataset("folder", root, "train",
-                       transform=TrainTransform((16, 16), scale_range=(0.5, 1.5), jitter=0.2))
+    ds = build_dataset(
+        "folder", root, "train", transform=TrainTransform((16, 16), scale_range=(0.5, 1.5), jitter=0.2)
+    )
 
     def run():
         torch.manual_seed(7)
@@ -426,8 +441,15 @@ def test_eval_transform():
 
 
 @settings(max_examples=25, deadline=None)
-@given(h=st.integers(1, 40), w=st.integers(1, 40), ch=st.integers(1, 32), cw=st.integers(1, 32),
-       lo=st.floats(0.25, 2.0), span=st.floats(0.0, 1.5), seed=st.integers(0, 2**32 - 1))
+@given(
+    h=st.integers(1, 40),
+    w=st.integers(1, 40),
+    ch=st.integers(1, 32),
+    cw=st.integers(1, 32),
+    lo=st.floats(0.25, 2.0),
+    span=st.floats(0.0, 1.5),
+    seed=st.integers(0, 2**32 - 1),
+)
 def test_train_transform_properties(h, w, ch, cw, lo, span, seed):
     """Any input size / crop / scale: output has the crop size, labels come from the input or
     are the ignore index, and the normalised image stays in the normalised range of [0, 255]."""
@@ -457,8 +479,8 @@ def test_write_dataset_video_from_camvid_val(camvid_root, tmp_path):
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 3
     first = sorted(range(len(ds.files)), key=lambda i: Path(ds.files[i][0]).name)[0]
     mask0 = cv2.imread(str(tmp_path / "m" / "frame_000000.png"), cv2.IMREAD_UNCHANGED)
-    np.testing.assert_array_equal(mask0, ds.load(first)[1])          # labels kept exactly
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["m", "v.mp4"]   # no temp files left
+    np.testing.assert_array_equal(mask0, ds.load(first)[1])  # labels kept exactly
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m", "v.mp4"]  # no temp files left
     with pytest.raises(ValueError, match="n_frames"):
         write_dataset_video(ds, tmp_path / "w.mp4", tmp_path / "w", n_frames=0, fps=15)
 

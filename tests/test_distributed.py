@@ -1,4 +1,5 @@
 """Distributed data parallel on CPU: two processes, gloo backend, torchrun-style environment."""
+
 from __future__ import annotations
 
 import json
@@ -10,7 +11,6 @@ import numpy as np
 import pytest
 import torch
 import torch.multiprocessing as mp
-
 from test_engine import K, cfg_dict, make_folder_dataset
 
 
@@ -22,10 +22,15 @@ def _free_port() -> int:
 
 def _worker(rank: int, world: int, port: int, cfg: dict, out: str) -> None:
     # what torchrun --nproc_per_node=2 would set
-    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    os.environ.update(
+        RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_RANK=str(rank),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+    )
     torch.set_num_threads(1)
-    from rdd.engine import Trainer, TrainConfig, cleanup_distributed, init_distributed
+    from rdd.engine import TrainConfig, Trainer, cleanup_distributed, init_distributed
 
     info = init_distributed("cpu")
     assert info.distributed and info.rank == rank and torch.distributed.get_backend() == "gloo"
@@ -47,25 +52,32 @@ def test_ddp_two_cpu_processes_stay_in_sync(tmp_path):
     run = tmp_path / "run"
     cfg = cfg_dict(run, root, optim={"iters": 3, "lr": 0.02}, data={"batch_size": 2})
     # fork: the children inherit the imported modules (spawn re-imports torch: ~5-10 s each)
-    mp.start_processes(_worker, args=(2, _free_port(), cfg, str(tmp_path)), nprocs=2, join=True,
-                       start_method="fork")
+    mp.start_processes(
+        _worker, args=(2, _free_port(), cfg, str(tmp_path)), nprocs=2, join=True, start_method="fork"
+    )
 
     s0 = torch.load(tmp_path / "rank0.pt")
     s1 = torch.load(tmp_path / "rank1.pt")
     ckpt = torch.load(run / "checkpoint.pt", weights_only=True)
-    assert ckpt["step"] == 3 and len(ckpt["rng"]) == 2      # one RNG state per rank
+    assert ckpt["step"] == 3 and len(ckpt["rng"]) == 2  # one RNG state per rank
     for k in s0:
         assert torch.equal(s0[k], s1[k]), f"ranks differ in {k}"
         assert torch.equal(s0[k], ckpt["model"][k]), k
     m0 = json.loads((tmp_path / "rank0.json").read_text())
     m1 = json.loads((tmp_path / "rank1.json").read_text())
-    assert m0["miou"] == m1["miou"]                          # merged confusion matrix
+    assert m0["miou"] == m1["miou"]  # merged confusion matrix
     assert m0["world_size"] == 2 and m0["global_batch_size"] == 4
     assert "global batch size 4 (2 × 2 ranks)" in (run / "train.log").read_text()
     # only rank 0 wrote files, once
     assert sorted(p.name for p in run.iterdir()) == [
-        "checkpoint.json", "checkpoint.pt", "dvclive", "metrics.json", "model.json", "model.pt",
-        "train.log"]
+        "checkpoint.json",
+        "checkpoint.pt",
+        "dvclive",
+        "metrics.json",
+        "model.json",
+        "model.pt",
+        "train.log",
+    ]
     # the merged validation (ranks saw 2 + 1 of the 3 images) equals one process on all 3
     model, _ = load_artifact(run / "model.pt")
     val = build_dataset("folder", root=root, split="val", transform=EvalTransform())
@@ -91,10 +103,23 @@ def test_torchrun_two_processes_end_to_end(tmp_path):
         "torch.set_num_threads(1)\n"
         "from rdd.engine import train\n"
         "m = train(json.load(open(sys.argv[1])))\n"
-        "assert m['world_size'] == 2 and m['global_batch_size'] == 4, m\n")
-    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-                    "--master_port", str(_free_port()), str(script), str(tmp_path / "cfg.json")],
-                   check=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        "assert m['world_size'] == 2 and m['global_batch_size'] == 4, m\n"
+    )
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node=2",
+            "--master_port",
+            str(_free_port()),
+            str(script),
+            str(tmp_path / "cfg.json"),
+        ],
+        check=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["world_size"] == 2 and metrics["step"] == 3
     assert (run / "model.pt").is_file() and (run / "checkpoint.pt").is_file()

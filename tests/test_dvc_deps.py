@@ -10,6 +10,7 @@ it. Stages marked ``frozen: true`` are finished study runs whose ``dvc.lock`` en
 code they ran with: they are exempt, and :data:`FROZEN` lists them, so that no other stage can be
 frozen silently.
 """
+
 from __future__ import annotations
 
 import ast
@@ -26,10 +27,22 @@ DVC_FILES = ["dvc.yaml", *sorted(str(p.relative_to(REPO)) for p in REPO.glob("st
 #: The finished study runs (frozen in their dvc.yaml; see the note above its ``stages``).
 FROZEN = {
     "dvc.yaml": set(),
-    "studies/camvid/dvc.yaml": {"teacher", "baseline", "student", "ablation",
-                                "report"},   # its teacher weights are gone: it can never re-run
-    "studies/camvid_converged/dvc.yaml": {"teacher", "baseline", "student", "ablation",
-                                          "extra_baseline", "extra", "at_weight"},
+    "studies/camvid/dvc.yaml": {
+        "teacher",
+        "baseline",
+        "student",
+        "ablation",
+        "report",
+    },  # its teacher weights are gone: it can never re-run
+    "studies/camvid_converged/dvc.yaml": {
+        "teacher",
+        "baseline",
+        "student",
+        "ablation",
+        "extra_baseline",
+        "extra",
+        "at_weight",
+    },
     "studies/label_noise/dvc.yaml": {"data", "teacher", "run"},
 }
 
@@ -54,15 +67,14 @@ def import_closure(module: str) -> set[str]:
         parts = name.split(".")
         todo += [".".join(parts[:i]) for i in range(1, len(parts))]
         text = f.read_text()
-        if f.name == "__init__.py" and "import_module" in text:     # members loaded by name
-            todo += [".".join(p.relative_to(REPO).with_suffix("").parts)
-                     for p in f.parent.rglob("*.py")]
+        if f.name == "__init__.py" and "import_module" in text:  # members loaded by name
+            todo += [".".join(p.relative_to(REPO).with_suffix("").parts) for p in f.parent.rglob("*.py")]
         for node in ast.walk(ast.parse(text)):
             if isinstance(node, ast.Import):
                 todo += [a.name for a in node.names if a.name.split(".")[0] in PACKAGES]
             elif isinstance(node, ast.ImportFrom):
                 if node.level:
-                    base = parts[:len(parts) - node.level + (f.name == "__init__.py")]
+                    base = parts[: len(parts) - node.level + (f.name == "__init__.py")]
                     mod = ".".join(base + ([node.module] if node.module else []))
                 else:
                     mod = node.module or ""
@@ -74,8 +86,10 @@ def import_closure(module: str) -> set[str]:
 def stages(dvc_file: str) -> dict[str, dict]:
     """Stage name → definition (a ``foreach`` stage's ``do`` body; merge keys resolved)."""
     d = yaml.safe_load((REPO / dvc_file).read_text())
-    return {name: {**st.get("do", {}), **{k: v for k, v in st.items() if k != "do"}}
-            for name, st in d["stages"].items()}
+    return {
+        name: {**st.get("do", {}), **{k: v for k, v in st.items() if k != "do"}}
+        for name, st in d["stages"].items()
+    }
 
 
 def _code_deps(dvc_file: str, stage: dict) -> list[str]:
@@ -109,19 +123,28 @@ def test_stage_deps_cover_the_import_closure_of_its_command(dvc_file, name):
     deps = _code_deps(dvc_file, stage)
     missing_paths = [d for d in deps if not (REPO / d).exists()]
     assert not missing_paths, f"{dvc_file}:{name} lists deps that do not exist: {missing_paths}"
-    uncovered = sorted(f for f in import_closure(m.group(1))
-                       if not any(f == d or f.startswith(d.rstrip("/") + "/") for d in deps))
-    assert not uncovered, (f"{dvc_file}:{name} (`python -m {m.group(1)}`) imports files no dep "
-                           f"covers: {uncovered}")
+    uncovered = sorted(
+        f
+        for f in import_closure(m.group(1))
+        if not any(f == d or f.startswith(d.rstrip("/") + "/") for d in deps)
+    )
+    assert not uncovered, (
+        f"{dvc_file}:{name} (`python -m {m.group(1)}`) imports files no dep covers: {uncovered}"
+    )
 
 
 def test_the_closure_sees_every_kind_of_import():
     """Function-level, relative and ``from package import module`` imports, and parent
     packages (``rdd/labels.py``, which every dataset reads masks through, is one of them)."""
     files = import_closure("pipeline.train")
-    assert {"pipeline/__init__.py", "rdd/__init__.py", "rdd/labels.py", "rdd/engine/trainer.py",
-            "rdd/data/datasets.py"} <= files
-    assert "rdd/artifacts.py" in import_closure("rdd.engine.trainer")   # a function-level import
+    assert {
+        "pipeline/__init__.py",
+        "rdd/__init__.py",
+        "rdd/labels.py",
+        "rdd/engine/trainer.py",
+        "rdd/data/datasets.py",
+    } <= files
+    assert "rdd/artifacts.py" in import_closure("rdd.engine.trainer")  # a function-level import
 
 
 def test_the_lock_check_allows_only_missing_outputs():
@@ -133,28 +156,52 @@ def test_the_lock_check_allows_only_missing_outputs():
     spec = importlib.util.spec_from_file_location("dvc_status", REPO / ".ci" / "dvc_status.py")
     check = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(check)
-    outs = {"outputs/data": "data", "outputs/teacher/model.pt": "teacher",
-            "outputs/s/runs/a-s0/metrics.json": "s/dvc.yaml:run@a-0",
-            "outputs/s/runs/a-s0/model.pt": "s/dvc.yaml:run@a-0"}
-    clone = {"data": [{"changed outs": {"outputs/data": "not in cache"}}],
-             "teacher": [{"changed deps": {"outputs/data": "modified"}},
-                         {"changed outs": {"outputs/teacher/model.pt": "not in cache",
-                                           "outputs/teacher/train.log": "deleted"}}],
-             "s/dvc.yaml:run@a-0": [{"changed outs": {"outputs/s/runs/a-s0/model.pt":
-                                                      "not in cache"}}],
-             "s/dvc.yaml:report": [{"changed deps": {"outputs/s/runs": "modified",
-                                                     "outputs/teacher/model.pt": "deleted"}}]}
+    outs = {
+        "outputs/data": "data",
+        "outputs/teacher/model.pt": "teacher",
+        "outputs/s/runs/a-s0/metrics.json": "s/dvc.yaml:run@a-0",
+        "outputs/s/runs/a-s0/model.pt": "s/dvc.yaml:run@a-0",
+    }
+    clone = {
+        "data": [{"changed outs": {"outputs/data": "not in cache"}}],
+        "teacher": [
+            {"changed deps": {"outputs/data": "modified"}},
+            {
+                "changed outs": {
+                    "outputs/teacher/model.pt": "not in cache",
+                    "outputs/teacher/train.log": "deleted",
+                }
+            },
+        ],
+        "s/dvc.yaml:run@a-0": [{"changed outs": {"outputs/s/runs/a-s0/model.pt": "not in cache"}}],
+        "s/dvc.yaml:report": [
+            {"changed deps": {"outputs/s/runs": "modified", "outputs/teacher/model.pt": "deleted"}}
+        ],
+    }
     missing = check.missing_outputs(clone)
-    assert missing == {"outputs/data", "outputs/teacher/model.pt", "outputs/teacher/train.log",
-                       "outputs/s/runs/a-s0/model.pt"}
+    assert missing == {
+        "outputs/data",
+        "outputs/teacher/model.pt",
+        "outputs/teacher/train.log",
+        "outputs/s/runs/a-s0/model.pt",
+    }
     assert check.problems(clone, outs, missing) == []
-    stale = {"kd": [{"changed deps": {"rdd/labels.py": "modified", "rdd/new.py": "new",
-                                      "outputs/teacher/model.pt": "modified",
-                                      "params.yaml": {"kd": "modified", "rdd": "new"}}},
-                    {"changed outs": {"outputs/kd/metrics.json": "modified"}},
-                    "changed command"],
-             "s/dvc.yaml:report": [{"changed deps": {"outputs/s/runs": "modified"}}]}
-    assert check.problems(stale, outs, set()) == [   # the teacher and the runs are all here
+    stale = {
+        "kd": [
+            {
+                "changed deps": {
+                    "rdd/labels.py": "modified",
+                    "rdd/new.py": "new",
+                    "outputs/teacher/model.pt": "modified",
+                    "params.yaml": {"kd": "modified", "rdd": "new"},
+                }
+            },
+            {"changed outs": {"outputs/kd/metrics.json": "modified"}},
+            "changed command",
+        ],
+        "s/dvc.yaml:report": [{"changed deps": {"outputs/s/runs": "modified"}}],
+    }
+    assert check.problems(stale, outs, set()) == [  # the teacher and the runs are all here
         "dvc.yaml:kd: changed deps: modified rdd/labels.py",
         "dvc.yaml:kd: changed deps: new rdd/new.py",
         "dvc.yaml:kd: changed deps: modified outputs/teacher/model.pt",
@@ -162,4 +209,5 @@ def test_the_lock_check_allows_only_missing_outputs():
         "dvc.yaml:kd: changed params: new params.yaml:rdd",
         "dvc.yaml:kd: changed outs: modified outputs/kd/metrics.json",
         "dvc.yaml:kd: changed command",
-        "s/dvc.yaml:report: changed deps: modified outputs/s/runs"]
+        "s/dvc.yaml:report: changed deps: modified outputs/s/runs",
+    ]

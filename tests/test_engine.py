@@ -1,5 +1,6 @@
 """Training engine: config validation, every method end to end on tiny data, bit-exact resume,
 NaN detection, schedule golden values, learning progress."""
+
 from __future__ import annotations
 
 import copy
@@ -12,18 +13,33 @@ import numpy as np
 import pytest
 import torch
 
-from rdd.engine import (CheckpointError, ConfigMismatchWarning, InfiniteLoader, NonFiniteLossError,
-                        PolyWarmup, SeededTrainSet, Trainer, TrainConfig, build_scheduler,
-                        cleanup_distributed, get_rng_state, init_distributed, load_checkpoint,
-                        rebase_scheduler, set_rng_state, train)
+from rdd.engine import (
+    CheckpointError,
+    ConfigMismatchWarning,
+    InfiniteLoader,
+    NonFiniteLossError,
+    PolyWarmup,
+    SeededTrainSet,
+    TrainConfig,
+    Trainer,
+    build_scheduler,
+    cleanup_distributed,
+    get_rng_state,
+    init_distributed,
+    load_checkpoint,
+    rebase_scheduler,
+    set_rng_state,
+    train,
+)
 from rdd.engine.checkpoint import CHECKPOINT_FORMAT
 
 K = 4
 COLORS = np.array([[200, 60, 60], [60, 200, 60], [60, 60, 200], [210, 210, 60]])
 
 
-def make_folder_dataset(root: Path, *, n_train: int = 8, n_val: int = 4, size=(48, 48),
-                        seed: int = 0) -> Path:
+def make_folder_dataset(
+    root: Path, *, n_train: int = 8, n_val: int = 4, size=(48, 48), seed: int = 0
+) -> Path:
     """A tiny learnable ``folder`` dataset: coloured rectangles (class = colour) + noise,
     2 % of the pixels ignored (255)."""
     rng = np.random.default_rng(seed)
@@ -36,7 +52,7 @@ def make_folder_dataset(root: Path, *, n_train: int = 8, n_val: int = 4, size=(4
             for _ in range(4):
                 c = rng.integers(0, K)
                 y0, x0 = rng.integers(0, h - 8), rng.integers(0, w - 8)
-                mask[y0:y0 + rng.integers(8, h // 2), x0:x0 + rng.integers(8, w // 2)] = c
+                mask[y0 : y0 + rng.integers(8, h // 2), x0 : x0 + rng.integers(8, w // 2)] = c
             img = np.clip(COLORS[mask] + rng.normal(0, 25, (h, w, 3)), 0, 255).astype(np.uint8)
             mask[rng.random((h, w)) < 0.02] = 255
             cv2.imwrite(str(root / "images" / split / f"{i:03d}.png"), img[..., ::-1])
@@ -80,8 +96,14 @@ def cfg_dict(out_dir: Path, data_root: Path, teacher: Path | None = None, **over
     d = {
         "out_dir": str(out_dir),
         "model": {"name": "lraspp_mobilenetv2", "kwargs": {"width_mult": 0.25, "aux": True}},
-        "data": {"dataset": "folder", "root": str(data_root), "crop_size": [32, 32],
-                 "batch_size": 4, "num_workers": 0, "scale_range": [0.75, 1.5]},
+        "data": {
+            "dataset": "folder",
+            "root": str(data_root),
+            "crop_size": [32, 32],
+            "batch_size": 4,
+            "num_workers": 0,
+            "scale_range": [0.75, 1.5],
+        },
         "optim": {"iters": 4, "lr": 0.01},
         "log_interval": 2,
         "seed": 3,
@@ -102,8 +124,10 @@ BAD = [
     (lambda d: d["optim"].update(lrr=0.1), r"unknown key 'optim\.lrr'"),
     (lambda d: d["model"]["kwargs"].update(depth=3), r"model\.kwargs has arguments that model"),
     (lambda d: d["data"].update(kwargs={"fold": 1}), r"data\.kwargs has arguments that dataset"),
-    (lambda d: d.update(loss={"extra_kd": [{"type": "cwd", "temp": 1}]}),
-     r"loss\.extra_kd\[0\] has arguments that loss 'cwd'"),
+    (
+        lambda d: d.update(loss={"extra_kd": [{"type": "cwd", "temp": 1}]}),
+        r"loss\.extra_kd\[0\] has arguments that loss 'cwd'",
+    ),
     (lambda d: d.update(bogus=1), r"unknown key 'bogus'"),
     (lambda d: d["model"].update(name="resnet9000"), r"model\.name.*unknown model 'resnet9000'"),
     (lambda d: d["data"].update(dataset="mnist"), r"data\.dataset.*unknown dataset 'mnist'"),
@@ -138,7 +162,7 @@ def test_config_validation_names_the_key(tmp_path, data_root, mutate, match):
     mutate(d)
     with pytest.raises(ValueError, match=match):
         TrainConfig.from_dict(d)
-    assert not (tmp_path / "run").exists()          # nothing done before validation
+    assert not (tmp_path / "run").exists()  # nothing done before validation
 
 
 def test_config_tfe_and_tse_need_tfe_iters(tmp_path, data_root, teacher_artifact):
@@ -153,9 +177,16 @@ def test_config_tfe_and_tse_need_tfe_iters(tmp_path, data_root, teacher_artifact
 
 
 def test_config_roundtrip_and_hash(tmp_path, data_root, teacher_artifact):
-    d = cfg_dict(tmp_path, data_root, teacher_artifact,
-                 loss={"kd": {"type": "pixel"}, "extra_kd": [{"type": "cwd", "tau": 2.0}],
-                       "rdd": {"tfe": True, "tse": True, "tfe_iters": 2}})
+    d = cfg_dict(
+        tmp_path,
+        data_root,
+        teacher_artifact,
+        loss={
+            "kd": {"type": "pixel"},
+            "extra_kd": [{"type": "cwd", "tau": 2.0}],
+            "rdd": {"tfe": True, "tse": True, "tfe_iters": 2},
+        },
+    )
     cfg = TrainConfig.from_dict(d)
     again = TrainConfig.from_dict(cfg.to_dict())
     assert again == cfg
@@ -163,8 +194,9 @@ def test_config_roundtrip_and_hash(tmp_path, data_root, teacher_artifact):
     h = cfg.config_hash()
     assert len(h) == 64
     # stage-split keys do not change the hash; the recipe does
-    same = cfg_dict(tmp_path / "other", data_root, teacher_artifact, loss=d["loss"], stop_at=2,
-                    log_interval=1)
+    same = cfg_dict(
+        tmp_path / "other", data_root, teacher_artifact, loss=d["loss"], stop_at=2, log_interval=1
+    )
     assert TrainConfig.from_dict(same).config_hash() == h
     other = copy.deepcopy(d)
     other["optim"]["lr"] = 0.02
@@ -175,8 +207,8 @@ def test_poly_warmup_golden_values():
     f = PolyWarmup(total_iters=10, power=0.9, warmup_iters=2, warmup_ratio=0.1)
     assert f(0) == pytest.approx(0.1)
     assert f(1) == pytest.approx(0.55)
-    assert f(2) == pytest.approx(0.8 ** 0.9)
-    assert f(5) == pytest.approx(0.5 ** 0.9)
+    assert f(2) == pytest.approx(0.8**0.9)
+    assert f(5) == pytest.approx(0.5**0.9)
     assert f(10) == 0.0
     g = PolyWarmup(total_iters=4, power=1.0)
     assert [g(t) for t in range(5)] == [1.0, 0.75, 0.5, 0.25, 0.0]
@@ -206,10 +238,12 @@ def test_rebase_scheduler_keeps_the_step_and_applies_the_new_curve():
 def test_infinite_loader_is_a_function_of_step(data_root):
     from rdd.data import TrainTransform, build_dataset
 
-    ds = SeededTrainSet(build_dataset("folder", root=data_root, split="train"),
-                        TrainTransform((32, 32), scale_range=(0.5, 1.5)))
-    full = InfiniteLoader(ds, batch_size=3, seed=7)        # 8 samples → 2 batches per epoch
-    batches = [next(full) for _ in range(5)]               # crosses two epoch boundaries
+    ds = SeededTrainSet(
+        build_dataset("folder", root=data_root, split="train"),
+        TrainTransform((32, 32), scale_range=(0.5, 1.5)),
+    )
+    full = InfiniteLoader(ds, batch_size=3, seed=7)  # 8 samples → 2 batches per epoch
+    batches = [next(full) for _ in range(5)]  # crosses two epoch boundaries
     late = InfiniteLoader(ds, batch_size=3, seed=7, start_iter=3)
     for b in batches[3:]:
         x, y = next(late)
@@ -229,19 +263,29 @@ def test_infinite_loader_is_a_function_of_step(data_root):
 
 # --------------------------------------------------------------------------- methods
 METHODS = {
-    "teacher": ({"model": {"name": "deeplabv3_resnet18",
-                           "kwargs": {"width_mult": 0.125, "aux": True}}}, False),
+    "teacher": (
+        {"model": {"name": "deeplabv3_resnet18", "kwargs": {"width_mult": 0.125, "aux": True}}},
+        False,
+    ),
     "baseline": ({"loss": {"aux_weight": 1.0}}, False),
     "kd": ({"loss": {"aux_weight": 0.0, "kd": {"type": "pixel", "temperature": 2.0}}}, True),
     "tfe": ({"loss": {"kd": {"type": "pixel"}, "rdd": {"tfe": True}}}, True),
     "tse": ({"loss": {"kd": {"type": "pixel"}, "rdd": {"tse": True, "mode": "xor"}}}, True),
-    "tfe_tse": ({"loss": {"kd": {"type": "pixel"},
-                          "rdd": {"tfe": True, "tse": True, "tfe_iters": 2}}}, True),
-    "cwd_tse": ({"loss": {"extra_kd": [{"type": "cwd", "weight": 1.0, "tau": 4.0}],
-                          "rdd": {"tse": True}}}, True),
-    "at_tfe": ({"loss": {"kd": {"type": "pixel"},
-                         "extra_kd": [{"type": "at", "weight": 100.0, "feature": "backbone"}],
-                         "rdd": {"tfe": True}}}, True),
+    "tfe_tse": ({"loss": {"kd": {"type": "pixel"}, "rdd": {"tfe": True, "tse": True, "tfe_iters": 2}}}, True),
+    "cwd_tse": (
+        {"loss": {"extra_kd": [{"type": "cwd", "weight": 1.0, "tau": 4.0}], "rdd": {"tse": True}}},
+        True,
+    ),
+    "at_tfe": (
+        {
+            "loss": {
+                "kd": {"type": "pixel"},
+                "extra_kd": [{"type": "at", "weight": 100.0, "feature": "backbone"}],
+                "rdd": {"tfe": True},
+            }
+        },
+        True,
+    ),
 }
 
 
@@ -258,7 +302,7 @@ def test_each_method_runs_and_writes_artifacts(tmp_path, data_root, teacher_arti
     assert m["global_batch_size"] == 4 and m["params"] > 0
     for f in ("checkpoint.pt", "model.pt", "model.json", "metrics.json", "train.log"):
         assert (out / f).is_file(), f
-    assert not list(out.glob(".*.tmp*"))                       # atomic writes left nothing
+    assert not list(out.glob(".*.tmp*"))  # atomic writes left nothing
     on_disk = json.loads((out / "metrics.json").read_text())
     assert on_disk["miou"] == pytest.approx(m["miou"]) and on_disk["time_per_iter_s"] > 0
     student, meta = load_artifact(out / "model.pt")
@@ -282,16 +326,24 @@ def test_each_method_runs_and_writes_artifacts(tmp_path, data_root, teacher_arti
 @pytest.mark.parametrize("amp", ["bf16", "fp16"])
 def test_amp_channels_last_grad_clip_warmup(tmp_path, data_root, teacher_artifact, amp):
     out = tmp_path / amp
-    m = train(cfg_dict(out, data_root, teacher_artifact, amp=amp, channels_last=True,
-                       optim={"iters": 4, "grad_clip": 1.0, "warmup_iters": 2},
-                       loss={"kd": {"type": "pixel"}, "rdd": {"tfe": True}}))
+    m = train(
+        cfg_dict(
+            out,
+            data_root,
+            teacher_artifact,
+            amp=amp,
+            channels_last=True,
+            optim={"iters": 4, "grad_clip": 1.0, "warmup_iters": 2},
+            loss={"kd": {"type": "pixel"}, "rdd": {"tfe": True}},
+        )
+    )
     assert m["step"] == 4 and math.isfinite(m["train_loss"])
     ckpt = load_checkpoint(out / "checkpoint.pt")
     if amp == "fp16":
-        assert ckpt["scaler"]["scale"] > 0               # the GradScaler state is checkpointed
+        assert ckpt["scaler"]["scale"] > 0  # the GradScaler state is checkpointed
     # lr used at iterations 1 (warmup: r + (1 − r)·1/2) and 3 (poly: (1 − 3/4)^0.9)
     lrs = _logged(out, "train/lr.tsv")
-    assert lrs == pytest.approx([0.01 * (1e-6 + (1 - 1e-6) / 2), 0.01 * 0.25 ** 0.9])
+    assert lrs == pytest.approx([0.01 * (1e-6 + (1 - 1e-6) / 2), 0.01 * 0.25**0.9])
 
 
 def test_tfe_needs_a_teacher_with_aux(tmp_path, data_root):
@@ -302,8 +354,7 @@ def test_tfe_needs_a_teacher_with_aux(tmp_path, data_root):
 
     t = create_model("lraspp_mobilenetv2", num_classes=K, width_mult=0.25, aux=False)
     classes = build_dataset("folder", root=data_root, split="train").classes
-    save_artifact(tmp_path / "t.pt", t, classes=classes, normalization=Normalization(),
-                  input_size=(32, 32))
+    save_artifact(tmp_path / "t.pt", t, classes=classes, normalization=Normalization(), input_size=(32, 32))
     d = cfg_dict(tmp_path / "run", data_root, tmp_path / "t.pt", loss={"rdd": {"tfe": True}})
     with pytest.raises(ValueError, match=r"loss\.rdd\.tfe needs a teacher with an auxiliary head"):
         train(d)
@@ -317,14 +368,19 @@ class _TeacherCallTrainer(Trainer):
         self.teacher_calls: list[bool] = []
         self.teacher.register_forward_hook(
             lambda m, args, kwargs, out: self.teacher_calls.append(bool(kwargs.get("with_aux"))),
-            with_kwargs=True)
+            with_kwargs=True,
+        )
 
 
-@pytest.mark.parametrize("loss,calls", [
-    ({"rdd": {"tfe": True, "tfe_iters": 2}}, [True, True]),            # ce phase: no teacher
-    ({"kd": {"type": "pixel"}, "rdd": {"tfe": True, "tfe_iters": 2}}, [True, True, False, False]),
-    ({"rdd": {"tse": True}}, [False] * 4),
-], ids=["tfe-only", "tfe+kd", "tse"])
+@pytest.mark.parametrize(
+    "loss,calls",
+    [
+        ({"rdd": {"tfe": True, "tfe_iters": 2}}, [True, True]),  # ce phase: no teacher
+        ({"kd": {"type": "pixel"}, "rdd": {"tfe": True, "tfe_iters": 2}}, [True, True, False, False]),
+        ({"rdd": {"tse": True}}, [False] * 4),
+    ],
+    ids=["tfe-only", "tfe+kd", "tse"],
+)
 def test_teacher_runs_only_when_a_loss_uses_it(tmp_path, data_root, teacher_artifact, loss, calls):
     cfg = TrainConfig.from_dict(cfg_dict(tmp_path / "run", data_root, teacher_artifact, loss=loss))
     info = init_distributed("cpu")
@@ -353,8 +409,13 @@ def test_artifact_input_size_is_the_validated_size(tmp_path, data_root):
 def _stats_worker(rank: int, world: int, port: int, cases: list, out: str) -> None:
     import os
 
-    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    os.environ.update(
+        RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_RANK=str(rank),
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+    )
     torch.set_num_threads(1)
     from rdd.engine.objective import global_rdd_stats
 
@@ -386,18 +447,19 @@ def test_rdd_stats_are_reduced_over_ranks(tmp_path):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    mp.start_processes(_stats_worker, args=(2, port, cases, str(tmp_path)), nprocs=2, join=True,
-                       start_method="fork")
+    mp.start_processes(
+        _stats_worker, args=(2, port, cases, str(tmp_path)), nprocs=2, join=True, start_method="fork"
+    )
     r0 = json.loads((tmp_path / "stats0.json").read_text())
     r1 = json.loads((tmp_path / "stats1.json").read_text())
-    assert r0 == r1                                             # every rank logs the same
+    assert r0 == r1  # every rank logs the same
     for (key, m, y), got in zip(cases, r0):
         want = rdd_stats(target=torch.cat(y), **{key: torch.cat(m)})
         assert got.keys() == want.keys() and want
         for k in want:
             assert got[k] == pytest.approx(want[k], rel=1e-6), (key, k)
         local = rdd_stats(target=y[0], **{key: m[0]})
-        if y[1] is not y1_none:                                 # rank 0's share differs
+        if y[1] is not y1_none:  # rank 0's share differs
             assert any(abs(local[k] - want[k]) > 1e-3 for k in want), (key, local, want)
 
 
@@ -413,8 +475,15 @@ def test_stop_at_and_resume_is_bit_exact(tmp_path, data_root, teacher_artifact):
     full = train(cfg_dict(tmp_path / "full", data_root, teacher_artifact, **common))
     first = train(cfg_dict(tmp_path / "tfe", data_root, teacher_artifact, stop_at=3, **common))
     assert first["step"] == 3 and not first["completed"]
-    second = train(cfg_dict(tmp_path / "tse", data_root, teacher_artifact,
-                            resume=str(tmp_path / "tfe" / "checkpoint.pt"), **common))
+    second = train(
+        cfg_dict(
+            tmp_path / "tse",
+            data_root,
+            teacher_artifact,
+            resume=str(tmp_path / "tfe" / "checkpoint.pt"),
+            **common,
+        )
+    )
     assert second["step"] == 6 and second["completed"]
     a, b = _state(tmp_path / "full" / "checkpoint.pt"), _state(tmp_path / "tse" / "checkpoint.pt")
     assert a["model"].keys() == b["model"].keys()
@@ -431,8 +500,12 @@ def test_stop_at_and_resume_is_bit_exact(tmp_path, data_root, teacher_artifact):
 
 def test_resume_with_another_config_warns(tmp_path, data_root):
     train(cfg_dict(tmp_path / "a", data_root, stop_at=2))
-    d = cfg_dict(tmp_path / "b", data_root, optim={"iters": 4, "lr": 0.05},
-                 resume=str(tmp_path / "a" / "checkpoint.pt"))
+    d = cfg_dict(
+        tmp_path / "b",
+        data_root,
+        optim={"iters": 4, "lr": 0.05},
+        resume=str(tmp_path / "a" / "checkpoint.pt"),
+    )
     with pytest.warns(ConfigMismatchWarning, match=r"differing keys: optim\.lr"):
         m = train(d)
     assert m["step"] == 4
@@ -442,8 +515,13 @@ def test_resume_with_changed_optim_follows_the_new_schedule(tmp_path, data_root)
     """A checkpoint at step 2 of iters 4 (lr 0.01) resumed with iters 8, lr 0.05: the LR is
     0.05·(1 − t/8)^0.9 for t = 2..7, not the old curve (which hits 0 at t = 4)."""
     train(cfg_dict(tmp_path / "a", data_root, stop_at=2, log_interval=1))
-    d = cfg_dict(tmp_path / "b", data_root, optim={"iters": 8, "lr": 0.05, "momentum": 0.5},
-                 resume=str(tmp_path / "a" / "checkpoint.pt"), log_interval=1)
+    d = cfg_dict(
+        tmp_path / "b",
+        data_root,
+        optim={"iters": 8, "lr": 0.05, "momentum": 0.5},
+        resume=str(tmp_path / "a" / "checkpoint.pt"),
+        log_interval=1,
+    )
     with pytest.warns(ConfigMismatchWarning, match=r"optim\.iters"):
         m = train(d)
     assert m["step"] == 8 and m["completed"]
@@ -472,7 +550,7 @@ def _same_weights(a: Path, b: Path) -> None:
     assert wa.keys() == wb.keys()
     for k in wa:
         assert torch.equal(wa[k], wb[k]), k
-    assert (a / "model.pt").read_bytes() == (b / "model.pt").read_bytes()   # same artefact bytes
+    assert (a / "model.pt").read_bytes() == (b / "model.pt").read_bytes()  # same artefact bytes
 
 
 def test_a_run_continues_its_own_checkpoint(tmp_path, data_root):
@@ -482,13 +560,13 @@ def test_a_run_continues_its_own_checkpoint(tmp_path, data_root):
     over = dict(optim={"iters": 6, "lr": 0.02}, eval_interval=2)
     full = train(cfg_dict(tmp_path / "full", data_root, **over))
     run = tmp_path / "run"
-    train(cfg_dict(run, data_root, stop_at=4, **over))        # as if killed after step 4
+    train(cfg_dict(run, data_root, stop_at=4, **over))  # as if killed after step 4
     m = train(cfg_dict(run, data_root, **over))
     assert f"resumed {run / 'checkpoint.pt'} at iteration 4" in _log(run)
     assert m["step"] == 6 and m["miou"] == full["miou"]
     _same_weights(tmp_path / "full", run)
     before = (run / "checkpoint.pt").read_bytes()
-    train(cfg_dict(run, data_root, **over))                  # complete: from scratch again
+    train(cfg_dict(run, data_root, **over))  # complete: from scratch again
     assert "not continuing it: it is complete (iteration 6 of 6); training from scratch" in _log(run)
     _same_weights(tmp_path / "full", run)
     # the same training state, the same checkpoint bytes (wall time lives in checkpoint.json),
@@ -504,7 +582,8 @@ def test_a_run_continues_its_own_checkpoint(tmp_path, data_root):
 
 
 def test_tse_continues_its_own_checkpoint_only_when_it_descends_from_tfe(
-        tmp_path, data_root, teacher_artifact):
+    tmp_path, data_root, teacher_artifact
+):
     from rdd.serialization import save_torch_file
 
     loss = {"kd": {"type": "pixel"}, "rdd": {"tfe": True, "tse": True, "tfe_iters": 2}}
@@ -541,8 +620,14 @@ def test_own_checkpoint_crafted_corrupt_or_old(tmp_path, data_root, hostile_pick
     assert not marker.exists()
     msg = str(e.value)
     assert "\n" not in msg and str(run / "checkpoint.pt") in msg and "delete it" in msg, msg
-    torch.save({"format": "rdd-edge-checkpoint/1", "rng": [{"numpy": np.zeros(3, np.uint32)}],
-                "torch_version": torch.__version__}, run / "checkpoint.pt")
+    torch.save(
+        {
+            "format": "rdd-edge-checkpoint/1",
+            "rng": [{"numpy": np.zeros(3, np.uint32)}],
+            "torch_version": torch.__version__,
+        },
+        run / "checkpoint.pt",
+    )
     assert train(cfg_dict(run, data_root))["step"] == 4
     assert "written by an older rdd-edge (checkpoint format /1); training from scratch" in _log(run)
     data = (run / "checkpoint.pt").read_bytes()
@@ -568,23 +653,40 @@ def test_rng_state_survives_a_weights_only_round_trip(tmp_path):
     from rdd.serialization import load_torch_file, save_torch_file
 
     random.seed(1)
-    random.gauss(0, 1)                     # python: a cached gauss_next
+    random.gauss(0, 1)  # python: a cached gauss_next
     np.random.seed(2)
-    np.random.normal()                     # numpy: has_gauss = 1
+    np.random.normal()  # numpy: has_gauss = 1
     torch.manual_seed(3)
     save_torch_file({"rng": get_rng_state()}, tmp_path / "rng.pt")
-    want = (random.random(), random.gauss(0, 1), np.random.normal(size=3).tolist(),
-            np.random.randint(0, 2**31), torch.rand(3).tolist())
+    want = (
+        random.random(),
+        random.gauss(0, 1),
+        np.random.normal(size=3).tolist(),
+        np.random.randint(0, 2**31),
+        torch.rand(3).tolist(),
+    )
     random.seed(9), np.random.seed(9), torch.manual_seed(9)
     set_rng_state(load_torch_file(tmp_path / "rng.pt")["rng"])
-    got = (random.random(), random.gauss(0, 1), np.random.normal(size=3).tolist(),
-           np.random.randint(0, 2**31), torch.rand(3).tolist())
+    got = (
+        random.random(),
+        random.gauss(0, 1),
+        np.random.normal(size=3).tolist(),
+        np.random.randint(0, 2**31),
+        torch.rand(3).tolist(),
+    )
     assert got == want
 
 
 def _checkpoint_shaped(payload) -> dict:
-    return {"format": CHECKPOINT_FORMAT, "step": 1, "model": {}, "optimizer": {},
-            "scheduler": {}, "rng": [payload], "config_hash": "x"}
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "step": 1,
+        "model": {},
+        "optimizer": {},
+        "scheduler": {},
+        "rng": [payload],
+        "config_hash": "x",
+    }
 
 
 def test_resume_from_a_crafted_checkpoint_runs_nothing(tmp_path, data_root, hostile_pickle):
@@ -602,8 +704,7 @@ def test_resume_from_a_crafted_checkpoint_runs_nothing(tmp_path, data_root, host
     assert not (tmp_path / "b" / "model.pt").exists()
 
 
-def test_crafted_teacher_artifact_runs_nothing(tmp_path, data_root, teacher_artifact,
-                                               hostile_pickle):
+def test_crafted_teacher_artifact_runs_nothing(tmp_path, data_root, teacher_artifact, hostile_pickle):
     """``teacher.artifact`` (kd / RDD stages) goes through the same safe loader."""
     import shutil
 
@@ -627,15 +728,20 @@ def test_resume_from_a_truncated_checkpoint_is_a_one_line_error(tmp_path, data_r
         train(cfg_dict(tmp_path / "b", data_root, resume=str(bad)))
     msg = str(e.value)
     assert "\n" not in msg and str(bad) in msg and "truncated, corrupt" in msg, msg
-    art = tmp_path / "a" / "model.pt"            # weights only: a clear "not a checkpoint"
+    art = tmp_path / "a" / "model.pt"  # weights only: a clear "not a checkpoint"
     with pytest.raises(CheckpointError, match=r"model\.pt: not an rdd-edge training checkpoint"):
         load_checkpoint(art)
 
 
 # --------------------------------------------------------------------------- failures
 def test_nan_loss_stops_with_a_clear_message(tmp_path, data_root, teacher_artifact):
-    d = cfg_dict(tmp_path / "nan", data_root, teacher_artifact, optim={"iters": 6, "lr": 1e30},
-                 loss={"kd": {"type": "pixel"}})
+    d = cfg_dict(
+        tmp_path / "nan",
+        data_root,
+        teacher_artifact,
+        optim={"iters": 6, "lr": 1e30},
+        loss={"kd": {"type": "pixel"}},
+    )
     with pytest.raises(NonFiniteLossError, match=r"non-finite loss at iteration \d+/6.*task=.*kd="):
         train(d)
     assert not (tmp_path / "nan" / "model.pt").exists()
@@ -650,8 +756,7 @@ def _logged(out: Path, name: str) -> list[float]:
 
 def test_short_run_loss_falls(tmp_path, data_root):
     out = tmp_path / "learn"
-    train(cfg_dict(out, data_root, optim={"iters": 30, "lr": 0.05}, log_interval=1,
-                   data={"batch_size": 8}))
+    train(cfg_dict(out, data_root, optim={"iters": 30, "lr": 0.05}, log_interval=1, data={"batch_size": 8}))
     losses = _logged(out, "train/loss.tsv")
     assert len(losses) == 30
     assert np.mean(losses[-5:]) < 0.8 * np.mean(losses[:5]), losses
@@ -663,10 +768,16 @@ def test_every_method_learns(tmp_path):
     student's mIoU rises well above an untrained model's."""
     root = make_folder_dataset(tmp_path / "data", n_train=24, n_val=8, size=(64, 64))
     teacher = tmp_path / "teacher"
-    tm = train(cfg_dict(teacher, root, model={"name": "deeplabv3_resnet18",
-                                              "kwargs": {"width_mult": 0.25, "aux": True}},
-                        optim={"iters": 150, "lr": 0.05}, data={"crop_size": [48, 48]},
-                        log_interval=5))
+    tm = train(
+        cfg_dict(
+            teacher,
+            root,
+            model={"name": "deeplabv3_resnet18", "kwargs": {"width_mult": 0.25, "aux": True}},
+            optim={"iters": 150, "lr": 0.05},
+            data={"crop_size": [48, 48]},
+            log_interval=5,
+        )
+    )
     assert tm["miou"] > 0.5, tm
     results = {"teacher": tm["miou"]}
     for name, (over, needs_teacher) in METHODS.items():
@@ -676,9 +787,17 @@ def test_every_method_learns(tmp_path):
         if "tfe_iters" in over.get("loss", {}).get("rdd", {}):
             over["loss"]["rdd"]["tfe_iters"] = 60
         out = tmp_path / name
-        m = train(cfg_dict(out, root, teacher / "model.pt" if needs_teacher else None,
-                           optim={"iters": 120, "lr": 0.05}, data={"crop_size": [48, 48]},
-                           log_interval=5, **over))
+        m = train(
+            cfg_dict(
+                out,
+                root,
+                teacher / "model.pt" if needs_teacher else None,
+                optim={"iters": 120, "lr": 0.05},
+                data={"crop_size": [48, 48]},
+                log_interval=5,
+                **over,
+            )
+        )
         losses = _logged(out, "train/loss.tsv")
         results[name] = m["miou"]
         assert np.mean(losses[-4:]) < np.mean(losses[:4]), (name, losses)

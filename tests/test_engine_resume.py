@@ -1,13 +1,14 @@
 """A resumed run's DVCLive curves (issue #33 item 10): the steps a stopped run logged after its
 last checkpoint are logged again by the resumed run, once."""
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from test_engine import cfg_dict, make_folder_dataset
 
 from rdd.engine import Trainer, train
-from test_engine import cfg_dict, make_folder_dataset
 
 
 @pytest.fixture(scope="module")
@@ -44,5 +45,11 @@ def test_a_resumed_run_logs_each_step_once(tmp_path, data_root, monkeypatch):
     assert f"resumed {run / 'checkpoint.pt'} at iteration 4" in (run / "train.log").read_text()
     curves = _curves(run)
     assert [r.split("\t")[0] for r in curves["train/loss.tsv"].splitlines()[1:]] == [
-        "1", "2", "3", "4", "5", "6"]
+        "1",
+        "2",
+        "3",
+        "4",
+        "5",
+        "6",
+    ]
     assert curves == _curves(tmp_path / "full")

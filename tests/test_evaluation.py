@@ -1,4 +1,5 @@
 """Inference modes (whole / slide / msflip) and evaluate() on tiny models and tiny images."""
+
 from __future__ import annotations
 
 import pytest
@@ -47,7 +48,7 @@ def tiny_model():
 
 def test_window_starts_cover_the_image():
     assert _window_starts(10, 4, 3) == [0, 3, 6]
-    assert _window_starts(11, 4, 3) == [0, 3, 6, 7]     # last window aligned with the border
+    assert _window_starts(11, 4, 3) == [0, 3, 6, 7]  # last window aligned with the border
     assert _window_starts(4, 4, 3) == [0]
 
 
@@ -148,7 +149,7 @@ def test_evaluate_matches_manual_confusion_matrix_with_loader(tiny_model):
 
 
 def test_evaluate_resizes_logits_to_label_size():
-    x = F.one_hot(torch.tensor([[0, 1], [2, 0]]), 3).permute(2, 0, 1).float()   # 3×2×2
+    x = F.one_hot(torch.tensor([[0, 1], [2, 0]]), 3).permute(2, 0, 1).float()  # 3×2×2
     y = torch.tensor([[0, 1], [2, 0]]).repeat_interleave(2, 0).repeat_interleave(2, 1)  # 4×4
     # bilinear 2×2 → 4×4 (align_corners=False) weights the nearest input pixel by ≥ 9/16, so
     # the argmax is the nearest-neighbour upsampled label = y: a perfect score

@@ -1,9 +1,9 @@
 """Tests for rdd.export: ONNX export + metadata, parity gate, INT8, TensorRT skip path, errors."""
+
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,19 +14,21 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from rdd.contract import (META_KEY, InputError, ModelMeta, file_sha256, read_onnx_meta,
-                          write_engine_sidecar)
-from rdd.export.parity import ParityError
-from rdd.runtime.measure.frames import Frame, load_frames
+from rdd.contract import META_KEY, InputError, ModelMeta, file_sha256, read_onnx_meta, write_engine_sidecar
 from rdd.export.onnx import export_onnx
-from rdd.export.parity import check_parity, compare_parity, evaluate_onnx, miou_gate
-from rdd.runtime.measure.frames import Frames
-from rdd.runtime.measure.score import predict
+from rdd.export.parity import ParityError, check_parity, compare_parity, evaluate_onnx, miou_gate
 from rdd.export.quantize import quantize_int8
-from rdd.export.tensorrt import (SKIPPED_NO_TRT, build_engine, int8_calib_cache_path,
-                                 shape_profile, tensorrt_available)
+from rdd.export.tensorrt import (
+    SKIPPED_NO_TRT,
+    build_engine,
+    int8_calib_cache_path,
+    shape_profile,
+    tensorrt_available,
+)
 from rdd.models import create_model
 from rdd.runtime import OrtBackend, preprocess
+from rdd.runtime.measure.frames import Frame, Frames, load_frames
+from rdd.runtime.measure.score import predict
 from rdd.spec import CAMVID_CLASSES, ClassInfo, Normalization
 
 H, W = 64, 96
@@ -46,8 +48,8 @@ def _frames(n: int, size=(H, W), seed: int = 0) -> list[tuple[np.ndarray, np.nda
         for _ in range(3):
             y0, x0 = rng.integers(0, h - 8), rng.integers(0, w - 8)
             c = rng.integers(K)
-            img[y0:y0 + h // 3, x0:x0 + w // 3] = rng.integers(0, 256, 3)
-            mask[y0:y0 + h // 3, x0:x0 + w // 3] = c
+            img[y0 : y0 + h // 3, x0 : x0 + w // 3] = rng.integers(0, 256, 3)
+            mask[y0 : y0 + h // 3, x0 : x0 + w // 3] = c
         mask[:2] = 255  # some ignore pixels
         out.append((img.astype(np.uint8), mask))
     return out
@@ -69,8 +71,9 @@ def student():
 @pytest.fixture(scope="module")
 def exported(student, tmp_path_factory):
     d = tmp_path_factory.mktemp("onnx")
-    return export_onnx(student, d / "model.onnx", classes=CAMVID_CLASSES,
-                       normalization=Normalization(), input_size=(H, W))
+    return export_onnx(
+        student, d / "model.onnx", classes=CAMVID_CLASSES, normalization=Normalization(), input_size=(H, W)
+    )
 
 
 def _torch_logits(model, images: np.ndarray, norm=Normalization()) -> np.ndarray:
@@ -82,15 +85,16 @@ def _torch_logits(model, images: np.ndarray, norm=Normalization()) -> np.ndarray
 def test_export_writes_meta_and_main_logits_only(student, exported):
     path = Path(exported["path"])
     meta = read_onnx_meta(path)
-    assert meta == ModelMeta.build(model="lraspp_mobilenetv2", classes=CAMVID_CLASSES,
-                                   normalization=Normalization(), input_size=(H, W))
+    assert meta == ModelMeta.build(
+        model="lraspp_mobilenetv2", classes=CAMVID_CLASSES, normalization=Normalization(), input_size=(H, W)
+    )
     assert meta.to_dict()["format"] == "rdd-edge/1" and meta.input_name == "image"
     proto = onnx.load(str(path))
-    assert [o.name for o in proto.graph.output] == ["logits"]   # no aux head, no features
+    assert [o.name for o in proto.graph.output] == ["logits"]  # no aux head, no features
     assert max(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")) >= 17
     assert exported["simplified"] and exported["simplify_error"] is None
     assert exported["size_bytes"] == path.stat().st_size
-    assert not list(path.parent.glob(".*tmp*"))                 # atomic write left nothing
+    assert not list(path.parent.glob(".*tmp*"))  # atomic write left nothing
 
 
 def test_export_rejects_bad_arguments(student, tmp_path):
@@ -98,8 +102,13 @@ def test_export_rejects_bad_arguments(student, tmp_path):
     with pytest.raises(ValueError, match="opset"):
         export_onnx(student, tmp_path / "a.onnx", opset=13, **kw)
     with pytest.raises(ValueError, match="classes"):
-        export_onnx(student, tmp_path / "b.onnx", classes=ClassInfo(names=("a", "b")),
-                    normalization=Normalization(), input_size=(H, W))
+        export_onnx(
+            student,
+            tmp_path / "b.onnx",
+            classes=ClassInfo(names=("a", "b")),
+            normalization=Normalization(),
+            input_size=(H, W),
+        )
     assert not list(tmp_path.iterdir())
 
 
@@ -123,8 +132,12 @@ def test_evaluate_torch_matches_parity_report(student, exported):
 
 def test_parity_gate_raises_when_thresholds_are_impossible(student, exported):
     with pytest.raises(ParityError, match="FAILED: argmax agreement") as ei:
-        check_parity(student, exported["path"], _frames(2),
-                     thresholds={"min_argmax_agreement": 1.5, "max_abs_logit_diff": -1.0})
+        check_parity(
+            student,
+            exported["path"],
+            _frames(2),
+            thresholds={"min_argmax_agreement": 1.5, "max_abs_logit_diff": -1.0},
+        )
     assert ei.value.report["passed"] is False and len(ei.value.report["failures"]) == 2
     with pytest.raises(ValueError, match="unknown threshold"):
         compare_parity(student, exported["path"], _frames(1), thresholds={"typo": 1})
@@ -139,8 +152,15 @@ def test_parity_detects_a_different_model(student, exported):
 @pytest.mark.parametrize("argmax,fold", [(True, False), (False, True), (True, True)])
 def test_argmax_and_folded_preprocessing_agree_with_torch(student, tmp_path, argmax, fold):
     norm = Normalization(mean=(0.3, 0.4, 0.5), std=(0.2, 0.25, 0.3), color="BGR")
-    info = export_onnx(student, tmp_path / "v.onnx", classes=CAMVID_CLASSES, normalization=norm,
-                       input_size=(H, W), argmax=argmax, fold_preprocess=fold)
+    info = export_onnx(
+        student,
+        tmp_path / "v.onnx",
+        classes=CAMVID_CLASSES,
+        normalization=norm,
+        input_size=(H, W),
+        argmax=argmax,
+        fold_preprocess=fold,
+    )
     meta = read_onnx_meta(info["path"])
     assert meta.input_layout == ("NHWC" if fold else "NCHW")
     assert meta.input_dtype == ("uint8" if fold else "float32")
@@ -162,16 +182,22 @@ def test_argmax_and_folded_preprocessing_agree_with_torch(student, tmp_path, arg
 
 def test_dynamic_batch_and_spatial_axes(student, exported):
     sess = ort.InferenceSession(exported["path"], providers=["CPUExecutionProvider"])
-    images = np.stack([f[0] for f in _frames(3, size=(80, 128))])   # not the export size
+    images = np.stack([f[0] for f in _frames(3, size=(80, 128))])  # not the export size
     out = sess.run(None, {"image": Normalization().apply(images)})[0]
     assert out.shape == (3, K, 80, 128)
     np.testing.assert_allclose(out, _torch_logits(student, images), atol=1e-4)
 
 
 def test_static_export_pins_the_shape(student, tmp_path):
-    info = export_onnx(student, tmp_path / "s.onnx", classes=CAMVID_CLASSES,
-                       normalization=Normalization(), input_size=(H, W), dynamic_batch=False,
-                       dynamic_spatial=False)
+    info = export_onnx(
+        student,
+        tmp_path / "s.onnx",
+        classes=CAMVID_CLASSES,
+        normalization=Normalization(),
+        input_size=(H, W),
+        dynamic_batch=False,
+        dynamic_spatial=False,
+    )
     meta = read_onnx_meta(info["path"])
     assert meta.dynamic_batch is False and meta.dynamic_spatial is False
     inp = onnx.load(info["path"]).graph.input[0].type.tensor_type.shape.dim
@@ -207,25 +233,32 @@ def test_corrupted_or_foreign_files_give_clear_errors(exported, tmp_path):
     trunc.write_bytes(data[: len(data) // 2])
     with pytest.raises(InputError, match="trunc.onnx"):
         read_onnx_meta(trunc)
-    bare = _rewrite(exported["path"], tmp_path / "bare.onnx",
-                    lambda p: p.metadata_props.__delitem__(slice(None)))
+    bare = _rewrite(
+        exported["path"], tmp_path / "bare.onnx", lambda p: p.metadata_props.__delitem__(slice(None))
+    )
     with pytest.raises(InputError, match="bare.onnx.*no metadata_props\\['rdd_meta'\\]"):
         read_onnx_meta(bare)
-    badjson = _rewrite(exported["path"], tmp_path / "badjson.onnx",
-                       lambda p: setattr(p.metadata_props[0], "value", "{not json"))
+    badjson = _rewrite(
+        exported["path"],
+        tmp_path / "badjson.onnx",
+        lambda p: setattr(p.metadata_props[0], "value", "{not json"),
+    )
     with pytest.raises(InputError, match="not valid JSON"):
         read_onnx_meta(badjson)
 
 
-@pytest.mark.parametrize("changes,match", [
-    ({"input_name": "pixels"}, "input_name 'pixels'"),
-    ({"output_name": "labels", "output_kind": "labels"}, "output_name 'labels' is not a graph output"),
-    ({"input_layout": "NHWC", "input_dtype": "uint8"}, "dtype float32 but rdd_meta says uint8"),
-    ({"classes": {"names": ["a", "b"], "ignore_index": 255}}, "11 channels but rdd_meta lists 2"),
-    ({"dynamic_spatial": False}, "dynamic_spatial=False"),
-    ({"format": "other/9"}, "not supported"),
-    ({"normalization": {"mean": [0, 0, 0]}}, "missing key 'std'"),
-])
+@pytest.mark.parametrize(
+    "changes,match",
+    [
+        ({"input_name": "pixels"}, "input_name 'pixels'"),
+        ({"output_name": "labels", "output_kind": "labels"}, "output_name 'labels' is not a graph output"),
+        ({"input_layout": "NHWC", "input_dtype": "uint8"}, "dtype float32 but rdd_meta says uint8"),
+        ({"classes": {"names": ["a", "b"], "ignore_index": 255}}, "11 channels but rdd_meta lists 2"),
+        ({"dynamic_spatial": False}, "dynamic_spatial=False"),
+        ({"format": "other/9"}, "not supported"),
+        ({"normalization": {"mean": [0, 0, 0]}}, "missing key 'std'"),
+    ],
+)
 def test_meta_inconsistent_with_graph_is_rejected(exported, tmp_path, changes, match):
     bad = _rewrite(exported["path"], tmp_path / "bad.onnx", lambda p: _set_meta(p, **changes))
     with pytest.raises(InputError, match=match) as ei:
@@ -236,13 +269,14 @@ def test_meta_inconsistent_with_graph_is_rejected(exported, tmp_path, changes, m
 @pytest.mark.parametrize("block", ["torch", "torch,onnx"])
 def test_meta_reader_needs_no_torch(exported, block):
     """``rdd.export`` and ``rdd.contract`` import without torch (and without onnx → ORT)."""
-    code = (f"import sys\nfor m in {block.split(',')!r}: sys.modules[m] = None\n"
-            "import rdd.export\nfrom rdd.contract import read_onnx_meta\n"
-            f"m = read_onnx_meta({exported['path']!r})\n"
-            "assert 'torch' not in sys.modules or sys.modules['torch'] is None\n"
-            "print(m.to_dict()['format'], m.output_name)")
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
-                         timeout=120)
+    code = (
+        f"import sys\nfor m in {block.split(',')!r}: sys.modules[m] = None\n"
+        "import rdd.export\nfrom rdd.contract import read_onnx_meta\n"
+        f"m = read_onnx_meta({exported['path']!r})\n"
+        "assert 'torch' not in sys.modules or sys.modules['torch'] is None\n"
+        "print(m.to_dict()['format'], m.output_name)"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert res.returncode == 0, res.stderr
     assert res.stdout.split() == ["rdd-edge/1", "logits"]
 
@@ -250,9 +284,13 @@ def test_meta_reader_needs_no_torch(exported, block):
 # ----------------------------------------------------------------------------- frames
 def test_frames_helpers_golden():
     img = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3) * 10
-    meta = ModelMeta.build(model="m", classes=CAMVID_CLASSES, normalization=Normalization(
-        mean=(0.0, 0.5, 1.0), std=(1.0, 0.5, 0.25)), input_size=(2, 3))
-    x = preprocess(img, meta)                                # 1×3×2×3 (the runtime's own)
+    meta = ModelMeta.build(
+        model="m",
+        classes=CAMVID_CLASSES,
+        normalization=Normalization(mean=(0.0, 0.5, 1.0), std=(1.0, 0.5, 0.25)),
+        input_size=(2, 3),
+    )
+    x = preprocess(img, meta)  # 1×3×2×3 (the runtime's own)
     assert x.shape == (1, 3, 2, 3) and x.dtype == np.float32
     # channel 1: (v/255 - 0.5) / 0.5 at pixel (0, 0) with v = 10
     np.testing.assert_allclose(x[0, 1, 0, 0], (10 / 255 - 0.5) / 0.5, rtol=1e-6)
@@ -261,7 +299,7 @@ def test_frames_helpers_golden():
     assert preprocess(img, fmeta).shape == (1, 2, 3, 3)
     fr = load_frames([(img, np.zeros((2, 3), np.uint8))] * 5 + [img], size=(4, 6), limit=3)
     assert len(fr) == 3 and fr[0].image.shape == (4, 6, 3) and fr[0].mask.shape == (4, 6)
-    assert fr[-1].mask is None                            # the last (mask-less) frame is kept
+    assert fr[-1].mask is None  # the last (mask-less) frame is kept
     with pytest.raises(ValueError, match="uint8 H×W×3"):
         load_frames([np.zeros((4, 4), np.uint8)])
 
@@ -275,7 +313,7 @@ def int8_model(exported, tmp_path_factory):
 
 def test_int8_quantization_and_miou_gate(exported, int8_model):
     path = int8_model["path"]
-    assert read_onnx_meta(path) == read_onnx_meta(exported["path"])   # same I/O contract
+    assert read_onnx_meta(path) == read_onnx_meta(exported["path"])  # same I/O contract
     proto = onnx.load(path)
     ops = {n.op_type for n in proto.graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
@@ -287,8 +325,9 @@ def test_int8_quantization_and_miou_gate(exported, int8_model):
     # INT8 logits stay close to FP32 ones (same argmax on most pixels).
     b32, b8 = OrtBackend(exported["path"]), OrtBackend(path)
     imgs = np.stack([f[0] for f in val])
-    (l32, z32), (l8, z8) = (predict(b, Frames.from_arrays(list(imgs)), "native", keep_logits=True)
-                            for b in (b32, b8))
+    (l32, z32), (l8, z8) = (
+        predict(b, Frames.from_arrays(list(imgs)), "native", keep_logits=True) for b in (b32, b8)
+    )
     z32, z8 = np.stack(z32), np.stack(z8)
     assert np.corrcoef(z32.ravel(), z8.ravel())[0, 1] > 0.9
     # Gate mechanics: generous passes, impossible fails with a readable report.
@@ -308,11 +347,9 @@ def test_miou_gate_golden():
 
 def test_quantize_rejects_bad_options(exported, tmp_path):
     with pytest.raises(ValueError, match="method"):
-        quantize_int8(exported["path"], tmp_path / "q.onnx", calib_frames=_frames(1),
-                      method="magic")
+        quantize_int8(exported["path"], tmp_path / "q.onnx", calib_frames=_frames(1), method="magic")
     with pytest.raises(ValueError, match="quant type"):
-        quantize_int8(exported["path"], tmp_path / "q.onnx", calib_frames=_frames(1),
-                      activation_type="int4")
+        quantize_int8(exported["path"], tmp_path / "q.onnx", calib_frames=_frames(1), activation_type="int4")
     assert not (tmp_path / "q.onnx").exists()
 
 
@@ -321,8 +358,9 @@ def test_tensorrt_skip_path(exported, tmp_path):
     if tensorrt_available():
         pytest.skip("TensorRT is installed here: the skip path is not reachable")
     for prec in ("fp16", "int8"):
-        res = build_engine(exported["path"], tmp_path / f"m_{prec}.engine", precision=prec,
-                           calib_frames=_frames(1))
+        res = build_engine(
+            exported["path"], tmp_path / f"m_{prec}.engine", precision=prec, calib_frames=_frames(1)
+        )
         assert res["status"] == SKIPPED_NO_TRT and res["path"] is None
     assert not list(tmp_path.iterdir())
     with pytest.raises(ValueError, match="precision"):
@@ -348,15 +386,20 @@ def test_engine_sidecar_is_what_the_runtime_reads(exported, tmp_path):
     meta = read_onnx_meta(exported["path"])
     eng = tmp_path / "model_fp16.engine"
     # default profile: pinned to input_size although the graph is spatially dynamic
-    side = write_engine_sidecar(eng, meta=meta, profile=shape_profile(meta), precision="fp16",
-                                onnx_path=exported["path"], extra={"tensorrt_version": "10.x"})
+    side = write_engine_sidecar(
+        eng,
+        meta=meta,
+        profile=shape_profile(meta),
+        precision="fp16",
+        onnx_path=exported["path"],
+        extra={"tensorrt_version": "10.x"},
+    )
     assert side == engine_sidecar_path(eng) == tmp_path / "model_fp16.engine.json"
     d = json.loads(side.read_text())
     assert d["format"] == "rdd-edge-engine/1" and d["rdd_meta"] == meta.to_dict()
     assert d["precision"] == "fp16" and d["onnx"] == "model.onnx"
     assert d["onnx_sha256"] == file_sha256(exported["path"]) and d["tensorrt_version"] == "10.x"
-    assert d["profile"] == {"input": "image", "min": [1, 3, H, W], "opt": [1, 3, H, W],
-                            "max": [1, 3, H, W]}
+    assert d["profile"] == {"input": "image", "min": [1, 3, H, W], "opt": [1, 3, H, W], "max": [1, 3, H, W]}
     rmeta, _ = read_engine_sidecar(eng)
     assert rmeta.fixed_size == (H, W)  # → native-size frames are resized to the pinned size
     assert inference_size((360, 480), rmeta, "native") == (H, W)
@@ -399,8 +442,14 @@ def test_int8_calib_cache_is_keyed_by_the_onnx_content(tmp_path):
 def _save_student(tmp_path, student):
     from rdd.artifacts import save_artifact
 
-    save_artifact(tmp_path / "student" / "model.pt", student, classes=CAMVID_CLASSES,
-                  normalization=Normalization(), input_size=(H, W), metrics={"miou": 0.1})
+    save_artifact(
+        tmp_path / "student" / "model.pt",
+        student,
+        classes=CAMVID_CLASSES,
+        normalization=Normalization(),
+        input_size=(H, W),
+        metrics={"miou": 0.1},
+    )
     return tmp_path / "student" / "model.pt"
 
 
@@ -410,11 +459,20 @@ def test_run_export_end_to_end(student, tmp_path, head):
     from rdd.runtime.provenance import device_info
 
     art = _save_student(tmp_path, student)
-    cfg = {"variants": [{"name": "model_labels", "argmax": True, "fold_preprocess": True}],
-           "parity": {"frames": 2}, "int8": {"calib_frames": 2, "max_miou_drop": 1.0},
-           "benchmark": {"warmup": 1, "runs": 2}, "head": head}
-    m = run_export(art, tmp_path / "export", calib_dataset=[f[0] for f in _frames(2, seed=1)],
-                   val_dataset=_frames(2, seed=2), cfg=cfg)
+    cfg = {
+        "variants": [{"name": "model_labels", "argmax": True, "fold_preprocess": True}],
+        "parity": {"frames": 2},
+        "int8": {"calib_frames": 2, "max_miou_drop": 1.0},
+        "benchmark": {"warmup": 1, "runs": 2},
+        "head": head,
+    }
+    m = run_export(
+        art,
+        tmp_path / "export",
+        calib_dataset=[f[0] for f in _frames(2, seed=1)],
+        val_dataset=_frames(2, seed=2),
+        cfg=cfg,
+    )
     out = tmp_path / "export"
     assert json.loads((out / "export_metrics.json").read_text()) == json.loads(json.dumps(m))
     assert m["passed"] and all(m["gates"].values())
@@ -428,10 +486,10 @@ def test_run_export_end_to_end(student, tmp_path, head):
     assert m["int8"]["speedup_vs_fp32"] > 0
     assert m["device"] == device_info()  # the runner report's provenance block
     if head == "full":
-        assert len(m["int8"]["float_nodes"]) == 2      # stem conv + logits Resize kept float
-    else:   # a lowres graph has no logits Resize: only the stem is left in float
+        assert len(m["int8"]["float_nodes"]) == 2  # stem conv + logits Resize kept float
+    else:  # a lowres graph has no logits Resize: only the stem is left in float
         assert len(m["int8"]["float_nodes"]) == 1 and m["parity"]["max_abs_logit_diff"] < 2e-3
-    assert (out / "openvino").is_dir()                 # one DVC output, always there
+    assert (out / "openvino").is_dir()  # one DVC output, always there
     from rdd.runtime.backends import available
 
     if available("openvino") is None:
@@ -453,11 +511,14 @@ def test_run_export_gate_failure_raises_and_records(student, tmp_path):
     from rdd.export.run import run_export
 
     art = _save_student(tmp_path, student)
-    cfg = {"parity": {"frames": 2, "min_argmax_agreement": 2.0}, "int8": {"enabled": False},
-           "tensorrt": {"enabled": False}, "benchmark": {"enabled": False}}
+    cfg = {
+        "parity": {"frames": 2, "min_argmax_agreement": 2.0},
+        "int8": {"enabled": False},
+        "tensorrt": {"enabled": False},
+        "benchmark": {"enabled": False},
+    }
     with pytest.raises(ParityError, match="ONNX parity gate failed for .*model.onnx"):
-        run_export(art, tmp_path / "export", calib_dataset=[], val_dataset=_frames(2, seed=2),
-                   cfg=cfg)
+        run_export(art, tmp_path / "export", calib_dataset=[], val_dataset=_frames(2, seed=2), cfg=cfg)
     m = json.loads((tmp_path / "export" / "export_metrics.json").read_text())
     assert m["passed"] is False and m["gates"] == {"parity_fp32": False}
     assert "argmax agreement" in m["error"]
@@ -469,9 +530,8 @@ def test_run_export_gate_failure_raises_and_records(student, tmp_path):
 def test_parity_on_camvid_val_frames(student, exported, camvid_root):
     from rdd.data import EvalTransform, build_dataset
 
-    ds = build_dataset("camvid", root=camvid_root, split="val",
-                       transform=EvalTransform(size=(H, W)))
-    frames = load_frames(ds, limit=4)                        # size taken from the EvalTransform
+    ds = build_dataset("camvid", root=camvid_root, split="val", transform=EvalTransform(size=(H, W)))
+    frames = load_frames(ds, limit=4)  # size taken from the EvalTransform
     assert len(frames) == 4 and frames[0].image.shape == (H, W, 3)
     assert frames[0].mask.shape == (H, W) and isinstance(frames[0], Frame)
     rep = check_parity(student, exported["path"], ds, limit=4)
@@ -490,6 +550,7 @@ def test_package_exports_resolve_lazily():
 def test_onnx_export_is_byte_reproducible(tmp_path, tiny_model):
     """The same weights give the same ONNX bytes (fp32, preprocessing/argmax folded, INT8),
     whatever the output or temporary file names, so DVC sees no change below a re-run stage."""
+
     def digest(p: Path) -> str:
         return hashlib.sha256(p.read_bytes()).hexdigest()
 
@@ -511,4 +572,4 @@ def test_onnx_export_is_byte_reproducible(tmp_path, tiny_model):
         changed.load_state_dict(tiny_model.state_dict())
         next(changed.parameters()).add_(1e-3)
     export_onnx(changed, tmp_path / "changed.onnx", **kw, **folded)
-    assert digest(tmp_path / "changed.onnx") != digests["folded"]   # the hash sees a change
+    assert digest(tmp_path / "changed.onnx") != digests["folded"]  # the hash sees a change

@@ -1,5 +1,6 @@
 """``rdd-export`` (issue #34 point 4): a user's own model to the builds the runtime runs, with the
 export stage's gates and ``rdd_meta``; the ONNX path needs no PyTorch."""
+
 from __future__ import annotations
 
 import json
@@ -39,9 +40,25 @@ def test_onnx_to_lowres_uint8_int8_keeps_the_labels(tiny_onnx, frames, tmp_path)
     from rdd.contract import file_sha256, read_onnx_meta, read_onnx_props
 
     out = tmp_path / "e"
-    rc, _ = _run(tiny_onnx, "--to", "onnx", "int8", "--head", "lowres", "--fold-preprocess",
-                 "--calib", frames / "img", "--val-labels", frames / "lab", "--label-map", "none",
-                 "--max-miou-drop", "1.0", "--out", out)
+    rc, _ = _run(
+        tiny_onnx,
+        "--to",
+        "onnx",
+        "int8",
+        "--head",
+        "lowres",
+        "--fold-preprocess",
+        "--calib",
+        frames / "img",
+        "--val-labels",
+        frames / "lab",
+        "--label-map",
+        "none",
+        "--max-miou-drop",
+        "1.0",
+        "--out",
+        out,
+    )
     assert rc == 0
     m = json.loads((out / "export_metrics.json").read_text())
     assert m["passed"] and m["gates"] == {"parity_fp32": True, "int8_miou": True}
@@ -50,27 +67,49 @@ def test_onnx_to_lowres_uint8_int8_keeps_the_labels(tiny_onnx, frames, tmp_path)
     assert meta.head == "lowres" and meta.output_stride == 8 and meta.input_dtype == "uint8"
     src = file_sha256(tiny_onnx)
     assert read_onnx_props(out / "model.onnx")["rdd_source_sha256"] == src
-    assert read_onnx_props(out / "model_int8.onnx")["rdd_source_sha256"] == \
-        file_sha256(out / "model.onnx")
+    assert read_onnx_props(out / "model_int8.onnx")["rdd_source_sha256"] == file_sha256(out / "model.onnx")
     assert read_onnx_props(out / "model_int8.onnx")["rdd_precision"] == "int8"
 
 
 def test_onnx_path_needs_no_torch(tiny_onnx, frames, tmp_path):
     """On a device with the runtime and onnx only (no torch, no PyYAML), the ONNX path runs."""
-    code = ("import sys\n"
-            "class H:\n"
-            "    def find_spec(self, n, p=None, t=None):\n"
-            "        if n.split('.')[0] in ('torch', 'yaml'): raise ModuleNotFoundError(n, name=n)\n"
-            "sys.meta_path.insert(0, H())\n"
-            "from rdd.export.cli import main\n"
-            "rc = main(sys.argv[1:])\n"
-            "assert 'torch' not in sys.modules and 'yaml' not in sys.modules\n"
-            "sys.exit(rc)\n")
+    code = (
+        "import sys\n"
+        "class H:\n"
+        "    def find_spec(self, n, p=None, t=None):\n"
+        "        if n.split('.')[0] in ('torch', 'yaml'): raise ModuleNotFoundError(n, name=n)\n"
+        "sys.meta_path.insert(0, H())\n"
+        "from rdd.export.cli import main\n"
+        "rc = main(sys.argv[1:])\n"
+        "assert 'torch' not in sys.modules and 'yaml' not in sys.modules\n"
+        "sys.exit(rc)\n"
+    )
     out = tmp_path / "e"
-    r = subprocess.run([sys.executable, "-c", code, str(tiny_onnx), "--to", "onnx", "int8",
-                        "--calib", str(frames / "img"), "--val-labels", str(frames / "lab"),
-                        "--label-map", "none", "--max-miou-drop", "1.0", "--out", str(out)],
-                       cwd=REPO, capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            code,
+            str(tiny_onnx),
+            "--to",
+            "onnx",
+            "int8",
+            "--calib",
+            str(frames / "img"),
+            "--val-labels",
+            str(frames / "lab"),
+            "--label-map",
+            "none",
+            "--max-miou-drop",
+            "1.0",
+            "--out",
+            str(out),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     assert (out / "model_int8.onnx").is_file()
 
@@ -81,11 +120,23 @@ def test_pt_to_onnx_uses_the_export_stages_parity_gate(tiny_model, frames, tmp_p
     from rdd.spec import CAMVID_CLASSES, Normalization
 
     pt = tmp_path / "m" / "model.pt"
-    save_artifact(pt, tiny_model, classes=CAMVID_CLASSES, normalization=Normalization(),
-                  input_size=(48, 64))
+    save_artifact(pt, tiny_model, classes=CAMVID_CLASSES, normalization=Normalization(), input_size=(48, 64))
     out = tmp_path / "e"
-    rc, _ = _run(pt, "--to", "onnx", "--head", "full", "--val", frames / "img", "--val-labels",
-                 frames / "lab", "--label-map", "none", "--out", out)
+    rc, _ = _run(
+        pt,
+        "--to",
+        "onnx",
+        "--head",
+        "full",
+        "--val",
+        frames / "img",
+        "--val-labels",
+        frames / "lab",
+        "--label-map",
+        "none",
+        "--out",
+        out,
+    )
     assert rc == 0
     m = json.loads((out / "export_metrics.json").read_text())
     assert m["gates"]["parity_fp32"] and m["parity"]["max_abs_logit_diff"] < 2e-3
@@ -93,17 +144,17 @@ def test_pt_to_onnx_uses_the_export_stages_parity_gate(tiny_model, frames, tmp_p
 
 
 def test_bad_input_is_one_line_and_writes_nothing(tiny_onnx, frames, tmp_path, capsys):
-    from rdd.export.cli import main
-
     import shutil
 
+    from rdd.export.cli import main
+
     out = tmp_path / "e"
-    src = tmp_path / "src" / "model.onnx"      # its folder as --out: model.onnx is the input
+    src = tmp_path / "src" / "model.onnx"  # its folder as --out: model.onnx is the input
     src.parent.mkdir()
     shutil.copy(tiny_onnx, src)
     before = src.read_bytes()
     assert main([str(tmp_path / "nope.onnx"), "--out", str(out)]) == 2
-    assert main([str(tiny_onnx), "--to", "int8", "--out", str(out)]) == 2       # no --calib
+    assert main([str(tiny_onnx), "--to", "int8", "--out", str(out)]) == 2  # no --calib
     assert main([str(src), "--out", str(src.parent)]) == 2
     assert src.read_bytes() == before
     err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]

@@ -9,6 +9,7 @@ Every model is a toy ONNX graph built here (torch-free, milliseconds per frame).
 lines run in subprocesses started from this checkout's ``[project.scripts]`` (``PYTHONPATH`` =
 the checkout), so the same file can be run against an older tree.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -33,11 +34,15 @@ import pytest
 from toy_onnx import toy_onnx
 
 REPO = Path(__file__).resolve().parents[1]
-LIMIT = 4096 * 4096                     # the default --max-input-pixels
+LIMIT = 4096 * 4096  # the default --max-input-pixels
 # a safety net: if a size check were missing, OpenCV refuses to decode these test images instead
 # of allocating gigabytes
-_ENV = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1",
-        "OPENCV_IO_MAX_IMAGE_PIXELS": str(64 * 1024 * 1024)}
+_ENV = {
+    **os.environ,
+    "PYTHONPATH": str(REPO),
+    "OMP_NUM_THREADS": "1",
+    "OPENCV_IO_MAX_IMAGE_PIXELS": str(64 * 1024 * 1024),
+}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -73,14 +78,14 @@ def _images(folder: Path, n: int, size=(24, 32)) -> Path:
 def _png_header_only(path: Path, w: int, h: int) -> Path:
     """A valid PNG signature + IHDR declaring ``w``×``h`` RGB, then a few zero rows and IEND:
     a file of a few hundred bytes whose header claims a huge image (never decoded here)."""
+
     def chunk(kind: bytes, body: bytes) -> bytes:
         crc = struct.pack(">I", zlib.crc32(kind + body))
         return struct.pack(">I", len(body)) + kind + body + crc
 
     rows = zlib.compress(bytes(4 * (1 + 3 * 64)))
-    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)     # 8-bit RGB
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", rows)
-                     + chunk(b"IEND", b""))
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)  # 8-bit RGB
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", rows) + chunk(b"IEND", b""))
     return path
 
 
@@ -90,13 +95,24 @@ def _script(name: str) -> list[str]:
 
     target = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"][name]
     mod, fn = target.split(":")
-    return [sys.executable, "-c",
-            f"import sys; sys.argv[0] = {name!r}; from {mod} import {fn} as m; sys.exit(m())"]
+    return [
+        sys.executable,
+        "-c",
+        f"import sys; sys.argv[0] = {name!r}; from {mod} import {fn} as m; sys.exit(m())",
+    ]
 
 
 def _run(name: str, args, *, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([*_script(name), *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout, env=_ENV, cwd=kw.pop("cwd", REPO), check=False, **kw)
+    return subprocess.run(
+        [*_script(name), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=_ENV,
+        cwd=kw.pop("cwd", REPO),
+        check=False,
+        **kw,
+    )
 
 
 def _lines(text: str) -> list[str]:
@@ -128,6 +144,7 @@ def _hidden(folder: Path) -> list[str]:
 def _http(root: Path):
     """``http://127.0.0.1:PORT`` serving ``root`` (a plain SimpleHTTPRequestHandler: no Range
     support; OpenCV's FFmpeg reads an mp4 with its index at the end without seeking back)."""
+
     class Quiet(SimpleHTTPRequestHandler):
         def log_message(self, *a) -> None:
             pass
@@ -154,8 +171,17 @@ def test_finite_http_video_ends_with_every_frame(tmp_path, toy, reconnect):
     _video(www / "clip.mp4", 20)
     report = tmp_path / "r.json"
     with _http(www) as base:
-        args = ["--model", toy, "--video", f"{base}/clip.mp4", "--report", report,
-                "--no-progress", "--warmup", "0"]
+        args = [
+            "--model",
+            toy,
+            "--video",
+            f"{base}/clip.mp4",
+            "--report",
+            report,
+            "--no-progress",
+            "--warmup",
+            "0",
+        ]
         if reconnect is not None:
             args += ["--reconnect", reconnect]
         t0 = time.monotonic()
@@ -173,8 +199,9 @@ def test_finite_http_video_ends_with_every_frame(tmp_path, toy, reconnect):
 # --------------------------------------------------------------------------- 2. full disk
 def _limit_file_size(limit: int):
     def preexec() -> None:
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)   # a write past the limit fails (EFBIG)
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG)
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
     return preexec
 
 
@@ -186,18 +213,51 @@ def test_a_full_disk_is_an_error_not_success(tmp_path, toy):
     work = tmp_path / "work"
     work.mkdir()
     out, report = work / "o.mp4", work / "r.json"
-    limit = 48 * 1024       # the overlay of 30 noisy 96×128 frames is several times larger
-    p = subprocess.run([*_script("rdd-infer"), "--model", str(toy), "--video", str(clip),
-                        "--out", str(out), "--report", str(report), "--resize", "native",
-                        "--no-progress"], capture_output=True, text=True, timeout=120, env=_ENV,
-                       cwd=REPO, preexec_fn=_limit_file_size(limit), check=False)
+    limit = 48 * 1024  # the overlay of 30 noisy 96×128 frames is several times larger
+    p = subprocess.run(
+        [
+            *_script("rdd-infer"),
+            "--model",
+            str(toy),
+            "--video",
+            str(clip),
+            "--out",
+            str(out),
+            "--report",
+            str(report),
+            "--resize",
+            "native",
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=_ENV,
+        cwd=REPO,
+        preexec_fn=_limit_file_size(limit),
+        check=False,
+    )
     assert p.returncode not in (0, 130, 143) and p.returncode > 0, p.stderr
     line = _one_error(p)
     assert "o.mp4" in line, line
     assert sorted(q.name for q in work.iterdir()) == [], "nothing may be left behind"
     # the same run without the limit writes everything (the limit was the only problem)
-    p = _run("rdd-infer", ["--model", toy, "--video", clip, "--out", out, "--report", report,
-                           "--resize", "native", "--no-progress"])
+    p = _run(
+        "rdd-infer",
+        [
+            "--model",
+            toy,
+            "--video",
+            clip,
+            "--out",
+            out,
+            "--report",
+            report,
+            "--resize",
+            "native",
+            "--no-progress",
+        ],
+    )
     assert p.returncode == 0, p.stderr
     assert out.stat().st_size > limit and _count_frames(out) == 30
     assert json.loads(report.read_text())["completed"] is True
@@ -259,16 +319,21 @@ def test_max_input_pixels_moves_the_bound_both_ways(tmp_path, toy):
     p = _run("rdd-infer", [*base, "--images", mid])
     assert p.returncode == 0, p.stderr
     report.unlink()
-    _refused(_run("rdd-infer", [*base, "--images", mid, "--max-input-pixels", "1000000"]),
-             str(mid / "a.png"), "1000000")
+    _refused(
+        _run("rdd-infer", [*base, "--images", mid, "--max-input-pixels", "1000000"]),
+        str(mid / "a.png"),
+        "1000000",
+    )
     assert not report.exists()
 
 
 def test_a_video_declaring_frames_above_the_limit_is_refused_before_decoding(tmp_path, toy):
     clip = _video(tmp_path / "v.mp4", 3, size=(48, 64))
     report = tmp_path / "r.json"
-    p = _run("rdd-infer", ["--model", toy, "--video", clip, "--report", report, "--no-progress",
-                           "--max-input-pixels", "1000"])
+    p = _run(
+        "rdd-infer",
+        ["--model", toy, "--video", clip, "--report", report, "--no-progress", "--max-input-pixels", "1000"],
+    )
     _refused(p, str(clip), "1000", "64×48")
     assert p.stdout == "" and not report.exists()
 
@@ -289,8 +354,10 @@ def test_compare_with_another_class_list_is_refused_before_the_run(tmp_path, toy
     imgs = _images(tmp_path / "imgs", 3)
     other = toy_onnx(tmp_path / "other.onnx", (0, 1, 2), names=["x", "y", "z"])
     report = tmp_path / "r.json"
-    p = _run("rdd-infer", ["--model", toy, "--images", imgs, "--report", report, "--no-progress",
-                           "--compare", f"ort:{other}"])
+    p = _run(
+        "rdd-infer",
+        ["--model", toy, "--images", imgs, "--report", report, "--no-progress", "--compare", f"ort:{other}"],
+    )
     line = _refused(p, "--compare", str(other))
     assert "class" in line, line
     assert p.stdout == "" and not report.exists()
@@ -301,8 +368,20 @@ def test_compare_with_an_unreadable_build_is_refused_before_the_run(tmp_path, to
     garbage = tmp_path / "garbage.onnx"
     garbage.write_bytes(b"\x08\x07 this is not a protobuf \xff\xfe" * 40)
     report = tmp_path / "r.json"
-    p = _run("rdd-infer", ["--model", toy, "--images", imgs, "--report", report, "--no-progress",
-                           "--compare", f"ort:{garbage}"])
+    p = _run(
+        "rdd-infer",
+        [
+            "--model",
+            toy,
+            "--images",
+            imgs,
+            "--report",
+            report,
+            "--no-progress",
+            "--compare",
+            f"ort:{garbage}",
+        ],
+    )
     _refused(p, "--compare", str(garbage))
     assert p.stdout == "" and not report.exists()
 
@@ -322,7 +401,7 @@ def test_compare_builds_streams_its_frames(tmp_path, toy):
             self.meta = be.meta
 
         def forward(self, x):
-            seen.append(pulled[0] - done[0])   # frames pulled but not finished, now
+            seen.append(pulled[0] - done[0])  # frames pulled but not finished, now
             return self.be.forward(x)
 
         def __getattr__(self, name):
@@ -363,8 +442,21 @@ def test_the_runners_compare_does_not_load_every_frame_first(tmp_path, toy, monk
     monkeypatch.setattr(cv2, "imread", counting_imread)
     monkeypatch.setattr(onnxruntime.InferenceSession, "run", counting_run)
     report = tmp_path / "r.json"
-    rc = cli.main(["--model", str(toy), "--images", str(imgs), "--compare", "ort", "--report",
-                   str(report), "--no-progress", "--queue-size", "1"])
+    rc = cli.main(
+        [
+            "--model",
+            str(toy),
+            "--images",
+            str(imgs),
+            "--compare",
+            "ort",
+            "--report",
+            str(report),
+            "--no-progress",
+            "--queue-size",
+            "1",
+        ]
+    )
     assert rc == 0, capfd.readouterr().err
     rep = json.loads(report.read_text())
     assert rep["frames"] == 16 and rep["compare"]["frames"] == 16
@@ -376,8 +468,9 @@ def test_the_runners_compare_does_not_load_every_frame_first(tmp_path, toy, monk
 
 # --------------------------------------------------------------------------- 8. --warmup > frames
 @pytest.mark.parametrize("warmup,frames,excluded", [(100, 5, 0), (4, 5, 0), (3, 5, 3), (0, 5, 0)])
-def test_a_warmup_longer_than_the_run_is_not_an_fps_of_one_frame(tmp_path, toy, capfd, warmup,
-                                                                  frames, excluded):
+def test_a_warmup_longer_than_the_run_is_not_an_fps_of_one_frame(
+    tmp_path, toy, capfd, warmup, frames, excluded
+):
     """Issue #33: ``--warmup 100`` on 5 frames excluded 4 of them and reported an FPS "measured"
     on one frame. A warm-up that would leave fewer than 2 frames is not applied: every frame is
     measured, and the report says so (``warmup`` excluded, ``warmup_asked``, a one-line
@@ -386,8 +479,22 @@ def test_a_warmup_longer_than_the_run_is_not_an_fps_of_one_frame(tmp_path, toy, 
 
     imgs = _images(tmp_path / "imgs", frames)
     report = tmp_path / "r.json"
-    assert cli.main(["--model", str(toy), "--images", str(imgs), "--warmup", str(warmup),
-                     "--report", str(report), "--no-progress"]) == 0, capfd.readouterr().err
+    assert (
+        cli.main(
+            [
+                "--model",
+                str(toy),
+                "--images",
+                str(imgs),
+                "--warmup",
+                str(warmup),
+                "--report",
+                str(report),
+                "--no-progress",
+            ]
+        )
+        == 0
+    ), capfd.readouterr().err
     rep = json.loads(report.read_text())
     assert rep["frames"] == frames and rep["warmup_asked"] == warmup
     assert rep["warmup"] == excluded and rep["measured_frames"] == frames - excluded >= 2
@@ -399,8 +506,22 @@ def test_a_warmup_longer_than_the_run_is_not_an_fps_of_one_frame(tmp_path, toy, 
 
 
 # --------------------------------------------------------------------------- 6. rdd-bench
-FAST = ["--duration", "0", "--warmup-ms", "0", "--min-runs", "3", "--rounds", "1",
-        "--e2e-frames", "0", "--threads", "1", "--rows", "ort_cpu"]
+FAST = [
+    "--duration",
+    "0",
+    "--warmup-ms",
+    "0",
+    "--min-runs",
+    "3",
+    "--rounds",
+    "1",
+    "--e2e-frames",
+    "0",
+    "--threads",
+    "1",
+    "--rows",
+    "ort_cpu",
+]
 
 
 def _labelled(tmp_path: Path, n: int = 4, channels=(0, 1)) -> tuple[Path, Path]:
@@ -418,8 +539,7 @@ def _labelled(tmp_path: Path, n: int = 4, channels=(0, 1)) -> tuple[Path, Path]:
 
 
 def _tree(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
-            if p.is_file()}
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def test_bench_out_that_is_an_input_or_unwritable_is_refused_first(tmp_path):
@@ -431,26 +551,45 @@ def test_bench_out_that_is_an_input_or_unwritable_is_refused_first(tmp_path):
     (tmp_path / "notes.txt").write_text("keep me\n")
     before = _tree(tmp_path)
     for out, model, needle in (
-            (models, models, "--out"), (models, models / "a.onnx", "--out"),
-            (models / "a.onnx", models / "a.onnx", "--out"), (img, models, "--out"),
-            (tmp_path / "notes.txt", models, "is a file"),
-            (tmp_path / "notes.txt" / "b", models, "--out"),
-            (Path("/proc/rdd-bench-out"), models, "--out")):
-        p = _run("rdd-bench", ["--model", model, "--images", img, "--labels", lab, *FAST,
-                               "--out", out])
+        (models, models, "--out"),
+        (models, models / "a.onnx", "--out"),
+        (models / "a.onnx", models / "a.onnx", "--out"),
+        (img, models, "--out"),
+        (tmp_path / "notes.txt", models, "is a file"),
+        (tmp_path / "notes.txt" / "b", models, "--out"),
+        (Path("/proc/rdd-bench-out"), models, "--out"),
+    ):
+        p = _run("rdd-bench", ["--model", model, "--images", img, "--labels", lab, *FAST, "--out", out])
         line = _refused(p, needle, str(out))
         assert p.stdout == "", (out, line)
         assert _tree(tmp_path) == before, out
         assert not Path("/proc/rdd-bench-out").exists()
 
 
-@pytest.mark.parametrize("flag,value", [
-    ("--duration", "nan"), ("--duration", "inf"), ("--duration", "-1"),
-    ("--warmup-ms", "nan"), ("--warmup-ms", "-5"), ("--recommend", "nan"),
-    ("--recommend", "inf"), ("--recommend", "-1"), ("--min-runs", "-1"), ("--rounds", "0"),
-    ("--e2e-frames", "-1"), ("--threads", "-1"), ("--frames", "0"), ("--batch", "0"),
-    ("--max-input-pixels", "-5"), ("--max-input-pixels", "nan"), ("--sizes", "8x-8"),
-    ("--sizes", "nanxnan"), ("--sizes", "0x0")])
+@pytest.mark.parametrize(
+    "flag,value",
+    [
+        ("--duration", "nan"),
+        ("--duration", "inf"),
+        ("--duration", "-1"),
+        ("--warmup-ms", "nan"),
+        ("--warmup-ms", "-5"),
+        ("--recommend", "nan"),
+        ("--recommend", "inf"),
+        ("--recommend", "-1"),
+        ("--min-runs", "-1"),
+        ("--rounds", "0"),
+        ("--e2e-frames", "-1"),
+        ("--threads", "-1"),
+        ("--frames", "0"),
+        ("--batch", "0"),
+        ("--max-input-pixels", "-5"),
+        ("--max-input-pixels", "nan"),
+        ("--sizes", "8x-8"),
+        ("--sizes", "nanxnan"),
+        ("--sizes", "0x0"),
+    ],
+)
 def test_bench_odd_numbers_are_one_line_usage_errors(tmp_path, toy, flag, value):
     p = _run("rdd-bench", ["--model", toy, flag, value, "--out", tmp_path / "b"])
     line = _refused(p, f"argument {flag}", value)
@@ -478,19 +617,48 @@ def _pump(proc: subprocess.Popen) -> tuple[bytearray, threading.Thread]:
     return err, t
 
 
-@pytest.mark.parametrize("sig,code,reason", [(signal.SIGTERM, 143, "sigterm"),
-                                             (signal.SIGINT, 130, "sigint")])
+@pytest.mark.parametrize(
+    "sig,code,reason", [(signal.SIGTERM, 143, "sigterm"), (signal.SIGINT, 130, "sigint")]
+)
 def test_bench_interrupted_while_timing_keeps_the_rows_measured(tmp_path, toy, sig, code, reason):
     """SIGTERM / Ctrl-C in the timing loop: exit 143 / 130, and ``bench.json`` holds the rows
     measured so far with ``completed: false`` (the batch-1 row; batch 2 was being timed)."""
     img, lab = _labelled(tmp_path)
     out = tmp_path / "b"
-    proc = subprocess.Popen([*_script("rdd-bench"), "--model", str(toy), "--images", str(img),
-                             "--labels", str(lab), "--duration", "3", "--warmup-ms", "0",
-                             "--min-runs", "1", "--rounds", "1", "--e2e-frames", "0",
-                             "--threads", "1", "--rows", "ort_cpu", "--batch", "1", "2",
-                             "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=_ENV, cwd=REPO)
+    proc = subprocess.Popen(
+        [
+            *_script("rdd-bench"),
+            "--model",
+            str(toy),
+            "--images",
+            str(img),
+            "--labels",
+            str(lab),
+            "--duration",
+            "3",
+            "--warmup-ms",
+            "0",
+            "--min-runs",
+            "1",
+            "--rounds",
+            "1",
+            "--e2e-frames",
+            "0",
+            "--threads",
+            "1",
+            "--rows",
+            "ort_cpu",
+            "--batch",
+            "1",
+            "2",
+            "--out",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=_ENV,
+        cwd=REPO,
+    )
     err, pump = _pump(proc)
     try:
         assert _wait_for(proc, err, rb"@ batch 2", 120), bytes(err).decode(errors="replace")
@@ -520,16 +688,45 @@ def test_bench_interrupted_in_an_end_to_end_run_stops_the_benchmark(tmp_path, to
     img, lab = _labelled(tmp_path)
     clip = _video(tmp_path / "long.mp4", 3000, size=(48, 64), fps=25.0)
     out = tmp_path / "b"
-    proc = subprocess.Popen([*_script("rdd-bench"), "--model", str(toy), "--images", str(img),
-                             "--labels", str(lab), "--duration", "0", "--warmup-ms", "0",
-                             "--min-runs", "1", "--rounds", "1", "--threads", "1", "--rows",
-                             "ort_cpu", "--clip", str(clip), "--e2e-frames", "3000", "--sizes",
-                             "96x128", "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_ENV, cwd=REPO)
+    proc = subprocess.Popen(
+        [
+            *_script("rdd-bench"),
+            "--model",
+            str(toy),
+            "--images",
+            str(img),
+            "--labels",
+            str(lab),
+            "--duration",
+            "0",
+            "--warmup-ms",
+            "0",
+            "--min-runs",
+            "1",
+            "--rounds",
+            "1",
+            "--threads",
+            "1",
+            "--rows",
+            "ort_cpu",
+            "--clip",
+            str(clip),
+            "--e2e-frames",
+            "3000",
+            "--sizes",
+            "96x128",
+            "--out",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=_ENV,
+        cwd=REPO,
+    )
     err, pump = _pump(proc)
     try:
         assert _wait_for(proc, err, rb"timing 1 rows @ batch 1", 120), bytes(err).decode()
-        time.sleep(0.5)                          # timing took milliseconds: this is the e2e run
+        time.sleep(0.5)  # timing took milliseconds: this is the e2e run
         assert proc.poll() is None
         proc.send_signal(signal.SIGTERM)
         proc.stdout.read()
@@ -553,8 +750,7 @@ def test_bench_a_corrupt_build_is_a_failed_row_the_others_are_measured(tmp_path)
     bad.write_bytes(b"\x08\x07 not a protobuf \xff\xfe" * 50)
     good = toy_onnx(models / "b_good.onnx")
     out = tmp_path / "b"
-    p = _run("rdd-bench", ["--model", bad, good, "--images", img, "--labels", lab, *FAST,
-                           "--out", out])
+    p = _run("rdd-bench", ["--model", bad, good, "--images", img, "--labels", lab, *FAST, "--out", out])
     assert p.returncode == 0, p.stderr
     rows = json.loads((out / "bench.json").read_text())["results"]
     by_model = {}
@@ -574,13 +770,13 @@ def test_bench_two_students_are_each_compared_with_themselves(tmp_path):
     a = toy_onnx(tmp_path / "a.onnx", (0, 1), model="a")
     b = toy_onnx(tmp_path / "b.onnx", (2, 1), model="b")
     out = tmp_path / "out"
-    p = _run("rdd-bench", ["--model", a, b, "--images", img, "--labels", lab, *FAST,
-                           "--out", out])
+    p = _run("rdd-bench", ["--model", a, b, "--images", img, "--labels", lab, *FAST, "--out", out])
     assert p.returncode == 0, p.stderr
-    ok = {r["model"]: r for r in json.loads((out / "bench.json").read_text())["results"]
-          if r["status"] == "ok"}
+    ok = {
+        r["model"]: r for r in json.loads((out / "bench.json").read_text())["results"] if r["status"] == "ok"
+    }
     assert set(ok) == {"a.onnx", "b.onnx"}
-    assert ok["a.onnx"]["miou"] == 1.0 and ok["b.onnx"]["miou"] < 0.9   # two different models
+    assert ok["a.onnx"]["miou"] == 1.0 and ok["b.onnx"]["miou"] < 0.9  # two different models
     for r in ok.values():
         assert r["argmax_agreement"] == 1.0 and r["miou_loss"] == 0.0, r
         assert r["max_abs_logit_diff"] in (0.0, None), r
@@ -591,11 +787,28 @@ def test_bench_recommends_a_build_of_the_better_model(tmp_path):
     own reference (loss 0), but the threshold is relative to the best model's FP32 row, so the
     recommendation is the good model."""
     img, lab = _labelled(tmp_path)
-    bad = toy_onnx(tmp_path / "a_bad.onnx", (1, 0), model="bad")             # the inverse
+    bad = toy_onnx(tmp_path / "a_bad.onnx", (1, 0), model="bad")  # the inverse
     good = toy_onnx(tmp_path / "b_good.onnx", (0, 1), model="good", extra_ops=400)
     out = tmp_path / "out"
-    p = _run("rdd-bench", ["--model", bad, good, "--images", img, "--labels", lab, *FAST,
-                           "--min-runs", "20", "--recommend", "1", "--out", out])
+    p = _run(
+        "rdd-bench",
+        [
+            "--model",
+            bad,
+            good,
+            "--images",
+            img,
+            "--labels",
+            lab,
+            *FAST,
+            "--min-runs",
+            "20",
+            "--recommend",
+            "1",
+            "--out",
+            out,
+        ],
+    )
     assert p.returncode == 0, p.stderr
     rep = json.loads((out / "bench.json").read_text())
     ok = {r["model"]: r for r in rep["results"] if r["status"] == "ok"}
@@ -605,8 +818,7 @@ def test_bench_recommends_a_build_of_the_better_model(tmp_path):
 
 
 # --------------------------------------------------------------------------- 7. outputs together
-def test_masks_that_cannot_be_committed_take_every_output_with_them(tmp_path, toy, monkeypatch,
-                                                                   capfd):
+def test_masks_that_cannot_be_committed_take_every_output_with_them(tmp_path, toy, monkeypatch, capfd):
     """Issue #33: ``--save-masks`` and ``--out`` were committed separately, so a masks folder
     that could not be put in place left an overlay and a report claiming the masks. Here another
     process fills the masks folder between the checks and the renames: the run fails (one line),
@@ -626,8 +838,21 @@ def test_masks_that_cannot_be_committed_take_every_output_with_them(tmp_path, to
         (masks / "intruder.png").write_bytes(b"someone else's")
 
     monkeypatch.setattr(MaskWriter, "check", check_then_intrude)
-    rc = cli.main(["--model", str(toy), "--images", str(imgs), "--out", str(out), "--save-masks",
-                   str(masks), "--report", str(report), "--no-progress"])
+    rc = cli.main(
+        [
+            "--model",
+            str(toy),
+            "--images",
+            str(imgs),
+            "--out",
+            str(out),
+            "--save-masks",
+            str(masks),
+            "--report",
+            str(report),
+            "--no-progress",
+        ]
+    )
     err = capfd.readouterr().err
     assert rc not in (0, 130, 143), err
     lines = _lines(err)
@@ -645,17 +870,40 @@ def test_two_runs_writing_the_same_outputs_leave_one_consistent_set(tmp_path, to
         work = tmp_path / f"work{round_}"
         work.mkdir()
         out, report, masks = work / "o.mp4", work / "r.json", work / "m"
-        procs = [subprocess.Popen(
-            [*_script("rdd-infer"), "--model", str(toy), "--images", str(src), "--out", str(out),
-             "--save-masks", str(masks), "--report", str(report), "--no-progress",
-             "--realtime", "--fps", str(8 + 4 * round_), "--resize", "native"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_ENV, cwd=REPO)
-            for src in (small, large)]
+        procs = [
+            subprocess.Popen(
+                [
+                    *_script("rdd-infer"),
+                    "--model",
+                    str(toy),
+                    "--images",
+                    str(src),
+                    "--out",
+                    str(out),
+                    "--save-masks",
+                    str(masks),
+                    "--report",
+                    str(report),
+                    "--no-progress",
+                    "--realtime",
+                    "--fps",
+                    str(8 + 4 * round_),
+                    "--resize",
+                    "native",
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=_ENV,
+                cwd=REPO,
+            )
+            for src in (small, large)
+        ]
         results = [(p.wait(timeout=120), p.communicate()) for p in procs]
         codes = [rc for rc, _ in results]
         assert 0 in codes, results
         for rc, (_, err) in results:
-            if rc != 0:   # the loser says why in one line
+            if rc != 0:  # the loser says why in one line
                 assert rc in (1, 2) and len(_lines(err)) == 1, err
         rep = json.loads(report.read_text())
         n = rep["frames"]
@@ -669,7 +917,7 @@ def test_two_runs_writing_the_same_outputs_leave_one_consistent_set(tmp_path, to
         assert size == ((24, 32) if n == 3 else (32, 40))
         assert sorted(p.stem for p in masks.iterdir()) == sorted(p.stem for p in src.iterdir())
         assert rep["masks_written"] == n
-        assert sorted(p.name for p in work.iterdir()) == ["m", "o.mp4", "r.json"]   # no temp
+        assert sorted(p.name for p in work.iterdir()) == ["m", "o.mp4", "r.json"]  # no temp
 
 
 # --------------------------------------------------------------------------- 5. double Ctrl-C
@@ -677,9 +925,17 @@ def test_two_runs_writing_the_same_outputs_leave_one_consistent_set(tmp_path, to
 #: SIGINT/SIGTERM handlers are installed (what follows: numpy, OpenCV, onnxruntime imports, model
 #: loading), "run" = the third frame is done. Before "handlers" the interpreter itself is starting
 #: (site imports): no program handles a signal there.
-_DOUBLE_CTRL_C = [("handlers", 0.0, 0.0), ("handlers", 0.1, 0.01), ("handlers", 0.3, 0.0),
-                  ("handlers", 0.7, 0.05), ("run", 0.0, 0.0), ("run", 0.0, 0.01),
-                  ("run", 0.15, 0.002), ("run", 0.4, 0.05), ("run", 0.9, 0.0)]
+_DOUBLE_CTRL_C = [
+    ("handlers", 0.0, 0.0),
+    ("handlers", 0.1, 0.01),
+    ("handlers", 0.3, 0.0),
+    ("handlers", 0.7, 0.05),
+    ("run", 0.0, 0.0),
+    ("run", 0.0, 0.01),
+    ("run", 0.15, 0.002),
+    ("run", 0.4, 0.05),
+    ("run", 0.9, 0.0),
+]
 
 
 def _catches_sigterm(pid: int) -> bool:
@@ -704,9 +960,25 @@ def test_double_ctrl_c_always_exits_130(tmp_path, toy):
         work.mkdir()
         out, report = work / "o.mp4", work / "r.json"
         proc = subprocess.Popen(
-            [*_script("rdd-infer"), "--model", str(toy), "--video", str(clip), "--out", str(out),
-             "--report", str(report), "--realtime", "--resize", "native"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_ENV, cwd=REPO)
+            [
+                *_script("rdd-infer"),
+                "--model",
+                str(toy),
+                "--video",
+                str(clip),
+                "--out",
+                str(out),
+                "--report",
+                str(report),
+                "--realtime",
+                "--resize",
+                "native",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=_ENV,
+            cwd=REPO,
+        )
         err, pump = _pump(proc)
         try:
             if moment == "run":
@@ -728,8 +1000,7 @@ def test_double_ctrl_c_always_exits_130(tmp_path, toy):
         text = bytes(err).decode(errors="replace")
         case = f"case {i} {(moment, delay, gap)}: rc {rc}\n{text}"
         assert rc == 130, case
-        for bad in ("Traceback", "Fatal Python error", "terminate called", "Aborted",
-                    "Exception ignored"):
+        for bad in ("Traceback", "Fatal Python error", "terminate called", "Aborted", "Exception ignored"):
             assert bad not in text, case
         assert "error: interrupted (SIGINT)" in text, case
         assert _hidden(work) == [], case

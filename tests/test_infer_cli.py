@@ -1,4 +1,5 @@
 """deploy/infer.py end to end: CamVid frames, a synthetic video, no-torch edge run, bad inputs."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -58,7 +59,7 @@ def synthetic_video(tmp_path_factory) -> tuple[Path, Path, int]:
         for i in range(n):
             m = np.zeros((48, 64), np.uint8)
             m[24:] = 3
-            m[10:30, 5 + 6 * i:25 + 6 * i] = 8
+            m[10:30, 5 + 6 * i : 25 + 6 * i] = 8
             img = CAMVID_CLASSES.palette_array()[m]
             w.write(np.ascontiguousarray(img[..., ::-1]))
             cv2.imwrite(str(masks / f"frame_{i:06d}.png"), m)
@@ -87,9 +88,31 @@ def test_camvid_images_with_labels_out_of_the_box(tmp_path, tiny_onnx, camvid_su
     val, annot = camvid_subset
     report, out = tmp_path / "report.json", tmp_path / "overlay.mp4"
     proc = subprocess.run(
-        [sys.executable, str(INFER), "--model", tiny_onnx, "--images", val, "--labels", annot,
-         "--warmup", "1", "--resize", "180,240", "--out", out, "--report", report, "--threads", "1"],
-        cwd=REPO, capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            str(INFER),
+            "--model",
+            tiny_onnx,
+            "--images",
+            val,
+            "--labels",
+            annot,
+            "--warmup",
+            "1",
+            "--resize",
+            "180,240",
+            "--out",
+            out,
+            "--report",
+            report,
+            "--threads",
+            "1",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     rep = json.loads(report.read_text())
     assert rep["backend"] == "ort" and rep["backend_device"] == "cpu" and rep["model"] == "lraspp_mobilenetv2"
@@ -113,8 +136,22 @@ def test_camvid_images_with_labels_out_of_the_box(tmp_path, tiny_onnx, camvid_su
 
 def test_camvid_raw_ids_without_mapping_is_a_clear_error(capfd, tiny_onnx, camvid_subset):
     val, annot = camvid_subset
-    rc, _, err = _run_main(capfd, ["--model", tiny_onnx, "--images", val, "--labels", annot,
-                                   "--label-map", "none", "--max-frames", "2", "--no-progress"])
+    rc, _, err = _run_main(
+        capfd,
+        [
+            "--model",
+            tiny_onnx,
+            "--images",
+            val,
+            "--labels",
+            annot,
+            "--label-map",
+            "none",
+            "--max-frames",
+            "2",
+            "--no-progress",
+        ],
+    )
     assert rc != 0
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: label ") and "--label-map camvid" in lines[0]
@@ -123,9 +160,26 @@ def test_camvid_raw_ids_without_mapping_is_a_clear_error(capfd, tiny_onnx, camvi
 def test_synthetic_video_with_masks(tmp_path, capfd, tiny_onnx, synthetic_video):
     mp4, masks, n = synthetic_video
     report, out = tmp_path / "r.json", tmp_path / "o.mp4"
-    rc, stdout, err = _run_main(capfd, ["--model", tiny_onnx, "--video", mp4, "--labels", masks,
-                                        "--label-map", "none", "--warmup", "2", "--out", out,
-                                        "--report", report, "--no-progress"])
+    rc, stdout, err = _run_main(
+        capfd,
+        [
+            "--model",
+            tiny_onnx,
+            "--video",
+            mp4,
+            "--labels",
+            masks,
+            "--label-map",
+            "none",
+            "--warmup",
+            "2",
+            "--out",
+            out,
+            "--report",
+            report,
+            "--no-progress",
+        ],
+    )
     assert rc == 0, err
     rep = json.loads(report.read_text())
     assert rep["source"]["kind"] == "video" and rep["frames"] == n and rep["labelled_frames"] == n
@@ -134,16 +188,28 @@ def test_synthetic_video_with_masks(tmp_path, capfd, tiny_onnx, synthetic_video)
     assert "FPS end-to-end" in stdout
 
 
-@pytest.mark.parametrize("flag,want", [(None, [48, 64]), ("model", [48, 64]),
-                                       ("native", [30, 44]), ("24x32", [24, 32])])
+@pytest.mark.parametrize(
+    "flag,want", [(None, [48, 64]), ("model", [48, 64]), ("native", [30, 44]), ("24x32", [24, 32])]
+)
 def test_resize_defaults_to_the_model_input_size(tmp_path, capfd, tiny_onnx, flag, want):
     """Frames 30×44 run at the exported/evaluated size 48×64 unless --resize says otherwise."""
     rng = np.random.default_rng(0)
     (tmp_path / "img").mkdir()
     for i in range(2):
         cv2.imwrite(str(tmp_path / "img" / f"f{i}.png"), rng.integers(0, 256, (30, 44, 3), np.uint8))
-    argv = ["--model", tiny_onnx, "--images", tmp_path / "img", "--warmup", "0", "--threads", "1",
-            "--report", tmp_path / "r.json", "--no-progress"] + (["--resize", flag] if flag else [])
+    argv = [
+        "--model",
+        tiny_onnx,
+        "--images",
+        tmp_path / "img",
+        "--warmup",
+        "0",
+        "--threads",
+        "1",
+        "--report",
+        tmp_path / "r.json",
+        "--no-progress",
+    ] + (["--resize", flag] if flag else [])
     rc, stdout, err = _run_main(capfd, argv)
     assert rc == 0, err
     rep = json.loads((tmp_path / "r.json").read_text())
@@ -161,41 +227,72 @@ def test_bad_resize_is_a_usage_error(capfd, tiny_onnx, tmp_path):
 def test_torch_backend_on_artifact(tmp_path, capfd, tiny_model, synthetic_video):
     from rdd.artifacts import save_artifact
 
-    save_artifact(tmp_path / "student.pt", tiny_model, classes=CAMVID_CLASSES,
-                  normalization=Normalization(), input_size=(48, 64))
+    save_artifact(
+        tmp_path / "student.pt",
+        tiny_model,
+        classes=CAMVID_CLASSES,
+        normalization=Normalization(),
+        input_size=(48, 64),
+    )
     mp4, _, n = synthetic_video
-    rc, stdout, err = _run_main(capfd, ["--model", tmp_path / "student.pt", "--video", mp4,
-                                        "--max-frames", "2", "--threads", "1", "--report", tmp_path / "r.json",
-                                        "--no-progress"])
+    rc, stdout, err = _run_main(
+        capfd,
+        [
+            "--model",
+            tmp_path / "student.pt",
+            "--video",
+            mp4,
+            "--max-frames",
+            "2",
+            "--threads",
+            "1",
+            "--report",
+            tmp_path / "r.json",
+            "--no-progress",
+        ],
+    )
     assert rc == 0, err
     rep = json.loads((tmp_path / "r.json").read_text())
     assert rep["backend"] == "torch" and rep["frames"] == 2
 
 
-def test_torch_backend_refuses_bad_artifacts_exit_2(tmp_path, capfd, tiny_model, synthetic_video,
-                                                    hostile_pickle):
+def test_torch_backend_refuses_bad_artifacts_exit_2(
+    tmp_path, capfd, tiny_model, synthetic_video, hostile_pickle
+):
     """A crafted, truncated or mismatched model.pt is bad input (exit 2, one line), never run."""
     from rdd.artifacts import save_artifact
 
     mp4, _, _ = synthetic_video
     pt = tmp_path / "student.pt"
-    save_artifact(pt, tiny_model, classes=CAMVID_CLASSES, normalization=Normalization(),
-                  input_size=(48, 64))
+    save_artifact(pt, tiny_model, classes=CAMVID_CLASSES, normalization=Normalization(), input_size=(48, 64))
     good = pt.read_bytes()
     report = tmp_path / "r.json"
-    argv = ["--model", pt, "--video", mp4, "--max-frames", "1", "--threads", "1",
-            "--report", report, "--no-progress", "--backend", "torch"]
+    argv = [
+        "--model",
+        pt,
+        "--video",
+        mp4,
+        "--max-frames",
+        "1",
+        "--threads",
+        "1",
+        "--report",
+        report,
+        "--no-progress",
+        "--backend",
+        "torch",
+    ]
 
     marker = hostile_pickle(pt, lambda p: {"features.0.0.weight": p})
     rc, _, err = _run_main(capfd, argv)
     assert rc == 2 and not marker.exists(), err
     assert err.count("\n") == 1 and str(pt) in err and "Traceback" not in err, err
 
-    pt.write_bytes(good[: len(good) // 2])                       # truncated
+    pt.write_bytes(good[: len(good) // 2])  # truncated
     rc, _, err = _run_main(capfd, argv)
     assert rc == 2 and err.count("\n") == 1 and str(pt) in err, err
 
-    torch.save({"not.a.weight": torch.zeros(1)}, pt)             # wrong keys
+    torch.save({"not.a.weight": torch.zeros(1)}, pt)  # wrong keys
     rc, _, err = _run_main(capfd, argv)
     assert rc == 2 and err.count("\n") == 1 and str(pt) in err, err
     assert not report.exists()
@@ -226,10 +323,33 @@ def test_ort_backend_runs_without_torch(tmp_path, tiny_onnx, synthetic_video):
     report, out = tmp_path / "r.json", tmp_path / "o.mp4"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     proc = subprocess.run(
-        [sys.executable, "-c", _NO_TORCH_BOOT, "--model", str(tiny_onnx), "--backend", "ort",
-         "--video", str(mp4), "--labels", str(masks), "--label-map", "none", "--out", str(out),
-         "--report", str(report), "--warmup", "1"],
-        cwd=REPO, capture_output=True, text=True, timeout=120, env=env)
+        [
+            sys.executable,
+            "-c",
+            _NO_TORCH_BOOT,
+            "--model",
+            str(tiny_onnx),
+            "--backend",
+            "ort",
+            "--video",
+            str(mp4),
+            "--labels",
+            str(masks),
+            "--label-map",
+            "none",
+            "--out",
+            str(out),
+            "--report",
+            str(report),
+            "--warmup",
+            "1",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr
     attempts = [ln for ln in proc.stderr.splitlines() if ln.startswith("IMPORT-ATTEMPTS")][-1]
     tried = {a.split(".")[0] for a in attempts.split(" ", 1)[1].split(",") if a}
@@ -263,8 +383,11 @@ def test_bad_inputs_give_one_line_errors(tmp_path, capfd, tiny_onnx, synthetic_v
     small.mkdir()
     for i in range(3):
         cv2.imwrite(str(small / f"frame_{i:06d}.png"), np.zeros((10, 12), np.uint8))
-    _bad(capfd, [*m, "--video", mp4, "--labels", small, "--label-map", "none"],
-         "labels must match the frame size")
+    _bad(
+        capfd,
+        [*m, "--video", mp4, "--labels", small, "--label-map", "none"],
+        "labels must match the frame size",
+    )
     # a model whose input is not an image
     onnx = pytest.importorskip("onnx")
     from onnx import TensorProto, helper
@@ -274,11 +397,20 @@ def test_bad_inputs_give_one_line_errors(tmp_path, capfd, tiny_onnx, synthetic_v
     g = helper.make_graph([helper.make_node("Relu", ["image"], ["logits"])], "g", [x], [y])
     vec = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
     vec.ir_version = 8
-    meta = {"format": "rdd-edge/1", "model": "vec", "input_name": "image",
-            "input_layout": "NCHW", "input_dtype": "float32", "output_name": "logits",
-            "output_kind": "logits", "normalization": Normalization().to_dict(),
-            "classes": CAMVID_CLASSES.to_dict(), "input_size": [4, 4], "dynamic_batch": True,
-            "dynamic_spatial": True}
+    meta = {
+        "format": "rdd-edge/1",
+        "model": "vec",
+        "input_name": "image",
+        "input_layout": "NCHW",
+        "input_dtype": "float32",
+        "output_name": "logits",
+        "output_kind": "logits",
+        "normalization": Normalization().to_dict(),
+        "classes": CAMVID_CLASSES.to_dict(),
+        "input_size": [4, 4],
+        "dynamic_batch": True,
+        "dynamic_spatial": True,
+    }
     helper.set_model_props(vec, {"rdd_meta": json.dumps(meta)})
     onnx.save(vec, str(tmp_path / "vec.onnx"))
     _bad(capfd, ["--model", tmp_path / "vec.onnx", "--video", mp4], "expected an image batch")
@@ -300,18 +432,22 @@ def test_tampered_input_size_fails_fast_unless_the_bound_is_raised(tmp_path, cap
     g = helper.make_graph([helper.make_node("Identity", ["image"], ["logits"])], "g", [x], [y])
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
-    meta = ModelMeta.build(model="id", classes=ClassInfo(names=("a", "b", "c")),
-                           normalization=Normalization(), input_size=(5000, 5000))
+    meta = ModelMeta.build(
+        model="id",
+        classes=ClassInfo(names=("a", "b", "c")),
+        normalization=Normalization(),
+        input_size=(5000, 5000),
+    )
     helper.set_model_props(model, {"rdd_meta": meta.to_json()})
     onnx.save(model, str(tmp_path / "big.onnx"))
     (tmp_path / "img").mkdir()
     cv2.imwrite(str(tmp_path / "img" / "a.png"), np.zeros((6, 8, 3), np.uint8))
-    argv = ["--model", tmp_path / "big.onnx", "--images", tmp_path / "img", "--report",
-            tmp_path / "r.json"]
+    argv = ["--model", tmp_path / "big.onnx", "--images", tmp_path / "img", "--report", tmp_path / "r.json"]
     _bad(capfd, argv, "rdd_meta.input_size [5000, 5000] is 25000000 pixels, above the limit")
     assert not (tmp_path / "r.json").exists()
-    rc, _, err = _run_main(capfd, [*argv, "--max-input-pixels", "25000000", "--resize", "native",
-                                   "--no-progress"])
+    rc, _, err = _run_main(
+        capfd, [*argv, "--max-input-pixels", "25000000", "--resize", "native", "--no-progress"]
+    )
     assert rc == 0, err
     assert json.loads((tmp_path / "r.json").read_text())["frames"] == 1
     with pytest.raises(SystemExit) as e:
@@ -320,8 +456,9 @@ def test_tampered_input_size_fails_fast_unless_the_bound_is_raised(tmp_path, cap
 
 
 def test_cli_help_documents_camvid_label_map():
-    proc = subprocess.run([sys.executable, str(INFER), "--help"], cwd=REPO, capture_output=True,
-                          text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, str(INFER), "--help"], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0
     text = " ".join(proc.stdout.split())
     assert "--label-map" in text and "camvid" in text and "Unlabelled" in text
@@ -344,8 +481,9 @@ def _digest(paths) -> dict:
     return {str(p): hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in paths}
 
 
-def test_outputs_that_resolve_to_an_input_or_each_other_are_refused(tmp_path, capfd, tiny_onnx,
-                                                                   synthetic_video):
+def test_outputs_that_resolve_to_an_input_or_each_other_are_refused(
+    tmp_path, capfd, tiny_onnx, synthetic_video
+):
     """Issue #12 item 3: --out/--report equal to an input (also via symlink / hard link) or to each
     other used to replace it and exit 0; now: exit 2, one line, every input byte-identical."""
     import shutil
@@ -371,16 +509,21 @@ def test_outputs_that_resolve_to_an_input_or_each_other_are_refused(tmp_path, ca
     _refused(capfd, [*base, "--report", tmp_path / "hard.json"], "hard link")
     _refused(capfd, [*base, "--report", label], "--labels")
     _refused(capfd, [*base, "--report", masks / "new.json"], "inside the --labels folder")
-    _refused(capfd, ["--model", model, "--images", tmp_path / "img", "--report",
-                     tmp_path / "img" / "a.png"], "--images")
-    _refused(capfd, [*base, "--out", tmp_path / "o.mp4", "--report", tmp_path / "o.mp4"],
-             "is the same path as --out")
+    _refused(
+        capfd,
+        ["--model", model, "--images", tmp_path / "img", "--report", tmp_path / "img" / "a.png"],
+        "--images",
+    )
+    _refused(
+        capfd,
+        [*base, "--out", tmp_path / "o.mp4", "--report", tmp_path / "o.mp4"],
+        "is the same path as --out",
+    )
     assert _digest(inputs) == before
     assert not (tmp_path / "o.mp4").exists() and not (masks / "new.json").exists()
 
 
-def test_unwritable_outputs_are_refused_before_the_first_frame(tmp_path, capfd, tiny_onnx,
-                                                              synthetic_video):
+def test_unwritable_outputs_are_refused_before_the_first_frame(tmp_path, capfd, tiny_onnx, synthetic_video):
     """Issue #12 item 4: an unwritable --report was found only after the whole run (video written,
     figures lost); now every output is checked before any frame: nothing is written."""
     mp4, _, _ = synthetic_video
@@ -428,9 +571,24 @@ def test_palette_label_pngs_score_like_plain_id_pngs(tmp_path, capfd, tiny_onnx)
             im.save(tmp_path / d / f"f{i}.png")
     mious = {}
     for d in ("ids", "greypal", "voc"):
-        rc, _, err = _run_main(capfd, ["--model", tiny_onnx, "--images", tmp_path / "img", "--labels",
-                                       tmp_path / d, "--warmup", "0", "--threads", "1",
-                                       "--report", tmp_path / f"{d}.json", "--no-progress"])
+        rc, _, err = _run_main(
+            capfd,
+            [
+                "--model",
+                tiny_onnx,
+                "--images",
+                tmp_path / "img",
+                "--labels",
+                tmp_path / d,
+                "--warmup",
+                "0",
+                "--threads",
+                "1",
+                "--report",
+                tmp_path / f"{d}.json",
+                "--no-progress",
+            ],
+        )
         assert rc == 0, err
         rep = json.loads((tmp_path / f"{d}.json").read_text())
         assert rep["labelled_frames"] == 2 and rep["labels_missing"] == 0
@@ -462,9 +620,28 @@ def test_signal_mid_run_keeps_a_valid_overlay_and_report(tmp_path, tiny_onnx, si
     mp4 = _slow_video(tmp_path / "v.mp4")
     out, report = tmp_path / "o.mp4", tmp_path / "r.json"
     proc = subprocess.Popen(
-        [sys.executable, str(INFER), "--model", str(tiny_onnx), "--video", str(mp4), "--out", str(out),
-         "--report", str(report), "--resize", "384x512", "--threads", "1", "--queue-size", "1"],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        [
+            sys.executable,
+            str(INFER),
+            "--model",
+            str(tiny_onnx),
+            "--video",
+            str(mp4),
+            "--out",
+            str(out),
+            "--report",
+            str(report),
+            "--resize",
+            "384x512",
+            "--threads",
+            "1",
+            "--queue-size",
+            "1",
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     err = bytearray()
 
     def pump() -> None:
@@ -504,12 +681,24 @@ def test_corrupted_video_exits_2_with_the_frames_before_the_damage(tmp_path, cap
     w.release()
     data = bytearray((tmp_path / "v.mp4").read_bytes())
     mdat = data.find(b"mdat")
-    size = int.from_bytes(data[mdat - 4:mdat], "big")
-    data[mdat + size // 2:mdat + size // 2 + size // 4] = bytes(size // 4)
+    size = int.from_bytes(data[mdat - 4 : mdat], "big")
+    data[mdat + size // 2 : mdat + size // 2 + size // 4] = bytes(size // 4)
     (tmp_path / "bad.mp4").write_bytes(bytes(data))
     out, report = tmp_path / "o.mp4", tmp_path / "r.json"
-    rc, stdout, err = _run_main(capfd, ["--model", tiny_onnx, "--video", tmp_path / "bad.mp4", "--out",
-                                        out, "--report", report, "--no-progress"])
+    rc, stdout, err = _run_main(
+        capfd,
+        [
+            "--model",
+            tiny_onnx,
+            "--video",
+            tmp_path / "bad.mp4",
+            "--out",
+            out,
+            "--report",
+            report,
+            "--no-progress",
+        ],
+    )
     rep = json.loads(report.read_text())
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert rc == 2 and len(lines) == 1 and "decoding stopped after" in lines[0], err
@@ -535,9 +724,13 @@ runpy.run_path("deploy/infer.py", run_name="__main__")
 def test_ctrl_c_during_imports_is_one_line_exit_130(tmp_path, tiny_onnx):
     """Issue #12 item 10: Ctrl-C during imports printed a traceback ("ImportError: initialization
     failed"); now one line and exit 130."""
-    proc = subprocess.run([sys.executable, "-c", _INTERRUPT_IMPORT, "--model", str(tiny_onnx),
-                           "--images", str(tmp_path)], cwd=REPO, capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", _INTERRUPT_IMPORT, "--model", str(tiny_onnx), "--images", str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert proc.returncode == 130, proc.stderr
     assert len(lines) == 1 and lines[0].startswith("error: interrupted (SIGINT)"), proc.stderr
@@ -555,27 +748,56 @@ def test_control_characters_from_the_model_never_reach_the_terminal(tmp_path, ca
     onnx.save(m, str(tmp_path / "evil.onnx"))
     (tmp_path / "img").mkdir()
     cv2.imwrite(str(tmp_path / "img" / "a.png"), np.zeros((48, 64, 3), np.uint8))
-    rc, stdout, err = _run_main(capfd, ["--model", tmp_path / "evil.onnx", "--images", tmp_path / "img",
-                                        "--no-progress"])  # refused by the contract, message escaped
+    rc, stdout, err = _run_main(
+        capfd, ["--model", tmp_path / "evil.onnx", "--images", tmp_path / "img", "--no-progress"]
+    )  # refused by the contract, message escaped
     assert rc == 2 and "\x1b" not in stdout + err and "\x07" not in err and "\u202e" not in err
     assert "evil\\x1b[2J\\x1b]0;pwned\\x07\\u202e" in err
     out = tmp_path / "o\x1b[2J.mp4"  # a file name in the summary line
-    rc, stdout, err = _run_main(capfd, ["--model", tiny_onnx, "--images", tmp_path / "img", "--out", out,
-                                        "--report", tmp_path / "r.json", "--no-progress"])
+    rc, stdout, err = _run_main(
+        capfd,
+        [
+            "--model",
+            tiny_onnx,
+            "--images",
+            tmp_path / "img",
+            "--out",
+            out,
+            "--report",
+            tmp_path / "r.json",
+            "--no-progress",
+        ],
+    )
     assert rc == 0, err
     assert "\x1b" not in stdout + err and "o\\x1b[2J.mp4" in stdout
     assert json.loads((tmp_path / "r.json").read_text())["out"] == str(out)
-    rc, _, err = _run_main(capfd, ["--model", tiny_onnx, "--video", tmp_path / "x\x1b[31m.mp4",
-                                   "--no-progress"])
+    rc, _, err = _run_main(
+        capfd, ["--model", tiny_onnx, "--video", tmp_path / "x\x1b[31m.mp4", "--no-progress"]
+    )
     assert rc == 2 and "\x1b" not in err and "x\\x1b[31m.mp4" in err
 
 
-@pytest.mark.parametrize("flag,value", [
-    ("--fps", "0"), ("--fps", "-5"), ("--fps", "nan"), ("--fps", "inf"),
-    ("--threads", "0"), ("--threads", "-2"), ("--threads", "1.5"),
-    ("--warmup", "-1"), ("--alpha", "nan"), ("--alpha", "1.5"), ("--queue-size", "0"),
-    ("--max-frames", "0"), ("--max-frames", "-3"), ("--resize", "100000x100000"),
-    ("--stream-timeout", "nan"), ("--reconnect", "-1")])
+@pytest.mark.parametrize(
+    "flag,value",
+    [
+        ("--fps", "0"),
+        ("--fps", "-5"),
+        ("--fps", "nan"),
+        ("--fps", "inf"),
+        ("--threads", "0"),
+        ("--threads", "-2"),
+        ("--threads", "1.5"),
+        ("--warmup", "-1"),
+        ("--alpha", "nan"),
+        ("--alpha", "1.5"),
+        ("--queue-size", "0"),
+        ("--max-frames", "0"),
+        ("--max-frames", "-3"),
+        ("--resize", "100000x100000"),
+        ("--stream-timeout", "nan"),
+        ("--reconnect", "-1"),
+    ],
+)
 def test_odd_numeric_flags_are_one_line_usage_errors(capfd, tmp_path, flag, value):
     """Issue #12 item 10: 0, negative, NaN, inf values → exit 2, one line naming the flag."""
     with pytest.raises(SystemExit) as e:

@@ -1,6 +1,7 @@
 """The shape of the code, kept by a machine (issue #31): the runtime's rooms import each other
 without a cycle and without private names, every module of ``rdd/`` stays under 500 lines, and
 a new runtime is one row of the format table plus one backend file."""
+
 from __future__ import annotations
 
 import ast
@@ -33,7 +34,7 @@ def _imports(path: Path) -> list[tuple[str, list[str]]]:
         elif isinstance(n, ast.ImportFrom):
             base = n.module or ""
             if n.level:
-                up = pkg.split(".")[:len(pkg.split(".")) - (n.level - 1)]
+                up = pkg.split(".")[: len(pkg.split(".")) - (n.level - 1)]
                 base = ".".join(up + ([base] if base else []))
             out.append((base, [a.name for a in n.names]))
     return out
@@ -47,7 +48,7 @@ def test_no_import_cycle_in_the_runtime():
     mods = _runtime_modules()
     graph: dict[str, set[str]] = {m: set() for m in mods}
     for m, p in mods.items():
-        if p.name == "__init__.py":      # the lazy facades re-export; they are not a room
+        if p.name == "__init__.py":  # the lazy facades re-export; they are not a room
             continue
         for target, names in _imports(p):
             for t in [target] + [f"{target}.{n}" for n in names]:
@@ -59,7 +60,7 @@ def test_no_import_cycle_in_the_runtime():
         state[m] = 1
         for t in sorted(graph[m]):
             if state.get(t) == 1:
-                raise AssertionError("import cycle: " + " -> ".join(path[path.index(t):] + [t]))
+                raise AssertionError("import cycle: " + " -> ".join(path[path.index(t) :] + [t]))
             if t not in state:
                 visit(t, path + [t])
         state[m] = 2
@@ -74,19 +75,29 @@ def test_no_private_name_crosses_a_module_of_the_runtime():
     for m, p in _runtime_modules().items():
         for target, names in _imports(p):
             if target.startswith("rdd.") and target != m:
-                bad += [f"{p.relative_to(REPO)}: from {target} import {n}" for n in names
-                        if n.startswith("_") and not n.startswith("__")]
+                bad += [
+                    f"{p.relative_to(REPO)}: from {target} import {n}"
+                    for n in names
+                    if n.startswith("_") and not n.startswith("__")
+                ]
         for n in ast.walk(ast.parse(p.read_text())):
-            if isinstance(n, ast.Attribute) and n.attr.startswith("_") and not \
-                    n.attr.startswith("__") and isinstance(n.value, ast.Name) and \
-                    n.value.id in ("rdd", "runtime"):
+            if (
+                isinstance(n, ast.Attribute)
+                and n.attr.startswith("_")
+                and not n.attr.startswith("__")
+                and isinstance(n.value, ast.Name)
+                and n.value.id in ("rdd", "runtime")
+            ):
                 bad.append(f"{p.relative_to(REPO)}: .{n.attr}")
     assert not bad, bad
 
 
 def test_no_module_of_rdd_is_over_500_lines():
-    long = {str(p.relative_to(REPO)): n for p in (REPO / "rdd").rglob("*.py")
-            if (n := len(p.read_text().splitlines())) > 500}
+    long = {
+        str(p.relative_to(REPO)): n
+        for p in (REPO / "rdd").rglob("*.py")
+        if (n := len(p.read_text().splitlines())) > 500
+    }
     assert not long, f"modules over 500 lines usually hold two ideas: {long}"
 
 
@@ -131,8 +142,13 @@ class _FakeBackend:
         return self.forward(x).argmax(1).astype(np.uint8)
 
     def describe(self):
-        return {"backend": self.name, "backend_device": self.device, "model_path": str(self.path),
-                "model": self.meta.model, "precision": self.precision}
+        return {
+            "backend": self.name,
+            "backend_device": self.device,
+            "model_path": str(self.path),
+            "model": self.meta.model,
+            "precision": self.precision,
+        }
 
 
 def fake_status(device):
@@ -149,11 +165,24 @@ def fake_runtime(monkeypatch):
     monkeypatch.setitem(sys.modules, "rdd_test_fake_runtime", mod)
     monkeypatch.setattr(F, "BACKENDS", dict(F.BACKENDS))
     monkeypatch.setattr(F, "FORMATS", dict(F.FORMATS))
-    F.register(backend=F.BackendEntry("fake", runtime="fake", extra="fake",
-                                      module="rdd_test_fake_runtime", cls="FakeBackend",
-                                      rows={"cpu": ("fake_cpu", "Fake CPU")}),
-               format=F.Format("fake", (".fake",), ("fake",), lambda p: "fp32", what="fake model",
-                               expected=(("fake", "cpu", "fp32"),)))
+    F.register(
+        backend=F.BackendEntry(
+            "fake",
+            runtime="fake",
+            extra="fake",
+            module="rdd_test_fake_runtime",
+            cls="FakeBackend",
+            rows={"cpu": ("fake_cpu", "Fake CPU")},
+        ),
+        format=F.Format(
+            "fake",
+            (".fake",),
+            ("fake",),
+            lambda p: "fp32",
+            what="fake model",
+            expected=(("fake", "cpu", "fp32"),),
+        ),
+    )
     import rdd.runtime.measure.bench as B
 
     monkeypatch.setattr(B, "BACKENDS", F.BACKENDS)
@@ -165,8 +194,12 @@ def _fake_model(path, label):
     from rdd.contract import ModelMeta
     from rdd.spec import ClassInfo, Normalization
 
-    meta = ModelMeta.build(model="fake", classes=ClassInfo(names=("a", "b", "c")),
-                           normalization=Normalization(), input_size=(8, 10))
+    meta = ModelMeta.build(
+        model="fake",
+        classes=ClassInfo(names=("a", "b", "c")),
+        normalization=Normalization(),
+        input_size=(8, 10),
+    )
     path.write_text(json.dumps({"rdd_meta": meta.to_dict(), "label": label}))
     return path
 
@@ -188,18 +221,62 @@ def test_a_new_runtime_is_one_row_and_one_file(fake_runtime, tmp_path, capsys):
         cv2.imwrite(str(tmp_path / "lab" / f"f{i}.png"), np.full((8, 10), 2, np.uint8))
     [b] = discover_builds([tmp_path])
     assert (b.name, b.format, b.precision) == ("m.fake", "fake", "fp32")
-    assert open_build(model).name == "fake"                     # backend auto: by the table
+    assert open_build(model).name == "fake"  # backend auto: by the table
     report = tmp_path / "r.json"
-    assert infer(["--model", str(model), "--images", str(tmp_path / "img"), "--labels",
-                  str(tmp_path / "lab"), "--label-map", "none", "--no-progress", "--warmup", "0",
-                  "--report", str(report)]) == 0
+    assert (
+        infer(
+            [
+                "--model",
+                str(model),
+                "--images",
+                str(tmp_path / "img"),
+                "--labels",
+                str(tmp_path / "lab"),
+                "--label-map",
+                "none",
+                "--no-progress",
+                "--warmup",
+                "0",
+                "--report",
+                str(report),
+            ]
+        )
+        == 0
+    )
     rep = json.loads(report.read_text())
     assert rep["backend"] == "fake" and rep["miou"] == 1.0 and rep["frames"] == 3
     capsys.readouterr()
-    assert bench(["--model", str(model), "--images", str(tmp_path / "img"), "--labels",
-                  str(tmp_path / "lab"), "--label-map", "none", "--threads", "1", "--duration",
-                  "0", "--min-runs", "2", "--rounds", "1", "--warmup-ms", "0", "--e2e-frames",
-                  "0", "--rows", "fake_cpu", "--format", "json"]) == 0
+    assert (
+        bench(
+            [
+                "--model",
+                str(model),
+                "--images",
+                str(tmp_path / "img"),
+                "--labels",
+                str(tmp_path / "lab"),
+                "--label-map",
+                "none",
+                "--threads",
+                "1",
+                "--duration",
+                "0",
+                "--min-runs",
+                "2",
+                "--rounds",
+                "1",
+                "--warmup-ms",
+                "0",
+                "--e2e-frames",
+                "0",
+                "--rows",
+                "fake_cpu",
+                "--format",
+                "json",
+            ]
+        )
+        == 0
+    )
     out = json.loads(capsys.readouterr().out)
     [row] = [r for r in out["results"] if r["status"] == "ok"]
     assert row["row"] == "Fake CPU FP32" and row["miou"] == 1.0 and row["argmax_agreement"] == 1.0

@@ -3,6 +3,7 @@
 HTTP tests with http.client / urllib / raw sockets, and one real headless-browser test: Debian's
 Chromium driven through the DevTools protocol over a websocket (a minimal stdlib client below).
 """
+
 from __future__ import annotations
 
 import base64
@@ -64,8 +65,7 @@ class Stream:
         self.resp = self.conn.getresponse()
         self.status = self.resp.status
         if self.status == 200:
-            assert self.resp.getheader("Content-Type") == \
-                f"multipart/x-mixed-replace; boundary={BOUNDARY}"
+            assert self.resp.getheader("Content-Type") == f"multipart/x-mixed-replace; boundary={BOUNDARY}"
             assert self.resp.fp.readline() == f"--{BOUNDARY}\r\n".encode()
 
     def part(self) -> np.ndarray:
@@ -83,7 +83,7 @@ class Stream:
         return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
     def close(self) -> None:
-        self.resp.close()               # the response holds the socket open too
+        self.resp.close()  # the response holds the socket open too
         self.conn.close()
 
 
@@ -99,9 +99,12 @@ def stalled_viewer(view: LiveView) -> socket.socket:
 def blocked_in_sendall() -> bool:
     """Whether some viewer thread of the live view is blocked writing to its socket."""
     frames = sys._current_frames()
-    return any(t.name == "rdd-live-viewer" and t.ident in frames
-               and "sendall" in "".join(traceback.format_stack(frames[t.ident])[-2:])
-               for t in threading.enumerate())
+    return any(
+        t.name == "rdd-live-viewer"
+        and t.ident in frames
+        and "sendall" in "".join(traceback.format_stack(frames[t.ident])[-2:])
+        for t in threading.enumerate()
+    )
 
 
 def wait_until(cond, timeout: float = 10.0, what: str = "condition"):
@@ -120,22 +123,37 @@ def test_page_and_stats(live):
     page = body.decode()
     assert '<img id="stream" src="/stream.mjpg"' in page and "/stats.json" in page
     assert "waiting for the first frame" in page and "rdd-edge live" in page
-    assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)     # no external assets
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)  # no external assets
 
     status, headers, body = get(live, "/stats.json")
     assert (status, headers["x-frame"], json.loads(body)) == (200, "0", {})
-    assert get(live, "/snapshot.jpg")[0] == 503                         # no frame yet
+    assert get(live, "/snapshot.jpg")[0] == 503  # no frame yet
 
-    live.publish(solid((10, 20, 30)), {
-        "frames": np.int64(7), "fps": float("nan"), "dropped": 2, "miou": np.float32(0.5),
-        "latency_ms": {"p50": 3.5, "p99": float("inf")}, "stop_reason": None, "completed": False})
+    live.publish(
+        solid((10, 20, 30)),
+        {
+            "frames": np.int64(7),
+            "fps": float("nan"),
+            "dropped": 2,
+            "miou": np.float32(0.5),
+            "latency_ms": {"p50": 3.5, "p99": float("inf")},
+            "stop_reason": None,
+            "completed": False,
+        },
+    )
     status, headers, body = get(live, "/stats.json")
     assert status == 200 and headers["content-type"] == "application/json"
     assert headers["x-frame"] == "1"
     stats = json.loads(body, parse_constant=lambda c: pytest.fail(f"non-finite {c} in JSON"))
-    assert stats == {"frames": 7, "fps": None, "dropped": 2, "miou": 0.5,
-                     "latency_ms": {"p50": 3.5, "p99": None}, "stop_reason": None,
-                     "completed": False}
+    assert stats == {
+        "frames": 7,
+        "fps": None,
+        "dropped": 2,
+        "miou": 0.5,
+        "latency_ms": {"p50": 3.5, "p99": None},
+        "stop_reason": None,
+        "completed": False,
+    }
 
     status, headers, body = get(live, "/snapshot.jpg?x=1")
     assert status == 200 and headers["content-type"] == "image/jpeg"
@@ -144,19 +162,26 @@ def test_page_and_stats(live):
 
 
 def test_404_and_no_files(live):
-    for path in ("/nope", "/stream.mjpg/x", "/../../etc/passwd", "/rdd/runtime/live.py",
-                 "/index.html/..", "//etc/passwd"):
+    for path in (
+        "/nope",
+        "/stream.mjpg/x",
+        "/../../etc/passwd",
+        "/rdd/runtime/live.py",
+        "/index.html/..",
+        "//etc/passwd",
+    ):
         status, _, body = get(live, path)
         assert status == 404, path
         assert body == b"not found\n"
-    status, _, body = get(live, "/?file=/etc/passwd")                   # query string ignored
+    status, _, body = get(live, "/?file=/etc/passwd")  # query string ignored
     assert status == 200 and b"root:" not in body
 
 
 def test_mjpeg_parts_decode_to_published_frames(live):
     rng = np.random.default_rng(0)
-    first = cv2.resize(rng.integers(0, 256, (9, 12, 3), np.uint8), (W, H),
-                       interpolation=cv2.INTER_LINEAR)                  # smooth: JPEG-friendly
+    first = cv2.resize(
+        rng.integers(0, 256, (9, 12, 3), np.uint8), (W, H), interpolation=cv2.INTER_LINEAR
+    )  # smooth: JPEG-friendly
     live.publish(first, {"frames": 1})
     s = Stream(live)
     try:
@@ -175,12 +200,12 @@ def test_intermediate_frames_skipped_newest_delivered(live):
     s = Stream(live)
     try:
         assert s.part().mean() < 3
-        for i in range(1, 101):                                         # far faster than encoding
+        for i in range(1, 101):  # far faster than encoding
             live.publish(solid(2 * i + 40), {"frames": i})
         seen = [round((s.part().mean() - 40) / 2)]
         while seen[-1] != 100:
             seen.append(round((s.part().mean() - 40) / 2))
-        assert seen == sorted(seen) and len(seen) < 100                 # in order, skipping
+        assert seen == sorted(seen) and len(seen) < 100  # in order, skipping
     finally:
         s.close()
 
@@ -195,7 +220,7 @@ def test_several_viewers(live):
         colours = [(250, 0, 0), (0, 250, 0), (0, 0, 250)]
         for c in colours:
             live.publish(solid(c), {})
-            for v in viewers:                                           # each sees the new frame
+            for v in viewers:  # each sees the new frame
                 while np.abs(v.part().astype(int) - c).max() > 8:
                     pass
     finally:
@@ -211,7 +236,7 @@ def test_stalled_viewer_never_slows_publish():
         stalled = stalled_viewer(view)
         fast = Stream(view)
         try:
-            for i in range(30):         # fill the stalled viewer's socket buffers: its write blocks
+            for i in range(30):  # fill the stalled viewer's socket buffers: its write blocks
                 view.publish(noise[i % 4], {"frames": i})
                 time.sleep(0.01)
             wait_until(lambda: blocked_in_sendall(), what="a viewer thread blocked in sendall")
@@ -220,7 +245,7 @@ def test_stalled_viewer_never_slows_publish():
                 view.publish(noise[i % 4], {"frames": i, "fps": 30.0})
             elapsed = time.perf_counter() - t0
             assert elapsed < 0.5, f"200 publishes took {elapsed:.3f} s"
-            view.publish(solid((0, 255, 0)), {"frames": 200})           # the fast viewer gets it
+            view.publish(solid((0, 255, 0)), {"frames": 200})  # the fast viewer gets it
             deadline = time.monotonic() + 10
             while np.abs(fast.part().astype(int) - (0, 255, 0)).max() > 8:
                 assert time.monotonic() < deadline
@@ -230,7 +255,7 @@ def test_stalled_viewer_never_slows_publish():
         # leaving the block closes the view with the stalled write still pending
     assert time.perf_counter() - t0 < 3.0
     stalled.settimeout(5)
-    try:                                # the server shut the stalled connection down
+    try:  # the server shut the stalled connection down
         while stalled.recv(1 << 20):
             pass
     except ConnectionResetError:
@@ -245,15 +270,16 @@ def test_max_viewers_503():
         assert (a.status, b.status) == (200, 200)
         c = Stream(view)
         assert c.status == 503 and c.resp.read() == b"too many viewers\n"
-        assert get(view, "/stats.json")[0] == 200                       # others still served
+        assert get(view, "/stats.json")[0] == 200  # others still served
         a.close()
 
-        def reconnect():                # the freed slot is noticed at the next write to `a`
+        def reconnect():  # the freed slot is noticed at the next write to `a`
             view.publish(solid(2), {})
             d = Stream(view)
             if d.status == 200:
                 return d
             d.close()
+
         wait_until(reconnect, what="a freed viewer slot").close()
         b.close()
         c.close()
@@ -271,18 +297,18 @@ def test_close_ends_every_thread():
     for i in range(10):
         view.publish(np.random.default_rng(i).integers(0, 256, (H, W, 3), np.uint8), {})
     wait_until(lambda: view._viewers == 3, what="three streams")
-    assert len(set(threading.enumerate()) - before) >= 5                # server + 4 connections
+    assert len(set(threading.enumerate()) - before) >= 5  # server + 4 connections
     t0 = time.perf_counter()
     view.close()
     assert time.perf_counter() - t0 < 3.0
     assert set(threading.enumerate()) - before == set()
-    view.close()                                                        # idempotent
-    view.publish(solid(1), {})                                          # a no-op once closed
+    view.close()  # idempotent
+    view.publish(solid(1), {})  # a no-op once closed
     for sock in (s1, s2):
         sock.close()
     stalled.close()
     idle.close()
-    with pytest.raises(OSError):                                        # no longer listening
+    with pytest.raises(OSError):  # no longer listening
         socket.create_connection(("127.0.0.1", urlsplit(view.url).port), timeout=2)
 
 
@@ -324,15 +350,25 @@ def test_start_errors_are_one_line():
         with pytest.raises(ValueError):
             view.publish(np.zeros((0, 4, 3), np.uint8), {})
     with pytest.raises(RuntimeError):
-        LiveView(port=0).url                                            # not started
+        _ = LiveView(port=0).url  # not started
 
 
 # --- a real browser --------------------------------------------------------------------------
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--hide-scrollbars", "--mute-audio", "--window-size=1000,700",
-                  "--remote-debugging-port=0"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+    "--mute-audio",
+    "--window-size=1000,700",
+    "--remote-debugging-port=0",
+]
 
 
 class DevTools:
@@ -342,9 +378,13 @@ class DevTools:
         u = urlsplit(ws_url)
         self.sock = socket.create_connection((u.hostname, u.port), timeout=timeout)
         key = base64.b64encode(os.urandom(16)).decode()
-        self.sock.sendall((f"GET {u.path} HTTP/1.1\r\nHost: {u.netloc}\r\nUpgrade: websocket\r\n"
-                           f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                           "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+        self.sock.sendall(
+            (
+                f"GET {u.path} HTTP/1.1\r\nHost: {u.netloc}\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                "Sec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
         self.f = self.sock.makefile("rb")
         assert b" 101 " in self.f.readline()
         while self.f.readline() not in (b"\r\n", b""):
@@ -355,7 +395,7 @@ class DevTools:
         data, mask = text.encode(), os.urandom(4)
         n = len(data)
         size = bytes([0x80 | n]) if n < 126 else (bytes([0x80 | 126]) + struct.pack(">H", n))
-        masked = (np.frombuffer(data, np.uint8) ^ np.resize(np.frombuffer(mask, np.uint8), n))
+        masked = np.frombuffer(data, np.uint8) ^ np.resize(np.frombuffer(mask, np.uint8), n)
         self.sock.sendall(b"\x81" + size + mask + masked.tobytes())
 
     def _recv(self) -> dict:
@@ -365,7 +405,7 @@ class DevTools:
             n = b1 & 0x7F
             if n >= 126:
                 n = struct.unpack(">H" if n == 126 else ">Q", self.f.read(2 if n == 126 else 8))[0]
-            payload = self.f.read(n)                # frames from the server are not masked
+            payload = self.f.read(n)  # frames from the server are not masked
             if b0 & 0x0F == 0x8:
                 raise EOFError("DevTools closed the websocket")
             chunks.append(payload)
@@ -375,7 +415,7 @@ class DevTools:
     def call(self, method: str, **params):
         self.last_id += 1
         self._send(json.dumps({"id": self.last_id, "method": method, "params": params}))
-        while (msg := self._recv()).get("id") != self.last_id:        # skip events
+        while (msg := self._recv()).get("id") != self.last_id:  # skip events
             pass
         if "error" in msg:
             raise RuntimeError(f"{method}: {msg['error']}")
@@ -387,8 +427,7 @@ class DevTools:
 
     def screenshot(self) -> np.ndarray:
         png = base64.b64decode(self.call("Page.captureScreenshot", format="png")["data"])
-        return cv2.cvtColor(cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR),
-                            cv2.COLOR_BGR2RGB)
+        return cv2.cvtColor(cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
     def close(self) -> None:
         self.sock.close()
@@ -403,13 +442,20 @@ def browser(tmp_path: Path):
         pytest.fail(f"{CHROMIUM} not installed: .ci/run installs it (apt-get install chromium)")
     profile = tmp_path / "profile"
     log = open(tmp_path / "chromium.log", "wb")
-    proc = subprocess.Popen([exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"],
-                            stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+    proc = subprocess.Popen(
+        [exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"],
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=log,
+    )
     devtools = None
     try:
         port_file = profile / "DevToolsActivePort"
-        wait_until(lambda: port_file.exists() and port_file.read_text().strip() or proc.poll(),
-                   timeout=60, what="Chromium's DevTools port")
+        wait_until(
+            lambda: port_file.exists() and port_file.read_text().strip() or proc.poll(),
+            timeout=60,
+            what="Chromium's DevTools port",
+        )
         assert proc.poll() is None, (tmp_path / "chromium.log").read_text()[-2000:]
         port = int(port_file.read_text().split()[0])
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as r:
@@ -431,7 +477,7 @@ def browser(tmp_path: Path):
 def colour_fraction(shot: np.ndarray, rect: dict, rgb, tol: int = 40) -> float:
     """Share of the <img>'s on-screen area whose pixels are within ``tol`` of ``rgb``."""
     x, y = int(rect["x"]), int(rect["y"])
-    crop = shot[y:y + int(rect["height"]), x:x + int(rect["width"])].astype(int)
+    crop = shot[y : y + int(rect["height"]), x : x + int(rect["width"])].astype(int)
     assert crop.size, rect
     return float((np.abs(crop - rgb).max(axis=2) <= tol).mean())
 
@@ -445,10 +491,18 @@ def test_browser_shows_stream_and_live_figures(browser):
         while not stop.is_set():
             i += 1
             frame = solid((70, 70, 70))
-            frame[H // 10: H - H // 10, W // 10: W - W // 10] = colour[0]     # 64 % of the image
-            view.publish(frame, {"frames": i, "fps": 25.0 + i % 3, "dropped": i // 10,
-                                 "latency_ms": {"p50": 12.5, "p99": 30.0 + i % 5},
-                                 "miou": 0.5 + (i % 100) / 1000, "completed": False})
+            frame[H // 10 : H - H // 10, W // 10 : W - W // 10] = colour[0]  # 64 % of the image
+            view.publish(
+                frame,
+                {
+                    "frames": i,
+                    "fps": 25.0 + i % 3,
+                    "dropped": i // 10,
+                    "latency_ms": {"p50": 12.5, "p99": 30.0 + i % 5},
+                    "miou": 0.5 + (i % 100) / 1000,
+                    "completed": False,
+                },
+            )
             time.sleep(0.04)
 
     text = "document.getElementById('{}').textContent".format
@@ -461,12 +515,15 @@ def test_browser_shows_stream_and_live_figures(browser):
         pub = threading.Thread(target=publisher, args=(view,), daemon=True)
         pub.start()
         try:
-            wait_until(lambda: browser.eval("document.getElementById('stream').naturalWidth")
-                       == W, what="the first MJPEG frame in the <img>")
+            wait_until(
+                lambda: browser.eval("document.getElementById('stream').naturalWidth") == W,
+                what="the first MJPEG frame in the <img>",
+            )
             wait_until(lambda: browser.eval(text("status")) == "running", what="status running")
             assert browser.eval("document.getElementById('wait').hidden")
-            rect = browser.eval("JSON.parse(JSON.stringify("
-                                "document.getElementById('stream').getBoundingClientRect()))")
+            rect = browser.eval(
+                "JSON.parse(JSON.stringify(document.getElementById('stream').getBoundingClientRect()))"
+            )
             assert (rect["width"], rect["height"]) == (W, H)
             # (a) the overlay is on screen
             assert colour_fraction(browser.screenshot(), rect, magenta) > 0.5
@@ -480,8 +537,10 @@ def test_browser_shows_stream_and_live_figures(browser):
             assert re.fullmatch(r"2[5-7]\.0", browser.eval(text("fps")))
             # the picture is live too: a new overlay colour reaches the screen
             colour[0] = green
-            wait_until(lambda: colour_fraction(browser.screenshot(), rect, green) > 0.5,
-                       what="the green overlay on screen")
+            wait_until(
+                lambda: colour_fraction(browser.screenshot(), rect, green) > 0.5,
+                what="the green overlay on screen",
+            )
         finally:
             stop.set()
             pub.join()
@@ -502,9 +561,26 @@ def test_rdd_infer_serve_publishes_the_run(tmp_path):
     for i in range(40):
         w.write(np.full((180, 240, 3), (i * 5) % 255, np.uint8))
     w.release()
-    proc = subprocess.Popen([sys.executable, "-m", "rdd.runtime", "--model", str(model), "--video",
-                             str(clip), "--realtime", "--fps", "10", "--serve", "127.0.0.1:0",
-                             "--no-progress"], cwd=repo, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "rdd.runtime",
+            "--model",
+            str(model),
+            "--video",
+            str(clip),
+            "--realtime",
+            "--fps",
+            "10",
+            "--serve",
+            "127.0.0.1:0",
+            "--no-progress",
+        ],
+        cwd=repo,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = proc.stderr.readline()
         assert line.startswith("live view: http://127.0.0.1:"), line

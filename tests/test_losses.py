@@ -1,4 +1,5 @@
 """RDD maps, re-weighted task losses and KD losses: golden values on hand-computed tensors."""
+
 from __future__ import annotations
 
 import math
@@ -9,8 +10,18 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rdd.losses import (AttentionTransfer, ChannelWiseDistillation, ce_loss, hard_pixel_mask,
-                        pixel_kd, rdd_stats, tfe_task_loss, tfe_weights, tse_mask, tse_task_loss)
+from rdd.losses import (
+    AttentionTransfer,
+    ChannelWiseDistillation,
+    ce_loss,
+    hard_pixel_mask,
+    pixel_kd,
+    rdd_stats,
+    tfe_task_loss,
+    tfe_weights,
+    tse_mask,
+    tse_task_loss,
+)
 
 LN2, LN3 = math.log(2.0), math.log(3.0)
 # KL([3/4, 1/4] ‖ [1/2, 1/2]) = 3/4·ln(3/2) + 1/4·ln(1/2) ≈ 0.130812
@@ -48,7 +59,7 @@ def test_tfe_weights_golden():
 
 def test_tfe_weights_resizes_aux_to_main_and_detaches():
     main = torch.randn(2, 3, 4, 6, requires_grad=True)
-    aux_small = torch.zeros(2, 3, 2, 3, requires_grad=True)   # constant logits → uniform p
+    aux_small = torch.zeros(2, 3, 2, 3, requires_grad=True)  # constant logits → uniform p
     w = tfe_weights(main, aux_small)
     assert w.shape == (2, 4, 6) and not w.requires_grad
     # uniform aux: KL(u ‖ p_main) = -ln K - mean_c log p_main,c
@@ -109,9 +120,9 @@ def test_tfe_task_loss_unit_weights_equal_ce_and_grads_student_only():
 
 def test_tfe_task_loss_resolution_mismatch():
     # student logits 1×1 constant, labels 2×2: resized logits are the same constant everywhere
-    s = torch.tensor([0.0, LN3]).reshape(1, 2, 1, 1)          # p = [1/4, 3/4]
+    s = torch.tensor([0.0, LN3]).reshape(1, 2, 1, 1)  # p = [1/4, 3/4]
     y = torch.tensor([[[0, 1], [1, 255]]])
-    w_small = torch.full((1, 1, 1), 0.5)                       # weights 1×1 → 2×2, all 0.5
+    w_small = torch.full((1, 1, 1), 0.5)  # weights 1×1 → 2×2, all 0.5
     # valid: 0.5·(ln4 + ln(4/3) + ln(4/3)) / 3
     exp = 0.5 * (math.log(4) + 2 * math.log(4 / 3)) / 3
     assert tfe_task_loss(s, y, w_small).item() == pytest.approx(exp, rel=1e-6)
@@ -132,10 +143,10 @@ def test_hard_pixel_mask_threshold_and_min_kept_raises_tau():
     logits = px([math.log(9), 0], [0, 0], [0, LN3], [0, 0])
     y = lab(0, 0, 1, 255)
     m = lambda mk: hard_pixel_mask(logits, y, 0.7, mk)[0, 0].tolist()  # noqa: E731
-    assert m(0.0) == [False, True, False, False]   # q ≤ 0.7: only 0.5
-    assert m(0.3) == [False, True, False, False]   # k = ceil(0.9) = 1 ≤ 1 hard: τ unchanged
-    assert m(0.5) == [False, True, True, False]    # k = ceil(1.5) = 2 → τ = 2nd smallest q = 0.75
-    assert m(1.0) == [True, True, True, False]     # k = 3 → τ = 0.9; ignored pixel never hard
+    assert m(0.0) == [False, True, False, False]  # q ≤ 0.7: only 0.5
+    assert m(0.3) == [False, True, False, False]  # k = ceil(0.9) = 1 ≤ 1 hard: τ unchanged
+    assert m(0.5) == [False, True, True, False]  # k = ceil(1.5) = 2 → τ = 2nd smallest q = 0.75
+    assert m(1.0) == [True, True, True, False]  # k = 3 → τ = 0.9; ignored pixel never hard
     assert hard_pixel_mask(logits, y, threshold=0.95)[0, 0].tolist() == [True, True, True, False]
     with pytest.raises(ValueError, match="min_kept"):
         hard_pixel_mask(logits, y, 0.7, 2.0)
@@ -153,7 +164,7 @@ def test_hard_pixel_mask_per_batch_vs_per_image():
 
 
 def test_hard_pixel_mask_resizes_logits_to_target():
-    logits = q_logits(0.5).reshape(1, 2, 1, 1)          # 1×1 → every pixel of a 3×4 label
+    logits = q_logits(0.5).reshape(1, 2, 1, 1)  # 1×1 → every pixel of a 3×4 label
     y = torch.zeros(1, 3, 4, dtype=torch.long)
     y[0, 0, 0] = 255
     m = hard_pixel_mask(logits, y)
@@ -172,11 +183,11 @@ def test_hard_pixel_mask_property_min_kept(seed, thr, min_kept):
     assert not bool((m & ~valid).any())
     assert int(m.sum()) >= math.ceil(min_kept * int(valid.sum()))
     q = F.softmax(logits, 1).gather(1, y.clamp(max=2).unsqueeze(1)).squeeze(1)
-    assert bool(m[valid & (q <= thr)].all())     # raising τ only ever adds pixels
+    assert bool(m[valid & (q <= thr)].all())  # raising τ only ever adds pixels
 
 
 # --------------------------------------------------------------------------- TSE mask + loss
-HARD, EASY = [0.0, 2.0], [3.0, 0.0]   # with GT 0: q ≈ 0.12 (hard), q ≈ 0.95 (easy)
+HARD, EASY = [0.0, 2.0], [3.0, 0.0]  # with GT 0: q ≈ 0.12 (hard), q ≈ 0.95 (easy)
 
 
 def test_tse_mask_truth_tables():
@@ -184,8 +195,12 @@ def test_tse_mask_truth_tables():
     s = px(EASY, EASY, HARD, HARD, HARD)
     t = px(EASY, HARD, EASY, HARD, HARD)
     y = lab(0, 0, 0, 0, 255)
-    table = {"xor": [False, True, True, False, False], "or": [False, True, True, True, False],
-             "and": [False, False, False, True, False], "student": [False, False, True, True, False]}
+    table = {
+        "xor": [False, True, True, False, False],
+        "or": [False, True, True, True, False],
+        "and": [False, False, False, True, False],
+        "student": [False, False, True, True, False],
+    }
     for mode, exp in table.items():
         assert tse_mask(s, t, y, mode=mode)[0, 0].tolist() == exp, mode
     with pytest.raises(ValueError, match="mode"):
@@ -196,7 +211,7 @@ def test_tse_mask_teacher_at_other_resolution():
     s = torch.tensor(HARD).reshape(1, 2, 1, 1).expand(1, 2, 4, 4).contiguous()
     t = torch.tensor(EASY).reshape(1, 2, 1, 1).expand(1, 2, 2, 2).contiguous()
     y = torch.zeros(1, 4, 4, dtype=torch.long)
-    assert tse_mask(s, t, y).all()           # student hard, teacher easy everywhere → XOR all
+    assert tse_mask(s, t, y).all()  # student hard, teacher easy everywhere → XOR all
 
 
 def test_tse_task_loss_golden_and_aux():
@@ -269,7 +284,7 @@ def test_pixel_kd_golden_and_temperature():
 
 def test_pixel_kd_teacher_resized_to_student():
     s = torch.zeros(1, 2, 4, 6)
-    t = torch.tensor([LN3, 0.0]).reshape(1, 2, 1, 1)    # constant → every student pixel
+    t = torch.tensor([LN3, 0.0]).reshape(1, 2, 1, 1)  # constant → every student pixel
     assert pixel_kd(s, t).item() == pytest.approx(KL_34_HALF, rel=1e-6)
     assert pixel_kd(s, s).item() == 0.0
     with pytest.raises(ValueError, match="channel"):
@@ -318,11 +333,11 @@ def test_weighted_ce_golden_weight_avg_factor_and_loss_weight():
     s = px([LN3, 0], [LN3, 0], [LN3, 0], [LN3, 0])
     y = lab(0, 1, 0, 255)
     ce = [math.log(4 / 3), math.log(4), math.log(4 / 3)]
-    assert weighted_ce(s, y).item() == pytest.approx(sum(ce) / 3, rel=1e-6)   # D = labelled
-    w = torch.tensor([[[1.0, 0.5, 0.0, 9.0]]])                                # ignored: no effect
+    assert weighted_ce(s, y).item() == pytest.approx(sum(ce) / 3, rel=1e-6)  # D = labelled
+    w = torch.tensor([[[1.0, 0.5, 0.0, 9.0]]])  # ignored: no effect
     got = weighted_ce(s, y, w, avg_factor=2.0, loss_weight=3.0).item()
     assert got == pytest.approx(3.0 * (ce[0] + 0.5 * ce[1]) / 2.0, rel=1e-6)
-    assert weighted_ce(s, torch.full_like(y, 255)).item() == 0.0              # not NaN
+    assert weighted_ce(s, torch.full_like(y, 255)).item() == 0.0  # not NaN
 
 
 def test_task_losses_are_the_weighted_ce_of_their_weight_producers():
@@ -338,8 +353,9 @@ def test_task_losses_are_the_weighted_ce_of_their_weight_producers():
     assert torch.equal(ce_loss(s, y), weighted_ce(s, y))
     w = tfe_weights(t, a)
     assert torch.equal(tfe_task_loss(s, y, w), weighted_ce(s, y, w, avg_factor=n_valid))
-    assert torch.equal(tfe_task_loss(s, y, w, reduction="all"),
-                       weighted_ce(s, y, w, avg_factor=float(y.numel())))
+    assert torch.equal(
+        tfe_task_loss(s, y, w, reduction="all"), weighted_ce(s, y, w, avg_factor=float(y.numel()))
+    )
     m = tse_mask(s, t, y, 0.7, 0.2)
     sel = (m & (y != 255)).float()
     assert torch.equal(tse_task_loss(s, y, m), weighted_ce(s, y, sel, avg_factor=sel.sum()))
@@ -351,8 +367,12 @@ def test_combine_hard_masks_is_the_tse_combination_for_tensors_and_arrays():
     from rdd.losses import combine_hard_masks
 
     sh, th = [False, True, False, True], [False, False, True, True]
-    expect = {"xor": [False, True, True, False], "or": [False, True, True, True],
-              "and": [False, False, False, True], "student": sh}
+    expect = {
+        "xor": [False, True, True, False],
+        "or": [False, True, True, True],
+        "and": [False, False, False, True],
+        "student": sh,
+    }
     for mode, e in expect.items():
         assert combine_hard_masks(torch.tensor(sh), torch.tensor(th), mode).tolist() == e
         assert combine_hard_masks(np.array(sh), np.array(th), mode).tolist() == e
@@ -364,7 +384,7 @@ def test_extra_kd_table_is_the_configurations_choices():
     from rdd.engine.config import EXTRA_KD_TYPES
     from rdd.losses import EXTRA_KD
 
-    assert tuple(EXTRA_KD) == EXTRA_KD_TYPES          # the torch-free choices name these modules
+    assert tuple(EXTRA_KD) == EXTRA_KD_TYPES  # the torch-free choices name these modules
     assert EXTRA_KD["cwd"] is ChannelWiseDistillation and EXTRA_KD["at"] is AttentionTransfer
 
 
@@ -376,9 +396,15 @@ def test_rdd_stats():
     th = torch.tensor([[[True, True, False, False]]])
     st_ = torch.tensor([[[False, False, False, False]]])
     r = rdd_stats(target=y, weights=w, mask=mask, teacher_hard=th, student_hard=st_)
-    assert r == pytest.approx({"tfe_weight_mean": 0.5, "tfe_weight_min": 0.0,
-                               "tse_selected_frac": 1 / 3, "teacher_hard_frac": 2 / 3,
-                               "student_hard_frac": 0.0})
+    assert r == pytest.approx(
+        {
+            "tfe_weight_mean": 0.5,
+            "tfe_weight_min": 0.0,
+            "tse_selected_frac": 1 / 3,
+            "teacher_hard_frac": 2 / 3,
+            "student_hard_frac": 0.0,
+        }
+    )
     assert rdd_stats(weights=w) == pytest.approx({"tfe_weight_mean": 0.425, "tfe_weight_min": 0.0})
 
 
@@ -430,10 +456,11 @@ def test_cuda_matches_cpu():
     a = torch.randn(2, 3, 4, 4)
     y = torch.randint(0, 3, (2, 8, 8))
     y[0, 0] = 255
-    for fn in (lambda s, t, a, y: tfe_task_loss(s, y, tfe_weights(t, a)),
-               lambda s, t, a, y: tse_task_loss(s, y, tse_mask(s, t, y, min_kept=0.3)),
-               lambda s, t, a, y: pixel_kd(s, t, 2.0) + ChannelWiseDistillation()(s, t)
-               + AttentionTransfer()(s, a)):
+    for fn in (
+        lambda s, t, a, y: tfe_task_loss(s, y, tfe_weights(t, a)),
+        lambda s, t, a, y: tse_task_loss(s, y, tse_mask(s, t, y, min_kept=0.3)),
+        lambda s, t, a, y: pixel_kd(s, t, 2.0) + ChannelWiseDistillation()(s, t) + AttentionTransfer()(s, a),
+    ):
         cpu = fn(s, t, a, y)
         gpu = fn(s.cuda(), t.cuda(), a.cuda(), y.cuda())
         torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-4, atol=1e-5)

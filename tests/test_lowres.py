@@ -1,5 +1,6 @@
 """rdd.runtime.backends.lowres: labels identical to ONNX Runtime's own ``Resize`` (linear, half_pixel,
 ``sizes``) followed by ``argmax`` — on random, tied and real (committed student, CamVid) logits."""
+
 from __future__ import annotations
 
 import json
@@ -34,12 +35,20 @@ def ort_resize(x: np.ndarray, size) -> np.ndarray:
     key = (x.shape, tuple(size))
     if key not in _SESSIONS:
         n, k = x.shape[:2]
-        node = helper.make_node("Resize", ["x", "", "", "sizes"], ["y"], mode="linear",
-                                coordinate_transformation_mode="half_pixel")
+        node = helper.make_node(
+            "Resize",
+            ["x", "", "", "sizes"],
+            ["y"],
+            mode="linear",
+            coordinate_transformation_mode="half_pixel",
+        )
         graph = helper.make_graph(
-            [node], "resize", [helper.make_tensor_value_info("x", TensorProto.FLOAT, x.shape)],
+            [node],
+            "resize",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, x.shape)],
             [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
-            initializer=[helper.make_tensor("sizes", TensorProto.INT64, [4], [n, k, *size])])
+            initializer=[helper.make_tensor("sizes", TensorProto.INT64, [4], [n, k, *size])],
+        )
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
         _SESSIONS[key] = _session(model.SerializeToString())
     return _SESSIONS[key].run(None, {"x": np.ascontiguousarray(x, np.float32)})[0]
@@ -62,24 +71,23 @@ def distinct_logits(rng, shape, smooth: bool = True) -> np.ndarray:
 
 
 CASES = [  # (in_hw, out_hw, K, N)
-    ((45, 60), (360, 480), 11, 1),     # the student: stride 8, integer scale
-    ((23, 30), (360, 480), 11, 1),     # non-integer scales
-    ((23, 31), (181, 241), 19, 3),     # odd sizes, batched
+    ((45, 60), (360, 480), 11, 1),  # the student: stride 8, integer scale
+    ((23, 30), (360, 480), 11, 1),  # non-integer scales
+    ((23, 31), (181, 241), 19, 3),  # odd sizes, batched
     ((7, 5), (53, 37), 2, 3),
     ((7, 5), (53, 37), 150, 1),
-    ((12, 16), (12, 16), 11, 2),       # scale 1
-    ((12, 16), (36, 16), 5, 1),        # scale 3 × 1
-    ((1, 4), (5, 9), 3, 2),            # one source row: everything clamped
+    ((12, 16), (12, 16), 11, 2),  # scale 1
+    ((12, 16), (36, 16), 5, 1),  # scale 3 × 1
+    ((1, 4), (5, 9), 3, 2),  # one source row: everything clamped
     ((3, 1), (8, 2), 4, 1),
-    ((20, 30), (9, 13), 7, 1),         # downsampling (no antialias) works as well
+    ((20, 30), (9, 13), 7, 1),  # downsampling (no antialias) works as well
 ]
 
 
 @pytest.mark.parametrize("in_hw,out_hw,k,n", CASES)
 @pytest.mark.parametrize("smooth", [True, False])
 def test_labels_match_ort_resize_argmax(in_hw, out_hw, k, n, smooth):
-    x = distinct_logits(np.random.default_rng(hash((in_hw, out_hw, k)) % 2**32),
-                        (n, k, *in_hw), smooth)
+    x = distinct_logits(np.random.default_rng(hash((in_hw, out_hw, k)) % 2**32), (n, k, *in_hw), smooth)
     up = LabelUpsampler(in_hw, out_hw)
     got = up(x)
     assert got.shape == (n, *out_hw) and got.dtype == np.uint8
@@ -165,14 +173,14 @@ def test_upsample_argmax_caches_per_shape():
     np.testing.assert_array_equal(first, reference(x, (360, 480)))
     np.testing.assert_array_equal(upsample_argmax(x[:1], [360, 480]), first[:1])
     from rdd.runtime.backends import lowres
+
     info = lowres._cached.cache_info()
     assert info.hits >= 1 and info.currsize <= info.maxsize == 8
 
 
 def test_threads_share_one_upsampler():
     up = LabelUpsampler((23, 31), (181, 241))
-    xs = [distinct_logits(np.random.default_rng(10 + i), (1 + i % 3, 11, 23, 31))
-          for i in range(6)]
+    xs = [distinct_logits(np.random.default_rng(10 + i), (1 + i % 3, 11, 23, 31)) for i in range(6)]
     refs = [up(x) for x in xs]
     bad = []
 
@@ -189,9 +197,14 @@ def test_threads_share_one_upsampler():
     assert not bad
 
 
-@pytest.mark.parametrize("bad", [np.zeros((1, 11, 45, 61), np.float32),
-                                 np.zeros((11, 45, 60), np.float32),
-                                 np.zeros((1, 11, 45, 60), np.int32)])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        np.zeros((1, 11, 45, 61), np.float32),
+        np.zeros((11, 45, 60), np.float32),
+        np.zeros((1, 11, 45, 60), np.int32),
+    ],
+)
 def test_rejects_bad_logits(bad):
     with pytest.raises(InputError):
         LabelUpsampler((45, 60), (360, 480))(bad)
@@ -210,9 +223,16 @@ def test_property_random_shapes_and_values():
     st = hypothesis.strategies
 
     @hypothesis.settings(max_examples=60, deadline=None, derandomize=True)
-    @hypothesis.given(h=st.integers(1, 9), w=st.integers(1, 9), sh=st.integers(1, 40),
-                      sw=st.integers(1, 40), k=st.integers(1, 7), n=st.integers(1, 2),
-                      seed=st.integers(0, 2**31), levels=st.sampled_from([3, 17, 0]))
+    @hypothesis.given(
+        h=st.integers(1, 9),
+        w=st.integers(1, 9),
+        sh=st.integers(1, 40),
+        sw=st.integers(1, 40),
+        k=st.integers(1, 7),
+        n=st.integers(1, 2),
+        seed=st.integers(0, 2**31),
+        levels=st.sampled_from([3, 17, 0]),
+    )
     def check(h, w, sh, sw, k, n, seed, levels):
         rng = np.random.default_rng(seed)
         x = rng.normal(0, 3, (n, k, h, w)).astype(np.float32)
@@ -231,8 +251,7 @@ def _cut_before_last_resize(path: Path):
     assert resize.output[0] == model.graph.output[0].name
     from onnx import utils
 
-    low = utils.Extractor(model).extract_model([i.name for i in model.graph.input],
-                                               [resize.input[0]])
+    low = utils.Extractor(model).extract_model([i.name for i in model.graph.input], [resize.input[0]])
     return low.SerializeToString(), resize
 
 
@@ -253,14 +272,15 @@ def test_real_student_logits_on_camvid_frames():
     for f in frames:
         rgb = cv2.cvtColor(cv2.imread(str(f)), cv2.COLOR_BGR2RGB)
         image = ((rgb.astype(np.float32) - mean) / std).transpose(2, 0, 1)[None].copy()
-        low = cut.run(None, {"image": image})[0]                   # 1×11×45×60
+        low = cut.run(None, {"image": image})[0]  # 1×11×45×60
         want = full.run(None, {"image": image})[0].argmax(axis=1)  # in-graph Resize + argmax
         assert low.shape == (1, 11, 45, 60) and want.shape == (1, 360, 480)
         up = LabelUpsampler(low.shape[2:], want.shape[1:])
         np.testing.assert_array_equal(up(low), want)
         np.testing.assert_array_equal(up(low), reference(low, want.shape[1:]))
-        np.testing.assert_array_equal(upsample_argmax(low.astype(np.float16), (360, 480)),
-                                      reference(low.astype(np.float16).astype(np.float32),
-                                                (360, 480)))
+        np.testing.assert_array_equal(
+            upsample_argmax(low.astype(np.float16), (360, 480)),
+            reference(low.astype(np.float16).astype(np.float32), (360, 480)),
+        )
         bands.append(up.band(low).mean())
     assert 0.05 < np.mean(bands) < 0.5  # the boundary band: ~20 % on CamVid

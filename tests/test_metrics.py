@@ -1,4 +1,5 @@
 """ConfusionMatrix: golden values, numpy/torch agreement, merging, ignore, validation, properties."""
+
 from __future__ import annotations
 
 import math
@@ -21,9 +22,13 @@ from rdd.metrics import ConfusionMatrix
 TARGET = np.array([[0, 0, 1], [1, 2, 255]], dtype=np.uint8)
 PRED = np.array([[0, 1, 1], [2, 2, 0]], dtype=np.int64)
 #            pred:  0  1  2          rows = ground truth
-MATRIX = np.array([[1, 1, 0],   # gt 0
-                   [0, 1, 1],   # gt 1
-                   [0, 0, 1]])  # gt 2
+MATRIX = np.array(
+    [
+        [1, 1, 0],  # gt 0
+        [0, 1, 1],  # gt 1
+        [0, 0, 1],
+    ]
+)  # gt 2
 # TP = [1, 1, 1]; GT totals = [2, 2, 1]; pred totals = [1, 2, 2]
 # IoU = TP / (GT + pred - TP) = [1/2, 1/3, 1/2]        -> mIoU = 4/9
 # pixel acc = 3/5; per-class acc = TP / GT = [1/2, 1/2, 1] -> mean acc = 2/3
@@ -125,16 +130,19 @@ def test_all_reduce_single_process_group(tmp_path):
         dist.destroy_process_group()
 
 
-@pytest.mark.parametrize("pred,target,match", [
-    (np.zeros((2, 3), int), np.zeros((3, 2), int), "shape"),
-    (np.zeros((2, 3), float), np.zeros((2, 3), int), "integer"),
-    (np.zeros((2, 3), int), np.full((2, 3), 7), "target holds ids"),
-    (np.full((2, 3), 3), np.zeros((2, 3), int), "pred holds ids"),
-    (np.full((2, 3), -1), np.zeros((2, 3), int), "pred holds ids"),
-    (torch.zeros(2, 3, dtype=torch.long), np.zeros((2, 3), int), "both"),
-    (torch.zeros(2, 3), torch.zeros(2, 3, dtype=torch.long), "integer"),
-    (torch.zeros(2, 3, dtype=torch.long), torch.full((2, 3), 5), "target holds ids"),
-])
+@pytest.mark.parametrize(
+    "pred,target,match",
+    [
+        (np.zeros((2, 3), int), np.zeros((3, 2), int), "shape"),
+        (np.zeros((2, 3), float), np.zeros((2, 3), int), "integer"),
+        (np.zeros((2, 3), int), np.full((2, 3), 7), "target holds ids"),
+        (np.full((2, 3), 3), np.zeros((2, 3), int), "pred holds ids"),
+        (np.full((2, 3), -1), np.zeros((2, 3), int), "pred holds ids"),
+        (torch.zeros(2, 3, dtype=torch.long), np.zeros((2, 3), int), "both"),
+        (torch.zeros(2, 3), torch.zeros(2, 3, dtype=torch.long), "integer"),
+        (torch.zeros(2, 3, dtype=torch.long), torch.full((2, 3), 5), "target holds ids"),
+    ],
+)
 def test_validation_errors(pred, target, match):
     with pytest.raises(ValueError, match=match):
         ConfusionMatrix(3).update(pred, target)
@@ -148,15 +156,18 @@ def test_constructor_validation():
 
 
 def test_imports_without_torch():
-    code = ("import sys; sys.modules['torch'] = None\n"  # any `import torch` now raises
-            "import numpy as np\nfrom rdd.metrics import ConfusionMatrix\n"
-            "cm = ConfusionMatrix(2); cm.update(np.array([0, 1]), np.array([0, 1])); cm.all_reduce()\n"
-            "assert cm.compute()['miou'] == 1.0\n")
+    code = (
+        "import sys; sys.modules['torch'] = None\n"  # any `import torch` now raises
+        "import numpy as np\nfrom rdd.metrics import ConfusionMatrix\n"
+        "cm = ConfusionMatrix(2); cm.update(np.array([0, 1]), np.array([0, 1])); cm.all_reduce()\n"
+        "assert cm.compute()['miou'] == 1.0\n"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-labels = arrays(np.int64, st.tuples(st.integers(1, 3), st.integers(1, 6), st.integers(1, 6)),
-                elements=st.integers(0, 3))
+labels = arrays(
+    np.int64, st.tuples(st.integers(1, 3), st.integers(1, 6), st.integers(1, 6)), elements=st.integers(0, 3)
+)
 
 
 @settings(max_examples=40, deadline=None)

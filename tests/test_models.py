@@ -1,5 +1,6 @@
 """Tests for rdd.models: one shared test class per registered model (smp style), backbones,
 heads' math, registry and profiling helpers. Tiny widths and images keep it CPU-cheap."""
+
 from __future__ import annotations
 
 import io
@@ -14,16 +15,30 @@ from hypothesis import strategies as st
 from torch import nn
 
 from rdd.artifacts import load_artifact, save_artifact
-from rdd.models import (LRASPPHead, SegmentationModel, adaptive_avg_pool2d_exportable, aspp_rates,
-                        count_flops, count_params, create_model, export_wrapper, get_model_builder,
-                        list_models, load_backbone_weights, make_divisible, mobilenetv2,
-                        register_model, resnet)
+from rdd.models import (
+    LRASPPHead,
+    SegmentationModel,
+    adaptive_avg_pool2d_exportable,
+    aspp_rates,
+    count_flops,
+    count_params,
+    create_model,
+    export_wrapper,
+    get_model_builder,
+    list_models,
+    load_backbone_weights,
+    make_divisible,
+    mobilenetv2,
+    register_model,
+    resnet,
+)
 from rdd.spec import ClassInfo, Normalization
 
-EXPECTED_MODELS = {f"{h}_resnet{d}" for h in ("deeplabv3", "deeplabv3plus", "pspnet")
-                   for d in (18, 34, 50, 101)}
+EXPECTED_MODELS = {
+    f"{h}_resnet{d}" for h in ("deeplabv3", "deeplabv3plus", "pspnet") for d in (18, 34, 50, 101)
+}
 EXPECTED_MODELS |= {"deeplabv3_mobilenetv2", "lraspp_mobilenetv2"}
-SIZES = [(64, 64), (90, 120)]   # the second is not a multiple of 32
+SIZES = [(64, 64), (90, 120)]  # the second is not a multiple of 32
 
 
 def _randomise_bn(model: nn.Module, seed: int = 0, logit_scale: float = 5.0) -> None:
@@ -45,7 +60,7 @@ def _randomise_bn(model: nn.Module, seed: int = 0, logit_scale: float = 5.0) -> 
         with torch.no_grad():
             peak = model.eval()(torch.randn(1, 3, 64, 64, generator=g))["out"].abs().max()
             for head in (model.head, model.aux_head):
-                for m in (head.modules() if head is not None else ()):
+                for m in head.modules() if head is not None else ():
                     if isinstance(m, nn.Conv2d) and m.out_channels == model.num_classes:
                         m.weight.mul_(logit_scale / peak)
                         if m.bias is not None:
@@ -115,8 +130,13 @@ class _ModelTest:
         model = self.build()
         _randomise_bn(model)
         model.eval()
-        save_artifact(tmp_path / "model.pt", model, classes=ClassInfo(tuple("abcde")),
-                      normalization=Normalization(), input_size=(64, 64))
+        save_artifact(
+            tmp_path / "model.pt",
+            model,
+            classes=ClassInfo(tuple("abcde")),
+            normalization=Normalization(),
+            input_size=(64, 64),
+        )
         loaded, meta = load_artifact(tmp_path / "model.pt")
         assert not loaded.training and meta["model"] == self.name
         x = torch.randn(1, 3, 70, 50)
@@ -133,20 +153,28 @@ class _ModelTest:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(
-                wrapper, (torch.randn(1, 3, 64, 64),), buf, dynamo=False, opset_version=17,
-                input_names=["image"], output_names=["logits"],
-                dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
-                              "logits": {0: "batch", 2: "height", 3: "width"}})
+                wrapper,
+                (torch.randn(1, 3, 64, 64),),
+                buf,
+                dynamo=False,
+                opset_version=17,
+                input_names=["image"],
+                output_names=["logits"],
+                dynamic_axes={
+                    "image": {0: "batch", 2: "height", 3: "width"},
+                    "logits": {0: "batch", 2: "height", 3: "width"},
+                },
+            )
         so = ort.SessionOptions()
         so.intra_op_num_threads = 1
         sess = ort.InferenceSession(buf.getvalue(), so, providers=["CPUExecutionProvider"])
-        for shape in [(1, 3, 64, 64), (2, 3, 90, 120)]:   # export size and a different one
+        for shape in [(1, 3, 64, 64), (2, 3, 90, 120)]:  # export size and a different one
             x = torch.randn(*shape)
             with torch.no_grad():
                 ref = wrapper(x).numpy()
             got = sess.run(["logits"], {"image": x.numpy()})[0]
             assert got.shape == (shape[0], self.num_classes, *shape[2:])
-            assert np.abs(ref).max() < 50   # parity at a meaningful logit scale
+            assert np.abs(ref).max() < 50  # parity at a meaningful logit scale
             assert np.abs(got - ref).max() <= 1e-4
 
 
@@ -188,9 +216,9 @@ class TestDeepLabV3PlusResNet18(_ModelTest):
             low = stages["low"].clone()
             low[..., 8, 12] += 3.0
             _, moved = model.head({**stages, "low": low})
-        diff = (moved - logits).abs().amax(dim=1)[0]                       # 16×24
+        diff = (moved - logits).abs().amax(dim=1)[0]  # 16×24
         assert diff[8, 12] > 1e-3
-        assert diff[0, 0] == 0 and diff[15, 23] == 0    # beyond the two 3×3 convs' reach
+        assert diff[0, 0] == 0 and diff[15, 23] == 0  # beyond the two 3×3 convs' reach
 
 
 @pytest.mark.slow
@@ -262,12 +290,26 @@ def test_every_registered_model_has_a_test_class():
 #   resnet50: 6 + 16·18 + 4·6 = 318     resnet101: 6 + 33·18 + 4·6 = 624
 #   mobilenetv2 features.0-17: 6 + 12 (t=1 block: 2 convs + 2 BNs) + 16·18 = 306
 BACKBONE_KEYS = {
-    18: (120, {"conv1.weight": (64, 3, 7, 7), "bn1.num_batches_tracked": (),
-               "layer1.0.conv1.weight": (64, 64, 3, 3), "layer2.0.downsample.0.weight": (128, 64, 1, 1),
-               "layer2.0.downsample.1.running_var": (128,), "layer4.1.bn2.bias": (512,)}),
+    18: (
+        120,
+        {
+            "conv1.weight": (64, 3, 7, 7),
+            "bn1.num_batches_tracked": (),
+            "layer1.0.conv1.weight": (64, 64, 3, 3),
+            "layer2.0.downsample.0.weight": (128, 64, 1, 1),
+            "layer2.0.downsample.1.running_var": (128,),
+            "layer4.1.bn2.bias": (512,),
+        },
+    ),
     34: (216, {"layer3.5.conv2.weight": (256, 256, 3, 3), "layer4.2.bn2.running_mean": (512,)}),
-    50: (318, {"layer1.0.downsample.0.weight": (256, 64, 1, 1),
-               "layer4.2.conv3.weight": (2048, 512, 1, 1), "layer3.5.bn3.running_mean": (1024,)}),
+    50: (
+        318,
+        {
+            "layer1.0.downsample.0.weight": (256, 64, 1, 1),
+            "layer4.2.conv3.weight": (2048, 512, 1, 1),
+            "layer3.5.bn3.running_mean": (1024,),
+        },
+    ),
     101: (624, {"layer3.22.conv2.weight": (256, 256, 3, 3), "layer4.0.downsample.1.weight": (2048,)}),
 }
 
@@ -286,11 +328,17 @@ def test_resnet_state_dict_matches_torchvision_names(depth):
 def test_mobilenetv2_state_dict_matches_torchvision_names():
     sd = mobilenetv2().state_dict()
     assert len(sd) == 306
-    expected = {"features.0.0.weight": (32, 3, 3, 3), "features.0.1.running_mean": (32,),
-                "features.1.conv.0.0.weight": (32, 1, 3, 3), "features.1.conv.1.weight": (16, 32, 1, 1),
-                "features.1.conv.2.num_batches_tracked": (), "features.2.conv.0.0.weight": (96, 16, 1, 1),
-                "features.2.conv.1.0.weight": (96, 1, 3, 3), "features.2.conv.3.running_var": (24,),
-                "features.17.conv.2.weight": (320, 960, 1, 1)}
+    expected = {
+        "features.0.0.weight": (32, 3, 3, 3),
+        "features.0.1.running_mean": (32,),
+        "features.1.conv.0.0.weight": (32, 1, 3, 3),
+        "features.1.conv.1.weight": (16, 32, 1, 1),
+        "features.1.conv.2.num_batches_tracked": (),
+        "features.2.conv.0.0.weight": (96, 16, 1, 1),
+        "features.2.conv.1.0.weight": (96, 1, 3, 3),
+        "features.2.conv.3.running_var": (24,),
+        "features.17.conv.2.weight": (320, 960, 1, 1),
+    }
     for k, shape in expected.items():
         assert tuple(sd[k].shape) == shape, k
     assert not any(k.startswith(("features.18.", "classifier.")) for k in sd)
@@ -307,7 +355,7 @@ def test_output_stride_via_dilation(os_):
     assert m["out"].shape[-2:] == (64 // os_, 96 // os_)
     assert r["low"].shape[-2:] == (16, 24) and m["low"].shape[-2:] == (8, 12)
     assert net.strides["out"] == mb.strides["out"] == os_
-    if os_ == 8:   # DeepLabV3: first block of a dilated stage keeps the previous rate
+    if os_ == 8:  # DeepLabV3: first block of a dilated stage keeps the previous rate
         assert net.layer3[0].conv1.dilation == (1, 1) and net.layer3[1].conv1.dilation == (2, 2)
         assert net.layer4[0].conv1.dilation == (2, 2) and net.layer4[1].conv2.dilation == (4, 4)
 
@@ -328,8 +376,9 @@ def _as_torchvision_checkpoint(sd: dict, extra: dict) -> dict:
 def test_backbone_weights_from_path_strict_reload(tmp_path):
     src = resnet(18)
     _randomise_bn(src)
-    ckpt = _as_torchvision_checkpoint(src.state_dict(), {"fc.weight": torch.zeros(1000, 512),
-                                                         "fc.bias": torch.zeros(1000)})
+    ckpt = _as_torchvision_checkpoint(
+        src.state_dict(), {"fc.weight": torch.zeros(1000, 512), "fc.bias": torch.zeros(1000)}
+    )
     path = tmp_path / "resnet18.pth"
     torch.save(ckpt, path)
     model = create_model("deeplabv3_resnet18", num_classes=3, backbone_weights=path)
@@ -343,8 +392,10 @@ def test_backbone_weights_from_path_strict_reload(tmp_path):
 def test_backbone_weights_from_url(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "hub"))
     src = mobilenetv2()
-    ckpt = _as_torchvision_checkpoint(src.state_dict(), {
-        "features.18.0.weight": torch.zeros(1280, 320, 1, 1), "classifier.1.bias": torch.zeros(1000)})
+    ckpt = _as_torchvision_checkpoint(
+        src.state_dict(),
+        {"features.18.0.weight": torch.zeros(1280, 320, 1, 1), "classifier.1.bias": torch.zeros(1000)},
+    )
     path = tmp_path / "mobilenet_v2-test.pth"
     torch.save(ckpt, path)
     model = create_model("lraspp_mobilenetv2", num_classes=3, backbone_weights=path.as_uri())
@@ -403,7 +454,7 @@ def test_aspp_image_pooling_branch_works_at_batch_one():
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
     g = torch.Generator().manual_seed(1)
     imgs = [torch.rand(1, 3, 48, 48, generator=g) * (1 + 2 * i) for i in range(8)]
-    for x in imgs:                                        # batch-1 training steps
+    for x in imgs:  # batch-1 training steps
         loss = model(x)["out"].logsumexp(1).mean()
         opt.zero_grad()
         loss.backward()
@@ -421,14 +472,14 @@ def test_aspp_image_pooling_branch_works_at_batch_one():
     torch.testing.assert_close(y_eval, y_train, rtol=0, atol=0)
     assert float(y_eval.abs().max()) < 100 * float(feat.abs().max()) + 1
     assert not any(isinstance(m, nn.modules.batchnorm._NormBase) for m in pool.modules())
-    assert not list(pool.buffers())                       # no running statistics to collapse
+    assert not list(pool.buffers())  # no running statistics to collapse
 
 
 def test_make_divisible_golden():
     assert make_divisible(32 * 0.25) == 8
-    assert make_divisible(16 * 0.25) == 8          # never below the divisor
-    assert make_divisible(24 * 0.5) == 16          # 12 rounds half up
-    assert make_divisible(96 * 0.35) == 32         # 33.6 → 32 (within 10 %)
+    assert make_divisible(16 * 0.25) == 8  # never below the divisor
+    assert make_divisible(24 * 0.5) == 16  # 12 rounds half up
+    assert make_divisible(96 * 0.35) == 32  # 33.6 → 32 (within 10 %)
     assert make_divisible(20) == 24 and make_divisible(18) == 24 and make_divisible(17) == 16
 
 
@@ -444,8 +495,9 @@ def test_adaptive_pool_golden():
 @given(h=st.integers(1, 50), w=st.integers(1, 50), bins=st.sampled_from([1, 2, 3, 6]))
 def test_adaptive_pool_matches_pytorch(h, w, bins):
     x = torch.randn(2, 3, h, w, generator=torch.Generator().manual_seed(h * 100 + w))
-    torch.testing.assert_close(adaptive_avg_pool2d_exportable(x, bins),
-                               F.adaptive_avg_pool2d(x, bins), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        adaptive_avg_pool2d_exportable(x, bins), F.adaptive_avg_pool2d(x, bins), rtol=1e-5, atol=1e-5
+    )
 
 
 def test_adaptive_pool_low_precision_windows():
@@ -531,11 +583,11 @@ def test_export_wrapper_returns_tensor():
 def test_count_params_and_flops_golden():
     conv = nn.Conv2d(3, 4, 3, padding=1, bias=False)
     assert count_params(conv) == 4 * 3 * 9
-    assert count_flops(conv, (8, 8)) == 2 * 4 * 27 * 64      # one MAC = 2 FLOPs
+    assert count_flops(conv, (8, 8)) == 2 * 4 * 27 * 64  # one MAC = 2 FLOPs
     conv.weight.requires_grad_(False)
     assert count_params(conv, trainable_only=True) == 0
     model = create_model("lraspp_mobilenetv2", 3, width_mult=0.25).train()
-    assert count_flops(model, 64) > 0 and model.training   # mode restored
+    assert count_flops(model, 64) > 0 and model.training  # mode restored
 
 
 def test_backbone_weights_crafted_file_runs_nothing(tmp_path, monkeypatch, hostile_pickle):
@@ -575,7 +627,7 @@ def test_backbone_weights_url_sha256(tmp_path, monkeypatch):
     bad = "0" * 64
     with pytest.raises(ValueError, match=f"resnet18-test.pth: sha256 mismatch: expected {bad}"):
         load_backbone_weights(resnet(18), f"{path.as_uri()}#sha256={bad}")
-    assert list(cache.iterdir()) == []                   # nothing unverified is cached
+    assert list(cache.iterdir()) == []  # nothing unverified is cached
     with pytest.raises(ValueError, match="sha256 mismatch"):
         load_backbone_weights(resnet(18), path, sha256=bad)
     with pytest.raises(ValueError, match="sha256 must be 64 hex digits"):

@@ -2,6 +2,7 @@
 
 Skipped where the ``[openvino]`` extra is not installed, except the 'unavailable' message test.
 """
+
 from __future__ import annotations
 
 import json
@@ -25,7 +26,7 @@ def _frames(n, h=48, w=64, seed=0):
 
 
 def test_openvino_unavailable_is_one_line(monkeypatch, tiny_onnx):
-    monkeypatch.setitem(sys.modules, "openvino", None)   # import openvino → ImportError
+    monkeypatch.setitem(sys.modules, "openvino", None)  # import openvino → ImportError
     with pytest.raises(InputError, match=r"OpenVINO unavailable: .*rdd-edge\[openvino\]"):
         open_build(tiny_onnx, backend="openvino")
     from rdd.runtime.backends import available
@@ -54,9 +55,17 @@ def test_openvino_folded_uint8_labels_model(tmp_path, tiny_model):
     from rdd.export import export_onnx
 
     path = tmp_path / "fixed.onnx"
-    export_onnx(tiny_model, path, classes=CAMVID_CLASSES, normalization=Normalization(),
-                input_size=(48, 64), argmax=True, fold_preprocess=True, dynamic_spatial=False,
-                simplify=False)
+    export_onnx(
+        tiny_model,
+        path,
+        classes=CAMVID_CLASSES,
+        normalization=Normalization(),
+        input_size=(48, 64),
+        argmax=True,
+        fold_preprocess=True,
+        dynamic_spatial=False,
+        simplify=False,
+    )
     vo, ro = open_build(path, backend="openvino"), OrtBackend(path)
     assert vo.meta.input_layout == "NHWC" and vo.meta.input_dtype == "uint8"
     assert vo.meta.output_kind == "labels" and vo.meta.fixed_size == (48, 64)
@@ -68,12 +77,11 @@ def test_openvino_ir_roundtrip_keeps_meta(tmp_path, tiny_onnx):
     ov = _needs_ov()
     from rdd.export.openvino import save_ir
 
-    meta = json.loads(ov.Core().read_model(str(tiny_onnx)).get_rt_info(
-        ["framework", "rdd_meta"]).astype(str))
+    meta = json.loads(ov.Core().read_model(str(tiny_onnx)).get_rt_info(["framework", "rdd_meta"]).astype(str))
     xml = save_ir(ov.Core().read_model(str(tiny_onnx)), tmp_path / "m.xml", meta)
     assert xml.is_file() and xml.with_suffix(".bin").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.bin", "m.xml"]  # no temporaries
-    vo = open_build(xml)                         # auto: .xml → openvino
+    vo = open_build(xml)  # auto: .xml → openvino
     assert vo.name == "openvino" and vo.meta == OrtBackend(tiny_onnx).meta
     x = preprocess(_frames(1)[0], vo.meta, (48, 64))
     np.testing.assert_array_equal(vo.infer(x), OrtBackend(tiny_onnx).infer(x))
@@ -110,11 +118,26 @@ def test_runner_cli_backend_openvino(tmp_path, tiny_onnx):
     for i, img in enumerate(_frames(3)):
         cv2.imwrite(str(tmp_path / "img" / f"f{i}.png"), img)
     report = tmp_path / "r.json"
-    assert main(["--model", str(tiny_onnx), "--backend", "openvino", "--images", str(tmp_path / "img"),
-                 "--warmup", "0", "--report", str(report), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "--model",
+                str(tiny_onnx),
+                "--backend",
+                "openvino",
+                "--images",
+                str(tmp_path / "img"),
+                "--warmup",
+                "0",
+                "--report",
+                str(report),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     rep = json.loads(report.read_text())
     assert rep["backend"] == "openvino" and rep["frames"] == 3 and rep["device"]["openvino"]
-
 
 
 def test_openvino_and_nncf_telemetry_off_in_what_the_project_runs(tmp_path, tiny_onnx):
@@ -129,20 +152,28 @@ def test_openvino_and_nncf_telemetry_off_in_what_the_project_runs(tmp_path, tiny
 
     def run(code: str, home) -> None:
         home.mkdir()
-        env = {k: v for k, v in os.environ.items()
-               if k not in ("CI", "TF_BUILD", "JENKINS_URL", "NNCF_CI", "NNCF_DEV")}
-        subprocess.run([sys.executable, "-c", code], env={**env, "HOME": str(home)}, check=True,
-                       timeout=120)
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("CI", "TF_BUILD", "JENKINS_URL", "NNCF_CI", "NNCF_DEV")
+        }
+        subprocess.run([sys.executable, "-c", code], env={**env, "HOME": str(home)}, check=True, timeout=120)
 
     bare = tmp_path / "bare"
     run("import openvino", bare)
-    assert (bare / "intel").is_dir()          # the control: telemetry is on without the project
+    assert (bare / "intel").is_dir()  # the control: telemetry is on without the project
     ours = tmp_path / "ours"
-    nncf = ("from rdd.offline import import_nncf; import_nncf(); "
-            "import nncf.telemetry.wrapper as w; assert type(w.telemetry).__name__ == 'MagicMock'; "
-            if importlib.util.find_spec("nncf") else "")
-    run("import sys; from rdd.runtime import open_build; "
+    nncf = (
+        "from rdd.offline import import_nncf; import_nncf(); "
+        "import nncf.telemetry.wrapper as w; assert type(w.telemetry).__name__ == 'MagicMock'; "
+        if importlib.util.find_spec("nncf")
+        else ""
+    )
+    run(
+        "import sys; from rdd.runtime import open_build; "
         f"b = open_build({str(tiny_onnx)!r}, backend='openvino'); "
         f"{nncf}"
-        "assert sys.modules['openvino_telemetry'] is None", ours)
+        "assert sys.modules['openvino_telemetry'] is None",
+        ours,
+    )
     assert not (ours / "intel").exists(), sorted(p.name for p in (ours / "intel").iterdir())

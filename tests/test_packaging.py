@@ -1,4 +1,5 @@
 """Packaging: the install an edge user gets (extras, missing runtimes, the wheel, file modes)."""
+
 from __future__ import annotations
 
 import json
@@ -8,13 +9,13 @@ import shutil
 import subprocess
 import sys
 import time
-import tomllib
 import zipfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+import tomllib
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "docs" / "DEPLOY.md"
@@ -33,8 +34,8 @@ def _tiny_clip(path: Path, n: int = 4, size: tuple[int, int] = (48, 64)) -> Path
     assert wr.isOpened()
     for i in range(n):
         img = np.zeros((h, w, 3), np.uint8)
-        img[h // 2:] = (128, 64, 128)
-        img[8:24, 4 + 6 * i:20 + 6 * i] = (64, 0, 128)
+        img[h // 2 :] = (128, 64, 128)
+        img[8:24, 4 + 6 * i : 20 + 6 * i] = (64, 0, 128)
         wr.write(img)
     wr.release()
     return path
@@ -53,8 +54,14 @@ def test_base_install_has_no_inference_runtime_and_extras_pick_one():
     assert extras["trt"] == ["tensorrt-cu12>=10,<11", "cuda-python>=12,<13"]
     assert extras["trt-cu13"] == ["tensorrt-cu13>=10,<11", "cuda-python>=13,<14"]
     # ranges, not pins: every runtime requirement admits more than one release
-    for d in (project["dependencies"] + extras["cpu"] + extras["gpu"] + extras["trt"]
-              + extras["trt-cu13"] + extras["openvino"]):
+    for d in (
+        project["dependencies"]
+        + extras["cpu"]
+        + extras["gpu"]
+        + extras["trt"]
+        + extras["trt-cu13"]
+        + extras["openvino"]
+    ):
         assert "==" not in d and ">=" in d, d
     assert project["scripts"]["rdd-infer"] == "rdd.runtime.cli:main"
 
@@ -66,8 +73,7 @@ def _names(reqs: list[str]) -> set[str]:
 def test_openvino_is_the_runtime_alone_and_nncf_is_an_export_tool():
     """Issue #34: [openvino] is what a device runs (no NNCF, scipy, scikit-learn); NNCF and the
     ONNX tools are [export]'s, on the workstation; [train] (and so [dev]) keeps all of it."""
-    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"][
-        "optional-dependencies"]
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     assert _names(extras["openvino"]) == {"openvino"}
     assert _names(extras["export"]) == {"rdd-edge", "onnx", "onnxslim", "nncf"}
     assert "rdd-edge[openvino]" in extras["export"]  # NNCF's OpenVINO INT8 build needs it
@@ -120,8 +126,11 @@ def test_ci_deps_tool_expands_extras_and_lists_platform_tags():
     names = {r.name for r in deps.root_requirements(("dev",))}
     assert {"numpy", "opencv-python-headless", "onnxruntime", "torch", "pytest"} <= names
     assert "rdd-edge" not in names and "onnxruntime-gpu" not in names
-    assert {r.name for r in deps.root_requirements(("cpu",))} == \
-        {"numpy", "opencv-python-headless", "onnxruntime"}
+    assert {r.name for r in deps.root_requirements(("cpu",))} == {
+        "numpy",
+        "opencv-python-headless",
+        "onnxruntime",
+    }
     tags = deps.platforms("aarch64", 35)
     assert tags[0] == "manylinux_2_35_aarch64" and "manylinux_2_17_aarch64" in tags
     assert ("3.10", "aarch64", 35) in deps.TARGETS
@@ -129,8 +138,7 @@ def test_ci_deps_tool_expands_extras_and_lists_platform_tags():
     with pytest.raises(SystemExit, match="no optional-dependencies extra 'nope'"):
         deps.root_requirements(("nope",))
     # `resolve` checks every extra a user installs, the device runtimes on the Jetson target too
-    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"][
-        "optional-dependencies"]
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     assert set(deps.RESOLVE) == set(extras) - {"train", "dev"}
     assert deps.RESOLVE["cpu"] == deps.RESOLVE["openvino"] == deps.TARGETS
     assert all(t[1] == "x86_64" for e in ("gpu", "trt", "trt-cu13") for t in deps.RESOLVE[e])
@@ -168,9 +176,26 @@ def test_openvino_alone_runs_an_onnx_with_backend_auto(tmp_path, tiny_onnx):
     clip = _tiny_clip(tmp_path / "clip.mp4")
     report = tmp_path / "r.json"
     proc = subprocess.run(
-        [sys.executable, "-c", _OPENVINO_ONLY, "--model", str(tiny_onnx), "--video", str(clip),
-         "--report", str(report), "--no-progress", "--warmup", "0"],
-        cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-c",
+            _OPENVINO_ONLY,
+            "--model",
+            str(tiny_onnx),
+            "--video",
+            str(clip),
+            "--report",
+            str(report),
+            "--no-progress",
+            "--warmup",
+            "0",
+        ],
+        cwd=REPO,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     rep = json.loads(report.read_text())
     assert rep["backend"] == "openvino" and rep["precision"] == "fp32" and rep["frames"] > 0
@@ -182,15 +207,30 @@ def test_missing_onnxruntime_names_the_extra(tmp_path):
     model.write_bytes(b"not read: the runtime is missing")
     report = tmp_path / "r.json"
     proc = subprocess.run(
-        [sys.executable, "-c", _NO_ORT, "--model", str(model), "--video", str(clip),
-         "--report", str(report), "--no-progress"],
-        cwd=REPO, env=_env(), capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-c",
+            _NO_ORT,
+            "--model",
+            str(model),
+            "--video",
+            str(clip),
+            "--report",
+            str(report),
+            "--no-progress",
+        ],
+        cwd=REPO,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2, proc.stderr
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    assert lines == ["error: onnxruntime is not installed: pip install 'rdd-edge[cpu]' "
-                     "(or [gpu] for onnxruntime-gpu)"], proc.stderr
+    assert lines == [
+        "error: onnxruntime is not installed: pip install 'rdd-edge[cpu]' (or [gpu] for onnxruntime-gpu)"
+    ], proc.stderr
     assert not report.exists()
-
 
 
 @pytest.mark.parametrize("device", ["cuda", "trt"])
@@ -201,13 +241,31 @@ def test_gpu_device_on_the_cpu_runtime_names_the_gpu_extra(tmp_path, tiny_onnx, 
         pytest.skip("this onnxruntime has the CUDA provider")
     report = tmp_path / "r.json"
     proc = subprocess.run(
-        [sys.executable, "-m", "rdd.runtime", "--model", str(tiny_onnx), "--device", device,
-         "--video", str(_tiny_clip(tmp_path / "clip.mp4")), "--report", str(report),
-         "--no-progress"], cwd=REPO, env=_env(), capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "rdd.runtime",
+            "--model",
+            str(tiny_onnx),
+            "--device",
+            device,
+            "--video",
+            str(_tiny_clip(tmp_path / "clip.mp4")),
+            "--report",
+            str(report),
+            "--no-progress",
+        ],
+        cwd=REPO,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert proc.returncode == 2 and len(lines) == 1, proc.stderr
     assert "rdd-edge[gpu]" in lines[0] and "onnxruntime-gpu" in lines[0], lines[0]
     assert not report.exists()
+
 
 # --------------------------------------------------------------------------- file modes
 def _mode(p: Path) -> int:
@@ -228,8 +286,9 @@ def test_atomic_writer_gives_open_modes_under_the_umask(tmp_path):
             folder = temp_sibling(d / "folder", directory=True)
             with open(d / "plain.txt", "w") as f:  # what a plain open() gives
                 f.write("x")
-            assert _mode(d / "metrics.json") == _mode(d / "blob.bin") == _mode(d / "plain.txt") \
-                == 0o666 & ~umask
+            assert (
+                _mode(d / "metrics.json") == _mode(d / "blob.bin") == _mode(d / "plain.txt") == 0o666 & ~umask
+            )
             assert _mode(folder) == 0o777 & ~umask
             assert sorted(p.name for p in d.iterdir() if p.name.startswith(".")) == [folder.name]
     finally:
@@ -250,14 +309,41 @@ def test_exported_onnx_and_runner_outputs_follow_the_umask(tmp_path, tiny_model)
             d = tmp_path / f"u{umask:03o}"
             d.mkdir()
             onnx_path = d / "m.onnx"
-            export_onnx(tiny_model, onnx_path, classes=CAMVID_CLASSES,
-                        normalization=Normalization(), input_size=(48, 64), simplify=False)
+            export_onnx(
+                tiny_model,
+                onnx_path,
+                classes=CAMVID_CLASSES,
+                normalization=Normalization(),
+                input_size=(48, 64),
+                simplify=False,
+            )
             assert _mode(onnx_path) == 0o666 & ~umask
             proc = subprocess.run(
-                [sys.executable, "-m", "rdd.runtime", "--model", str(onnx_path), "--video",
-                 str(clip), "--report", str(d / "r.json"), "--out", str(d / "o.mp4"),
-                 "--save-masks", str(d / "masks"), "--threads", "1", "--no-progress"],
-                cwd=REPO, env=_env(), capture_output=True, text=True, timeout=120, umask=umask)
+                [
+                    sys.executable,
+                    "-m",
+                    "rdd.runtime",
+                    "--model",
+                    str(onnx_path),
+                    "--video",
+                    str(clip),
+                    "--report",
+                    str(d / "r.json"),
+                    "--out",
+                    str(d / "o.mp4"),
+                    "--save-masks",
+                    str(d / "masks"),
+                    "--threads",
+                    "1",
+                    "--no-progress",
+                ],
+                cwd=REPO,
+                env=_env(),
+                capture_output=True,
+                text=True,
+                timeout=120,
+                umask=umask,
+            )
             assert proc.returncode == 0, proc.stderr
             assert _mode(d / "r.json") == _mode(d / "o.mp4") == 0o666 & ~umask
             masks = sorted((d / "masks").iterdir())
@@ -278,16 +364,23 @@ def deploy_blocks() -> list[tuple[str, str, str]]:
         assert lang == "bash", f"docs/DEPLOY.md: every command block is ```bash, got ```{lang}"
         first, _, rest = body.partition("\n")
         m = re.fullmatch(r"# (tested|needs): (.+)", first.strip())
-        assert m, ("docs/DEPLOY.md: a command block must start with '# tested: NAME' (run by "
-                   f"test_deploy_doc_on_a_fresh_venv) or '# needs: HARDWARE', got {first!r}")
+        assert m, (
+            "docs/DEPLOY.md: a command block must start with '# tested: NAME' (run by "
+            f"test_deploy_doc_on_a_fresh_venv) or '# needs: HARDWARE', got {first!r}"
+        )
         out.append((m.group(1), m.group(2).strip(), rest))
     return out
 
 
 def test_deploy_doc_commands_are_tested_or_need_hardware():
     blocks = deploy_blocks()
-    assert [label for kind, label, _ in blocks if kind == "tested"] == \
-        ["wheel-build", "device-install", "cpu-run", "first-hour", "openvino-run"]
+    assert [label for kind, label, _ in blocks if kind == "tested"] == [
+        "wheel-build",
+        "device-install",
+        "cpu-run",
+        "first-hour",
+        "openvino-run",
+    ]
     needs = " ".join(label for kind, label, _ in blocks if kind == "needs")
     assert "Jetson" in needs and "NVIDIA GPU" in needs
     text = DEPLOY.read_text()
@@ -296,19 +389,23 @@ def test_deploy_doc_commands_are_tested_or_need_hardware():
     assert "docs/DEPLOY.md" in (REPO / "README.md").read_text()
 
 
-
 def test_readme_test_command_is_what_ci_runs():
     """The README's quick-start test command is .ci/run's last step (the fast suite), and CI also
     runs the slow checks the issues name: the wheel install and the kill -9 + dvc repro resume."""
     readme = (REPO / "README.md").read_text()
-    ci = [ln.strip() for ln in (REPO / ".ci" / "run").read_text().splitlines()
-          if ln.strip() and not ln.lstrip().startswith("#")]
+    ci = [
+        ln.strip()
+        for ln in (REPO / ".ci" / "run").read_text().splitlines()
+        if ln.strip() and not ln.lstrip().startswith("#")
+    ]
     m = re.search(r"^(python3? -m pytest)\s+#", readme, re.M)
     assert m, "README quick start: no `python -m pytest` line"
     assert ci[-1].replace("python3", "python") == m.group(1).replace("python3", "python")
     assert "python3 -m pytest -q -m slow tests/test_packaging.py" in ci
-    assert any(ln.startswith("python3 -m pytest -q -m slow tests/test_pipeline.py") and "kill_9" in ln
-               for ln in ci)
+    assert any(
+        ln.startswith("python3 -m pytest -q -m slow tests/test_pipeline.py") and "kill_9" in ln for ln in ci
+    )
+
 
 def _report_keys(rep: dict) -> set[str]:
     keys = set(rep)
@@ -322,29 +419,74 @@ def test_deploy_doc_explains_every_report_field(tmp_path, tiny_onnx):
     batches) is named in docs/DEPLOY.md's report table."""
     from rdd.data.synthetic import write_synthetic_video
 
-    write_synthetic_video(tmp_path / "v.mp4", tmp_path / "masks", n_frames=4, size=(48, 64),
-                          seed=0, fps=10, images_dir=tmp_path / "images")
-    runs = [["--video", tmp_path / "v.mp4", "--labels", tmp_path / "masks", "--save-masks",
-             tmp_path / "pred", "--realtime", "--out", tmp_path / "o.mp4", "--compare", "ort"],
-            ["--images", tmp_path / "images", "--batch", "2"]]
+    write_synthetic_video(
+        tmp_path / "v.mp4",
+        tmp_path / "masks",
+        n_frames=4,
+        size=(48, 64),
+        seed=0,
+        fps=10,
+        images_dir=tmp_path / "images",
+    )
+    runs = [
+        [
+            "--video",
+            tmp_path / "v.mp4",
+            "--labels",
+            tmp_path / "masks",
+            "--save-masks",
+            tmp_path / "pred",
+            "--realtime",
+            "--out",
+            tmp_path / "o.mp4",
+            "--compare",
+            "ort",
+        ],
+        ["--images", tmp_path / "images", "--batch", "2"],
+    ]
     documented = set(re.findall(r"`([a-z0-9_]+)`", DEPLOY.read_text().split("## 5.")[1]))
     for i, args in enumerate(runs):
         report = tmp_path / f"r{i}.json"
         proc = subprocess.run(
-            [sys.executable, "-m", "rdd.runtime", "--model", str(tiny_onnx), "--report",
-             str(report), "--warmup", "1", "--no-progress", *map(str, args)],
-            cwd=REPO, env=_env(), capture_output=True, text=True, timeout=300)
+            [
+                sys.executable,
+                "-m",
+                "rdd.runtime",
+                "--model",
+                str(tiny_onnx),
+                "--report",
+                str(report),
+                "--warmup",
+                "1",
+                "--no-progress",
+                *map(str, args),
+            ],
+            cwd=REPO,
+            env=_env(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert proc.returncode == 0, proc.stderr
         missing = _report_keys(json.loads(report.read_text())) - documented
-        assert not missing, (f"report fields {sorted(missing)} are not explained in "
-                             "docs/DEPLOY.md's report table (section 5): add them")
+        assert not missing, (
+            f"report fields {sorted(missing)} are not explained in "
+            "docs/DEPLOY.md's report table (section 5): add them"
+        )
 
 
 def _bash(script: str, cwd: Path, env: dict[str, str], timeout: float) -> str:
-    proc = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=timeout)
-    assert proc.returncode == 0, f"{script}\n--- stdout\n{proc.stdout[-3000:]}\n--- stderr\n" \
-                                 f"{proc.stderr[-3000:]}"
+    proc = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert proc.returncode == 0, (
+        f"{script}\n--- stdout\n{proc.stdout[-3000:]}\n--- stderr\n{proc.stderr[-3000:]}"
+    )
     return proc.stdout
 
 
@@ -352,8 +494,10 @@ def _pip_env(constraints: bool = True) -> dict[str, str]:
     """Environment for the doc's shell blocks: no PYTHONPATH, this interpreter's ``python3``
     first on PATH, pip pinned by constraints.txt (what CI installs)."""
     env = _env()
-    env.update(PIP_DISABLE_PIP_VERSION_CHECK="1",
-               PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}")
+    env.update(
+        PIP_DISABLE_PIP_VERSION_CHECK="1",
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+    )
     if constraints:
         env["PIP_CONSTRAINT"] = str(REPO / "constraints.txt")
     env.pop("VIRTUAL_ENV", None)
@@ -403,37 +547,52 @@ def test_deploy_doc_on_a_fresh_venv(tmp_path, tiny_model, built_wheel):
     kw = dict(classes=CAMVID_CLASSES, normalization=Normalization(), input_size=(48, 64))
     export_onnx(tiny_model, dev / "model.onnx", simplify=False, **kw)
     rng = np.random.default_rng(0)
-    quantize_int8(dev / "model.onnx", dev / "model_int8.onnx", preprocess=False,
-                  calib_frames=[rng.integers(0, 256, (48, 64, 3), np.uint8) for _ in range(2)])
-    write_synthetic_video(dev / "video.mp4", dev / "masks", n_frames=6, size=(48, 64), seed=0,
-                          fps=10, images_dir=dev / "frames")
-    zoo = "camvid/rdd_16x-s0"      # first-hour's model by name, from a file:// mirror
+    quantize_int8(
+        dev / "model.onnx",
+        dev / "model_int8.onnx",
+        preprocess=False,
+        calib_frames=[rng.integers(0, 256, (48, 64, 3), np.uint8) for _ in range(2)],
+    )
+    write_synthetic_video(
+        dev / "video.mp4", dev / "masks", n_frames=6, size=(48, 64), seed=0, fps=10, images_dir=dev / "frames"
+    )
+    zoo = "camvid/rdd_16x-s0"  # first-hour's model by name, from a file:// mirror
     entry = json.loads((REPO / "rdd" / "runtime" / "zoo.json").read_text())["models"][zoo]
     (dev / "zoo-mirror").mkdir()
-    shutil.copy(REPO / "studies" / "camvid_converged" / "models" / entry["file"],
-                dev / "zoo-mirror" / entry["file"])
+    shutil.copy(
+        REPO / "studies" / "camvid_converged" / "models" / entry["file"], dev / "zoo-mirror" / entry["file"]
+    )
     env["RDD_CACHE"] = str(dev / "cache")
-    env["HOME"] = str(dev / "home")   # OpenVINO would write its telemetry id here (it must not)
-    trt_line = next(ln for ln in DEPLOY.read_text().splitlines()
-                    if ln.startswith("rdd-export model.onnx --to engine"))
+    env["HOME"] = str(dev / "home")  # OpenVINO would write its telemetry id here (it must not)
+    trt_line = next(
+        ln for ln in DEPLOY.read_text().splitlines() if ln.startswith("rdd-export model.onnx --to engine")
+    )
     checks = (
-        "\npython -c \"import importlib.util, rdd; "
+        '\npython -c "import importlib.util, rdd; '
         "assert importlib.util.find_spec('torch') is None, 'torch in the venv'; print(rdd.__file__)\"\n"
-        + trt_line + "\n")
-    out = _bash("\n".join([blocks["device-install"], blocks["cpu-run"], blocks["first-hour"]])
-                + checks + "deactivate\n" + blocks["openvino-run"], dev, env, timeout=1500)
+        + trt_line
+        + "\n"
+    )
+    out = _bash(
+        "\n".join([blocks["device-install"], blocks["cpu-run"], blocks["first-hour"]])
+        + checks
+        + "deactivate\n"
+        + blocks["openvino-run"],
+        dev,
+        env,
+        timeout=1500,
+    )
 
     assert "usage: rdd-infer" in out and "usage: python -m rdd.runtime" in out
     assert f"{dev / 'venv'}" in out  # rdd came from the venv, not from this checkout
     assert "engine fp16: skipped: TensorRT unavailable" in out
     assert not list(dev.glob("engine/trt/*.engine"))
     _check_first_hour(dev, out, entry)
-    for name in ("report_ov.json", "report_ov_auto.json"):     # [openvino] alone, f32 asked
+    for name in ("report_ov.json", "report_ov_auto.json"):  # [openvino] alone, f32 asked
         rep = json.loads((dev / name).read_text())
         assert rep["backend"] == "openvino" and rep["frames"] == 6 and rep["precision"] == "fp32"
     assert "OpenVINO CPU" in out and not (dev / "home" / "intel").exists()
-    for name, labelled in (("report.json", False), ("report_int8.json", True),
-                           ("report_rt.json", False)):
+    for name, labelled in (("report.json", False), ("report_int8.json", True), ("report_rt.json", False)):
         rep = json.loads((dev / name).read_text())
         assert rep["frames"] >= 1 and rep["backend"] == "ort" and rep["device"]["torch"] is None
         assert ("miou" in rep) == labelled
@@ -450,7 +609,7 @@ def _check_first_hour(dev: Path, out: str, zoo_entry: dict) -> None:
     assert rep["frames"] == 6 and "miou" in rep and rep["rdd_edge"] == "0.1.0"
     assert len(list((dev / "overlays").glob("*.jpg"))) == 6
     masks = sorted((dev / "pred_palette").glob("*.png"))
-    assert len(masks) == 6 and masks[0].read_bytes()[25] == 3      # PNG colour type 3: palette
+    assert len(masks) == 6 and masks[0].read_bytes()[25] == 3  # PNG colour type 3: palette
     assert json.loads((dev / "report_serve.json").read_text())["frames"] == 6
     rep = json.loads((dev / "report_zoo.json").read_text())
     assert rep["model_sha256"] == zoo_entry["sha256"] and "miou" in rep
@@ -471,16 +630,19 @@ def _python(version: str) -> str | None:
     cands = sorted(root.glob(f"{version}.*/bin/python{version}"))
     found = shutil.which(f"python{version}")
     for exe in [str(c) for c in cands] + ([found] if found else []):
-        ok = subprocess.run([exe, "-c", "import venv, sys; print(sys.version_info[:2])"],
-                            capture_output=True, text=True, timeout=60)
+        ok = subprocess.run(
+            [exe, "-c", "import venv, sys; print(sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         if ok.returncode == 0 and ok.stdout.strip() == str(tuple(map(int, version.split(".")))):
             return exe
     return None
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("version,extra", _OTHER_PYTHONS,
-                         ids=["3.10", "3.10-numpy1", "3.12", "3.13"])
+@pytest.mark.parametrize("version,extra", _OTHER_PYTHONS, ids=["3.10", "3.10-numpy1", "3.12", "3.13"])
 def test_wheel_runs_on_other_pythons(tmp_path, tiny_onnx, built_wheel, version, extra):
     """The wheel with [cpu] on Python 3.10 (Jetson's JetPack 6; also with numpy 1.x), 3.12 and
     3.13, where this machine has the interpreter: resolved from pyproject's ranges (constraints.txt
@@ -494,14 +656,34 @@ def test_wheel_runs_on_other_pythons(tmp_path, tiny_onnx, built_wheel, version, 
     env = _pip_env(constraints=False)
     subprocess.run([exe, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     py = venv / "bin" / "python"
-    proc = subprocess.run([sys.executable, "-m", "pip", "--python", str(py), "install", "-q",
-                           f"{built_wheel}[cpu]", *extra], env=env, capture_output=True,
-                          text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(py), "install", "-q", f"{built_wheel}[cpu]", *extra],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = tmp_path / "r.json"
-    run = subprocess.run([str(venv / "bin" / "rdd-infer"), "--model", str(tiny_onnx), "--video",
-                          str(clip), "--threads", "1", "--report", str(report), "--no-progress"],
-                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [
+            str(venv / "bin" / "rdd-infer"),
+            "--model",
+            str(tiny_onnx),
+            "--video",
+            str(clip),
+            "--threads",
+            "1",
+            "--report",
+            str(report),
+            "--no-progress",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr
     rep = json.loads(report.read_text())
     assert rep["frames"] == 4 and rep["device"]["python"].startswith(version + ".")
@@ -526,12 +708,21 @@ def test_wheel_ships_the_license(built_wheel):
 # [cpu] and [openvino] run rdd-infer and rdd-bench on an export folder; [trt] and [gpu] only
 # resolve (no GPU here).
 
+
 def _installed(py: Path) -> dict[str, str]:
     """{canonical name: version} of every distribution the interpreter ``py`` sees."""
     out = subprocess.run(
-        [str(py), "-c", "import json, importlib.metadata as m; print(json.dumps({d.metadata['Name']:"
-         " d.version for d in m.distributions()}))"],
-        capture_output=True, text=True, timeout=120, check=True).stdout
+        [
+            str(py),
+            "-c",
+            "import json, importlib.metadata as m; print(json.dumps({d.metadata['Name']:"
+            " d.version for d in m.distributions()}))",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
     return {re.sub(r"[-_.]+", "-", k).lower(): v for k, v in json.loads(out).items()}
 
 
@@ -544,17 +735,22 @@ def pip_cache(tmp_path_factory) -> Path:
 def _fresh_venv(path: Path) -> Path:
     """``python -m venv --without-pip``: no system site-packages, no pip of its own (this
     interpreter's pip installs into it with ``--python``)."""
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True,
-                   timeout=120)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True, timeout=120)
     return path / "bin" / "python"
 
 
-def _pip_into(py: Path, args: list[str], cache: Path, timeout: float = 900,
-              **env_extra: str) -> subprocess.CompletedProcess:
+def _pip_into(
+    py: Path, args: list[str], cache: Path, timeout: float = 900, **env_extra: str
+) -> subprocess.CompletedProcess:
     env = _pip_env()
     env.update(PIP_CACHE_DIR=str(cache), **env_extra)
-    return subprocess.run([sys.executable, "-m", "pip", "--python", str(py), *args], env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(py), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -568,8 +764,15 @@ def export_folder(tmp_path_factory, tiny_onnx) -> Path:
     root = tmp_path_factory.mktemp("export-folder")
     (root / "export").mkdir()
     shutil.copy(tiny_onnx, root / "export" / "model.onnx")
-    write_synthetic_video(root / "clip.mp4", root / "masks", n_frames=4, size=(48, 64), seed=0,
-                          fps=10, images_dir=root / "images")
+    write_synthetic_video(
+        root / "clip.mp4",
+        root / "masks",
+        n_frames=4,
+        size=(48, 64),
+        seed=0,
+        fps=10,
+        images_dir=root / "images",
+    )
     try:
         import nncf  # noqa: F401
 
@@ -577,17 +780,23 @@ def export_folder(tmp_path_factory, tiny_onnx) -> Path:
     except ImportError:
         return root  # the ONNX alone
     rng = np.random.default_rng(0)
-    quantize_openvino(root / "export" / "model.onnx", root / "export" / "openvino" /
-                      "model_int8.xml", calib_limit=2,
-                      calib_frames=[rng.integers(0, 256, (48, 64, 3), np.uint8) for _ in range(2)])
+    quantize_openvino(
+        root / "export" / "model.onnx",
+        root / "export" / "openvino" / "model_int8.xml",
+        calib_limit=2,
+        calib_frames=[rng.integers(0, 256, (48, 64, 3), np.uint8) for _ in range(2)],
+    )
     return root
 
 
 # extra -> (the backend `--backend auto` picks, rdd-bench's row kind, what must not be installed)
 _RUNTIME_EXTRAS = {
     "cpu": ("ort", "ort_cpu", {"openvino", "nncf", "onnx", "torch", "onnxruntime-gpu"}),
-    "openvino": ("openvino", "openvino_cpu",
-                 {"onnxruntime", "nncf", "scipy", "scikit-learn", "onnx", "torch"}),
+    "openvino": (
+        "openvino",
+        "openvino_cpu",
+        {"onnxruntime", "nncf", "scipy", "scikit-learn", "onnx", "torch"},
+    ),
 }
 
 
@@ -618,9 +827,24 @@ def test_extra_alone_runs_infer_and_bench(tmp_path, built_wheel, export_folder, 
     bin_ = tmp_path / "venv" / "bin"
     report = tmp_path / "r.json"
     run = subprocess.run(
-        [str(bin_ / "rdd-infer"), "--model", str(export_folder / "export" / "model.onnx"),
-         "--video", str(export_folder / "clip.mp4"), "--threads", "1", "--report", str(report),
-         "--no-progress"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        [
+            str(bin_ / "rdd-infer"),
+            "--model",
+            str(export_folder / "export" / "model.onnx"),
+            "--video",
+            str(export_folder / "clip.mp4"),
+            "--threads",
+            "1",
+            "--report",
+            str(report),
+            "--no-progress",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     rep = json.loads(report.read_text())
     assert rep["backend"] == backend and rep["frames"] == 4 and rep["completed"], rep
@@ -628,41 +852,81 @@ def test_extra_alone_runs_infer_and_bench(tmp_path, built_wheel, export_folder, 
     assert f"[{backend}/" in run.stdout, run.stdout  # the summary line names it too
 
     bench = subprocess.run(
-        [str(bin_ / "rdd-bench"), "--model", str(export_folder / "export"),
-         "--images", str(export_folder / "images"), "--labels", str(export_folder / "masks"),
-         "--rows", "ort_cpu", "openvino_cpu", "--threads", "1", "--duration", "0.1",
-         "--warmup-ms", "10", "--min-runs", "2", "--rounds", "1", "--e2e-frames", "0",
-         "--out", str(tmp_path / "bench"), "--format", "json"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+        [
+            str(bin_ / "rdd-bench"),
+            "--model",
+            str(export_folder / "export"),
+            "--images",
+            str(export_folder / "images"),
+            "--labels",
+            str(export_folder / "masks"),
+            "--rows",
+            "ort_cpu",
+            "openvino_cpu",
+            "--threads",
+            "1",
+            "--duration",
+            "0.1",
+            "--warmup-ms",
+            "10",
+            "--min-runs",
+            "2",
+            "--rounds",
+            "1",
+            "--e2e-frames",
+            "0",
+            "--out",
+            str(tmp_path / "bench"),
+            "--format",
+            "json",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert bench.returncode == 0, bench.stderr[-3000:]
     rows = json.loads((tmp_path / "bench" / "bench.json").read_text())["results"]
     ran = {(r["kind"], r["model"]) for r in rows if r["status"] == "ok"}
     ir = (export_folder / "export" / "openvino" / "model_int8.xml").is_file()
-    expected = {(kind, "model.onnx")} | ({(kind, "model_int8.xml")} if ir and extra == "openvino"
-                                         else set())
+    expected = {(kind, "model.onnx")} | ({(kind, "model_int8.xml")} if ir and extra == "openvino" else set())
     assert ran == expected, rows
     other = {"ort_cpu", "openvino_cpu"} - {kind}
     assert all(r["status"].startswith("skipped") for r in rows if r["kind"] in other), rows
     assert any(r["kind"] in other for r in rows), rows
 
-    assert not (home / "intel").exists()   # no telemetry id or counter (rdd.offline), no consent file
+    assert not (home / "intel").exists()  # no telemetry id or counter (rdd.offline), no consent file
     t3 = time.perf_counter()
-    mb = int(subprocess.run(["du", "-sm", str(tmp_path / "venv")], capture_output=True,
-                            text=True, check=True).stdout.split()[0])
-    print(f"\n[{extra}] venv {t1 - t0:.1f} s, pip install {t2 - t1:.1f} s, {len(installed)} "
-          f"distributions, {mb} MB (no pip in the venv); rdd-infer + rdd-bench {t3 - t2:.1f} s")
+    mb = int(
+        subprocess.run(
+            ["du", "-sm", str(tmp_path / "venv")], capture_output=True, text=True, check=True
+        ).stdout.split()[0]
+    )
+    print(
+        f"\n[{extra}] venv {t1 - t0:.1f} s, pip install {t2 - t1:.1f} s, {len(installed)} "
+        f"distributions, {mb} MB (no pip in the venv); rdd-infer + rdd-bench {t3 - t2:.1f} s"
+    )
 
 
-def _dry_run(py: Path, reqs: list[str], cache: Path, tmp: Path, *args: str,
-             **env_extra: str) -> dict[str, str]:
+def _dry_run(
+    py: Path, reqs: list[str], cache: Path, tmp: Path, *args: str, **env_extra: str
+) -> dict[str, str]:
     """``pip install --dry-run --report`` of ``reqs`` into the venv of ``py``:
     {canonical name: version} of what pip would install."""
     report = tmp / f"dry-run-{len(list(tmp.glob('dry-run-*')))}.json"
-    proc = _pip_into(py, ["install", "--dry-run", "-q", "--report", str(report), *args, *reqs],
-                     cache, timeout=600, **env_extra)
+    proc = _pip_into(
+        py,
+        ["install", "--dry-run", "-q", "--report", str(report), *args, *reqs],
+        cache,
+        timeout=600,
+        **env_extra,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return {re.sub(r"[-_.]+", "-", i["metadata"]["name"]).lower(): i["metadata"]["version"]
-            for i in json.loads(report.read_text())["install"]}
+    return {
+        re.sub(r"[-_.]+", "-", i["metadata"]["name"]).lower(): i["metadata"]["version"]
+        for i in json.loads(report.read_text())["install"]
+    }
 
 
 def _stub_wheel(folder: Path, name: str, version: str) -> Path:
@@ -671,11 +935,11 @@ def _stub_wheel(folder: Path, name: str, version: str) -> Path:
     path = folder / f"{dist}-py3-none-any.whl"
     folder.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(path, "w") as z:
-        z.writestr(f"{dist}.dist-info/METADATA",
-                   f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
-        z.writestr(f"{dist}.dist-info/WHEEL",
-                   "Wheel-Version: 1.0\nGenerator: rdd-edge-tests\nRoot-Is-Purelib: true\n"
-                   "Tag: py3-none-any\n")
+        z.writestr(f"{dist}.dist-info/METADATA", f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+        z.writestr(
+            f"{dist}.dist-info/WHEEL",
+            "Wheel-Version: 1.0\nGenerator: rdd-edge-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        )
         z.writestr(f"{dist}.dist-info/RECORD", "")
     return path
 
@@ -693,8 +957,9 @@ def test_trt_extra_resolves_to_the_cuda12_tensorrt(tmp_path, built_wheel, pip_ca
     builds it anyway."""
     with zipfile.ZipFile(built_wheel) as z:
         metadata = z.read("rdd_edge-0.1.0.dist-info/METADATA").decode()
-    trt_reqs = [m.group(1).strip() for m in
-                re.finditer(r'^Requires-Dist: (.+?); extra == "trt"$', metadata, re.M)]
+    trt_reqs = [
+        m.group(1).strip() for m in re.finditer(r'^Requires-Dist: (.+?); extra == "trt"$', metadata, re.M)
+    ]
     assert sorted(_names(trt_reqs)) == ["cuda-python", "tensorrt-cu12"], trt_reqs
     py = _fresh_venv(tmp_path / "venv")
     no_fetch = {"WHEEL_STUB_PIP_INDEX_URL": "http://127.0.0.1:9/"}
@@ -702,9 +967,17 @@ def test_trt_extra_resolves_to_the_cuda12_tensorrt(tmp_path, built_wheel, pip_ca
     version = top["tensorrt-cu12"]
     assert version.startswith("10."), top
     _stub_wheel(tmp_path / "stubs", "tensorrt_cu12_libs", version)
-    got = _dry_run(py, [f"{built_wheel}[trt]"], pip_cache, tmp_path,
-                   "--find-links", str(tmp_path / "stubs"),
-                   "--only-binary", "tensorrt-cu12-libs", **no_fetch)
+    got = _dry_run(
+        py,
+        [f"{built_wheel}[trt]"],
+        pip_cache,
+        tmp_path,
+        "--find-links",
+        str(tmp_path / "stubs"),
+        "--only-binary",
+        "tensorrt-cu12-libs",
+        **no_fetch,
+    )
     assert got["tensorrt-cu12"] == got["tensorrt-cu12-bindings"] == version, got
     assert got["cuda-python"].startswith("12."), got
     assert not [n for n in got if "cu13" in n] and "tensorrt" not in got, got

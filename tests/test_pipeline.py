@@ -4,9 +4,9 @@
 * ``test_dvc_repro_end_to_end`` (~1 min) runs ``dvc repro`` in a temporary copy of the repository
   and checks every stage's outputs, then that nothing is stale afterwards.
 """
+
 from __future__ import annotations
 
-import copy
 import json
 import os
 import shutil
@@ -35,10 +35,13 @@ def tiny_params() -> dict:
     p["student"]["model"]["kwargs"]["width_mult"] = 0.125
     for s in ("teacher", "student"):
         p[s]["optim"].update(iters=4, warmup_iters=0)
-    p["rdd"]["tfe_frac"] = 0.5                # round(0.5 · 4) = 2
+    p["rdd"]["tfe_frac"] = 0.5  # round(0.5 · 4) = 2
     p["evaluate"].update(latency={"runs": 2, "warmup": 1, "threads": 1}, vis_frames=2)
-    p["export"] = {"parity": {"frames": 3}, "int8": {"calib_frames": 4, "max_miou_drop": 1.0},
-                   "benchmark": {"enabled": False}}
+    p["export"] = {
+        "parity": {"frames": 3},
+        "int8": {"calib_frames": 4, "max_miou_drop": 1.0},
+        "benchmark": {"enabled": False},
+    }
     return p
 
 
@@ -78,8 +81,7 @@ def check_outputs(out: Path) -> dict:
     table = (out / "evaluate" / "comparison.md").read_text()
     assert "| student + RDD | lraspp_mobilenetv2 |" in table and "Per-class IoU" in table
     rows = json.loads((out / "evaluate" / "miou.json").read_text())
-    assert [r["model"] for r in rows] == ["teacher", "student (no KD)", "student + KD",
-                                          "student + RDD"]
+    assert [r["model"] for r in rows] == ["teacher", "student (no KD)", "student + KD", "student + RDD"]
     vis = sorted((out / "evaluate" / "vis").glob("*.png"))
     assert len(vis) == 2 and (out / "evaluate" / "miou.png").stat().st_size > 0
 
@@ -100,9 +102,9 @@ def test_stages_in_process(tmp_path, one_thread):
     """Each stage's function in dvc.yaml order, in this process (no DVC, no subprocess)."""
     from pipeline.data import prepare_data
     from pipeline.evaluate import run_evaluate
-    from pipeline.video import prepare_video
     from pipeline.export import run_export_stage
     from pipeline.train import run_stage
+    from pipeline.video import prepare_video
 
     p, out = tiny_params(), tmp_path / "outputs"
     prepare_data(p, out)
@@ -134,8 +136,7 @@ def test_dvc_repro_end_to_end(tmp_path):
     repo.mkdir()
     _copy_repo(repo)
     (repo / "params.yaml").write_text(yaml.safe_dump(tiny_params(), sort_keys=False))
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": str(repo)}
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(repo)}
     dvc = [sys.executable, "-m", "dvc"]
     _run(dvc + ["init", "--no-scm", "-q"], repo, env)
     log = _run(dvc + ["repro"], repo, env)
@@ -150,9 +151,22 @@ def test_dvc_repro_end_to_end(tmp_path):
     assert "outputs/evaluate/summary.json" in flat and "outputs/export/summary.json" in flat
     table = _run(dvc + ["metrics", "show"], repo, env)
     assert max(len(line) for line in table.splitlines()) < 200, table
-    full = json.dumps(json.loads(_run(dvc + ["metrics", "show", "--json",
-                                             "outputs/evaluate/metrics.json",
-                                             "outputs/export/export_metrics.json"], repo, env)))
+    full = json.dumps(
+        json.loads(
+            _run(
+                dvc
+                + [
+                    "metrics",
+                    "show",
+                    "--json",
+                    "outputs/evaluate/metrics.json",
+                    "outputs/export/export_metrics.json",
+                ],
+                repo,
+                env,
+            )
+        )
+    )
     assert "outputs/evaluate/metrics.json" in full and "outputs/export/export_metrics.json" in full
     ev = json.loads((repo / "outputs" / "evaluate" / "metrics.json").read_text())
     summary = json.loads((repo / "outputs" / "evaluate" / "summary.json").read_text())
@@ -168,7 +182,12 @@ def test_dvc_repro_end_to_end(tmp_path):
     p["student"]["optim"]["lr"] = 0.03
     (repo / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
     assert set(json.loads(_run(dvc + ["status", "--json"], repo, env))) == {
-        "video", "baseline", "kd", "tfe_rdd", "tse_rdd"}   # evaluate/export follow via the models
+        "video",
+        "baseline",
+        "kd",
+        "tfe_rdd",
+        "tse_rdd",
+    }  # evaluate/export follow via the models
 
 
 @pytest.mark.slow
@@ -184,9 +203,14 @@ def test_train_stage_relaunches_under_torchrun(tmp_path):
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump(p, sort_keys=False))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    r = subprocess.run([sys.executable, "-m", "pipeline.train", "baseline", "--params", str(params),
-                        "--out-root", str(out)], cwd=tmp_path, env=env, capture_output=True,
-                       text=True, timeout=600)
+    r = subprocess.run(
+        [sys.executable, "-m", "pipeline.train", "baseline", "--params", str(params), "--out-root", str(out)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     assert "torch.distributed.run --standalone --nproc_per_node=2" in r.stderr
     m = json.loads((out / "baseline" / "metrics.json").read_text())
@@ -208,15 +232,19 @@ def _tiny_tse_setup(tmp_path) -> tuple[Path, Path]:
     classes = build_dataset("synthetic", root=C.dataset_root(p, out), split="train").classes
     t = p["teacher"]["model"]
     teacher = create_model(t["name"], classes.num_classes, **t["kwargs"])
-    save_artifact(out / "teacher" / "model.pt", teacher, classes=classes,
-                  normalization=Normalization(), input_size=(48, 64))
+    save_artifact(
+        out / "teacher" / "model.pt",
+        teacher,
+        classes=classes,
+        normalization=Normalization(),
+        input_size=(48, 64),
+    )
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump(p, sort_keys=False))
     return params, out
 
 
-def test_stage_resume_refuses_crafted_and_truncated_checkpoints(tmp_path, one_thread,
-                                                                hostile_pickle):
+def test_stage_resume_refuses_crafted_and_truncated_checkpoints(tmp_path, one_thread, hostile_pickle):
     """``tse_rdd`` resumes tfe_rdd's checkpoint: a crafted one runs nothing and a truncated one
     is a one-line error naming the file (no traceback)."""
     from click.testing import CliRunner
@@ -229,8 +257,7 @@ def test_stage_resume_refuses_crafted_and_truncated_checkpoints(tmp_path, one_th
     marker = hostile_pickle(ckpt, lambda pl: {"format": "rdd-edge-checkpoint/2", "step": pl})
     args = ["tse_rdd", "--params", str(params), "--out-root", str(out)]
     r = CliRunner().invoke(main, args)
-    assert r.exit_code == 1 and r.exception is not None and not isinstance(
-        r.exception, ValueError), r.output
+    assert r.exit_code == 1 and r.exception is not None and not isinstance(r.exception, ValueError), r.output
     assert not marker.exists()
     lines = r.output.strip().splitlines()
     assert len(lines) == 1 and str(ckpt) in lines[0] and "refused" in lines[0], r.output
@@ -262,20 +289,23 @@ def test_kill_9_then_dvc_repro_continues_the_stage(tmp_path):
     p["train"].update(eval_interval=4, log_interval=4)
     p["prepare"]["synthetic"]["n_val"] = 1
     (repo / "params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": str(repo)}
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(repo)}
     dvc = [sys.executable, "-m", "dvc"]
     _run(dvc + ["init", "--no-scm", "-q"], repo, env)
     _run(dvc + ["repro", "data"], repo, env)
     # the uninterrupted reference: the stage's own command, into another out-root
     shutil.copytree(repo / "outputs" / "data", tmp_path / "ref" / "data")
-    _run([sys.executable, "-m", "pipeline.train", "baseline", "--out-root", str(tmp_path / "ref")],
-         repo, env)
+    _run([sys.executable, "-m", "pipeline.train", "baseline", "--out-root", str(tmp_path / "ref")], repo, env)
 
     out = repo / "outputs" / "baseline"
-    proc = subprocess.Popen(dvc + ["repro", "baseline"], cwd=repo, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        dvc + ["repro", "baseline"],
+        cwd=repo,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 600
         while not (out / "checkpoint.pt").exists():
@@ -283,7 +313,7 @@ def test_kill_9_then_dvc_repro_continues_the_stage(tmp_path):
             assert time.monotonic() < deadline, "no checkpoint within 600 s"
             time.sleep(0.02)
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)            # dvc, its shell and the stage: kill -9
+        os.killpg(proc.pid, signal.SIGKILL)  # dvc, its shell and the stage: kill -9
         proc.wait()
     assert not (out / "metrics.json").exists() and not (out / "model.pt").exists()
     saved = load_checkpoint(out / "checkpoint.pt")["step"]
@@ -291,8 +321,7 @@ def test_kill_9_then_dvc_repro_continues_the_stage(tmp_path):
 
     log = _run(dvc + ["repro", "baseline"], repo, env)
     assert "Running stage 'baseline'" in log
-    assert f"resumed outputs/baseline/checkpoint.pt at iteration {saved} " in (
-        out / "train.log").read_text()
+    assert f"resumed outputs/baseline/checkpoint.pt at iteration {saved} " in (out / "train.log").read_text()
     assert json.loads((out / "metrics.json").read_text())["step"] == 40
 
     def digest(path: Path) -> str:
@@ -301,10 +330,11 @@ def test_kill_9_then_dvc_repro_continues_the_stage(tmp_path):
     assert digest(out / "model.pt") == digest(tmp_path / "ref" / "baseline" / "model.pt")
     from rdd.study import read_tsv
 
-    log_text = (out / "train.log").read_text()           # the first process's lines are kept
-    assert "iterations 0→40 of 40" in log_text and log_text.index("iterations 0→40") < \
-        log_text.index(f"resumed outputs/baseline/checkpoint.pt at iteration {saved} ")
-    for metric in ("val/miou.tsv", "train/loss.tsv"):   # whole curves, from step 4, not `saved`
+    log_text = (out / "train.log").read_text()  # the first process's lines are kept
+    assert "iterations 0→40 of 40" in log_text and log_text.index("iterations 0→40") < log_text.index(
+        f"resumed outputs/baseline/checkpoint.pt at iteration {saved} "
+    )
+    for metric in ("val/miou.tsv", "train/loss.tsv"):  # whole curves, from step 4, not `saved`
         got = read_tsv(out / "dvclive" / "plots" / "metrics" / metric)
         ref = read_tsv(tmp_path / "ref" / "baseline" / "dvclive" / "plots" / "metrics" / metric)
         assert got == ref and got[0][0] == 4, metric
@@ -329,5 +359,5 @@ def test_evaluate_and_export_refuse_a_crafted_artifact(tmp_path, one_thread, hos
         errors = [ln for ln in r.output.splitlines() if ln.startswith("Error:")]
         assert r.exit_code == 1 and len(errors) == 1 and "Traceback" not in r.output, r.output
         assert str(evil) in errors[0] and "refused" in errors[0], r.output
-        assert r.output.strip().splitlines()[-1] == errors[0]          # nothing after it
+        assert r.output.strip().splitlines()[-1] == errors[0]  # nothing after it
         assert not marker.exists()

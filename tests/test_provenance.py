@@ -1,4 +1,5 @@
 """rdd.runtime.provenance: the device block of the runner report, export metrics and rdd-bench."""
+
 from __future__ import annotations
 
 import platform
@@ -26,7 +27,7 @@ CPU implementer\t: 0x41
 def test_parse_cpuinfo_x86_golden():
     p = _parse_cpuinfo(X86)
     assert p["model"] == "Intel(R) Xeon(R) Processor"
-    assert "avx512_vnni" in p["flags"] and "hypervisor" in p["flags"]   # first block only
+    assert "avx512_vnni" in p["flags"] and "hypervisor" in p["flags"]  # first block only
     info = cpu_info(X86)
     assert info["cpu"] == "Intel(R) Xeon(R) Processor"
     assert info["isa"] == "sse4_2 avx avx2 fma avx512f avx512bw avx512_vnni amx_tile amx_int8"
@@ -40,12 +41,25 @@ def test_parse_cpuinfo_arm_and_empty():
 
 def test_device_info_block():
     d = device_info()
-    assert {"cpu", "arch", "cores", "isa", "gpu", "os", "python", "numpy", "opencv", "onnxruntime",
-            "openvino", "tensorrt", "torch"} <= set(d)
+    assert {
+        "cpu",
+        "arch",
+        "cores",
+        "isa",
+        "gpu",
+        "os",
+        "python",
+        "numpy",
+        "opencv",
+        "onnxruntime",
+        "openvino",
+        "tensorrt",
+        "torch",
+    } <= set(d)
     assert d["python"] == platform.python_version() and d["numpy"] == np.__version__
     assert d["cores"] >= 1 and set((d["isa"] or "").split()) <= set(ISA_FLAGS)
     d["cpu"] = "changed"
-    assert device_info()["cpu"] != "changed"        # callers get their own copy
+    assert device_info()["cpu"] != "changed"  # callers get their own copy
 
 
 def test_package_versions_missing_is_none():

@@ -1,4 +1,5 @@
 """rdd.runtime: metadata, backends, preprocessing, overlay, sources, labels and the pipeline."""
+
 from __future__ import annotations
 
 import json
@@ -11,11 +12,28 @@ import numpy as np
 import pytest
 
 from rdd.metrics import ConfusionMatrix
-from rdd.runtime import (ImageFolderSource, InputError, LabelFolder, ModelMeta, OrtBackend,
-                         OverlayRenderer, Pipeline, PipelineConfig, TrtBackend, VideoSource,
-                         apply_profile, open_build, engine_sidecar_path, inference_size,
-                         logits_to_labels, parse_resize, preprocess,
-                         read_engine_sidecar, resize_labels, resolve_ignore_ids)
+from rdd.runtime import (
+    ImageFolderSource,
+    InputError,
+    LabelFolder,
+    ModelMeta,
+    OrtBackend,
+    OverlayRenderer,
+    Pipeline,
+    PipelineConfig,
+    TrtBackend,
+    VideoSource,
+    apply_profile,
+    engine_sidecar_path,
+    inference_size,
+    logits_to_labels,
+    open_build,
+    parse_resize,
+    preprocess,
+    read_engine_sidecar,
+    resize_labels,
+    resolve_ignore_ids,
+)
 from rdd.spec import CAMVID_CLASSES, ClassInfo, Normalization, overlay
 
 REPO = Path(__file__).resolve().parents[1]
@@ -31,16 +49,25 @@ def tiny_onnx_fixed_labels(tmp_path_factory, tiny_model) -> Path:
     from rdd.export import export_onnx
 
     path = tmp_path_factory.mktemp("onnx") / "tiny_fixed.onnx"
-    export_onnx(tiny_model, path, classes=CAMVID_CLASSES, normalization=Normalization(),
-                input_size=(48, 64), argmax=True, fold_preprocess=True, dynamic_spatial=False,
-                simplify=False)
+    export_onnx(
+        tiny_model,
+        path,
+        classes=CAMVID_CLASSES,
+        normalization=Normalization(),
+        input_size=(48, 64),
+        argmax=True,
+        fold_preprocess=True,
+        dynamic_spatial=False,
+        simplify=False,
+    )
     return path
 
 
 def _meta_dict(**over) -> dict:
     """rdd_meta of a dynamic NCHW float → logits model (CamVid classes, input_size 8×8)."""
-    d = ModelMeta.build(model="toy", classes=CAMVID_CLASSES, normalization=Normalization(),
-                        input_size=(8, 8)).to_dict()
+    d = ModelMeta.build(
+        model="toy", classes=CAMVID_CLASSES, normalization=Normalization(), input_size=(8, 8)
+    ).to_dict()
     d.update(over)
     return d
 
@@ -77,7 +104,7 @@ def test_preprocess_normalization_bit_identical_to_spec(color):
     rng = np.random.default_rng(1)
     img = rng.integers(0, 256, (17, 23, 3), dtype=np.uint8)
     norm = Normalization(mean=(0.1, 0.5, 0.9), std=(0.2, 0.3, 0.7), color=color)
-    meta = ModelMeta.from_dict(_meta_dict(normalization=norm.to_dict()))   # dynamic: no resize
+    meta = ModelMeta.from_dict(_meta_dict(normalization=norm.to_dict()))  # dynamic: no resize
     got = preprocess(img, meta)[0]
     assert got.dtype == np.float32 and got.shape == (3, 17, 23)
     np.testing.assert_array_equal(got, norm.apply(img))
@@ -122,7 +149,7 @@ def test_resize_labels_golden_half_pixel_centres():
 
 def test_inference_size_modes():
     dyn = ModelMeta.from_dict(_meta_dict(input_size=[48, 64]))
-    assert inference_size((40, 56), dyn) == (48, 64)               # default: the model's size
+    assert inference_size((40, 56), dyn) == (48, 64)  # default: the model's size
     assert inference_size((40, 56), dyn, "model") == (48, 64)
     assert inference_size((40, 56), dyn, "native") == (40, 56)
     assert inference_size((40, 56), dyn, (30, 30)) == (30, 30)
@@ -132,7 +159,7 @@ def test_inference_size_modes():
     with pytest.raises(InputError, match="only accepts 48x64"):
         inference_size((40, 56), fixed, (30, 30))
     ranged = dyn.with_(min_size=(32, 32), max_size=(64, 96))
-    assert inference_size((20, 200), ranged, "native") == (32, 96)   # clamped per axis
+    assert inference_size((20, 200), ranged, "native") == (32, 96)  # clamped per axis
     assert inference_size((40, 56), ranged, "native") == (40, 56)
     with pytest.raises(InputError, match="outside the engine's profile"):
         inference_size((40, 56), ranged, (16, 16))
@@ -166,9 +193,21 @@ def test_read_engine_sidecar(tmp_path):
     assert engine_sidecar_path(eng) == tmp_path / "model_fp16.engine.json"
     assert read_engine_sidecar(eng) is None
     side = engine_sidecar_path(eng)
-    side.write_text(json.dumps({"format": "rdd-edge-engine/1", "rdd_meta": _meta_dict(
-        input_size=[48, 64]), "precision": "fp16", "profile": {
-        "input": "image", "min": [1, 3, 48, 64], "opt": [1, 3, 48, 64], "max": [1, 3, 48, 64]}}))
+    side.write_text(
+        json.dumps(
+            {
+                "format": "rdd-edge-engine/1",
+                "rdd_meta": _meta_dict(input_size=[48, 64]),
+                "precision": "fp16",
+                "profile": {
+                    "input": "image",
+                    "min": [1, 3, 48, 64],
+                    "opt": [1, 3, 48, 64],
+                    "max": [1, 3, 48, 64],
+                },
+            }
+        )
+    )
     meta, d = read_engine_sidecar(eng)
     assert meta.fixed_size == (48, 64) and d["precision"] == "fp16"
     side.write_text(json.dumps(_meta_dict()))  # a bare rdd_meta is not an engine sidecar
@@ -210,9 +249,15 @@ def test_model_meta_parsing_errors_name_the_key():
         ModelMeta.from_dict(_meta_dict(input_layout="NCWH"))
     with pytest.raises(InputError, match="not valid JSON"):
         ModelMeta.from_json("{nope")
-    m = ModelMeta.from_artifact_json({"model": "x", "model_kwargs": {}, "input_size": [4, 6],
-                                      "classes": CAMVID_CLASSES.to_dict(),
-                                      "normalization": Normalization().to_dict()})
+    m = ModelMeta.from_artifact_json(
+        {
+            "model": "x",
+            "model_kwargs": {},
+            "input_size": [4, 6],
+            "classes": CAMVID_CLASSES.to_dict(),
+            "normalization": Normalization().to_dict(),
+        }
+    )
     assert m.input_layout == "NCHW" and m.output_kind == "logits" and m.input_size == (4, 6)
     assert ModelMeta.from_dict(m.to_dict()) == m
 
@@ -279,9 +324,8 @@ def test_ort_backend_rejects_bad_models(tmp_path, tiny_onnx):
 
 def test_ort_backend_reads_sidecar_meta(tmp_path):
     path = _identity_onnx(tmp_path / "side.onnx", ["N", 3, "H", "W"], meta=None)
-    three = ClassInfo(names=("a", "b", "c")).to_dict()     # the identity graph has 3 channels
-    (tmp_path / "side.json").write_text(json.dumps({"rdd_meta": _meta_dict(model="sidecar",
-                                                                           classes=three)}))
+    three = ClassInfo(names=("a", "b", "c")).to_dict()  # the identity graph has 3 channels
+    (tmp_path / "side.json").write_text(json.dumps({"rdd_meta": _meta_dict(model="sidecar", classes=three)}))
     be = OrtBackend(path)
     assert be.meta.model == "sidecar"
 
@@ -289,6 +333,7 @@ def test_ort_backend_reads_sidecar_meta(tmp_path):
 def test_trt_backend_unavailable_is_a_clear_error(tmp_path):
     try:
         import tensorrt  # noqa: F401
+
         pytest.skip("TensorRT is installed here")
     except ImportError:
         pass
@@ -304,8 +349,13 @@ def test_torch_backend_on_artifact_matches_ort(tmp_path, tiny_model, tiny_onnx):
     from rdd.artifacts import save_artifact
     from rdd.runtime import TorchBackend
 
-    save_artifact(tmp_path / "student.pt", tiny_model, classes=CAMVID_CLASSES,
-                  normalization=Normalization(), input_size=(48, 64))
+    save_artifact(
+        tmp_path / "student.pt",
+        tiny_model,
+        classes=CAMVID_CLASSES,
+        normalization=Normalization(),
+        input_size=(48, 64),
+    )
     tb = TorchBackend(tmp_path / "student.pt")
     assert tb.meta.classes == CAMVID_CLASSES and tb.meta.model == "lraspp_mobilenetv2"
     img = np.random.default_rng(5).integers(0, 256, (40, 56, 3), dtype=np.uint8)
@@ -377,8 +427,12 @@ def test_pipeline_report_and_metric_match_direct_evaluation(tmp_path, tiny_onnx)
     # default resize "model": frames 40×56 run at the model's input_size 48×64, and mIoU is
     # scored there with labels resized like EvalTransform(size=(48, 64))
     cfg = PipelineConfig(warmup=2, out=out, progress=seen.append)
-    rep = Pipeline(be, ImageFolderSource(tmp_path / "img"),
-                   labels=LabelFolder(tmp_path / "lab", by_index=False), config=cfg).run()
+    rep = Pipeline(
+        be,
+        ImageFolderSource(tmp_path / "img"),
+        labels=LabelFolder(tmp_path / "lab", by_index=False),
+        config=cfg,
+    ).run()
     cm = ConfusionMatrix(11)
     for img, m in zip(imgs, masks):
         x = torch.from_numpy(preprocess(img, be.meta, (48, 64)))
@@ -408,9 +462,12 @@ def test_pipeline_error_in_reader_thread_propagates_and_leaves_no_output(tmp_pat
     (tmp_path / "lab").mkdir()
     cv2.imwrite(str(tmp_path / "lab" / "img_003.png"), np.zeros((10, 10), np.uint8))
     out = tmp_path / "o.mp4"
-    pipe = Pipeline(OrtBackend(tiny_onnx), ImageFolderSource(tmp_path / "img"),
-                    labels=LabelFolder(tmp_path / "lab", by_index=False),
-                    config=PipelineConfig(out=out, queue_size=1))
+    pipe = Pipeline(
+        OrtBackend(tiny_onnx),
+        ImageFolderSource(tmp_path / "img"),
+        labels=LabelFolder(tmp_path / "lab", by_index=False),
+        config=PipelineConfig(out=out, queue_size=1),
+    )
     with pytest.raises(InputError, match="img_003.png is 10×10"):
         pipe.run()
     assert list(tmp_path.iterdir()) and not out.exists()
@@ -431,30 +488,43 @@ def test_pipeline_max_frames_on_video(tmp_path, tiny_onnx):
 
 
 def test_runtime_import_does_not_import_torch():
-    code = ("import sys, rdd.runtime, rdd.runtime.backends, rdd.runtime.timing, "
-            "rdd.runtime.provenance, rdd.runtime.backends.openvino, rdd.runtime.backends.ort, "
-            "rdd.runtime.backends.trt, rdd.runtime.backends.torch, rdd.runtime.measure.score, "
-            "rdd.runtime.measure.bench, rdd.runtime.measure.bench_report, rdd.runtime.bench_cli, "
-            "rdd.runtime.stream.stream, rdd.runtime.runner, rdd.runtime.cli, rdd.runtime.segmenter, "
-            "rdd.runtime.zoo; rdd.runtime.provenance.device_info(); "
-            "assert 'torch' not in sys.modules, 'torch'")
+    code = (
+        "import sys, rdd.runtime, rdd.runtime.backends, rdd.runtime.timing, "
+        "rdd.runtime.provenance, rdd.runtime.backends.openvino, rdd.runtime.backends.ort, "
+        "rdd.runtime.backends.trt, rdd.runtime.backends.torch, rdd.runtime.measure.score, "
+        "rdd.runtime.measure.bench, rdd.runtime.measure.bench_report, rdd.runtime.bench_cli, "
+        "rdd.runtime.stream.stream, rdd.runtime.runner, rdd.runtime.cli, rdd.runtime.segmenter, "
+        "rdd.runtime.zoo; rdd.runtime.provenance.device_info(); "
+        "assert 'torch' not in sys.modules, 'torch'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
 
 
 def test_report_json_safe_and_summary_line():
-    from rdd.runtime.stream.summary import format_summary
     from rdd.runtime.runner import json_safe as _json_safe
+    from rdd.runtime.stream.summary import format_summary
 
-    rep = {"model": "m", "backend": "ort", "device": "cpu", "frames": 3, "inference_size": [4, 6],
-           "resize": "native",
-           "fps": float("nan"), "inference_fps": 12.5, "miou": float("nan"), "labelled_frames": 0,
-           "latency_ms": {"mean": 1.0, "p50": 1.0, "p90": float("inf"), "p99": 2.0},
-           "iou": {"a": None, "b": 0.5}}
+    rep = {
+        "model": "m",
+        "backend": "ort",
+        "device": "cpu",
+        "frames": 3,
+        "inference_size": [4, 6],
+        "resize": "native",
+        "fps": float("nan"),
+        "inference_fps": 12.5,
+        "miou": float("nan"),
+        "labelled_frames": 0,
+        "latency_ms": {"mean": 1.0, "p50": 1.0, "p90": float("inf"), "p99": 2.0},
+        "iou": {"a": None, "b": 0.5},
+    }
     safe = _json_safe(rep)
     assert safe["fps"] is None and safe["miou"] is None and safe["latency_ms"]["p90"] is None
     json.dumps(safe, allow_nan=False)  # strict JSON
     line = format_summary(safe)
-    assert "\n" not in line and "inference 12.5 FPS" in line and "4×6 (native)" in line and "mIoU nan%" in line
+    assert (
+        "\n" not in line and "inference 12.5 FPS" in line and "4×6 (native)" in line and "mIoU nan%" in line
+    )
 
 
 def test_check_outputs_folder_outputs_and_nesting(tmp_path):
@@ -470,12 +540,20 @@ def test_check_outputs_folder_outputs_and_nesting(tmp_path):
     with pytest.raises(InputError, match="inside the --labels folder"):
         check_outputs({"--save-masks": (tmp_path / "labels" / "pred", "dir")}, ins)
     with pytest.raises(InputError, match="--report .* is inside / contains --save-masks"):
-        check_outputs({"--save-masks": (tmp_path / "pred", "dir"),
-                       "--report": (tmp_path / "pred" / "r.json", "file")}, ins)
+        check_outputs(
+            {"--save-masks": (tmp_path / "pred", "dir"), "--report": (tmp_path / "pred" / "r.json", "file")},
+            ins,
+        )
     with pytest.raises(InputError, match="is a file; expected a folder"):
         check_outputs({"--save-masks": (tmp_path / "labels" / "a.png", "dir")}, {})
-    check_outputs({"--save-masks": (tmp_path / "pred", "dir"), "--report": (tmp_path / "r.json", "file"),
-                   "--out": (None, "file")}, ins)
+    check_outputs(
+        {
+            "--save-masks": (tmp_path / "pred", "dir"),
+            "--report": (tmp_path / "r.json", "file"),
+            "--out": (None, "file"),
+        },
+        ins,
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["labels"]  # the probe left nothing
 
 
@@ -527,14 +605,23 @@ def test_label_ids_outside_the_classes_fail_before_resize(tmp_path, tiny_onnx):
         cv2.imwrite(str(tmp_path / "lab" / f"img_{i:03d}.png"), m)
     be = OrtBackend(tiny_onnx, threads=1)
     for resize in ("native", (24, 32)):
-        with pytest.raises(InputError, match=r"img_000\.png: invalid label values \[259\].*"
-                                             r"--ignore-ids"):
-            Pipeline(be, ImageFolderSource(tmp_path / "img"),
-                     labels=LabelFolder(tmp_path / "lab", by_index=False),
-                     config=PipelineConfig(warmup=0, resize=resize)).run()
-    rep = Pipeline(be, ImageFolderSource(tmp_path / "img"),
-                   labels=LabelFolder(tmp_path / "lab", by_index=False, ignore_ids=(259,)),
-                   config=PipelineConfig(warmup=0, resize=(24, 32))).run()
+        with pytest.raises(
+            InputError,
+            match=r"img_000\.png: invalid label values \[259\].*"
+            r"--ignore-ids",
+        ):
+            Pipeline(
+                be,
+                ImageFolderSource(tmp_path / "img"),
+                labels=LabelFolder(tmp_path / "lab", by_index=False),
+                config=PipelineConfig(warmup=0, resize=resize),
+            ).run()
+    rep = Pipeline(
+        be,
+        ImageFolderSource(tmp_path / "img"),
+        labels=LabelFolder(tmp_path / "lab", by_index=False, ignore_ids=(259,)),
+        config=PipelineConfig(warmup=0, resize=(24, 32)),
+    ).run()
     assert rep["labelled_frames"] == 2
     # resize_labels keeps 16-bit ids (the old uint8 cast turned 259 into 3)
     np.testing.assert_array_equal(resize_labels(m, (20, 28))[3, 3], 259)
@@ -549,7 +636,7 @@ def test_missing_frame_mask_is_counted_never_shifted(tmp_path, tiny_onnx):
     path = tmp_path / "v.mp4"
     w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (64, 48))
     rng = np.random.default_rng(1)
-    for i in range(5):
+    for _ in range(5):
         w.write(rng.integers(0, 256, (48, 64, 3), np.uint8))
     w.release()
     (tmp_path / "lab").mkdir()
@@ -558,8 +645,12 @@ def test_missing_frame_mask_is_counted_never_shifted(tmp_path, tiny_onnx):
         masks[i] = np.full((48, 64), i, np.uint8)  # frame i is all class i
         cv2.imwrite(str(tmp_path / "lab" / f"frame_{i:06d}.png"), masks[i])
     be = OrtBackend(tiny_onnx, threads=1)
-    rep = Pipeline(be, VideoSource(path), labels=LabelFolder(tmp_path / "lab", by_index=True),
-                   config=PipelineConfig(warmup=0)).run()
+    rep = Pipeline(
+        be,
+        VideoSource(path),
+        labels=LabelFolder(tmp_path / "lab", by_index=True),
+        config=PipelineConfig(warmup=0),
+    ).run()
     assert rep["labelled_frames"] == 4 and rep["labels_missing"] == 1
     assert rep["labels_missing_first"] == ["frame_000002"]
     cap, cm = cv2.VideoCapture(str(path)), ConfusionMatrix(11)
@@ -603,9 +694,11 @@ def test_stop_signal_ends_the_run_early_with_valid_outputs(tmp_path, tiny_onnx):
         if n == 3:
             stop.request("sigterm")
 
-    rep = Pipeline(OrtBackend(tiny_onnx, threads=1), VideoSource(src),
-                   config=PipelineConfig(warmup=0, out=out, queue_size=1, progress=progress,
-                                         stop=stop)).run()
+    rep = Pipeline(
+        OrtBackend(tiny_onnx, threads=1),
+        VideoSource(src),
+        config=PipelineConfig(warmup=0, out=out, queue_size=1, progress=progress, stop=stop),
+    ).run()
     assert all(seen) and not stop.armed
     assert rep["completed"] is False and rep["stop_reason"] == "sigterm"
     assert 3 <= rep["frames"] < 30
@@ -614,8 +707,9 @@ def test_stop_signal_ends_the_run_early_with_valid_outputs(tmp_path, tiny_onnx):
     # a request before the run: nothing processed, nothing written, still a report
     early = StopSignal()
     early.request("sigint")
-    rep = Pipeline(OrtBackend(tiny_onnx), VideoSource(src),
-                   config=PipelineConfig(out=tmp_path / "none.mp4", stop=early)).run()
+    rep = Pipeline(
+        OrtBackend(tiny_onnx), VideoSource(src), config=PipelineConfig(out=tmp_path / "none.mp4", stop=early)
+    ).run()
     assert rep["frames"] == 0 and rep["stop_reason"] == "sigint" and rep["out"] is None
     assert not (tmp_path / "none.mp4").exists()
 
@@ -633,8 +727,8 @@ def test_video_corrupted_mid_stream_is_a_decode_error(tmp_path, tiny_onnx):
     """Issue #12 item 9: decoding stopped after 5 of 12 frames and the run looked complete."""
     data = bytearray(_video(tmp_path / "v.mp4", 12).read_bytes())
     mdat = data.find(b"mdat")  # zero a quarter of the frame data, in its middle (moov intact)
-    size = int.from_bytes(data[mdat - 4:mdat], "big")
-    data[mdat + size // 2:mdat + size // 2 + size // 4] = bytes(size // 4)
+    size = int.from_bytes(data[mdat - 4 : mdat], "big")
+    data[mdat + size // 2 : mdat + size // 2 + size // 4] = bytes(size // 4)
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(bytes(data))
     src = VideoSource(bad)

@@ -1,5 +1,6 @@
 """The runner's inputs and outputs: stream URLs / cameras / reconnects, saved masks, batching,
 real-time accounting and temporal stability. Tiny hand-built ONNX models, clips made here."""
+
 from __future__ import annotations
 
 import http.server
@@ -16,8 +17,13 @@ import pytest
 
 from rdd.runtime import InputError, open_source
 from rdd.runtime.cli import main
-from rdd.runtime.stream.sources import (StreamSource, is_gstreamer_pipeline, parse_camera, redact_url,
-                                 stream_scheme)
+from rdd.runtime.stream.sources import (
+    StreamSource,
+    is_gstreamer_pipeline,
+    parse_camera,
+    redact_url,
+    stream_scheme,
+)
 from rdd.spec import CAMVID_CLASSES, Normalization
 
 onnx = pytest.importorskip("onnx")
@@ -35,17 +41,28 @@ def _conv_onnx(path: Path, *, batch: int | str = "N", k: int = 11, seed: int = 0
     bias = numpy_helper.from_array(rng.normal(size=(k,)).astype(np.float32), "b")
     x = helper.make_tensor_value_info("image", TensorProto.FLOAT, [batch, 3, "H", "W"])
     y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, k, "H", "W"])
-    g = helper.make_graph([helper.make_node("Conv", ["image", "w", "b"], ["logits"])], "g", [x], [y],
-                          initializer=[wgt, bias])
+    g = helper.make_graph(
+        [helper.make_node("Conv", ["image", "w", "b"], ["logits"])], "g", [x], [y], initializer=[wgt, bias]
+    )
     model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
     model.ir_version = 8
     classes = CAMVID_CLASSES if k == 11 else None
-    meta = {"format": "rdd-edge/1", "model": "conv1x1", "input_name": "image",
-            "input_layout": "NCHW", "input_dtype": "float32", "output_name": "logits",
-            "output_kind": "logits", "normalization": Normalization().to_dict(),
-            "classes": (classes.to_dict() if classes else
-                        {"names": [f"c{i}" for i in range(k)], "ignore_index": 65535}),
-            "input_size": [H, W], "dynamic_batch": batch == "N", "dynamic_spatial": True}
+    meta = {
+        "format": "rdd-edge/1",
+        "model": "conv1x1",
+        "input_name": "image",
+        "input_layout": "NCHW",
+        "input_dtype": "float32",
+        "output_name": "logits",
+        "output_kind": "logits",
+        "normalization": Normalization().to_dict(),
+        "classes": (
+            classes.to_dict() if classes else {"names": [f"c{i}" for i in range(k)], "ignore_index": 65535}
+        ),
+        "input_size": [H, W],
+        "dynamic_batch": batch == "N",
+        "dynamic_spatial": True,
+    }
     helper.set_model_props(model, {"rdd_meta": json.dumps(meta)})
     onnx.save(model, str(path))
     return path
@@ -60,9 +77,9 @@ def _frame(i: int) -> np.ndarray:
     """BGR frame ``i``: a bright square moving right over a two-tone background."""
     img = np.zeros((H, W, 3), np.uint8)
     img[: H // 2] = (40, 120, 200)
-    img[H // 2:] = (200, 60, 30)
+    img[H // 2 :] = (200, 60, 30)
     x = (6 * i) % (W - 16)
-    img[10:30, x:x + 16] = (250, 250, 250)
+    img[10:30, x : x + 16] = (250, 250, 250)
     return img
 
 
@@ -101,8 +118,10 @@ class _MjpegServer:
                 try:
                     for i in range(owner.frames):
                         jpg = cv2.imencode(".jpg", _frame(i))[1].tobytes()
-                        self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\n"
-                                         b"Content-Length: %d\r\n\r\n" % len(jpg) + jpg + b"\r\n")
+                        self.wfile.write(
+                            b"--frame\r\nContent-Type: image/jpeg\r\n"
+                            b"Content-Length: %d\r\n\r\n" % len(jpg) + jpg + b"\r\n"
+                        )
                         self.wfile.flush()
                         time.sleep(owner.delay_s)
                 except (BrokenPipeError, ConnectionResetError):
@@ -113,7 +132,7 @@ class _MjpegServer:
         self.url = f"http://127.0.0.1:{self._srv.server_address[1]}/stream.mjpg"
         self._thread = threading.Thread(target=self._srv.serve_forever, daemon=True)
 
-    def __enter__(self) -> "_MjpegServer":
+    def __enter__(self) -> _MjpegServer:
         self._thread.start()
         return self
 
@@ -176,8 +195,9 @@ def test_gstreamer_pipeline_without_gstreamer_is_one_clear_error():
 # --------------------------------------------------------------------------- streams end to end
 def test_unreachable_rtsp_fails_fast_in_one_line(capfd, conv_onnx, tmp_path):
     t0 = time.monotonic()
-    rc, out, err = _run(capfd, ["--model", conv_onnx, "--video", "rtsp://127.0.0.1:1/x",
-                                "--report", tmp_path / "r.json"])
+    rc, out, err = _run(
+        capfd, ["--model", conv_onnx, "--video", "rtsp://127.0.0.1:1/x", "--report", tmp_path / "r.json"]
+    )
     assert time.monotonic() - t0 < 10
     assert rc == 2 and len(err) == 1, err
     assert err[0].startswith("error: cannot open stream rtsp://127.0.0.1:1/x")
@@ -190,8 +210,17 @@ def test_silent_server_hits_the_open_timeout(capfd, conv_onnx):
         s.bind(("127.0.0.1", 0))
         s.listen(4)
         t0 = time.monotonic()
-        rc, _, err = _run(capfd, ["--model", conv_onnx, "--stream-timeout", "1",
-                                  "--video", f"http://127.0.0.1:{s.getsockname()[1]}/x"])
+        rc, _, err = _run(
+            capfd,
+            [
+                "--model",
+                conv_onnx,
+                "--stream-timeout",
+                "1",
+                "--video",
+                f"http://127.0.0.1:{s.getsockname()[1]}/x",
+            ],
+        )
         took = time.monotonic() - t0
     assert rc == 2 and len(err) == 1 and "no answer within 1 s" in err[0], err
     assert took < 8
@@ -205,8 +234,23 @@ def test_camera_device_path_errors(capfd, conv_onnx):
 def test_http_mjpeg_stream_runs(capfd, conv_onnx, tmp_path):
     report = tmp_path / "r.json"
     with _MjpegServer(frames=30) as srv:
-        rc, out, err = _run(capfd, ["--model", conv_onnx, "--video", srv.url, "--max-frames", "6",
-                                    "--warmup", "1", "--report", report, "--fps", "40"])
+        rc, out, err = _run(
+            capfd,
+            [
+                "--model",
+                conv_onnx,
+                "--video",
+                srv.url,
+                "--max-frames",
+                "6",
+                "--warmup",
+                "1",
+                "--report",
+                report,
+                "--fps",
+                "40",
+            ],
+        )
     assert rc == 0, err
     rep = json.loads(report.read_text())
     assert rep["realtime"]["frames_read"] == 6 and 1 <= rep["frames"] <= 6
@@ -219,14 +263,26 @@ def test_http_mjpeg_stream_runs(capfd, conv_onnx, tmp_path):
 
 
 @pytest.mark.parametrize("reconnect, served, frames", [(0, 1, 5), (1, 2, 10)])
-def test_stream_that_drops_ends_with_report_and_exit_2(capfd, conv_onnx, tmp_path, reconnect,
-                                                       served, frames):
+def test_stream_that_drops_ends_with_report_and_exit_2(capfd, conv_onnx, tmp_path, reconnect, served, frames):
     """The server closes after 5 frames; with --reconnect 1 it serves a second connection, then
     404s: the run ends 'stream_ended', exit code 2, one error line, a report of what was read."""
     report = tmp_path / "r.json"
     with _MjpegServer(frames=5, connections=2) as srv:
-        rc, out, err = _run(capfd, ["--model", conv_onnx, "--video", srv.url, "--warmup", "0",
-                                    "--reconnect", reconnect, "--report", report])
+        rc, out, err = _run(
+            capfd,
+            [
+                "--model",
+                conv_onnx,
+                "--video",
+                srv.url,
+                "--warmup",
+                "0",
+                "--reconnect",
+                reconnect,
+                "--report",
+                report,
+            ],
+        )
         assert srv.served == served
     assert rc == 2
     assert len(err) == 1 and err[0].startswith("error: stream http://127.0.0.1:"), err
@@ -244,8 +300,9 @@ def test_stream_that_drops_ends_with_report_and_exit_2(capfd, conv_onnx, tmp_pat
 def test_file_url_is_a_finite_stream(capfd, conv_onnx, tmp_path):
     clip = _write_clip(tmp_path / "c.mp4", 5)
     report = tmp_path / "r.json"
-    rc, _, err = _run(capfd, ["--model", conv_onnx, "--video", clip.as_uri(), "--warmup", "0",
-                              "--report", report])
+    rc, _, err = _run(
+        capfd, ["--model", conv_onnx, "--video", clip.as_uri(), "--warmup", "0", "--report", report]
+    )
     assert rc == 0, err
     rep = json.loads(report.read_text())
     assert rep["frames"] == 5 and rep["source"]["live"] is False and rep["source"]["scheme"] == "file"
@@ -271,8 +328,8 @@ def test_label_change_rate_and_flicker_meter_golden():
     gt0 = np.array([[0, 255], [2, 3]], np.uint8)
     gt1 = np.array([[1, 1], [2, 3]], np.uint8)
     m.update(a, gt0)
-    m.update(b, gt1)            # pred: 1/4 changed; gt on 3 valid pixels: 1/3; pred there: 1/3
-    m.update(b.copy(), None)    # pred: 0 changed; no gt pair
+    m.update(b, gt1)  # pred: 1/4 changed; gt on 3 valid pixels: 1/3; pred there: 1/3
+    m.update(b.copy(), None)  # pred: 0 changed; no gt pair
     s = m.summary(with_gt=True)
     assert s["flicker"] == pytest.approx(0.125) and s["flicker_pairs"] == 2
     assert s["flicker_gt"] == pytest.approx(1 / 3) and s["flicker_gt_pairs"] == 1
@@ -287,8 +344,15 @@ def test_interval_and_realtime_summary_golden():
     assert iv["mean"] == pytest.approx(400 / 3) and iv["p50"] == pytest.approx(100)
     assert iv["std"] == pytest.approx(np.std([100, 100, 200]))
     assert np.isnan(interval_stats([1.0])["std"])
-    rt = realtime_summary(fps=10.0, fps_from="source", live=False, frames_read=10, frames=4,
-                          latencies_s=[0.05, 0.2, 0.09, 0.11], done_s=[0.0, 0.1, 0.2, 0.4])
+    rt = realtime_summary(
+        fps=10.0,
+        fps_from="source",
+        live=False,
+        frames_read=10,
+        frames=4,
+        latencies_s=[0.05, 0.2, 0.09, 0.11],
+        done_s=[0.0, 0.1, 0.2, 0.4],
+    )
     assert rt["mode"] == "paced_file" and rt["deadline_ms"] == pytest.approx(100)
     assert rt["dropped_frames"] == 6 and rt["drop_rate"] == pytest.approx(0.6)
     assert rt["deadline_misses"] == 2 and rt["deadline_miss_rate"] == pytest.approx(0.5)
@@ -318,8 +382,21 @@ def _expected_masks(model: Path, rgb: list[np.ndarray], size=(H, W)) -> list[np.
 def test_save_masks_for_images_by_stem(capfd, conv_onnx, tmp_path):
     rgb = _images(tmp_path / "img", 3)
     masks, report = tmp_path / "masks", tmp_path / "r.json"
-    rc, _, err = _run(capfd, ["--model", conv_onnx, "--images", tmp_path / "img", "--warmup", "0",
-                              "--save-masks", masks, "--report", report])
+    rc, _, err = _run(
+        capfd,
+        [
+            "--model",
+            conv_onnx,
+            "--images",
+            tmp_path / "img",
+            "--warmup",
+            "0",
+            "--save-masks",
+            masks,
+            "--report",
+            report,
+        ],
+    )
     assert rc == 0, err
     assert sorted(p.name for p in masks.iterdir()) == ["im_00.png", "im_01.png", "im_02.png"]
     for i, want in enumerate(_expected_masks(conv_onnx, rgb)):
@@ -330,25 +407,37 @@ def test_save_masks_for_images_by_stem(capfd, conv_onnx, tmp_path):
     assert rep["masks"] == str(masks) and rep["masks_written"] == 3 and rep["masks_dtype"] == "uint8"
     assert "flicker" not in rep  # an image folder is not a sequence
     assert not [p for p in masks.parent.iterdir() if p.name.startswith(".")]
-    rc, _, err = _run(capfd, ["--model", conv_onnx, "--images", tmp_path / "img",
-                              "--save-masks", tmp_path / "img" / "m"])  # inside an input folder
+    rc, _, err = _run(
+        capfd, ["--model", conv_onnx, "--images", tmp_path / "img", "--save-masks", tmp_path / "img" / "m"]
+    )  # inside an input folder
     assert rc == 2 and len(err) == 1 and "would overwrite inside the --images folder" in err[0], err
 
 
-def test_save_masks_refuses_a_non_empty_folder_and_leaves_nothing_on_error(capfd, conv_onnx,
-                                                                          tmp_path):
+def test_save_masks_refuses_a_non_empty_folder_and_leaves_nothing_on_error(capfd, conv_onnx, tmp_path):
     _images(tmp_path / "img", 2)
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "keep.png").write_bytes(b"x")
-    rc, _, err = _run(capfd, ["--model", conv_onnx, "--images", tmp_path / "img",
-                              "--save-masks", tmp_path / "full"])
+    rc, _, err = _run(
+        capfd, ["--model", conv_onnx, "--images", tmp_path / "img", "--save-masks", tmp_path / "full"]
+    )
     assert rc == 2 and len(err) == 1 and "is a folder that is not empty" in err[0], err
     assert [p.name for p in (tmp_path / "full").iterdir()] == ["keep.png"]
     # an error after masks were written (a label of the wrong size): no folder, no staging left
     (tmp_path / "lab").mkdir()
     cv2.imwrite(str(tmp_path / "lab" / "im_01.png"), np.zeros((5, 5), np.uint8))
-    rc, _, err = _run(capfd, ["--model", conv_onnx, "--images", tmp_path / "img", "--labels",
-                              tmp_path / "lab", "--save-masks", tmp_path / "m"])
+    rc, _, err = _run(
+        capfd,
+        [
+            "--model",
+            conv_onnx,
+            "--images",
+            tmp_path / "img",
+            "--labels",
+            tmp_path / "lab",
+            "--save-masks",
+            tmp_path / "m",
+        ],
+    )
     assert rc == 2 and len(err) == 1, err
     assert not (tmp_path / "m").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".m.")]
@@ -376,9 +465,9 @@ def clip_with_masks(tmp_path_factory) -> tuple[Path, Path, int]:
     (root / "gt").mkdir()
     for i in range(n):
         m = np.zeros((H, W), np.uint8)
-        m[H // 2:] = 3
+        m[H // 2 :] = 3
         x = (6 * i) % (W - 16)
-        m[10:30, x:x + 16] = 8
+        m[10:30, x : x + 16] = 8
         m[:2] = 255  # unlabelled rows
         cv2.imwrite(str(root / "gt" / f"frame_{i:06d}.png"), m)
     return root / "c.mp4", root / "gt", n
@@ -386,16 +475,33 @@ def clip_with_masks(tmp_path_factory) -> tuple[Path, Path, int]:
 
 def _flicker(seq: list[np.ndarray], valid: np.ndarray | None = None) -> float:
     """Mean share of changed pixels over consecutive pairs (on ``valid`` pixels when given)."""
-    return float(np.mean([np.mean((a != b)[valid] if valid is not None else (a != b))
-                          for a, b in zip(seq, seq[1:])]))
+    return float(
+        np.mean([np.mean((a != b)[valid] if valid is not None else (a != b)) for a, b in zip(seq, seq[1:])])
+    )
 
 
 def test_video_report_gives_flicker_beside_the_labels(capfd, conv_onnx, clip_with_masks, tmp_path):
     clip, gt, n = clip_with_masks
     masks, report = tmp_path / "m", tmp_path / "r.json"
-    rc, _, err = _run(capfd, ["--model", conv_onnx, "--video", clip, "--labels", gt,
-                              "--resize", "native", "--save-masks", masks, "--report", report,
-                              "--warmup", "0"])
+    rc, _, err = _run(
+        capfd,
+        [
+            "--model",
+            conv_onnx,
+            "--video",
+            clip,
+            "--labels",
+            gt,
+            "--resize",
+            "native",
+            "--save-masks",
+            masks,
+            "--report",
+            report,
+            "--warmup",
+            "0",
+        ],
+    )
     assert rc == 0, err
     rep = json.loads(report.read_text())
     pred = [cv2.imread(str(masks / f"frame_{i:06d}.png"), cv2.IMREAD_UNCHANGED) for i in range(n)]
@@ -412,9 +518,23 @@ def test_batch_matches_single_frame_results(capfd, conv_onnx, clip_with_masks, t
     clip, _, n = clip_with_masks
     reps = {}
     for b in (1, 3):
-        rc, _, err = _run(capfd, ["--model", conv_onnx, "--video", clip, "--batch", b,
-                                  "--warmup", "0", "--save-masks", tmp_path / f"m{b}",
-                                  "--report", tmp_path / f"r{b}.json"])
+        rc, _, err = _run(
+            capfd,
+            [
+                "--model",
+                conv_onnx,
+                "--video",
+                clip,
+                "--batch",
+                b,
+                "--warmup",
+                "0",
+                "--save-masks",
+                tmp_path / f"m{b}",
+                "--report",
+                tmp_path / f"r{b}.json",
+            ],
+        )
         assert rc == 0, err
         reps[b] = json.loads((tmp_path / f"r{b}.json").read_text())
     assert reps[3]["batch"] == 3 and reps[3]["batch_calls"] == 3  # 3 + 3 + 1 frames
@@ -473,8 +593,22 @@ def test_realtime_paced_file_drops_frames_when_inference_is_slow(conv_onnx, tmp_
 def test_realtime_cli_on_images_uses_fps(capfd, conv_onnx, tmp_path):
     _images(tmp_path / "img", 4)
     report = tmp_path / "r.json"
-    rc, _, err = _run(capfd, ["--model", conv_onnx, "--images", tmp_path / "img", "--realtime",
-                              "--fps", "50", "--warmup", "0", "--report", report])
+    rc, _, err = _run(
+        capfd,
+        [
+            "--model",
+            conv_onnx,
+            "--images",
+            tmp_path / "img",
+            "--realtime",
+            "--fps",
+            "50",
+            "--warmup",
+            "0",
+            "--report",
+            report,
+        ],
+    )
     assert rc == 0, err
     rt = json.loads(report.read_text())["realtime"]
     assert rt["fps"] == 50 and rt["fps_from"] == "--fps" and rt["frames_read"] == 4
@@ -485,12 +619,22 @@ def test_help_documents_io_flags():
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "-m", "rdd.runtime", "--help"], capture_output=True,
-                          text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "rdd.runtime", "--help"], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, proc.stderr
     text = " ".join(proc.stdout.split())
-    for flag in ("--save-masks", "--batch", "--realtime", "--reconnect", "--stream-timeout",
-                 "rtsp://", "/dev/video0", "latest-frame-wins", "frame_%06d.png"):
+    for flag in (
+        "--save-masks",
+        "--batch",
+        "--realtime",
+        "--reconnect",
+        "--stream-timeout",
+        "rtsp://",
+        "/dev/video0",
+        "latest-frame-wins",
+        "frame_%06d.png",
+    ):
         assert flag in text, flag
 
 
@@ -502,8 +646,7 @@ def test_batch_splits_at_a_change_of_input_size(conv_onnx, tmp_path):
     for name, hw in (("a", (40, 56)), ("b", (40, 56)), ("c", (30, 40)), ("d", (40, 56))):
         cv2.imwrite(str(tmp_path / "img" / f"{name}.png"), np.full((*hw, 3), 90, np.uint8))
     cfg = PipelineConfig(warmup=0, batch=3, resize="native", save_masks=tmp_path / "m")
-    rep = Pipeline(OrtBackend(conv_onnx, threads=1), ImageFolderSource(tmp_path / "img"),
-                   config=cfg).run()
+    rep = Pipeline(OrtBackend(conv_onnx, threads=1), ImageFolderSource(tmp_path / "img"), config=cfg).run()
     assert rep["frames"] == 4 and rep["batch_calls"] == 3 and rep["masks_written"] == 4
     assert cv2.imread(str(tmp_path / "m" / "c.png"), cv2.IMREAD_UNCHANGED).shape == (30, 40)
 
@@ -511,11 +654,15 @@ def test_batch_splits_at_a_change_of_input_size(conv_onnx, tmp_path):
 def test_summary_line_names_batch_realtime_and_flicker():
     from rdd.runtime.stream.summary import stream_summary
 
-    rep = {"batch": 4, "realtime": {"fps": 30.0, "dropped_frames": 3, "frames_read": 120,
-                                    "deadline_misses": 7},
-           "flicker": 0.012, "flicker_gt": 0.009}
-    assert stream_summary(rep) == (", batch 4, real time @ 30 fps: 3/120 dropped, 7 deadline "
-                                   "misses, flicker 1.20% (labels 0.90%)")
+    rep = {
+        "batch": 4,
+        "realtime": {"fps": 30.0, "dropped_frames": 3, "frames_read": 120, "deadline_misses": 7},
+        "flicker": 0.012,
+        "flicker_gt": 0.009,
+    }
+    assert stream_summary(rep) == (
+        ", batch 4, real time @ 30 fps: 3/120 dropped, 7 deadline misses, flicker 1.20% (labels 0.90%)"
+    )
     assert stream_summary({"batch": 1, "flicker": None}) == ""
 
 

@@ -1,4 +1,5 @@
 """Synthetic street-scene generator, dataset writer (folder layout round trip) and video writer."""
+
 from __future__ import annotations
 
 import cv2
@@ -73,8 +74,7 @@ def test_write_dataset_round_trip(tmp_path):
     summary = write_synthetic_dataset(root, n_train=4, n_val=2, size=(48, 64), seed=1)
     assert summary["n_train"] == 4 and summary["n_val"] == 2 and summary["size"] == [48, 64]
     assert abs(sum(summary["class_pixel_frequency"]["train"]) - 1) < 1e-4
-    assert sorted(p.name for p in (root / "images" / "train").iterdir()) == \
-        [f"{i:06d}.png" for i in range(4)]
+    assert sorted(p.name for p in (root / "images" / "train").iterdir()) == [f"{i:06d}.png" for i in range(4)]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp left over
     classes = yaml.safe_load((root / "classes.yaml").read_text())
     assert tuple(classes["names"]) == CAMVID_CLASSES.names
@@ -94,8 +94,9 @@ def test_write_dataset_round_trip(tmp_path):
     np.testing.assert_array_equal(mask, ref_mask)
     assert val.validate()["num_samples"] == 2
     # and it feeds a DataLoader through the train transform
-    train = build_dataset("synthetic", root, "train",
-                          transform=TrainTransform((32, 32), scale_range=(0.5, 1.5)))
+    train = build_dataset(
+        "synthetic", root, "train", transform=TrainTransform((32, 32), scale_range=(0.5, 1.5))
+    )
     x, y = next(iter(torch.utils.data.DataLoader(train, batch_size=4)))
     assert x.shape == (4, 3, 32, 32) and y.shape == (4, 32, 32) and y.dtype == torch.int64
 
@@ -104,8 +105,9 @@ def test_write_dataset_round_trip(tmp_path):
     write_synthetic_dataset(root, n_train=1, n_val=1, size=(48, 64), seed=1)
     assert not (root / "stale.txt").exists()
     assert len(list((root / "images" / "train").iterdir())) == 1
-    np.testing.assert_array_equal(build_dataset("synthetic", root, "val").load(0)[1],
-                                  render_scene(_scene_seed(1, 1, 0), (48, 64))[1])
+    np.testing.assert_array_equal(
+        build_dataset("synthetic", root, "val").load(0)[1], render_scene(_scene_seed(1, 1, 0), (48, 64))[1]
+    )
 
 
 def test_write_dataset_argument_errors(tmp_path):
@@ -122,8 +124,9 @@ def test_write_video(tmp_path):
     video = tmp_path / "clip.mp4"
     masks, frames = tmp_path / "masks", tmp_path / "frames"
     n = 8
-    summary = write_synthetic_video(video, masks, n_frames=n, size=(64, 96), seed=2, fps=15,
-                                    images_dir=frames)
+    summary = write_synthetic_video(
+        video, masks, n_frames=n, size=(64, 96), seed=2, fps=15, images_dir=frames
+    )
     assert summary["n_frames"] == n
     cap = cv2.VideoCapture(str(video))
     assert cap.isOpened()
@@ -151,8 +154,7 @@ def test_write_video(tmp_path):
     assert ok and np.abs(f0.astype(int) - v0.astype(int)).mean() < 12
     # deterministic: same arguments → same masks (the mp4 is optional)
     write_synthetic_video(None, tmp_path / "masks2", n_frames=n, size=(64, 96), seed=2, fps=15)
-    np.testing.assert_array_equal(cv2.imread(str(tmp_path / "masks2" / names[1]),
-                                             cv2.IMREAD_UNCHANGED), m1)
+    np.testing.assert_array_equal(cv2.imread(str(tmp_path / "masks2" / names[1]), cv2.IMREAD_UNCHANGED), m1)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 

@@ -1,4 +1,5 @@
 """rdd.runtime.timing: the protocol on a deterministic fake clock (no timed assertions)."""
+
 from __future__ import annotations
 
 import math
@@ -6,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from rdd.runtime.timing import (latency_stats, measure, measure_interleaved, summarize, warm_up)
+from rdd.runtime.timing import latency_stats, measure, measure_interleaved, summarize, warm_up
 
 
 class FakeClock:
@@ -29,6 +30,7 @@ class FakeClock:
             except StopIteration:
                 pass
             self.t += last[0]
+
         return fn
 
 
@@ -39,7 +41,7 @@ def test_latency_stats_golden():
 
 
 def test_summarize_throughput_counts_batch():
-    st = summarize([10.0, 10.0, 20.0, 20.0], batch=4)   # 4 calls, 60 ms → 16 images / 0.06 s
+    st = summarize([10.0, 10.0, 20.0, 20.0], batch=4)  # 4 calls, 60 ms → 16 images / 0.06 s
     assert st["runs"] == 4 and st["min"] == 10.0 and st["max"] == 20.0
     assert st["throughput"] == pytest.approx(16 / 0.06)
     empty = summarize([])
@@ -73,10 +75,10 @@ def test_measure_excludes_warmup():
 def test_measure_runs_for_duration_and_min_runs():
     clk = FakeClock()
     st = measure(clk.work([0.01]), warmup_s=0.0, duration_s=1.0, min_runs=10, clock=clk)
-    assert st["runs"] == 100            # 1 s of 10 ms calls > 10 runs
+    assert st["runs"] == 100  # 1 s of 10 ms calls > 10 runs
     clk = FakeClock()
     st = measure(clk.work([0.5]), warmup_s=0.0, duration_s=1.0, min_runs=10, clock=clk)
-    assert st["runs"] == 10             # 10 runs > 1 s
+    assert st["runs"] == 10  # 10 runs > 1 s
     clk = FakeClock()
     st = measure(clk.work([0.01]), warmup_s=0.0, duration_s=1.0, min_runs=10, max_runs=30, clock=clk)
     assert st["runs"] == 30
@@ -91,12 +93,14 @@ def test_interleaved_rounds_rotate_and_share_noise():
         def fn():
             order.append(name)
             clk.t += base_s
+
         return fn
 
     fns = {"a": make("a", 0.001), "b": make("b", 0.002), "c": make("c", 0.004)}
-    res = measure_interleaved(fns, rounds=3, warmup_s=0.0, warmup_runs=1, duration_s=0.0,
-                              min_runs=3, clock=clk)
-    timed = order[3:]                     # after the three warm-up calls a, b, c
+    res = measure_interleaved(
+        fns, rounds=3, warmup_s=0.0, warmup_runs=1, duration_s=0.0, min_runs=3, clock=clk
+    )
+    timed = order[3:]  # after the three warm-up calls a, b, c
     assert timed == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]
     assert {k: v["runs"] for k, v in res.items()} == {"a": 3, "b": 3, "c": 3}
     assert res["c"]["p50"] == pytest.approx(4.0) and len(res["a"]["round_p50"]) == 3
@@ -109,12 +113,20 @@ def test_interleaved_load_change_hits_all_rows():
     def make(base_s):
         def fn():
             state["calls"] += 1
-            slow = 10.0 if 11 <= state["calls"] <= 14 else 1.0   # spike in round 3
+            slow = 10.0 if 11 <= state["calls"] <= 14 else 1.0  # spike in round 3
             clk.t += base_s * slow
+
         return fn
 
-    res = measure_interleaved({"x": make(0.001), "y": make(0.002)}, rounds=3, warmup_s=0.0,
-                              warmup_runs=1, duration_s=0.0, min_runs=6, clock=clk)
+    res = measure_interleaved(
+        {"x": make(0.001), "y": make(0.002)},
+        rounds=3,
+        warmup_s=0.0,
+        warmup_runs=1,
+        duration_s=0.0,
+        min_runs=6,
+        clock=clk,
+    )
     # every row saw the spike in the same round; the ratio of the rows survives
     assert res["y"]["p50"] / res["x"]["p50"] == pytest.approx(2.0)
     assert np.argmax(res["x"]["round_p50"]) == np.argmax(res["y"]["round_p50"])

@@ -1,4 +1,5 @@
 """Models by name (issue #34 point 6) and the one-call API (point 5)."""
+
 from __future__ import annotations
 
 import http.server
@@ -103,7 +104,7 @@ def test_segmenter_predicts_at_the_models_size_and_returns_the_images(tmp_path):
     seg = Segmenter(model)
     labels = seg.predict(img)
     assert labels.shape == (360, 480) and labels.dtype == np.uint8
-    be = open_build(model)           # the runner's rule: the model's input size, 180×240
+    be = open_build(model)  # the runner's rule: the model's input size, 180×240
     want = resize_labels(be.infer(preprocess(img, be.meta, "model"))[0], (360, 480))
     np.testing.assert_array_equal(labels, want)
     vis = seg.overlay(img)
@@ -118,8 +119,11 @@ def test_readme_segmenter_example_runs_as_written(tmp_path, monkeypatch):
     file): labels at the image's size, an overlay written."""
     import re
 
-    code = next(b for b in re.findall(r"```python\n(.*?)```", (REPO / "README.md").read_text(),
-                                      re.S) if "rdd.Segmenter(" in b)
+    code = next(
+        b
+        for b in re.findall(r"```python\n(.*?)```", (REPO / "README.md").read_text(), re.S)
+        if "rdd.Segmenter(" in b
+    )
     assert len(code.strip().splitlines()) == 6
     rng = np.random.default_rng(0)
     cv2.imwrite(str(tmp_path / "frame.png"), rng.integers(0, 256, (200, 300, 3), dtype=np.uint8))

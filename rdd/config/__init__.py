@@ -10,14 +10,24 @@
 The names below are loaded on first use (PEP 562): importing ``rdd.config.walker`` loads no
 other module of the package.
 """
+
 from __future__ import annotations
 
 import importlib
 from typing import Any
 
-_WHERE = {"STUDENT_STAGES": "params", "TRAIN_STAGES": "params", "Params": "params",
-          "ParamsError": "params", "load_params": "params", "parse_params": "params",
-          "ConfigError": "walker", "as_dict": "walker", "build": "walker", "param": "walker"}
+_WHERE = {
+    "STUDENT_STAGES": "params",
+    "TRAIN_STAGES": "params",
+    "Params": "params",
+    "ParamsError": "params",
+    "load_params": "params",
+    "parse_params": "params",
+    "ConfigError": "walker",
+    "as_dict": "walker",
+    "build": "walker",
+    "param": "walker",
+}
 __all__ = sorted(_WHERE)
 
 

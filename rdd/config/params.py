@@ -20,27 +20,61 @@ every type, range, choice and unknown key is checked there, and errors name the 
 ``docs/PARAMS.md`` is generated from this module (``python -m pipeline.params --doc``).
 This module imports no torch.
 """
+
 from __future__ import annotations
 
 import copy
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
-from rdd.config.sections import (KD_TYPES, DataConfig, EngineSettings, ExtraKDConfig, KDConfig,
-                                 ModelConfig, OptimConfig, RDDConfig, TaskLoss, TSEConfig)
+from rdd.config.sections import (
+    KD_TYPES,
+    DataConfig,
+    EngineSettings,
+    ExtraKDConfig,
+    KDConfig,
+    ModelConfig,
+    OptimConfig,
+    RDDConfig,
+    TaskLoss,
+    TSEConfig,
+)
 from rdd.config.walker import ConfigError, as_dict, build, invalid, param, short
 
-__all__ = ["ParamsError", "TRAIN_STAGES", "STUDENT_STAGES", "Params", "Prepare", "Synthetic",
-           "Video", "TrainSection", "Recipe", "KDSection", "RDDSection", "Latency",
-           "EvaluateConfig", "ExportConfig", "Arm", "StudyConfig", "NoiseConfig", "load_params",
-           "read_params_yaml", "parse_params", "as_params", "arm_student", "deep_merge",
-           "tfe_iters", "doc_markdown"]
+__all__ = [
+    "ParamsError",
+    "TRAIN_STAGES",
+    "STUDENT_STAGES",
+    "Params",
+    "Prepare",
+    "Synthetic",
+    "Video",
+    "TrainSection",
+    "Recipe",
+    "KDSection",
+    "RDDSection",
+    "Latency",
+    "EvaluateConfig",
+    "ExportConfig",
+    "Arm",
+    "StudyConfig",
+    "NoiseConfig",
+    "load_params",
+    "read_params_yaml",
+    "parse_params",
+    "as_params",
+    "arm_student",
+    "deep_merge",
+    "tfe_iters",
+    "doc_markdown",
+]
 
 TRAIN_STAGES = ("teacher", "baseline", "kd", "tfe_rdd", "tse_rdd")
 STUDENT_STAGES = ("baseline", "kd", "tfe_rdd", "tse_rdd")
-HEADS = ("full", "lowres")   # the contract's (rdd.contract.HEADS); this module imports no runtime
+HEADS = ("full", "lowres")  # the contract's (rdd.contract.HEADS); this module imports no runtime
 
 
 class ParamsError(ConfigError):
@@ -81,8 +115,11 @@ class Video:
 class Prepare:
     """The ``data`` and ``video`` stages' own keys (no training stage reads them)."""
 
-    check: str = param("full", choices=("full", "quick"),
-                       doc="data stage: full (decode every sample) | quick (first and last)")
+    check: str = param(
+        "full",
+        choices=("full", "quick"),
+        doc="data stage: full (decode every sample) | quick (first and last)",
+    )
     synthetic: Synthetic = param(factory=Synthetic, doc="generated scenes")
     video: Video = param(factory=Video, doc="demo clip")
 
@@ -92,8 +129,7 @@ class Prepare:
 class TrainSection(EngineSettings):
     """Engine settings shared by every training stage."""
 
-    nproc: int = param(1, ge=1, doc=">1: each training stage runs under torchrun "
-                                    "--nproc_per_node=N")
+    nproc: int = param(1, ge=1, doc=">1: each training stage runs under torchrun --nproc_per_node=N")
 
 
 @dataclass(frozen=True)
@@ -120,8 +156,9 @@ class Recipe:
 class KDSection(KDConfig):
     """Stage ``kd``: plain pixel-wise KD (Hinton) on the logits."""
 
-    type: str = param("pixel", choices=KD_TYPES, coerce=lambda v: "none" if v is None else v,
-                      doc="none | pixel")
+    type: str = param(
+        "pixel", choices=KD_TYPES, coerce=lambda v: "none" if v is None else v, doc="none | pixel"
+    )
 
     def to_engine(self) -> KDConfig:
         """The engine's :class:`KDConfig` of this section: every field of ``KDConfig``, by name."""
@@ -134,8 +171,9 @@ class RDDSection(TSEConfig):
 
     tfe: bool = param(True, doc="TFE-RDD on (the pipeline's tfe_rdd stage needs it)")
     tse: bool = param(True, doc="TSE-RDD on (the pipeline's tse_rdd stage needs it)")
-    tfe_frac: float = param(0.1, ge=0, le=1, doc="TFE-RDD for the first p of the iterations "
-                                                 "(the paper: 0.1), TSE-RDD after")
+    tfe_frac: float = param(
+        0.1, ge=0, le=1, doc="TFE-RDD for the first p of the iterations (the paper: 0.1), TSE-RDD after"
+    )
     kd: KDConfig = param(factory=KDConfig, doc="KD running alongside RDD (same keys as `kd`)")
     extra_kd: tuple[ExtraKDConfig, ...] = param((), doc="feature KD terms alongside RDD")
 
@@ -173,16 +211,18 @@ class Latency:
 
     runs: int = param(10, gt=0, doc="timed runs")
     warmup: int = param(3, ge=0, doc="untimed runs first")
-    threads: int = param(2, gt=0, doc="torch threads (as export.benchmark.threads: one model, "
-                                      "one thread count, one latency)")
+    threads: int = param(
+        2, gt=0, doc="torch threads (as export.benchmark.threads: one model, one thread count, one latency)"
+    )
 
 
 @dataclass(frozen=True)
 class EvaluateConfig:
     """Stage ``evaluate``: the trained models side by side on the validation split."""
 
-    models: list[str] = param(["teacher", "baseline", "kd", "tse_rdd"], choices=TRAIN_STAGES,
-                              ge=1, doc="trained stages to compare")
+    models: list[str] = param(
+        ["teacher", "baseline", "kd", "tse_rdd"], choices=TRAIN_STAGES, ge=1, doc="trained stages to compare"
+    )
     latency: Latency = param(factory=Latency, doc="CPU latency")
     vis_frames: int = param(4, ge=0, doc="validation frames rendered with the TFE map and TSE mask")
     mode: str = param("whole", choices=("whole", "slide", "msflip"), doc="inference mode")
@@ -200,15 +240,19 @@ class Variant:
     name: str = param(doc="file stem under variants/")
     argmax: bool = param(False, doc="output labels instead of logits (needs head: full)")
     fold_preprocess: bool = param(False, doc="uint8 NHWC input, normalisation in the graph")
-    head: str = param("full", choices=HEADS, doc="full: input-size logits | lowres: the head's "
-                                                 "logits, upsampled exactly by the runtime")
+    head: str = param(
+        "full",
+        choices=HEADS,
+        doc="full: input-size logits | lowres: the head's logits, upsampled exactly by the runtime",
+    )
 
     def _validate(self) -> None:
         if self.argmax and self.head != "full":
             raise invalid("argmax", "needs head: full (labels at the input size)")
         if "/" in self.name or "\\" in self.name or self.name in ("model", "model_int8"):
-            raise invalid("name", f"must be a unique file stem other than model / model_int8, "
-                                  f"got {short(self.name)}")
+            raise invalid(
+                "name", f"must be a unique file stem other than model / model_int8, got {short(self.name)}"
+            )
 
 
 @dataclass(frozen=True)
@@ -227,8 +271,9 @@ class Int8:
 
     enabled: bool = param(True, doc="build and gate the INT8 model")
     calib_frames: int | None = param(64, ge=1, doc="train frames for calibration (null: all)")
-    method: str = param("minmax", choices=("minmax", "entropy", "percentile", "distribution"),
-                        doc="calibration method")
+    method: str = param(
+        "minmax", choices=("minmax", "entropy", "percentile", "distribution"), doc="calibration method"
+    )
     activation_type: str = param("quint8", choices=("quint8", "qint8"), doc="activations")
     weight_type: str = param("qint8", choices=("quint8", "qint8"), doc="weights")
     per_channel: bool = param(True, doc="per-channel weight scales")
@@ -236,9 +281,11 @@ class Int8:
     extra_options: dict = param({"CalibMovingAverage": True}, doc="quantize_static extra_options")
     max_miou_drop: float = param(0.01, ge=0, le=1, doc="gate: mIoU drop vs FP32 (fraction)")
     eval_frames: int | None = param(None, ge=1, doc="val frames scored (null: parity.frames)")
-    keep_float: list[str] = param(["input_conv", "output_resize"],
-                                  choices=("input_conv", "output_resize"),
-                                  doc="nodes kept in float (stem conv, logits upsampling)")
+    keep_float: list[str] = param(
+        ["input_conv", "output_resize"],
+        choices=("input_conv", "output_resize"),
+        doc="nodes kept in float (stem conv, logits upsampling)",
+    )
     openvino: bool = param(True, doc="also NNCF INT8 for OpenVINO where [export] (NNCF) is installed")
 
 
@@ -247,8 +294,9 @@ class TensorRT:
     """TensorRT engines (recorded as skipped where TensorRT is unavailable)."""
 
     enabled: bool = param(True, doc="try to build engines")
-    precisions: list[str] = param(["fp16", "int8"], choices=("fp32", "fp16", "int8"), ge=1,
-                                  doc="engines to build")
+    precisions: list[str] = param(
+        ["fp16", "int8"], choices=("fp32", "fp16", "int8"), ge=1, doc="engines to build"
+    )
     min_size: tuple[int, int] | None = param(None, doc="profile min (null: input_size)")
     opt_size: tuple[int, int] | None = param(None, doc="profile opt (null: input_size)")
     max_size: tuple[int, int] | None = param(None, doc="profile max (null: input_size)")
@@ -275,13 +323,19 @@ class ExportConfig:
     dynamic_batch: bool = param(True, doc="dynamic batch axis")
     dynamic_spatial: bool = param(True, doc="dynamic H, W axes")
     simplify: bool = param(True, doc="onnxsim the graph")
-    head: str = param("lowres", choices=HEADS, doc="model.onnx and its builds end at full: "
-                      "input-size logits | lowres: the head's logits before the final bilinear "
-                      "upsampling, which the runtime does exactly (rdd_meta.head)")
-    fold_preprocess: bool = param(False, doc="model.onnx and its builds take uint8 NHWC frames, "
-                                  "normalisation in the graph (rdd_meta.input_dtype)")
-    variants: tuple[Variant, ...] = param((), doc="extra graphs [{name, argmax, fold_preprocess, "
-                                                  "head}]")
+    head: str = param(
+        "lowres",
+        choices=HEADS,
+        doc="model.onnx and its builds end at full: "
+        "input-size logits | lowres: the head's logits before the final bilinear "
+        "upsampling, which the runtime does exactly (rdd_meta.head)",
+    )
+    fold_preprocess: bool = param(
+        False,
+        doc="model.onnx and its builds take uint8 NHWC frames, "
+        "normalisation in the graph (rdd_meta.input_dtype)",
+    )
+    variants: tuple[Variant, ...] = param((), doc="extra graphs [{name, argmax, fold_preprocess, head}]")
     parity: Parity = param(factory=Parity, doc="FP32 gate")
     int8: Int8 = param(factory=Int8, doc="INT8 model and gate")
     tensorrt: TensorRT = param(factory=TensorRT, doc="TensorRT engines")
@@ -291,8 +345,10 @@ class ExportConfig:
         names = [v.name for v in self.variants]
         for i, n in enumerate(names):
             if n in names[:i]:
-                raise invalid(f"variants[{i}].name", f"must be a unique file stem other than "
-                                                     f"model / model_int8, got {short(n)}")
+                raise invalid(
+                    f"variants[{i}].name",
+                    f"must be a unique file stem other than model / model_int8, got {short(n)}",
+                )
 
 
 # --------------------------------------------------------------------------- studies
@@ -301,10 +357,12 @@ class Arm:
     """One arm of a student study: the baseline recipe plus KD and/or RDD."""
 
     kd: bool = param(False, doc="add the `kd` section's pixel KD")
-    rdd: dict | None = param(None, partial_of=RDDSection,
-                             doc="RDD with these overrides of the `rdd` section (null: no RDD)")
-    extra_kd: tuple[ExtraKDConfig, ...] = param((), doc="feature KD terms of this arm "
-                                                        "[{type: at|cwd, weight, feature}]")
+    rdd: dict | None = param(
+        None, partial_of=RDDSection, doc="RDD with these overrides of the `rdd` section (null: no RDD)"
+    )
+    extra_kd: tuple[ExtraKDConfig, ...] = param(
+        (), doc="feature KD terms of this arm [{type: at|cwd, weight, feature}]"
+    )
     student: dict = param({}, doc="overrides of the `student` recipe")
 
 
@@ -329,8 +387,10 @@ class StudyConfig:
             raise invalid("arms", "must be a non-empty mapping of arm name → settings, got {}")
         for name in self.arms:
             if not _alnum(name):
-                raise invalid("arms", f": arm names must be alphanumeric (they name folders and "
-                                      f"DVC stages), got {short(name)}")
+                raise invalid(
+                    "arms",
+                    f": arm names must be alphanumeric (they name folders and DVC stages), got {short(name)}",
+                )
         for a in self.main_arms or []:
             if a not in self.arms:
                 raise invalid("main_arms", f": {short(a)} is not in study.arms")
@@ -378,9 +438,12 @@ class Params:
             iters = self.student.optim.iters
             n = tfe_iters(self.rdd, iters)
             if not 1 <= n < iters:
-                raise invalid("rdd.tfe_frac", f"must hand over to TSE-RDD inside the run: "
-                                              f"round({self.rdd.tfe_frac:g} · student.optim.iters "
-                                              f"({iters})) = {n}, expected 1 .. {iters - 1}")
+                raise invalid(
+                    "rdd.tfe_frac",
+                    f"must hand over to TSE-RDD inside the run: "
+                    f"round({self.rdd.tfe_frac:g} · student.optim.iters "
+                    f"({iters})) = {n}, expected 1 .. {iters - 1}",
+                )
 
     def need(self, section: str) -> Any:
         """A section that this stage requires (``ParamsError`` when the file lacks it)."""
@@ -389,7 +452,7 @@ class Params:
             raise self.error(f"missing section {section!r}")
         return value
 
-    def error(self, msg: str) -> "ParamsError":
+    def error(self, msg: str) -> ParamsError:
         """A :class:`ParamsError` about this file: ``"<file>: <msg>"``."""
         return ParamsError(f"{self.source}: {msg}")
 
@@ -422,7 +485,7 @@ def parse_params(raw: Any, name: str = "params.yaml") -> Params:
     return params
 
 
-def as_params(params: "Params | Mapping[str, Any]") -> Params:
+def as_params(params: Params | Mapping[str, Any]) -> Params:
     """``params`` itself, or a raw params mapping checked with :func:`parse_params`."""
     return params if isinstance(params, Params) else parse_params(params)
 
@@ -434,7 +497,7 @@ def read_params_yaml(path: str | Path) -> Any:
     if not path.is_file():
         raise FileNotFoundError(f"params file not found: {path}")
     try:
-        from rdd.config.yamlfile import read_yaml   # PyYAML: only to read a file
+        from rdd.config.yamlfile import read_yaml  # PyYAML: only to read a file
 
         return read_yaml(path)
     except ConfigError as e:
@@ -450,14 +513,20 @@ def doc_markdown() -> str:
     """The parameter reference (``docs/PARAMS.md``), generated from the declarations above."""
     from rdd.config.walker import doc_rows
 
-    lines = ["# params.yaml reference", "",
-             "Generated from `rdd/config/params.py` and `rdd/config/sections.py` by "
-             "`python -m pipeline.params --doc > docs/PARAMS.md`; do not edit by hand. "
-             "Every key is optional unless its default says *required*; a missing key takes the "
-             "default below.", "",
-             "| key | type | default | allowed | meaning |", "|---|---|---|---|---|"]
+    lines = [
+        "# params.yaml reference",
+        "",
+        "Generated from `rdd/config/params.py` and `rdd/config/sections.py` by "
+        "`python -m pipeline.params --doc > docs/PARAMS.md`; do not edit by hand. "
+        "Every key is optional unless its default says *required*; a missing key takes the "
+        "default below.",
+        "",
+        "| key | type | default | allowed | meaning |",
+        "|---|---|---|---|---|",
+    ]
     for key, typ, default, allowed, doc in doc_rows(Params):
         cells = [f"`{key}`", typ, f"`{default}`" if default else "", allowed, doc]
-        lines.append("| " + " | ".join(c.replace("|", "\\|") if c is not allowed else c
-                                       for c in cells) + " |")
+        lines.append(
+            "| " + " | ".join(c.replace("|", "\\|") if c is not allowed else c for c in cells) + " |"
+        )
     return "\n".join(lines) + "\n"

@@ -8,22 +8,39 @@ so every default is stated here once. Registry-backed choices (model and dataset
 checks that bind keyword arguments to a builder's signature import the registries lazily: this
 module imports no torch.
 """
+
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from rdd.config.walker import Names, clip, invalid, param, short
 from rdd.spec import TFE_REDUCTIONS, TSE_MODES
 
-__all__ = ["KD_TYPES", "EXTRA_KD_TYPES", "RDD_MODES", "AMP_MODES", "TFE_REDUCTIONS",
-           "ModelConfig", "TeacherConfig", "DataConfig", "OptimConfig", "KDConfig",
-           "ExtraKDConfig", "TSEConfig", "RDDConfig", "TaskLoss", "LossConfig", "EngineSettings"]
+__all__ = [
+    "KD_TYPES",
+    "EXTRA_KD_TYPES",
+    "RDD_MODES",
+    "AMP_MODES",
+    "TFE_REDUCTIONS",
+    "ModelConfig",
+    "TeacherConfig",
+    "DataConfig",
+    "OptimConfig",
+    "KDConfig",
+    "ExtraKDConfig",
+    "TSEConfig",
+    "RDDConfig",
+    "TaskLoss",
+    "LossConfig",
+    "EngineSettings",
+]
 
 KD_TYPES = ("none", "pixel")
 EXTRA_KD_TYPES = ("cwd", "at")
-RDD_MODES = TSE_MODES                             # one home: rdd.spec (also rdd.losses')
+RDD_MODES = TSE_MODES  # one home: rdd.spec (also rdd.losses')
 AMP_MODES = ("auto", "false", "fp16", "bf16")
 
 EXTRA_KD_FEATURES = ("logits", "backbone", "head")
@@ -47,8 +64,9 @@ def _binds(key: str, fn: Callable, what: str, *args: Any, **kwargs: Any) -> None
         inspect.signature(fn).bind(*args, **kwargs)
     except TypeError as e:
         shown = {k: v for k, v in kwargs.items() if k != "num_classes"}
-        raise invalid(key, f"has arguments that {what} does not accept ({clip(str(e), 160)}); "
-                           f"got {short(shown)}") from None
+        raise invalid(
+            key, f"has arguments that {what} does not accept ({clip(str(e), 160)}); got {short(shown)}"
+        ) from None
     except ValueError:  # no introspectable signature: the call itself checks
         return
 
@@ -58,8 +76,9 @@ def _binds(key: str, fn: Callable, what: str, *args: Any, **kwargs: Any) -> None
 class ModelConfig:
     """``create_model(name, num_classes=K, **kwargs)`` (``model: NAME`` is short for ``{name}``)."""
 
-    name: str = param(doc="registered model name (`rdd.models.list_models()`)",
-                      choices=Names("model", _model_names))
+    name: str = param(
+        doc="registered model name (`rdd.models.list_models()`)", choices=Names("model", _model_names)
+    )
     kwargs: dict = param({}, doc="builder arguments, e.g. {width_mult: 0.5, aux: true}")
 
     @classmethod
@@ -68,12 +87,12 @@ class ModelConfig:
 
     def _validate(self) -> None:
         if "num_classes" in self.kwargs:
-            raise invalid("kwargs.num_classes",
-                          "must not be set: the number of classes comes from the dataset")
+            raise invalid(
+                "kwargs.num_classes", "must not be set: the number of classes comes from the dataset"
+            )
         from rdd.models import get_model_builder
 
-        _binds("kwargs", get_model_builder(self.name), f"model {self.name!r}", num_classes=1,
-               **self.kwargs)
+        _binds("kwargs", get_model_builder(self.name), f"model {self.name!r}", num_classes=1, **self.kwargs)
         _dry_build(self.name, self.kwargs)
 
 
@@ -118,15 +137,19 @@ class DataConfig:
     size the reported mIoU was measured at, which export and the runtime then use.
     """
 
-    dataset: str = param(doc="synthetic | camvid | cityscapes | voc | ade20k | folder",
-                         choices=Names("dataset", _dataset_names))
-    root: str | None = param(None, doc="local dataset folder (synthetic: generated under "
-                                       "outputs/data/synthetic)")
+    dataset: str = param(
+        doc="synthetic | camvid | cityscapes | voc | ade20k | folder",
+        choices=Names("dataset", _dataset_names),
+    )
+    root: str | None = param(
+        None, doc="local dataset folder (synthetic: generated under outputs/data/synthetic)"
+    )
     train_split: str = param("train", doc="split trained on (and calibrated on by export)")
     val_split: str = param("val", doc="split validated / evaluated on")
     crop_size: tuple[int, int] = param((512, 512), doc="training crop after random scaling")
-    scale_range: tuple[float, float] = param((0.5, 2.0), doc="random scale [lo, hi] before cropping",
-                                             check=_scale_range)
+    scale_range: tuple[float, float] = param(
+        (0.5, 2.0), doc="random scale [lo, hi] before cropping", check=_scale_range
+    )
     flip: bool = param(True, doc="random horizontal flip")
     jitter: float = param(0.2, ge=0, doc="colour jitter strength")
     eval_size: tuple[int, int] | None = param(None, doc="validation size (null: native frames)")
@@ -138,8 +161,15 @@ class DataConfig:
     def _validate(self) -> None:
         from rdd.data import DATASETS
 
-        _binds("kwargs", DATASETS[self.dataset], f"dataset {self.dataset!r}", "root", "split",
-               None, **self.kwargs)
+        _binds(
+            "kwargs",
+            DATASETS[self.dataset],
+            f"dataset {self.dataset!r}",
+            "root",
+            "split",
+            None,
+            **self.kwargs,
+        )
 
 
 # --------------------------------------------------------------------------- optimiser
@@ -158,8 +188,7 @@ class OptimConfig:
 
     def _validate(self) -> None:
         if self.warmup_iters >= self.iters:
-            raise invalid("warmup_iters", f"must be < optim.iters ({self.iters}), "
-                                          f"got {self.warmup_iters}")
+            raise invalid("warmup_iters", f"must be < optim.iters ({self.iters}), got {self.warmup_iters}")
 
 
 # --------------------------------------------------------------------------- losses
@@ -167,8 +196,9 @@ class OptimConfig:
 class KDConfig:
     """Logit (pixel-wise) KD: ``weight · T² · KL(softmax(t/T) ‖ softmax(s/T))``."""
 
-    type: str = param("none", choices=KD_TYPES, coerce=lambda v: "none" if v is None else v,
-                      doc="none | pixel")
+    type: str = param(
+        "none", choices=KD_TYPES, coerce=lambda v: "none" if v is None else v, doc="none | pixel"
+    )
     weight: float = param(1.0, ge=0, doc="KD loss weight")
     temperature: float = param(1.0, gt=0, doc="softmax temperature T")
 
@@ -187,8 +217,9 @@ class ExtraKDConfig:
 
     type: str = param(doc="cwd | at", choices=EXTRA_KD_TYPES)
     weight: float = param(1.0, ge=0, doc="loss weight")
-    feature: str | None = param(None, choices=EXTRA_KD_FEATURES,
-                                doc="logits | backbone | head (null: the type's default)")
+    feature: str | None = param(
+        None, choices=EXTRA_KD_FEATURES, doc="logits | backbone | head (null: the type's default)"
+    )
     kwargs: dict = param({}, doc="constructor arguments of the loss module")
 
     @classmethod
@@ -217,8 +248,9 @@ class TSEConfig:
     threshold: float = param(0.7, gt=0, lt=1, doc="TSE hard-pixel confidence threshold")
     min_kept: float = param(0.048, ge=0, le=1, doc="TSE: keep at least this fraction of pixels hard")
     mode: str = param("xor", choices=RDD_MODES, doc="xor (RDD) | or | and | student (OHEM)")
-    reduction: str = param("valid", choices=TFE_REDUCTIONS,
-                           doc="TFE normaliser: valid (labelled pixels) | all (N·H·W)")
+    reduction: str = param(
+        "valid", choices=TFE_REDUCTIONS, doc="TFE normaliser: valid (labelled pixels) | all (N·H·W)"
+    )
 
 
 @dataclass(frozen=True)
@@ -248,7 +280,7 @@ class LossConfig(TaskLoss):
 
     @property
     def uses_teacher(self) -> bool:
-        return (self.kd.type != "none" or bool(self.extra_kd) or self.rdd.tfe or self.rdd.tse)
+        return self.kd.type != "none" or bool(self.extra_kd) or self.rdd.tfe or self.rdd.tse
 
 
 # --------------------------------------------------------------------------- engine settings
@@ -265,12 +297,20 @@ def _amp(v: Any) -> Any:
 class EngineSettings:
     """How a run executes (shared by every training stage: ``params.yaml`` ``train``)."""
 
-    eval_interval: int = param(0, ge=0, coerce=lambda v: 0 if v is None else v,
-                               doc="validation every N iterations (0: once at the end)")
+    eval_interval: int = param(
+        0,
+        ge=0,
+        coerce=lambda v: 0 if v is None else v,
+        doc="validation every N iterations (0: once at the end)",
+    )
     log_interval: int = param(20, gt=0, doc="log every N iterations")
     seed: int = param(0, ge=0, doc="seed of weights, crops and batch order")
     device: str = param("auto", check=_device, doc="auto | cpu | cuda | cuda:N")
-    amp: str = param("auto", choices=AMP_MODES, coerce=_amp,
-                     doc="auto (bf16/fp16 on GPU, off on CPU) | false | fp16 | bf16")
+    amp: str = param(
+        "auto",
+        choices=AMP_MODES,
+        coerce=_amp,
+        doc="auto (bf16/fp16 on GPU, off on CPU) | false | fp16 | bf16",
+    )
     channels_last: bool = param(False, doc="channels-last memory format")
     sync_bn: bool = param(False, doc="SyncBatchNorm under DDP")

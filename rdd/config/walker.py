@@ -17,6 +17,7 @@ given by ``path`` (``student.optim.iters must be > 0, got -5``). The same walker
 engine (:meth:`rdd.engine.TrainConfig.from_dict`) and ``params.yaml`` (:mod:`rdd.config.params`),
 and :func:`doc_rows` turns the declarations into the parameter reference (``docs/PARAMS.md``).
 """
+
 from __future__ import annotations
 
 import copy
@@ -25,11 +26,24 @@ import difflib
 import math
 import types
 import typing
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import MISSING, dataclass
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any
 
-__all__ = ["ConfigError", "Names", "param", "build", "build_partial", "check", "invalid",
-           "as_dict", "doc_rows", "did_you_mean", "short", "clip"]
+__all__ = [
+    "ConfigError",
+    "Names",
+    "param",
+    "build",
+    "build_partial",
+    "check",
+    "invalid",
+    "as_dict",
+    "doc_rows",
+    "did_you_mean",
+    "short",
+    "clip",
+]
 
 
 class ConfigError(ValueError):
@@ -54,25 +68,43 @@ def invalid(key: str, msg: str) -> _Invalid:
 class Names:
     """Registry-backed choices: ``names()`` is called only when a value is checked."""
 
-    what: str                           # "model" → "unknown model 'x' (known: ...)"
+    what: str  # "model" → "unknown model 'x' (known: ...)"
     names: Callable[[], Iterable[str]]
 
     def __repr__(self) -> str:
         return f"a registered {self.what} name"
 
 
-def param(default: Any = MISSING, *, doc: str = "", gt: float | None = None,
-          ge: float | None = None, lt: float | None = None, le: float | None = None,
-          choices: tuple | Names | None = None, check: Callable[[Any], str | None] | None = None,
-          coerce: Callable[[Any], Any] | None = None, partial_of: type | None = None,
-          factory: Callable[[], Any] | None = None) -> Any:
+def param(
+    default: Any = MISSING,
+    *,
+    doc: str = "",
+    gt: float | None = None,
+    ge: float | None = None,
+    lt: float | None = None,
+    le: float | None = None,
+    choices: tuple | Names | None = None,
+    check: Callable[[Any], str | None] | None = None,
+    coerce: Callable[[Any], Any] | None = None,
+    partial_of: type | None = None,
+    factory: Callable[[], Any] | None = None,
+) -> Any:
     """A dataclass field with its constraints and a one-line ``doc``.
 
     ``check(value)`` returns an error text (``"must be ..."``) or ``None``; ``coerce`` maps a
     raw value before checking (e.g. ``False`` → ``"false"``); ``partial_of=Section`` makes a
     ``dict`` field hold overrides of some of ``Section``'s keys (each checked as there)."""
-    md = {"doc": doc, "gt": gt, "ge": ge, "lt": lt, "le": le, "choices": choices,
-          "check": check, "coerce": coerce, "partial_of": partial_of}
+    md = {
+        "doc": doc,
+        "gt": gt,
+        "ge": ge,
+        "lt": lt,
+        "le": le,
+        "choices": choices,
+        "check": check,
+        "coerce": coerce,
+        "partial_of": partial_of,
+    }
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata=md)
     if isinstance(default, (dict, list)):
@@ -87,7 +119,7 @@ def short(v: Any, limit: int = 80) -> str:
     room = [limit + 1]
 
     def put(text: str) -> None:
-        parts.append(text[:room[0]])
+        parts.append(text[: room[0]])
         room[0] -= len(parts[-1])
 
     def walk(x: Any, depth: int) -> None:
@@ -108,22 +140,21 @@ def short(v: Any, limit: int = 80) -> str:
                     put(": ")
                     item = item[1]
                 walk(item, depth + 1)
-            put("}" if isinstance(x, dict) else "]" if isinstance(x, list)
-                else ",)" if len(x) == 1 else ")")
+            put("}" if isinstance(x, dict) else "]" if isinstance(x, list) else ",)" if len(x) == 1 else ")")
         elif isinstance(x, str):
-            put(repr(x[:room[0]]) if len(x) > room[0] else repr(x))
+            put(repr(x[: room[0]]) if len(x) > room[0] else repr(x))
         else:
             put(repr(x))
 
     walk(v, 0)
     text = "".join(parts)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def clip(text: str, limit: int = 200) -> str:
     """``text`` on one line, at most ``limit`` characters (a library's message quoting a value)."""
-    text = " ".join(str(text)[:4 * limit].split())
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    text = " ".join(str(text)[: 4 * limit].split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def did_you_mean(key: str, known: Iterable[str]) -> str:
@@ -141,7 +172,7 @@ def _join(path: str, key: str) -> str:
 
 def _fail(path: str, msg: str) -> ConfigError:
     path = path or "config"
-    if len(path) > 200:                 # a key path through a huge free-form key
+    if len(path) > 200:  # a key path through a huge free-form key
         path = path[:197] + "..."
     if msg.startswith(":"):
         return ConfigError(f"{path}{msg}")
@@ -157,7 +188,7 @@ def _split_optional(tp: Any) -> tuple[Any, bool]:
     if typing.get_origin(tp) in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         if len(args) < len(typing.get_args(tp)):
-            return (args[0] if len(args) == 1 else typing.Union[tuple(args)]), True
+            return (args[0] if len(args) == 1 else typing.Union[tuple(args)]), True  # noqa: UP007
     return tp, False
 
 
@@ -170,10 +201,20 @@ def _fmt(v: float) -> str:
 
 
 def _bounds(md: Mapping[str, Any]) -> str:
-    lo = (("(", md.get("gt")) if md.get("gt") is not None
-          else ("[", md.get("ge")) if md.get("ge") is not None else None)
-    hi = ((")", md.get("lt")) if md.get("lt") is not None
-          else ("]", md.get("le")) if md.get("le") is not None else None)
+    lo = (
+        ("(", md.get("gt"))
+        if md.get("gt") is not None
+        else ("[", md.get("ge"))
+        if md.get("ge") is not None
+        else None
+    )
+    hi = (
+        (")", md.get("lt"))
+        if md.get("lt") is not None
+        else ("]", md.get("le"))
+        if md.get("le") is not None
+        else None
+    )
     if lo and hi:
         return f"in {lo[0]}{_fmt(lo[1])}, {_fmt(hi[1])}{hi[0]}"
     if lo:
@@ -184,10 +225,12 @@ def _bounds(md: Mapping[str, Any]) -> str:
 
 
 def _in_bounds(v: float, md: Mapping[str, Any]) -> bool:
-    return not ((md.get("gt") is not None and not v > md.get("gt"))
-                or (md.get("ge") is not None and not v >= md.get("ge"))
-                or (md.get("lt") is not None and not v < md.get("lt"))
-                or (md.get("le") is not None and not v <= md.get("le")))
+    return not (
+        (md.get("gt") is not None and not v > md.get("gt"))
+        or (md.get("ge") is not None and not v >= md.get("ge"))
+        or (md.get("lt") is not None and not v < md.get("lt"))
+        or (md.get("le") is not None and not v <= md.get("le"))
+    )
 
 
 def _is_int(v: Any) -> bool:
@@ -241,11 +284,11 @@ def _value(tp: Any, md: Mapping[str, Any], v: Any, path: str) -> Any:
         out = copy.deepcopy(dict(v))
     elif origin is tuple and args == (int, int):
         items = v if isinstance(v, (list, tuple)) else [v]
-        if (not 1 <= len(items) <= 2 or not all(_is_int(x) and x > 0 for x in items)):
+        if not 1 <= len(items) <= 2 or not all(_is_int(x) and x > 0 for x in items):
             raise _fail(path, f"must be a positive size [H, W] (or H){null}, got {short(v)}")
         out = (items[0], items[-1])
     elif origin is tuple and args == (float, float):
-        if (not isinstance(v, (list, tuple)) or len(v) != 2 or not all(_is_num(x) for x in v)):
+        if not isinstance(v, (list, tuple)) or len(v) != 2 or not all(_is_num(x) for x in v):
             raise _fail(path, f"must be a pair [a, b] of numbers{null}, got {short(v)}")
         out = (float(v[0]), float(v[1]))
     elif origin is tuple and len(args) == 2 and args[1] is Ellipsis:
@@ -263,8 +306,9 @@ def _value(tp: Any, md: Mapping[str, Any], v: Any, path: str) -> Any:
         if not isinstance(v, (list, tuple)):
             raise _fail(path, f"must be a list{null}, got {short(v)}")
         item_md = {"choices": md.get("choices")}
-        out = [_value(args[0], item_md, x, f"{path}[{i}]") if args else copy.deepcopy(x)
-               for i, x in enumerate(v)]
+        out = [
+            _value(args[0], item_md, x, f"{path}[{i}]") if args else copy.deepcopy(x) for i, x in enumerate(v)
+        ]
         if not out and md.get("ge") is not None:
             raise _fail(path, f"must be a non-empty list, got {short(v)}")
         return out
@@ -277,8 +321,11 @@ def _value(tp: Any, md: Mapping[str, Any], v: Any, path: str) -> Any:
         if isinstance(choices, Names):
             known = list(choices.names())
             if out not in known:
-                raise _fail(path, f": unknown {choices.what} {short(out)} "
-                                  f"({did_you_mean(out, known)}known: {', '.join(sorted(known))})")
+                raise _fail(
+                    path,
+                    f": unknown {choices.what} {short(out)} "
+                    f"({did_you_mean(out, known)}known: {', '.join(sorted(known))})",
+                )
         elif out not in choices:
             raise _fail(path, f"must be one of {', '.join(map(str, choices))}; got {short(out)}")
     if md.get("check") is not None:
@@ -301,8 +348,9 @@ def _extra(cls: type) -> tuple[str, type] | None:
 
 def _unknown(cls: type, key: Any, path: str, known: list[str]) -> ConfigError:
     full = _join(path, str(key))
-    return ConfigError(f"unknown key {short(full)} ({did_you_mean(key, known)}"
-                       f"expected one of: {', '.join(known)})")
+    return ConfigError(
+        f"unknown key {short(full)} ({did_you_mean(key, known)}expected one of: {', '.join(known)})"
+    )
 
 
 def build(cls: type, d: Any, path: str = "") -> Any:
@@ -317,8 +365,11 @@ def build(cls: type, d: Any, path: str = "") -> Any:
     fields = _fields(cls)
     names = [f.name for f in fields]
     extra = _extra(cls)
-    extra_names = [n for n in ([f.name for f in _fields(extra[1])] if extra else [])
-                   if n not in getattr(cls, "_EXTRA_EXCLUDE", ())]
+    extra_names = [
+        n
+        for n in ([f.name for f in _fields(extra[1])] if extra else [])
+        if n not in getattr(cls, "_EXTRA_EXCLUDE", ())
+    ]
     out: dict[str, Any] = {}
     overrides: dict[str, Any] = {}
     for k, v in d.items():
@@ -327,8 +378,7 @@ def build(cls: type, d: Any, path: str = "") -> Any:
         if k in extra_names:
             overrides[k] = v
             continue
-        raise _unknown(cls, k, path, [n for n in names if not (extra and n == extra[0])]
-                       + extra_names)
+        raise _unknown(cls, k, path, [n for n in names if not (extra and n == extra[0])] + extra_names)
     for f in fields:
         if extra and f.name == extra[0]:
             continue

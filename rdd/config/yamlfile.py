@@ -15,6 +15,7 @@ The few small anchors a study file uses (``&x16`` / ``*x16``) expand to a few no
 Every failure is a :class:`~rdd.config.walker.ConfigError` with a one-line message naming the
 file and the line.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -26,8 +27,8 @@ from rdd.config.walker import ConfigError, short
 
 __all__ = ["MAX_DEPTH", "MAX_NODES", "read_yaml"]
 
-MAX_DEPTH = 64          # nested mappings / lists
-MAX_NODES = 100_000     # nodes of the document with every alias expanded
+MAX_DEPTH = 64  # nested mappings / lists
+MAX_NODES = 100_000  # nodes of the document with every alias expanded
 _MERGE = "tag:yaml.org,2002:merge"
 
 
@@ -43,19 +44,24 @@ class _BoundedLoader(yaml.SafeLoader):
     def __init__(self, stream: str) -> None:
         super().__init__(stream)
         self._path: list[str] = []
-        self._sizes: dict[int, int] = {}    # id(node) → nodes it expands to (aliases included)
+        self._sizes: dict[int, int] = {}  # id(node) → nodes it expands to (aliases included)
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
             mark = self.peek_event().start_mark
             node = super().compose_node(parent, index)
-            if id(node) not in self._sizes:     # an alias inside the node it names
-                raise _Refused(mark.line + 1, f"the alias at {self._where(index)} refers to a "
-                                              "node that contains it (a recursive structure)")
+            if id(node) not in self._sizes:  # an alias inside the node it names
+                raise _Refused(
+                    mark.line + 1,
+                    f"the alias at {self._where(index)} refers to a "
+                    "node that contains it (a recursive structure)",
+                )
             return node
         if len(self._path) >= MAX_DEPTH:
-            raise _Refused(self.peek_event().start_mark.line + 1,
-                           f"nested deeper than {MAX_DEPTH} levels at {self._where()}")
+            raise _Refused(
+                self.peek_event().start_mark.line + 1,
+                f"nested deeper than {MAX_DEPTH} levels at {self._where()}",
+            )
         self._path.append(_step(index))
         try:
             node = super().compose_node(parent, index)
@@ -78,8 +84,11 @@ class _BoundedLoader(yaml.SafeLoader):
                     continue
                 line = key.start_mark.line + 1
                 if (key.tag, key.value) in seen:
-                    raise _Refused(line, f"duplicate key {self._where(key)} (first given at line "
-                                         f"{seen[key.tag, key.value]}; YAML keeps only the last)")
+                    raise _Refused(
+                        line,
+                        f"duplicate key {self._where(key)} (first given at line "
+                        f"{seen[key.tag, key.value]}; YAML keeps only the last)",
+                    )
                 seen[key.tag, key.value] = line
             children = [c for kv in node.value for c in kv]
         elif isinstance(node, yaml.SequenceNode):
@@ -88,9 +97,11 @@ class _BoundedLoader(yaml.SafeLoader):
             children = []
         size = 1 + sum(self._sizes[id(c)] for c in children)
         if size > MAX_NODES:
-            raise _Refused(node.start_mark.line + 1,
-                           f"{self._where()} expands to more than {MAX_NODES} values (aliases "
-                           "of aliases?); write the values out or use fewer aliases")
+            raise _Refused(
+                node.start_mark.line + 1,
+                f"{self._where()} expands to more than {MAX_NODES} values (aliases "
+                "of aliases?); write the values out or use fewer aliases",
+            )
         self._sizes[id(node)] = size
 
 

@@ -31,15 +31,59 @@ The input size is bounded by ``max_pixels`` (default :data:`DEFAULT_MAX_PIXELS`,
 ``RDD_MAX_INPUT_PIXELS`` environment variable or ``rdd-infer --max-input-pixels``), so a tampered
 ``input_size`` fails at load instead of allocating gigabytes.
 """
-from rdd.contract.files import (apply_profile, describe_onnx_io, engine_sidecar_path, file_sha256,
-                                meta_from_props, ort_session_io, read_engine_sidecar, read_onnx_meta,
-                                read_onnx_props, sidecar_meta, write_engine_sidecar)
-from rdd.contract.model_meta import (DEFAULT_MAX_PIXELS, ENGINE_SIDECAR_FORMAT, HEADS, MAX_PIXELS_ENV,
-                                     MEAN_RANGE, META_FORMAT, META_KEY, PRECISION_KEY, STD_RANGE,
-                                     InputError, IOSpec, ModelMeta, resolve_max_pixels)
 
-__all__ = ["META_KEY", "PRECISION_KEY", "META_FORMAT", "ENGINE_SIDECAR_FORMAT",
-           "DEFAULT_MAX_PIXELS", "MAX_PIXELS_ENV", "HEADS", "MEAN_RANGE", "STD_RANGE", "InputError",
-           "ModelMeta", "IOSpec", "resolve_max_pixels", "describe_onnx_io", "ort_session_io",
-           "meta_from_props", "read_onnx_meta", "read_onnx_props", "engine_sidecar_path", "write_engine_sidecar",
-           "read_engine_sidecar", "apply_profile", "sidecar_meta", "file_sha256"]
+from rdd.contract.files import (
+    apply_profile,
+    describe_onnx_io,
+    engine_sidecar_path,
+    file_sha256,
+    meta_from_props,
+    ort_session_io,
+    read_engine_sidecar,
+    read_onnx_meta,
+    read_onnx_props,
+    sidecar_meta,
+    write_engine_sidecar,
+)
+from rdd.contract.model_meta import (
+    DEFAULT_MAX_PIXELS,
+    ENGINE_SIDECAR_FORMAT,
+    HEADS,
+    MAX_PIXELS_ENV,
+    MEAN_RANGE,
+    META_FORMAT,
+    META_KEY,
+    PRECISION_KEY,
+    STD_RANGE,
+    InputError,
+    IOSpec,
+    ModelMeta,
+    resolve_max_pixels,
+)
+
+__all__ = [
+    "META_KEY",
+    "PRECISION_KEY",
+    "META_FORMAT",
+    "ENGINE_SIDECAR_FORMAT",
+    "DEFAULT_MAX_PIXELS",
+    "MAX_PIXELS_ENV",
+    "HEADS",
+    "MEAN_RANGE",
+    "STD_RANGE",
+    "InputError",
+    "ModelMeta",
+    "IOSpec",
+    "resolve_max_pixels",
+    "describe_onnx_io",
+    "ort_session_io",
+    "meta_from_props",
+    "read_onnx_meta",
+    "read_onnx_props",
+    "engine_sidecar_path",
+    "write_engine_sidecar",
+    "read_engine_sidecar",
+    "apply_profile",
+    "sidecar_meta",
+    "file_sha256",
+]

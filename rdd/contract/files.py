@@ -1,33 +1,73 @@
 """ONNX metadata and sidecar files of the deployment contract (see :mod:`rdd.contract`)."""
+
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-from rdd.contract.model_meta import (ENGINE_SIDECAR_FORMAT, META_KEY, PRECISION_KEY, InputError,
-                                     IOSpec, ModelMeta, _Fail, _short, _size, resolve_max_pixels)
+from rdd.contract.model_meta import (
+    ENGINE_SIDECAR_FORMAT,
+    META_KEY,
+    PRECISION_KEY,
+    InputError,
+    IOSpec,
+    ModelMeta,
+    _Fail,
+    _short,
+    _size,
+    resolve_max_pixels,
+)
 from rdd.spec import loads_json, write_json_atomic
 
-__all__ = ["describe_onnx_io", "read_onnx_props", "ort_session_io", "meta_from_props", "read_onnx_meta",
-           "engine_sidecar_path", "write_engine_sidecar", "read_engine_sidecar", "apply_profile",
-           "sidecar_meta", "file_sha256"]
+__all__ = [
+    "describe_onnx_io",
+    "read_onnx_props",
+    "ort_session_io",
+    "meta_from_props",
+    "read_onnx_meta",
+    "engine_sidecar_path",
+    "write_engine_sidecar",
+    "read_engine_sidecar",
+    "apply_profile",
+    "sidecar_meta",
+    "file_sha256",
+]
 
-_ONNX_DTYPES = {1: "float32", 2: "uint8", 3: "int8", 6: "int32", 7: "int64", 10: "float16",
-                11: "float64", 9: "bool"}
-_ORT_DTYPES = {"tensor(float)": "float32", "tensor(uint8)": "uint8", "tensor(int8)": "int8",
-               "tensor(int32)": "int32", "tensor(int64)": "int64", "tensor(float16)": "float16",
-               "tensor(double)": "float64", "tensor(bool)": "bool"}
+_ONNX_DTYPES = {
+    1: "float32",
+    2: "uint8",
+    3: "int8",
+    6: "int32",
+    7: "int64",
+    10: "float16",
+    11: "float64",
+    9: "bool",
+}
+_ORT_DTYPES = {
+    "tensor(float)": "float32",
+    "tensor(uint8)": "uint8",
+    "tensor(int8)": "int8",
+    "tensor(int32)": "int32",
+    "tensor(int64)": "int64",
+    "tensor(float16)": "float16",
+    "tensor(double)": "float64",
+    "tensor(bool)": "bool",
+}
 
 
 # ------------------------------------------------------------------------------ ONNX files
 def _io_from_onnx(model: Any) -> tuple[dict[str, str], list[IOSpec], list[IOSpec]]:
     def spec(v: Any) -> IOSpec:
         t = v.type.tensor_type
-        shape = [d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
-                 for d in t.shape.dim] if t.HasField("shape") else []
+        shape = (
+            [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in t.shape.dim]
+            if t.HasField("shape")
+            else []
+        )
         return v.name, _ONNX_DTYPES.get(t.elem_type, f"onnx:{t.elem_type}"), shape
 
     props = {p.key: p.value for p in model.metadata_props}
@@ -38,6 +78,7 @@ def _io_from_onnx(model: Any) -> tuple[dict[str, str], list[IOSpec], list[IOSpec
 
 def ort_session_io(session: Any) -> tuple[dict[str, str], list[IOSpec], list[IOSpec]]:
     """``(metadata_props, inputs, outputs)`` of an ``onnxruntime.InferenceSession``."""
+
     def spec(a: Any) -> IOSpec:
         return a.name, _ORT_DTYPES.get(a.type, a.type), list(a.shape)
 
@@ -58,8 +99,10 @@ def describe_onnx_io(path: str | os.PathLike) -> tuple[dict[str, str], list[IOSp
         raise FileNotFoundError(f"ONNX model not found: {path}")
     reader = next((m for m in ("onnx", "onnxruntime", "openvino") if _importable(m)), None)
     if reader is None:
-        raise InputError(f"{path}: reading an ONNX model needs onnx, onnxruntime or openvino; "
-                         "install one runtime: pip install 'rdd-edge[cpu]' (or [openvino])")
+        raise InputError(
+            f"{path}: reading an ONNX model needs onnx, onnxruntime or openvino; "
+            "install one runtime: pip install 'rdd-edge[cpu]' (or [openvino])"
+        )
     try:
         if reader == "onnx":
             import onnx
@@ -76,12 +119,13 @@ def describe_onnx_io(path: str | os.PathLike) -> tuple[dict[str, str], list[IOSp
 
         so = ort.SessionOptions()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-        return ort_session_io(ort.InferenceSession(str(path), so,
-                                                   providers=["CPUExecutionProvider"]))
+        return ort_session_io(ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"]))
     except Exception as e:  # protobuf DecodeError, ORT InvalidProtobuf / Fail, ...
         text = str(e).strip()
-        raise InputError(f"{path}: not a readable ONNX model ({type(e).__name__}: "
-                         f"{text.splitlines()[0] if text else repr(e)})") from None
+        raise InputError(
+            f"{path}: not a readable ONNX model ({type(e).__name__}: "
+            f"{text.splitlines()[0] if text else repr(e)})"
+        ) from None
 
 
 def read_onnx_props(path: str | os.PathLike) -> dict[str, str]:
@@ -104,13 +148,22 @@ def _importable(name: str) -> bool:
         return False
 
 
-_OV_DTYPES = {"f32": "float32", "u8": "uint8", "i8": "int8", "i32": "int32", "i64": "int64",
-              "f16": "float16", "f64": "float64", "boolean": "bool"}
+_OV_DTYPES = {
+    "f32": "float32",
+    "u8": "uint8",
+    "i8": "int8",
+    "i32": "int32",
+    "i64": "int64",
+    "f16": "float16",
+    "f64": "float64",
+    "boolean": "bool",
+}
 
 
 def _io_from_openvino(model: Any) -> tuple[dict[str, str], list[IOSpec], list[IOSpec]]:
     """``(metadata_props, inputs, outputs)`` of an ``openvino.Model`` read from an ONNX file (its
     ONNX frontend keeps ``metadata_props`` in ``rt_info["framework"]``)."""
+
     def spec(port: Any, i: int) -> IOSpec:
         names = sorted(port.get_names())
         t = port.get_element_type().get_type_name()
@@ -121,12 +174,14 @@ def _io_from_openvino(model: Any) -> tuple[dict[str, str], list[IOSpec], list[IO
     for key in (META_KEY, PRECISION_KEY):
         if model.has_rt_info(["framework", key]):
             props[key] = str(model.get_rt_info(["framework", key]).astype(str))
-    return (props, [spec(p, i) for i, p in enumerate(model.inputs)],
-            [spec(p, i) for i, p in enumerate(model.outputs)])
+    return (
+        props,
+        [spec(p, i) for i, p in enumerate(model.inputs)],
+        [spec(p, i) for i, p in enumerate(model.outputs)],
+    )
 
 
-def meta_from_props(props: dict[str, str], *, source: str,
-                    max_pixels: int | None = None) -> ModelMeta | None:
+def meta_from_props(props: dict[str, str], *, source: str, max_pixels: int | None = None) -> ModelMeta | None:
     """:class:`ModelMeta` from ``metadata_props`` (``None`` when there is no ``rdd_meta``)."""
     if META_KEY not in props:
         return None
@@ -147,8 +202,10 @@ def read_onnx_meta(path: str | os.PathLike, *, max_pixels: int | None = None) ->
     props, inputs, outputs = describe_onnx_io(path)
     meta = meta_from_props(props, source=str(path), max_pixels=max_pixels)
     if meta is None:
-        raise InputError(f"{path}: no metadata_props[{META_KEY!r}]; not exported by rdd.export "
-                         f"(keys present: {sorted(props)})")
+        raise InputError(
+            f"{path}: no metadata_props[{META_KEY!r}]; not exported by rdd.export "
+            f"(keys present: {sorted(props)})"
+        )
     return meta.check_graph(inputs, outputs, source=str(path))
 
 
@@ -172,10 +229,15 @@ def engine_sidecar_path(engine_path: str | os.PathLike) -> Path:
     return p.with_name(p.name + ".json")
 
 
-def write_engine_sidecar(engine_path: str | os.PathLike, *, meta: ModelMeta,
-                         profile: dict[str, Sequence[int]], precision: str,
-                         onnx_path: str | os.PathLike | None = None,
-                         extra: dict[str, Any] | None = None) -> Path:
+def write_engine_sidecar(
+    engine_path: str | os.PathLike,
+    *,
+    meta: ModelMeta,
+    profile: dict[str, Sequence[int]],
+    precision: str,
+    onnx_path: str | os.PathLike | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Path:
     """Write ``<engine file name>.json`` atomically; returns its path.
 
     Content (format ``rdd-edge-engine/1``, see docs/DESIGN.md)::
@@ -188,16 +250,22 @@ def write_engine_sidecar(engine_path: str | os.PathLike, *, meta: ModelMeta,
     """
     missing = {"min", "opt", "max"} - set(profile)
     if missing:
-        raise ValueError(f"write_engine_sidecar: profile lacks {sorted(missing)}; expected "
-                         "{min, opt, max} input shapes")
+        raise ValueError(
+            f"write_engine_sidecar: profile lacks {sorted(missing)}; expected {{min, opt, max}} input shapes"
+        )
     for k in ("min", "opt", "max"):
         if len(profile[k]) != 4:
-            raise ValueError(f"write_engine_sidecar: profile[{k!r}] must be a 4-d input shape, "
-                             f"got {list(profile[k])}")
+            raise ValueError(
+                f"write_engine_sidecar: profile[{k!r}] must be a 4-d input shape, got {list(profile[k])}"
+            )
     d: dict[str, Any] = {
-        "format": ENGINE_SIDECAR_FORMAT, META_KEY: meta.to_dict(), "precision": precision,
-        "profile": {"input": meta.input_name,
-                    **{k: [int(v) for v in profile[k]] for k in ("min", "opt", "max")}},
+        "format": ENGINE_SIDECAR_FORMAT,
+        META_KEY: meta.to_dict(),
+        "precision": precision,
+        "profile": {
+            "input": meta.input_name,
+            **{k: [int(v) for v in profile[k]] for k in ("min", "opt", "max")},
+        },
     }
     if onnx_path is not None:
         d["onnx"] = os.path.basename(os.fspath(onnx_path))
@@ -218,8 +286,9 @@ def _profile_hw(shape: Any, layout: str, where: str) -> tuple[int, int]:
     return (dims[2], dims[3]) if layout == "NCHW" else (dims[1], dims[2])
 
 
-def apply_profile(meta: ModelMeta, min_shape: Any, max_shape: Any, *, source: str = "engine",
-                  max_pixels: int | None = None) -> ModelMeta:
+def apply_profile(
+    meta: ModelMeta, min_shape: Any, max_shape: Any, *, source: str = "engine", max_pixels: int | None = None
+) -> ModelMeta:
     """``meta`` restricted to the input shapes of a TensorRT optimisation profile.
 
     ``min_shape`` / ``max_shape`` are full input shapes (``N×3×H×W`` or ``N×H×W×3``). Equal
@@ -239,8 +308,9 @@ def apply_profile(meta: ModelMeta, min_shape: Any, max_shape: Any, *, source: st
         raise InputError(f"{source}: profile {e.key} {e.msg}") from None
     dyn_batch = meta.dynamic_batch and int(min_shape[0]) != int(max_shape[0])
     if lo == hi:
-        return meta.with_(input_size=lo, dynamic_spatial=False, min_size=None, max_size=None,
-                          dynamic_batch=dyn_batch)
+        return meta.with_(
+            input_size=lo, dynamic_spatial=False, min_size=None, max_size=None, dynamic_batch=dyn_batch
+        )
     return meta.with_(min_size=lo, max_size=hi, dynamic_batch=dyn_batch)
 
 
@@ -251,8 +321,9 @@ def _read_json(path: Path, what: str) -> Any:
         raise InputError(f"{path}: cannot read {what} ({' '.join(str(e).split())})") from None
 
 
-def read_engine_sidecar(engine_path: str | os.PathLike, *, max_pixels: int | None = None
-                        ) -> tuple[ModelMeta, dict[str, Any]] | None:
+def read_engine_sidecar(
+    engine_path: str | os.PathLike, *, max_pixels: int | None = None
+) -> tuple[ModelMeta, dict[str, Any]] | None:
     """``(ModelMeta, sidecar dict)`` from :func:`engine_sidecar_path`, or ``None`` if absent.
 
     The returned meta already has the profile applied (:func:`apply_profile`).
@@ -262,16 +333,15 @@ def read_engine_sidecar(engine_path: str | os.PathLike, *, max_pixels: int | Non
         return None
     d = _read_json(side, "engine metadata")
     if not isinstance(d, dict) or not isinstance(d.get(META_KEY), dict):
-        raise InputError(f"{side}: expected a JSON object with an '{META_KEY}' object "
-                         f"(format {ENGINE_SIDECAR_FORMAT})")
+        raise InputError(
+            f"{side}: expected a JSON object with an '{META_KEY}' object (format {ENGINE_SIDECAR_FORMAT})"
+        )
     meta = ModelMeta.from_dict(d[META_KEY], source=str(side), max_pixels=max_pixels)
     prof = d.get("profile")
     if prof is not None:
         if not isinstance(prof, dict) or not {"min", "max"} <= set(prof):
-            raise InputError(f"{side}: 'profile' must be {{input, min, opt, max}}, got "
-                             f"{_short(prof)}")
-        meta = apply_profile(meta, prof["min"], prof["max"], source=str(side),
-                             max_pixels=max_pixels)
+            raise InputError(f"{side}: 'profile' must be {{input, min, opt, max}}, got {_short(prof)}")
+        meta = apply_profile(meta, prof["min"], prof["max"], source=str(side), max_pixels=max_pixels)
     return meta, d
 
 

@@ -1,16 +1,30 @@
 """``ModelMeta``: the parsed, validated ``rdd_meta`` and its checks (see :mod:`rdd.contract`)."""
+
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Sequence
+from typing import Any
 
 from rdd.spec import ClassInfo, Normalization, loads_json
 
-__all__ = ["META_KEY", "PRECISION_KEY", "META_FORMAT", "ENGINE_SIDECAR_FORMAT",
-           "DEFAULT_MAX_PIXELS", "MAX_PIXELS_ENV", "MEAN_RANGE", "STD_RANGE", "InputError",
-           "ModelMeta", "IOSpec", "resolve_max_pixels", "HEADS"]
+__all__ = [
+    "META_KEY",
+    "PRECISION_KEY",
+    "META_FORMAT",
+    "ENGINE_SIDECAR_FORMAT",
+    "DEFAULT_MAX_PIXELS",
+    "MAX_PIXELS_ENV",
+    "MEAN_RANGE",
+    "STD_RANGE",
+    "InputError",
+    "ModelMeta",
+    "IOSpec",
+    "resolve_max_pixels",
+    "HEADS",
+]
 
 META_KEY = "rdd_meta"
 #: extra ``metadata_props`` key with the numeric precision of the graph ("fp32" / "int8").
@@ -26,9 +40,20 @@ MAX_PIXELS_ENV = "RDD_MAX_INPUT_PIXELS"
 MEAN_RANGE = (-10.0, 10.0)
 STD_RANGE = (1e-4, 1e4)
 
-_REQUIRED = ("format", "model", "input_name", "input_layout", "input_dtype", "output_name",
-             "output_kind", "normalization", "classes", "input_size", "dynamic_batch",
-             "dynamic_spatial")
+_REQUIRED = (
+    "format",
+    "model",
+    "input_name",
+    "input_layout",
+    "input_dtype",
+    "output_name",
+    "output_kind",
+    "normalization",
+    "classes",
+    "input_size",
+    "dynamic_batch",
+    "dynamic_spatial",
+)
 _OPTIONAL = ("min_size", "max_size", "head")
 #: ``rdd_meta.head``: what turns the graph's logits into input-size labels. ``full`` (the key
 #: absent, every file before it): the graph ends at input-size logits. ``lowres``: the graph ends
@@ -43,7 +68,6 @@ _OUTPUTS = {"logits": (("float32", "float16"), 4), "labels": (("uint8", "int32",
 
 #: A graph tensor: (name, dtype name, shape) with shape entries int (static) or str/None.
 IOSpec = tuple[str, str, list]
-
 
 
 class InputError(ValueError):
@@ -110,8 +134,11 @@ def _size(v: Any, key: str, max_pixels: int) -> tuple[int, int]:
         raise _Fail(key, f"must be [H, W] with positive integers, got {_short(v)}")
     h, w = int(v[0]), int(v[1])
     if h * w > max_pixels:
-        raise _Fail(key, f"{[h, w]} is {h * w} pixels, above the limit of {max_pixels} "
-                         f"(raise it with --max-input-pixels or {MAX_PIXELS_ENV})")
+        raise _Fail(
+            key,
+            f"{[h, w]} is {h * w} pixels, above the limit of {max_pixels} "
+            f"(raise it with --max-input-pixels or {MAX_PIXELS_ENV})",
+        )
     return h, w
 
 
@@ -120,8 +147,7 @@ def _floats3(v: Any, key: str, lo: float, hi: float) -> tuple[float, float, floa
         raise _Fail(key, f"must be a list of 3 numbers, got {_short(v)}")
     for i, x in enumerate(v):
         if isinstance(x, bool) or not isinstance(x, (int, float)) or not lo <= x <= hi:
-            raise _Fail(f"{key}[{i}]", f"must be a finite number in [{lo:g}, {hi:g}], got "
-                                       f"{_short(x)}")
+            raise _Fail(f"{key}[{i}]", f"must be a finite number in [{lo:g}, {hi:g}], got {_short(x)}")
     return tuple(float(x) for x in v)  # type: ignore[return-value]
 
 
@@ -134,9 +160,11 @@ def _normalization(d: Any, key: str) -> Normalization:
     extra = sorted(set(d) - {"mean", "std", "color"})
     if extra:
         raise _Fail(key, f"has unknown key(s) {extra}; expected mean, std, color")
-    return Normalization(mean=_floats3(d["mean"], f"{key}.mean", *MEAN_RANGE),
-                         std=_floats3(d["std"], f"{key}.std", *STD_RANGE),
-                         color=_choice(d.get("color", "RGB"), f"{key}.color", ("RGB", "BGR")))
+    return Normalization(
+        mean=_floats3(d["mean"], f"{key}.mean", *MEAN_RANGE),
+        std=_floats3(d["std"], f"{key}.std", *STD_RANGE),
+        color=_choice(d.get("color", "RGB"), f"{key}.color", ("RGB", "BGR")),
+    )
 
 
 def _classes(d: Any, key: str) -> ClassInfo:
@@ -153,30 +181,39 @@ def _classes(d: Any, key: str) -> ClassInfo:
     for i, n in enumerate(names):
         _text(n, f"{key}.names[{i}]")
         if n in names[:i]:
-            raise _Fail(f"{key}.names[{i}]", f"repeats {key}.names[{names.index(n)}] "
-                                             f"{_short(n)}; class names must be unique")
+            raise _Fail(
+                f"{key}.names[{i}]",
+                f"repeats {key}.names[{names.index(n)}] {_short(n)}; class names must be unique",
+            )
     palette = d.get("palette", [])
     if not isinstance(palette, list) or palette and len(palette) != len(names):
         got = len(palette) if isinstance(palette, list) else _short(palette)
-        raise _Fail(f"{key}.palette", f"must list one [r, g, b] per class name ({len(names)}), "
-                                      f"got {got}")
+        raise _Fail(f"{key}.palette", f"must list one [r, g, b] per class name ({len(names)}), got {got}")
     for i, c in enumerate(palette):
-        if not isinstance(c, (list, tuple)) or len(c) != 3 or \
-                not all(_is_int(v) and 0 <= v <= 255 for v in c):
-            raise _Fail(f"{key}.palette[{i}]", f"must be [r, g, b] with integers in 0..255, got "
-                                               f"{_short(c)}")
+        if (
+            not isinstance(c, (list, tuple))
+            or len(c) != 3
+            or not all(_is_int(v) and 0 <= v <= 255 for v in c)
+        ):
+            raise _Fail(f"{key}.palette[{i}]", f"must be [r, g, b] with integers in 0..255, got {_short(c)}")
     ignore = d.get("ignore_index", 255)
     if not _is_int(ignore) or not len(names) <= ignore <= 255:
-        raise _Fail(f"{key}.ignore_index", f"must be an integer in [{len(names)}, 255] (at least "
-                                           f"the number of classes), got {_short(ignore)}")
+        raise _Fail(
+            f"{key}.ignore_index",
+            f"must be an integer in [{len(names)}, 255] (at least "
+            f"the number of classes), got {_short(ignore)}",
+        )
     return ClassInfo(names=tuple(names), palette=tuple(map(tuple, palette)), ignore_index=ignore)
 
 
 def _head(v: Any, key: str) -> dict[str, Any]:
     """``rdd_meta.head`` → ``{"head", "output_stride"}`` (see :data:`HEADS`)."""
     if not isinstance(v, dict):
-        raise _Fail(key, f"must be an object {{kind, upsample, coordinate_transformation, "
-                         f"output_stride}}, got {_short(v)}")
+        raise _Fail(
+            key,
+            f"must be an object {{kind, upsample, coordinate_transformation, "
+            f"output_stride}}, got {_short(v)}",
+        )
     unknown = sorted(set(v) - {"kind", "upsample", "coordinate_transformation", "output_stride"})
     if unknown:
         raise _Fail(key, f"has unknown key(s) {unknown}")
@@ -184,8 +221,7 @@ def _head(v: Any, key: str) -> dict[str, Any]:
     if kind == "full":
         return {"head": "full"}
     _choice(v.get("upsample"), f"{key}.upsample", UPSAMPLE_MODES)
-    _choice(v.get("coordinate_transformation"), f"{key}.coordinate_transformation",
-            COORDINATE_TRANSFORMS)
+    _choice(v.get("coordinate_transformation"), f"{key}.coordinate_transformation", COORDINATE_TRANSFORMS)
     stride = v.get("output_stride")
     if not _is_int(stride) or not 1 <= stride <= 64:
         raise _Fail(f"{key}.output_stride", f"must be an integer in [1, 64], got {_short(stride)}")
@@ -233,37 +269,62 @@ class ModelMeta:
         if self.head == "lowres" and self.output_kind != "logits":
             raise InputError("rdd_meta.head: a lowres head outputs logits (output_kind 'logits')")
         if self.input_layout not in _LAYOUT_DTYPES:
-            raise InputError(f"rdd_meta.input_layout must be one of {list(_LAYOUT_DTYPES)}, got "
-                             f"{self.input_layout!r}")
+            raise InputError(
+                f"rdd_meta.input_layout must be one of {list(_LAYOUT_DTYPES)}, got {self.input_layout!r}"
+            )
         if self.input_dtype not in _LAYOUT_DTYPES[self.input_layout]:
-            raise InputError(f"rdd_meta.input_dtype {self.input_dtype!r} does not fit input_layout "
-                             f"{self.input_layout!r}: expected one of "
-                             f"{list(_LAYOUT_DTYPES[self.input_layout])}")
+            raise InputError(
+                f"rdd_meta.input_dtype {self.input_dtype!r} does not fit input_layout "
+                f"{self.input_layout!r}: expected one of "
+                f"{list(_LAYOUT_DTYPES[self.input_layout])}"
+            )
         if self.output_kind not in _OUTPUTS:
-            raise InputError(f"rdd_meta.output_kind must be one of {list(_OUTPUTS)}, got "
-                             f"{self.output_kind!r}")
+            raise InputError(
+                f"rdd_meta.output_kind must be one of {list(_OUTPUTS)}, got {self.output_kind!r}"
+            )
         if not self.dynamic_spatial and self.input_size is None:
             raise InputError("rdd_meta: a model without dynamic_spatial needs input_size [H, W]")
-        if self.min_size and self.max_size and not all(
-                self.min_size[i] <= self.max_size[i] for i in range(2)):
-            raise InputError(f"rdd_meta: min_size {list(self.min_size)} exceeds max_size "
-                             f"{list(self.max_size)}")
+        if (
+            self.min_size
+            and self.max_size
+            and not all(self.min_size[i] <= self.max_size[i] for i in range(2))
+        ):
+            raise InputError(
+                f"rdd_meta: min_size {list(self.min_size)} exceeds max_size {list(self.max_size)}"
+            )
 
     @classmethod
-    def build(cls, *, model: str, classes: ClassInfo, normalization: Normalization,
-              input_size: Sequence[int], argmax: bool = False, fold_preprocess: bool = False,
-              dynamic_batch: bool = True, dynamic_spatial: bool = True,
-              head: str = "full", output_stride: int | None = None) -> "ModelMeta":
+    def build(
+        cls,
+        *,
+        model: str,
+        classes: ClassInfo,
+        normalization: Normalization,
+        input_size: Sequence[int],
+        argmax: bool = False,
+        fold_preprocess: bool = False,
+        dynamic_batch: bool = True,
+        dynamic_spatial: bool = True,
+        head: str = "full",
+        output_stride: int | None = None,
+    ) -> ModelMeta:
         """The contract of an export with the given options (what ``rdd.export`` writes)."""
         h, w = (int(v) for v in input_size)
-        return cls(model=str(model), input_name="image",
-                   input_layout="NHWC" if fold_preprocess else "NCHW",
-                   input_dtype="uint8" if fold_preprocess else "float32",
-                   output_name="labels" if argmax else "logits",
-                   output_kind="labels" if argmax else "logits",
-                   normalization=normalization, classes=classes, input_size=(h, w),
-                   dynamic_batch=bool(dynamic_batch), dynamic_spatial=bool(dynamic_spatial),
-                   head=head, output_stride=output_stride if head == "lowres" else None)
+        return cls(
+            model=str(model),
+            input_name="image",
+            input_layout="NHWC" if fold_preprocess else "NCHW",
+            input_dtype="uint8" if fold_preprocess else "float32",
+            output_name="labels" if argmax else "logits",
+            output_kind="labels" if argmax else "logits",
+            normalization=normalization,
+            classes=classes,
+            input_size=(h, w),
+            dynamic_batch=bool(dynamic_batch),
+            dynamic_spatial=bool(dynamic_spatial),
+            head=head,
+            output_stride=output_stride if head == "lowres" else None,
+        )
 
     # ------------------------------------------------------------------ properties
     @property
@@ -290,38 +351,48 @@ class ModelMeta:
             h, w = min(h, self.max_size[0]), min(w, self.max_size[1])
         return h, w
 
-    def with_(self, **changes: Any) -> "ModelMeta":
+    def with_(self, **changes: Any) -> ModelMeta:
         return replace(self, **changes)
 
     # ------------------------------------------------------------------ (de)serialisation
     def to_dict(self) -> dict[str, Any]:
         """The ``rdd_meta`` JSON object (key order of the schema; ``json.dumps`` of it is what
         export stores)."""
-        return {"format": META_FORMAT, "model": self.model, "input_name": self.input_name,
-                "input_layout": self.input_layout, "input_dtype": self.input_dtype,
-                "output_name": self.output_name, "output_kind": self.output_kind,
-                "normalization": self.normalization.to_dict(), "classes": self.classes.to_dict(),
-                "input_size": list(self.input_size) if self.input_size else None,
-                "dynamic_batch": self.dynamic_batch, "dynamic_spatial": self.dynamic_spatial,
-                **({"min_size": list(self.min_size)} if self.min_size else {}),
-                **({"max_size": list(self.max_size)} if self.max_size else {}),
-                **({"head": self.head_dict()} if self.head != "full" else {})}
+        return {
+            "format": META_FORMAT,
+            "model": self.model,
+            "input_name": self.input_name,
+            "input_layout": self.input_layout,
+            "input_dtype": self.input_dtype,
+            "output_name": self.output_name,
+            "output_kind": self.output_kind,
+            "normalization": self.normalization.to_dict(),
+            "classes": self.classes.to_dict(),
+            "input_size": list(self.input_size) if self.input_size else None,
+            "dynamic_batch": self.dynamic_batch,
+            "dynamic_spatial": self.dynamic_spatial,
+            **({"min_size": list(self.min_size)} if self.min_size else {}),
+            **({"max_size": list(self.max_size)} if self.max_size else {}),
+            **({"head": self.head_dict()} if self.head != "full" else {}),
+        }
 
     def head_dict(self) -> dict[str, Any]:
         """``rdd_meta.head``: ``{"kind", "upsample", "coordinate_transformation",
         "output_stride"}`` (``{"kind": "full"}`` for a graph that ends at input-size logits)."""
         if self.head == "full":
             return {"kind": "full"}
-        return {"kind": self.head, "upsample": UPSAMPLE_MODES[0],
-                "coordinate_transformation": COORDINATE_TRANSFORMS[0],
-                "output_stride": self.output_stride}
+        return {
+            "kind": self.head,
+            "upsample": UPSAMPLE_MODES[0],
+            "coordinate_transformation": COORDINATE_TRANSFORMS[0],
+            "output_stride": self.output_stride,
+        }
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict())
 
     @classmethod
-    def from_dict(cls, d: Any, *, source: str = "rdd_meta",
-                  max_pixels: int | None = None) -> "ModelMeta":
+    def from_dict(cls, d: Any, *, source: str = "rdd_meta", max_pixels: int | None = None) -> ModelMeta:
         """Parse and validate an ``rdd_meta`` dict (see the module docstring).
 
         Raises:
@@ -338,16 +409,16 @@ class ModelMeta:
         if unknown:
             raise InputError(f"{source}: rdd_meta has unknown key(s) {unknown}")
         if d["format"] != META_FORMAT:
-            raise InputError(f"{source}: rdd_meta format {_short(d['format'])} is not supported "
-                             f"(expected {META_FORMAT!r})")
+            raise InputError(
+                f"{source}: rdd_meta format {_short(d['format'])} is not supported (expected {META_FORMAT!r})"
+            )
         try:
             layout = _choice(d["input_layout"], "input_layout", tuple(_LAYOUT_DTYPES))
             dyn_spatial = _flag(d["dynamic_spatial"], "dynamic_spatial")
             size = d["input_size"]
             if size is None and not dyn_spatial:
                 raise _Fail("input_size", "must be [H, W] when dynamic_spatial is false, got null")
-            opt = {k: _size(d[k], k, limit) for k in ("min_size", "max_size")
-                   if d.get(k) is not None}
+            opt = {k: _size(d[k], k, limit) for k in ("min_size", "max_size") if d.get(k) is not None}
             if d.get("head") is not None:
                 opt.update(_head(d["head"], "head"))
             kw = dict(
@@ -361,7 +432,9 @@ class ModelMeta:
                 classes=_classes(d["classes"], "classes"),
                 input_size=None if size is None else _size(size, "input_size", limit),
                 dynamic_batch=_flag(d["dynamic_batch"], "dynamic_batch"),
-                dynamic_spatial=dyn_spatial, **opt)
+                dynamic_spatial=dyn_spatial,
+                **opt,
+            )
         except _Fail as e:
             raise InputError(f"{source}: rdd_meta.{e.key} {e.msg}") from None
         try:
@@ -370,8 +443,7 @@ class ModelMeta:
             raise InputError(f"{source}: {e}") from None
 
     @classmethod
-    def from_json(cls, text: str, *, source: str = "rdd_meta",
-                  max_pixels: int | None = None) -> "ModelMeta":
+    def from_json(cls, text: str, *, source: str = "rdd_meta", max_pixels: int | None = None) -> ModelMeta:
         try:
             d = loads_json(text)
         except (json.JSONDecodeError, TypeError) as e:
@@ -379,22 +451,36 @@ class ModelMeta:
         return cls.from_dict(d, source=source, max_pixels=max_pixels)
 
     @classmethod
-    def from_artifact_json(cls, d: dict[str, Any], *, source: str = "artifact",
-                           max_pixels: int | None = None) -> "ModelMeta":
+    def from_artifact_json(
+        cls, d: dict[str, Any], *, source: str = "artifact", max_pixels: int | None = None
+    ) -> ModelMeta:
         """Meta of a training artifact sidecar (``rdd.artifacts``): NCHW float32 in, logits out."""
         missing = [k for k in ("classes", "normalization") if k not in d]
         if missing:
             raise InputError(f"{source}: artifact metadata is missing key {missing[0]!r}")
-        return cls.from_dict({
-            "format": META_FORMAT, "model": d.get("model", "unknown"), "input_name": "image",
-            "input_layout": "NCHW", "input_dtype": "float32", "output_name": "logits",
-            "output_kind": "logits", "normalization": d["normalization"], "classes": d["classes"],
-            "input_size": d.get("input_size"), "dynamic_batch": True, "dynamic_spatial": True,
-        }, source=source, max_pixels=max_pixels)
+        return cls.from_dict(
+            {
+                "format": META_FORMAT,
+                "model": d.get("model", "unknown"),
+                "input_name": "image",
+                "input_layout": "NCHW",
+                "input_dtype": "float32",
+                "output_name": "logits",
+                "output_kind": "logits",
+                "normalization": d["normalization"],
+                "classes": d["classes"],
+                "input_size": d.get("input_size"),
+                "dynamic_batch": True,
+                "dynamic_spatial": True,
+            },
+            source=source,
+            max_pixels=max_pixels,
+        )
 
     # ------------------------------------------------------------------ against the graph
-    def check_graph(self, inputs: Sequence[IOSpec], outputs: Sequence[IOSpec], *,
-                    source: str = "model") -> "ModelMeta":
+    def check_graph(
+        self, inputs: Sequence[IOSpec], outputs: Sequence[IOSpec], *, source: str = "model"
+    ) -> ModelMeta:
         """Check that the graph's ``inputs`` / ``outputs`` are what this metadata says.
 
         One image input named ``input_name`` of ``input_dtype``, rank 4 with 3 channels on the
@@ -402,54 +488,65 @@ class ModelMeta:
         with ``num_classes`` channels for logits; batch / spatial axes dynamic exactly as the
         flags say, and static spatial dims equal to ``input_size``. Returns ``self``.
         """
+
         def fail(msg: str) -> None:
             raise InputError(f"{source}: {msg}")
 
         names = [i[0] for i in inputs]
         if len(inputs) != 1 or names[0] != self.input_name:
-            fail(f"rdd_meta.input_name {self.input_name!r} but the graph's inputs are {names} "
-                 "(expected exactly one image input)")
+            fail(
+                f"rdd_meta.input_name {self.input_name!r} but the graph's inputs are {names} "
+                "(expected exactly one image input)"
+            )
         _, in_dtype, in_shape = inputs[0]
         in_shape = list(in_shape)
         if in_dtype != self.input_dtype:
             fail(f"input {names[0]!r} has dtype {in_dtype} but rdd_meta says {self.input_dtype}")
         ch_axis = 1 if self.input_layout == "NCHW" else 3
         if len(in_shape) != 4:
-            fail(f"input {names[0]!r} has shape {in_shape} (rank {len(in_shape)}); expected an "
-                 f"image batch {self.input_layout} of rank 4")
+            fail(
+                f"input {names[0]!r} has shape {in_shape} (rank {len(in_shape)}); expected an "
+                f"image batch {self.input_layout} of rank 4"
+            )
         if in_shape[ch_axis] != 3:
-            fail(f"input {names[0]!r} has shape {in_shape}: {in_shape[ch_axis]} channels on axis "
-                 f"{ch_axis}, expected 3 ({self.input_layout} RGB)")
+            fail(
+                f"input {names[0]!r} has shape {in_shape}: {in_shape[ch_axis]} channels on axis "
+                f"{ch_axis}, expected 3 ({self.input_layout} RGB)"
+            )
         self.check_output(outputs, source=source)
         if self.dynamic_batch != (not _static(in_shape[0])):
-            fail(f"rdd_meta.dynamic_batch={self.dynamic_batch} but the input batch dim is "
-                 f"{in_shape[0]!r}")
+            fail(f"rdd_meta.dynamic_batch={self.dynamic_batch} but the input batch dim is {in_shape[0]!r}")
         sp = [in_shape[a] for a in ((2, 3) if self.input_layout == "NCHW" else (1, 2))]
         if self.dynamic_spatial != (not any(_static(s) for s in sp)):
-            fail(f"rdd_meta.dynamic_spatial={self.dynamic_spatial} but the input spatial dims are "
-                 f"{sp}")
+            fail(f"rdd_meta.dynamic_spatial={self.dynamic_spatial} but the input spatial dims are {sp}")
         if not self.dynamic_spatial and tuple(sp) != tuple(self.input_size or ()):
-            fail(f"static input spatial dims {sp} != rdd_meta.input_size "
-                 f"{list(self.input_size or [])}")
+            fail(f"static input spatial dims {sp} != rdd_meta.input_size {list(self.input_size or [])}")
         return self
 
-    def check_output(self, outputs: Sequence[IOSpec], *, source: str = "model",
-                     dtypes: bool = True) -> "ModelMeta":
+    def check_output(
+        self, outputs: Sequence[IOSpec], *, source: str = "model", dtypes: bool = True
+    ) -> ModelMeta:
         """``output_name`` among ``outputs``, of the kind's dtype (unless ``dtypes=False``, for a
         TensorRT engine's own I/O types) and rank, with ``num_classes`` channels for logits."""
         out = {o[0]: o for o in outputs}
         if self.output_name not in out:
-            raise InputError(f"{source}: rdd_meta.output_name {self.output_name!r} is not a graph "
-                             f"output (outputs: {list(out)})")
+            raise InputError(
+                f"{source}: rdd_meta.output_name {self.output_name!r} is not a graph "
+                f"output (outputs: {list(out)})"
+            )
         _, o_dtype, o_shape = out[self.output_name]
         want_dtypes, want_rank = _OUTPUTS[self.output_kind]
         if (dtypes and o_dtype not in want_dtypes) or len(o_shape) != want_rank:
-            raise InputError(f"{source}: output {self.output_name!r} is {o_dtype} of shape "
-                             f"{list(o_shape)}; output_kind {self.output_kind!r} expects "
-                             f"{'/'.join(want_dtypes)} of rank {want_rank}")
+            raise InputError(
+                f"{source}: output {self.output_name!r} is {o_dtype} of shape "
+                f"{list(o_shape)}; output_kind {self.output_kind!r} expects "
+                f"{'/'.join(want_dtypes)} of rank {want_rank}"
+            )
         if self.output_kind == "logits" and o_shape[1] != self.num_classes:
-            raise InputError(f"{source}: output {self.output_name!r} has {o_shape[1]} channels but "
-                             f"rdd_meta lists {self.num_classes} classes (rdd_meta.classes.names)")
+            raise InputError(
+                f"{source}: output {self.output_name!r} has {o_shape[1]} channels but "
+                f"rdd_meta lists {self.num_classes} classes (rdd_meta.classes.names)"
+            )
         return self
 
 

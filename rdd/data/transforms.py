@@ -10,9 +10,10 @@ generator and builds a ``numpy.random.Generator`` from it. PyTorch seeds that ge
 ``base_seed + worker_id`` in every ``DataLoader`` worker, so augmentation is reproducible under
 ``torch.manual_seed`` for any ``num_workers`` and different across workers.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -29,8 +30,9 @@ def torch_seeded_rng() -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
-def to_tensors(image: np.ndarray, mask: np.ndarray | None, normalization: Normalization,
-               ignore_index: int = IGNORE_INDEX) -> tuple[torch.Tensor, torch.Tensor]:
+def to_tensors(
+    image: np.ndarray, mask: np.ndarray | None, normalization: Normalization, ignore_index: int = IGNORE_INDEX
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``H×W×3`` image (uint8 or float in 0..255) and ``H×W`` mask → (``3×H×W`` float32,
     ``H×W`` int64). A ``None`` mask becomes all ``ignore_index``."""
     x = torch.from_numpy(normalization.apply(image))
@@ -85,10 +87,16 @@ class TrainTransform:
         ignore_index: mask value for padded pixels.
     """
 
-    def __init__(self, crop_size: int | Sequence[int] = (360, 480), *,
-                 scale_range: Sequence[float] = (0.5, 2.0), flip: bool = True,
-                 jitter: float = 0.2, normalization: Normalization | None = None,
-                 ignore_index: int = IGNORE_INDEX) -> None:
+    def __init__(
+        self,
+        crop_size: int | Sequence[int] = (360, 480),
+        *,
+        scale_range: Sequence[float] = (0.5, 2.0),
+        flip: bool = True,
+        jitter: float = 0.2,
+        normalization: Normalization | None = None,
+        ignore_index: int = IGNORE_INDEX,
+    ) -> None:
         self.crop_size = as_hw(crop_size)
         lo, hi = (float(v) for v in scale_range)
         if not 0 < lo <= hi:
@@ -102,12 +110,15 @@ class TrainTransform:
         self.ignore_index = int(ignore_index)
 
     def __repr__(self) -> str:
-        return (f"TrainTransform(crop_size={self.crop_size}, scale_range={self.scale_range}, "
-                f"flip={self.flip}, jitter={self.jitter}, normalization={self.normalization}, "
-                f"ignore_index={self.ignore_index})")
+        return (
+            f"TrainTransform(crop_size={self.crop_size}, scale_range={self.scale_range}, "
+            f"flip={self.flip}, jitter={self.jitter}, normalization={self.normalization}, "
+            f"ignore_index={self.ignore_index})"
+        )
 
-    def augment(self, image: np.ndarray, mask: np.ndarray,
-                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    def augment(
+        self, image: np.ndarray, mask: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The geometric + photometric part on numpy arrays: → (float32 ``h×w×3`` RGB 0..255,
         uint8 ``h×w``)."""
         if mask.shape != image.shape[:2]:
@@ -122,22 +133,30 @@ class TrainTransform:
         # crop window in the (conceptually) bottom/right-padded image; pad only the crop
         y0 = int(rng.integers(0, max(h - ch, 0) + 1))
         x0 = int(rng.integers(0, max(w - cw, 0) + 1))
-        image = image[y0:y0 + ch, x0:x0 + cw]
-        mask = mask[y0:y0 + ch, x0:x0 + cw]
+        image = image[y0 : y0 + ch, x0 : x0 + cw]
+        mask = mask[y0 : y0 + ch, x0 : x0 + cw]
         if self.flip and rng.random() < 0.5:
             image, mask = image[:, ::-1], mask[:, ::-1]
         image = color_jitter(image, self.jitter, rng)
         ph, pw = ch - image.shape[0], cw - image.shape[1]
         if ph > 0 or pw > 0:
-            image = cv2.copyMakeBorder(np.ascontiguousarray(image), 0, ph, 0, pw,
-                                       cv2.BORDER_CONSTANT,
-                                       value=_mean_color_rgb(self.normalization))
-            mask = cv2.copyMakeBorder(np.ascontiguousarray(mask), 0, ph, 0, pw,
-                                      cv2.BORDER_CONSTANT, value=self.ignore_index)
+            image = cv2.copyMakeBorder(
+                np.ascontiguousarray(image),
+                0,
+                ph,
+                0,
+                pw,
+                cv2.BORDER_CONSTANT,
+                value=_mean_color_rgb(self.normalization),
+            )
+            mask = cv2.copyMakeBorder(
+                np.ascontiguousarray(mask), 0, ph, 0, pw, cv2.BORDER_CONSTANT, value=self.ignore_index
+            )
         return image, np.ascontiguousarray(mask)
 
-    def __call__(self, image: np.ndarray, mask: np.ndarray | None,
-                 rng: np.random.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(
+        self, image: np.ndarray, mask: np.ndarray | None, rng: np.random.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         if mask is None:
             mask = np.full(image.shape[:2], self.ignore_index, np.uint8)
         rng = rng if rng is not None else torch_seeded_rng()
@@ -151,9 +170,13 @@ class EvalTransform:
     ``size=None`` keeps the whole image (metrics at native resolution); ``(h, w)`` resizes both.
     """
 
-    def __init__(self, size: int | Sequence[int] | None = None, *,
-                 normalization: Normalization | None = None,
-                 ignore_index: int = IGNORE_INDEX) -> None:
+    def __init__(
+        self,
+        size: int | Sequence[int] | None = None,
+        *,
+        normalization: Normalization | None = None,
+        ignore_index: int = IGNORE_INDEX,
+    ) -> None:
         self.size = None if size is None else as_hw(size)
         self.normalization = normalization or Normalization()
         self.ignore_index = int(ignore_index)
@@ -161,8 +184,9 @@ class EvalTransform:
     def __repr__(self) -> str:
         return f"EvalTransform(size={self.size}, normalization={self.normalization})"
 
-    def __call__(self, image: np.ndarray,
-                 mask: np.ndarray | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(
+        self, image: np.ndarray, mask: np.ndarray | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         if mask is not None and mask.shape != image.shape[:2]:
             raise ValueError(f"mask shape {mask.shape} does not match image shape {image.shape}")
         if self.size is not None and tuple(image.shape[:2]) != self.size:

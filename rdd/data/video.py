@@ -1,4 +1,5 @@
 """A labelled clip from a dataset split, for the real-time runner (``deploy/infer.py``)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,8 +11,9 @@ import numpy as np
 from rdd.spec import atomic_path
 
 
-def write_dataset_video(dataset, path: str | Path, masks_dir: str | Path, *, n_frames: int,
-                        fps: float) -> dict[str, Any]:
+def write_dataset_video(
+    dataset, path: str | Path, masks_dir: str | Path, *, n_frames: int, fps: float
+) -> dict[str, Any]:
     """Join the first ``n_frames`` samples of ``dataset`` (in image file-name order) into an mp4.
 
     The label masks go to ``masks_dir/frame_000000.png`` … (train ids, 255 = ignore), the layout
@@ -37,14 +39,14 @@ def write_dataset_video(dataset, path: str | Path, masks_dir: str | Path, *, n_f
                 mask = np.asarray(mask, np.uint8)
                 if size is None:
                     size = image.shape[:2]
-                    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps,
-                                             (size[1], size[0]))
+                    writer = cv2.VideoWriter(
+                        str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, (size[1], size[0])
+                    )
                     if not writer.isOpened():
                         raise RuntimeError(f"OpenCV cannot write an mp4 video to {path}")
                 if image.shape[:2] != size:
                     image = cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
-                    mask = cv2.resize(mask, (size[1], size[0]),
-                                      interpolation=cv2.INTER_NEAREST_EXACT)
+                    mask = cv2.resize(mask, (size[1], size[0]), interpolation=cv2.INTER_NEAREST_EXACT)
                 writer.write(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
                 with atomic_path(masks_dir / f"frame_{j:06d}.png") as mtmp:  # tmp ends in .png
                     if not cv2.imwrite(str(mtmp), mask):
@@ -52,5 +54,10 @@ def write_dataset_video(dataset, path: str | Path, masks_dir: str | Path, *, n_f
         finally:
             if writer is not None:
                 writer.release()
-    return {"path": str(path), "masks_dir": str(masks_dir), "n_frames": len(order),
-            "fps": float(fps), "size": list(size)}
+    return {
+        "path": str(path),
+        "masks_dir": str(masks_dir),
+        "n_frames": len(order),
+        "fps": float(fps),
+        "size": list(size),
+    }

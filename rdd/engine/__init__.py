@@ -9,10 +9,27 @@ metrics = train(cfg)                                 # under torchrun every rank
 ```
 See docs/DESIGN.md ("Training engine") for the config keys.
 """
-from .checkpoint import (CheckpointError, ConfigMismatchWarning, check_config_hash, get_rng_state,
-                         load_checkpoint, save_checkpoint, set_rng_state)
-from .config import (DataConfig, ExtraKDConfig, KDConfig, LossConfig, ModelConfig, OptimConfig,
-                     RDDConfig, TeacherConfig, TrainConfig)
+
+from .checkpoint import (
+    CheckpointError,
+    ConfigMismatchWarning,
+    check_config_hash,
+    get_rng_state,
+    load_checkpoint,
+    save_checkpoint,
+    set_rng_state,
+)
+from .config import (
+    DataConfig,
+    ExtraKDConfig,
+    KDConfig,
+    LossConfig,
+    ModelConfig,
+    OptimConfig,
+    RDDConfig,
+    TeacherConfig,
+    TrainConfig,
+)
 from .data import InfiniteLoader, SeededTrainSet, aug_seed
 from .distributed import DistInfo, cleanup_distributed, init_distributed
 from .objective import Objective
@@ -20,13 +37,33 @@ from .schedule import PolyWarmup, build_scheduler, rebase_scheduler
 from .trainer import NonFiniteLossError, Trainer, train
 
 __all__ = [
-    "TrainConfig", "train", "Trainer", "NonFiniteLossError",
-    "ModelConfig", "TeacherConfig", "DataConfig", "OptimConfig", "KDConfig", "ExtraKDConfig",
-    "RDDConfig", "LossConfig",
-    "save_checkpoint", "load_checkpoint", "CheckpointError", "check_config_hash", "get_rng_state",
+    "TrainConfig",
+    "train",
+    "Trainer",
+    "NonFiniteLossError",
+    "ModelConfig",
+    "TeacherConfig",
+    "DataConfig",
+    "OptimConfig",
+    "KDConfig",
+    "ExtraKDConfig",
+    "RDDConfig",
+    "LossConfig",
+    "save_checkpoint",
+    "load_checkpoint",
+    "CheckpointError",
+    "check_config_hash",
+    "get_rng_state",
     "set_rng_state",
     "ConfigMismatchWarning",
-    "Objective", "PolyWarmup", "build_scheduler", "rebase_scheduler",
-    "InfiniteLoader", "SeededTrainSet", "aug_seed",
-    "DistInfo", "init_distributed", "cleanup_distributed",
+    "Objective",
+    "PolyWarmup",
+    "build_scheduler",
+    "rebase_scheduler",
+    "InfiniteLoader",
+    "SeededTrainSet",
+    "aug_seed",
+    "DistInfo",
+    "init_distributed",
+    "cleanup_distributed",
 ]

@@ -33,6 +33,7 @@ emits a :class:`ConfigMismatchWarning` and continues: changing e.g. ``optim.iter
 is sometimes intended. Keys that legitimately differ between the two stages of a split run
 (``out_dir``, ``resume``, ``stop_at``, intervals, device, workers) are not part of the hash.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -47,9 +48,19 @@ import torch
 from rdd.serialization import TorchFileError, load_torch_file, save_torch_file, torch_bytes
 from rdd.spec import loads_json, write_json_atomic
 
-__all__ = ["CHECKPOINT_FORMAT", "ConfigMismatchWarning", "CheckpointError", "get_rng_state",
-           "set_rng_state", "save_checkpoint", "load_checkpoint", "check_config_hash",
-           "checkpoint_identity", "own_checkpoint_verdict", "config_diff"]
+__all__ = [
+    "CHECKPOINT_FORMAT",
+    "ConfigMismatchWarning",
+    "CheckpointError",
+    "get_rng_state",
+    "set_rng_state",
+    "save_checkpoint",
+    "load_checkpoint",
+    "check_config_hash",
+    "checkpoint_identity",
+    "own_checkpoint_verdict",
+    "config_diff",
+]
 
 #: /2: RNG states as tensors / lists (loadable with ``weights_only=True``); /1 held numpy arrays.
 CHECKPOINT_FORMAT = "rdd-edge-checkpoint/2"
@@ -75,8 +86,13 @@ def get_rng_state() -> dict[str, Any]:
     kind, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
     state: dict[str, Any] = {
         "python": [int(version), [int(v) for v in internal], gauss],
-        "numpy": {"kind": str(kind), "keys": torch.from_numpy(keys.astype(np.int64)),
-                  "pos": int(pos), "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "numpy": {
+            "kind": str(kind),
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": int(pos),
+            "has_gauss": int(has_gauss),
+            "cached_gaussian": float(cached),
+        },
         "torch": torch.get_rng_state(),
     }
     if torch.cuda.is_available() and torch.cuda.is_initialized():
@@ -89,21 +105,38 @@ def set_rng_state(state: dict[str, Any]) -> None:
     version, internal, gauss = state["python"]
     random.setstate((int(version), tuple(int(v) for v in internal), gauss))
     n = state["numpy"]
-    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), int(n["pos"]),
-                         int(n["has_gauss"]), float(n["cached_gaussian"])))
+    np.random.set_state(
+        (
+            n["kind"],
+            n["keys"].numpy().astype(np.uint32),
+            int(n["pos"]),
+            int(n["has_gauss"]),
+            float(n["cached_gaussian"]),
+        )
+    )
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         cuda = state["cuda"]
         if len(cuda) == torch.cuda.device_count():
             torch.cuda.set_rng_state_all(cuda)
         else:
-            torch.cuda.manual_seed_all(int(torch.initial_seed()) % (2 ** 63))
+            torch.cuda.manual_seed_all(int(torch.initial_seed()) % (2**63))
 
 
-def save_checkpoint(path: str | Path, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    scheduler: Any, scaler: Any, step: int, config_hash: str,
-                    config: dict[str, Any], rng_states: list[dict[str, Any]],
-                    extra: dict[str, Any] | None = None, origin: str | None = None) -> Path:
+def save_checkpoint(
+    path: str | Path,
+    *,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    scaler: Any,
+    step: int,
+    config_hash: str,
+    config: dict[str, Any],
+    rng_states: list[dict[str, Any]],
+    extra: dict[str, Any] | None = None,
+    origin: str | None = None,
+) -> Path:
     """Write the full training state atomically to ``path``.
 
     Args:
@@ -127,11 +160,12 @@ def save_checkpoint(path: str | Path, *, model: torch.nn.Module, optimizer: torc
         "config_hash": config_hash,
         "config": config,
         "origin": origin,
-        "torch_version": str(torch.__version__),   # TorchVersion is not a plain str
+        "torch_version": str(torch.__version__),  # TorchVersion is not a plain str
     }
     save_torch_file(payload, path)
-    write_json_atomic(path.with_suffix(".json"),
-                      {"format": CHECKPOINT_FORMAT, "step": int(step), "extra": extra or {}})
+    write_json_atomic(
+        path.with_suffix(".json"), {"format": CHECKPOINT_FORMAT, "step": int(step), "extra": extra or {}}
+    )
     return path
 
 
@@ -142,8 +176,7 @@ def _read_extra(path: Path, step: int) -> dict[str, Any]:
         side = loads_json(path.with_suffix(".json").read_text())
     except (OSError, ValueError):
         return {}
-    if not isinstance(side, dict) or side.get("step") != step or not isinstance(
-            side.get("extra"), dict):
+    if not isinstance(side, dict) or side.get("step") != step or not isinstance(side.get("extra"), dict):
         return {}
     return side["extra"]
 
@@ -158,16 +191,16 @@ def load_checkpoint(path: str | Path, map_location: Any = "cpu") -> dict[str, An
     try:
         ckpt = load_torch_file(path, what="checkpoint", map_location=map_location)
     except TorchFileError as e:
-        raise CheckpointError(str(e), path=path, refused=e.refused,
-                              unsafe_globals=e.unsafe_globals) from None
+        raise CheckpointError(str(e), path=path, refused=e.refused, unsafe_globals=e.unsafe_globals) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         got = ckpt.get("format") if isinstance(ckpt, dict) else type(ckpt).__name__
         raise CheckpointError(
             f"checkpoint {path}: not an rdd-edge training checkpoint of format "
             f"{CHECKPOINT_FORMAT!r} (found {got!r}); a stage artifact (model.pt) holds weights "
-            "only and cannot be resumed", path=path)
-    missing = [k for k in ("step", "model", "optimizer", "scheduler", "rng", "config_hash")
-               if k not in ckpt]
+            "only and cannot be resumed",
+            path=path,
+        )
+    missing = [k for k in ("step", "model", "optimizer", "scheduler", "rng", "config_hash") if k not in ckpt]
     if missing:
         raise CheckpointError(f"checkpoint {path}: is missing {missing}", path=path)
     ckpt["extra"] = _read_extra(path, ckpt["step"])
@@ -186,9 +219,9 @@ def checkpoint_identity(ckpt: dict[str, Any]) -> str:
 _LEGACY_GLOBALS = ("numpy.", "torch.torch_version.")
 
 
-def own_checkpoint_verdict(path: str | Path, *, config_hash: str, config: dict[str, Any],
-                           end_iter: int, origin: str | None
-                           ) -> tuple[dict[str, Any] | None, str]:
+def own_checkpoint_verdict(
+    path: str | Path, *, config_hash: str, config: dict[str, Any], end_iter: int, origin: str | None
+) -> tuple[dict[str, Any] | None, str]:
     """Can a run continue from its own ``out_dir/checkpoint.pt``? → ``(ckpt, "")`` or
     ``(None, why not)``.
 
@@ -200,12 +233,16 @@ def own_checkpoint_verdict(path: str | Path, *, config_hash: str, config: dict[s
     try:
         ckpt = load_checkpoint(path)
     except CheckpointError as e:
-        legacy = e.refused and e.unsafe_globals and all(
-            g.startswith(_LEGACY_GLOBALS) for g in e.unsafe_globals)
+        legacy = (
+            e.refused and e.unsafe_globals and all(g.startswith(_LEGACY_GLOBALS) for g in e.unsafe_globals)
+        )
         if e.refused and not legacy:
-            raise CheckpointError(f"{e}; it is this stage's own checkpoint: delete it to train "
-                                  "the stage from scratch", path=path, refused=True,
-                                  unsafe_globals=e.unsafe_globals) from None
+            raise CheckpointError(
+                f"{e}; it is this stage's own checkpoint: delete it to train the stage from scratch",
+                path=path,
+                refused=True,
+                unsafe_globals=e.unsafe_globals,
+            ) from None
         if legacy:
             return None, "it was written by an older rdd-edge (checkpoint format /1)"
         if "torch.load" in str(e):
@@ -213,14 +250,17 @@ def own_checkpoint_verdict(path: str | Path, *, config_hash: str, config: dict[s
         return None, f"it is not a training checkpoint of format {CHECKPOINT_FORMAT!r}"
     if ckpt["config_hash"] != config_hash:
         keys = config_diff(ckpt.get("config"), config)
-        return None, ("it was written under another config"
-                      + (f" (differing keys: {', '.join(keys)})" if keys else ""))
+        return None, (
+            "it was written under another config" + (f" (differing keys: {', '.join(keys)})" if keys else "")
+        )
     step = int(ckpt["step"])
     if step >= end_iter:
         return None, f"it is complete (iteration {step} of {end_iter})"
     if ckpt.get("origin") != origin:
-        return None, ("it continues another start point than the current resume checkpoint "
-                      f"({ckpt.get('origin')} vs {origin})")
+        return None, (
+            "it continues another start point than the current resume checkpoint "
+            f"({ckpt.get('origin')} vs {origin})"
+        )
     return ckpt, ""
 
 
@@ -228,13 +268,26 @@ def config_diff(saved: Any, current: dict[str, Any]) -> list[str]:
     """Key paths of the training-relevant config that differ (``[]`` if ``saved`` is no dict)."""
     if not isinstance(saved, dict):
         return []
-    ignore = ("out_dir", "resume", "stop_at", "eval_interval", "log_interval", "device",
-              "data.num_workers", "data.val_batch_size")
+    ignore = (
+        "out_dir",
+        "resume",
+        "stop_at",
+        "eval_interval",
+        "log_interval",
+        "device",
+        "data.num_workers",
+        "data.val_batch_size",
+    )
     return [k for k in _diff_keys(saved, current) if not k.startswith(ignore)]
 
 
-def check_config_hash(ckpt: dict[str, Any], config_hash: str, *, config: dict[str, Any] | None = None,
-                      path: str | Path = "checkpoint") -> bool:
+def check_config_hash(
+    ckpt: dict[str, Any],
+    config_hash: str,
+    *,
+    config: dict[str, Any] | None = None,
+    path: str | Path = "checkpoint",
+) -> bool:
     """Warn (:class:`ConfigMismatchWarning`) when ``ckpt`` was written under another config.
 
     Returns ``True`` when the hashes match. With ``config`` (the current ``TrainConfig.to_dict()``)
@@ -247,7 +300,9 @@ def check_config_hash(ckpt: dict[str, Any], config_hash: str, *, config: dict[st
     warnings.warn(
         f"resume: {path} was written with config hash {str(ckpt.get('config_hash'))[:12]} but the "
         f"current config hashes to {config_hash[:12]}{diff}; continuing with the current config",
-        ConfigMismatchWarning, stacklevel=2)
+        ConfigMismatchWarning,
+        stacklevel=2,
+    )
     return False
 
 

@@ -24,24 +24,51 @@ part of the config (everything except ``out_dir``, ``resume``, ``stop_at``, ``ev
 checkpoints so that resuming with a different recipe is detected (a warning, see
 :func:`rdd.engine.checkpoint.check_config_hash`).
 """
+
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
-from rdd.config.sections import (AMP_MODES, EXTRA_KD_TYPES, KD_TYPES, RDD_MODES, TFE_REDUCTIONS,
-                                 DataConfig, EngineSettings, ExtraKDConfig, KDConfig, LossConfig,
-                                 ModelConfig, OptimConfig, RDDConfig, TeacherConfig)
+from rdd.config.sections import (
+    AMP_MODES,
+    EXTRA_KD_TYPES,
+    KD_TYPES,
+    RDD_MODES,
+    TFE_REDUCTIONS,
+    DataConfig,
+    EngineSettings,
+    ExtraKDConfig,
+    KDConfig,
+    LossConfig,
+    ModelConfig,
+    OptimConfig,
+    RDDConfig,
+    TeacherConfig,
+)
 from rdd.config.walker import ConfigError, as_dict, build, param
 
 __all__ = [
-    "TrainConfig", "ModelConfig", "TeacherConfig", "DataConfig", "OptimConfig", "KDConfig",
-    "ExtraKDConfig", "RDDConfig", "LossConfig", "EngineSettings",
-    "KD_TYPES", "EXTRA_KD_TYPES", "RDD_MODES", "AMP_MODES", "TFE_REDUCTIONS",
+    "TrainConfig",
+    "ModelConfig",
+    "TeacherConfig",
+    "DataConfig",
+    "OptimConfig",
+    "KDConfig",
+    "ExtraKDConfig",
+    "RDDConfig",
+    "LossConfig",
+    "EngineSettings",
+    "KD_TYPES",
+    "EXTRA_KD_TYPES",
+    "RDD_MODES",
+    "AMP_MODES",
+    "TFE_REDUCTIONS",
 ]
 
 
@@ -73,7 +100,7 @@ class TrainConfig(EngineSettings):
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "TrainConfig":
+    def from_dict(cls, d: Mapping[str, Any]) -> TrainConfig:
         """Validate ``d`` (nested dicts) → :class:`TrainConfig`, with the one config walker.
 
         Raises:
@@ -91,16 +118,23 @@ class TrainConfig(EngineSettings):
         if self.data.root is None:
             raise ConfigError("missing required key 'data.root'")
         if loss.uses_teacher and self.teacher is None:
-            what = ("loss.rdd.tse" if rdd.tse else "loss.rdd.tfe" if rdd.tfe else
-                    "loss.kd.type" if loss.kd.type != "none" else "loss.extra_kd")
-            raise ConfigError(f"{what} requires a teacher: set teacher.artifact to a teacher's "
-                              "model.pt")
+            what = (
+                "loss.rdd.tse"
+                if rdd.tse
+                else "loss.rdd.tfe"
+                if rdd.tfe
+                else "loss.kd.type"
+                if loss.kd.type != "none"
+                else "loss.extra_kd"
+            )
+            raise ConfigError(f"{what} requires a teacher: set teacher.artifact to a teacher's model.pt")
         if rdd.tfe and rdd.tse and rdd.tfe_iters is None:
-            raise ConfigError("loss.rdd.tfe_iters is required when both loss.rdd.tfe and "
-                              "loss.rdd.tse are on (the iteration where TFE hands over to TSE)")
+            raise ConfigError(
+                "loss.rdd.tfe_iters is required when both loss.rdd.tfe and "
+                "loss.rdd.tse are on (the iteration where TFE hands over to TSE)"
+            )
         if rdd.tfe_iters is not None and rdd.tfe_iters > iters:
-            raise ConfigError(f"loss.rdd.tfe_iters must be <= optim.iters ({iters}), "
-                              f"got {rdd.tfe_iters}")
+            raise ConfigError(f"loss.rdd.tfe_iters must be <= optim.iters ({iters}), got {rdd.tfe_iters}")
         if self.stop_at is not None and self.stop_at > iters:
             raise ConfigError(f"stop_at must be <= optim.iters ({iters}), got {self.stop_at}")
 
@@ -110,12 +144,15 @@ class TrainConfig(EngineSettings):
             import torch
 
             if not torch.cuda.is_available():
-                raise ConfigError(f"{key} is {self.device!r} but CUDA is not available on this "
-                                  "machine (use auto or cpu)")
+                raise ConfigError(
+                    f"{key} is {self.device!r} but CUDA is not available on this machine (use auto or cpu)"
+                )
             index = int(self.device[5:] or 0)
             if index >= torch.cuda.device_count():
-                raise ConfigError(f"{key} is {self.device!r} but this machine has "
-                                  f"{torch.cuda.device_count()} CUDA device(s)")
+                raise ConfigError(
+                    f"{key} is {self.device!r} but this machine has "
+                    f"{torch.cuda.device_count()} CUDA device(s)"
+                )
 
     def check_files(self) -> None:
         """The files and folders the run reads exist (``ValueError`` naming the key)."""

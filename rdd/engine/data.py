@@ -12,9 +12,11 @@ The training loop counts *iterations*, not epochs. Iteration ``t`` (0-based, glo
 Everything is a function of ``(seed, t)``: no data-loader state needs checkpointing, a resumed
 run reads exactly the batches the uninterrupted run would have read, for any ``num_workers``.
 """
+
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -25,8 +27,9 @@ __all__ = ["SeededTrainSet", "EpochSlice", "InfiniteLoader", "aug_seed"]
 
 def aug_seed(seed: int, epoch: int, index: int) -> int:
     """A 64-bit augmentation seed for sample ``index`` in ``epoch`` of a run seeded ``seed``."""
-    return int(np.random.SeedSequence([int(seed), int(epoch), int(index)]).generate_state(
-        1, dtype=np.uint64)[0])
+    return int(
+        np.random.SeedSequence([int(seed), int(epoch), int(index)]).generate_state(1, dtype=np.uint64)[0]
+    )
 
 
 class SeededTrainSet(Dataset):
@@ -75,18 +78,29 @@ class InfiniteLoader:
         num_workers, pin_memory: passed to the per-epoch ``DataLoader``.
     """
 
-    def __init__(self, dataset: SeededTrainSet, *, batch_size: int, rank: int = 0,
-                 world_size: int = 1, seed: int = 0, start_iter: int = 0, num_workers: int = 0,
-                 pin_memory: bool = False) -> None:
+    def __init__(
+        self,
+        dataset: SeededTrainSet,
+        *,
+        batch_size: int,
+        rank: int = 0,
+        world_size: int = 1,
+        seed: int = 0,
+        start_iter: int = 0,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+    ) -> None:
         self.dataset = dataset
         self.batch_size = int(batch_size)
-        self.sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank,
-                                          shuffle=True, seed=seed, drop_last=False)
+        self.sampler = DistributedSampler(
+            dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed, drop_last=False
+        )
         self.batches_per_epoch = self.sampler.num_samples // self.batch_size
         if self.batches_per_epoch < 1:
             raise ValueError(
                 f"data: the training split has {len(dataset)} samples, fewer than one batch per "
-                f"rank (batch_size {batch_size} × world size {world_size}); lower data.batch_size")
+                f"rank (batch_size {batch_size} × world size {world_size}); lower data.batch_size"
+            )
         self.seed = int(seed)
         self.num_workers = int(num_workers)
         self.pin_memory = bool(pin_memory)
@@ -105,13 +119,20 @@ class InfiniteLoader:
         # A private generator: creating the loader must not draw from the global torch RNG
         # (that stream drives dropout and is checkpointed; augmentation is seeded per sample).
         gen = torch.Generator().manual_seed(aug_seed(self.seed, epoch, len(self.dataset)) % 2**63)
-        loader = DataLoader(self.dataset, batch_size=self.batch_size, sampler=sampler,
-                            num_workers=self.num_workers, pin_memory=self.pin_memory,
-                            drop_last=True, persistent_workers=False, generator=gen)
+        loader = DataLoader(
+            self.dataset,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            drop_last=True,
+            persistent_workers=False,
+            generator=gen,
+        )
         self._it = iter(loader)
         self._remaining = self.batches_per_epoch - pos
 
-    def __iter__(self) -> "InfiniteLoader":
+    def __iter__(self) -> InfiniteLoader:
         return self
 
     def __next__(self) -> tuple[torch.Tensor, torch.Tensor]:

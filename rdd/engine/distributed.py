@@ -5,6 +5,7 @@
 (``nccl`` on CUDA, ``gloo`` on CPU) when ``WORLD_SIZE > 1``. A plain ``python`` run is rank 0 of
 a world of 1 and creates no process group.
 """
+
 from __future__ import annotations
 
 import os
@@ -14,8 +15,16 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistInfo", "init_distributed", "cleanup_distributed", "resolve_device", "barrier",
-           "all_gather_object", "all_reduce_max", "all_reduce_mean"]
+__all__ = [
+    "DistInfo",
+    "init_distributed",
+    "cleanup_distributed",
+    "resolve_device",
+    "barrier",
+    "all_gather_object",
+    "all_reduce_max",
+    "all_reduce_mean",
+]
 
 
 @dataclass(frozen=True)
@@ -79,10 +88,8 @@ def init_distributed(device: str = "auto") -> DistInfo:
         dist.init_process_group(**kwargs)
         created = True
     elif world > 1 and dist.get_world_size() != world:
-        raise RuntimeError(f"process group has world size {dist.get_world_size()} but "
-                           f"WORLD_SIZE={world}")
-    return DistInfo(rank=rank, world_size=world, local_rank=local_rank, device=dev,
-                    initialized_here=created)
+        raise RuntimeError(f"process group has world size {dist.get_world_size()} but WORLD_SIZE={world}")
+    return DistInfo(rank=rank, world_size=world, local_rank=local_rank, device=dev, initialized_here=created)
 
 
 def cleanup_distributed(info: DistInfo) -> None:

@@ -18,10 +18,12 @@ over all ranks, so the trainer itself knows nothing about RDD's map names.
 Shapes: ``s``/``t`` are model output dicts (``out``/``aux`` ``N×K×H×W``, ``feats``), ``y`` is
 ``N×H×W`` int64 with ``ignore_index``.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -41,8 +43,14 @@ class Objective:
         student_aux: whether the student's aux head is trained (has one and ``aux_weight > 0``).
     """
 
-    def __init__(self, cfg: LossConfig, *, ignore_index: int = 255, student_aux: bool = True,
-                 device: torch.device | str = "cpu") -> None:
+    def __init__(
+        self,
+        cfg: LossConfig,
+        *,
+        ignore_index: int = 255,
+        student_aux: bool = True,
+        device: torch.device | str = "cpu",
+    ) -> None:
         from rdd.losses import EXTRA_KD
 
         self.cfg = cfg
@@ -79,33 +87,34 @@ class Objective:
         """Whether iteration ``it`` uses the teacher's outputs at all: RDD (TFE weights / TSE
         mask), pixel KD or an ``extra_kd`` term. In the plain ``"ce"`` phase without KD (e.g.
         TFE-only after ``tfe_iters``) the trainer skips the teacher forward."""
-        return (self.phase(it) != "ce" or self.cfg.kd.type != "none" or bool(self.extra))
+        return self.phase(it) != "ce" or self.cfg.kd.type != "none" or bool(self.extra)
 
     def teacher_aux(self, it: int) -> bool:
         """The teacher's aux head is needed only for the TFE weights."""
         return self.phase(it) == "tfe"
 
     # ------------------------------------------------------------------ terms
-    def __call__(self, it: int, s: dict[str, Any], t: dict[str, Any] | None, y: Tensor
-                 ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    def __call__(
+        self, it: int, s: dict[str, Any], t: dict[str, Any] | None, y: Tensor
+    ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         """→ (``{name: weighted scalar}``, RDD maps for logging: ``weights`` or ``mask``)."""
-        from rdd.losses import (ce_loss, pixel_kd, tfe_task_loss, tfe_weights, tse_mask,
-                                tse_task_loss)
+        from rdd.losses import ce_loss, pixel_kd, tfe_task_loss, tfe_weights, tse_mask, tse_task_loss
 
         cfg, rdd = self.cfg, self.cfg.rdd
         terms: dict[str, Tensor] = {}
         maps: dict[str, Tensor] = {}
         phase = self.phase(it)
         if phase == "tfe":
-            w = tfe_weights(t["out"], t["aux"])                                  # N×H×W
-            terms["task"] = tfe_task_loss(s, y, w, aux_weight=self.aux_weight,
-                                          ignore_index=self.ignore_index, reduction=rdd.reduction)
+            w = tfe_weights(t["out"], t["aux"])  # N×H×W
+            terms["task"] = tfe_task_loss(
+                s, y, w, aux_weight=self.aux_weight, ignore_index=self.ignore_index, reduction=rdd.reduction
+            )
             maps["weights"] = w
         elif phase == "tse":
-            m = tse_mask(s["out"].detach(), t["out"], y, rdd.threshold, rdd.min_kept,
-                         self.ignore_index, rdd.mode)                            # N×H×W bool
-            terms["task"] = tse_task_loss(s, y, m, aux_weight=self.aux_weight,
-                                          ignore_index=self.ignore_index)
+            m = tse_mask(
+                s["out"].detach(), t["out"], y, rdd.threshold, rdd.min_kept, self.ignore_index, rdd.mode
+            )  # N×H×W bool
+            terms["task"] = tse_task_loss(s, y, m, aux_weight=self.aux_weight, ignore_index=self.ignore_index)
             maps["mask"] = m
         else:
             terms["task"] = ce_loss(s, y, aux_weight=self.aux_weight, ignore_index=self.ignore_index)
@@ -121,8 +130,9 @@ class Objective:
 
 
 # --------------------------------------------------------------------------- logging
-def global_rdd_stats(maps: Mapping[str, torch.Tensor], y: torch.Tensor, ignore_index: int
-                     ) -> dict[str, float]:
+def global_rdd_stats(
+    maps: Mapping[str, torch.Tensor], y: torch.Tensor, ignore_index: int
+) -> dict[str, float]:
     """:func:`rdd.losses.rdd_stats` of the *global* batch (all ranks), for logging.
 
     ``maps``: ``{"weights": N×H×W}`` (TFE) or ``{"mask": N×H×W bool}`` (TSE) or ``{}``;
@@ -146,11 +156,10 @@ def global_rdd_stats(maps: Mapping[str, torch.Tensor], y: torch.Tensor, ignore_i
         return stats
     n = float((y != ignore_index).sum())
     # [m_k·n_r ..., n_r, −min_k ...]; a key missing on a rank (no valid pixel) has n_r = 0
-    vals = ([stats.get(k, 0.0) * n for k in mean_keys] + [n]
-            + [-stats.get(k, math.inf) for k in min_keys])
+    vals = [stats.get(k, 0.0) * n for k in mean_keys] + [n] + [-stats.get(k, math.inf) for k in min_keys]
     t = torch.tensor(vals, dtype=torch.float64, device=y.device)
     k_mean = len(mean_keys) + 1
-    sums = D.all_reduce_mean(t[:k_mean].clone())               # Σ/W cancels in the ratio
+    sums = D.all_reduce_mean(t[:k_mean].clone())  # Σ/W cancels in the ratio
     mins = D.all_reduce_max(t[k_mean:].clone()) if min_keys else t[k_mean:]
     total = float(sums[-1])
     out: dict[str, float] = {}

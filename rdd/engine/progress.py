@@ -6,6 +6,7 @@
 ``global_batch_size``). Scalars are averaged over the global batch of all ranks, so every rank
 calls :meth:`~RunProgress._log_train`; only rank 0 writes.
 """
+
 from __future__ import annotations
 
 import logging
@@ -40,14 +41,17 @@ class RunProgress:
         resume = self.resumed_from is not None and (live_dir / "metrics.json").exists()
         if resume:
             _drop_rows_after(live_dir, self.step)
-        live = Live(dir=str(live_dir), resume=resume, save_dvc_exp=False, dvcyaml=None,
-                    report=None)
-        live.log_params({"config": self.cfg.to_dict(), "world_size": self.info.world_size,
-                         "global_batch_size": self.global_batch_size})
+        live = Live(dir=str(live_dir), resume=resume, save_dvc_exp=False, dvcyaml=None, report=None)
+        live.log_params(
+            {
+                "config": self.cfg.to_dict(),
+                "world_size": self.info.world_size,
+                "global_batch_size": self.global_batch_size,
+            }
+        )
         return live
 
-    def _log_train(self, live, bar, terms, loss, maps, y, lr, phase, elapsed, n_done
-                   ) -> dict[str, float]:
+    def _log_train(self, live, bar, terms, loss, maps, y, lr, phase, elapsed, n_done) -> dict[str, float]:
         """Log iteration ``self.step``: loss terms averaged over ranks and the RDD map statistics
         (:func:`~rdd.engine.objective.global_rdd_stats`); returns the averaged scalars."""
         names = ["loss"] + list(terms)
@@ -70,16 +74,25 @@ class RunProgress:
         else:
             eta = sec_it * (self.cfg.end_iter - self.step)
             extra = " ".join(f"{k}={v:.4f}" for k, v in {**scalars, **stats}.items())
-            log.info("iter %d/%d [%s] %s lr=%.3e %.3fs/it eta %s", self.step, self.cfg.end_iter,
-                     phase, extra, lr, sec_it, _fmt_time(eta))
+            log.info(
+                "iter %d/%d [%s] %s lr=%.3e %.3fs/it eta %s",
+                self.step,
+                self.cfg.end_iter,
+                phase,
+                extra,
+                lr,
+                sec_it,
+                _fmt_time(eta),
+            )
         return scalars
 
     def _log_val(self, live, val: dict[str, Any]) -> None:
         """Log a validation result (rank 0)."""
         if not self.is_main:
             return
-        log.info("iter %d val mIoU %.2f%% pixel acc %.2f%%", self.step, 100 * val["miou"],
-                 100 * val["pixel_acc"])
+        log.info(
+            "iter %d val mIoU %.2f%% pixel acc %.2f%%", self.step, 100 * val["miou"], 100 * val["pixel_acc"]
+        )
         if live is not None:
             live.step = self.step
             for k in ("miou", "pixel_acc", "mean_acc"):

@@ -15,6 +15,7 @@ restore the checkpoint's ``total_iters``, ``base_lrs`` and ``initial_lr``, so
 (``last_epoch``). With an unchanged config this reproduces the restored LR bit for bit; with a
 changed ``optim.iters`` / ``optim.lr`` the run follows the new poly curve from the current step.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -37,8 +38,9 @@ class PolyWarmup:
         if self.total_iters <= 0:
             raise ValueError(f"PolyWarmup.total_iters must be > 0, got {self.total_iters}")
         if not 0 <= self.warmup_iters < self.total_iters:
-            raise ValueError(f"PolyWarmup.warmup_iters must be in [0, {self.total_iters}), "
-                             f"got {self.warmup_iters}")
+            raise ValueError(
+                f"PolyWarmup.warmup_iters must be in [0, {self.total_iters}), got {self.warmup_iters}"
+            )
 
     def __call__(self, t: int) -> float:
         if t < self.warmup_iters:
@@ -46,17 +48,29 @@ class PolyWarmup:
         return max(0.0, 1.0 - min(t, self.total_iters) / self.total_iters) ** self.power
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, *, total_iters: int, power: float = 0.9,
-                    warmup_iters: int = 0, warmup_ratio: float = 1e-6
-                    ) -> torch.optim.lr_scheduler.LambdaLR:
+def build_scheduler(
+    optimizer: torch.optim.Optimizer,
+    *,
+    total_iters: int,
+    power: float = 0.9,
+    warmup_iters: int = 0,
+    warmup_ratio: float = 1e-6,
+) -> torch.optim.lr_scheduler.LambdaLR:
     """A ``LambdaLR`` over ``optimizer`` following :class:`PolyWarmup`; call ``.step()`` per iter."""
     return torch.optim.lr_scheduler.LambdaLR(
-        optimizer, PolyWarmup(total_iters, power, warmup_iters, warmup_ratio))
+        optimizer, PolyWarmup(total_iters, power, warmup_iters, warmup_ratio)
+    )
 
 
-def rebase_scheduler(scheduler: torch.optim.lr_scheduler.LambdaLR, *, base_lr: float,
-                     total_iters: int, power: float = 0.9, warmup_iters: int = 0,
-                     warmup_ratio: float = 1e-6) -> list[float]:
+def rebase_scheduler(
+    scheduler: torch.optim.lr_scheduler.LambdaLR,
+    *,
+    base_lr: float,
+    total_iters: int,
+    power: float = 0.9,
+    warmup_iters: int = 0,
+    warmup_ratio: float = 1e-6,
+) -> list[float]:
     """Point a (just restored) ``scheduler`` at a new base LR and :class:`PolyWarmup` curve.
 
     ``scheduler.last_epoch`` (= optimizer steps taken, ``t``) is kept; every param group gets

@@ -15,6 +15,7 @@ graphs through :mod:`rdd.runtime` (``open_build`` + ``preprocess``).
   ``int8_calib_cache_path``.
 * :mod:`rdd.export.run`: ``run_export`` (the DVC export stage), ``export_config``.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -22,14 +23,24 @@ from typing import Any
 
 _LAZY = {
     "export_onnx": "onnx",
-    "ParityError": "parity", "agreement": "parity",
-    "compare_parity": "parity", "check_parity": "parity", "evaluate_onnx": "parity",
-    "evaluate_torch": "parity", "miou_gate": "parity", "DEFAULT_THRESHOLDS": "parity",
-    "quantize_openvino": "openvino", "save_ir": "openvino",
-    "quantize_int8": "quantize", "FrameCalibrationReader": "quantize",
-    "build_engine": "tensorrt", "tensorrt_available": "tensorrt", "shape_profile": "tensorrt",
+    "ParityError": "parity",
+    "agreement": "parity",
+    "compare_parity": "parity",
+    "check_parity": "parity",
+    "evaluate_onnx": "parity",
+    "evaluate_torch": "parity",
+    "miou_gate": "parity",
+    "DEFAULT_THRESHOLDS": "parity",
+    "quantize_openvino": "openvino",
+    "save_ir": "openvino",
+    "quantize_int8": "quantize",
+    "FrameCalibrationReader": "quantize",
+    "build_engine": "tensorrt",
+    "tensorrt_available": "tensorrt",
+    "shape_profile": "tensorrt",
     "int8_calib_cache_path": "tensorrt",
-    "run_export": "run", "export_config": "run",
+    "run_export": "run",
+    "export_config": "run",
 }
 
 __all__ = sorted(_LAZY)

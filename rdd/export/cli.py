@@ -24,10 +24,10 @@ Every build carries the same ``rdd_meta`` as the export stage's and records the 
 from (``rdd_source_sha256``); ``export_metrics.json`` in ``--out`` has every gate's figures.
 Exit codes: 0 built, 2 bad input or a gate failed (the metrics say which), 1 other.
 """
+
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -42,39 +42,61 @@ def build_parser(prog: str = "rdd-export") -> argparse.ArgumentParser:
     from rdd.config.params import ExportConfig
 
     d = ExportConfig()
-    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0],
-                                epilog=__doc__.split("\n\n")[1],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog=prog,
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n")[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--version", action="version", version=f"{prog} {__version__}")
     p.add_argument("model", help="a .pt training artifact (with its .json) or an .onnx with rdd_meta")
-    p.add_argument("--to", nargs="+", choices=TARGETS, default=["onnx"],
-                   help="what to build (default: onnx)")
+    p.add_argument("--to", nargs="+", choices=TARGETS, default=["onnx"], help="what to build (default: onnx)")
     p.add_argument("--out", required=True, help="output folder (created; never an input)")
     p.add_argument("--input-size", metavar="HxW", help="deployment size (default: the model's)")
-    p.add_argument("--opset", type=int, default=d.opset, help=f"ONNX opset of a .pt export "
-                   f"(default: {d.opset})")
-    p.add_argument("--head", choices=("full", "lowres"), default=d.head,
-                   help=f"full: input-size logits | lowres: the head's logits, upsampled exactly "
-                        f"by the runtime (default: {d.head})")
-    p.add_argument("--fold-preprocess", action="store_true",
-                   help="take uint8 NHWC frames, normalisation in the graph")
-    p.add_argument("--calib", metavar="DIR|GLOB", help="calibration images (int8, openvino, "
-                   "engine int8)")
-    p.add_argument("--calib-frames", type=int, default=d.int8.calib_frames,
-                   help=f"calibration frames, evenly spaced (default: {d.int8.calib_frames})")
-    p.add_argument("--val", metavar="DIR|GLOB", help="validation images for the gates "
-                   "(default: the calibration images)")
+    p.add_argument(
+        "--opset", type=int, default=d.opset, help=f"ONNX opset of a .pt export (default: {d.opset})"
+    )
+    p.add_argument(
+        "--head",
+        choices=("full", "lowres"),
+        default=d.head,
+        help=f"full: input-size logits | lowres: the head's logits, upsampled exactly "
+        f"by the runtime (default: {d.head})",
+    )
+    p.add_argument(
+        "--fold-preprocess", action="store_true", help="take uint8 NHWC frames, normalisation in the graph"
+    )
+    p.add_argument("--calib", metavar="DIR|GLOB", help="calibration images (int8, openvino, engine int8)")
+    p.add_argument(
+        "--calib-frames",
+        type=int,
+        default=d.int8.calib_frames,
+        help=f"calibration frames, evenly spaced (default: {d.int8.calib_frames})",
+    )
+    p.add_argument(
+        "--val", metavar="DIR|GLOB", help="validation images for the gates (default: the calibration images)"
+    )
     p.add_argument("--val-labels", metavar="DIR", help="their masks: mIoU in the gates")
     p.add_argument("--val-frames", type=int, default=32, help="gate frames (default: 32)")
-    p.add_argument("--label-map", default="auto", choices=("auto", "none", "camvid"),
-                   help="as rdd-infer's")
-    p.add_argument("--max-miou-drop", type=float, default=d.int8.max_miou_drop,
-                   help=f"INT8 gate, fraction (default: {d.int8.max_miou_drop} = "
-                        f"{100 * d.int8.max_miou_drop:g} point)")
-    p.add_argument("--full-range", action="store_true", help="8-bit INT8 weights (VNNI / Arm "
-                   "dot-product CPUs); default 7-bit (reduce_range), safe on AVX2")
-    p.add_argument("--precisions", nargs="+", default=["fp16"], choices=("fp32", "fp16", "int8"),
-                   help="TensorRT engine precisions (default: fp16)")
+    p.add_argument("--label-map", default="auto", choices=("auto", "none", "camvid"), help="as rdd-infer's")
+    p.add_argument(
+        "--max-miou-drop",
+        type=float,
+        default=d.int8.max_miou_drop,
+        help=f"INT8 gate, fraction (default: {d.int8.max_miou_drop} = {100 * d.int8.max_miou_drop:g} point)",
+    )
+    p.add_argument(
+        "--full-range",
+        action="store_true",
+        help="8-bit INT8 weights (VNNI / Arm dot-product CPUs); default 7-bit (reduce_range), safe on AVX2",
+    )
+    p.add_argument(
+        "--precisions",
+        nargs="+",
+        default=["fp16"],
+        choices=("fp32", "fp16", "int8"),
+        help="TensorRT engine precisions (default: fp16)",
+    )
     return p
 
 
@@ -91,16 +113,14 @@ def main(argv: list[str] | None = None, prog: str = "rdd-export") -> int:
         from rdd.export.parity import ParityError
 
         if isinstance(e, ParityError):
-            print(f"error: {str(e).splitlines()[0]} (see {args.out}/export_metrics.json)",
-                  file=sys.stderr)
+            print(f"error: {str(e).splitlines()[0]} (see {args.out}/export_metrics.json)", file=sys.stderr)
             return 2
         print(f"error: {type(e).__name__}: {one_line(e)}", file=sys.stderr)
         return 1
     built = ", ".join(f["path"] for f in metrics["files"].values())
     print(f"built {built} in {args.out}")
-    for prec, eng in (metrics.get("tensorrt") or {}).items():   # built, skipped or failed
-        print(printable(f"engine {prec}: {eng['status']}"
-                        + (f" ({eng['path']})" if eng.get("path") else "")))
+    for prec, eng in (metrics.get("tensorrt") or {}).items():  # built, skipped or failed
+        print(printable(f"engine {prec}: {eng['status']}" + (f" ({eng['path']})" if eng.get("path") else "")))
     ov = metrics.get("openvino_int8") or {}
     if ov and ov.get("status") != "ok":
         print(printable(f"openvino int8: {ov.get('status')}"))
@@ -113,9 +133,9 @@ def export(args: argparse.Namespace) -> dict[str, Any]:
     from rdd.export.parity import ParityError
     from rdd.runtime.errors import InputError, OptionError
     from rdd.runtime.measure.frames import Frames
+    from rdd.runtime.provenance import device_info
     from rdd.runtime.stream.outputs import check_outputs, model_files
     from rdd.runtime.stream.transforms import parse_resize
-    from rdd.runtime.provenance import device_info
     from rdd.spec import write_json_atomic
 
     src = Path(args.model)
@@ -124,17 +144,27 @@ def export(args: argparse.Namespace) -> dict[str, Any]:
     if not src.is_file():
         raise OptionError("model", f"{src}: no such file")
     out = Path(args.out)
-    planned = {"model.onnx": "onnx", "model_int8.onnx": "int8",
-               "openvino/model_int8.xml": "openvino", "openvino/model_int8.bin": "openvino"}
-    inputs = {"model": model_files(src), "calib": args.calib, "val": args.val,
-              "val_labels": args.val_labels}
+    planned = {
+        "model.onnx": "onnx",
+        "model_int8.onnx": "int8",
+        "openvino/model_int8.xml": "openvino",
+        "openvino/model_int8.bin": "openvino",
+    }
+    inputs = {"model": model_files(src), "calib": args.calib, "val": args.val, "val_labels": args.val_labels}
     check_outputs({"out": (out, "dir")}, {k: v for k, v in inputs.items() if k != "model"})
-    if out.is_dir():   # the files it would write there may not be an input (model.onnx ...)
-        check_outputs({"out": (out / "export_metrics.json", "file"),
-                       **{f"out/{f}": (out / f, "file") for f, t in planned.items()
-                          if t in args.to and (out / f).parent.is_dir()}}, inputs)
-    needs_calib = {"int8", "openvino"} & set(args.to) or "int8" in args.precisions and \
-        "engine" in args.to
+    if out.is_dir():  # the files it would write there may not be an input (model.onnx ...)
+        check_outputs(
+            {
+                "out": (out / "export_metrics.json", "file"),
+                **{
+                    f"out/{f}": (out / f, "file")
+                    for f, t in planned.items()
+                    if t in args.to and (out / f).parent.is_dir()
+                },
+            },
+            inputs,
+        )
+    needs_calib = {"int8", "openvino"} & set(args.to) or "int8" in args.precisions and "engine" in args.to
     if needs_calib and not args.calib:
         raise OptionError("calib", "is needed for {to} int8 / openvino (calibration images)")
     size = None
@@ -143,8 +173,14 @@ def export(args: argparse.Namespace) -> dict[str, Any]:
         if isinstance(size, str):
             raise OptionError("input_size", f"must be HxW, got {args.input_size!r}")
     out.mkdir(parents=True, exist_ok=True)
-    metrics: dict[str, Any] = {"source": src.name, "targets": list(args.to), "files": {},
-                               "gates": {}, "passed": True, "device": device_info()}
+    metrics: dict[str, Any] = {
+        "source": src.name,
+        "targets": list(args.to),
+        "files": {},
+        "gates": {},
+        "passed": True,
+        "device": device_info(),
+    }
     path = out / "export_metrics.json"
 
     def frames(spec: str | None, labels: str | None, limit: int) -> Frames | None:
@@ -160,9 +196,17 @@ def export(args: argparse.Namespace) -> dict[str, Any]:
         meta = open_build(fp32, backend="ort" if _has("onnxruntime") else "auto").meta
         calib = frames(args.calib, None, args.calib_frames)
         ids = resolve_ignore_ids(args.label_map, (), meta.classes) if args.val_labels else ()
-        val = (Frames.from_folder(args.val or args.calib, args.val_labels, ignore_ids=ids,
-                                  ignore_index=meta.classes.ignore_index, limit=args.val_frames)
-               if (args.val or args.calib) else None)
+        val = (
+            Frames.from_folder(
+                args.val or args.calib,
+                args.val_labels,
+                ignore_ids=ids,
+                ignore_index=meta.classes.ignore_index,
+                limit=args.val_frames,
+            )
+            if (args.val or args.calib)
+            else None
+        )
         if val is not None:
             val = val.resized(meta.input_size)
         if "onnx" in args.to and metrics.get("parity") is None and val is not None:
@@ -170,15 +214,21 @@ def export(args: argparse.Namespace) -> dict[str, Any]:
             metrics["gates"]["parity_fp32"] = metrics["parity"]["passed"]
             if not metrics["parity"]["passed"]:
                 raise ParityError(f"ONNX parity gate failed for {fp32}", metrics["parity"])
-        q = Int8(calib_frames=args.calib_frames, reduce_range=not args.full_range,
-                 max_miou_drop=args.max_miou_drop,
-                 keep_float=["input_conv"] + ([] if meta.head == "lowres" else ["output_resize"]))
+        q = Int8(
+            calib_frames=args.calib_frames,
+            reduce_range=not args.full_range,
+            max_miou_drop=args.max_miou_drop,
+            keep_float=["input_conv"] + ([] if meta.head == "lowres" else ["output_resize"]),
+        )
         if "int8" in args.to:
             from rdd.export.run import int8_step
 
             if val is None or val.labels is None:
-                raise OptionError("val_labels", "are needed for the INT8 mIoU gate ({val} and "
-                                                "{val_labels}, or {calib} images with labels)")
+                raise OptionError(
+                    "val_labels",
+                    "are needed for the INT8 mIoU gate ({val} and "
+                    "{val_labels}, or {calib} images with labels)",
+                )
             block = int8_step(fp32, out / "model_int8.onnx", q, calib=calib, eval_frames=val)
             metrics["files"]["onnx_int8"] = block.pop("file")
             metrics["int8"], metrics["gates"]["int8_miou"] = block, True
@@ -190,10 +240,15 @@ def export(args: argparse.Namespace) -> dict[str, Any]:
             from rdd.export.parity import evaluate_onnx
 
             (out / "openvino").mkdir(exist_ok=True)
-            block = openvino_int8_stage(fp32, out / "openvino", calib_frames=calib,
-                                        calib_limit=args.calib_frames, eval_frames=val,
-                                        miou_fp32=evaluate_onnx(fp32, val)["miou"],
-                                        max_miou_drop=args.max_miou_drop)
+            block = openvino_int8_stage(
+                fp32,
+                out / "openvino",
+                calib_frames=calib,
+                calib_limit=args.calib_frames,
+                eval_frames=val,
+                miou_fp32=evaluate_onnx(fp32, val)["miou"],
+                max_miou_drop=args.max_miou_drop,
+            )
             metrics["openvino_int8"] = block
             if block["status"] == "ok":
                 metrics["files"]["openvino_int8"] = {"path": f"openvino/{block['path']}"}
@@ -203,10 +258,15 @@ def export(args: argparse.Namespace) -> dict[str, Any]:
 
             (out / "trt").mkdir(exist_ok=True)
             metrics["tensorrt"] = {
-                prec: build_engine(fp32, out / "trt" / f"model_{prec}.engine", precision=prec,
-                                   calib_frames=calib if prec == "int8" else None,
-                                   calib_limit=args.calib_frames)
-                for prec in args.precisions}
+                prec: build_engine(
+                    fp32,
+                    out / "trt" / f"model_{prec}.engine",
+                    precision=prec,
+                    calib_frames=calib if prec == "int8" else None,
+                    calib_limit=args.calib_frames,
+                )
+                for prec in args.precisions
+            }
     except ParityError as e:
         metrics["passed"], metrics["error"] = False, str(e)
         write_json_atomic(path, metrics)
@@ -227,8 +287,7 @@ def _has(module: str) -> bool:
         return False
 
 
-def _fp32(args: argparse.Namespace, src: Path, out: Path, size: Any,
-          metrics: dict[str, Any]) -> str:
+def _fp32(args: argparse.Namespace, src: Path, out: Path, size: Any, metrics: dict[str, Any]) -> str:
     """``model.onnx`` in ``out``: exported from a ``.pt`` (parity vs PyTorch recorded in
     ``metrics``) or edited from an ``.onnx`` (checked later against its source)."""
     target = out / "model.onnx"
@@ -239,19 +298,27 @@ def _fp32(args: argparse.Namespace, src: Path, out: Path, size: Any,
             from rdd.artifacts import load_artifact
             from rdd.export.onnx import export_onnx
         except ImportError:
-            raise InputError("a .pt artifact needs PyTorch (pip install 'rdd-edge[train]'); an "
-                             ".onnx converts without it") from None
+            raise InputError(
+                "a .pt artifact needs PyTorch (pip install 'rdd-edge[train]'); an .onnx converts without it"
+            ) from None
         from rdd.contract import file_sha256
         from rdd.spec import ClassInfo, Normalization, as_hw
 
         model, ameta = load_artifact(src)
-        info = export_onnx(model, target, classes=ClassInfo.from_dict(ameta["classes"]),
-                           normalization=Normalization.from_dict(ameta["normalization"]),
-                           input_size=as_hw(size or ameta["input_size"]), opset=args.opset,
-                           head=args.head, fold_preprocess=args.fold_preprocess,
-                           model_name=ameta["model"], source_sha256=file_sha256(src))
+        info = export_onnx(
+            model,
+            target,
+            classes=ClassInfo.from_dict(ameta["classes"]),
+            normalization=Normalization.from_dict(ameta["normalization"]),
+            input_size=as_hw(size or ameta["input_size"]),
+            opset=args.opset,
+            head=args.head,
+            fold_preprocess=args.fold_preprocess,
+            model_name=ameta["model"],
+            source_sha256=file_sha256(src),
+        )
         metrics["files"]["onnx_fp32"] = {"path": target.name, "size_bytes": info["size_bytes"]}
-        metrics["parity"] = None      # against PyTorch, on the gate frames (below)
+        metrics["parity"] = None  # against PyTorch, on the gate frames (below)
         return str(target)
     from rdd.export import graph as G
 
@@ -286,21 +353,20 @@ def _onnx_parity(src: Path, fp32: str, val: Any) -> dict[str, Any]:
     from rdd.runtime.measure.score import compare_builds
 
     a, b = open_build(src), open_build(fp32)
-    c = compare_builds(a, b, val, a.meta.input_size or "native",
-                       ignore_index=a.meta.classes.ignore_index)
+    c = compare_builds(a, b, val, a.meta.input_size or "native", ignore_index=a.meta.classes.ignore_index)
     th = DEFAULT_THRESHOLDS
     failures = []
     if c["argmax_agreement"] < th["min_argmax_agreement"]:
-        failures.append(f"argmax agreement {100 * c['argmax_agreement']:.4f}% < "
-                        f"{100 * th['min_argmax_agreement']:.4f}%")
+        failures.append(
+            f"argmax agreement {100 * c['argmax_agreement']:.4f}% < {100 * th['min_argmax_agreement']:.4f}%"
+        )
     if c["max_abs_logit_diff"] is not None and c["max_abs_logit_diff"] > th["max_abs_logit_diff"]:
-        failures.append(f"max |logit diff| {c['max_abs_logit_diff']:.3g} > "
-                        f"{th['max_abs_logit_diff']:.3g}")
+        failures.append(f"max |logit diff| {c['max_abs_logit_diff']:.3g} > {th['max_abs_logit_diff']:.3g}")
     if c["miou_delta"] is not None and abs(c["miou_delta"]) > th["max_miou_delta"]:
-        failures.append(f"|mIoU delta| {100 * abs(c['miou_delta']):.4f} points > "
-                        f"{100 * th['max_miou_delta']:.4f} points")
-    return {"against": src.name, **c, "thresholds": th, "failures": failures,
-            "passed": not failures}
+        failures.append(
+            f"|mIoU delta| {100 * abs(c['miou_delta']):.4f} points > {100 * th['max_miou_delta']:.4f} points"
+        )
+    return {"against": src.name, **c, "thresholds": th, "failures": failures, "passed": not failures}
 
 
 if __name__ == "__main__":

@@ -15,12 +15,14 @@ Each returns a new ``ModelProto`` with its ``rdd_meta`` rewritten; :func:`save` 
 atomically after re-reading its contract (:func:`rdd.contract.read_onnx_meta`), recording the
 file it was made from (``rdd_source_sha256``: builds of one model share their source).
 """
+
 from __future__ import annotations
 
 import copy
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -40,8 +42,10 @@ def load(path: str | os.PathLike) -> Any:
 def meta_of(proto: Any, source: str = "model") -> ModelMeta:
     props = {p.key: p.value for p in proto.metadata_props}
     if META_KEY not in props:
-        raise InputError(f"{source}: no metadata_props[{META_KEY!r}]; export it with rdd.export "
-                         "(or write the rdd_meta JSON) first")
+        raise InputError(
+            f"{source}: no metadata_props[{META_KEY!r}]; export it with rdd.export "
+            "(or write the rdd_meta JSON) first"
+        )
     return ModelMeta.from_json(props[META_KEY], source=source)
 
 
@@ -73,15 +77,21 @@ def to_lowres(proto: Any, *, probe_size: Sequence[int] | None = None, source: st
     while node is not None and node.op_type in _PASS:
         node = prod.get(node.input[0])
     if node is None or node.op_type != "Resize":
-        raise InputError(f"{source}: the output {name!r} does not come from a Resize; the graph "
-                         "already ends at the head's logits, or its upsampling is another op")
+        raise InputError(
+            f"{source}: the output {name!r} does not come from a Resize; the graph "
+            "already ends at the head's logits, or its upsampling is another op"
+        )
     attrs = {a.name: (a.s.decode() if a.type == 3 else a.i) for a in node.attribute}
-    if attrs.get("mode", "nearest") != "linear" or \
-            attrs.get("coordinate_transformation_mode", "half_pixel") != "half_pixel":
-        raise InputError(f"{source}: the final Resize is mode={attrs.get('mode')!r} "
-                         f"coordinate_transformation_mode="
-                         f"{attrs.get('coordinate_transformation_mode')!r}; the runtime "
-                         "reproduces linear / half_pixel only")
+    if (
+        attrs.get("mode", "nearest") != "linear"
+        or attrs.get("coordinate_transformation_mode", "half_pixel") != "half_pixel"
+    ):
+        raise InputError(
+            f"{source}: the final Resize is mode={attrs.get('mode')!r} "
+            f"coordinate_transformation_mode="
+            f"{attrs.get('coordinate_transformation_mode')!r}; the runtime "
+            "reproduces linear / half_pixel only"
+        )
     logits = node.input[0]
     keep = _needed(g, logits)
     nodes = [n for n in g.node if id(n) in keep]
@@ -92,7 +102,7 @@ def to_lowres(proto: Any, *, probe_size: Sequence[int] | None = None, source: st
     del g.initializer[:]
     g.initializer.extend(inits)
     o = g.output[0]
-    for n in g.node:                 # the logits tensor keeps the output's name
+    for n in g.node:  # the logits tensor keeps the output's name
         n.output[:] = [name if t == logits else t for t in n.output]
         n.input[:] = [name if t == logits else t for t in n.input]
     dims = o.type.tensor_type.shape.dim
@@ -151,22 +161,30 @@ def fold_preprocess(proto: Any, *, source: str = "model") -> Any:
     order = [2, 1, 0] if norm.color == "BGR" else [0, 1, 2]
     offset = (np.asarray(norm.mean, np.float32) * np.float32(255.0)).reshape(1, 3, 1, 1)
     scale = (np.asarray(norm.std, np.float32) * np.float32(255.0)).reshape(1, 3, 1, 1)
-    pre = [helper.make_node("Transpose", [old], [f"{old}__nchw"], perm=[0, 3, 1, 2],
-                            name="preprocess/Transpose"),
-           helper.make_node("Cast", [f"{old}__nchw"], [f"{old}__f32"], to=TensorProto.FLOAT,
-                            name="preprocess/Cast")]
+    pre = [
+        helper.make_node(
+            "Transpose", [old], [f"{old}__nchw"], perm=[0, 3, 1, 2], name="preprocess/Transpose"
+        ),
+        helper.make_node(
+            "Cast", [f"{old}__nchw"], [f"{old}__f32"], to=TensorProto.FLOAT, name="preprocess/Cast"
+        ),
+    ]
     x = f"{old}__f32"
     if order != [0, 1, 2]:
-        pre.append(helper.make_node("Gather", [x, f"{old}__order"], [f"{old}__bgr"], axis=1,
-                                    name="preprocess/Gather"))
+        pre.append(
+            helper.make_node(
+                "Gather", [x, f"{old}__order"], [f"{old}__bgr"], axis=1, name="preprocess/Gather"
+            )
+        )
         g.initializer.append(numpy_helper.from_array(np.asarray(order, np.int64), f"{old}__order"))
         x = f"{old}__bgr"
-    pre += [helper.make_node("Sub", [x, f"{old}__offset"], [f"{old}__centred"],
-                             name="preprocess/Sub"),
-            helper.make_node("Div", [f"{old}__centred", f"{old}__scale"], [inner],
-                             name="preprocess/Div")]
-    g.initializer.extend([numpy_helper.from_array(offset, f"{old}__offset"),
-                          numpy_helper.from_array(scale, f"{old}__scale")])
+    pre += [
+        helper.make_node("Sub", [x, f"{old}__offset"], [f"{old}__centred"], name="preprocess/Sub"),
+        helper.make_node("Div", [f"{old}__centred", f"{old}__scale"], [inner], name="preprocess/Div"),
+    ]
+    g.initializer.extend(
+        [numpy_helper.from_array(offset, f"{old}__offset"), numpy_helper.from_array(scale, f"{old}__scale")]
+    )
     nodes = pre + list(g.node)
     del g.node[:]
     g.node.extend(nodes)
@@ -180,8 +198,10 @@ def with_input_size(proto: Any, hw: Sequence[int], *, source: str = "model") -> 
     meta = meta_of(proto, source)
     if not meta.dynamic_spatial:
         if tuple(hw) != tuple(meta.input_size):
-            raise InputError(f"{source}: fixed at {list(meta.input_size)}; its input size cannot "
-                             f"be changed to {list(hw)} (export it with dynamic spatial axes)")
+            raise InputError(
+                f"{source}: fixed at {list(meta.input_size)}; its input size cannot "
+                f"be changed to {list(hw)} (export it with dynamic spatial axes)"
+            )
         return copy.deepcopy(proto)
     return _set(copy.deepcopy(proto), meta.with_(input_size=tuple(int(v) for v in hw)))
 

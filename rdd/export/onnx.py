@@ -16,13 +16,15 @@ fewer bytes out of the graph); ``rdd_meta.head`` records the dropped op (bilinea
 and the stride, and the runtime computes the argmax of the upsampled logits exactly without
 upsampling them where it need not (:mod:`rdd.runtime.backends.lowres`).
 """
+
 from __future__ import annotations
 
 import os
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -70,8 +72,15 @@ class ExportModule(nn.Module):
         head: ``"full"`` (input-size logits) or ``"lowres"`` (the head's stride-s logits).
     """
 
-    def __init__(self, model: nn.Module, *, normalization: Normalization,
-                 fold_preprocess: bool = False, argmax: bool = False, head: str = "full") -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        normalization: Normalization,
+        fold_preprocess: bool = False,
+        argmax: bool = False,
+        head: str = "full",
+    ) -> None:
         super().__init__()
         if argmax and head != "full":
             raise ValueError("export_onnx: argmax needs the full head (labels at the input size)")
@@ -80,10 +89,12 @@ class ExportModule(nn.Module):
         self.argmax = argmax
         self.bgr = normalization.color == "BGR"
         # Shapes 1×3×1×1, in the model's channel order.
-        self.register_buffer("offset", torch.tensor(normalization.mean).view(1, 3, 1, 1) * 255.0,
-                             persistent=False)
-        self.register_buffer("scale", torch.tensor(normalization.std).view(1, 3, 1, 1) * 255.0,
-                             persistent=False)
+        self.register_buffer(
+            "offset", torch.tensor(normalization.mean).view(1, 3, 1, 1) * 255.0, persistent=False
+        )
+        self.register_buffer(
+            "scale", torch.tensor(normalization.std).view(1, 3, 1, 1) * 255.0, persistent=False
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.fold_preprocess:
@@ -98,12 +109,23 @@ class ExportModule(nn.Module):
         return logits
 
 
-def export_onnx(model: nn.Module, path: str | os.PathLike, *, classes: ClassInfo,
-                normalization: Normalization, input_size: int | Sequence[int], opset: int = 17,
-                argmax: bool = False, fold_preprocess: bool = False, dynamic_batch: bool = True,
-                dynamic_spatial: bool = True, simplify: bool = True,
-                model_name: str | None = None, head: str = "full",
-                source_sha256: str | None = None) -> dict[str, Any]:
+def export_onnx(
+    model: nn.Module,
+    path: str | os.PathLike,
+    *,
+    classes: ClassInfo,
+    normalization: Normalization,
+    input_size: int | Sequence[int],
+    opset: int = 17,
+    argmax: bool = False,
+    fold_preprocess: bool = False,
+    dynamic_batch: bool = True,
+    dynamic_spatial: bool = True,
+    simplify: bool = True,
+    model_name: str | None = None,
+    head: str = "full",
+    source_sha256: str | None = None,
+) -> dict[str, Any]:
     """Export ``model`` to ONNX at ``path`` (atomically) with ``metadata_props["rdd_meta"]``.
 
     Uses the TorchScript exporter (``torch.onnx.export(..., dynamo=False)``), then simplifies the
@@ -135,32 +157,44 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, classes: ClassInfo
         raise ValueError(f"export_onnx: opset must be >= {MIN_OPSET}, got {opset}")
     h, w = as_hw(input_size)
     if argmax and classes.num_classes > 255:
-        raise ValueError(f"export_onnx: argmax output is uint8, cannot hold {classes.num_classes} "
-                         "classes")
+        raise ValueError(f"export_onnx: argmax output is uint8, cannot hold {classes.num_classes} classes")
     name = model_name or getattr(model, "model_name", None) or type(model).__name__
     num_classes = getattr(model, "num_classes", classes.num_classes)
     if num_classes != classes.num_classes:
-        raise ValueError(f"export_onnx: model predicts {num_classes} classes but classes lists "
-                         f"{classes.num_classes} names")
+        raise ValueError(
+            f"export_onnx: model predicts {num_classes} classes but classes lists {classes.num_classes} names"
+        )
     path = Path(path)
     was_training = model.training
     model.eval()
-    module = ExportModule(model, normalization=normalization, fold_preprocess=fold_preprocess,
-                          argmax=argmax, head=head).eval()
+    module = ExportModule(
+        model, normalization=normalization, fold_preprocess=fold_preprocess, argmax=argmax, head=head
+    ).eval()
     param = next(model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
     module.to(device)
     stride = None
-    if head == "lowres":   # the head's stride, from the logits of a dummy input of the size
+    if head == "lowres":  # the head's stride, from the logits of a dummy input of the size
         with torch.no_grad():
-            probe = (torch.zeros(1, h, w, 3, dtype=torch.uint8, device=device) if fold_preprocess
-                     else torch.zeros(1, 3, h, w, device=device))
+            probe = (
+                torch.zeros(1, h, w, 3, dtype=torch.uint8, device=device)
+                if fold_preprocess
+                else torch.zeros(1, 3, h, w, device=device)
+            )
             lh = module(probe).shape[-2]
         stride = max(1, round(h / lh))
-    meta = ModelMeta.build(model=name, classes=classes, normalization=normalization,
-                           input_size=(h, w), argmax=argmax, fold_preprocess=fold_preprocess,
-                           dynamic_batch=dynamic_batch, dynamic_spatial=dynamic_spatial,
-                           head=head, output_stride=stride)
+    meta = ModelMeta.build(
+        model=name,
+        classes=classes,
+        normalization=normalization,
+        input_size=(h, w),
+        argmax=argmax,
+        fold_preprocess=fold_preprocess,
+        dynamic_batch=dynamic_batch,
+        dynamic_spatial=dynamic_spatial,
+        head=head,
+        output_stride=stride,
+    )
     if fold_preprocess:
         dummy = torch.randint(0, 256, (1, h, w, 3), dtype=torch.uint8, device=device)
         in_axes = {0: "batch"} if dynamic_batch else {}
@@ -182,11 +216,17 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, classes: ClassInfo
         with atomic_path(path) as tmp:
             with torch.no_grad(), warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)  # legacy exporter notice
-                torch.onnx.export(module, (dummy,), str(tmp), dynamo=False, opset_version=opset,
-                                  input_names=[in_name], output_names=[out_name],
-                                  dynamic_axes={in_name: in_axes, out_name: out_axes} if
-                                  (in_axes or out_axes) else None,
-                                  do_constant_folding=True)
+                torch.onnx.export(
+                    module,
+                    (dummy,),
+                    str(tmp),
+                    dynamo=False,
+                    opset_version=opset,
+                    input_names=[in_name],
+                    output_names=[out_name],
+                    dynamic_axes={in_name: in_axes, out_name: out_axes} if (in_axes or out_axes) else None,
+                    do_constant_folding=True,
+                )
             proto = onnx.load(str(tmp))
             if not argmax:  # the exporter leaves K symbolic after Resize; pin it (N×K×H×W)
                 dim = proto.graph.output[0].type.tensor_type.shape.dim[1]
@@ -196,8 +236,14 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, classes: ClassInfo
             if simplify:
                 proto, simplify_error = _simplify(proto)
                 simplified = simplify_error is None
-            _set_props(proto, {META_KEY: meta.to_json(), PRECISION_KEY: "fp32",
-                               **({"rdd_source_sha256": source_sha256} if source_sha256 else {})})
+            _set_props(
+                proto,
+                {
+                    META_KEY: meta.to_json(),
+                    PRECISION_KEY: "fp32",
+                    **({"rdd_source_sha256": source_sha256} if source_sha256 else {}),
+                },
+            )
             proto.producer_name = "rdd-edge"
             proto.doc_string = f"{name} exported by rdd.export (TorchScript exporter, opset {opset})"
             onnx.checker.check_model(proto)
@@ -205,10 +251,16 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, classes: ClassInfo
             read_onnx_meta(tmp)  # the metadata must describe the graph we wrote
     finally:
         model.train(was_training)
-    return {"path": str(path), "size_bytes": path.stat().st_size, "opset": opset,
-            "simplified": simplified, "simplify_error": simplify_error,
-            "export_seconds": round(time.perf_counter() - t0, 3),
-            "num_nodes": len(proto.graph.node), "meta": meta}
+    return {
+        "path": str(path),
+        "size_bytes": path.stat().st_size,
+        "opset": opset,
+        "simplified": simplified,
+        "simplify_error": simplify_error,
+        "export_seconds": round(time.perf_counter() - t0, 3),
+        "num_nodes": len(proto.graph.node),
+        "meta": meta,
+    }
 
 
 def _simplify(proto: Any) -> tuple[Any, str | None]:

@@ -14,14 +14,16 @@ would quantise the logits themselves.
 Torch-free; ``openvino`` and ``nncf`` are imported inside the functions, through
 :mod:`rdd.offline` (their usage telemetry off).
 """
+
 from __future__ import annotations
 
 import json
 import logging
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from rdd.contract import META_KEY, file_sha256, read_onnx_meta
 from rdd.export.quantize import KEEP_FLOAT, FrameCalibrationReader
@@ -32,8 +34,18 @@ from rdd.runtime.measure.frames import load_frames
 __all__ = ["quantize_openvino", "openvino_edge_names", "openvino_int8_stage", "save_ir", "PRESETS"]
 
 PRESETS = ("performance", "mixed")
-_OV_PASS_THROUGH = {"Convert", "Transpose", "Subtract", "Divide", "Multiply", "Add", "TopK",
-                    "Reshape", "Squeeze", "Unsqueeze"}
+_OV_PASS_THROUGH = {
+    "Convert",
+    "Transpose",
+    "Subtract",
+    "Divide",
+    "Multiply",
+    "Add",
+    "TopK",
+    "Reshape",
+    "Squeeze",
+    "Unsqueeze",
+}
 
 
 def save_ir(model: Any, xml_path: str | os.PathLike, meta: dict[str, Any]) -> Path:
@@ -80,10 +92,16 @@ def openvino_edge_names(model: Any, which: Sequence[str] = KEEP_FLOAT) -> list[s
     return list(dict.fromkeys(out))
 
 
-def quantize_openvino(fp32_path: str | os.PathLike, out_xml: str | os.PathLike, *,
-                      calib_frames: Any, calib_limit: int | None = 64, preset: str = "performance",
-                      fast_bias_correction: bool = True,
-                      keep_float: Sequence[str] = KEEP_FLOAT) -> dict[str, Any]:
+def quantize_openvino(
+    fp32_path: str | os.PathLike,
+    out_xml: str | os.PathLike,
+    *,
+    calib_frames: Any,
+    calib_limit: int | None = 64,
+    preset: str = "performance",
+    fast_bias_correction: bool = True,
+    keep_float: Sequence[str] = KEEP_FLOAT,
+) -> dict[str, Any]:
     """NNCF PTQ of the ONNX at ``fp32_path`` → OpenVINO IR ``out_xml`` (atomically, with ``.bin``).
 
     Args:
@@ -115,26 +133,44 @@ def quantize_openvino(fp32_path: str | os.PathLike, out_xml: str | os.PathLike, 
     inputs = [batch[meta["input_name"]] for batch in iter(reader.get_next, None)]
     t0 = time.perf_counter()
     names = openvino_edge_names(model, keep_float)
-    presets = {"performance": nncf.QuantizationPreset.PERFORMANCE,
-               "mixed": nncf.QuantizationPreset.MIXED}
+    presets = {"performance": nncf.QuantizationPreset.PERFORMANCE, "mixed": nncf.QuantizationPreset.MIXED}
     logging.getLogger("nncf").setLevel(logging.ERROR)
-    q = nncf.quantize(model, nncf.Dataset(inputs), preset=presets[preset],
-                      subset_size=len(inputs), fast_bias_correction=fast_bias_correction,
-                      ignored_scope=nncf.IgnoredScope(names=names, validate=False) if names else None)
+    q = nncf.quantize(
+        model,
+        nncf.Dataset(inputs),
+        preset=presets[preset],
+        subset_size=len(inputs),
+        fast_bias_correction=fast_bias_correction,
+        ignored_scope=nncf.IgnoredScope(names=names, validate=False) if names else None,
+    )
     q.set_rt_info("int8", ["framework", "rdd_precision"])
     q.set_rt_info(file_sha256(fp32_path), ["framework", "rdd_source_sha256"])
     save_ir(q, out_xml, meta)
     size = out_xml.stat().st_size + out_xml.with_suffix(".bin").stat().st_size
-    return {"path": str(out_xml), "size_bytes": size, "calib_frames": len(inputs), "preset": preset,
-            "fast_bias_correction": fast_bias_correction, "keep_float": list(keep_float),
-            "float_nodes": names, "openvino": ov.__version__, "nncf": nncf.__version__,
-            "seconds": round(time.perf_counter() - t0, 3)}
+    return {
+        "path": str(out_xml),
+        "size_bytes": size,
+        "calib_frames": len(inputs),
+        "preset": preset,
+        "fast_bias_correction": fast_bias_correction,
+        "keep_float": list(keep_float),
+        "float_nodes": names,
+        "openvino": ov.__version__,
+        "nncf": nncf.__version__,
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
 
 
-
-def openvino_int8_stage(fp32_path: str | os.PathLike, out_dir: str | os.PathLike, *, calib_frames: Any,
-                        calib_limit: int | None, eval_frames: Any, miou_fp32: float,
-                        max_miou_drop: float) -> dict[str, Any]:
+def openvino_int8_stage(
+    fp32_path: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    calib_frames: Any,
+    calib_limit: int | None,
+    eval_frames: Any,
+    miou_fp32: float,
+    max_miou_drop: float,
+) -> dict[str, Any]:
     """The export stage's OpenVINO INT8 step: :func:`quantize_openvino` to
     ``out_dir/model_int8.xml``, then the same mIoU gate as the onnxruntime INT8 build, scored
     through the runtime's :class:`~rdd.runtime.openvino.OpenVinoBackend` on ``eval_frames``.
@@ -151,14 +187,20 @@ def openvino_int8_stage(fp32_path: str | os.PathLike, out_dir: str | os.PathLike
         return {"status": "skipped: OpenVINO/NNCF unavailable (pip install 'rdd-edge[export]')"}
     from rdd.export.parity import evaluate_onnx, miou_gate
 
-    info = quantize_openvino(fp32_path, Path(out_dir) / "model_int8.xml", calib_frames=calib_frames,
-                             calib_limit=calib_limit)
-    ev = evaluate_onnx(info["path"], eval_frames, backend=open_build(info["path"],
-                                                                      backend="openvino"))
-    block = {"status": "ok", **{k: v for k, v in info.items() if k != "path"},
-             "path": Path(info["path"]).name, "miou_fp32": miou_fp32, "miou_int8": ev["miou"],
-             "miou_drop": miou_fp32 - ev["miou"]}
-    block["gate"] = False   # until the gate passes; a failing gate raises with this block
-    block["gate"] = miou_gate(miou_fp32, ev["miou"], max_drop=max_miou_drop,
-                              what=f"OpenVINO INT8 ({info['path']})", block=block)["passed"]
+    info = quantize_openvino(
+        fp32_path, Path(out_dir) / "model_int8.xml", calib_frames=calib_frames, calib_limit=calib_limit
+    )
+    ev = evaluate_onnx(info["path"], eval_frames, backend=open_build(info["path"], backend="openvino"))
+    block = {
+        "status": "ok",
+        **{k: v for k, v in info.items() if k != "path"},
+        "path": Path(info["path"]).name,
+        "miou_fp32": miou_fp32,
+        "miou_int8": ev["miou"],
+        "miou_drop": miou_fp32 - ev["miou"],
+    }
+    block["gate"] = False  # until the gate passes; a failing gate raises with this block
+    block["gate"] = miou_gate(
+        miou_fp32, ev["miou"], max_drop=max_miou_drop, what=f"OpenVINO INT8 ({info['path']})", block=block
+    )["passed"]
     return block

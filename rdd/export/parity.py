@@ -23,6 +23,7 @@ by :mod:`rdd.runtime.measure.score` (:func:`~rdd.runtime.stream.transforms.prepr
 frame, then the backend), the calls ``rdd-infer`` makes per frame. A gate that passes certifies
 that code path.
 """
+
 from __future__ import annotations
 
 import os
@@ -39,31 +40,42 @@ from rdd.runtime.measure.score import compare_predictions
 from rdd.runtime.stream.transforms import preprocess
 from rdd.spec import Normalization
 
-if TYPE_CHECKING:   # torch only where a PyTorch model is compared (rdd-export's ONNX path: none)
+if TYPE_CHECKING:  # torch only where a PyTorch model is compared (rdd-export's ONNX path: none)
     import torch
     from torch import nn
 
-__all__ = ["DEFAULT_THRESHOLDS", "compare_parity", "check_parity", "evaluate_onnx",
-           "evaluate_torch", "ParityError", "miou_gate", "agreement"]
+__all__ = [
+    "DEFAULT_THRESHOLDS",
+    "compare_parity",
+    "check_parity",
+    "evaluate_onnx",
+    "evaluate_torch",
+    "ParityError",
+    "miou_gate",
+    "agreement",
+]
 
 #: Parity gate defaults (the ``export.parity`` section's): mIoU values are fractions,
 #: 0.0005 = 0.05 mIoU points.
-DEFAULT_THRESHOLDS = {k: getattr(Parity(), k) for k in ("max_abs_logit_diff",
-                                                          "min_argmax_agreement", "max_miou_delta")}
+DEFAULT_THRESHOLDS = {
+    k: getattr(Parity(), k) for k in ("max_abs_logit_diff", "min_argmax_agreement", "max_miou_delta")
+}
 
 
 class ParityError(RuntimeError):
     """An accuracy gate failed. ``.report`` holds the full report dict; ``.block`` the metrics
     block of the step that failed (``None`` unless the step attached one)."""
 
-    def __init__(self, title: str, report: dict[str, Any], block: dict[str, Any] | None = None
-                 ) -> None:
+    def __init__(self, title: str, report: dict[str, Any], block: dict[str, Any] | None = None) -> None:
         self.report, self.block = report, block
         lines = [title]
         for f in report.get("failures", []):
             lines.append(f"  FAILED: {f}")
-        shown = {k: v for k, v in report.items() if k not in ("failures", "iou_torch", "iou_onnx",
-                                                               "iou_fp32", "iou_int8")}
+        shown = {
+            k: v
+            for k, v in report.items()
+            if k not in ("failures", "iou_torch", "iou_onnx", "iou_fp32", "iou_int8")
+        }
         lines.append("  report: " + ", ".join(f"{k}={_fmt(v)}" for k, v in shown.items()))
         super().__init__("\n".join(lines))
 
@@ -76,7 +88,7 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def _torch_logits(model: "nn.Module", x: np.ndarray, head: str = "full") -> "torch.Tensor":
+def _torch_logits(model: nn.Module, x: np.ndarray, head: str = "full") -> torch.Tensor:
     """``x``: float32 N×3×H×W → main logits N×K×H×W on CPU (``head="lowres"``: the head's
     logits before the final upsampling, N×K×h×w, what a lowres graph outputs)."""
     import torch
@@ -111,9 +123,16 @@ def _runtime(backend: Backend, images: np.ndarray) -> tuple[np.ndarray | None, n
     return (np.stack(logits) if all(z is not None for z in logits) else None), np.stack(labels)
 
 
-def compare_parity(model: "nn.Module", onnx_path: str | os.PathLike, frames: Any, *,
-                   thresholds: dict[str, float] | None = None, limit: int | None = None,
-                   batch_size: int = 1, backend: Backend | None = None) -> dict[str, Any]:
+def compare_parity(
+    model: nn.Module,
+    onnx_path: str | os.PathLike,
+    frames: Any,
+    *,
+    thresholds: dict[str, float] | None = None,
+    limit: int | None = None,
+    batch_size: int = 1,
+    backend: Backend | None = None,
+) -> dict[str, Any]:
     """Run ``model`` (PyTorch) and ``onnx_path`` (the runtime) on ``frames``; report the parity.
 
     Args:
@@ -134,8 +153,10 @@ def compare_parity(model: "nn.Module", onnx_path: str | os.PathLike, frames: Any
     th = {**DEFAULT_THRESHOLDS, **(thresholds or {})}
     unknown = set(th) - set(DEFAULT_THRESHOLDS)
     if unknown:
-        raise ValueError(f"compare_parity: unknown threshold key(s) {sorted(unknown)}; expected "
-                         f"{sorted(DEFAULT_THRESHOLDS)}")
+        raise ValueError(
+            f"compare_parity: unknown threshold key(s) {sorted(unknown)}; expected "
+            f"{sorted(DEFAULT_THRESHOLDS)}"
+        )
     be = backend or open_build(onnx_path, backend="ort")
     meta = be.meta
     norm, k, ignore = meta.normalization, meta.num_classes, meta.classes.ignore_index
@@ -146,13 +167,13 @@ def compare_parity(model: "nn.Module", onnx_path: str | os.PathLike, frames: Any
     max_diff, sum_diff, n_logits, agree, pixels, has_masks = 0.0, 0.0, 0, 0, 0, True
     try:
         for batch in iter_batches(fr, batch_size):
-            imgs = np.stack([f.image for f in batch])                      # N×H×W×3 uint8
+            imgs = np.stack([f.image for f in batch])  # N×H×W×3 uint8
             x_t = norm.apply(imgs)
-            z_t = _torch_logits(model, x_t).numpy()                        # N×K×H×W
+            z_t = _torch_logits(model, x_t).numpy()  # N×K×H×W
             lab_t = z_t.argmax(1)
-            if meta.head == "lowres":                                      # the graph's logits
-                z_t = _torch_logits(model, x_t, "lowres").numpy()          # N×K×h×w
-            z_o, lab_o = _runtime(be, imgs)                                # N×K×…  | None, N×H×W
+            if meta.head == "lowres":  # the graph's logits
+                z_t = _torch_logits(model, x_t, "lowres").numpy()  # N×K×h×w
+            z_o, lab_o = _runtime(be, imgs)  # N×K×…  | None, N×H×W
             if z_o is not None:
                 if z_o.shape != z_t.shape:
                     raise ValueError(f"{onnx_path}: ONNX logits {z_o.shape} vs torch {z_t.shape}")
@@ -172,35 +193,39 @@ def compare_parity(model: "nn.Module", onnx_path: str | os.PathLike, frames: Any
         model.train(was_training)
 
     rep: dict[str, Any] = {
-        "onnx": str(onnx_path), "frames": len(fr), "pixels": pixels,
+        "onnx": str(onnx_path),
+        "frames": len(fr),
+        "pixels": pixels,
         "max_abs_logit_diff": max_diff if n_logits else None,
         "mean_abs_logit_diff": sum_diff / n_logits if n_logits else None,
         "argmax_agreement": agree / pixels,
     }
     if has_masks:
         mt, mo = cm_t.compute(), cm_o.compute()
-        rep.update(miou_torch=mt["miou"], miou_onnx=mo["miou"],
-                   miou_delta=mo["miou"] - mt["miou"])
+        rep.update(miou_torch=mt["miou"], miou_onnx=mo["miou"], miou_delta=mo["miou"] - mt["miou"])
     else:
         rep.update(miou_torch=None, miou_onnx=None, miou_delta=None)
     rep["thresholds"] = th
     failures = []
     if rep["max_abs_logit_diff"] is not None and rep["max_abs_logit_diff"] > th["max_abs_logit_diff"]:
-        failures.append(f"max |logit diff| {rep['max_abs_logit_diff']:.3g} > "
-                        f"{th['max_abs_logit_diff']:.3g}")
+        failures.append(f"max |logit diff| {rep['max_abs_logit_diff']:.3g} > {th['max_abs_logit_diff']:.3g}")
     if rep["argmax_agreement"] < th["min_argmax_agreement"]:
-        failures.append(f"argmax agreement {100 * rep['argmax_agreement']:.4f}% < "
-                        f"{100 * th['min_argmax_agreement']:.4f}%")
+        failures.append(
+            f"argmax agreement {100 * rep['argmax_agreement']:.4f}% < {100 * th['min_argmax_agreement']:.4f}%"
+        )
     if rep["miou_delta"] is not None and abs(rep["miou_delta"]) > th["max_miou_delta"]:
-        failures.append(f"|mIoU delta| {100 * abs(rep['miou_delta']):.4f} points > "
-                        f"{100 * th['max_miou_delta']:.4f} points")
+        failures.append(
+            f"|mIoU delta| {100 * abs(rep['miou_delta']):.4f} points > "
+            f"{100 * th['max_miou_delta']:.4f} points"
+        )
     rep["failures"] = failures
     rep["passed"] = not failures
     return rep
 
 
-def check_parity(model: "nn.Module", onnx_path: str | os.PathLike, frames: Any,
-                 **kwargs: Any) -> dict[str, Any]:
+def check_parity(
+    model: nn.Module, onnx_path: str | os.PathLike, frames: Any, **kwargs: Any
+) -> dict[str, Any]:
     """:func:`compare_parity`, raising :class:`ParityError` when the gate fails."""
     rep = compare_parity(model, onnx_path, frames, **kwargs)
     if not rep["passed"]:
@@ -208,8 +233,14 @@ def check_parity(model: "nn.Module", onnx_path: str | os.PathLike, frames: Any,
     return rep
 
 
-def evaluate_onnx(onnx_path: str | os.PathLike, frames: Any, *, limit: int | None = None,
-                  backend: Backend | None = None, batch_size: int = 1) -> dict[str, Any]:
+def evaluate_onnx(
+    onnx_path: str | os.PathLike,
+    frames: Any,
+    *,
+    limit: int | None = None,
+    backend: Backend | None = None,
+    batch_size: int = 1,
+) -> dict[str, Any]:
     """mIoU etc. (:meth:`ConfusionMatrix.compute`) of an exported graph on frames with masks,
     run through the runtime."""
     be = backend or open_build(onnx_path, backend="ort")
@@ -225,9 +256,16 @@ def evaluate_onnx(onnx_path: str | os.PathLike, frames: Any, *, limit: int | Non
     return {**cm.compute(), "frames": len(fr)}
 
 
-def evaluate_torch(model: "nn.Module", frames: Any, *, normalization: Normalization,
-                   num_classes: int, ignore_index: int = 255, limit: int | None = None,
-                   batch_size: int = 1) -> dict[str, Any]:
+def evaluate_torch(
+    model: nn.Module,
+    frames: Any,
+    *,
+    normalization: Normalization,
+    num_classes: int,
+    ignore_index: int = 255,
+    limit: int | None = None,
+    batch_size: int = 1,
+) -> dict[str, Any]:
     """mIoU etc. of the PyTorch model on the same raw frames (same preprocessing as ONNX)."""
     fr = load_frames(frames, limit=limit)
     cm = ConfusionMatrix(num_classes, ignore_index)
@@ -250,20 +288,32 @@ def agreement(a: Backend, b: Backend, frames: Frames) -> float:
     own size, through the runtime)."""
     from rdd.runtime.measure.score import predict
 
-    return compare_predictions(predict(a, frames, "native")[0],
-                               predict(b, frames, "native")[0])["argmax_agreement"]
+    return compare_predictions(predict(a, frames, "native")[0], predict(b, frames, "native")[0])[
+        "argmax_agreement"
+    ]
 
 
-def miou_gate(reference: float, candidate: float, *, max_drop: float, what: str,
-              extra: dict[str, Any] | None = None, block: dict[str, Any] | None = None
-              ) -> dict[str, Any]:
+def miou_gate(
+    reference: float,
+    candidate: float,
+    *,
+    max_drop: float,
+    what: str,
+    extra: dict[str, Any] | None = None,
+    block: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Gate on the mIoU drop ``reference − candidate`` (fractions); raises :class:`ParityError`.
 
     ``max_drop`` is a fraction too: 0.01 = 1.0 mIoU point.
     """
     drop = reference - candidate
-    rep = {"miou_reference": reference, "miou_candidate": candidate, "miou_drop": drop,
-           "max_miou_drop": max_drop, **(extra or {})}
+    rep = {
+        "miou_reference": reference,
+        "miou_candidate": candidate,
+        "miou_drop": drop,
+        "max_miou_drop": max_drop,
+        **(extra or {}),
+    }
     failures = []
     if not np.isfinite(drop) or drop > max_drop:
         failures.append(f"{what}: mIoU drop {100 * drop:.3f} points > {100 * max_drop:.3f} points")

@@ -49,6 +49,7 @@ previous recipe (7-bit weights, everything quantised), at better argmax agreemen
 97.4 %); the two changes were not timed apart. ``docs/BENCH.md`` has the measurement and the
 op-by-op breakdown.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -56,8 +57,9 @@ import logging
 import os
 import tempfile
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -72,8 +74,19 @@ CALIB_METHODS = ("minmax", "entropy", "percentile", "distribution")
 # Nodes left in float by default (measured with onnxruntime's profiler, see the module docstring):
 # the 3-input-channel stem conv and the final logits upsampling.
 KEEP_FLOAT = ("input_conv", "output_resize")
-_PASS_THROUGH = {"Cast", "Transpose", "Sub", "Div", "Mul", "Add", "Identity", "ArgMax", "Reshape",
-                 "Squeeze", "Unsqueeze"}
+_PASS_THROUGH = {
+    "Cast",
+    "Transpose",
+    "Sub",
+    "Div",
+    "Mul",
+    "Add",
+    "Identity",
+    "ArgMax",
+    "Reshape",
+    "Squeeze",
+    "Unsqueeze",
+}
 
 
 def float_edge_nodes(model: Any, which: Sequence[str] = KEEP_FLOAT) -> list[str]:
@@ -103,7 +116,7 @@ def float_edge_nodes(model: Any, which: Sequence[str] = KEEP_FLOAT) -> list[str]
         while frontier:
             t = frontier.pop()
             for n in consumers.get(t, []):
-                if id(n) in seen:      # nodes may be unnamed: by identity
+                if id(n) in seen:  # nodes may be unnamed: by identity
                     continue
                 seen.add(id(n))
                 if n.op_type == "Conv":
@@ -140,8 +153,9 @@ class FrameCalibrationReader(_calibration_reader_base()):  # type: ignore[misc]
         batch_size: frames per calibration batch.
     """
 
-    def __init__(self, frames: Any, meta: ModelMeta, *, size: Sequence[int] | None = None,
-                 batch_size: int = 1) -> None:
+    def __init__(
+        self, frames: Any, meta: ModelMeta, *, size: Sequence[int] | None = None, batch_size: int = 1
+    ) -> None:
         self.meta = meta
         self.frames: Frames = load_frames(frames, size=size or meta.input_size)
         self.batch_size = int(batch_size)
@@ -152,7 +166,7 @@ class FrameCalibrationReader(_calibration_reader_base()):  # type: ignore[misc]
 
     def _batches(self) -> Iterator[dict[str, np.ndarray]]:
         for i in range(0, len(self.frames), self.batch_size):
-            x = [preprocess(f.image, self.meta) for f in self.frames[i:i + self.batch_size]]
+            x = [preprocess(f.image, self.meta) for f in self.frames[i : i + self.batch_size]]
             yield {self.meta.input_name: np.concatenate(x)}
 
     def get_next(self) -> dict[str, np.ndarray] | None:
@@ -179,23 +193,37 @@ def _quiet_root_logger(level: int = logging.ERROR):
 def _qtype(name: str) -> Any:
     from onnxruntime.quantization import QuantType
 
-    table = {"quint8": QuantType.QUInt8, "qint8": QuantType.QInt8, "uint8": QuantType.QUInt8,
-             "int8": QuantType.QInt8}
+    table = {
+        "quint8": QuantType.QUInt8,
+        "qint8": QuantType.QInt8,
+        "uint8": QuantType.QUInt8,
+        "int8": QuantType.QInt8,
+    }
     try:
         return table[name.lower()]
     except KeyError:
         raise ValueError(f"quantize_int8: quant type must be one of {sorted(table)}, got {name!r}") from None
 
 
-def quantize_int8(fp32_path: str | os.PathLike, out_path: str | os.PathLike, *, calib_frames: Any,
-                  calib_limit: int | None = 64, calib_batch_size: int = 1,
-                  method: str = "minmax", activation_type: str = "quint8",
-                  weight_type: str = "qint8", per_channel: bool = True,
-                  reduce_range: bool = True, quant_format: str = "qdq",
-                  op_types_to_quantize: Sequence[str] | None = None, preprocess: bool = True,
-                  extra_options: dict[str, Any] | None = None,
-                  nodes_to_exclude: Sequence[str] | None = None,
-                  keep_float: Sequence[str] = ()) -> dict[str, Any]:
+def quantize_int8(
+    fp32_path: str | os.PathLike,
+    out_path: str | os.PathLike,
+    *,
+    calib_frames: Any,
+    calib_limit: int | None = 64,
+    calib_batch_size: int = 1,
+    method: str = "minmax",
+    activation_type: str = "quint8",
+    weight_type: str = "qint8",
+    per_channel: bool = True,
+    reduce_range: bool = True,
+    quant_format: str = "qdq",
+    op_types_to_quantize: Sequence[str] | None = None,
+    preprocess: bool = True,
+    extra_options: dict[str, Any] | None = None,
+    nodes_to_exclude: Sequence[str] | None = None,
+    keep_float: Sequence[str] = (),
+) -> dict[str, Any]:
     """Quantise ``fp32_path`` (an ``rdd.export`` graph) to INT8 QDQ at ``out_path`` (atomically).
 
     The ``rdd_meta`` block is carried over unchanged (same input/output contract) and
@@ -223,15 +251,17 @@ def quantize_int8(fp32_path: str | os.PathLike, out_path: str | os.PathLike, *, 
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, quantize_static
 
-    methods = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-               "percentile": CalibrationMethod.Percentile,
-               "distribution": CalibrationMethod.Distribution}
+    methods = {
+        "minmax": CalibrationMethod.MinMax,
+        "entropy": CalibrationMethod.Entropy,
+        "percentile": CalibrationMethod.Percentile,
+        "distribution": CalibrationMethod.Distribution,
+    }
     if method not in methods:
         raise ValueError(f"quantize_int8: method must be one of {list(methods)}, got {method!r}")
     formats = {"qdq": QuantFormat.QDQ, "qoperator": QuantFormat.QOperator}
     if quant_format not in formats:
-        raise ValueError(f"quantize_int8: quant_format must be one of {list(formats)}, "
-                         f"got {quant_format!r}")
+        raise ValueError(f"quantize_int8: quant_format must be one of {list(formats)}, got {quant_format!r}")
     act_t, w_t = _qtype(activation_type), _qtype(weight_type)
     fp32_path, out_path = Path(fp32_path), Path(out_path)
     meta = read_onnx_meta(fp32_path)
@@ -255,19 +285,32 @@ def quantize_int8(fp32_path: str | os.PathLike, out_path: str | os.PathLike, *, 
         if keep_float:
             excluded += float_edge_nodes(onnx.load(str(src), load_external_data=False), keep_float)
         with _quiet_root_logger():  # the quantizer logs one WARNING per int64 shape tensor
-            quantize_static(str(src), str(q_tmp), reader, quant_format=formats[quant_format],
-                            op_types_to_quantize=list(op_types_to_quantize or []) or None,
-                            per_channel=per_channel, reduce_range=reduce_range,
-                            activation_type=act_t, weight_type=w_t,
-                            calibrate_method=methods[method],
-                            nodes_to_exclude=excluded,
-                            extra_options=dict(extra_options or {}))
+            quantize_static(
+                str(src),
+                str(q_tmp),
+                reader,
+                quant_format=formats[quant_format],
+                op_types_to_quantize=list(op_types_to_quantize or []) or None,
+                per_channel=per_channel,
+                reduce_range=reduce_range,
+                activation_type=act_t,
+                weight_type=w_t,
+                calibrate_method=methods[method],
+                nodes_to_exclude=excluded,
+                extra_options=dict(extra_options or {}),
+            )
         proto = onnx.load(str(q_tmp))
         props = {p.key: p.value for p in proto.metadata_props}
-        src_props = {p.key: p.value for p in onnx.load(str(fp32_path), load_external_data=False)
-                     .metadata_props}
-        props.update({META_KEY: src_props[META_KEY], PRECISION_KEY: "int8",
-                      "rdd_source_sha256": file_sha256(fp32_path)})
+        src_props = {
+            p.key: p.value for p in onnx.load(str(fp32_path), load_external_data=False).metadata_props
+        }
+        props.update(
+            {
+                META_KEY: src_props[META_KEY],
+                PRECISION_KEY: "int8",
+                "rdd_source_sha256": file_sha256(fp32_path),
+            }
+        )
         del proto.metadata_props[:]
         for k, v in props.items():
             e = proto.metadata_props.add()
@@ -276,9 +319,20 @@ def quantize_int8(fp32_path: str | os.PathLike, out_path: str | os.PathLike, *, 
         with atomic_path(out_path) as tmp:
             onnx.save(proto, str(tmp))
             read_onnx_meta(tmp)
-    return {"path": str(out_path), "size_bytes": out_path.stat().st_size,
-            "calib_frames": len(frames), "method": method, "activation_type": activation_type,
-            "weight_type": weight_type, "per_channel": per_channel, "reduce_range": reduce_range,
-            "quant_format": quant_format, "keep_float": list(keep_float), "float_nodes": excluded,
-            "extra_options": dict(extra_options or {}), "preprocess": preprocess,
-            "preprocess_error": preprocess_error, "seconds": round(time.perf_counter() - t0, 3)}
+    return {
+        "path": str(out_path),
+        "size_bytes": out_path.stat().st_size,
+        "calib_frames": len(frames),
+        "method": method,
+        "activation_type": activation_type,
+        "weight_type": weight_type,
+        "per_channel": per_channel,
+        "reduce_range": reduce_range,
+        "quant_format": quant_format,
+        "keep_float": list(keep_float),
+        "float_nodes": excluded,
+        "extra_options": dict(extra_options or {}),
+        "preprocess": preprocess,
+        "preprocess_error": preprocess_error,
+        "seconds": round(time.perf_counter() - t0, 3),
+    }

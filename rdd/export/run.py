@@ -41,12 +41,12 @@ to the training stage's validation mIoU; with another ``input_size`` they are th
 are milliseconds at batch 1 on the machine that runs the stage, with ``benchmark.threads``
 threads for every backend.
 """
+
 from __future__ import annotations
 
 import os
 from pathlib import Path
 from typing import Any
-
 
 from rdd.export.parity import ParityError
 from rdd.runtime.measure.frames import load_frames
@@ -68,9 +68,14 @@ def export_config(cfg: Any = None) -> dict[str, Any]:
     return as_dict(cfg)
 
 
-def run_export(artifact_path: str | os.PathLike, out_dir: str | os.PathLike, *,
-               calib_dataset: Any, val_dataset: Any,
-               cfg: dict[str, Any] | None = None) -> dict[str, Any]:
+def run_export(
+    artifact_path: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    calib_dataset: Any,
+    val_dataset: Any,
+    cfg: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Export the student artifact, gate it, quantise it, build engines and measure everything.
 
     Args:
@@ -88,12 +93,12 @@ def run_export(artifact_path: str | os.PathLike, out_dir: str | os.PathLike, *,
             still written, with ``"passed": false``, so the failure can be inspected).
     """
     from rdd.artifacts import load_artifact
-    from rdd.export.onnx import export_onnx
     from rdd.contract import file_sha256
-    from rdd.export.parity import agreement, compare_parity, evaluate_onnx, miou_gate
-    from rdd.runtime.backends import available, open_build
+    from rdd.export.onnx import export_onnx
+    from rdd.export.parity import agreement, compare_parity
     from rdd.export.quantize import quantize_int8
     from rdd.export.tensorrt import build_engine
+    from rdd.runtime.backends import available, open_build
 
     c = export_config(cfg)
     out_dir = Path(out_dir)
@@ -102,19 +107,31 @@ def run_export(artifact_path: str | os.PathLike, out_dir: str | os.PathLike, *,
     classes = ClassInfo.from_dict(ameta["classes"])
     norm = Normalization.from_dict(ameta["normalization"])
     size = as_hw(c["input_size"] or ameta["input_size"])
-    export_kw = dict(classes=classes, normalization=norm, input_size=size, opset=c["opset"],
-                     dynamic_batch=c["dynamic_batch"], dynamic_spatial=c["dynamic_spatial"],
-                     simplify=c["simplify"], model_name=ameta["model"],
-                     source_sha256=file_sha256(artifact_path))
+    export_kw = dict(
+        classes=classes,
+        normalization=norm,
+        input_size=size,
+        opset=c["opset"],
+        dynamic_batch=c["dynamic_batch"],
+        dynamic_spatial=c["dynamic_spatial"],
+        simplify=c["simplify"],
+        model_name=ameta["model"],
+        source_sha256=file_sha256(artifact_path),
+    )
     thresholds = {k: v for k, v in c["parity"].items() if k != "frames"}
     val = load_frames(val_dataset, size=size, limit=c["parity"]["frames"])
-    metrics: dict[str, Any] = {"model": ameta["model"], "model_kwargs": ameta["model_kwargs"],
-                               "input_size": list(size), "val_frames": len(val),
-                               "eval": {"size": list(size), "image_resize": "bilinear",
-                                        "mask_resize": "nearest_exact"},
-                               "files": {},
-                               "miou": {}, "gates": {}, "passed": True,
-                               "device": device_info()}
+    metrics: dict[str, Any] = {
+        "model": ameta["model"],
+        "model_kwargs": ameta["model_kwargs"],
+        "input_size": list(size),
+        "val_frames": len(val),
+        "eval": {"size": list(size), "image_resize": "bilinear", "mask_resize": "nearest_exact"},
+        "files": {},
+        "miou": {},
+        "gates": {},
+        "passed": True,
+        "device": device_info(),
+    }
     metrics_path = out_dir / "export_metrics.json"
 
     def fail(err: ParityError) -> None:
@@ -124,11 +141,13 @@ def run_export(artifact_path: str | os.PathLike, out_dir: str | os.PathLike, *,
         raise err
 
     # ---- FP32 ONNX + parity gate
-    fp32 = export_onnx(model, out_dir / "model.onnx", **export_kw, head=c["head"],
-                       fold_preprocess=c["fold_preprocess"])
+    fp32 = export_onnx(
+        model, out_dir / "model.onnx", **export_kw, head=c["head"], fold_preprocess=c["fold_preprocess"]
+    )
     metrics["files"]["onnx_fp32"] = _file(fp32, out_dir)
-    metrics["onnx"] = {k: fp32[k] for k in ("opset", "simplified", "simplify_error", "num_nodes",
-                                            "export_seconds")}
+    metrics["onnx"] = {
+        k: fp32[k] for k in ("opset", "simplified", "simplify_error", "num_nodes", "export_seconds")
+    }
     rep = compare_parity(model, fp32["path"], val, thresholds=thresholds)
     metrics["parity"] = _slim(rep)
     metrics["gates"]["parity_fp32"] = rep["passed"]
@@ -140,9 +159,14 @@ def run_export(artifact_path: str | os.PathLike, out_dir: str | os.PathLike, *,
     variants_dir = out_dir / "variants"
     variants_dir.mkdir(parents=True, exist_ok=True)
     for var in c["variants"]:
-        info = export_onnx(model, variants_dir / f"{var['name']}.onnx", **export_kw,
-                           argmax=bool(var.get("argmax")), head=var["head"],
-                           fold_preprocess=bool(var.get("fold_preprocess")))
+        info = export_onnx(
+            model,
+            variants_dir / f"{var['name']}.onnx",
+            **export_kw,
+            argmax=bool(var.get("argmax")),
+            head=var["head"],
+            fold_preprocess=bool(var.get("fold_preprocess")),
+        )
         metrics["files"][var["name"]] = _file(info, out_dir)
         vrep = compare_parity(model, info["path"], val, thresholds=thresholds)
         metrics.setdefault("parity_variants", {})[var["name"]] = _slim(vrep)
@@ -153,22 +177,30 @@ def run_export(artifact_path: str | os.PathLike, out_dir: str | os.PathLike, *,
             # one head against the other, on each backend here (the lowres head's claim: the
             # same labels as the full one's, on every pixel)
             metrics.setdefault("head_agreement", {})[var["name"]] = {
-                be: agreement(open_build(fp32["path"], backend=be),
-                              open_build(info["path"], backend=be), val)
-                for be in ("ort", "openvino") if available(be) is None}
+                be: agreement(open_build(fp32["path"], backend=be), open_build(info["path"], backend=be), val)
+                for be in ("ort", "openvino")
+                if available(be) is None
+            }
 
     # ---- INT8 (onnxruntime static QDQ) + mIoU gate
     int8_path = None
-    ov_dir = out_dir / "openvino"   # always created: one DVC output (NNCF INT8 IR when installed)
+    ov_dir = out_dir / "openvino"  # always created: one DVC output (NNCF INT8 IR when installed)
     ov_dir.mkdir(parents=True, exist_ok=True)
     if c["int8"]["enabled"]:
         q = c["int8"]
-        ev_frames = val if q["eval_frames"] is None else load_frames(val_dataset, size=size,
-                                                                     limit=q["eval_frames"])
+        ev_frames = (
+            val if q["eval_frames"] is None else load_frames(val_dataset, size=size, limit=q["eval_frames"])
+        )
         miou32 = rep["miou_onnx"] if q["eval_frames"] is None else None
         try:
-            block = int8_step(fp32["path"], out_dir / "model_int8.onnx", q, calib=calib_dataset,
-                              eval_frames=ev_frames, miou_fp32=miou32)
+            block = int8_step(
+                fp32["path"],
+                out_dir / "model_int8.onnx",
+                q,
+                calib=calib_dataset,
+                eval_frames=ev_frames,
+                miou_fp32=miou32,
+            )
         except ParityError as e:
             metrics["gates"]["int8_miou"] = False
             metrics["int8"] = e.block
@@ -184,8 +216,14 @@ def run_export(artifact_path: str | os.PathLike, out_dir: str | os.PathLike, *,
 
             try:
                 metrics["openvino_int8"] = openvino_int8_stage(
-                    fp32["path"], ov_dir, calib_frames=calib_dataset, calib_limit=q["calib_frames"],
-                    eval_frames=ev_frames, miou_fp32=ev32["miou"], max_miou_drop=q["max_miou_drop"])
+                    fp32["path"],
+                    ov_dir,
+                    calib_frames=calib_dataset,
+                    calib_limit=q["calib_frames"],
+                    eval_frames=ev_frames,
+                    miou_fp32=ev32["miou"],
+                    max_miou_drop=q["max_miou_drop"],
+                )
             except ParityError as e:
                 metrics["openvino_int8"] = e.block
                 metrics["gates"]["openvino_int8_miou"] = False
@@ -201,23 +239,33 @@ def run_export(artifact_path: str | os.PathLike, out_dir: str | os.PathLike, *,
 
         t = c["tensorrt"]
         metrics["tensorrt"] = {}
-        calib_cache = (int8_calib_cache_path(fp32["path"], trt_dir) if "int8" in t["precisions"]
-                       else None)
+        calib_cache = int8_calib_cache_path(fp32["path"], trt_dir) if "int8" in t["precisions"] else None
         for prec in t["precisions"]:
             try:
                 src = fp32["path"]
                 if prec == "int8" and c["int8"]["enabled"] and tensorrt_available():
                     # explicit quantisation: a symmetric Q/DQ graph from the same calibration frames
-                    src = quantize_int8(fp32["path"], trt_dir / "model_int8_qdq.onnx",
-                                        calib_frames=calib_dataset, calib_limit=c["int8"]["calib_frames"],
-                                        keep_float=c["int8"]["keep_float"], **TRT_QDQ_OPTIONS)["path"]
+                    src = quantize_int8(
+                        fp32["path"],
+                        trt_dir / "model_int8_qdq.onnx",
+                        calib_frames=calib_dataset,
+                        calib_limit=c["int8"]["calib_frames"],
+                        keep_float=c["int8"]["keep_float"],
+                        **TRT_QDQ_OPTIONS,
+                    )["path"]
                 metrics["tensorrt"][prec] = build_engine(
-                    src, trt_dir / f"model_{prec}.engine", precision=prec,
-                    min_size=t["min_size"], opt_size=t["opt_size"], max_size=t["max_size"],
+                    src,
+                    trt_dir / f"model_{prec}.engine",
+                    precision=prec,
+                    min_size=t["min_size"],
+                    opt_size=t["opt_size"],
+                    max_size=t["max_size"],
                     calib_frames=calib_dataset if prec == "int8" else None,
-                    calib_limit=t["calib_frames"], workspace_gb=t["workspace_gb"],
+                    calib_limit=t["calib_frames"],
+                    workspace_gb=t["workspace_gb"],
                     calib_cache=calib_cache,
-                    timing_cache=trt_dir / "trt_timing.cache")
+                    timing_cache=trt_dir / "trt_timing.cache",
+                )
             except Exception as e:  # noqa: BLE001 — a TensorRT failure must not hide ONNX results
                 metrics["tensorrt"][prec] = {"status": f"failed: {type(e).__name__}: {e}"}
     write_json_atomic(trt_dir / "status.json", metrics.get("tensorrt", {"status": "disabled"}))
@@ -225,20 +273,27 @@ def run_export(artifact_path: str | os.PathLike, out_dir: str | os.PathLike, *,
     # ---- latency at batch 1 on this machine
     if c["benchmark"]["enabled"]:
         b = c["benchmark"]
-        metrics["latency_ms"] = _latencies(artifact_path, fp32["path"], int8_path, size,
-                                           b["threads"], b["warmup"], b["runs"])
+        metrics["latency_ms"] = _latencies(
+            artifact_path, fp32["path"], int8_path, size, b["threads"], b["warmup"], b["runs"]
+        )
         lat = metrics["latency_ms"]
         metrics["speedup"] = {"ort_fp32_vs_torch": lat["torch_eager"]["p50"] / lat["ort_fp32"]["p50"]}
         if int8_path:
-            metrics["speedup"]["ort_int8_vs_ort_fp32"] = (lat["ort_fp32"]["p50"]
-                                                          / lat["ort_int8"]["p50"])
+            metrics["speedup"]["ort_int8_vs_ort_fp32"] = lat["ort_fp32"]["p50"] / lat["ort_int8"]["p50"]
             metrics["int8"]["speedup_vs_fp32"] = metrics["speedup"]["ort_int8_vs_ort_fp32"]
     write_json_atomic(metrics_path, metrics)
     return metrics
 
 
-def int8_step(fp32: str | os.PathLike, out: str | os.PathLike, q: Any, *, calib: Any,
-              eval_frames: Any, miou_fp32: float | None = None) -> dict[str, Any]:
+def int8_step(
+    fp32: str | os.PathLike,
+    out: str | os.PathLike,
+    q: Any,
+    *,
+    calib: Any,
+    eval_frames: Any,
+    miou_fp32: float | None = None,
+) -> dict[str, Any]:
     """ONNX Runtime static INT8 of ``fp32`` at ``out`` with the ``export.int8`` settings ``q``
     (a mapping or :class:`~rdd.config.params.Int8`), scored through the runtime on
     ``eval_frames`` and gated on the mIoU drop (labelled frames) — the export stage's step and
@@ -252,39 +307,68 @@ def int8_step(fp32: str | os.PathLike, out: str | os.PathLike, q: Any, *, calib:
 
     q = as_dict(q) if isinstance(q, Int8) else dict(q)
     out = Path(out)
-    qinfo = quantize_int8(fp32, out, calib_frames=calib, calib_limit=q["calib_frames"],
-                          method=q["method"], activation_type=q["activation_type"],
-                          weight_type=q["weight_type"], per_channel=q["per_channel"],
-                          reduce_range=q["reduce_range"], extra_options=q["extra_options"],
-                          keep_float=q["keep_float"])
+    qinfo = quantize_int8(
+        fp32,
+        out,
+        calib_frames=calib,
+        calib_limit=q["calib_frames"],
+        method=q["method"],
+        activation_type=q["activation_type"],
+        weight_type=q["weight_type"],
+        per_channel=q["per_channel"],
+        reduce_range=q["reduce_range"],
+        extra_options=q["extra_options"],
+        keep_float=q["keep_float"],
+    )
     if miou_fp32 is None:
         miou_fp32 = evaluate_onnx(fp32, eval_frames)["miou"]
     miou8 = evaluate_onnx(out, eval_frames)["miou"]
-    agree = agreement(open_build(fp32, backend="ort"), open_build(out, backend="ort"),
-                      eval_frames)
-    block = {**{k: qinfo[k] for k in ("calib_frames", "method", "activation_type", "weight_type",
-                                      "per_channel", "reduce_range", "extra_options", "seconds",
-                                      "preprocess_error", "float_nodes")},
-             "miou_fp32": miou_fp32, "miou_int8": miou8, "miou_drop": miou_fp32 - miou8,
-             "argmax_agreement_vs_fp32": agree,
-             "file": {"path": out.name, "size_bytes": qinfo["size_bytes"]}}
-    miou_gate(miou_fp32, miou8, max_drop=q["max_miou_drop"], what=f"INT8 ({out})",
-              extra={"argmax_agreement_vs_fp32": agree}, block=block)
+    agree = agreement(open_build(fp32, backend="ort"), open_build(out, backend="ort"), eval_frames)
+    block = {
+        **{
+            k: qinfo[k]
+            for k in (
+                "calib_frames",
+                "method",
+                "activation_type",
+                "weight_type",
+                "per_channel",
+                "reduce_range",
+                "extra_options",
+                "seconds",
+                "preprocess_error",
+                "float_nodes",
+            )
+        },
+        "miou_fp32": miou_fp32,
+        "miou_int8": miou8,
+        "miou_drop": miou_fp32 - miou8,
+        "argmax_agreement_vs_fp32": agree,
+        "file": {"path": out.name, "size_bytes": qinfo["size_bytes"]},
+    }
+    miou_gate(
+        miou_fp32,
+        miou8,
+        max_drop=q["max_miou_drop"],
+        what=f"INT8 ({out})",
+        extra={"argmax_agreement_vs_fp32": agree},
+        block=block,
+    )
     return block
 
 
 def _file(info: dict[str, Any], out_dir: Path) -> dict[str, Any]:
     """``{path relative to out_dir, size}`` of a written file."""
-    return {"path": Path(info["path"]).relative_to(out_dir).as_posix(),
-            "size_bytes": info["size_bytes"]}
+    return {"path": Path(info["path"]).relative_to(out_dir).as_posix(), "size_bytes": info["size_bytes"]}
 
 
 def _slim(rep: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in rep.items() if k != "onnx"}
 
 
-def _latencies(artifact: Any, fp32: str, int8: str | None, size: tuple[int, int], threads: int,
-               warmup: int, runs: int) -> dict[str, dict[str, float]]:
+def _latencies(
+    artifact: Any, fp32: str, int8: str | None, size: tuple[int, int], threads: int, warmup: int, runs: int
+) -> dict[str, dict[str, float]]:
     """p50/p90/p99 (ms) at batch 1 for torch eager (the artifact), ORT FP32 and ORT INT8, each
     opened with :func:`rdd.runtime.backends.open_build` with ``threads`` threads and timed by
     the project's one harness (:func:`rdd.runtime.measure.bench.time_builds`, as ``rdd-bench``
@@ -292,9 +376,14 @@ def _latencies(artifact: Any, fp32: str, int8: str | None, size: tuple[int, int]
     from rdd.runtime.backends import open_build
     from rdd.runtime.measure.bench import time_builds
 
-    builds = {k: open_build(p, backend=be, threads=threads)
-              for k, p, be in (("torch_eager", artifact, "torch"), ("ort_fp32", fp32, "ort"),
-                               ("ort_int8", int8, "ort")) if p is not None}
-    stats = time_builds(builds, size, rounds=min(3, runs), warmup_runs=warmup, duration_s=0.0,
-                        min_runs=runs)
+    builds = {
+        k: open_build(p, backend=be, threads=threads)
+        for k, p, be in (
+            ("torch_eager", artifact, "torch"),
+            ("ort_fp32", fp32, "ort"),
+            ("ort_int8", int8, "ort"),
+        )
+        if p is not None
+    }
+    stats = time_builds(builds, size, rounds=min(3, runs), warmup_runs=warmup, duration_s=0.0, min_runs=runs)
     return {k: {n: v for n, v in st.items() if n != "round_p50"} for k, st in stats.items()}

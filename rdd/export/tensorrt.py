@@ -33,29 +33,42 @@ frames as the onnxruntime / OpenVINO builds (the export stage writes it as
 one-line error before the build. Implicit entropy calibration (a float graph + ``calib_frames``)
 is kept for graphs without Q/DQ.
 """
+
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
-from rdd.contract import (ModelMeta, engine_sidecar_path, file_sha256, read_onnx_meta,
-                          write_engine_sidecar)
+from rdd.contract import ModelMeta, engine_sidecar_path, file_sha256, read_onnx_meta, write_engine_sidecar
 from rdd.runtime.measure.frames import load_frames
 from rdd.runtime.stream.transforms import preprocess
 from rdd.spec import as_hw, atomic_path
 
-__all__ = ["tensorrt_available", "build_engine", "SKIPPED_NO_TRT", "shape_profile",
-           "int8_calib_cache_path", "TRT_QDQ_OPTIONS", "onnx_is_qdq", "check_trt_qdq"]
+__all__ = [
+    "tensorrt_available",
+    "build_engine",
+    "SKIPPED_NO_TRT",
+    "shape_profile",
+    "int8_calib_cache_path",
+    "TRT_QDQ_OPTIONS",
+    "onnx_is_qdq",
+    "check_trt_qdq",
+]
 
 # quantize_int8 options for a Q/DQ graph TensorRT builds explicitly: signed INT8, zero point 0,
 # float biases (TensorRT fuses them; it has no int32 bias Q/DQ)
 TRT_QDQ_OPTIONS: dict[str, Any] = {
-    "activation_type": "qint8", "weight_type": "qint8", "per_channel": True, "reduce_range": False,
-    "extra_options": {"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False}}
+    "activation_type": "qint8",
+    "weight_type": "qint8",
+    "per_channel": True,
+    "reduce_range": False,
+    "extra_options": {"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False},
+}
 
 
 def onnx_is_qdq(onnx_path: str | os.PathLike) -> bool:
@@ -81,9 +94,12 @@ def check_trt_qdq(onnx_path: str | os.PathLike) -> None:
             continue
         z = numpy_helper.to_array(zp)
         if z.dtype != np.int8 or np.any(z != 0):
-            raise ValueError(f"{onnx_path}: node {n.name!r} quantises to {z.dtype} with zero point "
-                             f"{z.reshape(-1)[:4].tolist()}; TensorRT takes symmetric int8 Q/DQ "
-                             "only (quantize_int8 with TRT_QDQ_OPTIONS)")
+            raise ValueError(
+                f"{onnx_path}: node {n.name!r} quantises to {z.dtype} with zero point "
+                f"{z.reshape(-1)[:4].tolist()}; TensorRT takes symmetric int8 Q/DQ "
+                "only (quantize_int8 with TRT_QDQ_OPTIONS)"
+            )
+
 
 CALIB_CACHE_PREFIX = "trt_int8_calib"
 
@@ -105,9 +121,14 @@ def tensorrt_available() -> bool:
     return available("trt", "cuda") is None and _import_trt() is not None
 
 
-def shape_profile(meta: ModelMeta, *, min_size: Sequence[int] | None = None,
-                  opt_size: Sequence[int] | None = None, max_size: Sequence[int] | None = None,
-                  batch: Sequence[int] = (1, 1, 1)) -> dict[str, tuple[int, ...]]:
+def shape_profile(
+    meta: ModelMeta,
+    *,
+    min_size: Sequence[int] | None = None,
+    opt_size: Sequence[int] | None = None,
+    max_size: Sequence[int] | None = None,
+    batch: Sequence[int] = (1, 1, 1),
+) -> dict[str, tuple[int, ...]]:
     """min/opt/max input shapes for the optimisation profile (layout from ``meta``).
 
     Static axes are pinned to the graph's own values: without ``dynamic_spatial`` every size is
@@ -120,8 +141,7 @@ def shape_profile(meta: ModelMeta, *, min_size: Sequence[int] | None = None,
         lo = opt = hi = as_hw(meta.input_size)
     b = tuple(int(v) for v in batch) if meta.dynamic_batch else (1, 1, 1)
     if not (b[0] <= b[1] <= b[2] and all(lo[i] <= opt[i] <= hi[i] for i in range(2))):
-        raise ValueError(f"shape_profile: need min <= opt <= max, got sizes {lo}/{opt}/{hi}, "
-                         f"batch {b}")
+        raise ValueError(f"shape_profile: need min <= opt <= max, got sizes {lo}/{opt}/{hi}, batch {b}")
 
     def shape(n: int, hw: tuple[int, int]) -> tuple[int, ...]:
         return (n, 3, *hw) if meta.input_layout == "NCHW" else (n, *hw, 3)
@@ -129,8 +149,9 @@ def shape_profile(meta: ModelMeta, *, min_size: Sequence[int] | None = None,
     return {"min": shape(b[0], lo), "opt": shape(b[1], opt), "max": shape(b[2], hi)}
 
 
-def int8_calib_cache_path(onnx_path: str | os.PathLike, cache_dir: str | os.PathLike, *,
-                          prune: bool = True) -> Path:
+def int8_calib_cache_path(
+    onnx_path: str | os.PathLike, cache_dir: str | os.PathLike, *, prune: bool = True
+) -> Path:
     """``cache_dir/trt_int8_calib_<sha256(onnx)[:16]>.cache`` for the graph ``onnx_path``.
 
     TensorRT reuses a calibration cache without checking which network it came from, so the
@@ -173,8 +194,7 @@ class _DeviceBuffer:
                     cudart = None
             self._cudart = cudart
         if self._torch is None and self._cudart is None:
-            raise RuntimeError("INT8 calibration needs a CUDA buffer: install torch with CUDA or "
-                               "cuda-python")
+            raise RuntimeError("INT8 calibration needs a CUDA buffer: install torch with CUDA or cuda-python")
 
     def upload(self, array: np.ndarray) -> int:
         """Copy ``array`` to the device; returns the device pointer (valid until next upload)."""
@@ -188,8 +208,9 @@ class _DeviceBuffer:
             err, self._ptr = cudart.cudaMalloc(array.nbytes)
             _cuda_check(err, "cudaMalloc")
             self._nbytes = array.nbytes
-        (err,) = cudart.cudaMemcpy(self._ptr, array.ctypes.data, array.nbytes,
-                                   cudart.cudaMemcpyKind.cudaMemcpyHostToDevice)
+        (err,) = cudart.cudaMemcpy(
+            self._ptr, array.ctypes.data, array.nbytes, cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
+        )
         _cuda_check(err, "cudaMemcpy")
         return int(self._ptr)
 
@@ -204,8 +225,9 @@ def _cuda_check(err: Any, what: str) -> None:
         raise RuntimeError(f"{what} failed with CUDA error {err}")
 
 
-def _make_calibrator(trt: Any, frames: list, meta: ModelMeta, cache_path: Path | None,
-                     batch_size: int) -> Any:
+def _make_calibrator(
+    trt: Any, frames: list, meta: ModelMeta, cache_path: Path | None, batch_size: int
+) -> Any:
     """An ``IInt8EntropyCalibrator2`` feeding ``frames`` preprocessed by the runtime
     (:func:`rdd.runtime.stream.transforms.preprocess`)."""
 
@@ -221,8 +243,9 @@ def _make_calibrator(trt: Any, frames: list, meta: ModelMeta, cache_path: Path |
         def get_batch(self, names: list[str]) -> list[int] | None:
             if self.index + batch_size > len(frames):
                 return None
-            x = np.concatenate([preprocess(f.image, meta) for f in
-                                frames[self.index:self.index + batch_size]])
+            x = np.concatenate(
+                [preprocess(f.image, meta) for f in frames[self.index : self.index + batch_size]]
+            )
             self.index += batch_size
             return [self.buffer.upload(x)]
 
@@ -239,14 +262,21 @@ def _make_calibrator(trt: Any, frames: list, meta: ModelMeta, cache_path: Path |
     return EntropyCalibrator()
 
 
-def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *,
-                 precision: str = "fp16", min_size: Sequence[int] | None = None,
-                 opt_size: Sequence[int] | None = None, max_size: Sequence[int] | None = None,
-                 batch: Sequence[int] = (1, 1, 1), calib_frames: Any = None,
-                 calib_limit: int | None = 64,
-                 calib_cache: str | os.PathLike | None = None,
-                 timing_cache: str | os.PathLike | None = None,
-                 workspace_gb: float = 2.0) -> dict[str, Any]:
+def build_engine(
+    onnx_path: str | os.PathLike,
+    engine_path: str | os.PathLike,
+    *,
+    precision: str = "fp16",
+    min_size: Sequence[int] | None = None,
+    opt_size: Sequence[int] | None = None,
+    max_size: Sequence[int] | None = None,
+    batch: Sequence[int] = (1, 1, 1),
+    calib_frames: Any = None,
+    calib_limit: int | None = 64,
+    calib_cache: str | os.PathLike | None = None,
+    timing_cache: str | os.PathLike | None = None,
+    workspace_gb: float = 2.0,
+) -> dict[str, Any]:
     """Build a serialized TensorRT engine from ``onnx_path`` and write it atomically.
 
     Args:
@@ -276,20 +306,32 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
     if trt is None:
         return {**base, "status": SKIPPED_NO_TRT}
     meta = read_onnx_meta(onnx_path)
-    profile_shapes = shape_profile(meta, min_size=min_size, opt_size=opt_size,
-                                   max_size=max_size, batch=batch)
+    profile_shapes = shape_profile(meta, min_size=min_size, opt_size=opt_size, max_size=max_size, batch=batch)
     frames = None
     explicit = precision == "int8" and onnx_is_qdq(onnx_path)
     if explicit:
         check_trt_qdq(onnx_path)
-    base["quantization"] = ("explicit (Q/DQ graph)" if explicit else
-                            "implicit (entropy calibration)" if precision == "int8" else None)
+    base["quantization"] = (
+        "explicit (Q/DQ graph)"
+        if explicit
+        else "implicit (entropy calibration)"
+        if precision == "int8"
+        else None
+    )
     if precision == "int8" and not explicit:
         if calib_frames is None and not (calib_cache and Path(calib_cache).is_file()):
             raise ValueError("build_engine: precision 'int8' needs calib_frames or a calib_cache")
-        frames = load_frames(calib_frames, size=profile_shapes["opt"][2:4] if
-                             meta.input_layout == "NCHW" else profile_shapes["opt"][1:3],
-                             limit=calib_limit) if calib_frames is not None else []
+        frames = (
+            load_frames(
+                calib_frames,
+                size=profile_shapes["opt"][2:4]
+                if meta.input_layout == "NCHW"
+                else profile_shapes["opt"][1:3],
+                limit=calib_limit,
+            )
+            if calib_frames is not None
+            else []
+        )
         try:
             _DeviceBuffer().free()
         except RuntimeError as e:
@@ -312,8 +354,7 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gb * (1 << 30)))
     profile = builder.create_optimization_profile()
-    profile.set_shape(meta.input_name, profile_shapes["min"], profile_shapes["opt"],
-                      profile_shapes["max"])
+    profile.set_shape(meta.input_name, profile_shapes["min"], profile_shapes["opt"], profile_shapes["max"])
     config.add_optimization_profile(profile)
     if precision in ("fp16", "int8"):
         config.set_flag(trt.BuilderFlag.FP16)
@@ -321,8 +362,8 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
         config.set_flag(trt.BuilderFlag.INT8)
     if precision == "int8" and not explicit:
         config.int8_calibrator = _make_calibrator(
-            trt, frames or [], meta, Path(calib_cache) if calib_cache else None,
-            profile_shapes["opt"][0])
+            trt, frames or [], meta, Path(calib_cache) if calib_cache else None, profile_shapes["opt"][0]
+        )
         config.set_calibration_profile(profile)
 
     cache = None
@@ -333,17 +374,31 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
 
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
-        raise RuntimeError(f"TensorRT failed to build an engine from {onnx_path} "
-                           f"(precision {precision}); see the TensorRT log above")
+        raise RuntimeError(
+            f"TensorRT failed to build an engine from {onnx_path} "
+            f"(precision {precision}); see the TensorRT log above"
+        )
     with atomic_path(engine_path) as tmp:
         tmp.write_bytes(bytes(serialized))
     trt_version = getattr(trt, "__version__", None)
-    side = write_engine_sidecar(engine_path, meta=meta, profile=profile_shapes, precision=precision,
-                                onnx_path=onnx_path, extra={"tensorrt_version": trt_version})
+    side = write_engine_sidecar(
+        engine_path,
+        meta=meta,
+        profile=profile_shapes,
+        precision=precision,
+        onnx_path=onnx_path,
+        extra={"tensorrt_version": trt_version},
+    )
     if cache is not None:
         with atomic_path(timing_cache) as tmp:
             tmp.write_bytes(bytes(cache.serialize()))
-    return {**base, "status": "ok", "path": str(engine_path), "sidecar": str(side),
-            "size_bytes": engine_path.stat().st_size, "seconds": round(time.perf_counter() - t0, 2),
-            "profile": {k: list(v) for k, v in profile_shapes.items()},
-            "tensorrt_version": trt_version}
+    return {
+        **base,
+        "status": "ok",
+        "path": str(engine_path),
+        "sidecar": str(side),
+        "size_bytes": engine_path.stat().st_size,
+        "seconds": round(time.perf_counter() - t0, 2),
+        "profile": {k: list(v) for k, v in profile_shapes.items()},
+        "tensorrt_version": trt_version,
+    }

@@ -9,18 +9,48 @@ alongside an unchanged general distillation loss (``pixel_kd``, optionally CWD /
 loss (``ce_loss`` and the two above) is the one weighted cross entropy ``weighted_ce`` (weight +
 ``avg_factor``, as in mmsegmentation) with ``tfe_weights`` and ``tse_mask`` as weight producers.
 """
-from .kd import (AttentionTransfer, ChannelWiseDistillation, attention_map, attention_transfer,
-                 channel_wise_distillation, pixel_kd)
-from .relative_difficulty import (TFE_REDUCTIONS, TSE_MODES, combine_hard_masks, hard_pixel_mask,
-                                  rdd_stats, tfe_task_loss, tfe_weights, tse_mask, tse_task_loss)
+
+from .kd import (
+    AttentionTransfer,
+    ChannelWiseDistillation,
+    attention_map,
+    attention_transfer,
+    channel_wise_distillation,
+    pixel_kd,
+)
+from .relative_difficulty import (
+    TFE_REDUCTIONS,
+    TSE_MODES,
+    combine_hard_masks,
+    hard_pixel_mask,
+    rdd_stats,
+    tfe_task_loss,
+    tfe_weights,
+    tse_mask,
+    tse_task_loss,
+)
 from .task import ce_loss, weighted_ce
 
 #: ``loss.extra_kd[].type`` → its module (the configuration checks keyword arguments against it)
 EXTRA_KD = {"cwd": ChannelWiseDistillation, "at": AttentionTransfer}
 
 __all__ = [
-    "tfe_weights", "hard_pixel_mask", "combine_hard_masks", "tse_mask", "pixel_kd",
-    "weighted_ce", "tfe_task_loss", "tse_task_loss", "ce_loss", "rdd_stats",
-    "ChannelWiseDistillation", "AttentionTransfer", "channel_wise_distillation",
-    "attention_transfer", "attention_map", "TSE_MODES", "TFE_REDUCTIONS", "EXTRA_KD",
+    "tfe_weights",
+    "hard_pixel_mask",
+    "combine_hard_masks",
+    "tse_mask",
+    "pixel_kd",
+    "weighted_ce",
+    "tfe_task_loss",
+    "tse_task_loss",
+    "ce_loss",
+    "rdd_stats",
+    "ChannelWiseDistillation",
+    "AttentionTransfer",
+    "channel_wise_distillation",
+    "attention_transfer",
+    "attention_map",
+    "TSE_MODES",
+    "TFE_REDUCTIONS",
+    "EXTRA_KD",
 ]

@@ -1,7 +1,9 @@
 """Small shared helpers for the loss functions (shape checks, resizing, per-pixel CE)."""
+
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -13,8 +15,9 @@ def check_logits(x: Any, name: str) -> Tensor:
     if not isinstance(x, Tensor):
         raise TypeError(f"{name}: expected a torch.Tensor of logits N×K×H×W, got {type(x).__name__}")
     if x.ndim != 4 or not x.is_floating_point():
-        raise ValueError(f"{name}: expected floating logits N×K×H×W, got shape {tuple(x.shape)} "
-                         f"dtype {x.dtype}")
+        raise ValueError(
+            f"{name}: expected floating logits N×K×H×W, got shape {tuple(x.shape)} dtype {x.dtype}"
+        )
     return x
 
 
@@ -23,8 +26,9 @@ def check_target(target: Any, logits: Tensor, name: str = "target") -> Tensor:
     if not isinstance(target, Tensor):
         raise TypeError(f"{name}: expected an integer torch.Tensor N×H×W, got {type(target).__name__}")
     if target.ndim != 3 or target.is_floating_point() or target.dtype == torch.bool:
-        raise ValueError(f"{name}: expected integer labels N×H×W, got shape {tuple(target.shape)} "
-                         f"dtype {target.dtype}")
+        raise ValueError(
+            f"{name}: expected integer labels N×H×W, got shape {tuple(target.shape)} dtype {target.dtype}"
+        )
     if target.shape[0] != logits.shape[0]:
         raise ValueError(f"{name}: batch size {target.shape[0]} != logits batch size {logits.shape[0]}")
     return target
@@ -45,8 +49,9 @@ def resize_map(x: Tensor, size: tuple[int, int] | torch.Size) -> Tensor:
     return resize(x.unsqueeze(1), size).squeeze(1)
 
 
-def split_output(student_out: Tensor | Mapping[str, Tensor], student_aux: Tensor | None,
-                 name: str) -> tuple[Tensor, Tensor | None]:
+def split_output(
+    student_out: Tensor | Mapping[str, Tensor], student_aux: Tensor | None, name: str
+) -> tuple[Tensor, Tensor | None]:
     """Accept a logits tensor or a model output dict ``{"out": ..., "aux": ...}``.
 
     An explicit ``student_aux`` wins over ``student_out["aux"]``.

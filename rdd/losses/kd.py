@@ -9,6 +9,7 @@ r"""General distillation losses that run *alongside* RDD (RDD only re-weights th
 Teacher inputs are detached inside (the teacher is frozen: gradients reach the student only).
 Everything is computed in float32 (safe under autocast).
 """
+
 from __future__ import annotations
 
 import torch.nn.functional as F
@@ -16,19 +17,28 @@ from torch import Tensor, nn
 
 from ._common import check_logits, resize
 
-__all__ = ["pixel_kd", "channel_wise_distillation", "ChannelWiseDistillation",
-           "attention_map", "attention_transfer", "AttentionTransfer"]
+__all__ = [
+    "pixel_kd",
+    "channel_wise_distillation",
+    "ChannelWiseDistillation",
+    "attention_map",
+    "attention_transfer",
+    "AttentionTransfer",
+]
 
 
 def _check_pair(student: Tensor, teacher: Tensor, name: str, same_channels: bool = True) -> None:
     check_logits(student, f"{name}: student")
     check_logits(teacher, f"{name}: teacher")
     if student.shape[0] != teacher.shape[0]:
-        raise ValueError(f"{name}: batch sizes differ: student {student.shape[0]}, "
-                         f"teacher {teacher.shape[0]}")
+        raise ValueError(
+            f"{name}: batch sizes differ: student {student.shape[0]}, teacher {teacher.shape[0]}"
+        )
     if same_channels and student.shape[1] != teacher.shape[1]:
-        raise ValueError(f"{name}: channel counts differ: student {student.shape[1]}, teacher "
-                         f"{teacher.shape[1]} (add a 1×1 projection first)")
+        raise ValueError(
+            f"{name}: channel counts differ: student {student.shape[1]}, teacher "
+            f"{teacher.shape[1]} (add a 1×1 projection first)"
+        )
 
 
 def pixel_kd(student_logits: Tensor, teacher_logits: Tensor, temperature: float = 1.0) -> Tensor:
@@ -46,10 +56,10 @@ def pixel_kd(student_logits: Tensor, teacher_logits: Tensor, temperature: float 
     if temperature <= 0:
         raise ValueError(f"pixel_kd: temperature must be > 0, got {temperature}")
     t = resize(teacher_logits.detach().float(), student_logits.shape[-2:])
-    log_pt = F.log_softmax(t / temperature, dim=1)                                  # N×K×H×W
+    log_pt = F.log_softmax(t / temperature, dim=1)  # N×K×H×W
     log_ps = F.log_softmax(student_logits.float() / temperature, dim=1)
-    kl = (log_pt.exp() * (log_pt - log_ps)).sum(dim=1)                               # N×H×W
-    return kl.mean() * temperature ** 2
+    kl = (log_pt.exp() * (log_pt - log_ps)).sum(dim=1)  # N×H×W
+    return kl.mean() * temperature**2
 
 
 def channel_wise_distillation(student: Tensor, teacher: Tensor, tau: float = 4.0) -> Tensor:
@@ -69,12 +79,12 @@ def channel_wise_distillation(student: Tensor, teacher: Tensor, tau: float = 4.0
     if tau <= 0:
         raise ValueError(f"channel_wise_distillation: tau must be > 0, got {tau}")
     n, c = student.shape[:2]
-    t = resize(teacher.detach().float(), student.shape[-2:]).reshape(n, c, -1)      # N×C×HW
+    t = resize(teacher.detach().float(), student.shape[-2:]).reshape(n, c, -1)  # N×C×HW
     s = student.float().reshape(n, c, -1)
     log_pt = F.log_softmax(t / tau, dim=2)
     log_ps = F.log_softmax(s / tau, dim=2)
-    kl = (log_pt.exp() * (log_pt - log_ps)).sum(dim=2)                              # N×C
-    return kl.mean() * tau ** 2
+    kl = (log_pt.exp() * (log_pt - log_ps)).sum(dim=2)  # N×C
+    return kl.mean() * tau**2
 
 
 class _OneParameterLoss(nn.Module):
@@ -121,11 +131,13 @@ def attention_transfer(student_feat: Tensor, teacher_feat: Tensor, p: float = 2.
     check_logits(student_feat, "attention_transfer: student_feat")
     check_logits(teacher_feat, "attention_transfer: teacher_feat")
     if student_feat.shape[0] != teacher_feat.shape[0]:
-        raise ValueError(f"attention_transfer: batch sizes differ: student {student_feat.shape[0]}, "
-                         f"teacher {teacher_feat.shape[0]}")
-    a_s = attention_map(student_feat, p).unsqueeze(1)                                # N×1×H×W
+        raise ValueError(
+            f"attention_transfer: batch sizes differ: student {student_feat.shape[0]}, "
+            f"teacher {teacher_feat.shape[0]}"
+        )
+    a_s = attention_map(student_feat, p).unsqueeze(1)  # N×1×H×W
     a_t = resize(attention_map(teacher_feat.detach(), p).unsqueeze(1), a_s.shape[-2:])
-    q_s = F.normalize(a_s.flatten(1), dim=1)                                         # N×HW
+    q_s = F.normalize(a_s.flatten(1), dim=1)  # N×HW
     q_t = F.normalize(a_t.flatten(1), dim=1)
     return (q_s - q_t).pow(2).mean()
 

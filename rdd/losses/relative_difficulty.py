@@ -29,10 +29,12 @@ Shapes: logits ``N×K×H×W``; labels ``N×H×W`` int64 with ``ignore_index``; m
 Logits of a different resolution are resized bilinearly (``align_corners=False``) to the label
 size inside the functions.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -43,8 +45,17 @@ from rdd.spec import TFE_REDUCTIONS, TSE_MODES
 from ._common import check_logits, check_target, resize, resize_map, split_output
 from .task import weighted_ce
 
-__all__ = ["tfe_weights", "hard_pixel_mask", "combine_hard_masks", "tse_mask", "tfe_task_loss",
-           "tse_task_loss", "rdd_stats", "TSE_MODES", "TFE_REDUCTIONS"]
+__all__ = [
+    "tfe_weights",
+    "hard_pixel_mask",
+    "combine_hard_masks",
+    "tse_mask",
+    "tfe_task_loss",
+    "tse_task_loss",
+    "rdd_stats",
+    "TSE_MODES",
+    "TFE_REDUCTIONS",
+]
 
 
 # --------------------------------------------------------------------------- TFE-RDD
@@ -61,22 +72,33 @@ def tfe_weights(teacher_main: Tensor, teacher_aux: Tensor) -> Tensor:
         (In float32 ``exp(-d)`` underflows to 0 only for a divergence ``d > ~87`` nats.)
     """
     if teacher_aux is None:
-        raise ValueError("tfe_weights: TFE-RDD needs the teacher's auxiliary-head logits; build the "
-                         "teacher with aux=True and call it with with_aux=True")
+        raise ValueError(
+            "tfe_weights: TFE-RDD needs the teacher's auxiliary-head logits; build the "
+            "teacher with aux=True and call it with with_aux=True"
+        )
     check_logits(teacher_main, "tfe_weights: teacher_main")
     check_logits(teacher_aux, "tfe_weights: teacher_aux")
     if teacher_aux.shape[:2] != teacher_main.shape[:2]:
-        raise ValueError(f"tfe_weights: teacher_aux N×K {tuple(teacher_aux.shape[:2])} != teacher_main "
-                         f"N×K {tuple(teacher_main.shape[:2])}")
-    log_main = F.log_softmax(teacher_main.float(), dim=1)                          # N×K×H×W
+        raise ValueError(
+            f"tfe_weights: teacher_aux N×K {tuple(teacher_aux.shape[:2])} != teacher_main "
+            f"N×K {tuple(teacher_main.shape[:2])}"
+        )
+    log_main = F.log_softmax(teacher_main.float(), dim=1)  # N×K×H×W
     log_aux = F.log_softmax(resize(teacher_aux.float(), teacher_main.shape[-2:]), dim=1)
-    d = (log_aux.exp() * (log_aux - log_main)).sum(dim=1)                           # N×H×W, KL ≥ 0
+    d = (log_aux.exp() * (log_aux - log_main)).sum(dim=1)  # N×H×W, KL ≥ 0
     return torch.exp(-d.clamp_min(0.0))
 
 
-def tfe_task_loss(student_out: Tensor | Mapping[str, Tensor], target: Tensor, weights: Tensor, *,
-                  student_aux: Tensor | None = None, aux_weight: float = 0.4,
-                  ignore_index: int = 255, reduction: str = "valid") -> Tensor:
+def tfe_task_loss(
+    student_out: Tensor | Mapping[str, Tensor],
+    target: Tensor,
+    weights: Tensor,
+    *,
+    student_aux: Tensor | None = None,
+    aux_weight: float = 0.4,
+    ignore_index: int = 255,
+    reduction: str = "valid",
+) -> Tensor:
     r"""TFE-RDD re-weighted task loss :math:`\frac1D\sum_i w_i\,\mathrm{CE}_i` (+ aux): the
     :func:`rdd.losses.weighted_ce` of the weights ``w`` (the producer is :func:`tfe_weights`).
 
@@ -103,8 +125,9 @@ def tfe_task_loss(student_out: Tensor | Mapping[str, Tensor], target: Tensor, we
     if reduction not in TFE_REDUCTIONS:
         raise ValueError(f"tfe_task_loss: reduction must be one of {TFE_REDUCTIONS}, got {reduction!r}")
     if weights.ndim != 3 or weights.shape[0] != target.shape[0]:
-        raise ValueError(f"tfe_task_loss: weights must be N×H×W with N={target.shape[0]}, got "
-                         f"{tuple(weights.shape)}")
+        raise ValueError(
+            f"tfe_task_loss: weights must be N×H×W with N={target.shape[0]}, got {tuple(weights.shape)}"
+        )
     w = resize_map(weights.detach().float(), target.shape[-2:])
     valid = target != ignore_index
     denom = valid.sum() if reduction == "valid" else torch.tensor(float(target.numel()))
@@ -114,8 +137,15 @@ def tfe_task_loss(student_out: Tensor | Mapping[str, Tensor], target: Tensor, we
 
 # --------------------------------------------------------------------------- TSE-RDD
 @torch.no_grad()
-def hard_pixel_mask(logits: Tensor, target: Tensor, threshold: float = 0.7, min_kept: float = 0.0,
-                    ignore_index: int = 255, *, per_image: bool = False) -> Tensor:
+def hard_pixel_mask(
+    logits: Tensor,
+    target: Tensor,
+    threshold: float = 0.7,
+    min_kept: float = 0.0,
+    ignore_index: int = 255,
+    *,
+    per_image: bool = False,
+) -> Tensor:
     r"""OHEM-style hard pixels: valid pixels whose ground-truth-class probability ``q ≤ τ``.
 
     ``τ`` starts at ``threshold``; if fewer than ``k = ceil(min_kept · n_valid)`` pixels would be
@@ -137,18 +167,20 @@ def hard_pixel_mask(logits: Tensor, target: Tensor, threshold: float = 0.7, min_
     check_logits(logits, "hard_pixel_mask: logits")
     check_target(target, logits, "hard_pixel_mask: target")
     if not 0.0 <= float(min_kept) <= 1.0:
-        raise ValueError(f"hard_pixel_mask: min_kept is a fraction of the valid pixels in [0, 1], "
-                         f"got {min_kept}")
+        raise ValueError(
+            f"hard_pixel_mask: min_kept is a fraction of the valid pixels in [0, 1], got {min_kept}"
+        )
     k_cls = logits.shape[1]
     valid = target != ignore_index
     if bool(((target[valid] < 0) | (target[valid] >= k_cls)).any()):
-        raise ValueError(f"hard_pixel_mask: target holds ids outside [0, {k_cls}) that are not "
-                         f"ignore_index={ignore_index}")
-    prob = F.softmax(resize(logits.float(), target.shape[-2:]), dim=1)             # N×K×H×W
+        raise ValueError(
+            f"hard_pixel_mask: target holds ids outside [0, {k_cls}) that are not ignore_index={ignore_index}"
+        )
+    prob = F.softmax(resize(logits.float(), target.shape[-2:]), dim=1)  # N×K×H×W
     gt = torch.where(valid, target.long(), torch.zeros_like(target, dtype=torch.long))
-    q = prob.gather(1, gt.unsqueeze(1)).squeeze(1)                                  # N×H×W
-    q = torch.where(valid, q, torch.full_like(q, math.inf))                          # never hard
-    groups = [q[i:i + 1] for i in range(q.shape[0])] if per_image else [q]
+    q = prob.gather(1, gt.unsqueeze(1)).squeeze(1)  # N×H×W
+    q = torch.where(valid, q, torch.full_like(q, math.inf))  # never hard
+    groups = [q[i : i + 1] for i in range(q.shape[0])] if per_image else [q]
     masks = [_ohem_group(g, float(threshold), float(min_kept)) for g in groups]
     return torch.cat(masks, dim=0) if per_image else masks[0]
 
@@ -160,9 +192,9 @@ def _ohem_group(q: Tensor, threshold: float, min_kept: float) -> Tensor:
     tau = torch.tensor(threshold, dtype=q.dtype, device=q.device)
     k = min(math.ceil(min_kept * n_valid), n_valid)
     if k > 0:
-        kth = torch.kthvalue(flat, k).values          # k-th smallest q (finite since k ≤ n_valid)
+        kth = torch.kthvalue(flat, k).values  # k-th smallest q (finite since k ≤ n_valid)
         tau = torch.maximum(tau, kth)
-    return q <= tau                                    # inf (ignored) is never ≤ a finite τ
+    return q <= tau  # inf (ignored) is never ≤ a finite τ
 
 
 def combine_hard_masks(student_hard: Any, teacher_hard: Any, mode: str) -> Any:
@@ -184,9 +216,17 @@ def combine_hard_masks(student_hard: Any, teacher_hard: Any, mode: str) -> Any:
 
 
 @torch.no_grad()
-def tse_mask(student_logits: Tensor, teacher_logits: Tensor, target: Tensor, threshold: float = 0.7,
-             min_kept: float = 0.0, ignore_index: int = 255, mode: str = "xor", *,
-             per_image: bool = False) -> Tensor:
+def tse_mask(
+    student_logits: Tensor,
+    teacher_logits: Tensor,
+    target: Tensor,
+    threshold: float = 0.7,
+    min_kept: float = 0.0,
+    ignore_index: int = 255,
+    mode: str = "xor",
+    *,
+    per_image: bool = False,
+) -> Tensor:
     """TSE-RDD pixel selection (paper, Sec. TSE-RDD).
 
     ``mode``:
@@ -206,9 +246,15 @@ def tse_mask(student_logits: Tensor, teacher_logits: Tensor, target: Tensor, thr
     return combine_hard_masks(s, t, mode)
 
 
-def tse_task_loss(student_out: Tensor | Mapping[str, Tensor], target: Tensor, mask: Tensor, *,
-                  student_aux: Tensor | None = None, aux_weight: float = 0.4,
-                  ignore_index: int = 255) -> Tensor:
+def tse_task_loss(
+    student_out: Tensor | Mapping[str, Tensor],
+    target: Tensor,
+    mask: Tensor,
+    *,
+    student_aux: Tensor | None = None,
+    aux_weight: float = 0.4,
+    ignore_index: int = 255,
+) -> Tensor:
     r"""TSE-RDD task loss: the student's CE averaged over the selected pixels only (+ aux).
 
     :math:`\frac{1}{|M|}\sum_{i\in M}\mathrm{CE}_i` with ``M = mask`` (from :func:`tse_mask`, at
@@ -219,27 +265,43 @@ def tse_task_loss(student_out: Tensor | Mapping[str, Tensor], target: Tensor, ma
     main, aux = split_output(student_out, student_aux, "tse_task_loss")
     check_target(target, main)
     if mask.dtype != torch.bool or tuple(mask.shape) != tuple(target.shape):
-        raise ValueError(f"tse_task_loss: mask must be a bool tensor of the target's shape "
-                         f"{tuple(target.shape)}, got {mask.dtype} {tuple(mask.shape)}")
+        raise ValueError(
+            f"tse_task_loss: mask must be a bool tensor of the target's shape "
+            f"{tuple(target.shape)}, got {mask.dtype} {tuple(mask.shape)}"
+        )
     sel = (mask.detach() & (target != ignore_index)).float()
     return _main_aux_ce(main, aux, target, sel, sel.sum().clamp_min(1.0), aux_weight, ignore_index)
 
 
-def _main_aux_ce(main: Tensor, aux: Tensor | None, target: Tensor, weight: Tensor, denom: Tensor,
-                 aux_weight: float, ignore_index: int) -> Tensor:
+def _main_aux_ce(
+    main: Tensor,
+    aux: Tensor | None,
+    target: Tensor,
+    weight: Tensor,
+    denom: Tensor,
+    aux_weight: float,
+    ignore_index: int,
+) -> Tensor:
     """:func:`weighted_ce` of the main head, plus the same for aux with ``loss_weight=aux_weight``."""
     loss = weighted_ce(main, target, weight, avg_factor=denom, ignore_index=ignore_index)
     if aux is not None and aux_weight:
-        loss = loss + weighted_ce(aux, target, weight, avg_factor=denom, loss_weight=aux_weight,
-                                  ignore_index=ignore_index)
+        loss = loss + weighted_ce(
+            aux, target, weight, avg_factor=denom, loss_weight=aux_weight, ignore_index=ignore_index
+        )
     return loss
 
 
 # --------------------------------------------------------------------------- logging
 @torch.no_grad()
-def rdd_stats(*, target: Tensor | None = None, weights: Tensor | None = None,
-              mask: Tensor | None = None, teacher_hard: Tensor | None = None,
-              student_hard: Tensor | None = None, ignore_index: int = 255) -> dict[str, float]:
+def rdd_stats(
+    *,
+    target: Tensor | None = None,
+    weights: Tensor | None = None,
+    mask: Tensor | None = None,
+    teacher_hard: Tensor | None = None,
+    student_hard: Tensor | None = None,
+    ignore_index: int = 255,
+) -> dict[str, float]:
     """Scalars for logging what RDD is doing this step (all optional inputs, ``N×H×W``).
 
     Returns a subset of (keys present only for the inputs given):
@@ -268,8 +330,11 @@ def rdd_stats(*, target: Tensor | None = None, weights: Tensor | None = None,
         if bool(v.any()):
             out["tfe_weight_mean"] = float(w[v].mean())
             out["tfe_weight_min"] = float(w[v].min())
-    for key, m in (("tse_selected_frac", mask), ("teacher_hard_frac", teacher_hard),
-                   ("student_hard_frac", student_hard)):
+    for key, m in (
+        ("tse_selected_frac", mask),
+        ("teacher_hard_frac", teacher_hard),
+        ("student_hard_frac", student_hard),
+    ):
         if m is not None:
             v = valid_for(m)
             n = int(v.sum())

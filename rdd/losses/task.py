@@ -10,9 +10,10 @@ labelled pixels), TFE-RDD (``w`` = :func:`rdd.losses.tfe_weights`, see
 :func:`rdd.losses.tfe_task_loss`) and TSE-RDD (``w`` = the 0/1 :func:`rdd.losses.tse_mask`, ``D`` =
 its size, see :func:`rdd.losses.tse_task_loss`).
 """
+
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 from torch import Tensor
 
@@ -21,9 +22,15 @@ from ._common import check_target, pixel_ce, split_output
 __all__ = ["weighted_ce", "ce_loss"]
 
 
-def weighted_ce(logits: Tensor, target: Tensor, weight: Tensor | None = None, *,
-                avg_factor: Tensor | float | None = None, loss_weight: float = 1.0,
-                ignore_index: int = 255) -> Tensor:
+def weighted_ce(
+    logits: Tensor,
+    target: Tensor,
+    weight: Tensor | None = None,
+    *,
+    avg_factor: Tensor | float | None = None,
+    loss_weight: float = 1.0,
+    ignore_index: int = 255,
+) -> Tensor:
     r"""``loss_weight · Σ_i weight_i · CE_i / avg_factor`` over the pixels of ``target``.
 
     Args:
@@ -38,7 +45,7 @@ def weighted_ce(logits: Tensor, target: Tensor, weight: Tensor | None = None, *,
     Returns:
         a float32 scalar.
     """
-    ce = pixel_ce(logits, target, ignore_index)                                   # N×H×W
+    ce = pixel_ce(logits, target, ignore_index)  # N×H×W
     if weight is not None:
         ce = ce * weight
     if avg_factor is None:
@@ -49,9 +56,14 @@ def weighted_ce(logits: Tensor, target: Tensor, weight: Tensor | None = None, *,
     return total / avg_factor
 
 
-def ce_loss(student_out: Tensor | Mapping[str, Tensor], target: Tensor, *,
-            student_aux: Tensor | None = None, aux_weight: float = 0.4,
-            ignore_index: int = 255) -> Tensor:
+def ce_loss(
+    student_out: Tensor | Mapping[str, Tensor],
+    target: Tensor,
+    *,
+    student_aux: Tensor | None = None,
+    aux_weight: float = 0.4,
+    ignore_index: int = 255,
+) -> Tensor:
     r"""``CE(out) + aux_weight · CE(aux)``, each averaged over the non-ignored pixels.
 
     Args:
@@ -69,6 +81,5 @@ def ce_loss(student_out: Tensor | Mapping[str, Tensor], target: Tensor, *,
     denom = (target != ignore_index).sum().clamp_min(1).float()
     loss = weighted_ce(main, target, avg_factor=denom, ignore_index=ignore_index)
     if aux is not None and aux_weight:
-        loss = loss + aux_weight * weighted_ce(aux, target, avg_factor=denom,
-                                               ignore_index=ignore_index)
+        loss = loss + aux_weight * weighted_ce(aux, target, avg_factor=denom, ignore_index=ignore_index)
     return loss

@@ -1,4 +1,5 @@
-"""Segmentation models: dilated ResNet / MobileNetV2 backbones, DeepLabV3, DeepLabV3+, PSPNet and LR-ASPP heads.
+"""Segmentation models: dilated ResNet / MobileNetV2 backbones; DeepLabV3, DeepLabV3+, PSPNet,
+LR-ASPP heads.
 
 ```python
 from rdd.models import create_model, list_models
@@ -7,20 +8,55 @@ out = model(x)["out"]          # x: N×3×H×W → N×K×H×W logits
 ```
 See docs/DESIGN.md ("Models") for the contract.
 """
-from .backbones import (MobileNetV2, ResNet, TORCHVISION_URLS, load_backbone_weights,
-                        make_divisible, mobilenetv2, resnet)
-from .base import (ExportWrapper, SegmentationModel, count_flops, count_params, export_wrapper,
-                   unwrap_model)
-from .heads import (ASPP, DeepLabV3Head, DeepLabV3PlusHead, FCNHead, LRASPPHead, PSPHead, PyramidPooling,
-                    adaptive_avg_pool2d_exportable, aspp_rates)
+
+from .backbones import (
+    TORCHVISION_URLS,
+    MobileNetV2,
+    ResNet,
+    load_backbone_weights,
+    make_divisible,
+    mobilenetv2,
+    resnet,
+)
+from .base import ExportWrapper, SegmentationModel, count_flops, count_params, export_wrapper, unwrap_model
+from .heads import (
+    ASPP,
+    DeepLabV3Head,
+    DeepLabV3PlusHead,
+    FCNHead,
+    LRASPPHead,
+    PSPHead,
+    PyramidPooling,
+    adaptive_avg_pool2d_exportable,
+    aspp_rates,
+)
 from .registry import create_model, get_model_builder, list_models, register_model
 
 __all__ = [
-    "create_model", "list_models", "register_model", "get_model_builder",
-    "SegmentationModel", "export_wrapper", "ExportWrapper", "unwrap_model",
-    "count_params", "count_flops",
-    "ResNet", "MobileNetV2", "resnet", "mobilenetv2", "load_backbone_weights", "make_divisible",
+    "create_model",
+    "list_models",
+    "register_model",
+    "get_model_builder",
+    "SegmentationModel",
+    "export_wrapper",
+    "ExportWrapper",
+    "unwrap_model",
+    "count_params",
+    "count_flops",
+    "ResNet",
+    "MobileNetV2",
+    "resnet",
+    "mobilenetv2",
+    "load_backbone_weights",
+    "make_divisible",
     "TORCHVISION_URLS",
-    "ASPP", "DeepLabV3Head", "DeepLabV3PlusHead", "PSPHead", "PyramidPooling", "FCNHead", "LRASPPHead",
-    "adaptive_avg_pool2d_exportable", "aspp_rates",
+    "ASPP",
+    "DeepLabV3Head",
+    "DeepLabV3PlusHead",
+    "PSPHead",
+    "PyramidPooling",
+    "FCNHead",
+    "LRASPPHead",
+    "adaptive_avg_pool2d_exportable",
+    "aspp_rates",
 ]

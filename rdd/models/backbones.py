@@ -21,12 +21,12 @@ Every backbone's ``forward`` returns a dict of named stages::
 
 with ``out_channels`` / ``strides`` dicts describing them.
 """
+
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import Tensor, nn
@@ -36,8 +36,17 @@ from rdd.serialization import fetch_url, is_url, load_torch_file, sha256_file
 NormLayer = Callable[[int], nn.Module]
 
 __all__ = [
-    "BasicBlock", "Bottleneck", "ResNet", "InvertedResidual", "MobileNetV2", "make_divisible",
-    "resnet", "mobilenetv2", "load_backbone_weights", "get_norm_layer", "RESNET_LAYERS",
+    "BasicBlock",
+    "Bottleneck",
+    "ResNet",
+    "InvertedResidual",
+    "MobileNetV2",
+    "make_divisible",
+    "resnet",
+    "mobilenetv2",
+    "load_backbone_weights",
+    "get_norm_layer",
+    "RESNET_LAYERS",
     "TORCHVISION_URLS",
 ]
 
@@ -80,8 +89,7 @@ def get_norm_layer(norm_layer: str | NormLayer | None) -> NormLayer:
         return nn.SyncBatchNorm
     if callable(norm_layer):
         return norm_layer
-    raise ValueError(
-        f"norm_layer must be 'batchnorm', 'syncbatchnorm' or a callable, got {norm_layer!r}")
+    raise ValueError(f"norm_layer must be 'batchnorm', 'syncbatchnorm' or a callable, got {norm_layer!r}")
 
 
 def _check_width(width_mult: float) -> float:
@@ -112,17 +120,37 @@ class _ResidualBlock(nn.Module):
 
     expansion = 1
 
-    def __init__(self, inplanes: int, planes: int, stride: int = 1,
-                 downsample: nn.Module | None = None, dilation: int = 1,
-                 first_dilation: int | None = None, norm_layer: NormLayer = nn.BatchNorm2d):
+    def __init__(
+        self,
+        inplanes: int,
+        planes: int,
+        stride: int = 1,
+        downsample: nn.Module | None = None,
+        dilation: int = 1,
+        first_dilation: int | None = None,
+        norm_layer: NormLayer = nn.BatchNorm2d,
+    ):
         super().__init__()
-        self._build(inplanes, planes, stride, dilation,
-                    dilation if first_dilation is None else first_dilation, norm_layer)
+        self._build(
+            inplanes,
+            planes,
+            stride,
+            dilation,
+            dilation if first_dilation is None else first_dilation,
+            norm_layer,
+        )
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
 
-    def _build(self, inplanes: int, planes: int, stride: int, dilation: int, first_dilation: int,
-               norm_layer: NormLayer) -> None:  # pragma: no cover - abstract
+    def _build(
+        self,
+        inplanes: int,
+        planes: int,
+        stride: int,
+        dilation: int,
+        first_dilation: int,
+        norm_layer: NormLayer,
+    ) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def _residual(self, x: Tensor) -> Tensor:  # pragma: no cover - abstract
@@ -138,8 +166,15 @@ class BasicBlock(_ResidualBlock):
 
     expansion = 1
 
-    def _build(self, inplanes: int, planes: int, stride: int, dilation: int, first_dilation: int,
-               norm_layer: NormLayer) -> None:
+    def _build(
+        self,
+        inplanes: int,
+        planes: int,
+        stride: int,
+        dilation: int,
+        first_dilation: int,
+        norm_layer: NormLayer,
+    ) -> None:
         self.conv1 = conv3x3(inplanes, planes, stride, first_dilation)
         self.bn1 = norm_layer(planes)
         self.conv2 = conv3x3(planes, planes, 1, dilation)
@@ -155,8 +190,15 @@ class Bottleneck(_ResidualBlock):
 
     expansion = 4
 
-    def _build(self, inplanes: int, planes: int, stride: int, dilation: int, first_dilation: int,
-               norm_layer: NormLayer) -> None:
+    def _build(
+        self,
+        inplanes: int,
+        planes: int,
+        stride: int,
+        dilation: int,
+        first_dilation: int,
+        norm_layer: NormLayer,
+    ) -> None:
         self.conv1 = conv1x1(inplanes, planes)
         self.bn1 = norm_layer(planes)
         self.conv2 = conv3x3(planes, planes, stride, first_dilation)
@@ -184,8 +226,14 @@ class ResNet(nn.Module):
         norm_layer: normalisation constructor (default ``nn.BatchNorm2d``).
     """
 
-    def __init__(self, depth: int = 50, *, width_mult: float = 1.0, output_stride: int = 32,
-                 norm_layer: str | NormLayer | None = None):
+    def __init__(
+        self,
+        depth: int = 50,
+        *,
+        width_mult: float = 1.0,
+        output_stride: int = 32,
+        norm_layer: str | NormLayer | None = None,
+    ):
         super().__init__()
         if depth not in RESNET_LAYERS:
             raise ValueError(f"ResNet depth must be one of {sorted(RESNET_LAYERS)}, got {depth!r}")
@@ -197,7 +245,7 @@ class ResNet(nn.Module):
         self.depth, self.width_mult, self.output_stride = depth, width_mult, output_stride
         self._norm = norm
 
-        planes = [make_divisible(64 * width_mult * 2 ** i) for i in range(4)]
+        planes = [make_divisible(64 * width_mult * 2**i) for i in range(4)]
         self.inplanes = make_divisible(64 * width_mult)
         self.dilation = 1
         dilate = {8: (False, True, True), 16: (False, False, True), 32: (False, False, False)}
@@ -224,35 +272,53 @@ class ResNet(nn.Module):
                 nn.init.ones_(m.weight)
                 nn.init.zeros_(m.bias)
 
-    def _make_layer(self, block, planes: int, blocks: int, stride: int = 1,
-                    dilate: bool = False) -> nn.Sequential:
+    def _make_layer(
+        self, block, planes: int, blocks: int, stride: int = 1, dilate: bool = False
+    ) -> nn.Sequential:
         previous_dilation = self.dilation
         if dilate:
             self.dilation *= stride
             stride = 1
         downsample = None
         if stride != 1 or self.inplanes != planes * block.expansion:
-            downsample = nn.Sequential(conv1x1(self.inplanes, planes * block.expansion, stride),
-                                       self._norm(planes * block.expansion))
-        layers = [block(self.inplanes, planes, stride, downsample, dilation=self.dilation,
-                        first_dilation=previous_dilation, norm_layer=self._norm)]
+            downsample = nn.Sequential(
+                conv1x1(self.inplanes, planes * block.expansion, stride), self._norm(planes * block.expansion)
+            )
+        layers = [
+            block(
+                self.inplanes,
+                planes,
+                stride,
+                downsample,
+                dilation=self.dilation,
+                first_dilation=previous_dilation,
+                norm_layer=self._norm,
+            )
+        ]
         self.inplanes = planes * block.expansion
-        layers += [block(self.inplanes, planes, dilation=self.dilation, norm_layer=self._norm)
-                   for _ in range(1, blocks)]
+        layers += [
+            block(self.inplanes, planes, dilation=self.dilation, norm_layer=self._norm)
+            for _ in range(1, blocks)
+        ]
         return nn.Sequential(*layers)
 
     def forward(self, x: Tensor) -> dict[str, Tensor]:
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))   # N×C×H/4×W/4
-        low = self.layer1(x)                                   # N×C1×H/4×W/4
-        x = self.layer2(low)                                   # H/8
-        aux = self.layer3(x)                                   # H/min(16, os)
-        out = self.layer4(aux)                                 # H/os
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))  # N×C×H/4×W/4
+        low = self.layer1(x)  # N×C1×H/4×W/4
+        x = self.layer2(low)  # H/8
+        aux = self.layer3(x)  # H/min(16, os)
+        out = self.layer4(aux)  # H/os
         return {"low": low, "aux": aux, "out": out}
 
 
-def resnet(depth: int, *, width_mult: float = 1.0, output_stride: int = 32,
-           norm_layer: str | NormLayer | None = None,
-           weights: str | os.PathLike | None = None) -> ResNet:
+def resnet(
+    depth: int,
+    *,
+    width_mult: float = 1.0,
+    output_stride: int = 32,
+    norm_layer: str | NormLayer | None = None,
+    weights: str | os.PathLike | None = None,
+) -> ResNet:
     """Build a :class:`ResNet` and optionally load torchvision-format ImageNet ``weights``."""
     model = ResNet(depth, width_mult=width_mult, output_stride=output_stride, norm_layer=norm_layer)
     if weights is not None:
@@ -264,12 +330,19 @@ def resnet(depth: int, *, width_mult: float = 1.0, output_stride: int = 32,
 class ConvBNAct(nn.Sequential):
     """conv → norm (→ ReLU6); children ``0``/``1``/``2`` as torchvision's Conv2dNormActivation."""
 
-    def __init__(self, cin: int, cout: int, kernel_size: int = 3, stride: int = 1,
-                 groups: int = 1, dilation: int = 1, norm_layer: NormLayer = nn.BatchNorm2d):
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        kernel_size: int = 3,
+        stride: int = 1,
+        groups: int = 1,
+        dilation: int = 1,
+        norm_layer: NormLayer = nn.BatchNorm2d,
+    ):
         pad = (kernel_size - 1) // 2 * dilation
         super().__init__(
-            nn.Conv2d(cin, cout, kernel_size, stride, pad, dilation=dilation, groups=groups,
-                      bias=False),
+            nn.Conv2d(cin, cout, kernel_size, stride, pad, dilation=dilation, groups=groups, bias=False),
             norm_layer(cout),
             nn.ReLU6(inplace=True),
         )
@@ -278,8 +351,15 @@ class ConvBNAct(nn.Sequential):
 class InvertedResidual(nn.Module):
     """MobileNetV2 block: 1×1 expand → 3×3 depthwise (stride, dilation) → 1×1 linear projection."""
 
-    def __init__(self, inp: int, oup: int, stride: int, expand_ratio: int, dilation: int = 1,
-                 norm_layer: NormLayer = nn.BatchNorm2d):
+    def __init__(
+        self,
+        inp: int,
+        oup: int,
+        stride: int,
+        expand_ratio: int,
+        dilation: int = 1,
+        norm_layer: NormLayer = nn.BatchNorm2d,
+    ):
         super().__init__()
         hidden = int(round(inp * expand_ratio))
         self.use_res_connect = stride == 1 and inp == oup
@@ -287,8 +367,7 @@ class InvertedResidual(nn.Module):
         if expand_ratio != 1:
             layers.append(ConvBNAct(inp, hidden, 1, norm_layer=norm_layer))
         layers += [
-            ConvBNAct(hidden, hidden, 3, stride, groups=hidden, dilation=dilation,
-                      norm_layer=norm_layer),
+            ConvBNAct(hidden, hidden, 3, stride, groups=hidden, dilation=dilation, norm_layer=norm_layer),
             nn.Conv2d(hidden, oup, 1, bias=False),
             norm_layer(oup),
         ]
@@ -301,8 +380,15 @@ class InvertedResidual(nn.Module):
 
 
 #: (expansion t, channels c, repeats n, stride s) — Sandler et al. (2018), Table 2.
-MOBILENETV2_SETTING = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
-                       (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
+MOBILENETV2_SETTING = (
+    (1, 16, 1, 1),
+    (6, 24, 2, 2),
+    (6, 32, 3, 2),
+    (6, 64, 4, 2),
+    (6, 96, 3, 1),
+    (6, 160, 3, 2),
+    (6, 320, 1, 1),
+)
 
 
 class MobileNetV2(nn.Module):
@@ -316,8 +402,14 @@ class MobileNetV2(nn.Module):
 
     LOW, AUX = 6, 13
 
-    def __init__(self, *, width_mult: float = 1.0, output_stride: int = 32,
-                 norm_layer: str | NormLayer | None = None, round_nearest: int = 8):
+    def __init__(
+        self,
+        *,
+        width_mult: float = 1.0,
+        output_stride: int = 32,
+        norm_layer: str | NormLayer | None = None,
+        round_nearest: int = 8,
+    ):
         super().__init__()
         width_mult = _check_width(width_mult)
         output_stride = _check_output_stride(output_stride)
@@ -337,13 +429,13 @@ class MobileNetV2(nn.Module):
                     rate *= stride
                     stride = 1
                 current_stride *= stride
-                layers.append(InvertedResidual(cin, cout, stride, t, dilation=dilation,
-                                               norm_layer=norm))
+                layers.append(InvertedResidual(cin, cout, stride, t, dilation=dilation, norm_layer=norm))
                 strides.append(current_stride)
                 cin = cout
         self.features = nn.Sequential(*layers)
-        chans = [m.out_channels if isinstance(m, InvertedResidual) else m[0].out_channels
-                 for m in self.features]
+        chans = [
+            m.out_channels if isinstance(m, InvertedResidual) else m[0].out_channels for m in self.features
+        ]
         self.out_channels = {"low": chans[self.LOW], "aux": chans[self.AUX], "out": chans[-1]}
         self.strides = {"low": strides[self.LOW], "aux": strides[self.AUX], "out": strides[-1]}
 
@@ -359,16 +451,20 @@ class MobileNetV2(nn.Module):
         for i, layer in enumerate(self.features):
             x = layer(x)
             if i == self.LOW:
-                feats["low"] = x     # N×32w×H/8×W/8
+                feats["low"] = x  # N×32w×H/8×W/8
             elif i == self.AUX:
-                feats["aux"] = x     # N×96w×H/s'×W/s'
-        feats["out"] = x             # N×320w×H/os×W/os
+                feats["aux"] = x  # N×96w×H/s'×W/s'
+        feats["out"] = x  # N×320w×H/os×W/os
         return feats
 
 
-def mobilenetv2(*, width_mult: float = 1.0, output_stride: int = 32,
-                norm_layer: str | NormLayer | None = None,
-                weights: str | os.PathLike | None = None) -> MobileNetV2:
+def mobilenetv2(
+    *,
+    width_mult: float = 1.0,
+    output_stride: int = 32,
+    norm_layer: str | NormLayer | None = None,
+    weights: str | os.PathLike | None = None,
+) -> MobileNetV2:
     """Build a :class:`MobileNetV2` and optionally load torchvision-format ImageNet ``weights``."""
     model = MobileNetV2(width_mult=width_mult, output_stride=output_stride, norm_layer=norm_layer)
     if weights is not None:
@@ -391,17 +487,17 @@ def split_sha256(source: str | os.PathLike) -> tuple[str, str | None]:
     if is_url(src) and "#" in src:
         base, frag = src.split("#", 1)
         if frag.startswith("sha256="):
-            return base, frag[len("sha256="):]
-        raise ValueError(f"backbone weights {src}: unknown URL fragment #{frag} "
-                         "(expected #sha256=<64 hex digits>)")
+            return base, frag[len("sha256=") :]
+        raise ValueError(
+            f"backbone weights {src}: unknown URL fragment #{frag} (expected #sha256=<64 hex digits>)"
+        )
     return src, None
 
 
 def _read_state_dict(source: str | os.PathLike, sha256: str | None = None) -> Mapping[str, Tensor]:
     src, frag_sha = split_sha256(source)
     if sha256 is not None and frag_sha is not None and sha256.lower() != frag_sha.lower():
-        raise ValueError(f"backbone weights {source}: the URL's #sha256 differs from sha256="
-                         f"{sha256}")
+        raise ValueError(f"backbone weights {source}: the URL's #sha256 differs from sha256={sha256}")
     sha256 = sha256 or frag_sha
     if is_url(src):
         # downloaded into the torch hub cache, then read exactly like a local file
@@ -412,22 +508,29 @@ def _read_state_dict(source: str | os.PathLike, sha256: str | None = None) -> Ma
             raise FileNotFoundError(f"backbone weights file not found: {path}")
         got = sha256_file(path) if sha256 is not None else None
         if got is not None and got != sha256.lower():
-            raise ValueError(f"backbone weights {path}: sha256 mismatch: expected {sha256}, "
-                             f"the file has {got}")
+            raise ValueError(
+                f"backbone weights {path}: sha256 mismatch: expected {sha256}, the file has {got}"
+            )
     # weights_only=True: a crafted pickle is refused before anything in it runs
-    obj = load_torch_file(path, what=f"backbone weights {src}, cached at" if is_url(src) else
-                          "backbone weights")
+    obj = load_torch_file(
+        path, what=f"backbone weights {src}, cached at" if is_url(src) else "backbone weights"
+    )
     if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
         obj = obj["state_dict"]
-    if not isinstance(obj, Mapping) or not obj or not all(
-            isinstance(k, str) and isinstance(v, Tensor) for k, v in obj.items()):
-        raise ValueError(f"backbone weights {src}: expected a state dict (str → Tensor), "
-                         f"got {type(obj).__name__}")
+    if (
+        not isinstance(obj, Mapping)
+        or not obj
+        or not all(isinstance(k, str) and isinstance(v, Tensor) for k, v in obj.items())
+    ):
+        raise ValueError(
+            f"backbone weights {src}: expected a state dict (str → Tensor), got {type(obj).__name__}"
+        )
     return obj
 
 
-def load_backbone_weights(backbone: nn.Module, source: str | os.PathLike,
-                          *, sha256: str | None = None, max_report: int = 5) -> None:
+def load_backbone_weights(
+    backbone: nn.Module, source: str | os.PathLike, *, sha256: str | None = None, max_report: int = 5
+) -> None:
     """Load a torchvision-format state dict into ``backbone``, strictly.
 
     ``source`` is a local path or an ``http(s)://`` / ``file://`` URL, downloaded once into
@@ -445,7 +548,8 @@ def load_backbone_weights(backbone: nn.Module, source: str | os.PathLike,
     if width != 1.0:
         raise ValueError(
             f"backbone weights {source}: ImageNet weights exist only for width_mult=1.0, "
-            f"this backbone has width_mult={width}")
+            f"this backbone has width_mult={width}"
+        )
     state = _read_state_dict(source, sha256)
     state = {k.removeprefix("module."): v for k, v in state.items()}
     state = {k: v for k, v in state.items() if not k.startswith(IGNORED_PREFIXES)}
@@ -455,16 +559,22 @@ def load_backbone_weights(backbone: nn.Module, source: str | os.PathLike,
             state[k] = torch.zeros_like(own[k])
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
-    wrong = [f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-             for k in own if k in state and state[k].shape != own[k].shape]
+    wrong = [
+        f"{k}: file {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in own
+        if k in state and state[k].shape != own[k].shape
+    ]
     if missing or unexpected or wrong:
         parts = []
-        for label, keys in (("missing keys", missing), ("unexpected keys", unexpected),
-                            ("shape mismatches", wrong)):
+        for label, keys in (
+            ("missing keys", missing),
+            ("unexpected keys", unexpected),
+            ("shape mismatches", wrong),
+        ):
             if keys:
                 more = f" (+{len(keys) - max_report} more)" if len(keys) > max_report else ""
                 parts.append(f"{len(keys)} {label}: {keys[:max_report]}{more}")
-        raise ValueError(f"backbone weights {source} do not match {type(backbone).__name__}: "
-                         + "; ".join(parts))
+        raise ValueError(
+            f"backbone weights {source} do not match {type(backbone).__name__}: " + "; ".join(parts)
+        )
     backbone.load_state_dict(state, strict=True)
-

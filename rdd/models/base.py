@@ -1,4 +1,5 @@
 """The one segmentation model class, its export wrapper and cheap profiling helpers."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -9,8 +10,14 @@ from torch import Tensor, nn
 
 from rdd.spec import as_hw
 
-__all__ = ["SegmentationModel", "export_wrapper", "ExportWrapper", "unwrap_model",
-           "count_params", "count_flops"]
+__all__ = [
+    "SegmentationModel",
+    "export_wrapper",
+    "ExportWrapper",
+    "unwrap_model",
+    "count_params",
+    "count_flops",
+]
 
 
 class SegmentationModel(nn.Module):
@@ -31,8 +38,9 @@ class SegmentationModel(nn.Module):
     rebuilds the same architecture.
     """
 
-    def __init__(self, backbone: nn.Module, head: nn.Module, aux_head: nn.Module | None = None,
-                 *, num_classes: int):
+    def __init__(
+        self, backbone: nn.Module, head: nn.Module, aux_head: nn.Module | None = None, *, num_classes: int
+    ):
         super().__init__()
         self.backbone = backbone
         self.head = head
@@ -45,16 +53,17 @@ class SegmentationModel(nn.Module):
     def has_aux(self) -> bool:
         return self.aux_head is not None
 
-    def forward(self, x: Tensor, *, with_aux: bool | None = None,
-                with_feats: bool | None = None) -> dict[str, Any]:
+    def forward(
+        self, x: Tensor, *, with_aux: bool | None = None, with_feats: bool | None = None
+    ) -> dict[str, Any]:
         if not torch.jit.is_tracing() and (x.dim() != 4 or x.shape[1] != 3):
             raise ValueError(f"{self.model_name}: expected an N×3×H×W input, got {tuple(x.shape)}")
-        if with_aux and self.aux_head is None:   # explicitly asked for
+        if with_aux and self.aux_head is None:  # explicitly asked for
             raise ValueError(f"{self.model_name} was built with aux=False; cannot return 'aux'")
         with_aux = self.training if with_aux is None else bool(with_aux)
         with_feats = self.training if with_feats is None else bool(with_feats)
         size = x.shape[-2:]
-        stages, feat, logits = self.head_logits(x)      # N×C'×h×w, N×K×h×w
+        stages, feat, logits = self.head_logits(x)  # N×C'×h×w, N×K×h×w
         out: dict[str, Any] = {"out": _upsample(logits, size)}
         if with_aux and self.aux_head is not None:
             out["aux"] = _upsample(self.aux_head(stages["aux"]), size)
@@ -66,7 +75,7 @@ class SegmentationModel(nn.Module):
         """``(backbone stages, head feature N×C'×h×w, logits N×K×h×w)``: the head's logits at
         its own stride, before the final bilinear upsampling to the input size that
         :meth:`forward` applies (``out``)."""
-        stages = self.backbone(x)                       # {"low", "aux", "out"}
+        stages = self.backbone(x)  # {"low", "aux", "out"}
         feat, logits = self.head(stages)
         return stages, feat, logits
 
@@ -99,11 +108,13 @@ def unwrap_model(model: nn.Module) -> SegmentationModel:
     """Return the :class:`SegmentationModel` inside DDP / ``torch.compile`` / export wrappers."""
     seen = 0
     while not isinstance(model, SegmentationModel):
-        inner = (getattr(model, "module", None) or getattr(model, "_orig_mod", None)
-                 or getattr(model, "model", None))
+        inner = (
+            getattr(model, "module", None)
+            or getattr(model, "_orig_mod", None)
+            or getattr(model, "model", None)
+        )
         if inner is None or seen > 8:
-            raise TypeError(f"expected a SegmentationModel (possibly wrapped), "
-                            f"got {type(model).__name__}")
+            raise TypeError(f"expected a SegmentationModel (possibly wrapped), got {type(model).__name__}")
         model, seen = inner, seen + 1
     return model
 
@@ -132,8 +143,14 @@ def count_flops(model: nn.Module, input_size, *, batch_size: int = 1) -> int:
     model.eval()
     try:
         p = next(model.parameters(), None)
-        x = torch.zeros(batch_size, 3, h, w, device=p.device if p is not None else "cpu",
-                        dtype=p.dtype if p is not None else torch.float32)
+        x = torch.zeros(
+            batch_size,
+            3,
+            h,
+            w,
+            device=p.device if p is not None else "cpu",
+            dtype=p.dtype if p is not None else torch.float32,
+        )
         with FlopCounterMode(display=False) as counter:
             model(x)
         return int(counter.get_total_flops())

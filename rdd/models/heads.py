@@ -1,4 +1,5 @@
-"""Segmentation heads: DeepLabV3 (ASPP), DeepLabV3+ (ASPP + stride-4 decoder), PSPNet (pyramid pooling), FCN (auxiliary) and LR-ASPP.
+"""Segmentation heads: DeepLabV3 (ASPP), DeepLabV3+ (ASPP + stride-4 decoder), PSPNet (pyramid
+pooling), FCN (auxiliary) and LR-ASPP.
 
 Every main head takes the backbone's stage dict (``{"low", "aux", "out"}``, see
 :mod:`rdd.models.backbones`) and returns ``(feat, logits)``: the pre-classifier feature
@@ -9,9 +10,10 @@ All ops are chosen to export to ONNX with dynamic batch/height/width (opset 17, 
 exporter): convolutions, batch norm, ReLU, global average pooling, sigmoid, MatMul and bilinear
 ``Resize`` whose output size is read from a tensor's shape at run time.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -19,8 +21,18 @@ from torch import Tensor, nn
 
 from .backbones import NormLayer
 
-__all__ = ["ASPP", "DeepLabV3Head", "DeepLabV3PlusHead", "PSPHead", "PyramidPooling", "FCNHead", "LRASPPHead",
-           "adaptive_avg_pool2d_exportable", "adaptive_pool_matrix", "aspp_rates"]
+__all__ = [
+    "ASPP",
+    "DeepLabV3Head",
+    "DeepLabV3PlusHead",
+    "PSPHead",
+    "PyramidPooling",
+    "FCNHead",
+    "LRASPPHead",
+    "adaptive_avg_pool2d_exportable",
+    "adaptive_pool_matrix",
+    "aspp_rates",
+]
 
 
 def _resize(x: Tensor, like: Tensor) -> Tensor:
@@ -28,21 +40,28 @@ def _resize(x: Tensor, like: Tensor) -> Tensor:
     return F.interpolate(x, size=like.shape[-2:], mode="bilinear", align_corners=False)
 
 
-def conv_bn_relu(cin: int, cout: int, kernel_size: int = 1, dilation: int = 1,
-                 norm_layer: NormLayer = nn.BatchNorm2d) -> nn.Sequential:
+def conv_bn_relu(
+    cin: int, cout: int, kernel_size: int = 1, dilation: int = 1, norm_layer: NormLayer = nn.BatchNorm2d
+) -> nn.Sequential:
     pad = (kernel_size - 1) // 2 * dilation
     return nn.Sequential(
         nn.Conv2d(cin, cout, kernel_size, padding=pad, dilation=dilation, bias=False),
-        norm_layer(cout), nn.ReLU(inplace=True))
+        norm_layer(cout),
+        nn.ReLU(inplace=True),
+    )
 
 
-def separable_conv_bn_relu(cin: int, cout: int, kernel_size: int = 3,
-                           norm_layer: NormLayer = nn.BatchNorm2d) -> nn.Sequential:
+def separable_conv_bn_relu(
+    cin: int, cout: int, kernel_size: int = 3, norm_layer: NormLayer = nn.BatchNorm2d
+) -> nn.Sequential:
     """Depthwise ``k×k`` conv-BN-ReLU → pointwise 1×1 conv-BN-ReLU (DeepLabV3+, §3.1)."""
     pad = (kernel_size - 1) // 2
     return nn.Sequential(
         nn.Conv2d(cin, cin, kernel_size, padding=pad, groups=cin, bias=False),
-        norm_layer(cin), nn.ReLU(inplace=True), conv_bn_relu(cin, cout, 1, norm_layer=norm_layer))
+        norm_layer(cin),
+        nn.ReLU(inplace=True),
+        conv_bn_relu(cin, cout, 1, norm_layer=norm_layer),
+    )
 
 
 # --------------------------------------------------------------------------------- DeepLabV3
@@ -91,33 +110,49 @@ class ASPPPooling(nn.Module):
         self.relu = nn.ReLU(inplace=True)
 
     def forward(self, x: Tensor) -> Tensor:
-        y = self.relu(self.conv(self.pool(x)))           # N×C'×1×1
-        return _resize(y, x)                             # N×C'×h×w (constant per image)
+        y = self.relu(self.conv(self.pool(x)))  # N×C'×1×1
+        return _resize(y, x)  # N×C'×h×w (constant per image)
 
 
 class ASPP(nn.Module):
     """Atrous Spatial Pyramid Pooling: 1×1, three 3×3 atrous convs, image pooling → concat → 1×1."""
 
-    def __init__(self, cin: int, rates: Sequence[int], cout: int = 256, dropout: float = 0.5,
-                 norm_layer: NormLayer = nn.BatchNorm2d):
+    def __init__(
+        self,
+        cin: int,
+        rates: Sequence[int],
+        cout: int = 256,
+        dropout: float = 0.5,
+        norm_layer: NormLayer = nn.BatchNorm2d,
+    ):
         super().__init__()
         branches: list[nn.Module] = [conv_bn_relu(cin, cout, 1, norm_layer=norm_layer)]
         branches += [conv_bn_relu(cin, cout, 3, dilation=r, norm_layer=norm_layer) for r in rates]
         branches.append(ASPPPooling(cin, cout, norm_layer))
         self.convs = nn.ModuleList(branches)
         self.project = nn.Sequential(
-            nn.Conv2d(len(branches) * cout, cout, 1, bias=False), norm_layer(cout),
-            nn.ReLU(inplace=True), nn.Dropout(dropout))
+            nn.Conv2d(len(branches) * cout, cout, 1, bias=False),
+            norm_layer(cout),
+            nn.ReLU(inplace=True),
+            nn.Dropout(dropout),
+        )
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.project(torch.cat([b(x) for b in self.convs], dim=1))   # N×cout×h×w
+        return self.project(torch.cat([b(x) for b in self.convs], dim=1))  # N×cout×h×w
 
 
 class DeepLabV3Head(nn.Module):
     """ASPP → 3×3 conv-BN-ReLU (the pre-classifier feature) → 1×1 classifier, on ``feats["out"]``."""
 
-    def __init__(self, cin: int, num_classes: int, *, channels: int = 256,
-                 rates: Sequence[int] = (12, 24, 36), norm_layer: NormLayer = nn.BatchNorm2d):
+    def __init__(
+        self,
+        cin: int,
+        num_classes: int,
+        *,
+        channels: int = 256,
+        rates: Sequence[int] = (12, 24, 36),
+        norm_layer: NormLayer = nn.BatchNorm2d,
+    ):
         super().__init__()
         self.aspp = ASPP(cin, rates, channels, norm_layer=norm_layer)
         self.conv = conv_bn_relu(channels, channels, 3, norm_layer=norm_layer)
@@ -125,8 +160,8 @@ class DeepLabV3Head(nn.Module):
         self.out_channels = channels
 
     def forward(self, feats: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
-        feat = self.conv(self.aspp(feats["out"]))       # N×C'×h×w
-        return feat, self.classifier(feat)              # N×K×h×w
+        feat = self.conv(self.aspp(feats["out"]))  # N×C'×h×w
+        return feat, self.classifier(feat)  # N×K×h×w
 
 
 class DeepLabV3PlusHead(nn.Module):
@@ -140,23 +175,32 @@ class DeepLabV3PlusHead(nn.Module):
     output stride 16, the default here.
     """
 
-    def __init__(self, low_cin: int, cin: int, num_classes: int, *, channels: int = 256,
-                 low_channels: int = 48, rates: Sequence[int] = (6, 12, 18),
-                 norm_layer: NormLayer = nn.BatchNorm2d):
+    def __init__(
+        self,
+        low_cin: int,
+        cin: int,
+        num_classes: int,
+        *,
+        channels: int = 256,
+        low_channels: int = 48,
+        rates: Sequence[int] = (6, 12, 18),
+        norm_layer: NormLayer = nn.BatchNorm2d,
+    ):
         super().__init__()
         self.aspp = ASPP(cin, rates, channels, norm_layer=norm_layer)
         self.low_proj = conv_bn_relu(low_cin, low_channels, 1, norm_layer=norm_layer)
-        self.fuse = nn.Sequential(separable_conv_bn_relu(channels + low_channels, channels,
-                                                         norm_layer=norm_layer),
-                                  separable_conv_bn_relu(channels, channels, norm_layer=norm_layer))
+        self.fuse = nn.Sequential(
+            separable_conv_bn_relu(channels + low_channels, channels, norm_layer=norm_layer),
+            separable_conv_bn_relu(channels, channels, norm_layer=norm_layer),
+        )
         self.classifier = nn.Conv2d(channels, num_classes, 1)
         self.out_channels = channels
 
     def forward(self, feats: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
-        low = self.low_proj(feats["low"])                            # N×48×h4×w4
-        high = _resize(self.aspp(feats["out"]), low)                 # N×C'×h4×w4
-        feat = self.fuse(torch.cat([high, low], dim=1))              # N×C'×h4×w4
-        return feat, self.classifier(feat)                           # N×K×h4×w4
+        low = self.low_proj(feats["low"])  # N×48×h4×w4
+        high = _resize(self.aspp(feats["out"]), low)  # N×C'×h4×w4
+        feat = self.fuse(torch.cat([high, low], dim=1))  # N×C'×h4×w4
+        return feat, self.classifier(feat)  # N×K×h4×w4
 
 
 # ------------------------------------------------------------------------------------ PSPNet
@@ -166,11 +210,11 @@ def adaptive_pool_matrix(idx: Tensor, bins: int) -> Tensor:
     ``idx`` is ``arange(n)`` as float (``n`` may be dynamic). Bin ``i`` averages the positions
     ``[floor(i·n/b), ceil((i+1)·n/b))`` — exactly PyTorch's ``adaptive_avg_pool`` windows.
     """
-    n = idx[-1:] + 1.0                                                  # (1,), dynamic length
-    i = torch.arange(bins, dtype=idx.dtype, device=idx.device)          # (b,)
-    start = torch.floor(i * n / bins)                                   # (b,)
-    end = torch.ceil((i + 1.0) * n / bins)                              # (b,)
-    inside = (idx[None, :] >= start[:, None]) & (idx[None, :] < end[:, None])   # b×n
+    n = idx[-1:] + 1.0  # (1,), dynamic length
+    i = torch.arange(bins, dtype=idx.dtype, device=idx.device)  # (b,)
+    start = torch.floor(i * n / bins)  # (b,)
+    end = torch.ceil((i + 1.0) * n / bins)  # (b,)
+    inside = (idx[None, :] >= start[:, None]) & (idx[None, :] < end[:, None])  # b×n
     m = inside.to(idx.dtype)
     return m / m.sum(dim=1, keepdim=True)
 
@@ -188,30 +232,28 @@ def adaptive_avg_pool2d_exportable(x: Tensor, bins: int) -> Tensor:
     # window bounds in float32 even under fp16/bf16 autocast (i·n must be an exact integer)
     h = torch.arange(x.shape[-2], dtype=torch.float32, device=x.device)  # (H,)
     w = torch.arange(x.shape[-1], dtype=torch.float32, device=x.device)  # (W,)
-    ph = adaptive_pool_matrix(h, bins).to(x.dtype)                        # b×H
-    pw = adaptive_pool_matrix(w, bins).to(x.dtype)                        # b×W
-    return torch.matmul(torch.matmul(ph, x), pw.transpose(0, 1))          # N×C×b×b
+    ph = adaptive_pool_matrix(h, bins).to(x.dtype)  # b×H
+    pw = adaptive_pool_matrix(w, bins).to(x.dtype)  # b×W
+    return torch.matmul(torch.matmul(ph, x), pw.transpose(0, 1))  # N×C×b×b
 
 
 class PyramidPooling(nn.Module):
     """PSPNet's pyramid pooling module (Zhao et al., 2017): pool to b×b for b in ``bins``,
     1×1 conv-BN-ReLU to ``C/len(bins)`` channels, resize back, concat with the input."""
 
-    def __init__(self, cin: int, bins: Sequence[int] = (1, 2, 3, 6),
-                 norm_layer: NormLayer = nn.BatchNorm2d):
+    def __init__(self, cin: int, bins: Sequence[int] = (1, 2, 3, 6), norm_layer: NormLayer = nn.BatchNorm2d):
         super().__init__()
         self.bins = tuple(int(b) for b in bins)
         red = max(1, cin // len(self.bins))
-        self.stages = nn.ModuleList(conv_bn_relu(cin, red, 1, norm_layer=norm_layer)
-                                    for _ in self.bins)
+        self.stages = nn.ModuleList(conv_bn_relu(cin, red, 1, norm_layer=norm_layer) for _ in self.bins)
         self.out_channels = cin + red * len(self.bins)
 
     def forward(self, x: Tensor) -> Tensor:
         outs = [x]
         for b, stage in zip(self.bins, self.stages):
-            y = stage(adaptive_avg_pool2d_exportable(x, b))    # N×C/4×b×b
-            outs.append(_resize(y, x))                          # N×C/4×h×w
-        return torch.cat(outs, dim=1)                           # N×2C×h×w
+            y = stage(adaptive_avg_pool2d_exportable(x, b))  # N×C/4×b×b
+            outs.append(_resize(y, x))  # N×C/4×h×w
+        return torch.cat(outs, dim=1)  # N×2C×h×w
 
 
 class PSPHead(nn.Module):
@@ -221,9 +263,16 @@ class PSPHead(nn.Module):
     1×1 bin with batch size 1 cannot train (PyTorch raises), so train PSPNet with batch ≥ 2.
     """
 
-    def __init__(self, cin: int, num_classes: int, *, channels: int = 512,
-                 bins: Sequence[int] = (1, 2, 3, 6), dropout: float = 0.1,
-                 norm_layer: NormLayer = nn.BatchNorm2d):
+    def __init__(
+        self,
+        cin: int,
+        num_classes: int,
+        *,
+        channels: int = 512,
+        bins: Sequence[int] = (1, 2, 3, 6),
+        dropout: float = 0.1,
+        norm_layer: NormLayer = nn.BatchNorm2d,
+    ):
         super().__init__()
         self.ppm = PyramidPooling(cin, bins, norm_layer)
         self.bottleneck = conv_bn_relu(self.ppm.out_channels, channels, 3, norm_layer=norm_layer)
@@ -232,23 +281,27 @@ class PSPHead(nn.Module):
         self.out_channels = channels
 
     def forward(self, feats: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
-        feat = self.bottleneck(self.ppm(feats["out"]))         # N×C'×h×w
-        return feat, self.classifier(self.dropout(feat))        # N×K×h×w
+        feat = self.bottleneck(self.ppm(feats["out"]))  # N×C'×h×w
+        return feat, self.classifier(self.dropout(feat))  # N×K×h×w
 
 
 # ------------------------------------------------------------------------------- FCN (aux)
 class FCNHead(nn.Module):
     """Auxiliary FCN head (PSPNet's deep supervision): 3×3 conv-BN-ReLU (C/4) → dropout → 1×1."""
 
-    def __init__(self, cin: int, num_classes: int, *, dropout: float = 0.1,
-                 norm_layer: NormLayer = nn.BatchNorm2d):
+    def __init__(
+        self, cin: int, num_classes: int, *, dropout: float = 0.1, norm_layer: NormLayer = nn.BatchNorm2d
+    ):
         super().__init__()
         inter = max(8, cin // 4)
-        self.block = nn.Sequential(conv_bn_relu(cin, inter, 3, norm_layer=norm_layer),
-                                   nn.Dropout(dropout), nn.Conv2d(inter, num_classes, 1))
+        self.block = nn.Sequential(
+            conv_bn_relu(cin, inter, 3, norm_layer=norm_layer),
+            nn.Dropout(dropout),
+            nn.Conv2d(inter, num_classes, 1),
+        )
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.block(x)                                    # N×K×h×w
+        return self.block(x)  # N×K×h×w
 
 
 # ----------------------------------------------------------------------------------- LR-ASPP
@@ -273,18 +326,26 @@ class LRASPPHead(nn.Module):
     ``feat`` (returned for distillation) is the gated deep feature resized to the low stage: N×C'×h×w.
     """
 
-    def __init__(self, low_channels: int, high_channels: int, num_classes: int, *,
-                 channels: int = 128, norm_layer: NormLayer = nn.BatchNorm2d):
+    def __init__(
+        self,
+        low_channels: int,
+        high_channels: int,
+        num_classes: int,
+        *,
+        channels: int = 128,
+        norm_layer: NormLayer = nn.BatchNorm2d,
+    ):
         super().__init__()
         self.cbr = conv_bn_relu(high_channels, channels, 1, norm_layer=norm_layer)
-        self.scale = nn.Sequential(nn.AdaptiveAvgPool2d(1),
-                                   nn.Conv2d(high_channels, channels, 1, bias=False), nn.Sigmoid())
+        self.scale = nn.Sequential(
+            nn.AdaptiveAvgPool2d(1), nn.Conv2d(high_channels, channels, 1, bias=False), nn.Sigmoid()
+        )
         self.low_classifier = nn.Conv2d(low_channels, num_classes, 1)
         self.high_classifier = nn.Conv2d(channels, num_classes, 1)
         self.out_channels = channels
 
     def forward(self, feats: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
         low, high = feats["low"], feats["out"]
-        x = self.cbr(high) * self.scale(high)                   # N×C'×h16×w16 ⊙ N×C'×1×1
-        feat = _resize(x, low)                                  # N×C'×h8×w8
-        return feat, self.low_classifier(low) + self.high_classifier(feat)   # N×K×h8×w8
+        x = self.cbr(high) * self.scale(high)  # N×C'×h16×w16 ⊙ N×C'×1×1
+        feat = _resize(x, low)  # N×C'×h8×w8
+        return feat, self.low_classifier(low) + self.high_classifier(feat)  # N×K×h8×w8

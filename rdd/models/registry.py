@@ -8,20 +8,28 @@ builds carries ``model_name`` and the *complete* ``model_kwargs`` (defaults fill
 ``backbone_weights`` recorded as ``None``), hence ``create_model(m.model_name, **m.model_kwargs)``
 rebuilds the same architecture.
 """
+
 from __future__ import annotations
 
 import functools
 import inspect
 import math
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from .backbones import NormLayer, get_norm_layer, make_divisible, mobilenetv2, resnet
 from .base import SegmentationModel
 from .heads import DeepLabV3Head, DeepLabV3PlusHead, FCNHead, LRASPPHead, PSPHead, aspp_rates
 
-__all__ = ["register_model", "create_model", "list_models", "get_model_builder", "KWARG_LIMITS",
-           "check_model_kwargs"]
+__all__ = [
+    "register_model",
+    "create_model",
+    "list_models",
+    "get_model_builder",
+    "KWARG_LIMITS",
+    "check_model_kwargs",
+]
 
 _MODELS: dict[str, Callable[..., SegmentationModel]] = {}
 
@@ -29,8 +37,8 @@ _MODELS: dict[str, Callable[..., SegmentationModel]] = {}
 #: a params file cannot ask for a network of hundreds of gigabytes (``width_mult: 1000``) or
 #: smuggle in a value of another type. A builder argument missing here is a registration error.
 MAX_WIDTH_MULT = 2.0
-MAX_NUM_CLASSES = 255        # train ids are uint8 below the ignore index (rdd.spec.ClassInfo)
-OUTPUT_STRIDES = (8, 16, 32)      # rdd.models.backbones and heads support these
+MAX_NUM_CLASSES = 255  # train ids are uint8 below the ignore index (rdd.spec.ClassInfo)
+OUTPUT_STRIDES = (8, 16, 32)  # rdd.models.backbones and heads support these
 
 
 def _real(v: Any) -> bool:
@@ -59,12 +67,16 @@ def _source(v: Any) -> str | None:
 KWARG_LIMITS: dict[str, Callable[[Any], str | None]] = {
     "num_classes": _num_classes,
     "width_mult": _width_mult,
-    "output_stride": lambda v: (None if not isinstance(v, bool) and v in OUTPUT_STRIDES
-                                else "must be 8, 16 or 32"),
+    "output_stride": lambda v: (
+        None if not isinstance(v, bool) and v in OUTPUT_STRIDES else "must be 8, 16 or 32"
+    ),
     "aux": lambda v: None if isinstance(v, bool) else "must be true or false",
     "backbone_weights": _source,
-    "norm_layer": lambda v: (None if v is None or v in ("batchnorm", "syncbatchnorm") or callable(v)
-                             else "must be null, batchnorm, syncbatchnorm or (in code) a callable"),
+    "norm_layer": lambda v: (
+        None
+        if v is None or v in ("batchnorm", "syncbatchnorm") or callable(v)
+        else "must be null, batchnorm, syncbatchnorm or (in code) a callable"
+    ),
 }
 
 
@@ -87,26 +99,30 @@ def register_model(fn: Callable[..., SegmentationModel] | None = None, *, name: 
         sig = inspect.signature(f)
         bad = [p.name for p in sig.parameters.values() if p.kind is not p.KEYWORD_ONLY]
         if bad or "num_classes" not in sig.parameters:
-            raise TypeError(f"builder {key!r} must take keyword-only arguments including "
-                            f"num_classes (positional: {bad})")
+            raise TypeError(
+                f"builder {key!r} must take keyword-only arguments including num_classes (positional: {bad})"
+            )
         unbounded = [p for p in sig.parameters if p not in KWARG_LIMITS]
         if unbounded:
-            raise TypeError(f"builder {key!r}: arguments {unbounded} have no bound in "
-                            "rdd.models.registry.KWARG_LIMITS")
+            raise TypeError(
+                f"builder {key!r}: arguments {unbounded} have no bound in rdd.models.registry.KWARG_LIMITS"
+            )
 
         @functools.wraps(f)
         def builder(**kwargs: Any) -> SegmentationModel:
             try:
                 bound = sig.bind(**kwargs)
             except TypeError as e:
-                raise ValueError(f"model {key!r}: {e}; accepted keyword arguments: "
-                                 f"{list(sig.parameters)}") from None
+                raise ValueError(
+                    f"model {key!r}: {e}; accepted keyword arguments: {list(sig.parameters)}"
+                ) from None
             bound.apply_defaults()
             check_model_kwargs(bound.arguments)
             model = f(**bound.arguments)
             model.model_name = key
-            model.model_kwargs = {k: (None if k == "backbone_weights" else v)
-                                  for k, v in bound.arguments.items()}
+            model.model_kwargs = {
+                k: (None if k == "backbone_weights" else v) for k, v in bound.arguments.items()
+            }
             return model
 
         _MODELS[key] = builder
@@ -142,177 +158,372 @@ def _check_num_classes(num_classes: int) -> int:
     return num_classes
 
 
-def _resnet_model(head: str, depth: int, *, num_classes: int, width_mult: float,
-                  output_stride: int, aux: bool, backbone_weights, norm_layer) -> SegmentationModel:
+def _resnet_model(
+    head: str,
+    depth: int,
+    *,
+    num_classes: int,
+    width_mult: float,
+    output_stride: int,
+    aux: bool,
+    backbone_weights,
+    norm_layer,
+) -> SegmentationModel:
     _check_num_classes(num_classes)
     norm = get_norm_layer(norm_layer)
-    backbone = resnet(depth, width_mult=width_mult, output_stride=output_stride, norm_layer=norm,
-                      weights=backbone_weights)
+    backbone = resnet(
+        depth, width_mult=width_mult, output_stride=output_stride, norm_layer=norm, weights=backbone_weights
+    )
     c = backbone.out_channels
     if head == "deeplabv3":
-        main: Any = DeepLabV3Head(c["out"], num_classes, channels=make_divisible(256 * width_mult),
-                                  rates=aspp_rates(output_stride), norm_layer=norm)
+        main: Any = DeepLabV3Head(
+            c["out"],
+            num_classes,
+            channels=make_divisible(256 * width_mult),
+            rates=aspp_rates(output_stride),
+            norm_layer=norm,
+        )
     elif head == "deeplabv3plus":
-        main = DeepLabV3PlusHead(c["low"], c["out"], num_classes,
-                                 channels=make_divisible(256 * width_mult),
-                                 low_channels=make_divisible(48 * width_mult),
-                                 rates=aspp_rates(output_stride), norm_layer=norm)
+        main = DeepLabV3PlusHead(
+            c["low"],
+            c["out"],
+            num_classes,
+            channels=make_divisible(256 * width_mult),
+            low_channels=make_divisible(48 * width_mult),
+            rates=aspp_rates(output_stride),
+            norm_layer=norm,
+        )
     else:
-        main = PSPHead(c["out"], num_classes, channels=make_divisible(512 * width_mult),
-                       norm_layer=norm)
+        main = PSPHead(c["out"], num_classes, channels=make_divisible(512 * width_mult), norm_layer=norm)
     aux_head = FCNHead(c["aux"], num_classes, norm_layer=norm) if aux else None
     return SegmentationModel(backbone, main, aux_head, num_classes=num_classes)
 
 
 @register_model
-def deeplabv3_resnet18(*, num_classes: int, width_mult: float = 1.0, output_stride: int = 8,
-                       aux: bool = True, backbone_weights: str | os.PathLike | None = None,
-                       norm_layer: str | NormLayer | None = None) -> SegmentationModel:
+def deeplabv3_resnet18(
+    *,
+    num_classes: int,
+    width_mult: float = 1.0,
+    output_stride: int = 8,
+    aux: bool = True,
+    backbone_weights: str | os.PathLike | None = None,
+    norm_layer: str | NormLayer | None = None,
+) -> SegmentationModel:
     """DeepLabV3 (ASPP) on a dilated ResNet-18; FCN auxiliary head on layer3 when ``aux``."""
-    return _resnet_model("deeplabv3", 18, num_classes=num_classes, width_mult=width_mult,
-                         output_stride=output_stride, aux=aux, backbone_weights=backbone_weights,
-                         norm_layer=norm_layer)
+    return _resnet_model(
+        "deeplabv3",
+        18,
+        num_classes=num_classes,
+        width_mult=width_mult,
+        output_stride=output_stride,
+        aux=aux,
+        backbone_weights=backbone_weights,
+        norm_layer=norm_layer,
+    )
 
 
 @register_model
-def deeplabv3_resnet34(*, num_classes: int, width_mult: float = 1.0, output_stride: int = 8,
-                       aux: bool = True, backbone_weights: str | os.PathLike | None = None,
-                       norm_layer: str | NormLayer | None = None) -> SegmentationModel:
+def deeplabv3_resnet34(
+    *,
+    num_classes: int,
+    width_mult: float = 1.0,
+    output_stride: int = 8,
+    aux: bool = True,
+    backbone_weights: str | os.PathLike | None = None,
+    norm_layer: str | NormLayer | None = None,
+) -> SegmentationModel:
     """DeepLabV3 (ASPP) on a dilated ResNet-34; FCN auxiliary head on layer3 when ``aux``."""
-    return _resnet_model("deeplabv3", 34, num_classes=num_classes, width_mult=width_mult,
-                         output_stride=output_stride, aux=aux, backbone_weights=backbone_weights,
-                         norm_layer=norm_layer)
+    return _resnet_model(
+        "deeplabv3",
+        34,
+        num_classes=num_classes,
+        width_mult=width_mult,
+        output_stride=output_stride,
+        aux=aux,
+        backbone_weights=backbone_weights,
+        norm_layer=norm_layer,
+    )
 
 
 @register_model
-def deeplabv3_resnet50(*, num_classes: int, width_mult: float = 1.0, output_stride: int = 8,
-                       aux: bool = True, backbone_weights: str | os.PathLike | None = None,
-                       norm_layer: str | NormLayer | None = None) -> SegmentationModel:
+def deeplabv3_resnet50(
+    *,
+    num_classes: int,
+    width_mult: float = 1.0,
+    output_stride: int = 8,
+    aux: bool = True,
+    backbone_weights: str | os.PathLike | None = None,
+    norm_layer: str | NormLayer | None = None,
+) -> SegmentationModel:
     """DeepLabV3 (ASPP) on a dilated ResNet-50; FCN auxiliary head on layer3 when ``aux``."""
-    return _resnet_model("deeplabv3", 50, num_classes=num_classes, width_mult=width_mult,
-                         output_stride=output_stride, aux=aux, backbone_weights=backbone_weights,
-                         norm_layer=norm_layer)
+    return _resnet_model(
+        "deeplabv3",
+        50,
+        num_classes=num_classes,
+        width_mult=width_mult,
+        output_stride=output_stride,
+        aux=aux,
+        backbone_weights=backbone_weights,
+        norm_layer=norm_layer,
+    )
 
 
 @register_model
-def deeplabv3_resnet101(*, num_classes: int, width_mult: float = 1.0, output_stride: int = 8,
-                        aux: bool = True, backbone_weights: str | os.PathLike | None = None,
-                        norm_layer: str | NormLayer | None = None) -> SegmentationModel:
+def deeplabv3_resnet101(
+    *,
+    num_classes: int,
+    width_mult: float = 1.0,
+    output_stride: int = 8,
+    aux: bool = True,
+    backbone_weights: str | os.PathLike | None = None,
+    norm_layer: str | NormLayer | None = None,
+) -> SegmentationModel:
     """DeepLabV3 (ASPP) on a dilated ResNet-101; FCN auxiliary head on layer3 when ``aux``."""
-    return _resnet_model("deeplabv3", 101, num_classes=num_classes, width_mult=width_mult,
-                         output_stride=output_stride, aux=aux, backbone_weights=backbone_weights,
-                         norm_layer=norm_layer)
+    return _resnet_model(
+        "deeplabv3",
+        101,
+        num_classes=num_classes,
+        width_mult=width_mult,
+        output_stride=output_stride,
+        aux=aux,
+        backbone_weights=backbone_weights,
+        norm_layer=norm_layer,
+    )
 
 
 @register_model
-def deeplabv3plus_resnet18(*, num_classes: int, width_mult: float = 1.0, output_stride: int = 16,
-                           aux: bool = True, backbone_weights: str | os.PathLike | None = None,
-                           norm_layer: str | NormLayer | None = None) -> SegmentationModel:
+def deeplabv3plus_resnet18(
+    *,
+    num_classes: int,
+    width_mult: float = 1.0,
+    output_stride: int = 16,
+    aux: bool = True,
+    backbone_weights: str | os.PathLike | None = None,
+    norm_layer: str | NormLayer | None = None,
+) -> SegmentationModel:
     """DeepLabV3+ (ASPP + stride-4 decoder) on a dilated ResNet-18; FCN aux head on layer3."""
-    return _resnet_model("deeplabv3plus", 18, num_classes=num_classes, width_mult=width_mult,
-                         output_stride=output_stride, aux=aux, backbone_weights=backbone_weights,
-                         norm_layer=norm_layer)
+    return _resnet_model(
+        "deeplabv3plus",
+        18,
+        num_classes=num_classes,
+        width_mult=width_mult,
+        output_stride=output_stride,
+        aux=aux,
+        backbone_weights=backbone_weights,
+        norm_layer=norm_layer,
+    )
 
 
 @register_model
-def deeplabv3plus_resnet34(*, num_classes: int, width_mult: float = 1.0, output_stride: int = 16,
-                           aux: bool = True, backbone_weights: str | os.PathLike | None = None,
-                           norm_layer: str | NormLayer | None = None) -> SegmentationModel:
+def deeplabv3plus_resnet34(
+    *,
+    num_classes: int,
+    width_mult: float = 1.0,
+    output_stride: int = 16,
+    aux: bool = True,
+    backbone_weights: str | os.PathLike | None = None,
+    norm_layer: str | NormLayer | None = None,
+) -> SegmentationModel:
     """DeepLabV3+ (ASPP + stride-4 decoder) on a dilated ResNet-34; FCN aux head on layer3."""
-    return _resnet_model("deeplabv3plus", 34, num_classes=num_classes, width_mult=width_mult,
-                         output_stride=output_stride, aux=aux, backbone_weights=backbone_weights,
-                         norm_layer=norm_layer)
+    return _resnet_model(
+        "deeplabv3plus",
+        34,
+        num_classes=num_classes,
+        width_mult=width_mult,
+        output_stride=output_stride,
+        aux=aux,
+        backbone_weights=backbone_weights,
+        norm_layer=norm_layer,
+    )
 
 
 @register_model
-def deeplabv3plus_resnet50(*, num_classes: int, width_mult: float = 1.0, output_stride: int = 16,
-                           aux: bool = True, backbone_weights: str | os.PathLike | None = None,
-                           norm_layer: str | NormLayer | None = None) -> SegmentationModel:
+def deeplabv3plus_resnet50(
+    *,
+    num_classes: int,
+    width_mult: float = 1.0,
+    output_stride: int = 16,
+    aux: bool = True,
+    backbone_weights: str | os.PathLike | None = None,
+    norm_layer: str | NormLayer | None = None,
+) -> SegmentationModel:
     """DeepLabV3+ (ASPP + stride-4 decoder) on a dilated ResNet-50; FCN aux head on layer3."""
-    return _resnet_model("deeplabv3plus", 50, num_classes=num_classes, width_mult=width_mult,
-                         output_stride=output_stride, aux=aux, backbone_weights=backbone_weights,
-                         norm_layer=norm_layer)
+    return _resnet_model(
+        "deeplabv3plus",
+        50,
+        num_classes=num_classes,
+        width_mult=width_mult,
+        output_stride=output_stride,
+        aux=aux,
+        backbone_weights=backbone_weights,
+        norm_layer=norm_layer,
+    )
 
 
 @register_model
-def deeplabv3plus_resnet101(*, num_classes: int, width_mult: float = 1.0, output_stride: int = 16,
-                           aux: bool = True, backbone_weights: str | os.PathLike | None = None,
-                           norm_layer: str | NormLayer | None = None) -> SegmentationModel:
+def deeplabv3plus_resnet101(
+    *,
+    num_classes: int,
+    width_mult: float = 1.0,
+    output_stride: int = 16,
+    aux: bool = True,
+    backbone_weights: str | os.PathLike | None = None,
+    norm_layer: str | NormLayer | None = None,
+) -> SegmentationModel:
     """DeepLabV3+ (ASPP + stride-4 decoder) on a dilated ResNet-101; FCN aux head on layer3."""
-    return _resnet_model("deeplabv3plus", 101, num_classes=num_classes, width_mult=width_mult,
-                         output_stride=output_stride, aux=aux, backbone_weights=backbone_weights,
-                         norm_layer=norm_layer)
+    return _resnet_model(
+        "deeplabv3plus",
+        101,
+        num_classes=num_classes,
+        width_mult=width_mult,
+        output_stride=output_stride,
+        aux=aux,
+        backbone_weights=backbone_weights,
+        norm_layer=norm_layer,
+    )
 
 
 @register_model
-def pspnet_resnet18(*, num_classes: int, width_mult: float = 1.0, output_stride: int = 8,
-                    aux: bool = True, backbone_weights: str | os.PathLike | None = None,
-                    norm_layer: str | NormLayer | None = None) -> SegmentationModel:
+def pspnet_resnet18(
+    *,
+    num_classes: int,
+    width_mult: float = 1.0,
+    output_stride: int = 8,
+    aux: bool = True,
+    backbone_weights: str | os.PathLike | None = None,
+    norm_layer: str | NormLayer | None = None,
+) -> SegmentationModel:
     """PSPNet (pyramid pooling) on a dilated ResNet-18; FCN auxiliary head on layer3 when ``aux``."""
-    return _resnet_model("pspnet", 18, num_classes=num_classes, width_mult=width_mult,
-                         output_stride=output_stride, aux=aux, backbone_weights=backbone_weights,
-                         norm_layer=norm_layer)
+    return _resnet_model(
+        "pspnet",
+        18,
+        num_classes=num_classes,
+        width_mult=width_mult,
+        output_stride=output_stride,
+        aux=aux,
+        backbone_weights=backbone_weights,
+        norm_layer=norm_layer,
+    )
 
 
 @register_model
-def pspnet_resnet34(*, num_classes: int, width_mult: float = 1.0, output_stride: int = 8,
-                    aux: bool = True, backbone_weights: str | os.PathLike | None = None,
-                    norm_layer: str | NormLayer | None = None) -> SegmentationModel:
+def pspnet_resnet34(
+    *,
+    num_classes: int,
+    width_mult: float = 1.0,
+    output_stride: int = 8,
+    aux: bool = True,
+    backbone_weights: str | os.PathLike | None = None,
+    norm_layer: str | NormLayer | None = None,
+) -> SegmentationModel:
     """PSPNet (pyramid pooling) on a dilated ResNet-34; FCN auxiliary head on layer3 when ``aux``."""
-    return _resnet_model("pspnet", 34, num_classes=num_classes, width_mult=width_mult,
-                         output_stride=output_stride, aux=aux, backbone_weights=backbone_weights,
-                         norm_layer=norm_layer)
+    return _resnet_model(
+        "pspnet",
+        34,
+        num_classes=num_classes,
+        width_mult=width_mult,
+        output_stride=output_stride,
+        aux=aux,
+        backbone_weights=backbone_weights,
+        norm_layer=norm_layer,
+    )
 
 
 @register_model
-def pspnet_resnet50(*, num_classes: int, width_mult: float = 1.0, output_stride: int = 8,
-                    aux: bool = True, backbone_weights: str | os.PathLike | None = None,
-                    norm_layer: str | NormLayer | None = None) -> SegmentationModel:
+def pspnet_resnet50(
+    *,
+    num_classes: int,
+    width_mult: float = 1.0,
+    output_stride: int = 8,
+    aux: bool = True,
+    backbone_weights: str | os.PathLike | None = None,
+    norm_layer: str | NormLayer | None = None,
+) -> SegmentationModel:
     """PSPNet (pyramid pooling) on a dilated ResNet-50; FCN auxiliary head on layer3 when ``aux``."""
-    return _resnet_model("pspnet", 50, num_classes=num_classes, width_mult=width_mult,
-                         output_stride=output_stride, aux=aux, backbone_weights=backbone_weights,
-                         norm_layer=norm_layer)
+    return _resnet_model(
+        "pspnet",
+        50,
+        num_classes=num_classes,
+        width_mult=width_mult,
+        output_stride=output_stride,
+        aux=aux,
+        backbone_weights=backbone_weights,
+        norm_layer=norm_layer,
+    )
 
 
 @register_model
-def pspnet_resnet101(*, num_classes: int, width_mult: float = 1.0, output_stride: int = 8,
-                     aux: bool = True, backbone_weights: str | os.PathLike | None = None,
-                     norm_layer: str | NormLayer | None = None) -> SegmentationModel:
+def pspnet_resnet101(
+    *,
+    num_classes: int,
+    width_mult: float = 1.0,
+    output_stride: int = 8,
+    aux: bool = True,
+    backbone_weights: str | os.PathLike | None = None,
+    norm_layer: str | NormLayer | None = None,
+) -> SegmentationModel:
     """PSPNet (pyramid pooling) on a dilated ResNet-101; FCN auxiliary head on layer3 when ``aux``."""
-    return _resnet_model("pspnet", 101, num_classes=num_classes, width_mult=width_mult,
-                         output_stride=output_stride, aux=aux, backbone_weights=backbone_weights,
-                         norm_layer=norm_layer)
+    return _resnet_model(
+        "pspnet",
+        101,
+        num_classes=num_classes,
+        width_mult=width_mult,
+        output_stride=output_stride,
+        aux=aux,
+        backbone_weights=backbone_weights,
+        norm_layer=norm_layer,
+    )
 
 
 @register_model
-def deeplabv3_mobilenetv2(*, num_classes: int, width_mult: float = 1.0, output_stride: int = 16,
-                          aux: bool = False, backbone_weights: str | os.PathLike | None = None,
-                          norm_layer: str | NormLayer | None = None) -> SegmentationModel:
+def deeplabv3_mobilenetv2(
+    *,
+    num_classes: int,
+    width_mult: float = 1.0,
+    output_stride: int = 16,
+    aux: bool = False,
+    backbone_weights: str | os.PathLike | None = None,
+    norm_layer: str | NormLayer | None = None,
+) -> SegmentationModel:
     """DeepLabV3 (ASPP, 256·w channels) on a dilated MobileNetV2; aux FCN head on features.13."""
     _check_num_classes(num_classes)
     norm = get_norm_layer(norm_layer)
-    backbone = mobilenetv2(width_mult=width_mult, output_stride=output_stride, norm_layer=norm,
-                           weights=backbone_weights)
+    backbone = mobilenetv2(
+        width_mult=width_mult, output_stride=output_stride, norm_layer=norm, weights=backbone_weights
+    )
     c = backbone.out_channels
-    head = DeepLabV3Head(c["out"], num_classes, channels=make_divisible(256 * width_mult),
-                         rates=aspp_rates(output_stride), norm_layer=norm)
+    head = DeepLabV3Head(
+        c["out"],
+        num_classes,
+        channels=make_divisible(256 * width_mult),
+        rates=aspp_rates(output_stride),
+        norm_layer=norm,
+    )
     aux_head = FCNHead(c["aux"], num_classes, norm_layer=norm) if aux else None
     return SegmentationModel(backbone, head, aux_head, num_classes=num_classes)
 
 
 @register_model
-def lraspp_mobilenetv2(*, num_classes: int, width_mult: float = 1.0, output_stride: int = 16,
-                       aux: bool = False, backbone_weights: str | os.PathLike | None = None,
-                       norm_layer: str | NormLayer | None = None) -> SegmentationModel:
+def lraspp_mobilenetv2(
+    *,
+    num_classes: int,
+    width_mult: float = 1.0,
+    output_stride: int = 16,
+    aux: bool = False,
+    backbone_weights: str | os.PathLike | None = None,
+    norm_layer: str | NormLayer | None = None,
+) -> SegmentationModel:
     """The real-time student: LR-ASPP (see :class:`~rdd.models.heads.LRASPPHead`) on MobileNetV2
     (deep feature at ``output_stride``, stride-8 skip from features.6); aux FCN head on
     features.13 when ``aux``."""
     _check_num_classes(num_classes)
     norm = get_norm_layer(norm_layer)
-    backbone = mobilenetv2(width_mult=width_mult, output_stride=output_stride, norm_layer=norm,
-                           weights=backbone_weights)
+    backbone = mobilenetv2(
+        width_mult=width_mult, output_stride=output_stride, norm_layer=norm, weights=backbone_weights
+    )
     c = backbone.out_channels
-    head = LRASPPHead(c["low"], c["out"], num_classes, channels=make_divisible(128 * width_mult),
-                      norm_layer=norm)
+    head = LRASPPHead(
+        c["low"], c["out"], num_classes, channels=make_divisible(128 * width_mult), norm_layer=norm
+    )
     aux_head = FCNHead(c["aux"], num_classes, norm_layer=norm) if aux else None
     return SegmentationModel(backbone, head, aux_head, num_classes=num_classes)

@@ -21,27 +21,52 @@ The names below are loaded on first use (PEP 562), so ``import rdd.runtime.cli``
 the command line installs its signal handlers before numpy, OpenCV or onnxruntime load, and a
 Ctrl-C during those imports is a one-line exit 130, not a traceback.
 """
+
 from __future__ import annotations
 
 import importlib
 from typing import Any
 
 _EXPORTS: dict[str, tuple[str, ...]] = {
-    "rdd.contract": ("META_KEY", "InputError", "ModelMeta", "apply_profile", "engine_sidecar_path",
-                     "read_engine_sidecar"),
-    "rdd.runtime.backends": ("Backend", "open_build", "discover_builds", "available", "Build",
-                             "logits_to_labels"),
+    "rdd.contract": (
+        "META_KEY",
+        "InputError",
+        "ModelMeta",
+        "apply_profile",
+        "engine_sidecar_path",
+        "read_engine_sidecar",
+    ),
+    "rdd.runtime.backends": (
+        "Backend",
+        "open_build",
+        "discover_builds",
+        "available",
+        "Build",
+        "logits_to_labels",
+    ),
     "rdd.runtime.backends.ort": ("OrtBackend", "ORT_PROVIDERS", "make_session"),
     "rdd.runtime.backends.openvino": ("OpenVinoBackend",),
     "rdd.runtime.backends.trt": ("TrtBackend",),
     "rdd.runtime.backends.torch": ("TorchBackend",),
     "rdd.runtime.stream.stream": ("STAGES", "Pipeline", "PipelineConfig"),
     "rdd.runtime.stream.summary": ("format_summary",),
-    "rdd.runtime.stream.transforms": ("OverlayRenderer", "Resize", "inference_size",
-                                      "parse_resize", "preprocess", "resize_labels"),
+    "rdd.runtime.stream.transforms": (
+        "OverlayRenderer",
+        "Resize",
+        "inference_size",
+        "parse_resize",
+        "preprocess",
+        "resize_labels",
+    ),
     "rdd.runtime.runner": ("LABEL_MAPS", "open_source", "resolve_ignore_ids", "run_inference"),
-    "rdd.runtime.stream.sources": ("CameraSource", "FrameSource", "ImageFolderSource",
-                                   "StreamSource", "VideoSource", "quiet_opencv"),
+    "rdd.runtime.stream.sources": (
+        "CameraSource",
+        "FrameSource",
+        "ImageFolderSource",
+        "StreamSource",
+        "VideoSource",
+        "quiet_opencv",
+    ),
     "rdd.runtime.stream.labels": ("LabelFolder",),
     "rdd.runtime.stream.stop": ("StopSignal", "STOP_REASONS"),
     "rdd.runtime.options": ("InferOptions", "BenchOptions"),

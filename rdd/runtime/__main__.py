@@ -1,4 +1,5 @@
 """``python -m rdd.runtime``: the real-time runner (same CLI as ``rdd-infer`` / ``deploy/infer.py``)."""
+
 import os
 import sys
 

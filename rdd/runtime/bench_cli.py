@@ -6,6 +6,7 @@ writable), the frames and labels; a build that cannot be read is a ``failed`` ro
 the run. Ctrl-C / SIGTERM end the run after the row in hand and still write what was measured
 (``completed: false``), exit 130 / 143.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,17 +32,24 @@ EXAMPLES = """examples:
 
 
 def build_parser(prog: str = "rdd-bench"):
-    from rdd.runtime.options import BenchOptions, build_parser as build
+    from rdd.runtime.options import BenchOptions
+    from rdd.runtime.options import build_parser as build
     from rdd.runtime.runner import version
 
-    return build(BenchOptions, prog, description=(
-        "Every build x backend this device runs: latency (trtexec's protocol), end-to-end FPS, "
-        "mIoU and agreement with each model's own FP32 build; the skipped rows with the reason."),
-        epilog=EXAMPLES, version=version())
+    return build(
+        BenchOptions,
+        prog,
+        description=(
+            "Every build x backend this device runs: latency (trtexec's protocol), end-to-end FPS, "
+            "mIoU and agreement with each model's own FP32 build; the skipped rows with the reason."
+        ),
+        epilog=EXAMPLES,
+        version=version(),
+    )
 
 
 def _handler(signum: int, frame: object) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)     # one interruption is enough
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # one interruption is enough
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise Interrupted("sigint" if signum == signal.SIGINT else "sigterm")
 
@@ -50,13 +58,11 @@ def bench(cfg: Any, *, argv: list[str] | None = None, results: list | None = Non
     """Run ``rdd-bench`` for a checked :class:`~rdd.runtime.options.BenchOptions`; returns the
     report (rows are appended to ``results`` as they are measured)."""
     from rdd.runtime.backends import discover_builds, open_build
-    from rdd.runtime.errors import InputError
+    from rdd.runtime.errors import InputError, OptionError
     from rdd.runtime.measure.bench import run_bench
     from rdd.runtime.measure.frames import Frames
     from rdd.runtime.runner import resolve_ignore_ids
     from rdd.runtime.zoo import resolve_model
-
-    from rdd.runtime.errors import OptionError
 
     try:
         builds = discover_builds([resolve_model(m) for m in cfg.model], strict=False)
@@ -75,20 +81,37 @@ def bench(cfg: Any, *, argv: list[str] | None = None, results: list | None = Non
                     why.append(" ".join(str(e).split()))
         if classes is None:
             first = f" (first: {why[0] if why else builds[0].error})" if builds else ""
-            raise InputError(f"no given model can be opened on this device{first}; nothing to "
-                             "benchmark")
+            raise InputError(f"no given model can be opened on this device{first}; nothing to benchmark")
         ids = resolve_ignore_ids(cfg.label_map, cfg.ignore_ids, classes) if cfg.labels else ()
-        frames = Frames.from_folder(cfg.images, cfg.labels, ignore_ids=ids,
-                                    ignore_index=classes.ignore_index, limit=cfg.frames,
-                                    max_pixels=cfg.max_input_pixels)
-    timing = {"warmup_s": cfg.warmup_ms / 1e3, "duration_s": cfg.duration,
-              "min_runs": cfg.min_runs, "rounds": cfg.rounds,
-              "clock": time.process_time if cfg.clock == "cpu" else time.perf_counter}
-    return run_bench(builds, frames=frames, clip=cfg.clip or cfg.images, sizes=cfg.sizes,
-                     threads=cfg.threads or [os.cpu_count() or 1], batches=cfg.batch,
-                     kinds=cfg.rows, e2e_frames=cfg.e2e_frames, timing=timing,
-                     log=lambda m: print(m, file=sys.stderr, flush=True),
-                     max_pixels=cfg.max_input_pixels, results=results)
+        frames = Frames.from_folder(
+            cfg.images,
+            cfg.labels,
+            ignore_ids=ids,
+            ignore_index=classes.ignore_index,
+            limit=cfg.frames,
+            max_pixels=cfg.max_input_pixels,
+        )
+    timing = {
+        "warmup_s": cfg.warmup_ms / 1e3,
+        "duration_s": cfg.duration,
+        "min_runs": cfg.min_runs,
+        "rounds": cfg.rounds,
+        "clock": time.process_time if cfg.clock == "cpu" else time.perf_counter,
+    }
+    return run_bench(
+        builds,
+        frames=frames,
+        clip=cfg.clip or cfg.images,
+        sizes=cfg.sizes,
+        threads=cfg.threads or [os.cpu_count() or 1],
+        batches=cfg.batch,
+        kinds=cfg.rows,
+        e2e_frames=cfg.e2e_frames,
+        timing=timing,
+        log=lambda m: print(m, file=sys.stderr, flush=True),
+        max_pixels=cfg.max_input_pixels,
+        results=results,
+    )
 
 
 def main(argv: list[str] | None = None, prog: str = "rdd-bench") -> int:
@@ -96,8 +119,10 @@ def main(argv: list[str] | None = None, prog: str = "rdd-bench") -> int:
     try:
         return _main(argv, prog)
     except Interrupted as e:
-        print(f"error: interrupted ({e.reason.upper()}) before a row was measured; nothing "
-              "written", file=sys.stderr)
+        print(
+            f"error: interrupted ({e.reason.upper()}) before a row was measured; nothing written",
+            file=sys.stderr,
+        )
         return SIGNAL_EXIT_CODES[e.reason]
     finally:
         for s, h in old.items():
@@ -115,13 +140,14 @@ def _main(argv: list[str] | None, prog: str) -> int:
     stop = None
     try:
         if cfg.out:
-            check_outputs({"out": (cfg.out, "dir")},
-                          {"model": cfg.model, "images": cfg.images, "labels": cfg.labels,
-                           "clip": cfg.clip})
+            check_outputs(
+                {"out": (cfg.out, "dir")},
+                {"model": cfg.model, "images": cfg.images, "labels": cfg.labels, "clip": cfg.clip},
+            )
             _not_a_model_folder(cfg.out, cfg.model)
         try:
             rep = bench(cfg, argv=argv, results=results)
-        except Interrupted as e:   # what was measured is kept
+        except Interrupted as e:  # what was measured is kept
             stop = e.reason
             from rdd.runtime.provenance import device_info
 
@@ -129,12 +155,18 @@ def _main(argv: list[str] | None, prog: str) -> int:
     except (InputError, FileNotFoundError) as e:
         print("error: " + one_line(e), file=sys.stderr)
         return 2
-    rep.update(completed=stop is None, stop_reason=stop or "end_of_input",
-               command=" ".join(["rdd-bench", *(argv if argv is not None else sys.argv[1:])]))
+    rep.update(
+        completed=stop is None,
+        stop_reason=stop or "end_of_input",
+        command=" ".join(["rdd-bench", *(argv if argv is not None else sys.argv[1:])]),
+    )
     _write(cfg, rep)
     if stop is not None:
-        print(f"error: interrupted ({stop.upper()}) after {len(results)} rows"
-              + (f"; {cfg.out} holds them" if cfg.out else ""), file=sys.stderr)
+        print(
+            f"error: interrupted ({stop.upper()}) after {len(results)} rows"
+            + (f"; {cfg.out} holds them" if cfg.out else ""),
+            file=sys.stderr,
+        )
         return SIGNAL_EXIT_CODES[stop]
     return 0
 
@@ -148,8 +180,9 @@ def _not_a_model_folder(out: str, models: list[str]) -> None:
     for m in models:
         if os.path.isfile(m) and real == os.path.dirname(os.path.realpath(m)):
             q = lambda p: str(p).replace("{", "{{").replace("}", "}}")  # noqa: E731
-            raise OptionError("out", f"{q(out)} is the folder of the {{model}} input {q(m)}; "
-                                     "write outputs elsewhere")
+            raise OptionError(
+                "out", f"{q(out)} is the folder of the {{model}} input {q(m)}; write outputs elsewhere"
+            )
 
 
 def _write(cfg: Any, rep: dict) -> None:
@@ -163,20 +196,29 @@ def _write(cfg: Any, rep: dict) -> None:
     if cfg.recommend is not None:
         rep["recommendation"] = recommend(rep["results"], cfg.recommend)
     d = rep["device"]
-    head = (f"Device: {d['cpu']} ({d['cores']} cores; {d['isa'] or 'ISA unknown'}), GPU: {d['gpu']}; "
-            f"onnxruntime {d['onnxruntime']}, openvino {d['openvino']}, tensorrt {d['tensorrt']}")
+    head = (
+        f"Device: {d['cpu']} ({d['cores']} cores; {d['isa'] or 'ISA unknown'}), GPU: {d['gpu']}; "
+        f"onnxruntime {d['onnxruntime']}, openvino {d['openvino']}, tensorrt {d['tensorrt']}"
+    )
     text = head + "\n\n" + markdown_table(rep["results"])
     if cfg.recommend is not None:
         rec = rep["recommendation"]
-        text += "\n\n" + (f"Recommended (fastest within {cfg.recommend} mIoU points of the best "
-                          f"model's FP32 row): {rec['row']} ({rec['model']}), p50 "
-                          f"{rec['latency_ms_p50']:.2f} ms, mIoU {100 * rec['miou']:.2f}%" if rec
-                          else f"No measured row within {cfg.recommend} mIoU points of the "
-                               "best model's FP32 row.")
+        text += "\n\n" + (
+            f"Recommended (fastest within {cfg.recommend} mIoU points of the best "
+            f"model's FP32 row): {rec['row']} ({rec['model']}), p50 "
+            f"{rec['latency_ms_p50']:.2f} ms, mIoU {100 * rec['miou']:.2f}%"
+            if rec
+            else f"No measured row within {cfg.recommend} mIoU points of the best model's FP32 row."
+        )
     rep = json.loads(json.dumps(json_safe(rep), default=str))
-    print(printable(text, lines=True) if cfg.format == "md" else json.dumps(rep, indent=2)
-          if cfg.format == "json" else csv_table(rep["results"]), end="\n" if cfg.format != "csv"
-          else "")
+    print(
+        printable(text, lines=True)
+        if cfg.format == "md"
+        else json.dumps(rep, indent=2)
+        if cfg.format == "json"
+        else csv_table(rep["results"]),
+        end="\n" if cfg.format != "csv" else "",
+    )
     if not cfg.out:
         return
     out = Path(cfg.out)

@@ -5,6 +5,7 @@ from them); the run is :func:`rdd.runtime.runner.run_inference`. This module imp
 standard library at load time, so the SIGINT / SIGTERM handlers are installed before numpy,
 OpenCV or a runtime load, and a Ctrl-C during those imports is a one-line exit 130.
 """
+
 from __future__ import annotations
 
 import os
@@ -19,8 +20,10 @@ os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 __all__ = ["main", "build_parser", "EXAMPLES"]
 
-_DESCRIPTION = ("Real-time semantic segmentation on a video, a camera or images: FPS, latency "
-                "percentiles, mIoU against labels, overlays, masks and a live view.")
+_DESCRIPTION = (
+    "Real-time semantic segmentation on a video, a camera or images: FPS, latency "
+    "percentiles, mIoU against labels, overlays, masks and a live view."
+)
 EXAMPLES = """examples:
   rdd-infer --model student.onnx --video drive.mp4 --out overlay.mp4 --report r.json
   rdd-infer --model student.onnx --images camvid/val --labels camvid/valannot --report r.json
@@ -35,11 +38,18 @@ exit codes: 0 completed, 2 bad input / a video that stops decoding / a dropped s
 
 def build_parser(prog: str = "rdd-infer"):
     """The argparse parser of :class:`~rdd.runtime.options.InferOptions`."""
-    from rdd.runtime.options import InferOptions, build_parser as build
+    from rdd.runtime.options import InferOptions
+    from rdd.runtime.options import build_parser as build
     from rdd.runtime.runner import version
 
-    return build(InferOptions, prog, description=_DESCRIPTION, epilog=EXAMPLES,
-                 groups=[("video", "camera", "images")], version=version())
+    return build(
+        InferOptions,
+        prog,
+        description=_DESCRIPTION,
+        epilog=EXAMPLES,
+        groups=[("video", "camera", "images")],
+        version=version(),
+    )
 
 
 class _Signals:
@@ -85,11 +95,11 @@ class _Signals:
         self._old.clear()
 
     def _handle(self, signum: int, frame: object) -> None:
-        if self.received is not None:   # one interruption is enough
+        if self.received is not None:  # one interruption is enough
             return
         self.received = reason = "sigint" if signum == signal.SIGINT else "sigterm"
         armed = self.stop.armed
-        self.stop.request(reason)       # flags only (the pipeline's listener too)
+        self.stop.request(reason)  # flags only (the pipeline's listener too)
         if not armed and not self.done:
             raise Interrupted(reason)
 
@@ -137,7 +147,7 @@ def _main(argv: list[str] | None, prog: str, signals: _Signals) -> int:
 
     try:
         rep = run_inference(cfg, stop=signals.stop)
-        signals.done = True   # outputs committed: a signal from here on is only recorded
+        signals.done = True  # outputs committed: a signal from here on is only recorded
     except KeyboardInterrupt:
         raise
     except (InputError, FileNotFoundError) as e:
@@ -155,9 +165,13 @@ def _main(argv: list[str] | None, prog: str, signals: _Signals) -> int:
     if c is not None:
         dm = "n/a" if c["delta_miou"] is None else f"{c['delta_miou']:+.2f}"
         dl = "n/a" if c["max_abs_logit_diff"] is None else f"{c['max_abs_logit_diff']:.3g}"
-        print(printable(f"compare {c['backend']} {c['model_path']} vs first on {c['frames']} "
-                        f"frames: argmax agreement {100 * c['argmax_agreement']:.2f}%, ΔmIoU {dm} "
-                        f"points, max |Δlogit| {dl}"))
+        print(
+            printable(
+                f"compare {c['backend']} {c['model_path']} vs first on {c['frames']} "
+                f"frames: argmax agreement {100 * c['argmax_agreement']:.2f}%, ΔmIoU {dm} "
+                f"points, max |Δlogit| {dl}"
+            )
+        )
     where = f"; report written to {args.report}" if args.report else ""
     reason = rep.get("stop_reason")
     if reason == "stream_ended":
@@ -168,7 +182,9 @@ def _main(argv: list[str] | None, prog: str, signals: _Signals) -> int:
         return 2
     if reason in SIGNAL_EXIT_CODES:
         kept = f"; the overlay {args.out} holds them" if rep.get("out") else ""
-        print(printable(f"error: interrupted ({reason.upper()}) after {rep['frames']} frames"
-                        f"{kept}{where}"), file=sys.stderr)
+        print(
+            printable(f"error: interrupted ({reason.upper()}) after {rep['frames']} frames{kept}{where}"),
+            file=sys.stderr,
+        )
         return SIGNAL_EXIT_CODES[reason]
     return 0

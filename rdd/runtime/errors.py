@@ -5,6 +5,7 @@ The library names options by their key (``batch must be >= 1``); the command lin
 same error with flag spellings (``--batch must be >= 1``): :meth:`OptionError.as_flags` is the
 one place that translation happens. Standard library only.
 """
+
 from __future__ import annotations
 
 import string
@@ -47,8 +48,7 @@ def printable(text: str, *, lines: bool = False) -> str:
     ``lines=True`` keeps the text's own line breaks (a table, a summary) and escapes the rest."""
     if lines:
         return "\n".join(printable(line) for line in str(text).split("\n"))
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
-                   for c in str(text))
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in str(text))
 
 
 def one_line(err: BaseException, *, flags: bool = True) -> str:

@@ -14,20 +14,32 @@ Library errors name keys (``batch must be >= 1``); the command line spells them 
 (:class:`rdd.runtime.errors.OptionError`). Standard library only (the walker is too), so the
 torch-free, PyYAML-free base install loads it.
 """
+
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import typing
+from collections.abc import Callable, Sequence
 from dataclasses import MISSING, dataclass
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from rdd.config.walker import ConfigError, Names, build, build_partial, doc_rows, invalid, param
 from rdd.runtime.errors import flag
 
-__all__ = ["InferOptions", "BenchOptions", "option", "options", "parse_options", "build_parser",
-           "doc_markdown",
-           "parse_ids", "parse_compare", "LABEL_MAPS", "MASK_FORMATS"]
+__all__ = [
+    "InferOptions",
+    "BenchOptions",
+    "option",
+    "options",
+    "parse_options",
+    "build_parser",
+    "doc_markdown",
+    "parse_ids",
+    "parse_compare",
+    "LABEL_MAPS",
+    "MASK_FORMATS",
+]
 
 LABEL_MAPS = ("auto", "none", "camvid")
 PRECISIONS = ("fp32", "fp16", "bf16")
@@ -36,11 +48,16 @@ PRECISIONS = ("fp32", "fp16", "bf16")
 def _table(what: str) -> Callable[[], list[str]]:
     """Choices read from the format table when a value is checked (a backend registered at run
     time is a valid ``--backend``)."""
+
     def names() -> list[str]:
         from rdd.runtime import backends as b
 
-        return {"backend": b.backend_names, "device": b.device_names,
-                "row kind": lambda: list(b.row_kinds())}[what]()
+        return {
+            "backend": b.backend_names,
+            "device": b.device_names,
+            "row kind": lambda: list(b.row_kinds()),
+        }[what]()
+
     return names
 
 
@@ -49,14 +66,19 @@ DEVICE_CHOICES = Names("device", _table("device"))
 MASK_FORMATS = ("ids", "palette")
 
 
-def option(default: Any = MISSING, *, metavar: str | None = None, nargs: str | None = None,
-           parse: Callable[[str], Any] | None = None, **kw: Any) -> Any:
+def option(
+    default: Any = MISSING,
+    *,
+    metavar: str | None = None,
+    nargs: str | None = None,
+    parse: Callable[[str], Any] | None = None,
+    **kw: Any,
+) -> Any:
     """:func:`rdd.config.walker.param` plus how the command line reads it: ``metavar``,
     ``nargs`` (``"+"`` for a list) and ``parse`` (text → value, before the walker checks it;
     default: by the declared type)."""
     f = param(default, **kw)
-    f.metadata = type(f.metadata)({**f.metadata, "metavar": metavar, "nargs": nargs,
-                                   "parse": parse})
+    f.metadata = type(f.metadata)({**f.metadata, "metavar": metavar, "nargs": nargs, "parse": parse})
     return f
 
 
@@ -76,8 +98,9 @@ def parse_compare(text: str) -> tuple[str, str | None]:
     """``"BACKEND"`` or ``"BACKEND:MODEL"`` → ``(backend, model or None)``."""
     backend, _, model = str(text).partition(":")
     if backend not in BACKEND_CHOICES.names():
-        raise ValueError(f"expected BACKEND[:MODEL] with BACKEND one of "
-                         f"{', '.join(BACKEND_CHOICES.names())}; got {text!r}")
+        raise ValueError(
+            f"expected BACKEND[:MODEL] with BACKEND one of {', '.join(BACKEND_CHOICES.names())}; got {text!r}"
+        )
     return backend, model or None
 
 
@@ -131,92 +154,181 @@ def _serve(text: str) -> str:
 class InferOptions:
     """``rdd-infer``: real-time segmentation of a video, a camera or images."""
 
-    model: str = option(metavar="MODEL", doc="model file (.onnx with rdd_meta, OpenVINO .xml, "
-                        "TensorRT .engine/.plan with its .json sidecar, .pt training artifact) "
-                        "or a zoo name (python -m rdd.runtime.zoo lists them, e.g. camvid/rdd_16x-s0)")
-    backend: str = option("auto", choices=BACKEND_CHOICES, doc="inference backend; auto picks "
-                          "the first installed one that opens the model's format")
-    device: str = option("cpu", choices=DEVICE_CHOICES, doc="ort: cpu / cuda / trt (TensorRT "
-                         "execution provider); openvino: cpu / gpu / npu / auto; trt and torch: "
-                         "cuda (torch also cpu)")
-    threads: int | None = option(None, ge=1, le=1024, metavar="N",
-                                 doc="inference threads (intra-op); default: the runtime's")
-    precision: str | None = option(None, choices=PRECISIONS, doc="floating-point precision "
-                                   "where the runtime offers a choice (openvino: fp32 unless told, "
-                                   "bf16 / fp16 on CPUs and GPUs that have them); the report "
-                                   "names the precision that ran")
-    video: str | None = option(None, metavar="FILE|URL|PIPELINE",
-                               doc="a video file; a stream URL (rtsp://, rtmp://, http(s)://, "
-                                   "udp://, file://, ...) read by OpenCV's FFmpeg backend (a "
-                                   "finite video behind http(s) ends at its last frame); or a "
-                                   "GStreamer pipeline ending in appsink (text containing ' ! ')")
-    camera: str | None = option(None, metavar="INDEX|DEVICE",
-                                doc="live camera: an index (0) or a device path (/dev/video0)")
-    images: str | None = option(None, metavar="DIR|FILE|GLOB",
-                                doc="images in file-name order: a folder, one image, or a glob "
-                                    "('frames/*.png', quoted)")
-    labels: str | None = option(None, metavar="DIR", doc="ground-truth masks for streaming mIoU "
-                                "(single-channel train ids, 255 = ignore): by file stem for "
-                                "images, by frame index (frame_000000.png, ...) for videos. "
-                                "Palette PNGs are read as indices, 16-bit PNGs as ids; an id "
-                                "outside the model's classes is an error; a frame without a mask "
-                                "is skipped and counted (labels_missing)")
-    label_map: str = option("auto", choices=LABEL_MAPS, doc="raw annotation ids to ignore: "
-                            "'camvid' maps SegNet CamVid's 11 (Unlabelled) to 255, so "
-                            "../shared/data/camvid/valannot works as is; 'auto' does that when the "
-                            "model's classes are CamVid's; 'none' maps nothing")
-    ignore_ids: list[int] = option([], metavar="IDS", parse=parse_ids,
-                                   doc="extra comma-separated label ids to treat as ignore (e.g. 11)")
-    stream_timeout: float = option(5.0, gt=0, le=3600, metavar="SECONDS",
-                                   doc="stream URLs: give up opening, or one read, after this long")
-    reconnect: int = option(3, ge=0, metavar="N", doc="a live camera/stream that stops "
-                            "delivering frames is reopened up to N times in a row (waits 0.5 s, "
-                            "1 s, 2 s, ... at most 5 s); then the run ends with stop_reason "
-                            "'stream_ended', exit 2. 0 = no reconnect")
-    max_frames: int | None = option(None, ge=1, metavar="N", doc="stop after this many frames "
-                                    "read from the input")
-    warmup: int = option(5, ge=0, metavar="N", doc="first frames excluded from statistics (none "
-                         "if fewer than 2 would be left: the report's 'warmup' says how many "
-                         "were, 'note' why)")
-    resize: str = option("model", parse=_resize, check=_check_resize, metavar="model|native|HxW",
-                         doc="inference size: 'model' = the model's input_size (the size it was "
-                             "exported and evaluated at), 'native' = each frame's own size, or "
-                             "HxW; fixed-size models always use their own size; streaming mIoU "
-                             "is scored at the inference size")
-    max_input_pixels: int | None = option(None, ge=1, parse=_positive_int, metavar="N",
-                                          doc="largest H*W of a frame, "
-                                          "a label or the model's input size (a guard against "
-                                          "huge or tampered files); default: "
-                                          "$RDD_MAX_INPUT_PIXELS or 16777216 (4096x4096)")
-    out: str | None = option(None, metavar="MP4", doc="write the colour overlay with FPS to this "
-                             ".mp4 (mp4v)")
-    fps: float | None = option(None, gt=0, le=1000, metavar="FPS", doc="frame rate of out "
-                               "(default: the video's, else 30); also the real-time rate of "
-                               "images and, when given, of a live camera/stream")
+    model: str = option(
+        metavar="MODEL",
+        doc="model file (.onnx with rdd_meta, OpenVINO .xml, "
+        "TensorRT .engine/.plan with its .json sidecar, .pt training artifact) "
+        "or a zoo name (python -m rdd.runtime.zoo lists them, e.g. camvid/rdd_16x-s0)",
+    )
+    backend: str = option(
+        "auto",
+        choices=BACKEND_CHOICES,
+        doc="inference backend; auto picks the first installed one that opens the model's format",
+    )
+    device: str = option(
+        "cpu",
+        choices=DEVICE_CHOICES,
+        doc="ort: cpu / cuda / trt (TensorRT "
+        "execution provider); openvino: cpu / gpu / npu / auto; trt and torch: "
+        "cuda (torch also cpu)",
+    )
+    threads: int | None = option(
+        None, ge=1, le=1024, metavar="N", doc="inference threads (intra-op); default: the runtime's"
+    )
+    precision: str | None = option(
+        None,
+        choices=PRECISIONS,
+        doc="floating-point precision "
+        "where the runtime offers a choice (openvino: fp32 unless told, "
+        "bf16 / fp16 on CPUs and GPUs that have them); the report "
+        "names the precision that ran",
+    )
+    video: str | None = option(
+        None,
+        metavar="FILE|URL|PIPELINE",
+        doc="a video file; a stream URL (rtsp://, rtmp://, http(s)://, "
+        "udp://, file://, ...) read by OpenCV's FFmpeg backend (a "
+        "finite video behind http(s) ends at its last frame); or a "
+        "GStreamer pipeline ending in appsink (text containing ' ! ')",
+    )
+    camera: str | None = option(
+        None, metavar="INDEX|DEVICE", doc="live camera: an index (0) or a device path (/dev/video0)"
+    )
+    images: str | None = option(
+        None,
+        metavar="DIR|FILE|GLOB",
+        doc="images in file-name order: a folder, one image, or a glob ('frames/*.png', quoted)",
+    )
+    labels: str | None = option(
+        None,
+        metavar="DIR",
+        doc="ground-truth masks for streaming mIoU "
+        "(single-channel train ids, 255 = ignore): by file stem for "
+        "images, by frame index (frame_000000.png, ...) for videos. "
+        "Palette PNGs are read as indices, 16-bit PNGs as ids; an id "
+        "outside the model's classes is an error; a frame without a mask "
+        "is skipped and counted (labels_missing)",
+    )
+    label_map: str = option(
+        "auto",
+        choices=LABEL_MAPS,
+        doc="raw annotation ids to ignore: "
+        "'camvid' maps SegNet CamVid's 11 (Unlabelled) to 255, so "
+        "../shared/data/camvid/valannot works as is; 'auto' does that when the "
+        "model's classes are CamVid's; 'none' maps nothing",
+    )
+    ignore_ids: list[int] = option(
+        [], metavar="IDS", parse=parse_ids, doc="extra comma-separated label ids to treat as ignore (e.g. 11)"
+    )
+    stream_timeout: float = option(
+        5.0,
+        gt=0,
+        le=3600,
+        metavar="SECONDS",
+        doc="stream URLs: give up opening, or one read, after this long",
+    )
+    reconnect: int = option(
+        3,
+        ge=0,
+        metavar="N",
+        doc="a live camera/stream that stops "
+        "delivering frames is reopened up to N times in a row (waits 0.5 s, "
+        "1 s, 2 s, ... at most 5 s); then the run ends with stop_reason "
+        "'stream_ended', exit 2. 0 = no reconnect",
+    )
+    max_frames: int | None = option(
+        None, ge=1, metavar="N", doc="stop after this many frames read from the input"
+    )
+    warmup: int = option(
+        5,
+        ge=0,
+        metavar="N",
+        doc="first frames excluded from statistics (none "
+        "if fewer than 2 would be left: the report's 'warmup' says how many "
+        "were, 'note' why)",
+    )
+    resize: str = option(
+        "model",
+        parse=_resize,
+        check=_check_resize,
+        metavar="model|native|HxW",
+        doc="inference size: 'model' = the model's input_size (the size it was "
+        "exported and evaluated at), 'native' = each frame's own size, or "
+        "HxW; fixed-size models always use their own size; streaming mIoU "
+        "is scored at the inference size",
+    )
+    max_input_pixels: int | None = option(
+        None,
+        ge=1,
+        parse=_positive_int,
+        metavar="N",
+        doc="largest H*W of a frame, "
+        "a label or the model's input size (a guard against "
+        "huge or tampered files); default: "
+        "$RDD_MAX_INPUT_PIXELS or 16777216 (4096x4096)",
+    )
+    out: str | None = option(None, metavar="MP4", doc="write the colour overlay with FPS to this .mp4 (mp4v)")
+    fps: float | None = option(
+        None,
+        gt=0,
+        le=1000,
+        metavar="FPS",
+        doc="frame rate of out "
+        "(default: the video's, else 30); also the real-time rate of "
+        "images and, when given, of a live camera/stream",
+    )
     alpha: float = option(0.5, ge=0, le=1, metavar="A", doc="overlay opacity of the colour mask")
-    save_masks: str | None = option(None, metavar="DIR", doc="one label PNG per processed frame "
-                                    "(train ids, at the frame's size): <image stem>.png for "
-                                    "images, frame_%06d.png otherwise; DIR must be new or empty")
-    mask_format: str = option("ids", choices=MASK_FORMATS, doc="save_masks PNGs: 'ids' (grey "
-                              "train ids) or 'palette' (indexed PNGs in the classes' colours, "
-                              "still read as ids)")
-    save_overlays: str | None = option(None, metavar="DIR", doc="one colour overlay JPEG per "
-                                       "processed frame; DIR must be new or empty")
-    serve: str | None = option(None, parse=_serve, metavar="HOST:PORT", doc="a live view for a "
-                               "headless device: an MJPEG stream of the overlay and a page with "
-                               "the live figures at http://HOST:PORT/ (127.0.0.1 unless a host "
-                               "is given; 0.0.0.0 exposes it to the network)")
-    batch: int = option(1, metavar="N", doc="throughput mode for images and video files: N "
-                        "frames per inference call, N >= 1 (needs a dynamic batch axis)")
-    realtime: bool = option(False, doc="run a file as a camera would deliver it: paced at its "
-                            "fps; a frame arriving while inference is busy replaces the waiting "
-                            "one (latest-frame-wins); live sources always run this way")
-    report: str | None = option(None, metavar="JSON", doc="write the figures as JSON here; "
-                                "'completed' and 'stop_reason' say how the run ended")
-    compare: str | None = option(None, check=_check_compare, metavar="BACKEND[:MODEL]",
-                                  doc="run a second build (BACKEND on MODEL, default the same "
-                                      "model) on the same frames after the run and report argmax "
-                                      "agreement, ΔmIoU and max |Δlogit| against the first")
+    save_masks: str | None = option(
+        None,
+        metavar="DIR",
+        doc="one label PNG per processed frame "
+        "(train ids, at the frame's size): <image stem>.png for "
+        "images, frame_%06d.png otherwise; DIR must be new or empty",
+    )
+    mask_format: str = option(
+        "ids",
+        choices=MASK_FORMATS,
+        doc="save_masks PNGs: 'ids' (grey "
+        "train ids) or 'palette' (indexed PNGs in the classes' colours, "
+        "still read as ids)",
+    )
+    save_overlays: str | None = option(
+        None, metavar="DIR", doc="one colour overlay JPEG per processed frame; DIR must be new or empty"
+    )
+    serve: str | None = option(
+        None,
+        parse=_serve,
+        metavar="HOST:PORT",
+        doc="a live view for a "
+        "headless device: an MJPEG stream of the overlay and a page with "
+        "the live figures at http://HOST:PORT/ (127.0.0.1 unless a host "
+        "is given; 0.0.0.0 exposes it to the network)",
+    )
+    batch: int = option(
+        1,
+        metavar="N",
+        doc="throughput mode for images and video files: N "
+        "frames per inference call, N >= 1 (needs a dynamic batch axis)",
+    )
+    realtime: bool = option(
+        False,
+        doc="run a file as a camera would deliver it: paced at its "
+        "fps; a frame arriving while inference is busy replaces the waiting "
+        "one (latest-frame-wins); live sources always run this way",
+    )
+    report: str | None = option(
+        None,
+        metavar="JSON",
+        doc="write the figures as JSON here; 'completed' and 'stop_reason' say how the run ended",
+    )
+    compare: str | None = option(
+        None,
+        check=_check_compare,
+        metavar="BACKEND[:MODEL]",
+        doc="run a second build (BACKEND on MODEL, default the same "
+        "model) on the same frames after the run and report argmax "
+        "agreement, ΔmIoU and max |Δlogit| against the first",
+    )
     queue_size: int = option(2, ge=1, le=256, metavar="N", doc="capacity of the inter-stage queues")
     no_progress: bool = option(False, doc="no progress bar on stderr")
     debug: bool = option(False, doc="show full tracebacks on errors")
@@ -224,8 +336,7 @@ class InferOptions:
     def _validate(self) -> None:
         given = [k for k in ("video", "camera", "images") if getattr(self, k) is not None]
         if len(given) != 1:
-            raise invalid("", f": give exactly one input (video, camera or images), got "
-                              f"{given or 'none'}")
+            raise invalid("", f": give exactly one input (video, camera or images), got {given or 'none'}")
         _check_size_bound(self.resize, self.max_input_pixels)
 
 
@@ -233,51 +344,79 @@ class InferOptions:
 class BenchOptions:
     """``rdd-bench``: every build × backend this device runs, measured."""
 
-    model: list[str] = option(nargs="+", metavar="PATH", ge=1, doc="exported students: .onnx "
-                              "(FP32 or INT8 QDQ), OpenVINO .xml, TensorRT .engine (with sidecar), "
-                              ".pt artifact, or export folders holding them; each model is "
-                              "compared with its own FP32 build")
-    images: str | None = option(None, metavar="DIR|FILE|GLOB",
-                                doc="frames for accuracy and the latency input")
+    model: list[str] = option(
+        nargs="+",
+        metavar="PATH",
+        ge=1,
+        doc="exported students: .onnx "
+        "(FP32 or INT8 QDQ), OpenVINO .xml, TensorRT .engine (with sidecar), "
+        ".pt artifact, or export folders holding them; each model is "
+        "compared with its own FP32 build",
+    )
+    images: str | None = option(
+        None, metavar="DIR|FILE|GLOB", doc="frames for accuracy and the latency input"
+    )
     labels: str | None = option(None, metavar="DIR", doc="masks for images (mIoU columns)")
     label_map: str = option("auto", choices=LABEL_MAPS, doc="as rdd-infer's")
     ignore_ids: list[int] = option([], metavar="IDS", parse=parse_ids, doc="as rdd-infer's")
-    frames: int | None = option(None, ge=1, metavar="N",
-                                doc="accuracy frames (evenly spaced; default all)")
-    clip: str | None = option(None, metavar="PATH",
-                              doc="video or image folder for end-to-end FPS (default: images)")
-    e2e_frames: int = option(60, ge=0, le=100_000, metavar="N", doc="frames of end-to-end runs "
-                             "per row, split over the interleaved rounds (median FPS of the "
-                             "rounds; 0: no e2e column)")
-    sizes: list[str] = option(["model"], nargs="+", parse=_resize,
-                              metavar="HxW", doc="inference sizes (model, native or HxW)")
-    threads: list[int] | None = option(None, nargs="+", metavar="N", ge=1,
-                                       doc="thread counts (default: this machine's cores)")
+    frames: int | None = option(None, ge=1, metavar="N", doc="accuracy frames (evenly spaced; default all)")
+    clip: str | None = option(
+        None, metavar="PATH", doc="video or image folder for end-to-end FPS (default: images)"
+    )
+    e2e_frames: int = option(
+        60,
+        ge=0,
+        le=100_000,
+        metavar="N",
+        doc="frames of end-to-end runs "
+        "per row, split over the interleaved rounds (median FPS of the "
+        "rounds; 0: no e2e column)",
+    )
+    sizes: list[str] = option(
+        ["model"], nargs="+", parse=_resize, metavar="HxW", doc="inference sizes (model, native or HxW)"
+    )
+    threads: list[int] | None = option(
+        None, nargs="+", metavar="N", ge=1, doc="thread counts (default: this machine's cores)"
+    )
     batch: list[int] = option([1], nargs="+", metavar="N", ge=1, doc="batch sizes")
-    rows: list[str] | None = option(None, nargs="+", choices=Names("row kind", _table("row kind")),
-                                    doc="only these row kinds (ort_cpu, openvino_cpu, ...)")
-    duration: float = option(3.0, ge=0, le=3600, metavar="S",
-                             doc="timed seconds per row (trtexec)")
+    rows: list[str] | None = option(
+        None,
+        nargs="+",
+        choices=Names("row kind", _table("row kind")),
+        doc="only these row kinds (ort_cpu, openvino_cpu, ...)",
+    )
+    duration: float = option(3.0, ge=0, le=3600, metavar="S", doc="timed seconds per row (trtexec)")
     warmup_ms: float = option(200.0, ge=0, le=600_000, metavar="MS", doc="warm-up per row")
     min_runs: int = option(10, ge=1, le=1_000_000, metavar="N", doc="timed runs per row at least")
     rounds: int = option(5, ge=1, le=1000, metavar="N", doc="interleaved rounds")
-    clock: str = option("wall", choices=("wall", "cpu"), doc="wall: time.perf_counter (the "
-                        "latency a user sees); cpu: this process's CPU time (insensitive to other "
-                        "load; meaningful with threads 1; e2e FPS stays wall-clock)")
+    clock: str = option(
+        "wall",
+        choices=("wall", "cpu"),
+        doc="wall: time.perf_counter (the "
+        "latency a user sees); cpu: this process's CPU time (insensitive to other "
+        "load; meaningful with threads 1; e2e FPS stays wall-clock)",
+    )
     max_input_pixels: int | None = option(None, ge=1, metavar="N", doc="as rdd-infer's")
-    recommend: float | None = option(None, ge=0, le=100, metavar="MAX_MIOU_LOSS",
-                                     doc="name the fastest row within this many mIoU points of "
-                                         "the most accurate model's FP32 row (Pareto front)")
-    out: str | None = option(None, metavar="DIR",
-                             doc="write bench.json, bench.csv, bench.md and bench.png here")
-    format: str = option("md", choices=("md", "json", "csv"),
-                         doc="what is printed on stdout: the markdown table, JSON or CSV")
+    recommend: float | None = option(
+        None,
+        ge=0,
+        le=100,
+        metavar="MAX_MIOU_LOSS",
+        doc="name the fastest row within this many mIoU points of "
+        "the most accurate model's FP32 row (Pareto front)",
+    )
+    out: str | None = option(
+        None, metavar="DIR", doc="write bench.json, bench.csv, bench.md and bench.png here"
+    )
+    format: str = option(
+        "md", choices=("md", "json", "csv"), doc="what is printed on stdout: the markdown table, JSON or CSV"
+    )
     title: str | None = option(None, metavar="TEXT", doc="plot title")
 
     def _validate(self) -> None:
         if self.labels and not self.images:
             raise invalid("labels", "needs {images}")
-        for key in ("threads", "batch"):   # the walker's ge on a list means "non-empty"
+        for key in ("threads", "batch"):  # the walker's ge on a list means "non-empty"
             bad = [v for v in getattr(self, key) or () if v < 1]
             if bad:
                 raise invalid(key, f"must be >= 1, got {bad[0]}")
@@ -299,8 +438,11 @@ def _check_size_bound(resize: str, max_input_pixels: int | None, key: str = "res
     except InputError as e:
         raise invalid("max_input_pixels", f": {e}") from None
     if hw[0] * hw[1] > limit:
-        raise invalid(key, f"{hw[0]}x{hw[1]} is {hw[0] * hw[1]} pixels, above the limit of "
-                           f"{limit} (raise it with {{max_input_pixels}} or $RDD_MAX_INPUT_PIXELS)")
+        raise invalid(
+            key,
+            f"{hw[0]}x{hw[1]} is {hw[0] * hw[1]} pixels, above the limit of "
+            f"{limit} (raise it with {{max_input_pixels}} or $RDD_MAX_INPUT_PIXELS)",
+        )
 
 
 # --------------------------------------------------------------------------- building
@@ -330,13 +472,15 @@ def options(cls: type, values: dict[str, Any] | None = None, **kw: Any) -> Any:
         key, _, msg = str(e).partition(" ")
         if key in {f.name for f in dataclasses.fields(cls)}:
             raise OptionError(key, msg.replace("{", "{{").replace("}", "}}")) from None
-        raise OptionError("options", str(e).lstrip(":").replace("{", "{{").replace("}", "}}")
-                          ) from None
+        raise OptionError("options", str(e).lstrip(":").replace("{", "{{").replace("}", "}}")) from None
 
 
 def _convert(tp: Any, text: str) -> Any:
-    tp = typing.get_args(tp)[0] if typing.get_origin(tp) in (typing.Union, type(int | None)) \
-        and type(None) in typing.get_args(tp) else tp
+    tp = (
+        typing.get_args(tp)[0]
+        if typing.get_origin(tp) in (typing.Union, type(int | None)) and type(None) in typing.get_args(tp)
+        else tp
+    )
     if typing.get_origin(tp) is list:
         tp = (typing.get_args(tp) or (str,))[0]
     if tp is int:
@@ -366,9 +510,10 @@ def _arg_type(cls: type, f: dataclasses.Field, tp: Any) -> Callable[[str], Any]:
         except (ValueError, ConfigError) as e:
             msg = str(e)
             if isinstance(e, ConfigError) and msg.startswith(f.name + " "):
-                msg = msg[len(f.name) + 1:]
+                msg = msg[len(f.name) + 1 :]
             raise argparse.ArgumentTypeError(msg) from None
         return v
+
     return parse
 
 
@@ -392,16 +537,25 @@ class _Help(argparse.RawDescriptionHelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         h = action.help or ""
-        if action.default not in (None, False, [], "", argparse.SUPPRESS) and \
-                "%(default)" not in h and action.option_strings:
+        if (
+            action.default not in (None, False, [], "", argparse.SUPPRESS)
+            and "%(default)" not in h
+            and action.option_strings
+        ):
             d = action.default
             h += f" (default: {' '.join(map(str, d)) if isinstance(d, list) else d})"
         return h
 
 
-def build_parser(cls: type, prog: str, *, description: str = "", epilog: str = "",
-                 groups: Sequence[Sequence[str]] = (), version: str | None = None
-                 ) -> argparse.ArgumentParser:
+def build_parser(
+    cls: type,
+    prog: str,
+    *,
+    description: str = "",
+    epilog: str = "",
+    groups: Sequence[Sequence[str]] = (),
+    version: str | None = None,
+) -> argparse.ArgumentParser:
     """An argparse parser of ``cls``'s declarations: one ``--flag`` per field; ``groups`` are
     fields of which exactly one is required (``video``/``camera``/``images``)."""
     p = _Parser(prog=prog, description=description, epilog=epilog, formatter_class=_Help)
@@ -424,7 +578,7 @@ def build_parser(cls: type, prog: str, *, description: str = "", epilog: str = "
             continue
         kw["type"] = _arg_type(cls, f, tp)
         choices = md.get("choices")
-        if isinstance(choices, Names):   # checked by the walker as parsed; listed in the usage
+        if isinstance(choices, Names):  # checked by the walker as parsed; listed in the usage
             kw["metavar"] = "{" + ",".join(choices.names()) + "}"
         elif choices is not None and md.get("nargs") is None:
             kw["choices"] = list(choices)
@@ -434,22 +588,20 @@ def build_parser(cls: type, prog: str, *, description: str = "", epilog: str = "
         if md.get("metavar") and "choices" not in kw and "metavar" not in kw:
             kw["metavar"] = md["metavar"]
         required = f.default is MISSING and f.default_factory is MISSING
-        default = None if required else (f.default if f.default is not MISSING
-                                         else f.default_factory())
+        default = None if required else (f.default if f.default is not MISSING else f.default_factory())
         target.add_argument(flag(f.name), required=required, default=default, **kw)
     return p
 
 
 def doc_markdown(cls: type, command: str) -> str:
     """The option table of ``command`` (a ``docs/DEPLOY.md`` section, generated and tested)."""
-    lines = [f"| `{command}` option | type | default | allowed | meaning |",
-             "|---|---|---|---|---|"]
+    lines = [f"| `{command}` option | type | default | allowed | meaning |", "|---|---|---|---|---|"]
     for key, typ, default, allowed, doc in doc_rows(cls):
         cells = [f"`{flag(key)}`", typ, f"`{default}`" if default else "", allowed, doc]
-        lines.append("| " + " | ".join(c.replace("|", "\\|") if c is not allowed else c
-                                       for c in cells) + " |")
+        lines.append(
+            "| " + " | ".join(c.replace("|", "\\|") if c is not allowed else c for c in cells) + " |"
+        )
     return "\n".join(lines) + "\n"
-
 
 
 DOC_BEGIN = "<!-- options: generated by `python -m rdd.runtime.options`; do not edit by hand -->"
@@ -458,8 +610,10 @@ DOC_END = "<!-- options: end -->"
 
 def doc_section() -> str:
     """The option tables of ``docs/DEPLOY.md`` (between :data:`DOC_BEGIN` and :data:`DOC_END`)."""
-    return (f"{DOC_BEGIN}\n\n{doc_markdown(InferOptions, 'rdd-infer')}\n"
-            f"{doc_markdown(BenchOptions, 'rdd-bench')}\n{DOC_END}\n")
+    return (
+        f"{DOC_BEGIN}\n\n{doc_markdown(InferOptions, 'rdd-infer')}\n"
+        f"{doc_markdown(BenchOptions, 'rdd-bench')}\n{DOC_END}\n"
+    )
 
 
 if __name__ == "__main__":

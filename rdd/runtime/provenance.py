@@ -7,6 +7,7 @@ AVX-512 VNNI / AVX-VNNI, AMX, Arm dot-product), the GPU name if any, and the ver
 runtimes. Versions are read from the installed distributions' metadata, so nothing heavy (torch,
 TensorRT) is imported. Torch-free; standard library only.
 """
+
 from __future__ import annotations
 
 import functools
@@ -21,15 +22,39 @@ from typing import Any
 __all__ = ["device_info", "cpu_info", "gpu_name", "package_versions", "ISA_FLAGS"]
 
 # /proc/cpuinfo flags worth naming beside an INT8 figure (x86 and Arm spellings).
-ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512vl",
-             "avx512_vnni", "avx_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_int8",
-             "amx_bf16", "asimd", "asimddp", "asimdhp", "sve", "i8mm", "bf16")
+ISA_FLAGS = (
+    "sse4_2",
+    "avx",
+    "avx2",
+    "fma",
+    "f16c",
+    "avx512f",
+    "avx512bw",
+    "avx512vl",
+    "avx512_vnni",
+    "avx_vnni",
+    "avx512_bf16",
+    "avx512_fp16",
+    "amx_tile",
+    "amx_int8",
+    "amx_bf16",
+    "asimd",
+    "asimddp",
+    "asimdhp",
+    "sve",
+    "i8mm",
+    "bf16",
+)
 
 # report key → candidate distribution names (first installed wins)
 _PACKAGES = {
     "numpy": ("numpy",),
-    "opencv": ("opencv-python", "opencv-python-headless", "opencv-contrib-python",
-               "opencv-contrib-python-headless"),
+    "opencv": (
+        "opencv-python",
+        "opencv-python-headless",
+        "opencv-contrib-python",
+        "opencv-contrib-python-headless",
+    ),
     "onnx": ("onnx",),
     "onnxruntime": ("onnxruntime", "onnxruntime-gpu", "onnxruntime-openvino", "onnxruntime-directml"),
     "openvino": ("openvino",),
@@ -67,9 +92,12 @@ def cpu_info(cpuinfo_text: str | None = None) -> dict[str, Any]:
     except (AttributeError, OSError):
         cores = os.cpu_count()
     isa = [f for f in ISA_FLAGS if f in parsed["flags"]]
-    return {"cpu": parsed["model"] or platform.processor() or platform.machine(),
-            "arch": platform.machine(), "cores": cores,
-            "isa": " ".join(isa) if parsed["flags"] else None}
+    return {
+        "cpu": parsed["model"] or platform.processor() or platform.machine(),
+        "arch": platform.machine(),
+        "cores": cores,
+        "isa": " ".join(isa) if parsed["flags"] else None,
+    }
 
 
 def gpu_name() -> str | None:
@@ -77,8 +105,13 @@ def gpu_name() -> str | None:
     smi = shutil.which("nvidia-smi")
     if smi:
         try:
-            out = subprocess.run([smi, "--query-gpu=name", "--format=csv,noheader"],
-                                 capture_output=True, text=True, timeout=5, check=False).stdout
+            out = subprocess.run(
+                [smi, "--query-gpu=name", "--format=csv,noheader"],
+                capture_output=True,
+                text=True,
+                timeout=5,
+                check=False,
+            ).stdout
         except (OSError, subprocess.SubprocessError):
             out = ""
         names = [n.strip() for n in out.splitlines() if n.strip()]
@@ -108,8 +141,13 @@ def package_versions() -> dict[str, str | None]:
 
 @functools.lru_cache(maxsize=1)
 def _cached() -> dict[str, Any]:
-    return {**cpu_info(), "gpu": gpu_name(), "os": platform.platform(terse=True),
-            "python": platform.python_version(), **package_versions()}
+    return {
+        **cpu_info(),
+        "gpu": gpu_name(),
+        "os": platform.platform(terse=True),
+        "python": platform.python_version(),
+        **package_versions(),
+    }
 
 
 def device_info() -> dict[str, Any]:

@@ -10,26 +10,36 @@
    (one frame at a time, :func:`~rdd.runtime.measure.score.compare_builds`);
 4. writes the report and commits every output together (:mod:`rdd.runtime.stream.writers`).
 """
+
 from __future__ import annotations
 
 import math
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from rdd.runtime.errors import InputError, OptionError
 from rdd.runtime.options import LABEL_MAPS, InferOptions, options
 from rdd.runtime.stream.stop import StopSignal
 
-__all__ = ["open_source", "resolve_ignore_ids", "run_inference", "LABEL_MAPS", "StderrProgress",
-           "json_safe", "version"]
+__all__ = [
+    "open_source",
+    "resolve_ignore_ids",
+    "run_inference",
+    "LABEL_MAPS",
+    "StderrProgress",
+    "json_safe",
+    "version",
+]
 
 
 def version() -> str:
     """This package's version (``rdd_edge`` in every report, ``--version``)."""
-    from importlib.metadata import PackageNotFoundError, version as dist_version
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
 
     try:
         return dist_version("rdd-edge")
@@ -37,10 +47,16 @@ def version() -> str:
         return "0+unknown"
 
 
-def open_source(*, video: str | os.PathLike | None = None, camera: int | str | None = None,
-                images: str | os.PathLike | None = None, fps: float | None = None,
-                reconnect: int = 3, stream_timeout: float = 5.0,
-                max_pixels: int | None = None) -> Any:
+def open_source(
+    *,
+    video: str | os.PathLike | None = None,
+    camera: int | str | None = None,
+    images: str | os.PathLike | None = None,
+    fps: float | None = None,
+    reconnect: int = 3,
+    stream_timeout: float = 5.0,
+    max_pixels: int | None = None,
+) -> Any:
     """Exactly one of ``video`` / ``camera`` / ``images`` → a :class:`FrameSource`.
 
     ``video``: a file path, a stream URL (``rtsp://``, ``http(s)://``, ``file://`` …) or a
@@ -48,8 +64,14 @@ def open_source(*, video: str | os.PathLike | None = None, camera: int | str | N
     ``camera``: an index or a device path. ``reconnect``: reopen attempts of a live source that
     drops. ``max_pixels``: largest frame accepted, checked before decoding.
     """
-    from rdd.runtime.stream.sources import (CameraSource, ImageFolderSource, StreamSource,
-                                            VideoSource, is_gstreamer_pipeline, stream_scheme)
+    from rdd.runtime.stream.sources import (
+        CameraSource,
+        ImageFolderSource,
+        StreamSource,
+        VideoSource,
+        is_gstreamer_pipeline,
+        stream_scheme,
+    )
 
     given = [k for k, v in (("video", video), ("camera", camera), ("images", images)) if v is not None]
     if len(given) != 1:
@@ -57,10 +79,12 @@ def open_source(*, video: str | os.PathLike | None = None, camera: int | str | N
     if reconnect < 0:
         raise OptionError("reconnect", f"must be >= 0, got {reconnect}")
     if video is not None:
-        if (isinstance(video, str) and not os.path.isfile(video)
-                and (is_gstreamer_pipeline(video) or stream_scheme(video))):
-            return StreamSource(video, timeout_s=stream_timeout, reconnect=reconnect,
-                                max_pixels=max_pixels)
+        if (
+            isinstance(video, str)
+            and not os.path.isfile(video)
+            and (is_gstreamer_pipeline(video) or stream_scheme(video))
+        ):
+            return StreamSource(video, timeout_s=stream_timeout, reconnect=reconnect, max_pixels=max_pixels)
         return VideoSource(video, max_pixels=max_pixels)
     if camera is not None:
         return CameraSource(camera, reconnect=reconnect, max_pixels=max_pixels)
@@ -103,11 +127,13 @@ def resolve_ignore_ids(label_map: str, ignore_ids: Sequence[int], classes: Any) 
         ids.add(CAMVID_UNLABELLED)
     bad = sorted(i for i in ids if 0 <= i < classes.num_classes)
     if bad and label_map != "camvid":
-        raise OptionError("ignore_ids", f"{bad} are class ids of this model "
-                                        f"({classes.num_classes} classes)")
+        raise OptionError("ignore_ids", f"{bad} are class ids of this model ({classes.num_classes} classes)")
     if bad:
-        raise OptionError("label_map", f"camvid maps id 11 to ignore, but this model has "
-                                       f"{classes.num_classes} classes (11 is one of them)")
+        raise OptionError(
+            "label_map",
+            f"camvid maps id 11 to ignore, but this model has "
+            f"{classes.num_classes} classes (11 is one of them)",
+        )
     return tuple(sorted(ids))
 
 
@@ -128,12 +154,17 @@ def _progress(total: int | None, enabled: bool) -> tuple[Any, Any]:
 
 
 def _outputs(cfg: InferOptions) -> dict[str, tuple[str | None, str]]:
-    return {"out": (cfg.out, "file"), "report": (cfg.report, "file"),
-            "save_masks": (cfg.save_masks, "dir"), "save_overlays": (cfg.save_overlays, "dir")}
+    return {
+        "out": (cfg.out, "file"),
+        "report": (cfg.report, "file"),
+        "save_masks": (cfg.save_masks, "dir"),
+        "save_overlays": (cfg.save_overlays, "dir"),
+    }
 
 
-def run_inference(cfg: InferOptions | None = None, *, stop: StopSignal | None = None,
-                  **values: Any) -> dict[str, Any]:
+def run_inference(
+    cfg: InferOptions | None = None, *, stop: StopSignal | None = None, **values: Any
+) -> dict[str, Any]:
     """Run the model of ``cfg`` on its input; returns the report (also written to ``report``).
 
     ``cfg`` is an :class:`~rdd.runtime.options.InferOptions` (or give its keys as keyword
@@ -146,12 +177,12 @@ def run_inference(cfg: InferOptions | None = None, *, stop: StopSignal | None = 
     import cv2
 
     from rdd.runtime.backends import open_build
-    from rdd.runtime.stream.outputs import check_outputs, model_files
+    from rdd.runtime.options import parse_compare
     from rdd.runtime.stream.labels import LabelFolder
+    from rdd.runtime.stream.outputs import check_outputs, model_files
     from rdd.runtime.stream.sources import CameraSource, ImageFolderSource
     from rdd.runtime.stream.stream import Pipeline, PipelineConfig
     from rdd.runtime.stream.writers import StagedFile, commit, discard
-    from rdd.runtime.options import parse_compare
     from rdd.runtime.zoo import resolve_model
 
     cfg = cfg if isinstance(cfg, InferOptions) else options(InferOptions, values)
@@ -163,21 +194,37 @@ def run_inference(cfg: InferOptions | None = None, *, stop: StopSignal | None = 
         if compare[1] and not os.path.isfile(second):
             raise OptionError("compare", f": model file not found: {second}")
         if cfg.images is None and _video_file(cfg.video) in (None, "") or cfg.camera is not None:
-            raise OptionError("compare", "needs {images} or a video file (not a camera or "
-                                         "stream)")
-    check_outputs({k: v for k, v in _outputs(cfg).items()},
-                  {"video": _video_file(cfg.video), "model": model_files(model),
-                   "labels": cfg.labels, "images": cfg.images,
-                   "compare": model_files(second) if second else None})
-    cv2.setNumThreads(1)   # the pipeline overlaps its own threads; OpenCV's pool only competes
-    source = open_source(video=cfg.video, camera=cfg.camera, images=cfg.images,
-                         reconnect=cfg.reconnect, stream_timeout=cfg.stream_timeout,
-                         max_pixels=cfg.max_input_pixels)
+            raise OptionError("compare", "needs {images} or a video file (not a camera or stream)")
+    check_outputs(
+        {k: v for k, v in _outputs(cfg).items()},
+        {
+            "video": _video_file(cfg.video),
+            "model": model_files(model),
+            "labels": cfg.labels,
+            "images": cfg.images,
+            "compare": model_files(second) if second else None,
+        },
+    )
+    cv2.setNumThreads(1)  # the pipeline overlaps its own threads; OpenCV's pool only competes
+    source = open_source(
+        video=cfg.video,
+        camera=cfg.camera,
+        images=cfg.images,
+        reconnect=cfg.reconnect,
+        stream_timeout=cfg.stream_timeout,
+        max_pixels=cfg.max_input_pixels,
+    )
     live = None
     try:
         t0 = time.perf_counter()
-        be = open_build(model, backend=cfg.backend, device=cfg.device, threads=cfg.threads,
-                        precision=cfg.precision, max_pixels=cfg.max_input_pixels)
+        be = open_build(
+            model,
+            backend=cfg.backend,
+            device=cfg.device,
+            threads=cfg.threads,
+            precision=cfg.precision,
+            max_pixels=cfg.max_input_pixels,
+        )
         load_ms = 1e3 * (time.perf_counter() - t0)
         be2 = _open_second(cfg, compare[0], second, be) if second is not None else None
         label_folder = None
@@ -185,10 +232,14 @@ def run_inference(cfg: InferOptions | None = None, *, stop: StopSignal | None = 
             if isinstance(source, CameraSource):
                 raise OptionError("labels", "cannot be used with {camera}")
             ids = resolve_ignore_ids(cfg.label_map, cfg.ignore_ids, be.meta.classes)
-            label_folder = LabelFolder(cfg.labels, by_index=source.by_index, ignore_ids=ids,
-                                       ignore_index=be.meta.classes.ignore_index,
-                                       num_classes=be.meta.num_classes,
-                                       max_pixels=cfg.max_input_pixels)
+            label_folder = LabelFolder(
+                cfg.labels,
+                by_index=source.by_index,
+                ignore_ids=ids,
+                ignore_index=be.meta.classes.ignore_index,
+                num_classes=be.meta.num_classes,
+                max_pixels=cfg.max_input_pixels,
+            )
             if isinstance(source, ImageFolderSource):
                 label_folder.check_matches([p.stem for p in source.files])
         if cfg.serve:
@@ -203,13 +254,23 @@ def run_inference(cfg: InferOptions | None = None, *, stop: StopSignal | None = 
             total = min(total, cfg.max_frames) if total else cfg.max_frames
         update, bar = _progress(total, not cfg.no_progress)
         pcfg = PipelineConfig(
-            warmup=cfg.warmup, max_frames=cfg.max_frames, resize=cfg.resize,
-            queue_size=cfg.queue_size, out=Path(cfg.out) if cfg.out else None, out_fps=cfg.fps,
-            alpha=cfg.alpha, progress=update, batch=cfg.batch, realtime=cfg.realtime,
-            pace_fps=cfg.fps, save_masks=Path(cfg.save_masks) if cfg.save_masks else None,
+            warmup=cfg.warmup,
+            max_frames=cfg.max_frames,
+            resize=cfg.resize,
+            queue_size=cfg.queue_size,
+            out=Path(cfg.out) if cfg.out else None,
+            out_fps=cfg.fps,
+            alpha=cfg.alpha,
+            progress=update,
+            batch=cfg.batch,
+            realtime=cfg.realtime,
+            pace_fps=cfg.fps,
+            save_masks=Path(cfg.save_masks) if cfg.save_masks else None,
             palette_masks=cfg.mask_format == "palette",
-            save_overlays=Path(cfg.save_overlays) if cfg.save_overlays else None, live=live,
-            stop=stop)
+            save_overlays=Path(cfg.save_overlays) if cfg.save_overlays else None,
+            live=live,
+            stop=stop,
+        )
         pipe = Pipeline(be, source, labels=label_folder, config=pcfg)
         try:
             rep = pipe.run(commit_outputs=False)
@@ -227,8 +288,13 @@ def run_inference(cfg: InferOptions | None = None, *, stop: StopSignal | None = 
             if be2 is not None and rep.get("completed", True):
                 rep["compare"] = _compare(cfg, be, be2, rep, label_folder)
             if live is not None:
-                live.update_stats({**pipe.live_figures(), "completed": rep.get("completed"),
-                                   "stop_reason": rep.get("stop_reason")})
+                live.update_stats(
+                    {
+                        **pipe.live_figures(),
+                        "completed": rep.get("completed"),
+                        "stop_reason": rep.get("stop_reason"),
+                    }
+                )
             rep = json_safe(rep)
             if cfg.report:
                 report = StagedFile(cfg.report)
@@ -254,22 +320,29 @@ def _open_second(cfg: InferOptions, backend: str, path: str, first: Any) -> Any:
 
     device = {"openvino": "cpu", "trt": "cuda"}.get(backend, cfg.device)
     try:
-        be2 = open_build(path, backend=backend, device=device, threads=cfg.threads,
-                         max_pixels=cfg.max_input_pixels)
+        be2 = open_build(
+            path, backend=backend, device=device, threads=cfg.threads, max_pixels=cfg.max_input_pixels
+        )
     except InputError as e:
         raise OptionError("compare", f"{path}: {e}") from None
     k1, k2 = first.meta.num_classes, be2.meta.num_classes
     if k1 != k2 or first.meta.classes.names != be2.meta.classes.names:
-        raise OptionError("compare", f"the second build {path} predicts {k2} classes "
-                                     f"({', '.join(be2.meta.classes.names[:4])}, ...), the first "
-                                     f"{k1}: they cannot be compared")
+        raise OptionError(
+            "compare",
+            f"the second build {path} predicts {k2} classes "
+            f"({', '.join(be2.meta.classes.names[:4])}, ...), the first "
+            f"{k1}: they cannot be compared",
+        )
     r = Resize.parse(cfg.resize)
     fixed1, fixed2 = first.meta.fixed_size, be2.meta.fixed_size
     if fixed2 is not None and (fixed1 or r.hw or first.meta.input_size) != fixed2:
         want = fixed1 or r.hw or first.meta.input_size
-        raise OptionError("compare", f"the second build {path} only accepts "
-                                     f"{fixed2[0]}x{fixed2[1]} inputs, the first runs at "
-                                     f"{want[0] if want else '?'}x{want[1] if want else '?'}")
+        raise OptionError(
+            "compare",
+            f"the second build {path} only accepts "
+            f"{fixed2[0]}x{fixed2[1]} inputs, the first runs at "
+            f"{want[0] if want else '?'}x{want[1] if want else '?'}",
+        )
     return be2
 
 
@@ -278,8 +351,11 @@ def _compare(cfg: InferOptions, first: Any, second: Any, rep: dict, labels: Any)
     from rdd.runtime.measure.score import compare_builds
 
     size = tuple(rep["inference_size"]) if rep.get("inference_size") else cfg.resize
-    src = open_source(video=_video_file(cfg.video) if cfg.video else None, images=cfg.images,
-                      max_pixels=cfg.max_input_pixels)
+    src = open_source(
+        video=_video_file(cfg.video) if cfg.video else None,
+        images=cfg.images,
+        max_pixels=cfg.max_input_pixels,
+    )
 
     def frames():
         for i, (name, img) in enumerate(src):
@@ -292,13 +368,16 @@ def _compare(cfg: InferOptions, first: Any, second: Any, rep: dict, labels: Any)
             yield name, img, mask
 
     try:
-        res = compare_builds(first, second, frames(), size,
-                             ignore_index=first.meta.classes.ignore_index)
+        res = compare_builds(first, second, frames(), size, ignore_index=first.meta.classes.ignore_index)
     finally:
         src.close()
     delta = res.pop("miou_delta")
-    return {"backend": second.name, "model_path": str(second.path), **res,
-            "delta_miou": None if delta is None else 100 * delta}   # points, as documented
+    return {
+        "backend": second.name,
+        "model_path": str(second.path),
+        **res,
+        "delta_miou": None if delta is None else 100 * delta,
+    }  # points, as documented
 
 
 def _provenance(model: str, be: Any, load_ms: float, pipe: Any) -> dict[str, Any]:
@@ -306,9 +385,13 @@ def _provenance(model: str, be: Any, load_ms: float, pipe: Any) -> dict[str, Any
     from rdd.contract import file_sha256
 
     calls = pipe.batcher.calls
-    return {"rdd_edge": version(), "model_sha256": file_sha256(be.path), "load_ms": load_ms,
-            "compile_ms": getattr(be, "compile_ms", None),
-            "first_inference_ms": 1e3 * calls[0][0] if calls else None}
+    return {
+        "rdd_edge": version(),
+        "model_sha256": file_sha256(be.path),
+        "load_ms": load_ms,
+        "compile_ms": getattr(be, "compile_ms", None),
+        "first_inference_ms": 1e3 * calls[0][0] if calls else None,
+    }
 
 
 def json_safe(obj: Any) -> Any:

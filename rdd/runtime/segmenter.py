@@ -9,6 +9,7 @@ It runs a frame exactly as ``rdd-infer`` does: resized to the model's input size
 exported and evaluated at; ``resize="native"`` or ``(H, W)`` otherwise), preprocessed as the
 model's metadata says, labels back at the image's own size. numpy + OpenCV + the runtime.
 """
+
 from __future__ import annotations
 
 import os
@@ -32,11 +33,25 @@ class Segmenter:
         resize: ``"model"`` (default), ``"native"`` or ``(H, W)``.
     """
 
-    def __init__(self, model: str | os.PathLike, backend: str = "auto", *, device: str = "cpu",
-                 threads: int | None = None, precision: str | None = None,
-                 resize: Any = "model", max_pixels: int | None = None) -> None:
-        self.backend = open_build(resolve_model(model), backend=backend, device=device,
-                                  threads=threads, precision=precision, max_pixels=max_pixels)
+    def __init__(
+        self,
+        model: str | os.PathLike,
+        backend: str = "auto",
+        *,
+        device: str = "cpu",
+        threads: int | None = None,
+        precision: str | None = None,
+        resize: Any = "model",
+        max_pixels: int | None = None,
+    ) -> None:
+        self.backend = open_build(
+            resolve_model(model),
+            backend=backend,
+            device=device,
+            threads=threads,
+            precision=precision,
+            max_pixels=max_pixels,
+        )
         self.meta = self.backend.meta
         self.resize = Resize.parse(resize)
         self._renderer: OverlayRenderer | None = None
@@ -49,8 +64,7 @@ class Segmenter:
         """``uint8`` (``uint16`` above 256 classes) ``H×W`` class ids of an ``H×W×3`` RGB image."""
         img = np.asarray(image_rgb)
         if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3:
-            raise ValueError(f"predict: expected a uint8 H×W×3 RGB image, got {img.dtype} "
-                             f"{img.shape}")
+            raise ValueError(f"predict: expected a uint8 H×W×3 RGB image, got {img.dtype} {img.shape}")
         hw = self.resize.size_for(img.shape[:2], self.meta)
         labels = self.backend.infer(model_input(fit(img, hw), self.meta))[0]
         return resize_labels(labels, img.shape[:2])

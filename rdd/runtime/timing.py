@@ -17,20 +17,31 @@ alike instead of whichever row happened to be running.
 The clock is injectable (``clock=``, default :func:`time.perf_counter`), so the protocol is tested
 on a deterministic fake clock. numpy only; no torch.
 """
+
 from __future__ import annotations
 
 import math
 import time
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-__all__ = ["WARMUP_S", "DURATION_S", "MIN_RUNS", "latency_stats", "summarize", "warm_up",
-           "measure", "measure_interleaved", "protocol"]
+__all__ = [
+    "WARMUP_S",
+    "DURATION_S",
+    "MIN_RUNS",
+    "latency_stats",
+    "summarize",
+    "warm_up",
+    "measure",
+    "measure_interleaved",
+    "protocol",
+]
 
-WARMUP_S = 0.2      # trtexec --warmUp=200 (ms)
-DURATION_S = 3.0    # trtexec --duration=3 (s)
-MIN_RUNS = 10       # trtexec --iterations=10
+WARMUP_S = 0.2  # trtexec --warmUp=200 (ms)
+DURATION_S = 3.0  # trtexec --duration=3 (s)
+MIN_RUNS = 10  # trtexec --iterations=10
 
 Clock = Callable[[], float]
 
@@ -63,11 +74,14 @@ def summarize(times_ms: Sequence[float], *, batch: int = 1) -> dict[str, float]:
     return out
 
 
-def _check(warmup_s: float, warmup_runs: int, duration_s: float, min_runs: int,
-           max_runs: int | None, batch: int) -> None:
+def _check(
+    warmup_s: float, warmup_runs: int, duration_s: float, min_runs: int, max_runs: int | None, batch: int
+) -> None:
     if warmup_s < 0 or warmup_runs < 0 or duration_s < 0:
-        raise ValueError(f"timing: warmup_s, warmup_runs and duration_s must be >= 0, got "
-                         f"{warmup_s}, {warmup_runs}, {duration_s}")
+        raise ValueError(
+            f"timing: warmup_s, warmup_runs and duration_s must be >= 0, got "
+            f"{warmup_s}, {warmup_runs}, {duration_s}"
+        )
     if min_runs < 1:
         raise ValueError(f"timing: min_runs must be >= 1, got {min_runs}")
     if max_runs is not None and max_runs < min_runs:
@@ -76,8 +90,9 @@ def _check(warmup_s: float, warmup_runs: int, duration_s: float, min_runs: int,
         raise ValueError(f"timing: batch must be >= 1, got {batch}")
 
 
-def warm_up(fn: Callable[[], Any], *, seconds: float = WARMUP_S, min_runs: int = 1,
-            clock: Clock = time.perf_counter) -> dict[str, float]:
+def warm_up(
+    fn: Callable[[], Any], *, seconds: float = WARMUP_S, min_runs: int = 1, clock: Clock = time.perf_counter
+) -> dict[str, float]:
     """Call ``fn`` untimed until ``seconds`` have passed and ``min_runs`` calls were made.
 
     Returns ``{"runs", "ms"}`` of the warm-up (reported, never part of the statistics).
@@ -90,8 +105,7 @@ def warm_up(fn: Callable[[], Any], *, seconds: float = WARMUP_S, min_runs: int =
     return {"runs": runs, "ms": (clock() - t0) * 1e3}
 
 
-def _timed(fn: Callable[[], Any], clock: Clock, n_min: int, seconds: float,
-           cap: int | None) -> list[float]:
+def _timed(fn: Callable[[], Any], clock: Clock, n_min: int, seconds: float, cap: int | None) -> list[float]:
     """Time calls of ``fn`` until ``n_min`` calls and ``seconds`` seconds (``cap`` calls at most)."""
     out: list[float] = []
     start = clock()
@@ -104,21 +118,44 @@ def _timed(fn: Callable[[], Any], clock: Clock, n_min: int, seconds: float,
     return out
 
 
-def measure(fn: Callable[[], Any], *, warmup_s: float = WARMUP_S, warmup_runs: int = 1,
-            duration_s: float = DURATION_S, min_runs: int = MIN_RUNS, max_runs: int | None = None,
-            batch: int = 1, clock: Clock = time.perf_counter) -> dict[str, float]:
+def measure(
+    fn: Callable[[], Any],
+    *,
+    warmup_s: float = WARMUP_S,
+    warmup_runs: int = 1,
+    duration_s: float = DURATION_S,
+    min_runs: int = MIN_RUNS,
+    max_runs: int | None = None,
+    batch: int = 1,
+    clock: Clock = time.perf_counter,
+) -> dict[str, float]:
     """Latency of ``fn()`` under the protocol (module docstring): :func:`summarize` of the timed
     calls plus ``warmup_runs`` / ``warmup_ms`` (the excluded warm-up)."""
-    return measure_interleaved({"fn": fn}, rounds=1, warmup_s=warmup_s, warmup_runs=warmup_runs,
-                               duration_s=duration_s, min_runs=min_runs, max_runs=max_runs,
-                               batch=batch, clock=clock)["fn"]
+    return measure_interleaved(
+        {"fn": fn},
+        rounds=1,
+        warmup_s=warmup_s,
+        warmup_runs=warmup_runs,
+        duration_s=duration_s,
+        min_runs=min_runs,
+        max_runs=max_runs,
+        batch=batch,
+        clock=clock,
+    )["fn"]
 
 
-def measure_interleaved(fns: Mapping[str, Callable[[], Any]], *, rounds: int = 5,
-                        warmup_s: float = WARMUP_S, warmup_runs: int = 1,
-                        duration_s: float = DURATION_S, min_runs: int = MIN_RUNS,
-                        max_runs: int | None = None, batch: int | Mapping[str, int] = 1,
-                        clock: Clock = time.perf_counter) -> dict[str, dict[str, Any]]:
+def measure_interleaved(
+    fns: Mapping[str, Callable[[], Any]],
+    *,
+    rounds: int = 5,
+    warmup_s: float = WARMUP_S,
+    warmup_runs: int = 1,
+    duration_s: float = DURATION_S,
+    min_runs: int = MIN_RUNS,
+    max_runs: int | None = None,
+    batch: int | Mapping[str, int] = 1,
+    clock: Clock = time.perf_counter,
+) -> dict[str, dict[str, Any]]:
     """Each callable of ``fns`` under the protocol, timed in ``rounds`` interleaved rounds.
 
     Every callable is warmed up first (in order). Round ``r`` then runs the callables starting
@@ -142,18 +179,36 @@ def measure_interleaved(fns: Mapping[str, Callable[[], Any]], *, rounds: int = 5
     times: dict[str, list[float]] = {k: [] for k in names}
     per_round: dict[str, list[float]] = {k: [] for k in names}
     for r in range(rounds):
-        order = names[r % len(names):] + names[:r % len(names)] if names else []
+        order = names[r % len(names) :] + names[: r % len(names)] if names else []
         for k in order:
             t = _timed(fns[k], clock, n_round, duration_s / rounds, cap)
             times[k].extend(t)
             per_round[k].append(latency_stats(t)["p50"])
-    return {k: {**summarize(times[k], batch=batches[k]), "warmup_runs": warm[k]["runs"],
-                "warmup_ms": warm[k]["ms"], "round_p50": per_round[k]} for k in names}
+    return {
+        k: {
+            **summarize(times[k], batch=batches[k]),
+            "warmup_runs": warm[k]["runs"],
+            "warmup_ms": warm[k]["ms"],
+            "round_p50": per_round[k],
+        }
+        for k in names
+    }
 
 
-def protocol(*, warmup_s: float = WARMUP_S, duration_s: float = DURATION_S,
-             min_runs: int = MIN_RUNS, rounds: int = 1, **extra: Any) -> dict[str, Any]:
+def protocol(
+    *,
+    warmup_s: float = WARMUP_S,
+    duration_s: float = DURATION_S,
+    min_runs: int = MIN_RUNS,
+    rounds: int = 1,
+    **extra: Any,
+) -> dict[str, Any]:
     """The protocol's settings as a dict, for reports (``"stat"`` names what is reported)."""
-    return {"warmup_s": warmup_s, "duration_s": duration_s, "min_runs": min_runs, "rounds": rounds,
-            "stat": "per-call latency percentiles (ms) after warm-up; throughput = batch*runs/s",
-            **extra}
+    return {
+        "warmup_s": warmup_s,
+        "duration_s": duration_s,
+        "min_runs": min_runs,
+        "rounds": rounds,
+        "stat": "per-call latency percentiles (ms) after warm-up; throughput = batch*runs/s",
+        **extra,
+    }

@@ -14,6 +14,7 @@ Every file is checked against the manifest's SHA-256 and size before it is used;
 one-line error and nothing is kept. Nothing else is fetched: a name not in the manifest, or a
 path, is left as it is.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -27,8 +28,7 @@ from typing import Any
 
 from rdd.runtime.errors import InputError
 
-__all__ = ["ZOO_ENV", "CACHE_ENV", "entries", "resolve_model", "fetch", "markdown_table",
-           "build_manifest"]
+__all__ = ["ZOO_ENV", "CACHE_ENV", "entries", "resolve_model", "fetch", "markdown_table", "build_manifest"]
 
 ZOO_ENV = "RDD_ZOO_URL"
 CACHE_ENV = "RDD_CACHE"
@@ -78,17 +78,21 @@ def fetch(name: str, e: dict[str, Any] | None = None) -> Path:
     local = _REPO / "studies" / e["study"] / "models" / e["file"]
     if local.is_file():
         if not _valid(local, e):
-            raise InputError(f"zoo model {name}: {local} does not match the manifest's SHA-256 "
-                             f"{e['sha256'][:16]}… (changed since the manifest was generated?)")
+            raise InputError(
+                f"zoo model {name}: {local} does not match the manifest's SHA-256 "
+                f"{e['sha256'][:16]}… (changed since the manifest was generated?)"
+            )
         return local
     cached = _cache_root() / "zoo" / e["study"] / e["file"]
     if _valid(cached, e):
         return cached
     base = os.environ.get(ZOO_ENV)
     if not base:
-        raise InputError(f"zoo model {name} is not in this clone or the cache "
-                         f"({cached.parent}); set {ZOO_ENV} to a base URL serving {e['file']} "
-                         f"(a release's assets or a mirror of studies/{e['study']}/models/)")
+        raise InputError(
+            f"zoo model {name} is not in this clone or the cache "
+            f"({cached.parent}); set {ZOO_ENV} to a base URL serving {e['file']} "
+            f"(a release's assets or a mirror of studies/{e['study']}/models/)"
+        )
     url = base.rstrip("/") + "/" + urllib.parse.quote(e["file"])
     if urllib.parse.urlparse(url).scheme not in ("http", "https", "file"):
         raise InputError(f"{ZOO_ENV} must be an http(s):// or file:// URL, got {base!r}")
@@ -100,14 +104,17 @@ def fetch(name: str, e: dict[str, Any] | None = None) -> Path:
             while chunk := r.read(1 << 20):
                 n += len(chunk)
                 if n > e["bytes"]:
-                    raise InputError(f"zoo model {name}: {url} sends more than the manifest's "
-                                     f"{e['bytes']} bytes")
+                    raise InputError(
+                        f"zoo model {name}: {url} sends more than the manifest's {e['bytes']} bytes"
+                    )
                 h.update(chunk)
                 f.write(chunk)
         if n != e["bytes"] or h.hexdigest() != e["sha256"]:
-            raise InputError(f"zoo model {name}: {url} gave {n} bytes with SHA-256 "
-                             f"{h.hexdigest()[:16]}…, the manifest says {e['bytes']} bytes, "
-                             f"{e['sha256'][:16]}…; nothing kept")
+            raise InputError(
+                f"zoo model {name}: {url} gave {n} bytes with SHA-256 "
+                f"{h.hexdigest()[:16]}…, the manifest says {e['bytes']} bytes, "
+                f"{e['sha256'][:16]}…; nothing kept"
+            )
         os.replace(tmp, cached)
     except OSError as err:
         raise InputError(f"zoo model {name}: cannot download {url} ({err})") from None
@@ -123,13 +130,21 @@ def build_manifest(repo: Path = _REPO) -> dict[str, Any]:
     for prefix, study in STUDIES.items():
         index = json.loads((repo / "studies" / study / "models" / "index.json").read_text())
         for m in index["models"]:
-            if m.get("arm") is None:      # the teacher: not an edge model
+            if m.get("arm") is None:  # the teacher: not an edge model
                 continue
             models[f"{prefix}/{m['name']}"] = {
-                "study": study, "file": m["file"], "bytes": m["bytes"], "sha256": m["sha256"],
-                "model": m["model"], "arm": m["arm"], "seed": m["seed"], "iters": m["iters"],
-                "input_size": m["input_size"], "miou_val": m["miou_val"],
-                "params": _onnx_params(repo / "studies" / study / "models" / m["file"])}
+                "study": study,
+                "file": m["file"],
+                "bytes": m["bytes"],
+                "sha256": m["sha256"],
+                "model": m["model"],
+                "arm": m["arm"],
+                "seed": m["seed"],
+                "iters": m["iters"],
+                "input_size": m["input_size"],
+                "miou_val": m["miou_val"],
+                "params": _onnx_params(repo / "studies" / study / "models" / m["file"]),
+            }
     return {"generated_by": "python -m rdd.runtime.zoo --write", "models": models}
 
 
@@ -142,7 +157,7 @@ def _onnx_params(path: Path) -> int | None:
     g = onnx.load(str(path), load_external_data=False).graph
     n = 0
     for t in g.initializer:
-        if t.data_type in (1, 10, 11, 16):    # float, float16, double, bfloat16
+        if t.data_type in (1, 10, 11, 16):  # float, float16, double, bfloat16
             k = 1
             for d in t.dims:
                 k *= d
@@ -153,12 +168,13 @@ def _onnx_params(path: Path) -> int | None:
 def markdown_table(zoo: dict[str, dict[str, Any]] | None = None) -> str:
     """The README's zoo table (generated; tested)."""
     zoo = entries() if zoo is None else zoo
-    lines = ["| name | model | iterations | val mIoU % | size MB | params |",
-             "|---|---|---:|---:|---:|---:|"]
+    lines = ["| name | model | iterations | val mIoU % | size MB | params |", "|---|---|---:|---:|---:|---:|"]
     for name, e in zoo.items():
         params = f"{e['params'] / 1e6:.2f} M" if e.get("params") else "–"
-        lines.append(f"| `{name}` | {e['model']} | {e['iters']} | {100 * e['miou_val']:.2f} | "
-                     f"{e['bytes'] / 1e6:.2f} | {params} |")
+        lines.append(
+            f"| `{name}` | {e['model']} | {e['iters']} | {100 * e['miou_val']:.2f} | "
+            f"{e['bytes'] / 1e6:.2f} | {params} |"
+        )
     return "\n".join(lines) + "\n"
 
 

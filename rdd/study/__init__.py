@@ -13,12 +13,35 @@ reads those runs (plus, for the difficulty diagnostics, the teacher's and studen
 
 Importing this package does not import torch or matplotlib.
 """
-from rdd.study.aggregate import (load_run, mean_std, paired_diff, read_json, read_run_config,
-                                 read_tsv, run_dir, summarize_study)
+
+from rdd.study.aggregate import (
+    load_run,
+    mean_std,
+    paired_diff,
+    read_json,
+    read_run_config,
+    read_tsv,
+    run_dir,
+    summarize_study,
+)
 from rdd.study.diagnostics import diagnose_noise, diagnose_study, difficulty_diagnostics
 from rdd.study.report import markdown_report, write_study_report
 from rdd.study.sweep import sweep_markdown, write_sweep_report
 
-__all__ = ["run_dir", "read_tsv", "read_json", "read_run_config", "load_run", "summarize_study",
-           "mean_std", "paired_diff", "difficulty_diagnostics", "diagnose_study", "diagnose_noise",
-           "markdown_report", "sweep_markdown", "write_study_report", "write_sweep_report"]
+__all__ = [
+    "run_dir",
+    "read_tsv",
+    "read_json",
+    "read_run_config",
+    "load_run",
+    "summarize_study",
+    "mean_std",
+    "paired_diff",
+    "difficulty_diagnostics",
+    "diagnose_study",
+    "diagnose_noise",
+    "markdown_report",
+    "sweep_markdown",
+    "write_study_report",
+    "write_sweep_report",
+]

@@ -7,20 +7,37 @@ and ``export/export_metrics.json`` (the exported ONNX graph scored by ONNX Runti
 :func:`summarize_study` reads them into one summary: every run, mean ± sample standard deviation
 per arm, paired gains. mIoU values are fractions in [0, 1].
 """
+
 from __future__ import annotations
 
 import json
 import math
 import statistics
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import yaml
 
-__all__ = ["run_dir", "read_tsv", "read_json", "read_run_config", "load_run", "mean_std",
-           "student_t_sf", "paired_t", "paired_diff", "gap_recovered", "length_variants",
-           "curve_tail", "mean_curve", "summarize_study", "GAIN_PAIRS", "rdd_pairs"]
+__all__ = [
+    "run_dir",
+    "read_tsv",
+    "read_json",
+    "read_run_config",
+    "load_run",
+    "mean_std",
+    "student_t_sf",
+    "paired_t",
+    "paired_diff",
+    "gap_recovered",
+    "length_variants",
+    "curve_tail",
+    "mean_curve",
+    "summarize_study",
+    "GAIN_PAIRS",
+    "rdd_pairs",
+]
 
 #: ``(a, b)`` → the gain ``a − b`` the study summarises at every training length (the arms that
 #: exist); ``or`` is RDD's TSE with the OR mask, so ``rdd − or`` is XOR − OR.
@@ -80,8 +97,9 @@ def read_run_config(run: str | Path) -> dict[str, Any] | None:
             raise ValueError(f"{path}: not valid YAML: {e}") from None
     cfg = logged.get("config") if isinstance(logged, Mapping) else None
     if not isinstance(cfg, Mapping):
-        raise ValueError(f"{path}: expected a mapping with a 'config' mapping (the trainer's "
-                         "logged TrainConfig)")
+        raise ValueError(
+            f"{path}: expected a mapping with a 'config' mapping (the trainer's logged TrainConfig)"
+        )
     return dict(cfg)
 
 
@@ -106,11 +124,16 @@ def load_run(run: str | Path) -> dict[str, Any] | None:
     sel = read_tsv(live / "rdd" / "tse_selected_frac.tsv")
     tfe = read_tsv(live / "rdd" / "tfe_weight_mean.tsv")
     return {
-        "miou": m.get("miou"), "iou": m.get("iou"), "pixel_acc": m.get("pixel_acc"),
+        "miou": m.get("miou"),
+        "iou": m.get("iou"),
+        "pixel_acc": m.get("pixel_acc"),
         "miou_onnx": (e.get("miou") or {}).get("ort_fp32"),
         "onnx_parity_max_abs": (e.get("parity") or {}).get("max_abs_logit_diff"),
-        "time_per_iter_s": m.get("time_per_iter_s"), "train_time_s": m.get("train_time_s"),
-        "iters": m.get("iters"), "params": m.get("params"), "method": m.get("method"),
+        "time_per_iter_s": m.get("time_per_iter_s"),
+        "train_time_s": m.get("train_time_s"),
+        "iters": m.get("iters"),
+        "params": m.get("params"),
+        "method": m.get("method"),
         "tse_mode": _tse_mode(read_run_config(run)),
         "curve": {"step": curve[0], "miou": curve[1]},
         "tse_selected_frac": {"step": sel[0], "value": sel[1]},
@@ -160,17 +183,18 @@ def _betainc(a: float, b: float, x: float) -> float:
         return 0.0
     if x >= 1:
         return 1.0
-    ln_front = (math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
-                + a * math.log(x) + b * math.log1p(-x))
-    if x > (a + 1) / (a + b + 2):               # the fraction converges fast on this side
+    ln_front = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    if x > (a + 1) / (a + b + 2):  # the fraction converges fast on this side
         return 1.0 - _betainc(b, a, 1.0 - x)
     tiny = 1e-300
     c, d = 1.0, 1.0 - (a + b) * x / (a + 1)
     d = 1.0 / (d if abs(d) > tiny else tiny)
     h = d
     for m in range(1, 300):
-        for num in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
-                    -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):
+        for num in (
+            m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+            -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1)),
+        ):
             d = 1.0 + num * d
             d = 1.0 / (d if abs(d) > tiny else tiny)
             c = 1.0 + num / c
@@ -192,8 +216,7 @@ def paired_t(diffs: Sequence[float]) -> dict[str, float | int]:
     return {"t": t, "df": n - 1, "p": 2 * student_t_sf(abs(t), n - 1)}
 
 
-def paired_diff(runs: Mapping[str, Mapping[Any, Mapping[str, Any]]], a: str, b: str
-                ) -> dict[str, Any] | None:
+def paired_diff(runs: Mapping[str, Mapping[Any, Mapping[str, Any]]], a: str, b: str) -> dict[str, Any] | None:
     """``a − b`` mIoU on the seeds both arms have (``None`` when they share none): mean and
     sample std of the per-seed differences, how many are positive, and the paired t test."""
     if a not in runs or b not in runs:
@@ -203,12 +226,18 @@ def paired_diff(runs: Mapping[str, Mapping[Any, Mapping[str, Any]]], a: str, b: 
         return None
     diffs = [runs[a][s]["miou"] - runs[b][s]["miou"] for s in common]
     m, sd = mean_std(diffs)
-    return {"paired_mean": m, "paired_std": sd, "paired_seeds": [int(s) for s in common],
-            "paired_wins": sum(d > 0 for d in diffs), **paired_t(diffs)}
+    return {
+        "paired_mean": m,
+        "paired_std": sd,
+        "paired_seeds": [int(s) for s in common],
+        "paired_wins": sum(d > 0 for d in diffs),
+        **paired_t(diffs),
+    }
 
 
-def gap_recovered(runs: Mapping[str, Mapping[Any, Mapping[str, Any]]], arm: str, baseline: str,
-                  teacher_miou: float | None) -> dict[str, Any] | None:
+def gap_recovered(
+    runs: Mapping[str, Mapping[Any, Mapping[str, Any]]], arm: str, baseline: str, teacher_miou: float | None
+) -> dict[str, Any] | None:
     """Share of the teacher − baseline gap that ``arm`` closes, per seed:
     ``(arm_s − baseline_s) / (teacher − baseline_s)``; mean ± std over the shared seeds
     (``None`` without a teacher, shared seeds, or with a baseline at or above the teacher)."""
@@ -249,9 +278,9 @@ def rdd_pairs(arms: Mapping[str, Mapping[str, Any]], among: Sequence[str]) -> li
     ``rdd`` switch (the paper's Table 8 question: what RDD adds to a KD method): ``rdd`` /
     ``kd``, ``at_rdd_16x`` / ``at_16x`` … read from what the arms *are*, not their names.
     An arm with RDD but another mask mode (``or``) pairs too; its mode is in the run's log."""
+
     def rest(spec: Mapping[str, Any]) -> str:
-        return json.dumps({k: v for k, v in dict(spec).items() if k != "rdd"}, sort_keys=True,
-                          default=str)
+        return json.dumps({k: v for k, v in dict(spec).items() if k != "rdd"}, sort_keys=True, default=str)
 
     def has_rdd(spec: Mapping[str, Any]) -> bool:
         return dict(spec).get("rdd") is not None
@@ -265,8 +294,7 @@ def rdd_pairs(arms: Mapping[str, Mapping[str, Any]], among: Sequence[str]) -> li
     return out
 
 
-def curve_tail(steps: Sequence[int], values: Sequence[float], *, frac: float = 0.2
-               ) -> dict[str, Any] | None:
+def curve_tail(steps: Sequence[int], values: Sequence[float], *, frac: float = 0.2) -> dict[str, Any] | None:
     """How flat a validation curve is over its last ``frac`` of training: the points at steps
     ``≥ (1 − frac) · last step``, their range (max − min) and the change first → last."""
     if not steps:
@@ -276,12 +304,17 @@ def curve_tail(steps: Sequence[int], values: Sequence[float], *, frac: float = 0
     if len(tail) < 2:
         return None
     vs = [v for _, v in tail]
-    return {"from_step": tail[0][0], "to_step": tail[-1][0], "points": len(tail),
-            "range": max(vs) - min(vs), "change": vs[-1] - vs[0], "last": vs[-1]}
+    return {
+        "from_step": tail[0][0],
+        "to_step": tail[-1][0],
+        "points": len(tail),
+        "range": max(vs) - min(vs),
+        "change": vs[-1] - vs[0],
+        "last": vs[-1],
+    }
 
 
-def mean_curve(curves: Mapping[str, Mapping[str, list]]
-               ) -> tuple[list[int], np.ndarray, np.ndarray]:
+def mean_curve(curves: Mapping[str, Mapping[str, list]]) -> tuple[list[int], np.ndarray, np.ndarray]:
     """Mean and sample std over seeds of validation curves (``seed → {"step", "miou"}``), on the
     steps every seed has (std 0 for a single seed)."""
     per = [dict(zip(c["step"], c["miou"])) for c in curves.values() if c["step"]]
@@ -308,13 +341,20 @@ def _arm_summary(by_seed: Mapping[int, Mapping[str, Any]]) -> dict[str, Any]:
     m, sd = mean_std(mious)
     onnx = [r["miou_onnx"] for r in by_seed.values() if r["miou_onnx"] is not None]
     tpi = [r["time_per_iter_s"] for r in by_seed.values() if r["time_per_iter_s"]]
-    ious = np.array([[math.nan if v is None else v for v in r["iou"]]
-                     for r in by_seed.values() if r["iou"]], dtype=float)
-    sel = [float(np.mean(r["tse_selected_frac"]["value"])) for r in by_seed.values()
-           if r["tse_selected_frac"]["value"]]
+    ious = np.array(
+        [[math.nan if v is None else v for v in r["iou"]] for r in by_seed.values() if r["iou"]], dtype=float
+    )
+    sel = [
+        float(np.mean(r["tse_selected_frac"]["value"]))
+        for r in by_seed.values()
+        if r["tse_selected_frac"]["value"]
+    ]
     modes = sorted({r["tse_mode"] for r in by_seed.values() if r.get("tse_mode")})
     return {
-        "n": len(mious), "seeds": sorted(by_seed), "miou_mean": m, "miou_std": sd,
+        "n": len(mious),
+        "seeds": sorted(by_seed),
+        "miou_mean": m,
+        "miou_std": sd,
         "miou_runs": {str(s): by_seed[s]["miou"] for s in sorted(by_seed)},
         "miou_onnx_mean": mean_std(onnx)[0] if onnx else None,
         "iou_mean": _nanmean0(ious) if ious.size else None,
@@ -366,28 +406,49 @@ def summarize_study(study: Mapping[str, Any], out_root: str | Path) -> dict[str,
         for a in ("kd", "rdd", "or"):
             if a in members and "baseline" in members:
                 recovered[members[a]] = gap_recovered(runs, members[a], members["baseline"], t_miou)
-        iters = sorted({r["iters"] for x in members.values() for r in runs.get(x, {}).values()
-                        if r.get("iters")})
-        tails = {x: curve_tail(*mean_curve({str(s): r["curve"] for s, r in runs[x].items()})[:2])
-                 for x in members.values() if x in runs}
+        iters = sorted(
+            {r["iters"] for x in members.values() for r in runs.get(x, {}).values() if r.get("iters")}
+        )
+        tails = {
+            x: curve_tail(*mean_curve({str(s): r["curve"] for s, r in runs[x].items()})[:2])
+            for x in members.values()
+            if x in runs
+        }
         lengths[suffix] = {"arms": members, "iters": iters, "curve_tail": tails}
-    adds = {f"{a}_vs_{b}": {"with": a, "without": b, **(gain(a, b) or {})}
-            for a, b in rdd_pairs(study["arms"], [x for x in study["arms"] if x in runs])}
+    adds = {
+        f"{a}_vs_{b}": {"with": a, "without": b, **(gain(a, b) or {})}
+        for a, b in rdd_pairs(study["arms"], [x for x in study["arms"] if x in runs])
+    }
     return {
         "class_names": (tjson.get("classes") or {}).get("names"),
-        "teacher": None if teacher is None else {
-            **{k: teacher.get(k) for k in ("miou", "iou", "pixel_acc", "params", "iters",
-                                           "time_per_iter_s", "train_time_s", "model")},
+        "teacher": None
+        if teacher is None
+        else {
+            **{
+                k: teacher.get(k)
+                for k in (
+                    "miou",
+                    "iou",
+                    "pixel_acc",
+                    "params",
+                    "iters",
+                    "time_per_iter_s",
+                    "train_time_s",
+                    "model",
+                )
+            },
             "curve": {"step": t_curve[0], "miou": t_curve[1]},
-            "curve_tail": curve_tail(*t_curve)},
+            "curve_tail": curve_tail(*t_curve),
+        },
         "arms": arms,
         "gains": gains,
         "rdd_adds": adds,
         "gap_recovered": recovered,
         "lengths": lengths,
-        "runs": {arm: {str(s): {k: v for k, v in r.items() if k not in ("curve",)}
-                       for s, r in by_seed.items()} for arm, by_seed in runs.items()},
-        "curves": {arm: {str(s): r["curve"] for s, r in by_seed.items()}
-                   for arm, by_seed in runs.items()},
+        "runs": {
+            arm: {str(s): {k: v for k, v in r.items() if k not in ("curve",)} for s, r in by_seed.items()}
+            for arm, by_seed in runs.items()
+        },
+        "curves": {arm: {str(s): r["curve"] for s, r in by_seed.items()} for arm, by_seed in runs.items()},
         "missing": missing,
     }

@@ -5,11 +5,13 @@
 :func:`diagnose_noise` run it on a study's final students (val frames) and on a label-noise rate's
 noisy train frames (with the clean labels regenerated).
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -18,10 +20,18 @@ from rdd.study.aggregate import run_dir
 __all__ = ["difficulty_diagnostics", "diagnose_study", "diagnose_noise"]
 
 
-def difficulty_diagnostics(teacher: Any, student: Any, frames: Iterable[Any], *,
-                           normalization: Any, threshold: float, min_kept: float,
-                           ignore_index: int = 255, batch_size: int = 8,
-                           clean_masks: Sequence[np.ndarray] | None = None) -> dict[str, float]:
+def difficulty_diagnostics(
+    teacher: Any,
+    student: Any,
+    frames: Iterable[Any],
+    *,
+    normalization: Any,
+    threshold: float,
+    min_kept: float,
+    ignore_index: int = 255,
+    batch_size: int = 8,
+    clean_masks: Sequence[np.ndarray] | None = None,
+) -> dict[str, float]:
     """What RDD's maps look like on labelled frames (no training; both models in eval mode).
 
     ``student`` is a module (``student(x)`` → logits) or an exported student as the runtime
@@ -44,8 +54,8 @@ def difficulty_diagnostics(teacher: Any, student: Any, frames: Iterable[Any], *,
     """
     import torch
 
-    from rdd.runtime.measure.frames import iter_batches
     from rdd.losses import combine_hard_masks, hard_pixel_mask, tfe_weights
+    from rdd.runtime.measure.frames import iter_batches
 
     sums: dict[str, float] = {}
     n_valid = 0
@@ -53,9 +63,12 @@ def difficulty_diagnostics(teacher: Any, student: Any, frames: Iterable[Any], *,
     if clean_masks is not None:
         clean_masks = [np.asarray(m) for m in clean_masks]
         if len(clean_masks) != len(frames) or any(
-                c.shape != f.mask.shape for c, f in zip(clean_masks, frames)):
-            raise ValueError("difficulty_diagnostics: clean_masks must match the frames' masks "
-                             "one to one, with the same sizes")
+            c.shape != f.mask.shape for c, f in zip(clean_masks, frames)
+        ):
+            raise ValueError(
+                "difficulty_diagnostics: clean_masks must match the frames' masks "
+                "one to one, with the same sizes"
+            )
     start = 0
 
     def add(k: str, v: float) -> None:
@@ -75,14 +88,18 @@ def difficulty_diagnostics(teacher: Any, student: Any, frames: Iterable[Any], *,
         t_wrong = (t_out.argmax(1) != y) & valid
         noisy = None
         if clean_masks is not None:
-            c = torch.from_numpy(np.stack(clean_masks[start:start + len(batch)]).astype(np.int64))
+            c = torch.from_numpy(np.stack(clean_masks[start : start + len(batch)]).astype(np.int64))
             noisy = (c != y) & valid
             add("noisy", noisy.sum())
         start += len(batch)
-        sets = {"teacher_hard": th, "student_hard": sh,
-                **{m: combine_hard_masks(sh, th, m) for m in ("xor", "or", "and")},
-                "teacher_only_hard": th & ~sh, "student_only_hard": sh & ~th,
-                "neither": valid & ~(th | sh)}
+        sets = {
+            "teacher_hard": th,
+            "student_hard": sh,
+            **{m: combine_hard_masks(sh, th, m) for m in ("xor", "or", "and")},
+            "teacher_only_hard": th & ~sh,
+            "student_only_hard": sh & ~th,
+            "neither": valid & ~(th | sh),
+        }
         n_valid += int(valid.sum())
         for k, m in sets.items():
             add(f"{k}_count", m.sum())
@@ -97,15 +114,22 @@ def difficulty_diagnostics(teacher: Any, student: Any, frames: Iterable[Any], *,
     if n_valid == 0:
         raise ValueError("difficulty_diagnostics: no valid pixels in the frames")
     out: dict[str, float] = {"valid_pixels": float(n_valid)}
-    for k in ("teacher_hard", "student_hard", "xor", "or", "and", "teacher_only_hard",
-              "student_only_hard", "neither"):
+    for k in (
+        "teacher_hard",
+        "student_hard",
+        "xor",
+        "or",
+        "and",
+        "teacher_only_hard",
+        "student_only_hard",
+        "neither",
+    ):
         c = sums[f"{k}_count"]
         out[f"{k}_frac"] = c / n_valid
         out[f"teacher_error_on_{k}"] = sums[f"{k}_twrong"] / c if c else math.nan
         if clean_masks is not None:
             out[f"noisy_share_on_{k}"] = sums[f"{k}_noisy"] / c if c else math.nan
-            out[f"noisy_recall_{k}"] = (sums[f"{k}_noisy"] / sums["noisy"] if sums["noisy"]
-                                        else math.nan)
+            out[f"noisy_recall_{k}"] = sums[f"{k}_noisy"] / sums["noisy"] if sums["noisy"] else math.nan
     if clean_masks is not None:
         out["noisy_frac"] = sums["noisy"] / n_valid
     out["teacher_error"] = sums["t_wrong"] / n_valid
@@ -113,8 +137,9 @@ def difficulty_diagnostics(teacher: Any, student: Any, frames: Iterable[Any], *,
     out["tfe_weight_mean"] = sums["w_sum"] / n_valid
     right = n_valid - sums["t_wrong"]
     out["tfe_weight_mean_teacher_right"] = sums["w_right_sum"] / right if right else math.nan
-    out["tfe_weight_mean_teacher_wrong"] = (sums["w_wrong_sum"] / sums["t_wrong"]
-                                            if sums["t_wrong"] else math.nan)
+    out["tfe_weight_mean_teacher_wrong"] = (
+        sums["w_wrong_sum"] / sums["t_wrong"] if sums["t_wrong"] else math.nan
+    )
     return out
 
 
@@ -123,16 +148,15 @@ def _student_logits(student: Any, x: Any, batch: Sequence[Any]) -> Any:
     on the batch's raw frames."""
     import torch
 
-    if hasattr(student, "infer") and hasattr(student, "meta"):      # rdd.runtime.Backend
+    if hasattr(student, "infer") and hasattr(student, "meta"):  # rdd.runtime.Backend
         from rdd.runtime.measure.frames import Frames
         from rdd.runtime.measure.score import predict
 
         if student.meta.output_kind != "logits":
             raise ValueError(f"{student.path}: outputs class labels; the diagnostics need logits")
-        _, logits = predict(student, Frames.from_arrays([f.image for f in batch]), "native",
-                            keep_logits=True)
-        z = np.stack(logits)                                       # N×K×h×w
-        if student.meta.head == "lowres":   # the head's logits, upsampled as the graph would
+        _, logits = predict(student, Frames.from_arrays([f.image for f in batch]), "native", keep_logits=True)
+        z = np.stack(logits)  # N×K×h×w
+        if student.meta.head == "lowres":  # the head's logits, upsampled as the graph would
             from rdd.runtime.backends.lowres import LabelUpsampler
 
             z = LabelUpsampler(z.shape[-2:], x.shape[-2:]).upsample(z)
@@ -141,9 +165,15 @@ def _student_logits(student: Any, x: Any, batch: Sequence[Any]) -> Any:
     return s["out"] if isinstance(s, dict) else s
 
 
-def diagnose_study(params: Mapping[str, Any], out_root: Path, summary: Mapping[str, Any],
-                   arms: Sequence[str], seed: int | None, data_root: str | Path,
-                   models_dir: str | Path | None = None) -> dict[str, Any]:
+def diagnose_study(
+    params: Mapping[str, Any],
+    out_root: Path,
+    summary: Mapping[str, Any],
+    arms: Sequence[str],
+    seed: int | None,
+    data_root: str | Path,
+    models_dir: str | Path | None = None,
+) -> dict[str, Any]:
     """Difficulty diagnostics of the final ``arms`` students (first seed each) on the val split.
 
     A run whose ``model.pt`` is not on this machine (trained on another one) is diagnosed from
@@ -157,8 +187,9 @@ def diagnose_study(params: Mapping[str, Any], out_root: Path, summary: Mapping[s
     from rdd.spec import Normalization
 
     data = params["data"]
-    ds = build_dataset(data["dataset"], root=data_root,
-                       split=data.get("val_split", "val"), **(data.get("kwargs") or {}))
+    ds = build_dataset(
+        data["dataset"], root=data_root, split=data.get("val_split", "val"), **(data.get("kwargs") or {})
+    )
     teacher, tmeta = load_artifact(teacher_pt)
     size = tuple(data.get("eval_size") or tmeta["input_size"])
     frames = load_frames(ds, size=size)
@@ -179,13 +210,19 @@ def diagnose_study(params: Mapping[str, Any], out_root: Path, summary: Mapping[s
         else:
             student, _ = load_artifact(pt)
         out[f"{arm}-s{s}"] = difficulty_diagnostics(
-            teacher, student, frames, normalization=norm, threshold=float(rdd["threshold"]),
-            min_kept=float(rdd["min_kept"]))
+            teacher,
+            student,
+            frames,
+            normalization=norm,
+            threshold=float(rdd["threshold"]),
+            min_kept=float(rdd["min_kept"]),
+        )
     return out
 
 
-def diagnose_noise(params: Mapping[str, Any], root: Path, arm: str,
-                   summary: Mapping[str, Any]) -> dict[str, Any] | None:
+def diagnose_noise(
+    params: Mapping[str, Any], root: Path, arm: str, summary: Mapping[str, Any]
+) -> dict[str, Any] | None:
     """Difficulty diagnostics on the *noisy train* frames of one noise rate, with the clean labels
     regenerated from ``prepare.synthetic`` (the data stage's generator is deterministic)."""
     import tempfile
@@ -208,18 +245,24 @@ def diagnose_noise(params: Mapping[str, Any], root: Path, arm: str,
     noisy = load_frames(build_dataset(data["dataset"], root=root / "data" / "synthetic", split=split))
     with tempfile.TemporaryDirectory() as tmp:
         clean_root = Path(tmp) / "clean"
-        write_synthetic_dataset(clean_root, n_train=syn["n_train"], n_val=1,
-                                size=syn["size"], seed=syn["seed"])
+        write_synthetic_dataset(
+            clean_root, n_train=syn["n_train"], n_val=1, size=syn["size"], seed=syn["seed"]
+        )
         clean = load_frames(build_dataset(data["dataset"], root=clean_root, split=split))
     if [f.image.tobytes() for f in clean[:2]] != [f.image.tobytes() for f in noisy[:2]]:
-        raise ValueError(f"{root}: the regenerated clean scenes differ from the trained ones "
-                         "(prepare.synthetic changed since the data stage ran?)")
+        raise ValueError(
+            f"{root}: the regenerated clean scenes differ from the trained ones "
+            "(prepare.synthetic changed since the data stage ran?)"
+        )
     rdd = params["rdd"]
-    d = difficulty_diagnostics(teacher, student, noisy,
-                               normalization=Normalization.from_dict(tmeta["normalization"]),
-                               threshold=float(rdd["threshold"]),
-                               min_kept=float(rdd["min_kept"]),
-                               clean_masks=[f.mask for f in clean])
+    d = difficulty_diagnostics(
+        teacher,
+        student,
+        noisy,
+        normalization=Normalization.from_dict(tmeta["normalization"]),
+        threshold=float(rdd["threshold"]),
+        min_kept=float(rdd["min_kept"]),
+        clean_masks=[f.mask for f in clean],
+    )
     d["student"] = f"{arm}-s{seeds[0]}"
     return d
-

@@ -1,8 +1,10 @@
 """Figures of the study reports (matplotlib, Agg backend, written atomically as PNG)."""
+
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -52,8 +54,9 @@ def plot_curves(summary: Mapping[str, Any], arms: Sequence[str], path: Path, tit
     _save(fig, path)
 
 
-def plot_curve_panels(summary: Mapping[str, Any], panels: Sequence[tuple[str, Sequence[str]]],
-                      path: Path, title: str) -> None:
+def plot_curve_panels(
+    summary: Mapping[str, Any], panels: Sequence[tuple[str, Sequence[str]]], path: Path, title: str
+) -> None:
     """One panel per training length (``(label, arms)``), mean ± std over seeds per arm, and
     the teacher's curve in a last panel when the summary has it."""
     plt = _plt()
@@ -83,8 +86,13 @@ def plot_bars(summary: Mapping[str, Any], arms: Sequence[str], path: Path, title
     rows = [(a, summary["arms"][a]) for a in arms if a in summary["arms"]]
     fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(rows) + 1.5), 4.0))
     x = np.arange(len(rows))
-    ax.bar(x, [r["miou_mean"] * 100 for _, r in rows],
-           yerr=[r["miou_std"] * 100 for _, r in rows], capsize=4, color="#4c72b0")
+    ax.bar(
+        x,
+        [r["miou_mean"] * 100 for _, r in rows],
+        yerr=[r["miou_std"] * 100 for _, r in rows],
+        capsize=4,
+        color="#4c72b0",
+    )
     for i, (_, r) in enumerate(rows):
         for v in r["miou_runs"].values():
             ax.plot(i, v * 100, "k.", ms=5)
@@ -96,16 +104,16 @@ def plot_bars(summary: Mapping[str, Any], arms: Sequence[str], path: Path, title
     _save(fig, path)
 
 
-def plot_mask_fractions(summary: Mapping[str, Any], arms_modes: Mapping[str, str], path: Path,
-                        title: str) -> None:
+def plot_mask_fractions(
+    summary: Mapping[str, Any], arms_modes: Mapping[str, str], path: Path, title: str
+) -> None:
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for arm, mode in arms_modes.items():
         for s, r in sorted((summary["runs"].get(arm) or {}).items()):
             c = r["tse_selected_frac"]
             if c["step"]:
-                ax.plot(c["step"], np.array(c["value"]) * 100, label=f"{mode} ({arm}-s{s})",
-                        alpha=0.85)
+                ax.plot(c["step"], np.array(c["value"]) * 100, label=f"{mode} ({arm}-s{s})", alpha=0.85)
     ax.set_xlabel("iteration")
     ax.set_ylabel("pixels selected by the TSE mask (% of valid)")
     ax.set_title(title)
@@ -114,18 +122,23 @@ def plot_mask_fractions(summary: Mapping[str, Any], arms_modes: Mapping[str, str
     _save(fig, path)
 
 
-def plot_miou_vs_noise(per_rate: Mapping[str, Any], rates: Sequence[float], arms: Sequence[str],
-                       path: Path, title: str) -> None:
+def plot_miou_vs_noise(
+    per_rate: Mapping[str, Any], rates: Sequence[float], arms: Sequence[str], path: Path, title: str
+) -> None:
     """Clean-val mIoU (mean ± std over seeds) against the train-label noise rate, per arm."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     for a in arms:
         xs = [r for r in rates if a in per_rate[str(r)]["arms"]]
         if xs:
-            ax.errorbar([100 * r for r in xs],
-                        [100 * per_rate[str(r)]["arms"][a]["miou_mean"] for r in xs],
-                        yerr=[100 * per_rate[str(r)]["arms"][a]["miou_std"] for r in xs],
-                        marker="o", capsize=3, label=a)
+            ax.errorbar(
+                [100 * r for r in xs],
+                [100 * per_rate[str(r)]["arms"][a]["miou_mean"] for r in xs],
+                yerr=[100 * per_rate[str(r)]["arms"][a]["miou_std"] for r in xs],
+                marker="o",
+                capsize=3,
+                label=a,
+            )
     ax.set_xlabel("corrupted train labels (%)")
     ax.set_ylabel("clean val mIoU (%)")
     ax.set_title(title)

@@ -1,8 +1,10 @@
 """Markdown cells of the study reports: fractions shown as percentages and points."""
+
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 __all__ = ["pct", "signed", "pm", "paired"]
 
@@ -25,5 +27,4 @@ def pm(mean: Any, std: Any) -> str:
 
 def paired(v: Mapping[str, Any]) -> str:
     """A paired gain as ``+d ± s`` points (the std left out when unknown)."""
-    return signed(v["paired_mean"]) + ("" if pct(v["paired_std"]) == "–"
-                                        else f" ± {pct(v['paired_std'])}")
+    return signed(v["paired_mean"]) + ("" if pct(v["paired_std"]) == "–" else f" ± {pct(v['paired_std'])}")

@@ -13,11 +13,13 @@ The folder is cumulative: a run finished on another machine (its metrics are in 
 ``export/`` is not here) keeps the ONNX file and index entry it already has in ``dest`` when the
 file still matches the SHA-256 indexed for it. Torch-free.
 """
+
 from __future__ import annotations
 
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from rdd.serialization import sha256_file
 from rdd.spec import atomic_path, write_json_atomic
@@ -26,7 +28,7 @@ from rdd.study.aggregate import _found_seeds, read_json, run_dir
 __all__ = ["collect_onnx", "restore_teacher"]
 
 
-TEACHER_WEIGHTS = ("teacher.pt", "teacher.json")   # model.pt / model.json of the teacher stage
+TEACHER_WEIGHTS = ("teacher.pt", "teacher.json")  # model.pt / model.json of the teacher stage
 
 
 def _copy(src: Path, dst: Path) -> dict[str, Any]:
@@ -45,14 +47,23 @@ def _intact(entry: Mapping[str, Any] | None, dest: Path) -> bool:
 
 def _entry(train: Mapping[str, Any] | None, export: Mapping[str, Any] | None) -> dict[str, Any]:
     train, export = train or {}, export or {}
-    return {"iters": train.get("iters"), "model": export.get("model"),
-            "input_size": export.get("input_size"), "miou_val": train.get("miou"),
-            "miou_val_onnxruntime": (export.get("miou") or {}).get("ort_fp32")}
+    return {
+        "iters": train.get("iters"),
+        "model": export.get("model"),
+        "input_size": export.get("input_size"),
+        "miou_val": train.get("miou"),
+        "miou_val_onnxruntime": (export.get("miou") or {}).get("ort_fp32"),
+    }
 
 
-def collect_onnx(study: Mapping[str, Any], out_root: str | Path, dest: str | Path, *,
-                 teacher_export: str | Path | None = None,
-                 teacher_artifact: str | Path | None = None) -> dict[str, Any]:
+def collect_onnx(
+    study: Mapping[str, Any],
+    out_root: str | Path,
+    dest: str | Path,
+    *,
+    teacher_export: str | Path | None = None,
+    teacher_artifact: str | Path | None = None,
+) -> dict[str, Any]:
     """Copy the FP32 ONNX of every *completed* run of ``study`` (and the teacher's, from
     ``teacher_export``/model.onnx when given) into ``dest``; write and return ``index.json``.
 
@@ -71,25 +82,37 @@ def collect_onnx(study: Mapping[str, Any], out_root: str | Path, dest: str | Pat
         te = Path(teacher_export)
         exp = read_json(te / "export_metrics.json")
         old = previous.get("teacher")
-        weights = (old or {}).get("weights") or []      # [teacher.pt, teacher.json] entries
+        weights = (old or {}).get("weights") or []  # [teacher.pt, teacher.json] entries
         kept = _intact(old, dest) and all(_intact(w, dest) for w in weights)
-        if kept and weights and teacher_artifact is not None and Path(teacher_artifact).is_file() \
-                and weights[0]["sha256"] == sha256_file(teacher_artifact):
+        if (
+            kept
+            and weights
+            and teacher_artifact is not None
+            and Path(teacher_artifact).is_file()
+            and weights[0]["sha256"] == sha256_file(teacher_artifact)
+        ):
             # the same weights, gathered before: keep their export's bytes (another CPU may
             # fold the graph's constants to other last bits)
             index["models"].append(old)
         elif exp is not None and exp.get("passed") and (te / "model.onnx").is_file():
             train = read_json(out_root / "teacher" / "metrics.json")
-            entry = {"name": "teacher", "arm": None, "seed": None, **_entry(train, exp),
-                     **_copy(te / "model.onnx", dest / "teacher.onnx")}
+            entry = {
+                "name": "teacher",
+                "arm": None,
+                "seed": None,
+                **_entry(train, exp),
+                **_copy(te / "model.onnx", dest / "teacher.onnx"),
+            }
             if teacher_artifact is not None:
-                pt = Path(teacher_artifact)              # model.pt; its sidecar model.json
+                pt = Path(teacher_artifact)  # model.pt; its sidecar model.json
                 js = pt.with_suffix(".json")
-                entry["weights"] = [_copy(pt, dest / TEACHER_WEIGHTS[0]),
-                                    _copy(js, dest / TEACHER_WEIGHTS[1])]
+                entry["weights"] = [
+                    _copy(pt, dest / TEACHER_WEIGHTS[0]),
+                    _copy(js, dest / TEACHER_WEIGHTS[1]),
+                ]
             index["models"].append(entry)
         elif kept:
-            index["models"].append(old)             # exported on another machine
+            index["models"].append(old)  # exported on another machine
         else:
             index["skipped"].append({"name": "teacher", "why": f"no passed export in {te}"})
     for arm in study["arms"]:
@@ -101,15 +124,21 @@ def collect_onnx(study: Mapping[str, Any], out_root: str | Path, dest: str | Pat
             done = train is not None and train.get("completed", True)
             passed = exp is not None and exp.get("passed")
             if done and passed and (d / "export" / "model.onnx").is_file():
-                index["models"].append({"name": name, "arm": arm, "seed": seed,
-                                        **_entry(train, exp),
-                                        **_copy(d / "export" / "model.onnx",
-                                                dest / f"{name}.onnx")})
+                index["models"].append(
+                    {
+                        "name": name,
+                        "arm": arm,
+                        "seed": seed,
+                        **_entry(train, exp),
+                        **_copy(d / "export" / "model.onnx", dest / f"{name}.onnx"),
+                    }
+                )
             elif done and passed and _intact(previous.get(name), dest):
                 index["models"].append(previous[name])  # exported on another machine
             else:
-                index["skipped"].append({"name": name, "why": "not finished" if not done
-                                         else "no passed export"})
+                index["skipped"].append(
+                    {"name": name, "why": "not finished" if not done else "no passed export"}
+                )
     write_json_atomic(dest / "index.json", index)
     return index
 
@@ -126,20 +155,25 @@ def restore_teacher(dest: str | Path, out_root: str | Path) -> list[Path]:
     entry = next((m for m in (index or {}).get("models", []) if m.get("name") == "teacher"), None)
     weights = {w.get("file"): w for w in (entry or {}).get("weights", [])}
     if set(weights) != set(TEACHER_WEIGHTS):
-        raise FileNotFoundError(f"{dest / 'index.json'}: no teacher weights indexed (expected "
-                                f"{' and '.join(TEACHER_WEIGHTS)} under the teacher entry)")
+        raise FileNotFoundError(
+            f"{dest / 'index.json'}: no teacher weights indexed (expected "
+            f"{' and '.join(TEACHER_WEIGHTS)} under the teacher entry)"
+        )
     for name in TEACHER_WEIGHTS:
         if not _intact(weights[name], dest):
-            raise ValueError(f"{dest / name}: missing or not the file indexed in "
-                             f"{dest / 'index.json'} (SHA-256 differs)")
+            raise ValueError(
+                f"{dest / name}: missing or not the file indexed in {dest / 'index.json'} (SHA-256 differs)"
+            )
     written = []
     for name, out in zip(TEACHER_WEIGHTS, ("model.pt", "model.json")):
         dst = target / out
         if dst.exists():
             if sha256_file(dst) == weights[name]["sha256"]:
                 continue
-            raise FileExistsError(f"{dst}: exists and differs from {dest / name}; not "
-                                  "overwritten (move it away to restore the committed teacher)")
+            raise FileExistsError(
+                f"{dst}: exists and differs from {dest / name}; not "
+                "overwritten (move it away to restore the committed teacher)"
+            )
         _copy(dest / name, dst)
         written.append(dst)
     return written

@@ -1,8 +1,10 @@
 """Rasterising the world's planes per pixel (sky, ground, facades, fences) into a frame's
 slot / shade / label / depth buffers (:class:`_Frame`), with vectorised numpy."""
+
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -38,8 +40,7 @@ class _Frame:
         self.colors.extend(np.asarray(colors, np.float32).reshape(-1, 3))
         return np.arange(first, len(self.colors), dtype=np.uint16)
 
-    def put(self, r0: int, c0: int, cover: np.ndarray, slot: Any, shade: Any, lab: Any,
-            depth: Any) -> None:
+    def put(self, r0: int, c0: int, cover: np.ndarray, slot: Any, shade: Any, lab: Any, depth: Any) -> None:
         """Write values (scalars or arrays broadcastable to ``cover``) where ``cover``."""
         h, w = cover.shape
         win = (slice(r0, r0 + h), slice(c0, c0 + w))
@@ -112,8 +113,7 @@ def _draw_ground(fr: _Frame, w: _World, cam_z: float) -> None:
     kerb = (ax >= w.road_half) & (ax < w.road_half + 0.18)
     shade[tiles & ~road] *= 0.8
     shade[kerb] = 1.15
-    s_road, s_side, s_mark = (fr.add(c) for c in (w.road_color, w.sidewalk_color,
-                                                  w.marking_color))
+    s_road, s_side, s_mark = (fr.add(c) for c in (w.road_color, w.sidewalk_color, w.marking_color))
     slot = np.where(road, np.uint16(s_road), np.uint16(s_side))
     slot[marks] = s_mark
     # building shadows: facades on the sun side shade the ground next to them
@@ -161,19 +161,20 @@ def _draw_facades(fr: _Frame, w: _World, cam_z: float, z_far: float) -> None:
         big_y = np.float32(cam.hc) - (yc - np.float32(cam.y_h)) * (zc / np.float32(cam.f))
         u = (zw - side.z0[idx]).astype(np.float32)  # distance along the facade (m)
         per, fh = side.win_period[idx], side.floor_h[idx].astype(np.float32)
-        wcol = (_fmod(u, per) > (per - side.win_width[idx])) & (u > 0.6) & \
-            (u < (side.z1 - side.z0)[idx] - 0.6)
+        wcol = (
+            (_fmod(u, per) > (per - side.win_width[idx])) & (u > 0.6) & (u < (side.z1 - side.z0)[idx] - 0.6)
+        )
         yin = _fmod(big_y, fh)
-        win = wcol & (yin > 0.8) & (yin < 0.8 + side.win_h[idx]) & (big_y > fh) & \
-            (big_y < hgt - 0.6)
+        win = wcol & (yin > 0.8) & (yin < 0.8 + side.win_h[idx]) & (big_y > fh) & (big_y < hgt - 0.6)
         win |= side.shop[idx] & (big_y > 0.3) & (big_y < 2.6) & (_fmod(u, 6.0) > 0.5)
         sun = 1.12 if side.sign != w.sun_side else (0.7 if w.shadow < 1 else 0.9)
         base_slots = fr.add_many(side.color)
         glass_slots = fr.add_many(side.glass)
         slot = np.where(win, glass_slots[idx], base_slots[idx])
         shade = np.float32(sun) * (1 + 0.04 * np.sin(u * 2.3)).astype(np.float32)
-        shade = np.where(win, 0.75 + 0.5 * yin / fh,
-                         np.where((yin < 0.18) & (big_y > 1.0), shade * 0.82, shade))
+        shade = np.where(
+            win, 0.75 + 0.5 * yin / fh, np.where((yin < 0.18) & (big_y > 1.0), shade * 0.82, shade)
+        )
         fr.put(r0, c0, cover, slot, shade, BUILDING, zc)
 
 
@@ -205,7 +206,12 @@ def _draw_fences(fr: _Frame, w: _World, cam_z: float) -> None:
             big_y = cam.hc - (yc - cam.y_h) * m_per_px
             rail_w = np.maximum(0.06, m_per_px)
             rails = (np.abs(big_y - fh) < rail_w) | (np.abs(big_y - 0.15) < rail_w)
-            cover = (big_y >= 0) & (big_y <= fh + rail_w) & (bars | rails) & valid[c0:c1] & \
-                (zc < fr.depth[r0:r1, c0:c1])
+            cover = (
+                (big_y >= 0)
+                & (big_y <= fh + rail_w)
+                & (bars | rails)
+                & valid[c0:c1]
+                & (zc < fr.depth[r0:r1, c0:c1])
+            )
             if cover.any():
                 fr.put(r0, c0, cover, fr.add(color), 0.85 + 0.3 * (big_y / fh), FENCE, zc)

@@ -1,17 +1,17 @@
 """One frame: planes, sprites, lighting, haze, blur and sensor noise (:func:`render_scene`)."""
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
 
 from rdd.spec import as_hw
 
-from .world import FAR, _Camera, _World, _make_world
-from .raster import _Frame, _draw_facades, _draw_fences, _draw_ground, _draw_sky
+from .raster import _draw_facades, _draw_fences, _draw_ground, _draw_sky, _Frame
 from .sprites import _Canvas, _composite, _op_size, _sprite_ops, _sprite_shadow
-
+from .world import FAR, _Camera, _make_world, _World
 
 _NOISE_LUT = None
 
@@ -28,12 +28,20 @@ def _gauss_lut() -> np.ndarray:
     return _NOISE_LUT
 
 
-def _render(world: _World, size: tuple[int, int], cam_z: float, t: float,
-            noise_rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _render(
+    world: _World, size: tuple[int, int], cam_z: float, t: float, noise_rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     H, W = size
     k = world.camera_kw
-    cam = _Camera(H=H, W=W, f=k["f_rel"] * W, hc=k["hc"], y_h=k["y_h_rel"] * H,
-                  x_v=k["x_v_rel"] * W, cam_x=k["cam_x_rel"] * world.road_half)
+    cam = _Camera(
+        H=H,
+        W=W,
+        f=k["f_rel"] * W,
+        hc=k["hc"],
+        y_h=k["y_h_rel"] * H,
+        x_v=k["x_v_rel"] * W,
+        cam_x=k["cam_x_rel"] * world.road_half,
+    )
     fr = _Frame(cam)
     _draw_sky(fr, world)
     _draw_ground(fr, world, cam_z)
@@ -61,8 +69,9 @@ def _render(world: _World, size: tuple[int, int], cam_z: float, t: float,
     haze[fr.depth >= FAR] = 0
     keep = fr.shade * (1 - haze)
     horizon = np.asarray(world.sky_horizon, np.float32) * np.float32(world.gain)
-    noise = np.take(_gauss_lut() * np.float32(world.noise),
-                    noise_rng.integers(0, 256, (H, W), dtype=np.uint8))
+    noise = np.take(
+        _gauss_lut() * np.float32(world.noise), noise_rng.integers(0, 256, (H, W), dtype=np.uint8)
+    )
     noise += np.float32(0.5)  # rounding offset for the final truncation
     chans = []
     for c in range(3):
@@ -82,8 +91,7 @@ def _render(world: _World, size: tuple[int, int], cam_z: float, t: float,
 
 
 # --------------------------------------------------------------------------- public API
-def render_scene(seed: int,
-                 size: int | Sequence[int] = (360, 480)) -> tuple[np.ndarray, np.ndarray]:
+def render_scene(seed: int, size: int | Sequence[int] = (360, 480)) -> tuple[np.ndarray, np.ndarray]:
     """Render one random street scene.
 
     Args:

@@ -1,16 +1,16 @@
 """Sprites (trees, poles, signs, lights, cars, people, cyclists, clutter): shapes in metres drawn
 with OpenCV on a canvas and composited into the frame through its depth buffer."""
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
-from typing import Sequence
 
 import cv2
 import numpy as np
 
-from .world import (BICYCLIST, CAR, _NONE, PEDESTRIAN, POLE, ROAD, SIDEWALK, SIGN, TREE, VOID,
-                    _Camera, _Sprite)
 from .raster import _Frame
+from .world import _NONE, BICYCLIST, CAR, PEDESTRIAN, POLE, ROAD, SIDEWALK, SIGN, TREE, VOID, _Camera, _Sprite
 
 
 # ---- sprites: shapes in metres (u right, v up, origin at the sprite's ground point) ---------
@@ -32,9 +32,10 @@ class _Canvas:
 
     def pts(self, uv: Sequence[tuple[float, float]]) -> np.ndarray:
         k = 1 << self.SHIFT
-        ax, ay, s, x0, y0 = self.ax - self.x0, self.ay - self.y0, self.s, self.x0, self.y0
-        return np.array([(int(round((ax + u * s) * k)), int(round((ay - v * s) * k)))
-                         for u, v in uv], np.int32)
+        ax, ay, s = self.ax - self.x0, self.ay - self.y0, self.s
+        return np.array(
+            [(int(round((ax + u * s) * k)), int(round((ay - v * s) * k))) for u, v in uv], np.int32
+        )
 
     def render(self, fr: _Frame) -> tuple[np.ndarray, np.ndarray, np.ndarray | float]:
         """Draw the ops (later ones on top) → (slots, labels, shade) patches; label 254 = empty.
@@ -73,12 +74,14 @@ class _Canvas:
             labels[k] = op[2]
             if kind == "poly":
                 m = len(op[3])
-                cv2.fillPoly(ids, [pts[i:i + m]], k, cv2.LINE_8, sh)
+                cv2.fillPoly(ids, [pts[i : i + m]], k, cv2.LINE_8, sh)
                 i += m
             elif kind == "ellipse":  # center (u, v), radii (ru, rv), thickness m (-1: filled)
                 (ru, rv), th = op[4], op[5]
-                axes = (max(1, int(round(ru * self.s * (1 << sh)))),
-                        max(1, int(round(rv * self.s * (1 << sh)))))
+                axes = (
+                    max(1, int(round(ru * self.s * (1 << sh)))),
+                    max(1, int(round(rv * self.s * (1 << sh)))),
+                )
                 t = -1 if th < 0 else max(1, int(round(th * self.s)))
                 cv2.ellipse(ids, tuple(pl[i]), axes, 0, 0, 360, k, t, cv2.LINE_8, sh)
                 i += 1
@@ -105,11 +108,10 @@ class _Canvas:
         if px1 - px0 < 2 or py1 - py0 < 2:
             return
         field, tex = _crown_template(seed)
-        both = cv2.resize(np.dstack([field, tex]), (px1 - px0, py1 - py0),
-                          interpolation=cv2.INTER_LINEAR)
+        both = cv2.resize(np.dstack([field, tex]), (px1 - px0, py1 - py0), interpolation=cv2.INTER_LINEAR)
         x0, y0 = max(px0, 0), max(py0, 0)
         x1, y1 = min(px1, self.w), min(py1, self.h)
-        both = both[y0 - py0:y1 - py0, x0 - px0:x1 - px0]
+        both = both[y0 - py0 : y1 - py0, x0 - px0 : x1 - px0]
         inside = both[..., 0] < 0.85
         ids[y0:y1, x0:x1][inside] = k
         shade[y0:y1, x0:x1][inside] = both[..., 1][inside]
@@ -123,8 +125,7 @@ def _crown_template(seed: int, n: int = 48) -> tuple[np.ndarray, np.ndarray]:
     d = uv[None, :] ** 2 + uv[:, None] ** 2
     g = np.random.default_rng(seed)
     lobes = cv2.resize(g.random((5, 5), dtype=np.float32), (n, n), interpolation=cv2.INTER_LINEAR)
-    leaves = cv2.resize(g.random((16, 16), dtype=np.float32), (n, n),
-                        interpolation=cv2.INTER_LINEAR)
+    leaves = cv2.resize(g.random((16, 16), dtype=np.float32), (n, n), interpolation=cv2.INTER_LINEAR)
     field = d + 0.7 * (lobes - 0.5) + 0.25 * (leaves - 0.5)
     tex = 0.5 + 0.9 * leaves * (1.1 - 0.4 * np.clip(d, 0, 1))
     return field.astype(np.float32), tex.astype(np.float32)
@@ -141,8 +142,7 @@ def _composite(fr: _Frame, canvas: _Canvas, depth: float) -> None:
     win = (slice(ya - y0, yb - y0), slice(xa - x0, xb - x0))
     lab = lab[win]
     cover = (lab != _NONE) & (fr.depth[ya:yb, xa:xb] > depth)
-    fr.put(ya, xa, cover, slot[win], shade if isinstance(shade, float) else shade[win], lab,
-           depth)
+    fr.put(ya, xa, cover, slot[win], shade if isinstance(shade, float) else shade[win], lab, depth)
 
 
 def _sprite_ops(sp: _Sprite, cam: _Camera, t: float, z: float) -> tuple[list[tuple], tuple]:
@@ -151,9 +151,19 @@ def _sprite_ops(sp: _Sprite, cam: _Camera, t: float, z: float) -> tuple[list[tup
     ops: list[tuple] = []
     if sp.kind == "tree":
         ru, rv, th = p["ru"], p["rv"], p["trunk_h"]
-        ops.append(("poly", p["trunk"], TREE,
-                    [(-p["trunk_w"] / 2, 0), (p["trunk_w"] / 2, 0), (p["trunk_w"] / 3, th + rv),
-                     (-p["trunk_w"] / 3, th + rv)]))
+        ops.append(
+            (
+                "poly",
+                p["trunk"],
+                TREE,
+                [
+                    (-p["trunk_w"] / 2, 0),
+                    (p["trunk_w"] / 2, 0),
+                    (p["trunk_w"] / 3, th + rv),
+                    (-p["trunk_w"] / 3, th + rv),
+                ],
+            )
+        )
         ops.append(("crown", p["green"], TREE, (0.0, th + rv * 0.8), (ru, rv), p["seed"]))
         return ops, (-ru, ru, 0.0, th + 1.8 * rv)
     if sp.kind == "pole":
@@ -167,18 +177,47 @@ def _sprite_ops(sp: _Sprite, cam: _Camera, t: float, z: float) -> tuple[list[tup
                 ops.append(("ellipse", (235, 235, 235), SIGN, (0.0, sh), (s / 2, s / 2), -1))
                 ops.append(("ellipse", col, SIGN, (0.0, sh), (s * 0.42, s * 0.42), -1))
             elif p["sign_shape"] == "rect":
-                ops.append(("poly", col, SIGN, [(-s / 2, sh - s * 0.4), (s / 2, sh - s * 0.4),
-                                                (s / 2, sh + s * 0.4), (-s / 2, sh + s * 0.4)]))
+                ops.append(
+                    (
+                        "poly",
+                        col,
+                        SIGN,
+                        [
+                            (-s / 2, sh - s * 0.4),
+                            (s / 2, sh - s * 0.4),
+                            (s / 2, sh + s * 0.4),
+                            (-s / 2, sh + s * 0.4),
+                        ],
+                    )
+                )
                 ops.append(("line", (240, 240, 240), SIGN, (-s * 0.3, sh), (s * 0.3, sh), 0.06))
             else:
-                ops.append(("poly", (235, 235, 235), SIGN,
-                            [(-s / 2, sh - s * 0.4), (s / 2, sh - s * 0.4), (0, sh + s * 0.45)]))
-                ops.append(("poly", col, SIGN, [(-s * 0.3, sh - s * 0.27), (s * 0.3, sh - s * 0.27),
-                                                (0, sh + s * 0.22)]))
+                ops.append(
+                    (
+                        "poly",
+                        (235, 235, 235),
+                        SIGN,
+                        [(-s / 2, sh - s * 0.4), (s / 2, sh - s * 0.4), (0, sh + s * 0.45)],
+                    )
+                )
+                ops.append(
+                    (
+                        "poly",
+                        col,
+                        SIGN,
+                        [(-s * 0.3, sh - s * 0.27), (s * 0.3, sh - s * 0.27), (0, sh + s * 0.22)],
+                    )
+                )
         elif p["kind"] == "light":
             top = h
-            ops.append(("poly", (35, 35, 35), SIGN, [(-0.18, top - 0.95), (0.18, top - 0.95),
-                                                     (0.18, top), (-0.18, top)]))
+            ops.append(
+                (
+                    "poly",
+                    (35, 35, 35),
+                    SIGN,
+                    [(-0.18, top - 0.95), (0.18, top - 0.95), (0.18, top), (-0.18, top)],
+                )
+            )
             lamp_cols = [(230, 40, 30), (240, 180, 30), (40, 220, 90)]
             for k in range(3):
                 col = lamp_cols[k] if k == p["lit"] else (60, 60, 55)
@@ -186,14 +225,19 @@ def _sprite_ops(sp: _Sprite, cam: _Camera, t: float, z: float) -> tuple[list[tup
         elif p["kind"] == "lamp":
             d = p["toward_road"] * 1.6
             ops.append(("line", c, POLE, (0.0, h - 0.1), (d, h + 0.15), max(pw * 0.5, 0.05)))
-            ops.append(("poly", (200, 200, 180), POLE, [(d - 0.25, h + 0.05), (d + 0.25, h + 0.05),
-                                                        (d + 0.2, h + 0.2), (d - 0.2, h + 0.2)]))
+            ops.append(
+                (
+                    "poly",
+                    (200, 200, 180),
+                    POLE,
+                    [(d - 0.25, h + 0.05), (d + 0.25, h + 0.05), (d + 0.2, h + 0.2), (d - 0.2, h + 0.2)],
+                )
+            )
             umin, umax, vmax = min(umin, d - 0.3), max(umax, d + 0.3), h + 0.4
         return ops, (umin, umax, 0.0, vmax)
     if sp.kind == "void":
         ww, hh = p["w"], p["h"]
-        ops.append(("poly", p["color"], VOID,
-                    [(-ww / 2, 0), (ww / 2, 0), (ww / 2, hh), (-ww / 2, hh)]))
+        ops.append(("poly", p["color"], VOID, [(-ww / 2, 0), (ww / 2, 0), (ww / 2, hh), (-ww / 2, hh)]))
         return ops, (-ww / 2, ww / 2, 0.0, hh)
     if sp.kind == "person":
         return _person_ops(p, t), (-0.6, 0.6, 0.0, p["height"] + 0.05)
@@ -215,13 +259,27 @@ def _person_ops(p: dict, t: float) -> list[tuple]:
         fu = sgn * stride + (0.0 if side else sgn * 0.09)
         hu = sgn * (0.02 if side else 0.08)
         ops.append(("line", p["pants"], PEDESTRIAN, (hu, hip), (fu, 0.05), 0.13))
-    ops.append(("poly", p["shirt"], PEDESTRIAN, [(-tw * 0.8, hip - 0.05), (tw * 0.8, hip - 0.05),
-                                                  (tw, sh), (-tw, sh)]))
+    ops.append(
+        (
+            "poly",
+            p["shirt"],
+            PEDESTRIAN,
+            [(-tw * 0.8, hip - 0.05), (tw * 0.8, hip - 0.05), (tw, sh), (-tw, sh)],
+        )
+    )
     swing = (0.2 if side else 0.04) * np.sin(ph + np.pi)
     for sgn in (-1, 1):  # arms
         su = 0.0 if side else sgn * tw
-        ops.append(("line", p["shirt"], PEDESTRIAN, (su, sh - 0.03),
-                    (su + sgn * swing + (0 if side else sgn * 0.05), hip - 0.02), 0.09))
+        ops.append(
+            (
+                "line",
+                p["shirt"],
+                PEDESTRIAN,
+                (su, sh - 0.03),
+                (su + sgn * swing + (0 if side else sgn * 0.05), hip - 0.02),
+                0.09,
+            )
+        )
     ops.append(("ellipse", p["skin"], PEDESTRIAN, (0.0, h - 0.12), (0.09, 0.12), -1))
     ops.append(("ellipse", p["hair"], PEDESTRIAN, (0.0, h - 0.07), (0.095, 0.07), -1))
     return ops
@@ -249,10 +307,10 @@ def _cyclist_ops(p: dict, t: float) -> list[tuple]:
         ops.append(("ellipse", (25, 25, 25), BICYCLIST, (0.0, 0.34), (0.035, 0.34), -1))
         for sgn in (-1, 1):
             k = 0.12 * np.sin(ph + (0 if sgn < 0 else np.pi))
-            ops.append(("line", p["pants"], BICYCLIST, (sgn * 0.1, 0.98),
-                        (sgn * 0.12, 0.45 + k), 0.12))
-        ops.append(("poly", p["shirt"], BICYCLIST,
-                    [(-0.17, 0.95), (0.17, 0.95), (0.22, 1.55), (-0.22, 1.55)]))
+            ops.append(("line", p["pants"], BICYCLIST, (sgn * 0.1, 0.98), (sgn * 0.12, 0.45 + k), 0.12))
+        ops.append(
+            ("poly", p["shirt"], BICYCLIST, [(-0.17, 0.95), (0.17, 0.95), (0.22, 1.55), (-0.22, 1.55)])
+        )
         ops.append(("line", p["frame"], BICYCLIST, (-0.3, 1.15), (0.3, 1.15), 0.04))
         ops.append(("ellipse", p["skin"], BICYCLIST, (0.0, 1.7), (0.1, 0.12), -1))
     return ops
@@ -277,11 +335,16 @@ def _car_ops(sp: _Sprite, cam: _Camera, z: float) -> tuple[list[tuple], tuple]:
             return (u_rel * z / z2 - xrel, cam.hc - (cam.hc - v) * z / z2)
 
         near_u = sgn * w / 2
-        side_poly = [(near_u, 0.25), far(xs, 0.25), far(xs, hb), far(xs - sgn * 0.15, h * 0.95),
-                     (near_u - sgn * 0.15 * 0, h * 0.95), (near_u, hb)]
+        side_poly = [
+            (near_u, 0.25),
+            far(xs, 0.25),
+            far(xs, hb),
+            far(xs - sgn * 0.15, h * 0.95),
+            (near_u - sgn * 0.15 * 0, h * 0.95),
+            (near_u, hb),
+        ]
         ops.append(("poly", tuple(c * 0.72), CAR, side_poly))
-        win = [(near_u, hb + 0.05), far(xs, hb + 0.05), far(xs - sgn * 0.1, h * 0.9),
-               (near_u, h * 0.9)]
+        win = [(near_u, hb + 0.05), far(xs, hb + 0.05), far(xs - sgn * 0.1, h * 0.9), (near_u, h * 0.9)]
         ops.append(("poly", tuple(np.asarray(glass) * 0.9), CAR, win))
         for zz in (z + 0.7, z2 - 0.7):  # wheels on the side
             uw, vw = (xs * z / zz - xrel, cam.hc - (cam.hc - 0.33) * z / zz)
@@ -291,24 +354,58 @@ def _car_ops(sp: _Sprite, cam: _Camera, z: float) -> tuple[list[tuple], tuple]:
         vs = [pt[1] for pt in side_poly]
         extent = [min(extent[0], *us), max(extent[1], *us), min(0.0, *vs), max(h, *vs)]
     # rear / front face
-    ops.append(("poly", dark, CAR, [(-w / 2 + 0.05, 0), (-w / 2 + 0.35, 0), (-w / 2 + 0.35, 0.4),
-                                    (-w / 2 + 0.05, 0.4)]))
-    ops.append(("poly", dark, CAR, [(w / 2 - 0.35, 0), (w / 2 - 0.05, 0), (w / 2 - 0.05, 0.4),
-                                    (w / 2 - 0.35, 0.4)]))
-    ops.append(("poly", tuple(c), CAR, [(-w / 2, 0.22), (w / 2, 0.22), (w / 2, hb * 0.95),
-                                        (w * 0.45, hb), (-w * 0.45, hb), (-w / 2, hb * 0.95)]))
-    ops.append(("poly", tuple(c * 0.9), CAR, [(-w * 0.43, hb), (w * 0.43, hb), (w * 0.36, h),
-                                              (-w * 0.36, h)]))
-    ops.append(("poly", glass, CAR, [(-w * 0.38, hb + 0.05), (w * 0.38, hb + 0.05),
-                                     (w * 0.33, h - 0.07), (-w * 0.33, h - 0.07)]))
+    ops.append(
+        (
+            "poly",
+            dark,
+            CAR,
+            [(-w / 2 + 0.05, 0), (-w / 2 + 0.35, 0), (-w / 2 + 0.35, 0.4), (-w / 2 + 0.05, 0.4)],
+        )
+    )
+    ops.append(
+        ("poly", dark, CAR, [(w / 2 - 0.35, 0), (w / 2 - 0.05, 0), (w / 2 - 0.05, 0.4), (w / 2 - 0.35, 0.4)])
+    )
+    ops.append(
+        (
+            "poly",
+            tuple(c),
+            CAR,
+            [
+                (-w / 2, 0.22),
+                (w / 2, 0.22),
+                (w / 2, hb * 0.95),
+                (w * 0.45, hb),
+                (-w * 0.45, hb),
+                (-w / 2, hb * 0.95),
+            ],
+        )
+    )
+    ops.append(
+        ("poly", tuple(c * 0.9), CAR, [(-w * 0.43, hb), (w * 0.43, hb), (w * 0.36, h), (-w * 0.36, h)])
+    )
+    ops.append(
+        (
+            "poly",
+            glass,
+            CAR,
+            [(-w * 0.38, hb + 0.05), (w * 0.38, hb + 0.05), (w * 0.33, h - 0.07), (-w * 0.33, h - 0.07)],
+        )
+    )
     ops.append(("poly", dark, CAR, [(-w / 2, 0.22), (w / 2, 0.22), (w / 2, 0.36), (-w / 2, 0.36)]))
     light = (240, 240, 225) if p["front"] else (200, 30, 25)
     for sgn in (-1, 1):
         u0 = sgn * (w / 2 - 0.08)
-        ops.append(("poly", light, CAR, [(u0, hb * 0.72), (u0 - sgn * 0.3, hb * 0.72),
-                                         (u0 - sgn * 0.3, hb * 0.88), (u0, hb * 0.88)]))
-    ops.append(("poly", (220, 220, 220), CAR, [(-0.25, 0.42), (0.25, 0.42), (0.25, 0.55),
-                                               (-0.25, 0.55)]))  # number plate
+        ops.append(
+            (
+                "poly",
+                light,
+                CAR,
+                [(u0, hb * 0.72), (u0 - sgn * 0.3, hb * 0.72), (u0 - sgn * 0.3, hb * 0.88), (u0, hb * 0.88)],
+            )
+        )
+    ops.append(
+        ("poly", (220, 220, 220), CAR, [(-0.25, 0.42), (0.25, 0.42), (0.25, 0.55), (-0.25, 0.55)])
+    )  # number plate
     return ops, tuple(extent)  # type: ignore[return-value]
 
 

@@ -1,20 +1,21 @@
 """Writing rendered scenes to disk: a dataset in the ``folder`` layout and a demo video."""
+
 from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
 
-from rdd.spec import (CAMVID_CLASSES, as_hw, atomic_path, temp_sibling, write_json_atomic,
-                      write_text_atomic)
+from rdd.spec import CAMVID_CLASSES, as_hw, atomic_path, temp_sibling, write_json_atomic, write_text_atomic
 
-from .world import NUM_CLASSES, _make_world
 from .render import _render, render_scene
+from .world import NUM_CLASSES, _make_world
 
 
 def _scene_seed(seed: int, split: int, index: int) -> int:
@@ -22,8 +23,11 @@ def _scene_seed(seed: int, split: int, index: int) -> int:
 
 
 def _classes_yaml() -> str:
-    lines = ["# CamVid 11-class label space (synthetic street scenes)",
-             "names: [" + ", ".join(CAMVID_CLASSES.names) + "]", "palette:"]
+    lines = [
+        "# CamVid 11-class label space (synthetic street scenes)",
+        "names: [" + ", ".join(CAMVID_CLASSES.names) + "]",
+        "palette:",
+    ]
     lines += [f"  - [{r}, {g}, {b}]" for r, g, b in CAMVID_CLASSES.palette]
     lines.append(f"ignore_index: {CAMVID_CLASSES.ignore_index}")
     return "\n".join(lines) + "\n"
@@ -49,9 +53,14 @@ def _replace_dir(tmp: Path, dst: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def write_synthetic_dataset(root: str | os.PathLike, n_train: int = 300, n_val: int = 60,
-                            size: int | Sequence[int] = (360, 480), seed: int = 0,
-                            progress: bool = False) -> dict[str, Any]:
+def write_synthetic_dataset(
+    root: str | os.PathLike,
+    n_train: int = 300,
+    n_val: int = 60,
+    size: int | Sequence[int] = (360, 480),
+    seed: int = 0,
+    progress: bool = False,
+) -> dict[str, Any]:
     """Write ``n_train`` + ``n_val`` scenes in the ``folder`` layout, atomically::
 
         root/images/{train,val}/000000.png  root/masks/{train,val}/000000.png
@@ -62,8 +71,10 @@ def write_synthetic_dataset(root: str | os.PathLike, n_train: int = 300, n_val: 
     counts, size, seed, class names and per-split class pixel frequencies.
     """
     if n_train < 0 or n_val < 0 or n_train + n_val == 0:
-        raise ValueError(f"write_synthetic_dataset: need n_train, n_val >= 0 and at least one "
-                         f"scene, got n_train={n_train}, n_val={n_val}")
+        raise ValueError(
+            f"write_synthetic_dataset: need n_train, n_val >= 0 and at least one "
+            f"scene, got n_train={n_train}, n_val={n_val}"
+        )
     H, W = as_hw(size)
     root = Path(root)
     root.parent.mkdir(parents=True, exist_ok=True)
@@ -88,9 +99,15 @@ def write_synthetic_dataset(root: str | os.PathLike, n_train: int = 300, n_val: 
             labelled = max(int(counts[:NUM_CLASSES].sum()), 1)
             freqs[split] = [round(float(c) / labelled, 6) for c in counts[:NUM_CLASSES]]
             ignore[split] = round(float(counts[255]) / max(int(counts.sum()), 1), 6)
-        summary = {"n_train": n_train, "n_val": n_val, "size": [H, W], "seed": int(seed),
-                   "classes": list(CAMVID_CLASSES.names), "class_pixel_frequency": freqs,
-                   "ignore_fraction": ignore}
+        summary = {
+            "n_train": n_train,
+            "n_val": n_val,
+            "size": [H, W],
+            "seed": int(seed),
+            "classes": list(CAMVID_CLASSES.names),
+            "class_pixel_frequency": freqs,
+            "ignore_fraction": ignore,
+        }
         write_text_atomic(tmp / "classes.yaml", _classes_yaml())
         write_json_atomic(tmp / "summary.json", summary)
         _replace_dir(tmp, root)
@@ -100,10 +117,17 @@ def write_synthetic_dataset(root: str | os.PathLike, n_train: int = 300, n_val: 
     return summary
 
 
-def write_synthetic_video(video_path: str | os.PathLike, masks_dir: str | os.PathLike | None,
-                          n_frames: int, size: int | Sequence[int] = (360, 480), seed: int = 0,
-                          fps: float = 15.0, *, images_dir: str | os.PathLike | None = None,
-                          speed: float = 8.0) -> dict[str, Any]:
+def write_synthetic_video(
+    video_path: str | os.PathLike,
+    masks_dir: str | os.PathLike | None,
+    n_frames: int,
+    size: int | Sequence[int] = (360, 480),
+    seed: int = 0,
+    fps: float = 15.0,
+    *,
+    images_dir: str | os.PathLike | None = None,
+    speed: float = 8.0,
+) -> dict[str, Any]:
     """Write a clip of one moving street: the camera drives forward at ``speed`` m/s, traffic,
     cyclists and pedestrians move, lighting stays fixed.
 
@@ -120,8 +144,7 @@ def write_synthetic_video(video_path: str | os.PathLike, masks_dir: str | os.Pat
     ss = np.random.SeedSequence(int(seed))
     world_rng, noise_seq = ss.spawn(2)
     duration = n_frames / fps
-    world = _make_world(np.random.default_rng(world_rng), 0.0, 110.0 + speed * duration,
-                        cam_speed=speed)
+    world = _make_world(np.random.default_rng(world_rng), 0.0, 110.0 + speed * duration, cam_speed=speed)
     noise_seeds = noise_seq.spawn(n_frames)
 
     outs: dict[str, tuple[Path, Path]] = {}  # kind → (temporary folder, final folder)
@@ -136,15 +159,15 @@ def write_synthetic_video(video_path: str | os.PathLike, masks_dir: str | os.Pat
             writer = None
             if video_path is not None:
                 tmp_video = stack.enter_context(atomic_path(video_path))  # renamed on success
-                writer = cv2.VideoWriter(str(tmp_video), cv2.VideoWriter_fourcc(*"mp4v"),
-                                         float(fps), (W, H))
+                writer = cv2.VideoWriter(str(tmp_video), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (W, H))
                 if not writer.isOpened():
                     raise OSError(f"cv2.VideoWriter could not open {video_path} (mp4v codec)")
                 stack.callback(writer.release)  # LIFO: released before the rename
             for i in range(n_frames):
                 t = i / fps
-                image, mask = _render(world, (H, W), cam_z=speed * t, t=t,
-                                      noise_rng=np.random.default_rng(noise_seeds[i]))
+                image, mask = _render(
+                    world, (H, W), cam_z=speed * t, t=t, noise_rng=np.random.default_rng(noise_seeds[i])
+                )
                 counts += np.bincount(mask.ravel(), minlength=256)
                 if writer is not None:
                     writer.write(cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
@@ -159,9 +182,14 @@ def write_synthetic_video(video_path: str | os.PathLike, masks_dir: str | os.Pat
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
     labelled = max(int(counts[:NUM_CLASSES].sum()), 1)
-    return {"video": None if video_path is None else str(video_path),
-            "masks_dir": None if masks_dir is None else str(masks_dir),
-            "images_dir": None if images_dir is None else str(images_dir),
-            "n_frames": n_frames, "fps": float(fps), "size": [H, W], "seed": int(seed),
-            "speed_mps": speed,
-            "class_pixel_frequency": [round(float(c) / labelled, 6) for c in counts[:NUM_CLASSES]]}
+    return {
+        "video": None if video_path is None else str(video_path),
+        "masks_dir": None if masks_dir is None else str(masks_dir),
+        "images_dir": None if images_dir is None else str(images_dir),
+        "n_frames": n_frames,
+        "fps": float(fps),
+        "size": [H, W],
+        "seed": int(seed),
+        "speed_mps": speed,
+        "class_pixel_frequency": [round(float(c) / labelled, 6) for c in counts[:NUM_CLASSES]],
+    }

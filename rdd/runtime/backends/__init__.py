@@ -12,11 +12,39 @@
 
 Importing this package loads numpy only; each runtime is imported when a build is opened.
 """
-from rdd.runtime.backends.base import Backend, logits_to_labels, output_labels
-from rdd.runtime.backends.formats import (BACKENDS, FORMATS, BackendEntry, Build, Format, available,
-                                          backend_names, device_names, discover_builds, format_of,
-                                          open_build, register, row_kinds)
 
-__all__ = ["Backend", "logits_to_labels", "output_labels", "BACKENDS", "FORMATS", "BackendEntry",
-           "Build", "Format", "available", "backend_names", "device_names", "discover_builds",
-           "format_of", "open_build", "register", "row_kinds"]
+from rdd.runtime.backends.base import Backend, logits_to_labels, output_labels
+from rdd.runtime.backends.formats import (
+    BACKENDS,
+    FORMATS,
+    BackendEntry,
+    Build,
+    Format,
+    available,
+    backend_names,
+    device_names,
+    discover_builds,
+    format_of,
+    open_build,
+    register,
+    row_kinds,
+)
+
+__all__ = [
+    "Backend",
+    "logits_to_labels",
+    "output_labels",
+    "BACKENDS",
+    "FORMATS",
+    "BackendEntry",
+    "Build",
+    "Format",
+    "available",
+    "backend_names",
+    "device_names",
+    "discover_builds",
+    "format_of",
+    "open_build",
+    "register",
+    "row_kinds",
+]

@@ -17,20 +17,31 @@ A backend opens one build (a model file) on one device and exposes
 Backends are opened through :func:`rdd.runtime.backends.open_build` (the format table), never
 constructed by the rest of the project.
 """
+
 from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
 from rdd.contract import InputError, ModelMeta
 from rdd.offline import no_telemetry
 
-__all__ = ["Backend", "logits_to_labels", "output_labels", "existing_file", "device_choice",
-           "image_input_check", "static_dim", "apply_graph_shape", "import_runtime"]
+__all__ = [
+    "Backend",
+    "logits_to_labels",
+    "output_labels",
+    "existing_file",
+    "device_choice",
+    "image_input_check",
+    "static_dim",
+    "apply_graph_shape",
+    "import_runtime",
+]
 
 
 def logits_to_labels(out: np.ndarray, kind: str) -> np.ndarray:
@@ -82,8 +93,9 @@ class Backend:
     def infer(self, batch: np.ndarray) -> np.ndarray:
         """Labels ``N×H×W`` of a model input batch (:func:`output_labels` of :meth:`forward`)."""
         batch = self.check_batch(batch)
-        return self.by_fixed_batch(batch, lambda b: output_labels(
-            self.forward(b), self.meta, self.input_hw(b)))
+        return self.by_fixed_batch(
+            batch, lambda b: output_labels(self.forward(b), self.meta, self.input_hw(b))
+        )
 
     def forward_or_labels(self, batch: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
         """``(outputs, None)`` when labels are made from the raw outputs on the CPU (the frame
@@ -100,19 +112,24 @@ class Backend:
 
         (The report's ``"device"`` key is the machine's provenance block,
         :func:`rdd.runtime.provenance.device_info`.)"""
-        return {"backend": self.name, "backend_device": self.device, "model_path": str(self.path),
-                "model": self.meta.model, "precision": self.precision}
+        return {
+            "backend": self.name,
+            "backend_device": self.device,
+            "model_path": str(self.path),
+            "model": self.meta.model,
+            "precision": self.precision,
+        }
 
-    def by_fixed_batch(self, batch: np.ndarray, run: Callable[[np.ndarray], np.ndarray]
-                       ) -> np.ndarray:
+    def by_fixed_batch(self, batch: np.ndarray, run: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
         """``run(batch)``; a graph with a fixed batch of 1 gets the frames one at a time, another
         fixed batch must be matched (``ValueError``)."""
         fixed = self.fixed_batch
         if fixed and batch.shape[0] != fixed:
             if fixed != 1:
-                raise ValueError(f"{self.path}: model has a fixed batch of {fixed}, "
-                                 f"got {batch.shape[0]} frames")
-            return np.concatenate([run(batch[i:i + 1]) for i in range(batch.shape[0])])
+                raise ValueError(
+                    f"{self.path}: model has a fixed batch of {fixed}, got {batch.shape[0]} frames"
+                )
+            return np.concatenate([run(batch[i : i + 1]) for i in range(batch.shape[0])])
         return run(batch)
 
     def check_batch(self, batch: np.ndarray) -> np.ndarray:
@@ -124,8 +141,9 @@ class Backend:
             raise ValueError(f"{self.name}: model input must be {want}, got {batch.dtype}")
         c_axis = 1 if m.input_layout == "NCHW" else 3
         if batch.ndim != 4 or batch.shape[c_axis] != 3:
-            raise ValueError(f"{self.name}: model input must be {m.input_layout} with 3 channels, "
-                             f"got shape {batch.shape}")
+            raise ValueError(
+                f"{self.name}: model input must be {m.input_layout} with 3 channels, got shape {batch.shape}"
+            )
         return np.ascontiguousarray(batch)
 
 
@@ -140,21 +158,27 @@ def existing_file(path: str | os.PathLike, what: str = "model file") -> Path:
 def device_choice(device: str, devices: Any, backend: str) -> str:
     """``device`` if it is one of ``devices`` (names or a mapping), else a one-line InputError."""
     if device not in devices:
-        raise InputError(f"device must be one of {sorted(devices)} for the {backend} backend, "
-                         f"got {device!r}")
+        raise InputError(f"device must be one of {sorted(devices)} for the {backend} backend, got {device!r}")
     return device
 
 
 def image_input_check(shape: Sequence[Any], layout: str, where: str) -> tuple[Any, Any, Any]:
     """Validate an input shape (ints or symbolic names); return its (N, H, W) dims."""
     if len(shape) != 4:
-        raise InputError(f"{where}: model input has shape {list(shape)} (rank {len(shape)}); "
-                         f"expected an image batch {layout} of rank 4")
-    n, c, h, w = (shape[0], shape[1], shape[2], shape[3]) if layout == "NCHW" else \
-        (shape[0], shape[3], shape[1], shape[2])
+        raise InputError(
+            f"{where}: model input has shape {list(shape)} (rank {len(shape)}); "
+            f"expected an image batch {layout} of rank 4"
+        )
+    n, c, h, w = (
+        (shape[0], shape[1], shape[2], shape[3])
+        if layout == "NCHW"
+        else (shape[0], shape[3], shape[1], shape[2])
+    )
     if isinstance(c, (int, np.integer)) and c >= 0 and c != 3:
-        raise InputError(f"{where}: model input has shape {list(shape)}: {c} channels, expected an "
-                         f"RGB image batch {layout} with 3 channels")
+        raise InputError(
+            f"{where}: model input has shape {list(shape)}: {c} channels, expected an "
+            f"RGB image batch {layout} with 3 channels"
+        )
     return n, h, w
 
 
@@ -175,7 +199,7 @@ def import_runtime(module: str, install: str, prefix: str = "") -> Any:
     """Import an inference runtime, or raise a one-line :class:`InputError` naming what to install
     (the base ``pip install rdd-edge`` carries no runtime: the extras pick one)."""
     if module.split(".")[0] in ("openvino", "nncf"):
-        no_telemetry()      # their usage events stay off (rdd.offline)
+        no_telemetry()  # their usage events stay off (rdd.offline)
     try:
         return importlib.import_module(module)
     except ImportError as e:  # absent, or present but broken (a missing shared library, ...)

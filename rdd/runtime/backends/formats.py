@@ -17,23 +17,36 @@ Adding a runtime (TFLite, NCNN, an NPU SDK) is one :class:`BackendEntry`, one :c
 run time (the tests register a fake one). numpy only; each runtime is imported when a build is
 opened or its availability is asked.
 """
+
 from __future__ import annotations
 
 import importlib
 import os
 import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
-from rdd.contract import (InputError, engine_sidecar_path, file_sha256, read_engine_sidecar,
-                          read_onnx_props)
+from rdd.contract import InputError, engine_sidecar_path, file_sha256, read_engine_sidecar, read_onnx_props
 from rdd.runtime.backends.base import Backend
 
-__all__ = ["BackendEntry", "Format", "Build", "BACKENDS", "FORMATS", "register", "format_of",
-           "available", "open_build", "discover_builds", "backend_names", "device_names",
-           "row_kinds"]
+__all__ = [
+    "BackendEntry",
+    "Format",
+    "Build",
+    "BACKENDS",
+    "FORMATS",
+    "register",
+    "format_of",
+    "available",
+    "open_build",
+    "discover_builds",
+    "backend_names",
+    "device_names",
+    "row_kinds",
+]
 
 
 @dataclass(frozen=True)
@@ -58,8 +71,7 @@ class BackendEntry:
     def status(self, device: str) -> str | None:
         """``None`` when this backend runs on ``device`` here, else the reason it does not."""
         if device not in self.rows:
-            return f"the {self.name} backend has no device {device!r} (it runs on " \
-                   f"{', '.join(self.rows)})"
+            return f"the {self.name} backend has no device {device!r} (it runs on {', '.join(self.rows)})"
         return importlib.import_module(self.module).device_status(device)
 
     def backend_class(self) -> type[Backend]:
@@ -86,7 +98,7 @@ class Build:
     path: Path
     format: str
     precision: str
-    error: str | None = None          # why the file could not be read (discover_builds(strict=False))
+    error: str | None = None  # why the file could not be read (discover_builds(strict=False))
 
     @property
     def name(self) -> str:
@@ -100,8 +112,9 @@ class Build:
     @property
     def size_bytes(self) -> int:
         comp = FORMATS[self.format].companions(self.path)
-        return self.path.stat().st_size + sum(p.stat().st_size for p in comp
-                                              if p.suffix == ".bin" and p.is_file())
+        return self.path.stat().st_size + sum(
+            p.stat().st_size for p in comp if p.suffix == ".bin" and p.is_file()
+        )
 
     @cached_property
     def sha256(self) -> str:
@@ -142,8 +155,12 @@ BACKENDS: dict[str, BackendEntry] = {}
 FORMATS: dict[str, Format] = {}
 
 
-def register(*, backend: BackendEntry | None = None, format: Format | None = None,
-             format_backend: tuple[str, str] | None = None) -> None:
+def register(
+    *,
+    backend: BackendEntry | None = None,
+    format: Format | None = None,
+    format_backend: tuple[str, str] | None = None,
+) -> None:
     """Add a backend, a format, or a backend to an existing format (``(format, backend)``,
     appended to its ``auto`` order)."""
     if backend is not None:
@@ -157,37 +174,107 @@ def register(*, backend: BackendEntry | None = None, format: Format | None = Non
             FORMATS[fmt] = Format(**{**f.__dict__, "backends": (*f.backends, be)})
 
 
-register(backend=BackendEntry(
-    "ort", runtime="onnxruntime", extra="cpu", module="rdd.runtime.backends.ort", cls="OrtBackend",
-    rows={"cpu": ("ort_cpu", "ORT CPU"), "cuda": ("ort_cuda", "ORT CUDA"),
-          "trt": ("ort_trt", "ORT TensorRT EP")}))
-register(backend=BackendEntry(
-    "openvino", runtime="openvino", extra="openvino", module="rdd.runtime.backends.openvino",
-    cls="OpenVinoBackend", options=("threads", "precision"),
-    rows={"cpu": ("openvino_cpu", "OpenVINO CPU"), "gpu": ("openvino_gpu", "OpenVINO GPU"),
-          "npu": ("openvino_npu", "OpenVINO NPU"), "auto": ("openvino_auto", "OpenVINO AUTO")}))
-register(backend=BackendEntry(
-    "trt", runtime="tensorrt", extra="trt", module="rdd.runtime.backends.trt", cls="TrtBackend",
-    rows={"cuda": ("tensorrt", "TensorRT")}, options=()))
-register(backend=BackendEntry(
-    "torch", runtime="torch", extra="train", module="rdd.runtime.backends.torch",
-    cls="TorchBackend", rows={"cpu": ("torch", "torch eager"), "cuda": ("torch_cuda",
-                                                                       "torch eager CUDA")}))
-register(format=Format(
-    "onnx", (".onnx",), ("ort", "openvino"), _onnx_precision, what="ONNX",
-    companions=lambda p: [p.with_suffix(".json")],
-    expected=(("ort", "cpu", "fp32"), ("ort", "cpu", "int8"), ("ort", "cuda", "fp32"),
-              ("ort", "trt", "fp32"), ("openvino", "cpu", "fp32"), ("openvino", "cpu", "int8"))))
-register(format=Format(
-    "ir", (".xml",), ("openvino",), _ir_precision, what="OpenVINO IR",
-    companions=lambda p: [p.with_suffix(".bin"), p.with_suffix(".json")]))
-register(format=Format(
-    "engine", (".engine", ".plan", ".trt"), ("trt",), _engine_precision, what="TensorRT engine",
-    companions=lambda p: [engine_sidecar_path(p), p.with_suffix(".json"), p.with_suffix(".onnx")],
-    expected=(("trt", "cuda", "fp16"), ("trt", "cuda", "int8"))))
-register(format=Format(
-    "artifact", (".pt", ".pth"), ("torch",), lambda p: "fp32", what=".pt artifact",
-    companions=lambda p: [p.with_suffix(".json")], expected=(("torch", "cpu", "fp32"),)))
+register(
+    backend=BackendEntry(
+        "ort",
+        runtime="onnxruntime",
+        extra="cpu",
+        module="rdd.runtime.backends.ort",
+        cls="OrtBackend",
+        rows={
+            "cpu": ("ort_cpu", "ORT CPU"),
+            "cuda": ("ort_cuda", "ORT CUDA"),
+            "trt": ("ort_trt", "ORT TensorRT EP"),
+        },
+    )
+)
+register(
+    backend=BackendEntry(
+        "openvino",
+        runtime="openvino",
+        extra="openvino",
+        module="rdd.runtime.backends.openvino",
+        cls="OpenVinoBackend",
+        options=("threads", "precision"),
+        rows={
+            "cpu": ("openvino_cpu", "OpenVINO CPU"),
+            "gpu": ("openvino_gpu", "OpenVINO GPU"),
+            "npu": ("openvino_npu", "OpenVINO NPU"),
+            "auto": ("openvino_auto", "OpenVINO AUTO"),
+        },
+    )
+)
+register(
+    backend=BackendEntry(
+        "trt",
+        runtime="tensorrt",
+        extra="trt",
+        module="rdd.runtime.backends.trt",
+        cls="TrtBackend",
+        rows={"cuda": ("tensorrt", "TensorRT")},
+        options=(),
+    )
+)
+register(
+    backend=BackendEntry(
+        "torch",
+        runtime="torch",
+        extra="train",
+        module="rdd.runtime.backends.torch",
+        cls="TorchBackend",
+        rows={"cpu": ("torch", "torch eager"), "cuda": ("torch_cuda", "torch eager CUDA")},
+    )
+)
+register(
+    format=Format(
+        "onnx",
+        (".onnx",),
+        ("ort", "openvino"),
+        _onnx_precision,
+        what="ONNX",
+        companions=lambda p: [p.with_suffix(".json")],
+        expected=(
+            ("ort", "cpu", "fp32"),
+            ("ort", "cpu", "int8"),
+            ("ort", "cuda", "fp32"),
+            ("ort", "trt", "fp32"),
+            ("openvino", "cpu", "fp32"),
+            ("openvino", "cpu", "int8"),
+        ),
+    )
+)
+register(
+    format=Format(
+        "ir",
+        (".xml",),
+        ("openvino",),
+        _ir_precision,
+        what="OpenVINO IR",
+        companions=lambda p: [p.with_suffix(".bin"), p.with_suffix(".json")],
+    )
+)
+register(
+    format=Format(
+        "engine",
+        (".engine", ".plan", ".trt"),
+        ("trt",),
+        _engine_precision,
+        what="TensorRT engine",
+        companions=lambda p: [engine_sidecar_path(p), p.with_suffix(".json"), p.with_suffix(".onnx")],
+        expected=(("trt", "cuda", "fp16"), ("trt", "cuda", "int8")),
+    )
+)
+register(
+    format=Format(
+        "artifact",
+        (".pt", ".pth"),
+        ("torch",),
+        lambda p: "fp32",
+        what=".pt artifact",
+        companions=lambda p: [p.with_suffix(".json")],
+        expected=(("torch", "cpu", "fp32"),),
+    )
+)
 
 
 # ------------------------------------------------------------------------------ lookups
@@ -203,8 +290,7 @@ def device_names() -> list[str]:
 
 def row_kinds() -> dict[str, tuple[str, str, str]]:
     """Bench row kind → ``(backend, device, label)``."""
-    return {kind: (b.name, dev, label) for b in BACKENDS.values()
-            for dev, (kind, label) in b.rows.items()}
+    return {kind: (b.name, dev, label) for b in BACKENDS.values() for dev, (kind, label) in b.rows.items()}
 
 
 def format_of(path: str | os.PathLike) -> Format | None:
@@ -223,9 +309,15 @@ def available(backend: str, device: str = "cpu") -> str | None:
 
 
 # ------------------------------------------------------------------------------ opening
-def open_build(model: str | os.PathLike | Build, *, backend: str = "auto", device: str = "cpu",
-               threads: int | None = None, precision: str | None = None,
-               max_pixels: int | None = None) -> Backend:
+def open_build(
+    model: str | os.PathLike | Build,
+    *,
+    backend: str = "auto",
+    device: str = "cpu",
+    threads: int | None = None,
+    precision: str | None = None,
+    max_pixels: int | None = None,
+) -> Backend:
     """Open a build (a model file) with ``backend`` on ``device``: the one factory.
 
     ``backend="auto"`` takes the first backend of the file's format (:data:`FORMATS`) that runs
@@ -238,20 +330,22 @@ def open_build(model: str | os.PathLike | Build, *, backend: str = "auto", devic
     fmt = format_of(path)
     if backend == "auto":
         if fmt is None:
-            raise InputError(f"cannot tell the backend from the model suffix {path.suffix!r} of "
-                             f"{path} (known: {', '.join(s for f in FORMATS.values() for s in f.suffixes)}"
-                             f"); name a backend ({', '.join(BACKENDS)})")
+            raise InputError(
+                f"cannot tell the backend from the model suffix {path.suffix!r} of "
+                f"{path} (known: {', '.join(s for f in FORMATS.values() for s in f.suffixes)}"
+                f"); name a backend ({', '.join(BACKENDS)})"
+            )
         # the first backend that runs here; when none does, the first one's own error (it
         # names what to install) is the one to show
-        backend = next((b for b in fmt.backends if available(b, device) is None),
-                       fmt.backends[0])
+        backend = next((b for b in fmt.backends if available(b, device) is None), fmt.backends[0])
     entry = BACKENDS.get(backend)
     if entry is None:
         raise InputError(f"unknown backend {backend!r}; expected one of {backend_names()}")
     if fmt is not None and backend not in fmt.backends:
         opens = [s for f in FORMATS.values() if backend in f.backends for s in f.suffixes]
-        raise InputError(f"the {backend} backend does not open {fmt.what} files ({path.name}); "
-                         f"it opens {', '.join(opens)}")
+        raise InputError(
+            f"the {backend} backend does not open {fmt.what} files ({path.name}); it opens {', '.join(opens)}"
+        )
     kw: dict[str, Any] = {"device": device, "max_pixels": max_pixels}
     for opt, value in (("threads", threads), ("precision", precision)):
         if opt in entry.options:
@@ -271,16 +365,21 @@ def discover_builds(paths: Sequence[str | os.PathLike], *, strict: bool = True) 
     files: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            found = sorted(f for f in [*p.glob("*"), *p.glob("*/*")]
-                           if f.is_file() and format_of(f) is not None)
+            found = sorted(
+                f for f in [*p.glob("*"), *p.glob("*/*")] if f.is_file() and format_of(f) is not None
+            )
             if not found:
-                raise InputError(f"{p}: no model file in this folder or its subfolders "
-                                 f"({', '.join(s for f in FORMATS.values() for s in f.suffixes)})")
+                raise InputError(
+                    f"{p}: no model file in this folder or its subfolders "
+                    f"({', '.join(s for f in FORMATS.values() for s in f.suffixes)})"
+                )
             files.extend(found)
         elif p.is_file():
             if format_of(p) is None:
-                raise InputError(f"{p}: not a model file; expected one of "
-                                 f"{', '.join(s for f in FORMATS.values() for s in f.suffixes)}")
+                raise InputError(
+                    f"{p}: not a model file; expected one of "
+                    f"{', '.join(s for f in FORMATS.values() for s in f.suffixes)}"
+                )
             files.append(p)
         else:
             raise InputError(f"{p}: no such file or folder")

@@ -28,11 +28,12 @@ near-tie (two interpolated logits within a few float32 roundings) rounding decid
 implementation (PyTorch, a GPU, TensorRT, fp16) may pick the other class; elsewhere all agree.
 Logits must be finite; float16 / float64 input is converted to float32 first.
 """
+
 from __future__ import annotations
 
 import functools
 import threading
-from typing import Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -41,7 +42,7 @@ from rdd.contract import InputError
 
 __all__ = ["LabelUpsampler", "upsample_argmax"]
 
-_ULP = 2.0 ** -24         # float32 unit roundoff
+_ULP = 2.0**-24  # float32 unit roundoff
 _LOW = np.float32(-3e38)  # the logit of an unused candidate slot: never the best
 
 
@@ -52,21 +53,22 @@ class _Axis:
 
     def __init__(self, n_in: int, n_out: int) -> None:
         p = (np.arange(n_out) + 0.5) * n_in / n_out + 0.5  # out: padded coordinate in (0.5, in+.5)
-        cell = np.floor(p).astype(np.intp)                  # out: its cell
-        self.cnt = np.bincount(cell, minlength=n_in + 1)    # in+1: output pixels per cell
+        cell = np.floor(p).astype(np.intp)  # out: its cell
+        self.cnt = np.bincount(cell, minlength=n_in + 1)  # in+1: output pixels per cell
         self.has = self.cnt > 0
         s = self.slots = int(self.cnt.max())
         slot = np.arange(n_out) - (np.cumsum(self.cnt) - self.cnt)[cell]
         slot[cell == cell[0]] += s - self.cnt[cell[0]]
-        self.map = cell * s + slot                          # out: position on the virtual axis
-        self.crop = (slice(int(self.map[0]), int(self.map[0]) + n_out)
-                     if (np.diff(self.map) == 1).all() else None)
+        self.map = cell * s + slot  # out: position on the virtual axis
+        self.crop = (
+            slice(int(self.map[0]), int(self.map[0]) + n_out) if (np.diff(self.map) == 1).all() else None
+        )
         # (in+1)×S: the output pixel in each slot (an unused slot: a neighbour) and its fraction
         self.idx = np.searchsorted(self.map, np.arange((n_in + 1) * s)).clip(0, n_out - 1)
         self.idx = self.idx.reshape(n_in + 1, s)
         self.frac_t = (p - cell).astype(np.float32)[self.idx].T.copy()  # S×(in+1)
         self.pad = np.clip(np.arange(-1, n_in + 1), 0, n_in - 1)  # in+2: edge-replicating gather
-        self.lo, self.hi = self.pad[:-1], self.pad[1:]            # in+1: a cell's 2 source rows
+        self.lo, self.hi = self.pad[:-1], self.pad[1:]  # in+1: a cell's 2 source rows
         # ORT (onnxruntime/core/providers/cpu/tensor/upsample.cc): float32, clamped, 0.5/0.5 at
         # the clamped edges; i1/i2 and d2/d1 are the source indices and their weights.
         scale = np.float32(n_out) / np.float32(n_in)
@@ -106,11 +108,11 @@ class LabelUpsampler:
         self._local = threading.local()  # per-thread label grid, reused between calls
 
     def __call__(self, logits: np.ndarray) -> np.ndarray:
-        x = self._input(logits)                                   # N×K×h×w float32
+        x = self._input(logits)  # N×K×h×w float32
         ay, ax = self._ay, self._ax
         lab, c00, dis, tol = self._cells(x)
         shape = (x.shape[0], c00.shape[1], ay.slots, c00.shape[2], ax.slots)
-        grid = getattr(self._local, "grid", None)                 # N×(h+1)×Sy×(w+1)×Sx
+        grid = getattr(self._local, "grid", None)  # N×(h+1)×Sy×(w+1)×Sx
         if grid is None or grid.shape != shape or grid.dtype != c00.dtype:
             grid = self._local.grid = np.empty(shape, c00.dtype)
         rows = grid.view(np.dtype((np.void, ax.slots * grid.itemsize)))[..., 0]  # Sx labels =
@@ -131,8 +133,9 @@ class LabelUpsampler:
     def _input(self, logits: np.ndarray) -> np.ndarray:
         x = np.asarray(logits)
         if x.ndim != 4 or tuple(x.shape[2:]) != self.in_hw or x.shape[1] < 1:
-            raise InputError(f"LabelUpsampler: expected N×K×{self.in_hw[0]}×{self.in_hw[1]} "
-                             f"logits, got shape {x.shape}")
+            raise InputError(
+                f"LabelUpsampler: expected N×K×{self.in_hw[0]}×{self.in_hw[1]} logits, got shape {x.shape}"
+            )
         if not np.issubdtype(x.dtype, np.floating):
             raise InputError(f"LabelUpsampler: expected float logits, got {x.dtype}")
         return np.ascontiguousarray(x, dtype=np.float32)
@@ -140,39 +143,53 @@ class LabelUpsampler:
     def _cells(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
         """→ labels ``N×h×w``; per cell (``N×(h+1)×(w+1)``) a corner's label, "disagreeing"; tol."""
         ay, ax = self._ay, self._ax
-        top = x.max(axis=1)                                       # N×h×w
+        top = x.max(axis=1)  # N×h×w
         tol = max(float(top.max()), -float(x.min())) * self._tol
         near = (x >= (top - tol)[:, None]).sum(axis=1, dtype=np.uint16) > 1  # near-ties
         lab = x.argmax(axis=1).astype(np.uint8 if x.shape[1] <= 256 else np.uint16)
-        lp = lab[:, ay.pad][:, :, ax.pad]                         # N×(h+2)×(w+2), edge-padded
+        lp = lab[:, ay.pad][:, :, ax.pad]  # N×(h+2)×(w+2), edge-padded
         tp = near[:, ay.pad][:, :, ax.pad]
         c00 = lp[:, :-1, :-1]
-        dis = ((c00 != lp[:, 1:, :-1]) | (c00 != lp[:, :-1, 1:]) | (c00 != lp[:, 1:, 1:])
-               | tp[:, :-1, :-1] | tp[:, 1:, :-1] | tp[:, :-1, 1:] | tp[:, 1:, 1:])
+        dis = (
+            (c00 != lp[:, 1:, :-1])
+            | (c00 != lp[:, :-1, 1:])
+            | (c00 != lp[:, 1:, 1:])
+            | tp[:, :-1, :-1]
+            | tp[:, 1:, :-1]
+            | tp[:, :-1, 1:]
+            | tp[:, 1:, 1:]
+        )
         return lab, c00, dis & ay.has[:, None] & ax.has, tol
 
-    def _boundary(self, x: np.ndarray, labels: np.ndarray, dis: np.ndarray, rows: np.ndarray,
-                  tol: float) -> list[tuple[np.ndarray, ...]]:
+    def _boundary(
+        self, x: np.ndarray, labels: np.ndarray, dis: np.ndarray, rows: np.ndarray, tol: float
+    ) -> list[tuple[np.ndarray, ...]]:
         """Write the blocks of the disagreeing cells into the grid's ``rows``
         (``N×(h+1)×Sy×(w+1)``, an item = Sx labels); return the near-tie pixels ``(b, y, x)``.
         The m cells of a bucket run along the last, contiguous axis of every array."""
         ay, ax = self._ay, self._ax
         k, h, w = x.shape[1:]
         dtype = np.uint8 if k <= 256 else np.uint16
-        b, cy, cx = np.nonzero(dis)                               # n cells
-        base = b * (k * h * w) + np.stack([ay.lo[cy] * w + ax.lo[cx], ay.lo[cy] * w + ax.hi[cx],
-                                           ay.hi[cy] * w + ax.lo[cx], ay.hi[cy] * w + ax.hi[cx]])
+        b, cy, cx = np.nonzero(dis)  # n cells
+        base = b * (k * h * w) + np.stack(
+            [
+                ay.lo[cy] * w + ax.lo[cx],
+                ay.lo[cy] * w + ax.hi[cx],
+                ay.hi[cy] * w + ax.lo[cx],
+                ay.hi[cy] * w + ax.hi[cx],
+            ]
+        )
         xv = x.reshape(-1)
         corners = xv.take(base[:, None] + np.arange(0, k * h * w, h * w)[:, None])  # 4×K×n
-        lb = corners.min(axis=0).max(axis=0)                      # n: some class stays >= lb
-        cand = corners.max(axis=0) >= lb - tol                    # K×n: the classes that may win
+        lb = corners.min(axis=0).max(axis=0)  # n: some class stays >= lb
+        cand = corners.max(axis=0) >= lb - tol  # K×n: the classes that may win
         win = labels.reshape(-1).take(base - b * ((k - 1) * h * w)).astype(np.intp)  # 4×n: the
-        win = xv.take(base[:, None] + win * (h * w))              # corner winners' logits, 4×4×n
-        gap = (win[:, :, None] - corners[:, None]).min(axis=0)    # 4×K×n: k is out if a
-        cand &= ~(gap > tol).any(axis=0)                          # winner beats it everywhere
-        count = cand.sum(axis=0)                                  # n (>= 2)
+        win = xv.take(base[:, None] + win * (h * w))  # corner winners' logits, 4×4×n
+        gap = (win[:, :, None] - corners[:, None]).min(axis=0)  # 4×K×n: k is out if a
+        cand &= ~(gap > tol).any(axis=0)  # winner beats it everywhere
+        count = cand.sum(axis=0)  # n (>= 2)
         i, cls = np.nonzero(cand.T)
-        table = np.zeros((k, b.size), np.intp)                    # K×n: candidates first
+        table = np.zeros((k, b.size), np.intp)  # K×n: candidates first
         table[np.arange(i.size) - (np.cumsum(count) - count)[i], i] = cls
         redo, lo = [], 0
         for width in sorted({min(v, k) for v in self._WIDTHS} | {k}):
@@ -180,19 +197,19 @@ class LabelUpsampler:
             lo = width
             if not sel.size:
                 continue
-            cls = table[:width, sel]                               # T×m
-            c = xv.take(base[:, None, sel] + cls * (h * w))       # 4×T×m corner logits
+            cls = table[:width, sel]  # T×m
+            c = xv.take(base[:, None, sel] + cls * (h * w))  # 4×T×m corner logits
             c[:, np.arange(width)[:, None] >= count[sel]] = _LOW
             fy, fx = ay.frac_t[:, cy[sel]], ax.frac_t[:, cx[sel]]  # Sy×m, Sx×m
             ids = cls.astype(dtype)
-            if width == 2:                                         # the sign of l_a − l_b
-                d = _bilinear(c[:, 0] - c[:, 1], fy, fx)           # Sy×Sx×m
-                lab = ids[0] + (d < 0) * (ids[1] - ids[0])         # (wraps around: = ids[1])
+            if width == 2:  # the sign of l_a − l_b
+                d = _bilinear(c[:, 0] - c[:, 1], fy, fx)  # Sy×Sx×m
+                lab = ids[0] + (d < 0) * (ids[1] - ids[0])  # (wraps around: = ids[1])
                 tie = np.abs(d) <= tol
-            else:                                                  # the candidates within tol
-                v = _bilinear(c, fy, fx)                           # of the best (T×Sy×Sx×m):
-                near = v.max(axis=0) - tol                         # one wins, several tie
-                one = 1 << (8 * np.dtype(dtype).itemsize)          # acc = hits·one + Σ ids
+            else:  # the candidates within tol
+                v = _bilinear(c, fy, fx)  # of the best (T×Sy×Sx×m):
+                near = v.max(axis=0) - tol  # one wins, several tie
+                one = 1 << (8 * np.dtype(dtype).itemsize)  # acc = hits·one + Σ ids
                 acc = np.zeros(near.shape, np.uint16 if one == 256 and width < 128 else np.uint64)
                 for t, code in enumerate(ids.astype(acc.dtype) + one):
                     acc += (v[t] >= near) * code
@@ -209,8 +226,9 @@ class LabelUpsampler:
         ay, ax = self._ay, self._ax
         y1, y2, x1, x2 = ay.i1[y], ay.i2[y], ax.i1[xo], ax.i2[xo]
         dy1, dy2, dx1, dx2 = (d[:, None] for d in (ay.d1[y], ay.d2[y], ax.d1[xo], ax.d2[xo]))
-        return (((dx2 * dy2) * x[b, :, y1, x1] + (dx1 * dy2) * x[b, :, y1, x2])
-                + (dx2 * dy1) * x[b, :, y2, x1]) + (dx1 * dy1) * x[b, :, y2, x2]
+        return (
+            ((dx2 * dy2) * x[b, :, y1, x1] + (dx1 * dy2) * x[b, :, y1, x2]) + (dx2 * dy1) * x[b, :, y2, x1]
+        ) + (dx1 * dy1) * x[b, :, y2, x2]
 
     def upsample(self, logits: np.ndarray, *, exact: bool = False) -> np.ndarray:
         """``N×K×h×w`` → ``N×K×H×W`` float32, the full interpolation (for full-size logits or

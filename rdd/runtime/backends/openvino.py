@@ -15,6 +15,7 @@ change size; one compiled shape is kept).
 
 ``openvino`` is imported inside the backend only (the ``[openvino]`` extra); numpy otherwise.
 """
+
 from __future__ import annotations
 
 import os
@@ -24,9 +25,16 @@ import numpy as np
 
 from rdd.contract import META_KEY, PRECISION_KEY, InputError, ModelMeta, sidecar_meta
 from rdd.offline import import_openvino
-from rdd.runtime.backends.base import (Backend, apply_graph_shape, device_choice, existing_file,
-                                       image_input_check, import_runtime, output_labels,
-                                       static_dim)
+from rdd.runtime.backends.base import (
+    Backend,
+    apply_graph_shape,
+    device_choice,
+    existing_file,
+    image_input_check,
+    import_runtime,
+    output_labels,
+    static_dim,
+)
 
 __all__ = ["OpenVinoBackend", "OV_DEVICES", "PRECISIONS", "read_rt_info", "device_status"]
 
@@ -92,19 +100,29 @@ class OpenVinoBackend(Backend):
     name = "openvino"
     devices = tuple(OV_DEVICES)
 
-    def __init__(self, path: str | os.PathLike, *, device: str = "cpu", threads: int | None = None,
-                 precision: str = "fp32", max_pixels: int | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        device: str = "cpu",
+        threads: int | None = None,
+        precision: str = "fp32",
+        max_pixels: int | None = None,
+    ) -> None:
         self.path = existing_file(path)
         device_choice(device, OV_DEVICES, "openvino")
         if precision not in PRECISIONS:
-            raise InputError(f"precision must be one of {list(PRECISIONS)} for the openvino "
-                             f"backend, got {precision!r}")
+            raise InputError(
+                f"precision must be one of {list(PRECISIONS)} for the openvino backend, got {precision!r}"
+            )
         ov = import_runtime("openvino", INSTALL, prefix="OpenVINO unavailable: ")
         self.device = device
         self._core = ov.Core()
         if OV_DEVICES[device] not in self._core.available_devices and device != "auto":
-            raise InputError(f"device {device!r}: OpenVINO sees no {OV_DEVICES[device]} device here "
-                             f"(available: {', '.join(self._core.available_devices)})")
+            raise InputError(
+                f"device {device!r}: OpenVINO sees no {OV_DEVICES[device]} device here "
+                f"(available: {', '.join(self._core.available_devices)})"
+            )
         try:
             self._model = _read_model(self._core, self.path)
         except Exception as e:  # noqa: BLE001 — OpenVINO raises its own RuntimeError types
@@ -116,9 +134,11 @@ class OpenVinoBackend(Backend):
         else:
             meta = sidecar_meta(self.path, max_pixels=max_pixels)
             if meta is None:
-                raise InputError(f"{self.path}: no '{META_KEY}' metadata (normalisation, classes, "
-                                 "input size); export the model with rdd.export.export_onnx or put the "
-                                 f"rdd_meta JSON in {self.path.with_suffix('.json')}")
+                raise InputError(
+                    f"{self.path}: no '{META_KEY}' metadata (normalisation, classes, "
+                    "input size); export the model with rdd.export.export_onnx or put the "
+                    f"rdd_meta JSON in {self.path.with_suffix('.json')}"
+                )
         self.file_precision = str(read_rt_info(self._model, PRECISION_KEY) or "fp32").lower()
         inputs = self._model.inputs
         if len(inputs) != 1:
@@ -131,22 +151,32 @@ class OpenVinoBackend(Backend):
         n, h, w = image_input_check(dims, meta.input_layout, str(self.path))
         dtype = _OV_DTYPES.get(inp.get_element_type().get_type_name())
         if dtype is None:
-            raise InputError(f"{self.path}: model input is {inp.get_element_type()}; expected an "
-                             "image tensor of f32, f16 or u8")
-        out_names = [sorted(o.get_names())[0] if o.get_names() else f"output{i}"
-                     for i, o in enumerate(self._model.outputs)]
-        meta.check_output([(n, "", [d.get_length() if d.is_static else None
-                                    for d in o.get_partial_shape()])
-                           for n, o in zip(out_names, self._model.outputs)],
-                          source=str(self.path), dtypes=False)
+            raise InputError(
+                f"{self.path}: model input is {inp.get_element_type()}; expected an "
+                "image tensor of f32, f16 or u8"
+            )
+        out_names = [
+            sorted(o.get_names())[0] if o.get_names() else f"output{i}"
+            for i, o in enumerate(self._model.outputs)
+        ]
+        meta.check_output(
+            [
+                (n, "", [d.get_length() if d.is_static else None for d in o.get_partial_shape()])
+                for n, o in zip(out_names, self._model.outputs)
+            ],
+            source=str(self.path),
+            dtypes=False,
+        )
         out_name = meta.output_name if meta.output_name in out_names else out_names[0]
         self._out_index = out_names.index(out_name)
         in_name = sorted(inp.get_names())[0] if inp.get_names() else meta.input_name
         meta = meta.with_(input_name=in_name, input_dtype=dtype, output_name=out_name)
         self.meta = apply_graph_shape(meta, n if n != "dyn" else "N", h, w)
         self.fixed_batch = static_dim(n)
-        self._config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY",
-                                        "INFERENCE_PRECISION_HINT": PRECISIONS[precision]}
+        self._config: dict[str, Any] = {
+            "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_PRECISION_HINT": PRECISIONS[precision],
+        }
         if threads:
             self._config["INFERENCE_NUM_THREADS"] = int(threads)
         self._compiled: Any = None
@@ -171,8 +201,10 @@ class OpenVinoBackend(Backend):
             self._compiled = self._core.compile_model(model, OV_DEVICES[self.device], self._config)
         except Exception as e:  # noqa: BLE001
             first = (str(e).strip().splitlines() or [type(e).__name__])[0]
-            raise InputError(f"{self.path}: OpenVINO cannot compile the model for "
-                             f"{OV_DEVICES[self.device]} at input {list(shape)} ({first})") from None
+            raise InputError(
+                f"{self.path}: OpenVINO cannot compile the model for "
+                f"{OV_DEVICES[self.device]} at input {list(shape)} ({first})"
+            ) from None
         self._request = self._compiled.create_infer_request()
         self._shape = tuple(shape)
         self.precision = self._ran_precision()
@@ -203,16 +235,18 @@ class OpenVinoBackend(Backend):
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         # labels straight from the request's buffer, without copying the logits
-        return self.by_fixed_batch(self.check_batch(batch), lambda b: output_labels(
-            self._run(b), self.meta, self.input_hw(b)))
+        return self.by_fixed_batch(
+            self.check_batch(batch), lambda b: output_labels(self._run(b), self.meta, self.input_hw(b))
+        )
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()
         if self._compiled is not None:
             try:
                 prec = self._compiled.get_property("INFERENCE_PRECISION_HINT")
-                d["inference_precision"] = (prec.get_type_name() if hasattr(prec, "get_type_name")
-                                            else str(prec))
+                d["inference_precision"] = (
+                    prec.get_type_name() if hasattr(prec, "get_type_name") else str(prec)
+                )
             except Exception:  # noqa: BLE001 — not every device reports it
                 pass
         return d

@@ -3,11 +3,13 @@
 ``onnxruntime`` is imported when a session is made (the ``[cpu]`` / ``[gpu]`` extras), so this
 module loads with numpy only.
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -32,9 +34,16 @@ INSTALL = "pip install 'rdd-edge[cpu]' (or [gpu] for onnxruntime-gpu)"
 SPIN = False
 
 
-def make_session(path: str | os.PathLike, *, providers: Sequence[Any] | None = None,
-                 threads: int | None = None, inter_op_threads: int | None = None,
-                 opt_level: str = "all", parallel: bool = False, spin: bool = SPIN) -> Any:
+def make_session(
+    path: str | os.PathLike,
+    *,
+    providers: Sequence[Any] | None = None,
+    threads: int | None = None,
+    inter_op_threads: int | None = None,
+    opt_level: str = "all",
+    parallel: bool = False,
+    spin: bool = SPIN,
+) -> Any:
     """The one place an ``onnxruntime.InferenceSession`` is made.
 
     Args:
@@ -46,24 +55,24 @@ def make_session(path: str | os.PathLike, *, providers: Sequence[Any] | None = N
     """
     ort = import_runtime("onnxruntime", INSTALL)
     if opt_level not in _ORT_LEVELS:
-        raise ValueError(f"make_session: opt_level must be one of {list(_ORT_LEVELS)}, "
-                         f"got {opt_level!r}")
+        raise ValueError(f"make_session: opt_level must be one of {list(_ORT_LEVELS)}, got {opt_level!r}")
     so = ort.SessionOptions()
     so.graph_optimization_level = {
         "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
         "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
         "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL}[opt_level]
-    so.execution_mode = (ort.ExecutionMode.ORT_PARALLEL if parallel
-                         else ort.ExecutionMode.ORT_SEQUENTIAL)
+        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    }[opt_level]
+    so.execution_mode = ort.ExecutionMode.ORT_PARALLEL if parallel else ort.ExecutionMode.ORT_SEQUENTIAL
     if threads:
         so.intra_op_num_threads = int(threads)
     if inter_op_threads:
         so.inter_op_num_threads = int(inter_op_threads)
     so.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
     so.log_severity_level = 3  # errors only: no provider-assignment warnings on stdout
-    return ort.InferenceSession(str(Path(path)), sess_options=so,
-                                providers=list(providers or ["CPUExecutionProvider"]))
+    return ort.InferenceSession(
+        str(Path(path)), sess_options=so, providers=list(providers or ["CPUExecutionProvider"])
+    )
 
 
 def device_status(device: str) -> str | None:
@@ -103,42 +112,60 @@ class OrtBackend(Backend):
     name = "ort"
     devices = tuple(ORT_PROVIDERS)
 
-    def __init__(self, path: str | os.PathLike, *, device: str = "cpu", threads: int | None = None,
-                 inter_op_threads: int | None = None,
-                 provider_options: dict[str, Any] | None = None, spin: bool = SPIN,
-                 max_pixels: int | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        device: str = "cpu",
+        threads: int | None = None,
+        inter_op_threads: int | None = None,
+        provider_options: dict[str, Any] | None = None,
+        spin: bool = SPIN,
+        max_pixels: int | None = None,
+    ) -> None:
         ort = import_runtime("onnxruntime", INSTALL)
         self.path = existing_file(path)
         self.device = device_choice(device, ORT_PROVIDERS, "ort")
         available = ort.get_available_providers()
         wanted = ORT_PROVIDERS[device]
         if wanted[0] not in available:
-            hint = ("; install rdd-edge[gpu] (onnxruntime-gpu) instead of [cpu], see docs/DEPLOY.md"
-                    if "CUDAExecutionProvider" not in available else "")
-            raise InputError(f"device {device!r} needs onnxruntime's {wanted[0]}, which this "
-                             f"onnxruntime build does not have (available: {', '.join(available)})"
-                             f"{hint}")
+            hint = (
+                "; install rdd-edge[gpu] (onnxruntime-gpu) instead of [cpu], see docs/DEPLOY.md"
+                if "CUDAExecutionProvider" not in available
+                else ""
+            )
+            raise InputError(
+                f"device {device!r} needs onnxruntime's {wanted[0]}, which this "
+                f"onnxruntime build does not have (available: {', '.join(available)})"
+                f"{hint}"
+            )
         providers: list[Any] = [p for p in wanted if p in available]
         if provider_options:
             providers[0] = (providers[0], dict(provider_options))
         try:
-            self.session = make_session(self.path, providers=providers, threads=threads,
-                                        inter_op_threads=inter_op_threads, spin=spin)
+            self.session = make_session(
+                self.path, providers=providers, threads=threads, inter_op_threads=inter_op_threads, spin=spin
+            )
         except Exception as e:  # onnxruntime raises its own Fail/InvalidProtobuf/... types
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise InputError(f"{self.path}: cannot load ONNX model ({first})") from None
         active = self.session.get_providers()
         if active[0] != wanted[0]:
-            raise InputError(f"device {device!r}: onnxruntime could not initialise {wanted[0]} "
-                             f"(session runs on {active}); check the CUDA/TensorRT libraries")
+            raise InputError(
+                f"device {device!r}: onnxruntime could not initialise {wanted[0]} "
+                f"(session runs on {active}); check the CUDA/TensorRT libraries"
+            )
         self.providers = active
         props, inputs, outputs = ort_session_io(self.session)
-        meta = (meta_from_props(props, source=str(self.path), max_pixels=max_pixels)
-                or sidecar_meta(self.path, max_pixels=max_pixels))
+        meta = meta_from_props(props, source=str(self.path), max_pixels=max_pixels) or sidecar_meta(
+            self.path, max_pixels=max_pixels
+        )
         if meta is None:
-            raise InputError(f"{self.path}: no '{META_KEY}' metadata (normalisation, classes, "
-                             "input size); export the model with rdd.export.export_onnx or put the "
-                             f"rdd_meta JSON in {self.path.with_suffix('.json')}")
+            raise InputError(
+                f"{self.path}: no '{META_KEY}' metadata (normalisation, classes, "
+                "input size); export the model with rdd.export.export_onnx or put the "
+                f"rdd_meta JSON in {self.path.with_suffix('.json')}"
+            )
         self.meta = meta.check_graph(inputs, outputs, source=str(self.path))
         self.precision = onnx_precision(props)
         self.fixed_batch = static_dim(inputs[0][2][0])

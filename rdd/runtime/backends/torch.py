@@ -1,6 +1,7 @@
 """PyTorch reference backend: a training artifact (``NAME.pt`` + ``NAME.json``, see
 :mod:`rdd.artifacts`) run in eager mode. The only backend that needs torch; it is imported when
 the artifact is opened, and the artifact's weights are read without running anything in them."""
+
 from __future__ import annotations
 
 import os
@@ -40,14 +41,22 @@ class TorchBackend(Backend):
     name = "torch"
     devices = ("cpu", "cuda")
 
-    def __init__(self, path: str | os.PathLike, *, device: str = "cpu",
-                 threads: int | None = None, max_pixels: int | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        device: str = "cpu",
+        threads: int | None = None,
+        max_pixels: int | None = None,
+    ) -> None:
         self.path = existing_file(path, "artifact")
         try:
             import torch
         except ImportError:
-            raise InputError("the torch backend needs PyTorch, which is not installed here; export "
-                             "the model to ONNX and use the ort backend") from None
+            raise InputError(
+                "the torch backend needs PyTorch, which is not installed here; export "
+                "the model to ONNX and use the ort backend"
+            ) from None
         if device not in ("cpu", "cuda"):
             raise InputError(f"device must be 'cpu' or 'cuda' for the torch backend, got {device!r}")
         if device == "cuda" and not torch.cuda.is_available():
@@ -63,12 +72,15 @@ class TorchBackend(Backend):
         except ValueError as e:  # refused / corrupt weights (TorchFileError), bad sidecar: bad input
             raise InputError(" ".join(str(e).split())) from e
         self.model = model.eval().to(device)
-        self.meta = ModelMeta.from_artifact_json(d, source=str(self.path.with_suffix(".json")),
-                                                 max_pixels=max_pixels)
+        self.meta = ModelMeta.from_artifact_json(
+            d, source=str(self.path.with_suffix(".json")), max_pixels=max_pixels
+        )
         k = getattr(model, "num_classes", self.meta.num_classes)
         if k != self.meta.num_classes:
-            raise InputError(f"{self.path.with_suffix('.json')}: the model predicts {k} classes but "
-                             f"classes.names lists {self.meta.num_classes}")
+            raise InputError(
+                f"{self.path.with_suffix('.json')}: the model predicts {k} classes but "
+                f"classes.names lists {self.meta.num_classes}"
+            )
 
     def _logits(self, batch: np.ndarray) -> Any:
         torch = self.torch

@@ -6,6 +6,7 @@ JetPack on a Jetson), so this module loads with numpy only. It cannot run on a m
 an NVIDIA GPU; its tests there are limited to what needs no GPU (the "skipped: TensorRT
 unavailable" path).
 """
+
 from __future__ import annotations
 
 import os
@@ -13,15 +14,30 @@ from typing import Any
 
 import numpy as np
 
-from rdd.contract import (InputError, ModelMeta, apply_profile, engine_sidecar_path,
-                          read_engine_sidecar, read_onnx_meta, sidecar_meta)
-from rdd.runtime.backends.base import (Backend, apply_graph_shape, existing_file, image_input_check,
-                                       import_runtime, logits_to_labels, output_labels)
+from rdd.contract import (
+    InputError,
+    ModelMeta,
+    apply_profile,
+    engine_sidecar_path,
+    read_engine_sidecar,
+    read_onnx_meta,
+    sidecar_meta,
+)
+from rdd.runtime.backends.base import (
+    Backend,
+    apply_graph_shape,
+    existing_file,
+    image_input_check,
+    import_runtime,
+    logits_to_labels,
+    output_labels,
+)
 
 __all__ = ["TrtBackend", "TorchCudaBuffers", "CudaPythonBuffers", "device_status", "INSTALL"]
 
-INSTALL = ("pip install 'rdd-edge[trt]' (on Jetson it comes with JetPack: python3-libnvinfer), "
-           "or use --backend ort")
+INSTALL = (
+    "pip install 'rdd-edge[trt]' (on Jetson it comes with JetPack: python3-libnvinfer), or use --backend ort"
+)
 
 
 def device_status(device: str) -> str | None:
@@ -50,9 +66,14 @@ class TorchCudaBuffers:
         return self.stream.cuda_stream
 
     def empty(self, shape: tuple[int, ...], dtype: np.dtype) -> Any:
-        tdt = {np.dtype(np.float32): self.torch.float32, np.dtype(np.float16): self.torch.float16,
-               np.dtype(np.uint8): self.torch.uint8, np.dtype(np.int32): self.torch.int32,
-               np.dtype(np.int64): self.torch.int64, np.dtype(np.int8): self.torch.int8}[np.dtype(dtype)]
+        tdt = {
+            np.dtype(np.float32): self.torch.float32,
+            np.dtype(np.float16): self.torch.float16,
+            np.dtype(np.uint8): self.torch.uint8,
+            np.dtype(np.int32): self.torch.int32,
+            np.dtype(np.int64): self.torch.int64,
+            np.dtype(np.int8): self.torch.int8,
+        }[np.dtype(dtype)]
         return self.torch.empty(shape, dtype=tdt, device="cuda")
 
     def ptr(self, buf: Any) -> int:
@@ -105,14 +126,24 @@ class CudaPythonBuffers:
 
     def upload(self, buf: Any, host: np.ndarray) -> None:
         host = np.ascontiguousarray(host)
-        self._ok(self.rt.cudaMemcpyAsync(buf[0], host.ctypes.data, host.nbytes,
-                                         self.rt.cudaMemcpyKind.cudaMemcpyHostToDevice, self.stream))
+        self._ok(
+            self.rt.cudaMemcpyAsync(
+                buf[0],
+                host.ctypes.data,
+                host.nbytes,
+                self.rt.cudaMemcpyKind.cudaMemcpyHostToDevice,
+                self.stream,
+            )
+        )
 
     def download(self, buf: Any) -> np.ndarray:
         ptr, shape, dtype = buf
         host = np.empty(shape, dtype)
-        self._ok(self.rt.cudaMemcpyAsync(host.ctypes.data, ptr, host.nbytes,
-                                         self.rt.cudaMemcpyKind.cudaMemcpyDeviceToHost, self.stream))
+        self._ok(
+            self.rt.cudaMemcpyAsync(
+                host.ctypes.data, ptr, host.nbytes, self.rt.cudaMemcpyKind.cudaMemcpyDeviceToHost, self.stream
+            )
+        )
         self._ok(self.rt.cudaStreamSynchronize(self.stream))
         return host
 
@@ -132,8 +163,10 @@ def cuda_buffers() -> Any:
     try:
         return CudaPythonBuffers()
     except ImportError:
-        raise InputError("TensorRT backend needs CUDA buffers: cuda-python is not installed: "
-                         "pip install 'rdd-edge[trt]' (or PyTorch with CUDA)") from None
+        raise InputError(
+            "TensorRT backend needs CUDA buffers: cuda-python is not installed: "
+            "pip install 'rdd-edge[trt]' (or PyTorch with CUDA)"
+        ) from None
 
 
 class TrtBackend(Backend):
@@ -156,8 +189,14 @@ class TrtBackend(Backend):
     name = "trt"
     devices = ("cuda",)
 
-    def __init__(self, path: str | os.PathLike, *, device: str = "cuda",
-                 meta: ModelMeta | dict | None = None, max_pixels: int | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        device: str = "cuda",
+        meta: ModelMeta | dict | None = None,
+        max_pixels: int | None = None,
+    ) -> None:
         self.path = existing_file(path, "engine file")
         if device not in ("cuda", "trt"):
             raise InputError(f"the trt backend runs on the GPU; device {device!r} is not valid")
@@ -171,31 +210,38 @@ class TrtBackend(Backend):
         self._runtime = trt.Runtime(logger)
         self.engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())
         if self.engine is None:
-            raise InputError(f"{self.path}: TensorRT could not deserialise the engine (built with "
-                             "another TensorRT version or GPU?)")
+            raise InputError(
+                f"{self.path}: TensorRT could not deserialise the engine (built with "
+                "another TensorRT version or GPU?)"
+            )
         self.context = self.engine.create_execution_context()
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         ins = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
         outs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
         if len(ins) != 1 or not outs:
-            raise InputError(f"{self.path}: engine has inputs {ins} and outputs {outs}; expected one "
-                             "image input and an output")
+            raise InputError(
+                f"{self.path}: engine has inputs {ins} and outputs {outs}; expected one "
+                "image input and an output"
+            )
         meta_ = self.meta_source
         shape = tuple(self.engine.get_tensor_shape(ins[0]))
-        n, h, w = image_input_check([d if d >= 0 else "dyn" for d in shape], meta_.input_layout,
-                                    str(self.path))
+        n, h, w = image_input_check(
+            [d if d >= 0 else "dyn" for d in shape], meta_.input_layout, str(self.path)
+        )
         out_name = meta_.output_name if meta_.output_name in outs else outs[0]
         in_dtype = np.dtype(trt.nptype(self.engine.get_tensor_dtype(ins[0])))
         if in_dtype.name not in ("float32", "float16", "uint8"):
             raise InputError(f"{self.path}: engine input is {in_dtype}; expected float32/float16/uint8")
         meta_ = meta_.with_(input_name=ins[0], output_name=out_name, input_dtype=in_dtype.name)
-        meta_.check_output([(o, "", list(self.engine.get_tensor_shape(o))) for o in outs],
-                           source=str(self.path), dtypes=False)
+        meta_.check_output(
+            [(o, "", list(self.engine.get_tensor_shape(o))) for o in outs],
+            source=str(self.path),
+            dtypes=False,
+        )
         meta_ = apply_graph_shape(meta_, n if n != "dyn" else "N", h, w)
         if any(d < 0 for d in shape):  # dynamic axes: the profile bounds what the engine accepts
             lo, _opt, hi = self.engine.get_tensor_profile_shape(ins[0], 0)
-            meta_ = apply_profile(meta_, tuple(lo), tuple(hi), source=str(self.path),
-                                  max_pixels=max_pixels)
+            meta_ = apply_profile(meta_, tuple(lo), tuple(hi), source=str(self.path), max_pixels=max_pixels)
         self.meta = meta_
         self.precision = str((self.sidecar or {}).get("precision", "unknown")).lower()
         self._out_dtype = np.dtype(trt.nptype(self.engine.get_tensor_dtype(out_name)))
@@ -218,16 +264,19 @@ class TrtBackend(Backend):
         onnx_path = self.path.with_suffix(".onnx")
         if onnx_path.is_file():
             return read_onnx_meta(onnx_path, max_pixels=mp)
-        raise InputError(f"{self.path}: no model metadata; expected the engine sidecar "
-                         f"{engine_sidecar_path(self.path)} written by rdd.export.build_engine "
-                         f"(or keep the source {onnx_path.name} beside it)")
+        raise InputError(
+            f"{self.path}: no model metadata; expected the engine sidecar "
+            f"{engine_sidecar_path(self.path)} written by rdd.export.build_engine "
+            f"(or keep the source {onnx_path.name} beside it)"
+        )
 
     def _buffers(self, shape: tuple[int, ...]) -> dict[str, Any]:
         bufs = self._bufs.get(shape)
         if bufs is None:
             if not self.context.set_input_shape(self.meta.input_name, shape):
-                raise ValueError(f"{self.path}: input shape {shape} is outside the engine's "
-                                 "optimisation profile")
+                raise ValueError(
+                    f"{self.path}: input shape {shape} is outside the engine's optimisation profile"
+                )
             bufs = {self.meta.input_name: self._cuda.empty(shape, np.dtype(self.meta.input_dtype))}
             for name in self._outs:
                 oshape = tuple(self.context.get_tensor_shape(name))

@@ -21,13 +21,15 @@ Which build of the student to ship on this device, how fast it is and what it co
 Torch-free: torch is imported only for a ``.pt`` row. The command line is
 :mod:`rdd.runtime.measure.bench_cli`.
 """
+
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -36,8 +38,16 @@ from rdd.runtime.errors import InputError
 from rdd.runtime.measure.frames import Frames
 from rdd.runtime.measure.score import Agreement, predict, score
 
-__all__ = ["Row", "runtime_status", "plan_rows", "references", "run_bench", "time_builds",
-           "LOGIT_FRAMES", "display_path"]
+__all__ = [
+    "Row",
+    "runtime_status",
+    "plan_rows",
+    "references",
+    "run_bench",
+    "time_builds",
+    "LOGIT_FRAMES",
+    "display_path",
+]
 
 LOGIT_FRAMES = 8  # max |Δlogit| is taken over the first frames only (logits are large)
 
@@ -53,7 +63,7 @@ class Row:
     precision: str
     build: Build | None
     status: str | None
-    reference: Build | None = None   # the FP32 build this row is compared with
+    reference: Build | None = None  # the FP32 build this row is compared with
 
     @property
     def name(self) -> str:
@@ -81,11 +91,12 @@ def _source(build: Build) -> str | None:
 
             side = read_engine_sidecar(build.path)
             return side[1].get("onnx_sha256") if side else None
-        if build.format == "ir":        # the runtime info the export writes into the .xml
+        if build.format == "ir":  # the runtime info the export writes into the .xml
             import re
 
-            m = re.search(r'<rdd_source_sha256\s+value="([0-9a-f]{64})"',
-                          build.path.read_text(errors="replace"))
+            m = re.search(
+                r'<rdd_source_sha256\s+value="([0-9a-f]{64})"', build.path.read_text(errors="replace")
+            )
             return m.group(1) if m else None
     except (InputError, OSError):
         return None
@@ -125,10 +136,16 @@ def references(builds: Sequence[Build]) -> dict[Path, Build | None]:
     for b in builds:
         group = groups.get(roots[b.path]) or []
         fp32 = sorted((g for g in group if g.precision == "fp32"), key=rank)
-        if not group:          # no recorded source: the export folder's one FP32 build
+        if not group:  # no recorded source: the export folder's one FP32 build
             folders = {b.path.parent, b.path.parent.parent}
-            near = [f for f in builds if f.precision == "fp32" and roots[f.path] is None
-                    and f.path.parent in folders and f.format != "artifact"]
+            near = [
+                f
+                for f in builds
+                if f.precision == "fp32"
+                and roots[f.path] is None
+                and f.path.parent in folders
+                and f.format != "artifact"
+            ]
             fp32 = [b] if b.precision == "fp32" else near if len(near) == 1 else []
         out[b.path] = fp32[0] if fp32 else None
     return out
@@ -147,8 +164,11 @@ def _tags(b: Build) -> tuple[str, str]:
         return "full", "float"
 
 
-def plan_rows(builds: Sequence[Build], status: Mapping[str, str | None] | None = None,
-              kinds: Sequence[str] | None = None) -> list[Row]:
+def plan_rows(
+    builds: Sequence[Build],
+    status: Mapping[str, str | None] | None = None,
+    kinds: Sequence[str] | None = None,
+) -> list[Row]:
     """Every build × (backend, device) of its format, plus the :class:`~rdd.runtime.backends.Format`
     ``expected`` rows no build covers (skipped with the reason)."""
     status = runtime_status() if status is None else status
@@ -169,8 +189,17 @@ def plan_rows(builds: Sequence[Build], status: Mapping[str, str | None] | None =
             kind, label = BACKENDS[be].rows[dev]
             if (kind, prec) not in covered:
                 covered.add((kind, prec))
-                rows.append(Row(kind, label, be, dev, prec, None, status.get(kind) or
-                                f"skipped: no {prec.upper()} {fmt.what} given"))
+                rows.append(
+                    Row(
+                        kind,
+                        label,
+                        be,
+                        dev,
+                        prec,
+                        None,
+                        status.get(kind) or f"skipped: no {prec.upper()} {fmt.what} given",
+                    )
+                )
     order = list(row_kinds())
     rows.sort(key=lambda r: order.index(r.kind) if r.kind in order else len(order))
     return [r for r in rows if not kinds or r.kind in kinds]
@@ -215,21 +244,31 @@ def _status_kb(key: str) -> int | None:
     return None
 
 
-def _open(row: Row, size: Any, threads: int | None, frames: Frames | None,
-          max_pixels: int | None) -> _Open:
+def _open(row: Row, size: Any, threads: int | None, frames: Frames | None, max_pixels: int | None) -> _Open:
     """Open a row's build and run it three times: load and first-inference times, peak RSS."""
     from rdd.runtime.stream.transforms import inference_size
 
     b = row.build
-    base = {"row": row.name, "kind": row.kind, "precision": row.precision, "model": b.name,
-            "model_path": display_path(b.path), "model_sha256": b.sha256,
-            "model_bytes": b.size_bytes, "threads": threads}
+    base = {
+        "row": row.name,
+        "kind": row.kind,
+        "precision": row.precision,
+        "model": b.name,
+        "model_path": display_path(b.path),
+        "model_sha256": b.sha256,
+        "model_bytes": b.size_bytes,
+        "threads": threads,
+    }
     tracked = _rss_reset()
     rss0 = _status_kb("VmRSS")
     t0 = time.perf_counter()
-    be = open_build(b, backend=row.backend, device=row.device,
-                    threads=threads if "threads" in BACKENDS[row.backend].options else None,
-                    max_pixels=max_pixels)
+    be = open_build(
+        b,
+        backend=row.backend,
+        device=row.device,
+        threads=threads if "threads" in BACKENDS[row.backend].options else None,
+        max_pixels=max_pixels,
+    )
     base["load_ms"] = 1e3 * (time.perf_counter() - t0)
     base["compile_ms"] = getattr(be, "compile_ms", None)
     frame_hw = frames[0].image.shape[:2] if frames else (be.meta.input_size or (360, 480))
@@ -241,9 +280,13 @@ def _open(row: Row, size: Any, threads: int | None, frames: Frames | None,
         if i == 0:
             base["first_inference_ms"] = 1e3 * (time.perf_counter() - t1)
     peak = _status_kb("VmHWM") if tracked else None
-    base.update(peak_rss_mb=(peak - rss0) / 1024 if peak and rss0 else None, size=list(hw),
-                precision=be.precision, head=be.meta.head,
-                input="uint8" if be.meta.input_dtype == "uint8" else "float")
+    base.update(
+        peak_rss_mb=(peak - rss0) / 1024 if peak and rss0 else None,
+        size=list(hw),
+        precision=be.precision,
+        head=be.meta.head,
+        input="uint8" if be.meta.input_dtype == "uint8" else "float",
+    )
     base["row"] = _row_name(row, be)
     return _Open(row, be, hw, base)
 
@@ -251,8 +294,9 @@ def _open(row: Row, size: Any, threads: int | None, frames: Frames | None,
 def _row_name(row: Row, be: Any) -> str:
     """``ORT CPU FP32``; a build that ends at low-resolution logits or takes uint8 frames says
     so (``ORT CPU INT8 (lowres, uint8)``); OpenVINO's precision is what it reports it ran."""
-    tags = [t for t, on in (("lowres", be.meta.head == "lowres"),
-                            ("uint8", be.meta.input_dtype == "uint8")) if on]
+    tags = [
+        t for t, on in (("lowres", be.meta.head == "lowres"), ("uint8", be.meta.input_dtype == "uint8")) if on
+    ]
     return f"{row.label} {be.precision.upper()}" + (f" ({', '.join(tags)})" if tags else "")
 
 
@@ -261,8 +305,7 @@ def _input(be: Any, hw: tuple[int, int], frames: Frames | None, batch: int) -> n
 
     if batch > 1 and not be.meta.dynamic_batch:
         return None
-    img = (frames[0].image if frames else
-           np.random.default_rng(0).integers(0, 256, (*hw, 3), dtype=np.uint8))
+    img = frames[0].image if frames else np.random.default_rng(0).integers(0, 256, (*hw, 3), dtype=np.uint8)
     x = preprocess(img, be.meta, hw)
     return np.ascontiguousarray(np.repeat(x, batch, axis=0)) if batch > 1 else x
 
@@ -289,21 +332,36 @@ def _accuracy(opened: Sequence[_Open], frames: Frames) -> dict[int, dict[str, An
                 zr = ref.preds[1][j] if ref.preds[1] and j < len(ref.preds[1]) else None
                 a.update(p, r, za, zr)
             ref_miou = score(ref.preds[0], frames, k)["miou"]
-            res.update(a.result(), reference=ref.base["row"],
-                       reference_model=ref.row.build.name,
-                       miou_loss=(100 * (ref_miou - res["miou"]) if res.get("miou") is not None
-                                  and ref_miou is not None else None))
+            res.update(
+                a.result(),
+                reference=ref.base["row"],
+                reference_model=ref.row.build.name,
+                miou_loss=(
+                    100 * (ref_miou - res["miou"])
+                    if res.get("miou") is not None and ref_miou is not None
+                    else None
+                ),
+            )
         out[i] = res
     return out
 
 
-def run_bench(builds: Sequence[Build], *, frames: Frames | None = None, clip: Any = None,
-              sizes: Sequence[Any] = ("model",), threads: Sequence[int | None] = (None,),
-              batches: Sequence[int] = (1,), kinds: Sequence[str] | None = None,
-              e2e_frames: int = 60, timing: dict[str, Any] | None = None,
-              status: Mapping[str, str | None] | None = None,
-              log: Callable[[str], None] | None = None, max_pixels: int | None = None,
-              results: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def run_bench(
+    builds: Sequence[Build],
+    *,
+    frames: Frames | None = None,
+    clip: Any = None,
+    sizes: Sequence[Any] = ("model",),
+    threads: Sequence[int | None] = (None,),
+    batches: Sequence[int] = (1,),
+    kinds: Sequence[str] | None = None,
+    e2e_frames: int = 60,
+    timing: dict[str, Any] | None = None,
+    status: Mapping[str, str | None] | None = None,
+    log: Callable[[str], None] | None = None,
+    max_pixels: int | None = None,
+    results: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """Measure every runnable row (see the module docstring); returns the JSON-ready report.
 
     ``frames``: :class:`~rdd.runtime.measure.frames.Frames` (accuracy columns and the latency
@@ -321,9 +379,16 @@ def run_bench(builds: Sequence[Build], *, frames: Frames | None = None, clip: An
     results = [] if results is None else results
     for r in rows:
         if r.status is not None:
-            results.append({"row": r.name, "kind": r.kind, "precision": r.precision,
-                            "model": r.build.name if r.build else None, "size": None,
-                            "status": r.status})
+            results.append(
+                {
+                    "row": r.name,
+                    "kind": r.kind,
+                    "precision": r.precision,
+                    "model": r.build.name if r.build else None,
+                    "size": None,
+                    "status": r.status,
+                }
+            )
     runnable = [r for r in rows if r.status is None]
     settings = [(s, t) for s in sizes for t in threads]
     accuracy: dict[tuple, dict[str, Any]] = {}
@@ -333,17 +398,24 @@ def run_bench(builds: Sequence[Build], *, frames: Frames | None = None, clip: An
             try:
                 o = _open(r, size, t, frames, max_pixels)
             except (InputError, ValueError, RuntimeError, ImportError, OSError) as e:
-                results.append({"row": r.name, "kind": r.kind, "precision": r.precision,
-                                "model": r.build.name, "threads": t, "size": None,
-                                "status": "failed: " + " ".join(str(e).split())})
+                results.append(
+                    {
+                        "row": r.name,
+                        "kind": r.kind,
+                        "precision": r.precision,
+                        "model": r.build.name,
+                        "threads": t,
+                        "size": None,
+                        "status": "failed: " + " ".join(str(e).split()),
+                    }
+                )
                 continue
             opened.append(o)
             say(f"opened {o.base['row']} ({r.build.name}) @ {o.hw[0]}x{o.hw[1]} threads {t}")
         if frames is not None and opened:
             key = str(size)
             if key not in accuracy:
-                accuracy[key] = {id(o.row): a for o, a in
-                                 zip(opened, _accuracy(opened, frames).values())}
+                accuracy[key] = {id(o.row): a for o, a in zip(opened, _accuracy(opened, frames).values())}
         for b in batches:
             bases = {}
             for i, o in enumerate(opened):
@@ -353,37 +425,53 @@ def run_bench(builds: Sequence[Build], *, frames: Frames | None = None, clip: An
                 bases[str(i)] = o
             say(f"timing {len(bases)} rows @ batch {b} ...")
             stats = {}
-            for hw in dict.fromkeys(o.hw for o in bases.values()):   # one size: one call
+            for hw in dict.fromkeys(o.hw for o in bases.values()):  # one size: one call
                 group = {k: o.backend for k, o in bases.items() if o.hw == hw}
-                stats.update(time_builds(group, hw, frame=frames[0].image if frames else None,
-                                         batch=b, **timing))
-            e2e = (_e2e_interleaved({k: bases[k] for k in stats}, clip, e2e_frames,
-                                    int(timing.get("rounds", 1)))
-                   if b == 1 and clip is not None and e2e_frames else {})
+                stats.update(
+                    time_builds(group, hw, frame=frames[0].image if frames else None, batch=b, **timing)
+                )
+            e2e = (
+                _e2e_interleaved({k: bases[k] for k in stats}, clip, e2e_frames, int(timing.get("rounds", 1)))
+                if b == 1 and clip is not None and e2e_frames
+                else {}
+            )
             for k, st in stats.items():
                 o = bases[k]
-                row = {**o.base, "batch": b, "status": "ok",
-                       "latency_ms": {q: st[q] for q in ("p50", "p90", "p99", "mean", "min")},
-                       "throughput": st["throughput"], "runs": st["runs"],
-                       **accuracy.get(str(size), {}).get(id(o.row), {})}
+                row = {
+                    **o.base,
+                    "batch": b,
+                    "status": "ok",
+                    "latency_ms": {q: st[q] for q in ("p50", "p90", "p99", "mean", "min")},
+                    "throughput": st["throughput"],
+                    "runs": st["runs"],
+                    **accuracy.get(str(size), {}).get(id(o.row), {}),
+                }
                 if k in e2e:
                     row["e2e_fps"] = e2e[k]
                 results.append(row)
         for o in opened:
             o.preds = None
     clock = getattr(timing.get("clock"), "__name__", "perf_counter")
-    return {"device": device_info(),
-            "protocol": protocol(clock=clock, **{k: v for k, v in timing.items()
-                                                 if k in ("warmup_s", "duration_s", "min_runs",
-                                                          "rounds")},
-                                 process="one process, every row interleaved",
-                                 ort_spinning=_spin()),
-            "results": results}
+    return {
+        "device": device_info(),
+        "protocol": protocol(
+            clock=clock,
+            **{k: v for k, v in timing.items() if k in ("warmup_s", "duration_s", "min_runs", "rounds")},
+            process="one process, every row interleaved",
+            ort_spinning=_spin(),
+        ),
+        "results": results,
+    }
 
 
-def time_builds(backends: Mapping[str, Any], size: tuple[int, int], *,
-                frame: np.ndarray | None = None, batch: int = 1, **timing: Any
-                ) -> dict[str, dict[str, Any]]:
+def time_builds(
+    backends: Mapping[str, Any],
+    size: tuple[int, int],
+    *,
+    frame: np.ndarray | None = None,
+    batch: int = 1,
+    **timing: Any,
+) -> dict[str, dict[str, Any]]:
     """The one latency harness of the project: each backend's ``infer`` on the same frame
     (``frame`` or a seeded random one) preprocessed for it at ``size`` (``batch`` copies),
     timed under trtexec's protocol in interleaved rounds (:func:`rdd.runtime.timing.
@@ -393,14 +481,15 @@ def time_builds(backends: Mapping[str, Any], size: tuple[int, int], *,
     not spinning), so one model on one backend at one size and thread count has one latency."""
     from rdd.runtime.timing import measure_interleaved
 
-    img = frame if frame is not None else \
-        np.random.default_rng(0).integers(0, 256, (*size, 3), dtype=np.uint8)
+    img = (
+        frame if frame is not None else np.random.default_rng(0).integers(0, 256, (*size, 3), dtype=np.uint8)
+    )
     frames = Frames.from_arrays([img])
     fns = {}
     for k, be in backends.items():
         x = _input(be, tuple(size), frames, batch)
         if x is not None:
-            fns[k] = (lambda b, x_: (lambda: b.infer(x_)))(be, x)
+            fns[k] = (lambda b, x_: lambda: b.infer(x_))(be, x)
     return measure_interleaved(fns, batch=batch, **timing)
 
 
@@ -410,15 +499,16 @@ def _spin() -> bool:
     return SPIN
 
 
-def _e2e_interleaved(rows: Mapping[str, _Open], clip: Any, frames: int,
-                     rounds: int) -> dict[str, float | None]:
+def _e2e_interleaved(
+    rows: Mapping[str, _Open], clip: Any, frames: int, rounds: int
+) -> dict[str, float | None]:
     """End-to-end FPS per row: ``rounds`` short pipeline runs each (``frames / rounds`` frames,
     rotated order, like the latency rounds), the median of the runs."""
     rounds = max(1, min(rounds, frames // 8))
     keys = list(rows)
     fps: dict[str, list[float]] = {k: [] for k in keys}
     for r in range(rounds):
-        for k in keys[r % len(keys):] + keys[:r % len(keys)] if keys else []:
+        for k in keys[r % len(keys) :] + keys[: r % len(keys)] if keys else []:
             v = _e2e_fps(rows[k], clip, max(2, frames // rounds))
             if v is not None:
                 fps[k].append(v)
@@ -430,15 +520,19 @@ def _e2e_fps(o: _Open, clip: Any, n: int) -> float | None:
     from rdd.runtime.stream.stop import SIGNAL_EXIT_CODES, Interrupted
     from rdd.runtime.stream.stream import Pipeline, PipelineConfig
 
-    is_video = isinstance(clip, (str, Path)) and Path(clip).is_file() and \
-        Path(clip).suffix.lower() not in (".png", ".jpg", ".jpeg", ".bmp")
+    is_video = (
+        isinstance(clip, (str, Path))
+        and Path(clip).is_file()
+        and Path(clip).suffix.lower() not in (".png", ".jpg", ".jpeg", ".bmp")
+    )
     src = VideoSource(clip) if is_video else ImageFolderSource(clip)
     try:
-        rep = Pipeline(o.backend, src, config=PipelineConfig(warmup=min(3, n - 1), max_frames=n,
-                                                             resize=o.hw)).run()
+        rep = Pipeline(
+            o.backend, src, config=PipelineConfig(warmup=min(3, n - 1), max_frames=n, resize=o.hw)
+        ).run()
     finally:
         src.close()
-    if rep.get("stop_reason") in SIGNAL_EXIT_CODES:   # the pipeline took a Ctrl-C as its stop:
-        raise Interrupted(rep["stop_reason"])          # it ends the benchmark, not just this run
+    if rep.get("stop_reason") in SIGNAL_EXIT_CODES:  # the pipeline took a Ctrl-C as its stop:
+        raise Interrupted(rep["stop_reason"])  # it ends the benchmark, not just this run
     fps = rep.get("fps")
     return float(fps) if fps is not None and math.isfinite(fps) else None

@@ -3,15 +3,24 @@
 Pure functions over the result rows of :mod:`rdd.runtime.measure.bench`; matplotlib is imported
 only by :func:`save_plot` (the plot is skipped, with the reason, where it is not installed).
 """
+
 from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-__all__ = ["pareto_front", "recommend", "markdown_table", "csv_table", "save_plot", "plot_figure",
-           "CSV_COLUMNS"]
+__all__ = [
+    "pareto_front",
+    "recommend",
+    "markdown_table",
+    "csv_table",
+    "save_plot",
+    "plot_figure",
+    "CSV_COLUMNS",
+]
 
 
 def _ok(r: dict[str, Any]) -> bool:
@@ -41,8 +50,11 @@ def recommend(rows: Sequence[dict[str, Any]], max_miou_loss: float) -> dict[str,
     several, a build of a worse model never wins because its own FP32 row is its reference: the
     choice is read off the Pareto front of all rows (the fastest row above the threshold is on
     it)."""
-    ok = [r for r in rows if _ok(r) and _num(r.get("latency_ms", {}).get("p50")) is not None
-          and _num(r.get("miou")) is not None]
+    ok = [
+        r
+        for r in rows
+        if _ok(r) and _num(r.get("latency_ms", {}).get("p50")) is not None and _num(r.get("miou")) is not None
+    ]
     refs = [100 * r["miou"] + r["miou_loss"] for r in ok if _num(r.get("miou_loss")) is not None]
     if not refs:
         return None
@@ -52,11 +64,18 @@ def recommend(rows: Sequence[dict[str, Any]], max_miou_loss: float) -> dict[str,
     if not within:
         return None
     best = min(within, key=lambda r: r["latency_ms"]["p50"])
-    return {"row": best["row"], "model": best["model"], "size": best["size"],
-            "threads": best["threads"], "batch": best["batch"],
-            "latency_ms_p50": best["latency_ms"]["p50"], "miou": best["miou"],
-            "miou_loss": best.get("miou_loss"), "max_miou_loss": max_miou_loss,
-            "best_reference_miou": max(refs) / 100}
+    return {
+        "row": best["row"],
+        "model": best["model"],
+        "size": best["size"],
+        "threads": best["threads"],
+        "batch": best["batch"],
+        "latency_ms_p50": best["latency_ms"]["p50"],
+        "miou": best["miou"],
+        "miou_loss": best.get("miou_loss"),
+        "max_miou_loss": max_miou_loss,
+        "best_reference_miou": max(refs) / 100,
+    }
 
 
 def _f(v: Any, fmt: str) -> str:
@@ -66,14 +85,17 @@ def _f(v: Any, fmt: str) -> str:
 
 def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
     """One line per row × size × threads × batch; skipped rows last with their reason."""
-    head = ("| row | model | size | threads | batch | p50 ms | p90 ms | p99 ms | inf/s "
-            "| e2e FPS | mIoU % | ΔmIoU | agree % | MB | RSS MB |")
+    head = (
+        "| row | model | size | threads | batch | p50 ms | p90 ms | p99 ms | inf/s "
+        "| e2e FPS | mIoU % | ΔmIoU | agree % | MB | RSS MB |"
+    )
     lines = [head, "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in sorted(rows, key=lambda r: not _ok(r)):
         size = "×".join(str(v) for v in r["size"]) if r.get("size") else "–"
         if not _ok(r):
-            lines.append(f"| {r['row']} | {r.get('model') or '–'} | {size} | – | – | "
-                         f"{r['status']} | | | | | | | | | |")
+            lines.append(
+                f"| {r['row']} | {r.get('model') or '–'} | {size} | – | – | {r['status']} | | | | | | | | | |"
+            )
             continue
         lat = r.get("latency_ms", {})
         mb = r["model_bytes"] / 1e6 if r.get("model_bytes") else None
@@ -82,17 +104,43 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
         loss = 0.0 - r["miou_loss"] if _num(r.get("miou_loss")) is not None else None
         lines.append(
             f"| {r['row']} | {r['model']} | {size} | {r['threads']} | {r['batch']} "
-            f"| {_f(lat.get('p50'), '.2f')} | {_f(lat.get('p90'), '.2f')} | {_f(lat.get('p99'), '.2f')} "
+            f"| {_f(lat.get('p50'), '.2f')} | {_f(lat.get('p90'), '.2f')} "
+            f"| {_f(lat.get('p99'), '.2f')} "
             f"| {_f(r.get('throughput'), '.1f')} | {_f(r.get('e2e_fps'), '.1f')} | {_f(miou, '.2f')} "
-            f"| {_f(loss, '+.2f')} | {_f(agree, '.2f')} | {_f(mb, '.2f')} | {_f(r.get('peak_rss_mb'), '.0f')} |")
+            f"| {_f(loss, '+.2f')} | {_f(agree, '.2f')} | {_f(mb, '.2f')} "
+            f"| {_f(r.get('peak_rss_mb'), '.0f')} |"
+        )
     return "\n".join(lines)
 
 
 #: the columns of ``bench.csv`` (a flat view of the JSON rows; mIoU and agreement in %)
-CSV_COLUMNS = ("row", "kind", "model", "model_sha256", "precision", "head", "input", "size",
-               "threads", "batch", "status", "p50_ms", "p90_ms", "p99_ms", "throughput",
-               "e2e_fps", "miou_pct", "miou_loss_pts", "agreement_pct", "max_abs_logit_diff",
-               "reference", "model_mb", "peak_rss_mb", "load_ms", "first_inference_ms")
+CSV_COLUMNS = (
+    "row",
+    "kind",
+    "model",
+    "model_sha256",
+    "precision",
+    "head",
+    "input",
+    "size",
+    "threads",
+    "batch",
+    "status",
+    "p50_ms",
+    "p90_ms",
+    "p99_ms",
+    "throughput",
+    "e2e_fps",
+    "miou_pct",
+    "miou_loss_pts",
+    "agreement_pct",
+    "max_abs_logit_diff",
+    "reference",
+    "model_mb",
+    "peak_rss_mb",
+    "load_ms",
+    "first_inference_ms",
+)
 
 
 def csv_table(rows: Sequence[dict[str, Any]]) -> str:
@@ -105,20 +153,34 @@ def csv_table(rows: Sequence[dict[str, Any]]) -> str:
     w.writerow(CSV_COLUMNS)
     for r in sorted(rows, key=lambda r: not _ok(r)):
         lat = r.get("latency_ms") or {}
-        pct = lambda k: None if _num(r.get(k)) is None else 100 * r[k]  # noqa: E731
-        vals = {"row": r.get("row"), "kind": r.get("kind"), "model": r.get("model"),
-                "model_sha256": r.get("model_sha256"), "precision": r.get("precision"),
-                "head": r.get("head"), "input": r.get("input"),
-                "size": "x".join(map(str, r["size"])) if r.get("size") else None,
-                "threads": r.get("threads"), "batch": r.get("batch"), "status": r.get("status"),
-                "p50_ms": lat.get("p50"), "p90_ms": lat.get("p90"), "p99_ms": lat.get("p99"),
-                "throughput": r.get("throughput"), "e2e_fps": r.get("e2e_fps"),
-                "miou_pct": pct("miou"), "miou_loss_pts": r.get("miou_loss"),
-                "agreement_pct": pct("argmax_agreement"),
-                "max_abs_logit_diff": r.get("max_abs_logit_diff"), "reference": r.get("reference"),
-                "model_mb": r["model_bytes"] / 1e6 if r.get("model_bytes") else None,
-                "peak_rss_mb": r.get("peak_rss_mb"), "load_ms": r.get("load_ms"),
-                "first_inference_ms": r.get("first_inference_ms")}
+        pct = lambda k: None if _num(r.get(k)) is None else 100 * r[k]  # noqa: B023 — used in this iteration
+        vals = {
+            "row": r.get("row"),
+            "kind": r.get("kind"),
+            "model": r.get("model"),
+            "model_sha256": r.get("model_sha256"),
+            "precision": r.get("precision"),
+            "head": r.get("head"),
+            "input": r.get("input"),
+            "size": "x".join(map(str, r["size"])) if r.get("size") else None,
+            "threads": r.get("threads"),
+            "batch": r.get("batch"),
+            "status": r.get("status"),
+            "p50_ms": lat.get("p50"),
+            "p90_ms": lat.get("p90"),
+            "p99_ms": lat.get("p99"),
+            "throughput": r.get("throughput"),
+            "e2e_fps": r.get("e2e_fps"),
+            "miou_pct": pct("miou"),
+            "miou_loss_pts": r.get("miou_loss"),
+            "agreement_pct": pct("argmax_agreement"),
+            "max_abs_logit_diff": r.get("max_abs_logit_diff"),
+            "reference": r.get("reference"),
+            "model_mb": r["model_bytes"] / 1e6 if r.get("model_bytes") else None,
+            "peak_rss_mb": r.get("peak_rss_mb"),
+            "load_ms": r.get("load_ms"),
+            "first_inference_ms": r.get("first_inference_ms"),
+        }
         w.writerow(["" if vals[c] is None else vals[c] for c in CSV_COLUMNS])
     return buf.getvalue()
 
@@ -150,8 +212,11 @@ MARKERS = {"full": "o", "lowres": "^"}
 
 def plot_figure(rows: Sequence[dict[str, Any]], *, title: str = "") -> Any:
     """The figure :func:`save_plot` writes (a matplotlib ``Figure``), or why there is none."""
-    pts = [r for r in rows if _ok(r) and _num(r.get("latency_ms", {}).get("p50")) is not None
-           and _num(r.get("miou")) is not None]
+    pts = [
+        r
+        for r in rows
+        if _ok(r) and _num(r.get("latency_ms", {}).get("p50")) is not None and _num(r.get("miou")) is not None
+    ]
     if not pts:
         return "no measured row has both a latency and an mIoU (give --labels)"
     try:
@@ -170,31 +235,48 @@ def plot_figure(rows: Sequence[dict[str, Any]], *, title: str = "") -> Any:
     for i, (r, (x, y)) in enumerate(zip(pts, xy)):
         color = "tab:red" if i in front else "tab:blue"
         hollow = r.get("input") == "uint8"
-        ax.scatter([x], [y], marker=MARKERS.get(r.get("head"), "o"), s=32, zorder=3,
-                   facecolors="none" if hollow else color, edgecolors=color)
+        ax.scatter(
+            [x],
+            [y],
+            marker=MARKERS.get(r.get("head"), "o"),
+            s=32,
+            zorder=3,
+            facecolors="none" if hollow else color,
+            edgecolors=color,
+        )
     fx = sorted(xy[i] for i in front)
     ax.plot([p[0] for p in fx], [p[1] for p in fx], "--", color="tab:red", zorder=2)
     lo, hi = min(p[0] for p in xy), max(p[0] for p in xy)
     if lo > 0 and hi / lo > 5:  # e.g. torch eager beside INT8 builds
         ax.set_xscale("log")
     ys = [p[1] for p in xy]
-    pad = max(0.5, 0.15 * (max(ys) - min(ys)))          # a span of 0.1 points is not a front
+    pad = max(0.5, 0.15 * (max(ys) - min(ys)))  # a span of 0.1 points is not a front
     ax.set_ylim(min(ys) - pad, max(ys) + pad)
     ax.set_xlim(lo * 0.9, hi * 1.1)
     ax.set_xlabel("latency p50 (ms, batch as listed)")
     ax.set_ylabel("mIoU (%)")
     ax.grid(alpha=0.3)
     _number_points(ax, xy)
-    key = [f"{i}  {r['row']} ({r['model']})" + (f" {r['size'][0]}×{r['size'][1]} t{r['threads']}"
-                                                if many else "") for i, r in enumerate(pts, 1)]
+    key = [
+        f"{i}  {r['row']} ({r['model']})"
+        + (f" {r['size'][0]}×{r['size'][1]} t{r['threads']}" if many else "")
+        for i, r in enumerate(pts, 1)
+    ]
     blank = plt.Line2D([], [], linestyle="none")
-    marks = [plt.Line2D([], [], linestyle="--", color="tab:red"),
-             plt.Line2D([], [], linestyle="none", marker="o", color="grey"),
-             plt.Line2D([], [], linestyle="none", marker="^", color="grey"),
-             plt.Line2D([], [], linestyle="none", marker="o", color="grey", markerfacecolor="none")]
-    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=7, frameon=False,
-              handles=marks + [blank] * len(key),
-              labels=["Pareto front", "full head", "lowres head", "uint8 input (hollow)"] + key)
+    marks = [
+        plt.Line2D([], [], linestyle="--", color="tab:red"),
+        plt.Line2D([], [], linestyle="none", marker="o", color="grey"),
+        plt.Line2D([], [], linestyle="none", marker="^", color="grey"),
+        plt.Line2D([], [], linestyle="none", marker="o", color="grey", markerfacecolor="none"),
+    ]
+    ax.legend(
+        loc="upper left",
+        bbox_to_anchor=(1.02, 1.0),
+        fontsize=7,
+        frameon=False,
+        handles=marks + [blank] * len(key),
+        labels=["Pareto front", "full head", "lowres head", "uint8 input (hollow)"] + key,
+    )
     fig.suptitle("\n".join(textwrap.wrap(title, 110)), fontsize=8)
     return fig
 
@@ -208,21 +290,21 @@ def _number_points(ax: Any, xy: Sequence[tuple[float, float]], *, near_px: float
     groups: list[list[int]] = []
     for i in order:
         for g in groups:
-            if abs(screen[g[0]][0] - screen[i][0]) < near_px and \
-                    abs(screen[g[0]][1] - screen[i][1]) < near_px:
+            if (
+                abs(screen[g[0]][0] - screen[i][0]) < near_px
+                and abs(screen[g[0]][1] - screen[i][1]) < near_px
+            ):
                 g.append(i)
                 break
         else:
             groups.append([i])
-    placed: list[tuple[float, float, int]] = []      # (x, y, dy) of the labels so far
+    placed: list[tuple[float, float, int]] = []  # (x, y, dy) of the labels so far
     for g in groups:
         x, y = screen[g[0]]
         text = ",".join(str(i + 1) for i in sorted(g))
         width = 6.0 * len(text) + near_px
         dy = 6
-        if any(abs(px - x) < width and abs(py + pdy - (y + dy)) < near_px
-               for px, py, pdy in placed):
+        if any(abs(px - x) < width and abs(py + pdy - (y + dy)) < near_px for px, py, pdy in placed):
             dy = -14
         placed.append((x, y, dy))
-        ax.annotate(text, xy[g[0]], textcoords="offset points", xytext=(0, dy), ha="center",
-                    fontsize=8)
+        ax.annotate(text, xy[g[0]], textcoords="offset points", xytext=(0, dy), ha="center", fontsize=8)

@@ -14,12 +14,14 @@ bilinear, masks ``INTER_NEAREST_EXACT``, as the runtime and ``EvalTransform`` re
 gates and calibration, ``rdd-bench``, ``rdd-infer --compare`` and the study diagnostics all use
 it. numpy + OpenCV.
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -61,17 +63,31 @@ class Frames(list):
 
     # ------------------------------------------------------------------ loaders
     @classmethod
-    def from_arrays(cls, images: Sequence[np.ndarray], labels: Sequence[np.ndarray] | None = None,
-                    *, names: Sequence[str] | None = None, ignore_index: int = 255) -> "Frames":
+    def from_arrays(
+        cls,
+        images: Sequence[np.ndarray],
+        labels: Sequence[np.ndarray] | None = None,
+        *,
+        names: Sequence[str] | None = None,
+        ignore_index: int = 255,
+    ) -> Frames:
         names = list(names) if names is not None else [str(i) for i in range(len(images))]
         labels = list(labels) if labels is not None else [None] * len(images)
-        return cls((Frame(_check_image(im, n), lab, n) for im, lab, n in
-                    zip(images, labels, names)), ignore_index)
+        return cls(
+            (Frame(_check_image(im, n), lab, n) for im, lab, n in zip(images, labels, names)), ignore_index
+        )
 
     @classmethod
-    def from_folder(cls, images: str | os.PathLike, labels: str | os.PathLike | None = None, *,
-                    ignore_ids: Sequence[int] = (), ignore_index: int = 255,
-                    limit: int | None = None, max_pixels: int | None = None) -> "Frames":
+    def from_folder(
+        cls,
+        images: str | os.PathLike,
+        labels: str | os.PathLike | None = None,
+        *,
+        ignore_ids: Sequence[int] = (),
+        ignore_index: int = 255,
+        limit: int | None = None,
+        max_pixels: int | None = None,
+    ) -> Frames:
         """Images of a folder, a file or a glob (file-name order; ``limit`` evenly spaced), a
         video file (its first ``limit`` frames), and their masks (by stem, or for a video by
         frame index; every selected frame must have one)."""
@@ -95,26 +111,26 @@ class Frames(list):
             pairs, by_index = list(src), False
         frames = cls((Frame(img, None, name) for name, img in pairs), ignore_index)
         if labels is not None:
-            lf = LabelFolder(labels, by_index=by_index, ignore_ids=ignore_ids,
-                             ignore_index=ignore_index)
+            lf = LabelFolder(labels, by_index=by_index, ignore_ids=ignore_ids, ignore_index=ignore_index)
             for i, f in enumerate(frames):
                 path = lf.path_for(i, f.name)
                 if path is None:
-                    raise InputError(f"no label in {labels} for frame "
-                                     f"{i if by_index else repr(f.name)} of {images}")
+                    raise InputError(
+                        f"no label in {labels} for frame {i if by_index else repr(f.name)} of {images}"
+                    )
                 f.mask = lf.load(path, f.image.shape[:2])
         return frames
 
     @classmethod
-    def load(cls, source: Any, *, size: int | Sequence[int] | None = None,
-             limit: int | None = None) -> "Frames":
+    def load(
+        cls, source: Any, *, size: int | Sequence[int] | None = None, limit: int | None = None
+    ) -> Frames:
         """Frames from a dataset or frames in memory (see the module docstring), resized to
         ``size`` = ``(H, W)`` when given (a dataset's ``EvalTransform`` size otherwise)."""
         hw = as_hw(size) if size is not None else None
         if isinstance(source, Frames) and hw is None and limit is None:
             return source
-        if hasattr(source, "load") and hasattr(source, "__len__") and \
-                not isinstance(source, (list, tuple)):
+        if hasattr(source, "load") and hasattr(source, "__len__") and not isinstance(source, (list, tuple)):
             if hw is None:
                 t_size = getattr(getattr(source, "transform", None), "size", None)
                 hw = as_hw(t_size) if t_size is not None else None
@@ -123,11 +139,18 @@ class Frames(list):
             for i in evenly_spaced(len(source), limit):
                 img, mask = source.load(i)
                 name = str(files[i][0]) if files is not None else str(i)
-                out.append(_resized(Frame(_check_image(img, f"dataset item {i} ({name})"),
-                                          None if mask is None else np.asarray(mask), name), hw))
+                out.append(
+                    _resized(
+                        Frame(
+                            _check_image(img, f"dataset item {i} ({name})"),
+                            None if mask is None else np.asarray(mask),
+                            name,
+                        ),
+                        hw,
+                    )
+                )
             return out
-        if isinstance(source, (str, os.PathLike)) or isinstance(source, np.ndarray) and \
-                source.ndim == 3:
+        if isinstance(source, (str, os.PathLike)) or isinstance(source, np.ndarray) and source.ndim == 3:
             source = [source]
         items = list(source)
         out = cls(ignore_index=getattr(source, "ignore_index", 255))
@@ -142,13 +165,19 @@ class Frames(list):
                 img, name = _read_rgb(it), str(it)
             else:
                 img = it
-            out.append(_resized(Frame(_check_image(img, f"frame {name}"),
-                                      None if mask is None else np.asarray(mask), name), hw))
+            out.append(
+                _resized(
+                    Frame(
+                        _check_image(img, f"frame {name}"), None if mask is None else np.asarray(mask), name
+                    ),
+                    hw,
+                )
+            )
         if not out:
             raise ValueError("load_frames: no frames in source")
         return out
 
-    def resized(self, size: Sequence[int] | None) -> "Frames":
+    def resized(self, size: Sequence[int] | None) -> Frames:
         """These frames at ``size`` (the same objects when ``None`` or already that size)."""
         hw = as_hw(size) if size is not None else None
         if hw is None or all(f.image.shape[:2] == hw for f in self):
@@ -156,8 +185,7 @@ class Frames(list):
         return Frames((_resized(f, hw) for f in self), self.ignore_index)
 
 
-def load_frames(source: Any, *, size: int | Sequence[int] | None = None,
-                limit: int | None = None) -> Frames:
+def load_frames(source: Any, *, size: int | Sequence[int] | None = None, limit: int | None = None) -> Frames:
     """:meth:`Frames.load` (what export's gates and calibration call)."""
     return Frames.load(source, size=size, limit=limit)
 

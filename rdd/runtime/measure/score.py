@@ -10,9 +10,11 @@ Units: every mIoU, accuracy, agreement and mIoU difference here is a **fraction*
 the tools print points (and the two report fields documented in points, ``rdd-bench``'s
 ``miou_loss`` and ``--compare``'s ``delta_miou``, are converted where the reports are written).
 """
+
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -22,12 +24,12 @@ from rdd.runtime.errors import InputError
 from rdd.runtime.measure.frames import Frames
 from rdd.runtime.stream.transforms import inference_size, preprocess, resize_labels
 
-__all__ = ["predict", "score", "Agreement", "compare_predictions", "compare_builds",
-           "check_labels"]
+__all__ = ["predict", "score", "Agreement", "compare_predictions", "compare_builds", "check_labels"]
 
 
-def predict(backend: Backend, frames: Frames, size: Any = "model", *,
-            keep_logits: bool | int = False) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
+def predict(
+    backend: Backend, frames: Frames, size: Any = "model", *, keep_logits: bool | int = False
+) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
     """Run ``backend`` on every frame at ``size`` → (labels ``h×w`` per frame, logits ``K×h×w``
     per frame when ``keep_logits`` and the model outputs logits, else ``None``). An int
     ``keep_logits`` keeps the logits of that many first frames only (a CamVid frame's
@@ -49,9 +51,11 @@ def check_labels(lab: np.ndarray, num_classes: int, ignore_index: int) -> None:
     """An id outside ``[0, num_classes)`` ∪ {ignore} is a one-line :class:`InputError`."""
     bad = (lab != ignore_index) & (lab >= num_classes)
     if bad.any():
-        raise InputError(f"labels hold ids {np.unique(lab[bad])[:8].tolist()} outside the "
-                         f"model's {num_classes} classes; map them to ignore (--label-map / "
-                         "--ignore-ids)")
+        raise InputError(
+            f"labels hold ids {np.unique(lab[bad])[:8].tolist()} outside the "
+            f"model's {num_classes} classes; map them to ignore (--label-map / "
+            "--ignore-ids)"
+        )
 
 
 def score(preds: Sequence[np.ndarray], frames: Frames, num_classes: int) -> dict[str, Any]:
@@ -64,9 +68,12 @@ def score(preds: Sequence[np.ndarray], frames: Frames, num_classes: int) -> dict
         check_labels(lab, num_classes, frames.ignore_index)
         cm.update(p, lab)
     res = cm.compute()
-    return {"miou": float(res["miou"]), "pixel_acc": float(res["pixel_acc"]),
-            "labelled_frames": len(preds),
-            "iou": [None if v is None else float(v) for v in res["iou"]]}
+    return {
+        "miou": float(res["miou"]),
+        "pixel_acc": float(res["pixel_acc"]),
+        "labelled_frames": len(preds),
+        "iou": [None if v is None else float(v) for v in res["iou"]],
+    }
 
 
 class Agreement:
@@ -78,8 +85,13 @@ class Agreement:
         self.same = self.total = 0
         self.max_logit = None
 
-    def update(self, pred: np.ndarray, ref: np.ndarray, logits: np.ndarray | None = None,
-               ref_logits: np.ndarray | None = None) -> None:
+    def update(
+        self,
+        pred: np.ndarray,
+        ref: np.ndarray,
+        logits: np.ndarray | None = None,
+        ref_logits: np.ndarray | None = None,
+    ) -> None:
         if pred.shape != ref.shape:
             pred = resize_labels(pred, ref.shape)
         self.same += int(np.count_nonzero(pred == ref))
@@ -89,24 +101,29 @@ class Agreement:
             self.max_logit = d if self.max_logit is None else max(self.max_logit, d)
 
     def result(self) -> dict[str, Any]:
-        return {"argmax_agreement": self.same / self.total if self.total else None,
-                "max_abs_logit_diff": self.max_logit}
+        return {
+            "argmax_agreement": self.same / self.total if self.total else None,
+            "max_abs_logit_diff": self.max_logit,
+        }
 
 
-def compare_predictions(preds: Sequence[np.ndarray], ref_preds: Sequence[np.ndarray],
-                        logits: Sequence[np.ndarray] | None = None,
-                        ref_logits: Sequence[np.ndarray] | None = None) -> dict[str, Any]:
+def compare_predictions(
+    preds: Sequence[np.ndarray],
+    ref_preds: Sequence[np.ndarray],
+    logits: Sequence[np.ndarray] | None = None,
+    ref_logits: Sequence[np.ndarray] | None = None,
+) -> dict[str, Any]:
     """:class:`Agreement` of two lists of predictions (and logits, where both have them)."""
     a = Agreement()
     logits, ref_logits = list(logits or []), list(ref_logits or [])
     for i, (p, r) in enumerate(zip(preds, ref_preds)):
-        a.update(p, r, logits[i] if i < len(logits) else None,
-                 ref_logits[i] if i < len(ref_logits) else None)
+        a.update(p, r, logits[i] if i < len(logits) else None, ref_logits[i] if i < len(ref_logits) else None)
     return a.result()
 
 
-def compare_builds(first: Backend, second: Backend, frames: Iterable[Any],
-                   size: Any = "model", *, ignore_index: int = 255) -> dict[str, Any]:
+def compare_builds(
+    first: Backend, second: Backend, frames: Iterable[Any], size: Any = "model", *, ignore_index: int = 255
+) -> dict[str, Any]:
     """Parity of ``second`` against ``first`` on the same frames, one frame at a time (memory
     does not grow with the input): ``frames`` yields :class:`~rdd.runtime.measure.frames.Frame`
     objects or ``(name, image[, mask])`` tuples (a source, with its masks).
@@ -121,15 +138,13 @@ def compare_builds(first: Backend, second: Backend, frames: Iterable[Any],
     cms = [ConfusionMatrix(k, ignore_index=ignore_index) for _ in range(2)]
     n = labelled = 0
     for f in frames:
-        image, mask = (f.image, f.mask) if hasattr(f, "image") else (f[1], f[2] if len(f) > 2
-                                                                     else None)
+        image, mask = (f.image, f.mask) if hasattr(f, "image") else (f[1], f[2] if len(f) > 2 else None)
         hw = inference_size(image.shape[:2], first.meta, size)
         outs = []
         for be in (first, second):
             x = preprocess(image, be.meta, hw)
             z = np.asarray(be.forward(x), dtype=np.float32)
-            outs.append((output_labels(z, be.meta, hw)[0],
-                         z[0] if be.meta.output_kind == "logits" else None))
+            outs.append((output_labels(z, be.meta, hw)[0], z[0] if be.meta.output_kind == "logits" else None))
         (p1, z1), (p2, z2) = outs
         agree.update(p2, p1, z2, z1)
         if mask is not None:
@@ -140,5 +155,10 @@ def compare_builds(first: Backend, second: Backend, frames: Iterable[Any],
             labelled += 1
         n += 1
     m1, m2 = (float(cm.compute()["miou"]) if labelled else None for cm in cms)
-    return {"frames": n, **agree.result(), "miou_first": m1, "miou_second": m2,
-            "miou_delta": None if m1 is None else m2 - m1}
+    return {
+        "frames": n,
+        **agree.result(),
+        "miou_first": m1,
+        "miou_second": m2,
+        "miou_delta": None if m1 is None else m2 - m1,
+    }

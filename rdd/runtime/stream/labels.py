@@ -1,17 +1,25 @@
 """Ground-truth masks for a frame source (``labels``): matched by file stem or frame index,
 read by :mod:`rdd.labels` (the dataset code's reader), bounded before decoding."""
+
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from rdd.contract import InputError, resolve_max_pixels
 from rdd.imagesize import check_image_size
-from rdd.labels import (FRAME_MASK_PATTERN, LABEL_EXTS, apply_lut, build_lut, frame_masks,
-                        masks_by_stem, read_label)
+from rdd.labels import (
+    FRAME_MASK_PATTERN,
+    LABEL_EXTS,
+    apply_lut,
+    build_lut,
+    frame_masks,
+    masks_by_stem,
+    read_label,
+)
 
 __all__ = ["LabelFolder"]
 
@@ -38,11 +46,18 @@ class LabelFolder:
             model (until then only ``ignore_index`` and ids ``< 256`` are accepted).
     """
 
-    HINT = ("; map them to ignore with --ignore-ids (CamVid annotations: --label-map camvid)")
+    HINT = "; map them to ignore with --ignore-ids (CamVid annotations: --label-map camvid)"
 
-    def __init__(self, root: str | os.PathLike, *, by_index: bool, ignore_ids: Sequence[int] = (),
-                 ignore_index: int = 255, num_classes: int | None = None,
-                 max_pixels: int | None = None) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        *,
+        by_index: bool,
+        ignore_ids: Sequence[int] = (),
+        ignore_index: int = 255,
+        num_classes: int | None = None,
+        max_pixels: int | None = None,
+    ) -> None:
         self.root = Path(root)
         self.max_pixels = resolve_max_pixels(max_pixels)
         if not self.root.is_dir():
@@ -52,17 +67,18 @@ class LabelFolder:
         except ValueError as e:
             raise InputError(str(e)) from None
         if not self._by_stem:
-            raise InputError(f"label folder {self.root} holds no label images "
-                             f"({', '.join(LABEL_EXTS)})")
+            raise InputError(f"label folder {self.root} holds no label images ({', '.join(LABEL_EXTS)})")
         self.by_index = by_index
         self.ignore_ids = tuple(sorted({int(i) for i in ignore_ids}))
         self.ignore_index = int(ignore_index)
         self._by_frame = frame_masks(self.root)
         if by_index and not self._by_frame:
             example = sorted(self._by_stem)[0]
-            raise InputError(f"label folder {self.root} has no {FRAME_MASK_PATTERN} masks (e.g. "
-                             f"{example!r}); video frames are matched to masks by index: "
-                             "frame_000000.png for the first frame, …")
+            raise InputError(
+                f"label folder {self.root} has no {FRAME_MASK_PATTERN} masks (e.g. "
+                f"{example!r}); video frames are matched to masks by index: "
+                "frame_000000.png for the first frame, …"
+            )
         self.num_classes: int | None = None
         self.set_num_classes(num_classes)
 
@@ -70,8 +86,11 @@ class LabelFolder:
         """Validate ids against ``[0, num_classes)`` (``None``: any id ``< 256``)."""
         self.num_classes = None if num_classes is None else int(num_classes)
         k = self.num_classes if self.num_classes is not None else 256
-        self.lut = build_lut(identity=min(k, 256), ignore_values=(self.ignore_index, *self.ignore_ids),
-                             ignore_index=self.ignore_index)
+        self.lut = build_lut(
+            identity=min(k, 256),
+            ignore_values=(self.ignore_index, *self.ignore_ids),
+            ignore_index=self.ignore_index,
+        )
 
     def path_for(self, index: int, name: str) -> Path | None:
         if self.by_index:
@@ -82,8 +101,10 @@ class LabelFolder:
         """For a stem-matched folder: how many of ``names`` have a mask; error if none do."""
         n = sum(1 for s in names if s in self._by_stem)
         if n == 0:
-            raise InputError(f"no label in {self.root} matches an input frame by file name "
-                             f"(e.g. {names[0]!r}); labels must share the frames' file stems")
+            raise InputError(
+                f"no label in {self.root} matches an input frame by file name "
+                f"(e.g. {names[0]!r}); labels must share the frames' file stems"
+            )
         return n
 
     def load(self, path: Path, frame_hw: tuple[int, int]) -> np.ndarray:
@@ -93,16 +114,19 @@ class LabelFolder:
         never be wrapped by a later cast.
         """
         try:
-            check_image_size(path, self.max_pixels, "label")   # before decoding it
+            check_image_size(path, self.max_pixels, "label")  # before decoding it
             raw = read_label(path)
         except (OSError, ValueError) as e:
             raise InputError(str(e)) from None
         if raw.shape[:2] != tuple(frame_hw):
-            raise InputError(f"label {path} is {raw.shape[1]}×{raw.shape[0]} but its frame is "
-                             f"{frame_hw[1]}×{frame_hw[0]} (W×H); labels must match the frame size")
+            raise InputError(
+                f"label {path} is {raw.shape[1]}×{raw.shape[0]} but its frame is "
+                f"{frame_hw[1]}×{frame_hw[0]} (W×H); labels must match the frame size"
+            )
         k = self.num_classes if self.num_classes is not None else 256
         try:
-            return apply_lut(raw, self.lut, num_classes=k, path=path,
-                             ignore_index=self.ignore_index, hint=self.HINT)
+            return apply_lut(
+                raw, self.lut, num_classes=k, path=path, ignore_index=self.ignore_index, hint=self.HINT
+            )
         except ValueError as e:
             raise InputError(str(e)) from None

@@ -36,6 +36,7 @@ Security: binds 127.0.0.1 by default (reach it from another machine through ``ss
 ``host="0.0.0.0"`` exposes the stream and figures, unauthenticated and unencrypted, to every
 machine that can reach the device.
 """
+
 from __future__ import annotations
 
 import html
@@ -59,9 +60,9 @@ __all__ = ["LiveView"]
 log = logging.getLogger(__name__)
 
 BOUNDARY = "rddframe"
-REQUEST_TIMEOUT_S = 10.0    # to send a request line and headers
-SEND_TIMEOUT_S = 30.0       # a stream whose socket accepts nothing for this long is dropped
-KEEPALIVE_S = 5.0           # re-send the latest frame when none is new (detects gone viewers)
+REQUEST_TIMEOUT_S = 10.0  # to send a request line and headers
+SEND_TIMEOUT_S = 30.0  # a stream whose socket accepts nothing for this long is dropped
+KEEPALIVE_S = 5.0  # re-send the latest frame when none is new (detects gone viewers)
 
 
 def _jsonable(v: Any) -> Any:
@@ -82,24 +83,32 @@ def _jsonable(v: Any) -> Any:
 class LiveView:
     """HTTP live view: ``start()``, then ``publish()`` per frame from the pipeline, ``close()``."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 8080, *, jpeg_quality: int = 80,
-                 max_viewers: int = 8, title: str = "rdd-edge live") -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 8080,
+        *,
+        jpeg_quality: int = 80,
+        max_viewers: int = 8,
+        title: str = "rdd-edge live",
+    ) -> None:
         if not isinstance(host, str) or not host:
             raise ValueError(f"live view: bad host {host!r}:{port} (use 0.0.0.0 for all interfaces)")
         if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
             raise ValueError(f"live view: bad port in {host}:{port!r} (0-65535; 0 = any free port)")
         if not 0 <= jpeg_quality <= 100 or max_viewers < 1:
-            raise ValueError(f"live view: jpeg_quality {jpeg_quality} (0-100), "
-                             f"max_viewers {max_viewers} (>= 1)")
+            raise ValueError(
+                f"live view: jpeg_quality {jpeg_quality} (0-100), max_viewers {max_viewers} (>= 1)"
+            )
         self.host, self.port = host, port
         self.jpeg_quality, self.max_viewers, self.title = jpeg_quality, max_viewers, title
-        self._cond = threading.Condition()   # guards _seq, _frame, _stats, _closed, _viewers
+        self._cond = threading.Condition()  # guards _seq, _frame, _stats, _closed, _viewers
         self._seq = 0
         self._frame: np.ndarray | None = None
         self._stats: dict[str, Any] = {}
         self._viewers = 0
         self._closed = False
-        self._enc_lock = threading.Lock()    # one encoder at a time; guards _jpeg
+        self._enc_lock = threading.Lock()  # one encoder at a time; guards _jpeg
         self._jpeg: tuple[int, bytes] = (0, b"")
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -120,8 +129,9 @@ class LiveView:
             err.errno = e.errno
             raise err from None
         self._address = self._server.server_address[:2]
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.1,),
-                                        name="rdd-live-server", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.1,), name="rdd-live-server", daemon=True
+        )
         self._thread.start()
         return self._address
 
@@ -133,15 +143,23 @@ class LiveView:
         host, port = self._address
         return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
-    def publish(self, frame_rgb: np.ndarray, stats: dict[str, Any] | None = None, *,
-                bgr: bool = False) -> None:
+    def publish(
+        self, frame_rgb: np.ndarray, stats: dict[str, Any] | None = None, *, bgr: bool = False
+    ) -> None:
         """Make ``frame_rgb`` (uint8 H×W×3 RGB, or BGR with ``bgr``; copied) and ``stats`` the
         latest; never blocks on viewers (no encoding, no I/O). A no-op after :meth:`close`."""
-        if not (isinstance(frame_rgb, np.ndarray) and frame_rgb.dtype == np.uint8
-                and frame_rgb.ndim == 3 and frame_rgb.shape[2] == 3 and frame_rgb.size):
-            raise ValueError(f"live view: frame must be uint8 H×W×3 RGB, got "
-                             f"{getattr(frame_rgb, 'dtype', type(frame_rgb).__name__)} "
-                             f"{getattr(frame_rgb, 'shape', '')}")
+        if not (
+            isinstance(frame_rgb, np.ndarray)
+            and frame_rgb.dtype == np.uint8
+            and frame_rgb.ndim == 3
+            and frame_rgb.shape[2] == 3
+            and frame_rgb.size
+        ):
+            raise ValueError(
+                f"live view: frame must be uint8 H×W×3 RGB, got "
+                f"{getattr(frame_rgb, 'dtype', type(frame_rgb).__name__)} "
+                f"{getattr(frame_rgb, 'shape', '')}"
+            )
         frame = np.array(frame_rgb[..., ::-1] if bgr else frame_rgb, copy=True)
         stats = _jsonable(dict(stats or {}))
         with self._cond:
@@ -169,11 +187,11 @@ class LiveView:
         server, self._server = self._server, None
         if server is None:
             return
-        server.shutdown()                 # serve_forever returns: no new connections
+        server.shutdown()  # serve_forever returns: no new connections
         server.server_close()
         with server.lock:
             conns, threads = list(server.conns), list(server.threads)
-        for conn in conns:                # a write blocked on a stalled viewer returns now
+        for conn in conns:  # a write blocked on a stalled viewer returns now
             try:
                 conn.shutdown(socket.SHUT_RDWR)
             except OSError:
@@ -221,7 +239,7 @@ class LiveView:
             sent = 0
             while True:
                 with self._cond:
-                    self._cond.wait_for(lambda: self._seq != sent or self._closed, KEEPALIVE_S)
+                    self._cond.wait_for(lambda: self._seq != sent or self._closed, KEEPALIVE_S)  # noqa: B023
                     if self._closed:
                         return
                     if self._seq == 0:
@@ -229,7 +247,7 @@ class LiveView:
                 sent, jpeg = self._latest_jpeg()
                 head = f"Content-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n"
                 h.wfile.write(b"".join((head.encode(), jpeg, f"\r\n--{BOUNDARY}\r\n".encode())))
-        except OSError:                   # gone (BrokenPipe, ConnectionReset), stalled, closed
+        except OSError:  # gone (BrokenPipe, ConnectionReset), stalled, closed
             return
         finally:
             with self._cond:
@@ -264,8 +282,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         self.server.view._get(self)
 
-    def reply(self, status: HTTPStatus, body: bytes, ctype: str,
-              headers: dict[str, str] | None = None) -> None:
+    def reply(
+        self, status: HTTPStatus, body: bytes, ctype: str, headers: dict[str, str] | None = None
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
@@ -296,8 +315,12 @@ class _Server(ThreadingHTTPServer):
         self.server_name, self.server_port = self.server_address[:2]
 
     def process_request(self, request: Any, client_address: Any) -> None:
-        t = threading.Thread(target=self.process_request_thread, args=(request, client_address),
-                             name="rdd-live-viewer", daemon=True)
+        t = threading.Thread(
+            target=self.process_request_thread,
+            args=(request, client_address),
+            name="rdd-live-viewer",
+            daemon=True,
+        )
         with self.lock:
             self.conns.add(request)
             self.threads = [x for x in self.threads if x.is_alive()] + [t]

@@ -11,11 +11,12 @@
   (:mod:`rdd.runtime.stream.writers`): ``DIR`` must not exist yet (its parent must) or be an
   empty folder, so no input and no earlier result is ever overwritten.
 """
+
 from __future__ import annotations
 
 import os
 import zlib
-from typing import Sequence
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -36,8 +37,7 @@ def mask_dtype(num_classes: int) -> np.dtype:
 
 
 def _png_chunk(kind: bytes, body: bytes) -> bytes:
-    return (len(body).to_bytes(4, "big") + kind + body
-            + zlib.crc32(kind + body).to_bytes(4, "big"))
+    return len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
 
 
 def palette_png(labels: np.ndarray, palette: Sequence[Sequence[int]]) -> bytes:
@@ -50,14 +50,14 @@ def palette_png(labels: np.ndarray, palette: Sequence[Sequence[int]]) -> bytes:
     if not ok:
         raise ValueError("could not encode the mask as PNG")
     data = buf.tobytes()
-    n = int.from_bytes(data[8:12], "big")                       # IHDR body length (13)
-    ihdr = bytearray(data[16:16 + n])
-    ihdr[9] = 3                                                 # colour type: indexed
+    n = int.from_bytes(data[8:12], "big")  # IHDR body length (13)
+    ihdr = bytearray(data[16 : 16 + n])
+    ihdr[9] = 3  # colour type: indexed
     pal = [tuple(int(v) for v in c) for c in list(palette)[:256]]
     pal += [(0, 0, 0)] * (256 - len(pal))
     plte = bytes(v for c in pal for v in c)
-    rest = data[8 + 12 + n:]
-    return (_PNG_SIGNATURE + _png_chunk(b"IHDR", bytes(ihdr)) + _png_chunk(b"PLTE", plte) + rest)
+    rest = data[8 + 12 + n :]
+    return _PNG_SIGNATURE + _png_chunk(b"IHDR", bytes(ihdr)) + _png_chunk(b"PLTE", plte) + rest
 
 
 class MaskWriter(StagedFolder):
@@ -66,8 +66,9 @@ class MaskWriter(StagedFolder):
 
     key = "save_masks"
 
-    def __init__(self, path: str | os.PathLike, num_classes: int, *,
-                 palette: Sequence[Sequence[int]] | None = None) -> None:
+    def __init__(
+        self, path: str | os.PathLike, num_classes: int, *, palette: Sequence[Sequence[int]] | None = None
+    ) -> None:
         self.dtype = mask_dtype(num_classes)
         if palette is not None and self.dtype != np.uint8:
             raise InputError(f"palette masks hold up to 256 classes, the model has {num_classes}")
@@ -91,7 +92,7 @@ class MaskWriter(StagedFolder):
         else:
             self._imwrite(path, lab)
 
-    def __enter__(self) -> "MaskWriter":
+    def __enter__(self) -> MaskWriter:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

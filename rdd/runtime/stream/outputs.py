@@ -10,12 +10,14 @@ one-line :class:`~rdd.contract.InputError` instead of after a long run:
 * an output that cannot be written: its folder is missing or is a file, the path is a folder
   where a file is expected (or the reverse), or a probe file cannot be created next to it.
 """
+
 from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from rdd.contract import engine_sidecar_path
 from rdd.runtime.errors import OptionError
@@ -64,9 +66,9 @@ class _Inputs:
     """Resolved input paths: files (with inodes) and folders (whose files count as inputs)."""
 
     def __init__(self, inputs: Mapping[str, PathLike | Sequence[PathLike] | None]) -> None:
-        self.files: dict[str, str] = {}            # realpath -> flag
+        self.files: dict[str, str] = {}  # realpath -> flag
         self.inodes: dict[tuple[int, int], tuple[str, str]] = {}  # inode -> (flag, path)
-        self.folders: list[tuple[str, str]] = []   # (realpath, flag)
+        self.folders: list[tuple[str, str]] = []  # (realpath, flag)
         for flag, value in inputs.items():
             if value is None:
                 continue
@@ -137,8 +139,10 @@ def _check_writable(flag: str, path: PathLike, kind: str) -> None:
     os.unlink(probe)
 
 
-def check_outputs(outputs: Mapping[str, tuple[PathLike | None, str]],
-                  inputs: Mapping[str, PathLike | Sequence[PathLike] | None]) -> None:
+def check_outputs(
+    outputs: Mapping[str, tuple[PathLike | None, str]],
+    inputs: Mapping[str, PathLike | Sequence[PathLike] | None],
+) -> None:
     """Refuse outputs that would overwrite an input or each other, or cannot be written.
 
     Args:
@@ -151,7 +155,7 @@ def check_outputs(outputs: Mapping[str, tuple[PathLike | None, str]],
     flags on the command line) and path(s).
     """
     given = [(flag, path, kind) for flag, (path, kind) in outputs.items() if path is not None]
-    for flag, path, kind in given:
+    for flag, _path, kind in given:
         if kind not in ("file", "dir"):
             raise ValueError(f"check_outputs: kind of {flag} must be 'file' or 'dir', got {kind!r}")
     ins = _Inputs(inputs)
@@ -162,14 +166,15 @@ def check_outputs(outputs: Mapping[str, tuple[PathLike | None, str]],
         if what is not None:
             raise OptionError(flag, f"{_q(path)} would overwrite {what}; write outputs elsewhere")
         for other_flag, other_real, other_kind in seen:
-            same = real == other_real or (_inode(real) is not None
-                                          and _inode(real) == _inode(other_real))
-            nested = ((other_kind == "dir" and _inside(real, other_real))
-                      or (kind == "dir" and _inside(other_real, real)))
+            same = real == other_real or (_inode(real) is not None and _inode(real) == _inode(other_real))
+            nested = (other_kind == "dir" and _inside(real, other_real)) or (
+                kind == "dir" and _inside(other_real, real)
+            )
             if same or nested:
                 rel = "is the same path as" if same else "is inside / contains"
-                raise OptionError(flag, f"{_q(path)} {rel} {{{other_flag}}} {_q(other_real)}; "
-                                        "give each output its own path")
+                raise OptionError(
+                    flag, f"{_q(path)} {rel} {{{other_flag}}} {_q(other_real)}; give each output its own path"
+                )
         seen.append((flag, real, kind))
     for flag, path, kind in given:
         _check_writable(flag, path, kind)

@@ -10,11 +10,13 @@ batching, as small objects :class:`~rdd.runtime.stream.stream.Pipeline` composes
 The report fields they add are described in :mod:`rdd.runtime.stream.temporal`. Standard library
 + numpy only.
 """
+
 from __future__ import annotations
 
 import queue
 import threading
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from rdd.runtime.errors import OptionError
 from rdd.runtime.stream.temporal import realtime_summary
@@ -91,8 +93,9 @@ class Pacer:
             wins, a live source's claimed rate (often a guess) loses to ``pace_fps``; 30 if none.
     """
 
-    def __init__(self, *, live: bool, realtime: bool, source_fps: float | None,
-                 pace_fps: float | None) -> None:
+    def __init__(
+        self, *, live: bool, realtime: bool, source_fps: float | None, pace_fps: float | None
+    ) -> None:
         self.live = bool(live)
         self.on = bool(realtime or live)
         self.fps, self.fps_from = None, None
@@ -126,12 +129,23 @@ class Pacer:
     def put(self, chan: Channel, item: Any) -> bool:
         return chan.put_latest(item) if self.on else chan.put(item)
 
-    def report(self, *, frames: int, latencies_s: Sequence[float],
-               done_s: Sequence[float]) -> dict[str, Any]:
+    def report(self, *, frames: int, latencies_s: Sequence[float], done_s: Sequence[float]) -> dict[str, Any]:
         """The ``realtime`` block (:func:`~rdd.runtime.stream.temporal.realtime_summary`)."""
-        return {"realtime": realtime_summary(
-            fps=self.fps, fps_from=self.fps_from, live=self.live, frames_read=self.frames_read,
-            frames=frames, latencies_s=latencies_s, done_s=done_s)} if self.on else {}
+        return (
+            {
+                "realtime": realtime_summary(
+                    fps=self.fps,
+                    fps_from=self.fps_from,
+                    live=self.live,
+                    frames_read=self.frames_read,
+                    frames=frames,
+                    latencies_s=latencies_s,
+                    done_s=done_s,
+                )
+            }
+            if self.on
+            else {}
+        )
 
 
 class Batcher:

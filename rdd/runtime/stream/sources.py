@@ -6,14 +6,15 @@ with a one-line message naming the file or device, never an OpenCV traceback. A 
 than ``max_pixels`` (:func:`rdd.contract.resolve_max_pixels`) is refused before it is decoded:
 an image by its file header, a video by the size its container declares.
 """
+
 from __future__ import annotations
 
 import os
 import re
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -21,9 +22,21 @@ import numpy as np
 from rdd.contract import InputError, resolve_max_pixels
 from rdd.imagesize import check_image_size
 
-__all__ = ["FrameSource", "VideoSource", "StreamSource", "CameraSource", "ImageFolderSource",
-           "IMAGE_EXTS", "CAMVID_UNLABELLED", "quiet_opencv", "is_gstreamer_pipeline",
-           "stream_scheme", "redact_url", "parse_camera", "image_files"]
+__all__ = [
+    "FrameSource",
+    "VideoSource",
+    "StreamSource",
+    "CameraSource",
+    "ImageFolderSource",
+    "IMAGE_EXTS",
+    "CAMVID_UNLABELLED",
+    "quiet_opencv",
+    "is_gstreamer_pipeline",
+    "stream_scheme",
+    "redact_url",
+    "parse_camera",
+    "image_files",
+]
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
 CAMVID_UNLABELLED = 11  # SegNet CamVid annotation id "Unlabelled" (ids 0..10 are the 11 classes)
@@ -50,8 +63,9 @@ def _bgr_to_rgb(img: np.ndarray, where: str) -> np.ndarray:
 
 
 def _list_images(root: Path) -> list[Path]:
-    return sorted((p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS),
-                  key=lambda p: p.name)
+    return sorted(
+        (p for p in root.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS), key=lambda p: p.name
+    )
 
 
 def image_files(spec: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:
@@ -67,15 +81,21 @@ def image_files(spec: str | os.PathLike | Sequence[str | os.PathLike]) -> list[P
         return files
     if p.is_file():
         if p.suffix.lower() not in IMAGE_EXTS:
-            raise InputError(f"images {p} is not an image file ({', '.join(IMAGE_EXTS)}); "
-                             "videos go to --video")
+            raise InputError(
+                f"images {p} is not an image file ({', '.join(IMAGE_EXTS)}); videos go to --video"
+            )
         return [p]
     if any(c in str(spec) for c in "*?["):
         import glob
 
-        files = sorted((Path(f) for f in glob.glob(str(spec))
-                        if Path(f).is_file() and Path(f).suffix.lower() in IMAGE_EXTS),
-                       key=lambda f: (str(f.parent), f.name))
+        files = sorted(
+            (
+                Path(f)
+                for f in glob.glob(str(spec))
+                if Path(f).is_file() and Path(f).suffix.lower() in IMAGE_EXTS
+            ),
+            key=lambda f: (str(f.parent), f.name),
+        )
         if not files:
             raise InputError(f"no image matches {spec!r} ({', '.join(IMAGE_EXTS)})")
         return files
@@ -129,13 +149,14 @@ class _CaptureSource(FrameSource):
 
     live: bool = False
 
-    def __init__(self, what: str, *, reconnect: int = 0, backoff_s: float = 0.5,
-                 max_pixels: int | None = None) -> None:
+    def __init__(
+        self, what: str, *, reconnect: int = 0, backoff_s: float = 0.5, max_pixels: int | None = None
+    ) -> None:
         self._what = what
         self.reconnect = max(0, int(reconnect))
         self.backoff_s = max(0.0, float(backoff_s))
         self.max_pixels = resolve_max_pixels(max_pixels)
-        self.reconnects = 0            # successful reopenings during the run
+        self.reconnects = 0  # successful reopenings during the run
         self.end_reason: str | None = None
         self.end_message: str | None = None
         self._interrupted = threading.Event()
@@ -149,8 +170,10 @@ class _CaptureSource(FrameSource):
         if self._n and self.live:  # a finite file behind a URL (http(s)://.../clip.mp4): it ends
             self.live = False
             self.reconnect = 0
-        self._check_size(int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0),
-                         int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0))
+        self._check_size(
+            int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT) or 0),
+            int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH) or 0),
+        )
 
     def _live_by_nature(self) -> bool:
         """A source that never ends on its own (a camera), whatever its capture claims."""
@@ -159,9 +182,11 @@ class _CaptureSource(FrameSource):
     def _check_size(self, h: int, w: int) -> None:
         """Refuse frames above ``max_pixels`` (before decoding them when the container says)."""
         if h * w > self.max_pixels:
-            raise InputError(f"{self._what}: frames of {w}×{h} (W×H), {h * w} pixels, are above "
-                             f"the limit of {self.max_pixels} (--max-input-pixels / "
-                             "RDD_MAX_INPUT_PIXELS)")
+            raise InputError(
+                f"{self._what}: frames of {w}×{h} (W×H), {h * w} pixels, are above "
+                f"the limit of {self.max_pixels} (--max-input-pixels / "
+                "RDD_MAX_INPUT_PIXELS)"
+            )
 
     def __len__(self) -> int:
         return self._n
@@ -207,9 +232,11 @@ class _CaptureSource(FrameSource):
             if tries >= self.reconnect:
                 lost = time.perf_counter() - t_lost
                 self.end_reason = "stream_ended"
-                self.end_message = (f"{self._what} stopped delivering frames after {i} frames; "
-                                    f"{tries} reconnect attempt(s) over {lost:.1f} s failed "
-                                    f"(--reconnect {self.reconnect})")
+                self.end_message = (
+                    f"{self._what} stopped delivering frames after {i} frames; "
+                    f"{tries} reconnect attempt(s) over {lost:.1f} s failed "
+                    f"(--reconnect {self.reconnect})"
+                )
                 return
             tries += 1
             self._reopen(tries)
@@ -226,8 +253,10 @@ class _CaptureSource(FrameSource):
         slack = 0 if suffix in (".mp4", ".m4v", ".mov", ".avi") else max(1, n // 100)
         if n and decoded < n - slack:
             self.end_reason = "decode_error"
-            self.end_message = (f"{self._what}: decoding stopped after {decoded} of {n} frames "
-                                "(corrupt or truncated file); the frames before it were processed")
+            self.end_message = (
+                f"{self._what}: decoding stopped after {decoded} of {n} frames "
+                "(corrupt or truncated file); the frames before it were processed"
+            )
         else:
             self.end_reason = "end_of_input"
 
@@ -253,8 +282,10 @@ class VideoSource(_CaptureSource):
         return cv2.VideoCapture(str(self.path))
 
     def _open_error(self) -> str:
-        return (f"cannot open video {self.path}: not a video OpenCV can decode "
-                "(unsupported codec or corrupt file)")
+        return (
+            f"cannot open video {self.path}: not a video OpenCV can decode "
+            "(unsupported codec or corrupt file)"
+        )
 
     def describe(self) -> dict:
         return {"kind": self.kind, "path": str(self.path), "fps": self.fps, "live": False}
@@ -290,9 +321,15 @@ class StreamSource(_CaptureSource):
 
     kind = "stream"
 
-    def __init__(self, url: str, *, timeout_s: float = 5.0, reconnect: int = 3,
-                 max_pixels: int | None = None,
-                 backoff_s: float = 0.5) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout_s: float = 5.0,
+        reconnect: int = 3,
+        max_pixels: int | None = None,
+        backoff_s: float = 0.5,
+    ) -> None:
         self.url = str(url)
         if timeout_s <= 0:
             raise InputError(f"--stream-timeout must be > 0 seconds, got {timeout_s}")
@@ -300,36 +337,53 @@ class StreamSource(_CaptureSource):
         self.gstreamer = is_gstreamer_pipeline(self.url)
         self.scheme = "gstreamer" if self.gstreamer else stream_scheme(self.url)
         if self.scheme is None:
-            raise InputError(f"--video {self.url!r} is neither a file, a stream URL (scheme://…) "
-                             "nor a GStreamer pipeline (elements joined by ' ! ')")
+            raise InputError(
+                f"--video {self.url!r} is neither a file, a stream URL (scheme://…) "
+                "nor a GStreamer pipeline (elements joined by ' ! ')"
+            )
         self.live = self.scheme != "file"
         if self.gstreamer and not _has_backend("CAP_GSTREAMER"):
-            raise InputError("--video looks like a GStreamer pipeline (it contains ' ! ') but this "
-                             "OpenCV build has no GStreamer support; use an OpenCV built with it "
-                             "(e.g. the system python3-opencv on Jetson)")
+            raise InputError(
+                "--video looks like a GStreamer pipeline (it contains ' ! ') but this "
+                "OpenCV build has no GStreamer support; use an OpenCV built with it "
+                "(e.g. the system python3-opencv on Jetson)"
+            )
         quiet_opencv()
-        super().__init__(f"stream {redact_url(self.url)}", reconnect=reconnect if self.live else 0,
-                         max_pixels=max_pixels,
-                         backoff_s=backoff_s)
+        super().__init__(
+            f"stream {redact_url(self.url)}",
+            reconnect=reconnect if self.live else 0,
+            max_pixels=max_pixels,
+            backoff_s=backoff_s,
+        )
 
     def _open(self) -> cv2.VideoCapture:
         if self.gstreamer:
             return cv2.VideoCapture(self.url, cv2.CAP_GSTREAMER)
         ms = int(round(self.timeout_s * 1000))
-        return cv2.VideoCapture(self.url, cv2.CAP_FFMPEG,
-                                [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms])
+        return cv2.VideoCapture(
+            self.url, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
+        )
 
     def _open_error(self) -> str:
         if self.gstreamer:
-            return (f"cannot open GStreamer pipeline {self.url!r} (a missing element, or no "
-                    "appsink at its end)")
-        return (f"cannot open stream {redact_url(self.url)}: refused, unreachable or no answer "
-                f"within {self.timeout_s:g} s (--stream-timeout), or not a format FFmpeg reads")
+            return (
+                f"cannot open GStreamer pipeline {self.url!r} (a missing element, or no appsink at its end)"
+            )
+        return (
+            f"cannot open stream {redact_url(self.url)}: refused, unreachable or no answer "
+            f"within {self.timeout_s:g} s (--stream-timeout), or not a format FFmpeg reads"
+        )
 
     def describe(self) -> dict:
-        return {"kind": self.kind, "url": redact_url(self.url), "scheme": self.scheme,
-                "fps": self.fps, "live": self.live, "reconnects": self.reconnects,
-                "end_reason": self.end_reason}
+        return {
+            "kind": self.kind,
+            "url": redact_url(self.url),
+            "scheme": self.scheme,
+            "fps": self.fps,
+            "live": self.live,
+            "reconnects": self.reconnects,
+            "end_reason": self.end_reason,
+        }
 
 
 class CameraSource(_CaptureSource):
@@ -344,17 +398,24 @@ class CameraSource(_CaptureSource):
     def _live_by_nature(self) -> bool:
         return True
 
-    def __init__(self, device: int | str, *, size: tuple[int, int] | None = None,
-                 max_pixels: int | None = None,
-                 reconnect: int = 3, backoff_s: float = 0.5) -> None:
+    def __init__(
+        self,
+        device: int | str,
+        *,
+        size: tuple[int, int] | None = None,
+        max_pixels: int | None = None,
+        reconnect: int = 3,
+        backoff_s: float = 0.5,
+    ) -> None:
         self.device = parse_camera(device)
         self.index = self.device  # kept for callers that read .index
         if isinstance(self.device, str) and not Path(self.device).exists():
             raise InputError(f"camera device not found: {self.device}")
         self._size = size
         quiet_opencv()
-        super().__init__(f"camera {self.device}", reconnect=reconnect, backoff_s=backoff_s,
-                         max_pixels=max_pixels)
+        super().__init__(
+            f"camera {self.device}", reconnect=reconnect, backoff_s=backoff_s, max_pixels=max_pixels
+        )
 
     def _open(self) -> cv2.VideoCapture:
         cap = cv2.VideoCapture(self.device)
@@ -364,12 +425,17 @@ class CameraSource(_CaptureSource):
         return cap
 
     def _open_error(self) -> str:
-        return (f"camera {self.device} could not be opened (no such device, busy, or no "
-                "permission)")
+        return f"camera {self.device} could not be opened (no such device, busy, or no permission)"
 
     def describe(self) -> dict:
-        return {"kind": self.kind, "device": self.device, "fps": self.fps, "live": True,
-                "reconnects": self.reconnects, "end_reason": self.end_reason}
+        return {
+            "kind": self.kind,
+            "device": self.device,
+            "fps": self.fps,
+            "live": True,
+            "reconnects": self.reconnects,
+            "end_reason": self.end_reason,
+        }
 
 
 def parse_camera(value: int | str) -> int | str:
@@ -401,11 +467,19 @@ class ImageFolderSource(FrameSource):
 
     kind = "images"
 
-    def __init__(self, root: str | os.PathLike | Sequence[str | os.PathLike], *,
-                 fps: float | None = None, max_pixels: int | None = None) -> None:
+    def __init__(
+        self,
+        root: str | os.PathLike | Sequence[str | os.PathLike],
+        *,
+        fps: float | None = None,
+        max_pixels: int | None = None,
+    ) -> None:
         self.files = image_files(root)
-        self.root = Path(root) if isinstance(root, (str, os.PathLike)) else \
-            (self.files[0].parent if self.files else Path("."))
+        self.root = (
+            Path(root)
+            if isinstance(root, (str, os.PathLike))
+            else (self.files[0].parent if self.files else Path("."))
+        )
         self.max_pixels = resolve_max_pixels(max_pixels)
         self.fps = fps
 

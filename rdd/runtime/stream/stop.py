@@ -17,21 +17,28 @@ stop_reason             completed  exit code of ``rdd-infer``
 ``error``               false      1 / 2 (an exception; no report or overlay is written)
 ======================  =========  ==========================================================
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
-__all__ = ["STOP_REASONS", "COMPLETE_REASONS", "SIGNAL_EXIT_CODES", "StopSignal", "Interrupted",
-           "stop_reason"]
+__all__ = [
+    "STOP_REASONS",
+    "COMPLETE_REASONS",
+    "SIGNAL_EXIT_CODES",
+    "StopSignal",
+    "Interrupted",
+    "stop_reason",
+]
 
-STOP_REASONS = ("end_of_input", "max_frames", "stream_ended", "decode_error", "sigint", "sigterm",
-                "error")
+STOP_REASONS = ("end_of_input", "max_frames", "stream_ended", "decode_error", "sigint", "sigterm", "error")
 COMPLETE_REASONS = ("end_of_input", "max_frames")
 SIGNAL_EXIT_CODES = {"sigint": 130, "sigterm": 143}
 
 
-def stop_reason(requested: str | None, hit_max_frames: bool, source_end: str | None,
-                source_message: str | None = None) -> tuple[str, str | None]:
+def stop_reason(
+    requested: str | None, hit_max_frames: bool, source_end: str | None, source_message: str | None = None
+) -> tuple[str, str | None]:
     """``(stop_reason, detail)`` of a finished run, first match wins.
 
     A stop request (``"sigint"`` / ``"sigterm"``), then ``"max_frames"``, then the source's own

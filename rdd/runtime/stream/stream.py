@@ -13,15 +13,17 @@ end-to-end latency (decode start → frame done; in real time, arrival → done)
 statistics skip the first ``warmup`` frames. Pacing and batching are :mod:`pacing`'s objects,
 outputs :mod:`writers`' staged files (committed together when the run ends).
 """
+
 from __future__ import annotations
 
 import math
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import cv2
 import numpy as np
@@ -30,14 +32,13 @@ from rdd.metrics import ConfusionMatrix
 from rdd.runtime.backends.base import Backend, output_labels
 from rdd.runtime.errors import InputError, OptionError
 from rdd.runtime.provenance import device_info
+from rdd.runtime.stream.labels import LabelFolder
 from rdd.runtime.stream.masks import MaskWriter
 from rdd.runtime.stream.pacing import END, Batcher, Channel, Pacer
-from rdd.runtime.stream.labels import LabelFolder
 from rdd.runtime.stream.sources import FrameSource
 from rdd.runtime.stream.stop import COMPLETE_REASONS, StopSignal, stop_reason
 from rdd.runtime.stream.temporal import FlickerMeter
-from rdd.runtime.stream.transforms import (OverlayRenderer, Resize, draw_text, fit, model_input,
-                                           resize_labels)
+from rdd.runtime.stream.transforms import OverlayRenderer, Resize, draw_text, fit, model_input, resize_labels
 from rdd.runtime.stream.writers import OverlayFolder, OverlayVideo, commit, discard
 from rdd.runtime.timing import latency_stats
 
@@ -107,18 +108,19 @@ class PipelineConfig:
 class _Item:
     index: int
     name: str
-    image: np.ndarray                      # RGB H×W×3 uint8 frame
-    x: np.ndarray | None                   # model input 1×…
-    hw: tuple[int, int] = (0, 0)           # inference size
-    label: np.ndarray | None = None        # h×w ids at the inference size (after ignore mapping)
-    t0: float = 0.0                        # perf_counter at decode start (real time: arrival)
+    image: np.ndarray  # RGB H×W×3 uint8 frame
+    x: np.ndarray | None  # model input 1×…
+    hw: tuple[int, int] = (0, 0)  # inference size
+    label: np.ndarray | None = None  # h×w ids at the inference size (after ignore mapping)
+    t0: float = 0.0  # perf_counter at decode start (real time: arrival)
     times: dict[str, float] = field(default_factory=dict)
-    out: np.ndarray | None = None          # the model's raw output for this frame
-    pred: np.ndarray | None = None         # labels h×w at the inference size
+    out: np.ndarray | None = None  # the model's raw output for this frame
+    pred: np.ndarray | None = None  # labels h×w at the inference size
 
 
 def summarize_times(values_s: list[float]) -> dict[str, float]:
-    """Seconds → ``{"mean", "p50", "p90", "p99"}`` in milliseconds (:func:`rdd.runtime.timing.latency_stats`)."""
+    """Seconds → ``{"mean", "p50", "p90", "p99"}`` in milliseconds
+    (:func:`rdd.runtime.timing.latency_stats`)."""
     return latency_stats(np.asarray(values_s, dtype=np.float64) * 1e3)
 
 
@@ -132,8 +134,14 @@ class Pipeline:
         config: :class:`PipelineConfig`.
     """
 
-    def __init__(self, backend: Backend, source: FrameSource, *, labels: LabelFolder | None = None,
-                 config: PipelineConfig | None = None) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        source: FrameSource,
+        *,
+        labels: LabelFolder | None = None,
+        config: PipelineConfig | None = None,
+    ) -> None:
         self.backend = backend
         self.source = source
         self.labels = labels
@@ -145,30 +153,42 @@ class Pipeline:
             if labels.num_classes is None:
                 labels.set_num_classes(k)
             elif labels.num_classes != k:
-                raise InputError(f"labels in {labels.root} were set up for {labels.num_classes} "
-                                 f"classes but the model has {k}")
+                raise InputError(
+                    f"labels in {labels.root} were set up for {labels.num_classes} "
+                    f"classes but the model has {k}"
+                )
             if labels.ignore_index != meta.classes.ignore_index:
-                raise InputError(f"labels in {labels.root} use ignore index {labels.ignore_index} "
-                                 f"but the model's is {meta.classes.ignore_index}")
+                raise InputError(
+                    f"labels in {labels.root} use ignore index {labels.ignore_index} "
+                    f"but the model's is {meta.classes.ignore_index}"
+                )
         self._resize = Resize.parse(cfg.resize)
         if self._resize.hw is not None:  # fail before any thread starts
             self._resize.size_for(self._resize.hw, meta)
-        self.pacer = Pacer(live=source.live, realtime=cfg.realtime, source_fps=source.fps,
-                           pace_fps=cfg.pace_fps)
+        self.pacer = Pacer(
+            live=source.live, realtime=cfg.realtime, source_fps=source.fps, pace_fps=cfg.pace_fps
+        )
         self.batcher = Batcher(int(cfg.batch))
         if self.batcher.size > 1 and self.pacer.on:
-            raise OptionError("batch", "applies to {images} and video files; live cameras/streams "
-                                       "and {realtime} runs infer one frame at a time")
+            raise OptionError(
+                "batch",
+                "applies to {images} and video files; live cameras/streams "
+                "and {realtime} runs infer one frame at a time",
+            )
         if self.batcher.size > 1 and not meta.dynamic_batch:
-            raise OptionError("batch", f"{self.batcher.size}: the model {backend.path} has a fixed "
-                                       "batch axis; export it with a dynamic batch axis or use "
-                                       "{batch} 1")
+            raise OptionError(
+                "batch",
+                f"{self.batcher.size}: the model {backend.path} has a fixed "
+                "batch axis; export it with a dynamic batch axis or use "
+                "{batch} 1",
+            )
         self.flicker = FlickerMeter(meta.classes.ignore_index) if source.by_index else None
-        self.video = (OverlayVideo(cfg.out, cfg.out_fps or source.fps or 30.0)
-                      if cfg.out is not None else None)
-        self.masks = (MaskWriter(cfg.save_masks, k, palette=meta.classes.palette
-                                 if cfg.palette_masks else None)
-                      if cfg.save_masks is not None else None)
+        self.video = OverlayVideo(cfg.out, cfg.out_fps or source.fps or 30.0) if cfg.out is not None else None
+        self.masks = (
+            MaskWriter(cfg.save_masks, k, palette=meta.classes.palette if cfg.palette_masks else None)
+            if cfg.save_masks is not None
+            else None
+        )
         self.overlays = OverlayFolder(cfg.save_overlays) if cfg.save_overlays is not None else None
         self._renderer = OverlayRenderer(meta.classes, cfg.alpha)
         self._stop = threading.Event()
@@ -178,7 +198,7 @@ class Pipeline:
         self._records: list[dict[str, float]] = []
         self._t_done: list[float] = []
         self._labelled = 0
-        self._missing_labels: list[str] = []   # frames without a mask (skipped by the metric)
+        self._missing_labels: list[str] = []  # frames without a mask (skipped by the metric)
         self._infer_hw: tuple[int, int] | None = None
         self._frame_hw: tuple[int, int] | None = None
         self._t_start = self._t_end = time.perf_counter()
@@ -211,8 +231,9 @@ class Pipeline:
                 hw = self._resize.size_for(image.shape[:2], self.meta)
                 x = model_input(fit(image, hw), self.meta)
                 t2 = time.perf_counter()
-                item = _Item(index, name, image, x, hw, t0=arrival,
-                             times={"decode": t1 - t0, "preprocess": t2 - t_pre})
+                item = _Item(
+                    index, name, image, x, hw, t0=arrival, times={"decode": t1 - t0, "preprocess": t2 - t_pre}
+                )
                 if self.labels is not None:
                     path = self.labels.path_for(index, name)
                     if path is not None:  # validated at native size, scored at the inference size
@@ -256,8 +277,12 @@ class Pipeline:
             self.flicker.update(item.pred, item.label)
         t, times["metric"] = _lap(t)
         vis = None
-        if self.video is not None or self.overlays is not None or self.masks is not None \
-                or self.cfg.live is not None:
+        if (
+            self.video is not None
+            or self.overlays is not None
+            or self.masks is not None
+            or self.cfg.live is not None
+        ):
             pred = resize_labels(item.pred, item.image.shape[:2])  # labels at the frame's size
             if self.video is not None or self.overlays is not None or self.cfg.live is not None:
                 vis = cv2.cvtColor(self._renderer(item.image, pred), cv2.COLOR_RGB2BGR)
@@ -315,13 +340,10 @@ class Pipeline:
     def _run(self) -> None:
         qs = max(1, int(self.cfg.queue_size))
         # real time: one waiting frame at most (latest wins); batches: room for a whole batch
-        chan_in = Channel(1 if self.pacer.on else max(qs, self.batcher.size), self._stop,
-                          self._stopping)
+        chan_in = Channel(1 if self.pacer.on else max(qs, self.batcher.size), self._stop, self._stopping)
         chan_out = Channel(qs, self._stop, self._stopping)
-        reader = threading.Thread(target=self._reader, args=(chan_in,), name="rdd-reader",
-                                  daemon=True)
-        writer = threading.Thread(target=self._writer, args=(chan_out,), name="rdd-writer",
-                                  daemon=True)
+        reader = threading.Thread(target=self._reader, args=(chan_in,), name="rdd-reader", daemon=True)
+        writer = threading.Thread(target=self._writer, args=(chan_out,), name="rdd-writer", daemon=True)
         stop = self.cfg.stop
         if stop is not None:
             stop._listener = lambda: self.request_stop(stop.reason or "sigint")
@@ -362,7 +384,7 @@ class Pipeline:
         be = self.backend
         x = items[0].x if len(items) == 1 else np.concatenate([i.x for i in items])
         t0 = time.perf_counter()
-        run = getattr(be, "forward_or_labels", None)   # any object with infer() runs too
+        run = getattr(be, "forward_or_labels", None)  # any object with infer() runs too
         outs, preds = run(x) if run is not None else (None, be.infer(x))
         dt = time.perf_counter() - t0
         self.batcher.record(dt, len(items))
@@ -381,20 +403,30 @@ class Pipeline:
 
     def stop_reason(self) -> tuple[str, str | None]:
         """``(stop_reason, detail)`` of a finished run (:func:`rdd.runtime.stream.stop.stop_reason`)."""
-        return stop_reason(self._stop_request, self._hit_max_frames,
-                           getattr(self.source, "end_reason", None),
-                           getattr(self.source, "end_message", None))
+        return stop_reason(
+            self._stop_request,
+            self._hit_max_frames,
+            getattr(self.source, "end_reason", None),
+            getattr(self.source, "end_message", None),
+        )
 
     # ------------------------------------------------------------------ results
     def live_figures(self) -> dict[str, Any]:
         """The running figures a live view shows (frames, FPS, latency, dropped, mIoU so far)."""
         n = len(self._records)
         recent = self._t_done[-30:]
-        fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) >= 2 and \
-            recent[-1] > recent[0] else None
+        fps = (
+            (len(recent) - 1) / (recent[-1] - recent[0])
+            if len(recent) >= 2 and recent[-1] > recent[0]
+            else None
+        )
         lat = latency_stats([1e3 * r["latency"] for r in self._records[-100:]])
-        out = {"frames": n, "fps": fps, "latency_ms": {"p50": lat["p50"], "p99": lat["p99"]},
-               "dropped": max(self.pacer.frames_read - n, 0) if self.pacer.on else 0}
+        out = {
+            "frames": n,
+            "fps": fps,
+            "latency_ms": {"p50": lat["p50"], "p99": lat["p99"]},
+            "dropped": max(self.pacer.frames_read - n, 0) if self.pacer.on else 0,
+        }
         if self.cm is not None and self._labelled:
             out["miou"] = float(self.cm.compute()["miou"])
         return out
@@ -405,9 +437,12 @@ class Pipeline:
         asked = max(int(self.cfg.warmup), 0)
         # a rate needs two measured frames: a warm-up that leaves fewer is not applied at all
         warm = asked if n - asked >= 2 else 0
-        note = (f"warm-up of {asked} frames not applied: only {n} frames were processed, so "
-                "every frame is measured (warm-up effects included)"
-                if n and warm < asked else None)
+        note = (
+            f"warm-up of {asked} frames not applied: only {n} frames were processed, so "
+            "every frame is measured (warm-up effects included)"
+            if n and warm < asked
+            else None
+        )
         recs = self._records[warm:]
         if warm > 0:
             t_begin = self._t_done[warm - 1]
@@ -417,8 +452,7 @@ class Pipeline:
         span = (self._t_done[-1] - t_begin) if n else float("nan")
         fps = counted / span if n and span > 0 else float("nan")
         stages = {s: summarize_times([r[s] for r in recs]) for s in STAGES}
-        steps = {s: 1e3 * float(np.mean([r[s] for r in recs])) if recs else float("nan")
-                 for s in STEPS}
+        steps = {s: 1e3 * float(np.mean([r[s] for r in recs])) if recs else float("nan") for s in STEPS}
         inf_mean = stages["inference"]["mean"]
         inference_fps = 1e3 / inf_mean if inf_mean and not math.isnan(inf_mean) else float("nan")
         rep: dict[str, Any] = {
@@ -436,8 +470,9 @@ class Pipeline:
             "measured_frames": len(recs),
             "fps": fps,
             "inference_fps": inference_fps,
-            "fps_ratio": fps / inference_fps if inference_fps == inference_fps and inference_fps else
-            float("nan"),
+            "fps_ratio": fps / inference_fps
+            if inference_fps == inference_fps and inference_fps
+            else float("nan"),
             "latency_ms": summarize_times([r["latency"] for r in recs]),
             "stages_ms": stages,
             "stage_ms": steps,
@@ -454,21 +489,28 @@ class Pipeline:
         if self.cm is not None:
             res = self.cm.compute()
             names = self.meta.classes.names
-            rep.update({"labelled_frames": self._labelled,
-                        "labels_missing": len(self._missing_labels),
-                        "labels_missing_first": self._missing_labels[:10],
-                        "miou": res["miou"],
-                        "miou_scored_at": "inference_size",
-                        "pixel_acc": res["pixel_acc"], "mean_acc": res["mean_acc"],
-                        "iou": {names[i]: v for i, v in enumerate(res["iou"])}})
+            rep.update(
+                {
+                    "labelled_frames": self._labelled,
+                    "labels_missing": len(self._missing_labels),
+                    "labels_missing_first": self._missing_labels[:10],
+                    "miou": res["miou"],
+                    "miou_scored_at": "inference_size",
+                    "pixel_acc": res["pixel_acc"],
+                    "mean_acc": res["mean_acc"],
+                    "iou": {names[i]: v for i, v in enumerate(res["iou"])},
+                }
+            )
         rep.update(self.batcher.report(warm))
-        rep.update(self.pacer.report(frames=n, latencies_s=[r["latency"] for r in recs],
-                                     done_s=self._t_done[warm:]))
+        rep.update(
+            self.pacer.report(frames=n, latencies_s=[r["latency"] for r in recs], done_s=self._t_done[warm:])
+        )
         if self.flicker is not None:
             rep.update(self.flicker.summary(with_gt=self.labels is not None))
         if self.masks is not None:
-            rep.update(masks=str(self.masks.path), masks_written=self.masks.count,
-                       masks_dtype=self.masks.dtype.name)
+            rep.update(
+                masks=str(self.masks.path), masks_written=self.masks.count, masks_dtype=self.masks.dtype.name
+            )
         if self.overlays is not None:
             rep.update(overlays=str(self.overlays.path), overlays_written=self.overlays.count)
         return rep

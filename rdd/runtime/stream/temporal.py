@@ -26,10 +26,12 @@ Runner report fields of the input/output modes (:class:`rdd.runtime.pipeline.Pip
   consecutive *processed* frames (with drops, not always adjacent source frames).
 * ``masks``, ``masks_written``, ``masks_dtype`` with ``save_masks``.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -96,8 +98,11 @@ class FlickerMeter:
 
         out: dict[str, Any] = {"flicker": mean(self._pred), "flicker_pairs": len(self._pred)}
         if with_gt:
-            out.update(flicker_gt=mean(self._gt), flicker_at_gt=mean(self._pred_at_gt),
-                       flicker_gt_pairs=len(self._gt))
+            out.update(
+                flicker_gt=mean(self._gt),
+                flicker_at_gt=mean(self._pred_at_gt),
+                flicker_gt_pairs=len(self._gt),
+            )
         return out
 
 
@@ -111,8 +116,16 @@ def interval_stats(times_s: Sequence[float]) -> dict[str, float]:
     return {**latency_stats(d), "std": float(d.std()) if d.size else math.nan}
 
 
-def realtime_summary(*, fps: float, fps_from: str, live: bool, frames_read: int, frames: int,
-                     latencies_s: Sequence[float], done_s: Sequence[float]) -> dict[str, Any]:
+def realtime_summary(
+    *,
+    fps: float,
+    fps_from: str,
+    live: bool,
+    frames_read: int,
+    frames: int,
+    latencies_s: Sequence[float],
+    done_s: Sequence[float],
+) -> dict[str, Any]:
     """The ``realtime`` block of a report.
 
     Args:
@@ -131,10 +144,15 @@ def realtime_summary(*, fps: float, fps_from: str, live: bool, frames_read: int,
     dropped = max(int(frames_read) - int(frames), 0)
     iv = interval_stats(done_s)
     return {
-        "mode": "live" if live else "paced_file", "fps": float(fps), "fps_from": fps_from,
-        "frames_read": int(frames_read), "dropped_frames": dropped,
+        "mode": "live" if live else "paced_file",
+        "fps": float(fps),
+        "fps_from": fps_from,
+        "frames_read": int(frames_read),
+        "dropped_frames": dropped,
         "drop_rate": dropped / frames_read if frames_read else math.nan,
-        "deadline_ms": 1e3 * deadline, "deadline_misses": misses,
+        "deadline_ms": 1e3 * deadline,
+        "deadline_misses": misses,
         "deadline_miss_rate": misses / lat.size if lat.size else math.nan,
-        "output_interval_ms": iv, "jitter_ms": {"std": iv["std"], "p99": iv["p99"]},
+        "output_interval_ms": iv,
+        "jitter_ms": {"std": iv["std"], "p99": iv["p99"]},
     }

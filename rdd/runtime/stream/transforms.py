@@ -4,6 +4,7 @@ Pure functions of a frame and the model's :class:`~rdd.contract.ModelMeta` (nump
 no torch), used by :class:`rdd.runtime.stream.stream.Pipeline`, export's calibration and the
 scorer (:mod:`rdd.runtime.measure.score`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -16,8 +17,18 @@ from rdd.contract import InputError, ModelMeta
 from rdd.runtime.errors import OptionError
 from rdd.spec import ClassInfo
 
-__all__ = ["RESIZE_MODES", "Resize", "parse_resize", "inference_size", "resize_labels", "fit",
-           "model_input", "preprocess", "OverlayRenderer", "draw_text"]
+__all__ = [
+    "RESIZE_MODES",
+    "Resize",
+    "parse_resize",
+    "inference_size",
+    "resize_labels",
+    "fit",
+    "model_input",
+    "preprocess",
+    "OverlayRenderer",
+    "draw_text",
+]
 
 RESIZE_MODES = ("model", "native")
 
@@ -31,7 +42,7 @@ class Resize:
     hw: tuple[int, int] | None = None
 
     @classmethod
-    def parse(cls, value: Any) -> "Resize":
+    def parse(cls, value: Any) -> Resize:
         """``None``/``"model"``, ``"native"``, ``"HxW"``, ``"H,W"``, ``(H, W)`` or a ``Resize``."""
         if isinstance(value, Resize):
             return value
@@ -56,13 +67,15 @@ class Resize:
         fixed = meta.fixed_size
         if fixed is not None:
             if self.hw is not None and self.hw != tuple(fixed):
-                raise OptionError("resize", f"{self}: this model only accepts "
-                                            f"{fixed[0]}x{fixed[1]} inputs")
+                raise OptionError("resize", f"{self}: this model only accepts {fixed[0]}x{fixed[1]} inputs")
             return tuple(fixed)
         if self.hw is not None:
             if meta.clamp_size(self.hw) != self.hw:
-                raise OptionError("resize", f"{self} is outside the engine's profile "
-                                            f"{list(meta.min_size)}..{list(meta.max_size)} (H, W)")
+                raise OptionError(
+                    "resize",
+                    f"{self} is outside the engine's profile "
+                    f"{list(meta.min_size)}..{list(meta.max_size)} (H, W)",
+                )
             return self.hw
         want = meta.input_size if (self.mode == "model" and meta.input_size) else frame_hw
         return meta.clamp_size((int(want[0]), int(want[1])))
@@ -92,8 +105,7 @@ def parse_resize(value: Any) -> str | tuple[int, int]:
     return parts[0], parts[1]
 
 
-def inference_size(frame_hw: tuple[int, int], meta: ModelMeta, resize: Any = "model"
-                   ) -> tuple[int, int]:
+def inference_size(frame_hw: tuple[int, int], meta: ModelMeta, resize: Any = "model") -> tuple[int, int]:
     """``(H, W)`` a frame of size ``frame_hw`` is fed to the model at under ``resize`` (any form
     :meth:`Resize.parse` takes): :meth:`Resize.size_for`."""
     return Resize.parse(resize).size_for(frame_hw, meta)

@@ -9,14 +9,16 @@ written, so a full disk is an error, not a truncated file reported as success), 
 per output folder, so two runs writing to the same paths never leave one run's overlay beside the
 other's report. On an error nothing is left behind. numpy + OpenCV.
 """
+
 from __future__ import annotations
 
 import contextlib
 import fcntl
 import os
 import shutil
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Protocol, Sequence
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
@@ -84,8 +86,7 @@ class OverlayVideo:
         h, w = bgr.shape[:2]
         if self._writer is None:
             self._tmp = temp_sibling(self.path)
-            self._writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*"mp4v"),
-                                           self.fps, (w, h))
+            self._writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
             if not self._writer.isOpened():
                 self.discard()
                 raise InputError(f"cannot open a video writer for {self.path} (mp4v, {w}×{h})")
@@ -114,9 +115,11 @@ class OverlayVideo:
             cap.release()
         if n != self.count:
             size = self._tmp.stat().st_size if self._tmp.exists() else 0
-            raise OSError(f"{self.path}: the overlay video could not be written completely "
-                          f"({self.count} frames written, {n} readable back, {size} bytes; "
-                          "disk full?)")
+            raise OSError(
+                f"{self.path}: the overlay video could not be written completely "
+                f"({self.count} frames written, {n} readable back, {size} bytes; "
+                "disk full?)"
+            )
 
     def commit(self) -> None:
         os.replace(self._tmp, self.path)
@@ -146,16 +149,21 @@ class StagedFolder:
         if self.path.exists() and not self.path.is_dir():
             raise OptionError(self.key, f"{self.path} is a file; expected a folder")
         if self.path.is_dir() and any(self.path.iterdir()):
-            raise OptionError(self.key, f"{self.path} is a folder that is not empty; give a new or "
-                                        "empty folder (outputs never replace existing files)")
+            raise OptionError(
+                self.key,
+                f"{self.path} is a folder that is not empty; give a new or "
+                "empty folder (outputs never replace existing files)",
+            )
 
     def _file(self, name: str, suffix: str) -> Path:
         if self._tmp is None:
             self.check_target()
             self._tmp = temp_sibling(self.path, directory=True)
         if name in self._names:
-            raise InputError(f"two frames are named {name!r}: {self.path} needs unique file "
-                             f"stems (e.g. {name}.png and {name}.jpg in one folder)")
+            raise InputError(
+                f"two frames are named {name!r}: {self.path} needs unique file "
+                f"stems (e.g. {name}.png and {name}.jpg in one folder)"
+            )
         self._names.add(name)
         return self._tmp / f"{name}{suffix}"
 
