@@ -3,7 +3,7 @@
 
 Exports a (random-init, speed only) student, quantises it with each INT8 recipe of
 ``--int8`` (calibration on CamVid training frames when ``--camvid`` exists, else random frames)
-and times every build with the project's one harness, :func:`rdd.runtime.measure.bench.
+and times every build with the project's one harness, :func:`rdd.runtime.measure.harness.
 time_builds` (``Backend.infer`` on a preprocessed frame, trtexec's protocol, interleaved
 rounds, ONNX Runtime's threads not spinning), as ``rdd-bench`` and the export stage do. JSON out.
 
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> dict:
     from rdd.export.quantize import quantize_int8
     from rdd.models import create_model
     from rdd.runtime.backends import open_build
-    from rdd.runtime.measure.bench import time_builds
+    from rdd.runtime.measure.harness import time_builds
     from rdd.runtime.provenance import device_info
     from rdd.spec import CAMVID_CLASSES, Normalization
 

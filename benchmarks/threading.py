@@ -40,7 +40,7 @@ def _open(spec: str, spin: bool, threads: int):
 
 
 def _time(specs: list[str], spin: bool, threads: int, size, duration: float) -> dict[str, float]:
-    from rdd.runtime.measure.bench import time_builds
+    from rdd.runtime.measure.harness import time_builds
 
     builds = {s: _open(s, spin, threads) for s in specs}
     st = time_builds(builds, size, rounds=5, duration_s=duration, min_runs=20)

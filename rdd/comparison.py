@@ -104,7 +104,7 @@ def compare_models(
         prof = model_profile(model.cpu(), size, latency_runs=0)
         if cfg.latency.runs > 0:  # the project's one latency harness, as rdd-bench times builds
             from rdd.runtime.backends import open_build
-            from rdd.runtime.measure.bench import time_builds
+            from rdd.runtime.measure.harness import time_builds
 
             st = time_builds(
                 {"m": open_build(path, backend="torch", threads=cfg.latency.threads)},

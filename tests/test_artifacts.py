@@ -184,7 +184,7 @@ def test_loading_an_artifact_fetches_nothing(tmp_path, monkeypatch):
     calls = []
     real_fetch = rdd.serialization.fetch_url
     monkeypatch.setattr(
-        "rdd.models.backbones.fetch_url", lambda *a, **k: calls.append(a) or real_fetch(*a, **k)
+        "rdd.models.weights.fetch_url", lambda *a, **k: calls.append(a) or real_fetch(*a, **k)
     )
     model = create_model("lraspp_mobilenetv2", num_classes=11, width_mult=1.0).eval()
     pt, js = _save(tmp_path, model)

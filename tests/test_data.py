@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from rdd.data import DATASETS, EvalTransform, TrainTransform, build_dataset, color_jitter, read_mask
-from rdd.data.datasets import CITYSCAPES_ID_TO_TRAINID, voc_palette
+from rdd.data.datasets import CITYSCAPES_ID_TO_TRAINID
+from rdd.data.voc import voc_palette
 from rdd.spec import CAMVID_CLASSES, Normalization
 
 

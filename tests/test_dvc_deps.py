@@ -8,9 +8,9 @@ module (their ``__init__.py`` runs first), and the whole of a package that loads
 name (``importlib.import_module`` in its ``__init__.py``). One exception: a package's PEP 562
 ``__getattr__`` (``rdd.Segmenter``, which loads the edge runtime on first use) runs only when its
 attribute is read, and no stage reads it (:func:`test_no_stage_reads_a_lazy_attribute`). A listed
-folder covers the files under it. Stages marked ``frozen: true`` are finished study runs whose ``dvc.lock`` entries record the
-code they ran with: they are exempt, and :data:`FROZEN` lists them, so that no other stage can be
-frozen silently.
+folder covers the files under it. Stages marked ``frozen: true`` are finished study runs whose
+``dvc.lock`` entries record the code they ran with: they are exempt, and :data:`FROZEN` lists
+them, so that no other stage can be frozen silently.
 """
 
 from __future__ import annotations

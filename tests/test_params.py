@@ -500,7 +500,7 @@ def test_bad_export_values_stop_the_stage_before_loading(update, pattern, tmp_pa
 
 
 def test_export_config_merges_defaults_and_accepts_the_committed_params():
-    from rdd.config.params import ExportConfig
+    from rdd.config.export import ExportConfig
     from rdd.config.walker import as_dict
     from rdd.export.onnx import MIN_OPSET
     from rdd.export.quantize import CALIB_METHODS
@@ -524,7 +524,7 @@ def test_export_config_merges_defaults_and_accepts_the_committed_params():
 
     md = {f.name: f.metadata for f in fields(ExportConfig)}
     assert md["opset"]["ge"] == MIN_OPSET
-    from rdd.config.params import Int8
+    from rdd.config.export import Int8
 
     assert {f.name: f.metadata for f in fields(Int8)}["method"]["choices"] == CALIB_METHODS
     from rdd.export.quantize import KEEP_FLOAT

@@ -17,7 +17,7 @@ import pytest
 
 from rdd.runtime import InputError, open_source
 from rdd.runtime.cli import main
-from rdd.runtime.stream.sources import (
+from rdd.runtime.stream.capture import (
     StreamSource,
     is_gstreamer_pipeline,
     parse_camera,

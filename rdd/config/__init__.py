@@ -5,6 +5,7 @@
   options (:mod:`rdd.runtime.options`) use it on a device without PyYAML;
 * :mod:`rdd.config.sections` – the training recipe's sections (model, data, optim, loss, engine);
 * :mod:`rdd.config.params` – ``params.yaml`` section by section, :func:`load_params`;
+* :mod:`rdd.config.export` – its ``export`` section (:class:`~rdd.config.export.ExportConfig`);
 * :mod:`rdd.config.yamlfile` – the bounded YAML reader under it (:func:`read_yaml`).
 
 The names below are loaded on first use (PEP 562): importing ``rdd.config.walker`` loads no

@@ -32,6 +32,7 @@ The input size is bounded by ``max_pixels`` (default :data:`DEFAULT_MAX_PIXELS`,
 ``input_size`` fails at load instead of allocating gigabytes.
 """
 
+from rdd.contract.fields import DEFAULT_MAX_PIXELS, HEADS, MAX_PIXELS_ENV, MEAN_RANGE, STD_RANGE
 from rdd.contract.files import (
     apply_profile,
     describe_onnx_io,
@@ -46,15 +47,10 @@ from rdd.contract.files import (
     write_engine_sidecar,
 )
 from rdd.contract.model_meta import (
-    DEFAULT_MAX_PIXELS,
     ENGINE_SIDECAR_FORMAT,
-    HEADS,
-    MAX_PIXELS_ENV,
-    MEAN_RANGE,
     META_FORMAT,
     META_KEY,
     PRECISION_KEY,
-    STD_RANGE,
     InputError,
     IOSpec,
     ModelMeta,

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rdd.contract.fields import FieldError, check_size, short
 from rdd.contract.model_meta import (
     ENGINE_SIDECAR_FORMAT,
     META_KEY,
@@ -16,9 +17,6 @@ from rdd.contract.model_meta import (
     InputError,
     IOSpec,
     ModelMeta,
-    _Fail,
-    _short,
-    _size,
     resolve_max_pixels,
 )
 from rdd.spec import loads_json, write_json_atomic
@@ -301,10 +299,10 @@ def apply_profile(
     if not (lo[0] <= hi[0] and lo[1] <= hi[1]):
         raise InputError(f"{source}: profile min {list(min_shape)} exceeds max {list(max_shape)}")
     try:
-        _size(list(lo), "min", resolve_max_pixels(max_pixels))
+        check_size(list(lo), "min", resolve_max_pixels(max_pixels))
         if lo == hi:
-            _size(list(hi), "max", resolve_max_pixels(max_pixels))
-    except _Fail as e:
+            check_size(list(hi), "max", resolve_max_pixels(max_pixels))
+    except FieldError as e:
         raise InputError(f"{source}: profile {e.key} {e.msg}") from None
     dyn_batch = meta.dynamic_batch and int(min_shape[0]) != int(max_shape[0])
     if lo == hi:
@@ -340,7 +338,7 @@ def read_engine_sidecar(
     prof = d.get("profile")
     if prof is not None:
         if not isinstance(prof, dict) or not {"min", "max"} <= set(prof):
-            raise InputError(f"{side}: 'profile' must be {{input, min, opt, max}}, got {_short(prof)}")
+            raise InputError(f"{side}: 'profile' must be {{input, min, opt, max}}, got {short(prof)}")
         meta = apply_profile(meta, prof["min"], prof["max"], source=str(side), max_pixels=max_pixels)
     return meta, d
 

@@ -1,4 +1,5 @@
-"""``ModelMeta``: the parsed, validated ``rdd_meta`` and its checks (see :mod:`rdd.contract`)."""
+"""``ModelMeta``: the parsed, validated ``rdd_meta`` (see :mod:`rdd.contract`); the checks of its
+fields are :mod:`rdd.contract.fields`."""
 
 from __future__ import annotations
 
@@ -8,6 +9,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from rdd.contract.fields import (
+    COORDINATE_TRANSFORMS,
+    DEFAULT_MAX_PIXELS,
+    HEADS,
+    MAX_PIXELS_ENV,
+    UPSAMPLE_MODES,
+    FieldError,
+    check_choice,
+    check_classes,
+    check_flag,
+    check_head,
+    check_normalization,
+    check_size,
+    check_text,
+    is_int,
+    short,
+)
 from rdd.spec import ClassInfo, Normalization, loads_json
 
 __all__ = [
@@ -15,15 +33,10 @@ __all__ = [
     "PRECISION_KEY",
     "META_FORMAT",
     "ENGINE_SIDECAR_FORMAT",
-    "DEFAULT_MAX_PIXELS",
-    "MAX_PIXELS_ENV",
-    "MEAN_RANGE",
-    "STD_RANGE",
     "InputError",
     "ModelMeta",
     "IOSpec",
     "resolve_max_pixels",
-    "HEADS",
 ]
 
 META_KEY = "rdd_meta"
@@ -31,14 +44,6 @@ META_KEY = "rdd_meta"
 PRECISION_KEY = "rdd_precision"
 META_FORMAT = "rdd-edge/1"
 ENGINE_SIDECAR_FORMAT = "rdd-edge-engine/1"
-
-#: Largest ``H·W`` accepted for ``input_size`` (and a TensorRT profile) unless raised: 4096×4096
-#: (DCI 4K fits; a float32 N×3×H×W input plus 11-class logits is ~1 GB at this size).
-DEFAULT_MAX_PIXELS = 4096 * 4096
-MAX_PIXELS_ENV = "RDD_MAX_INPUT_PIXELS"
-#: Accepted normalisation values, in [0, 1] pixel units: ``(x/255 - mean) / std``.
-MEAN_RANGE = (-10.0, 10.0)
-STD_RANGE = (1e-4, 1e4)
 
 _REQUIRED = (
     "format",
@@ -55,13 +60,6 @@ _REQUIRED = (
     "dynamic_spatial",
 )
 _OPTIONAL = ("min_size", "max_size", "head")
-#: ``rdd_meta.head``: what turns the graph's logits into input-size labels. ``full`` (the key
-#: absent, every file before it): the graph ends at input-size logits. ``lowres``: the graph ends
-#: at the head's stride-``output_stride`` logits, before the final upsampling, which the runtime
-#: does as the dropped op did (``upsample`` with ``coordinate_transformation``).
-HEADS = ("full", "lowres")
-UPSAMPLE_MODES = ("bilinear",)
-COORDINATE_TRANSFORMS = ("half_pixel",)
 #: input layout → accepted input dtypes; output kind → (accepted dtypes, rank)
 _LAYOUT_DTYPES = {"NCHW": ("float32", "float16"), "NHWC": ("uint8",)}
 _OUTPUTS = {"logits": (("float32", "float16"), 4), "labels": (("uint8", "int32", "int64"), 3)}
@@ -91,141 +89,6 @@ def resolve_max_pixels(max_pixels: int | None = None) -> int:
     if isinstance(max_pixels, bool) or int(max_pixels) < 1:
         raise InputError(f"max input pixels must be a positive integer, got {max_pixels!r}")
     return int(max_pixels)
-
-
-# ------------------------------------------------------------------------------ field checks
-class _Fail(Exception):
-    """A bad value at ``key`` (turned into an :class:`InputError` naming source and key)."""
-
-    def __init__(self, key: str, msg: str) -> None:
-        super().__init__(key, msg)
-        self.key, self.msg = key, msg
-
-
-def _short(v: Any) -> str:
-    r = repr(v)
-    return r if len(r) <= 60 else r[:57] + "..."
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _text(v: Any, key: str) -> str:
-    if not isinstance(v, str) or not v or not v.isprintable():
-        raise _Fail(key, f"must be a non-empty printable string, got {_short(v)}")
-    return v
-
-
-def _flag(v: Any, key: str) -> bool:
-    if not isinstance(v, bool):
-        raise _Fail(key, f"must be true/false, got {_short(v)}")
-    return v
-
-
-def _choice(v: Any, key: str, choices: Sequence[str]) -> str:
-    if v not in choices:
-        raise _Fail(key, f"must be one of {list(choices)}, got {_short(v)}")
-    return v
-
-
-def _size(v: Any, key: str, max_pixels: int) -> tuple[int, int]:
-    if not isinstance(v, (list, tuple)) or len(v) != 2 or not all(_is_int(s) and s > 0 for s in v):
-        raise _Fail(key, f"must be [H, W] with positive integers, got {_short(v)}")
-    h, w = int(v[0]), int(v[1])
-    if h * w > max_pixels:
-        raise _Fail(
-            key,
-            f"{[h, w]} is {h * w} pixels, above the limit of {max_pixels} "
-            f"(raise it with --max-input-pixels or {MAX_PIXELS_ENV})",
-        )
-    return h, w
-
-
-def _floats3(v: Any, key: str, lo: float, hi: float) -> tuple[float, float, float]:
-    if not isinstance(v, (list, tuple)) or len(v) != 3:
-        raise _Fail(key, f"must be a list of 3 numbers, got {_short(v)}")
-    for i, x in enumerate(v):
-        if isinstance(x, bool) or not isinstance(x, (int, float)) or not lo <= x <= hi:
-            raise _Fail(f"{key}[{i}]", f"must be a finite number in [{lo:g}, {hi:g}], got {_short(x)}")
-    return tuple(float(x) for x in v)  # type: ignore[return-value]
-
-
-def _normalization(d: Any, key: str) -> Normalization:
-    if not isinstance(d, dict):
-        raise _Fail(key, f"must be an object {{mean, std, color}}, got {_short(d)}")
-    for k in ("mean", "std"):
-        if k not in d:
-            raise _Fail(key, f"is missing key {k!r}")
-    extra = sorted(set(d) - {"mean", "std", "color"})
-    if extra:
-        raise _Fail(key, f"has unknown key(s) {extra}; expected mean, std, color")
-    return Normalization(
-        mean=_floats3(d["mean"], f"{key}.mean", *MEAN_RANGE),
-        std=_floats3(d["std"], f"{key}.std", *STD_RANGE),
-        color=_choice(d.get("color", "RGB"), f"{key}.color", ("RGB", "BGR")),
-    )
-
-
-def _classes(d: Any, key: str) -> ClassInfo:
-    if not isinstance(d, dict):
-        raise _Fail(key, f"must be an object {{names, palette, ignore_index}}, got {_short(d)}")
-    if "names" not in d:
-        raise _Fail(key, "is missing key 'names'")
-    extra = sorted(set(d) - {"names", "palette", "ignore_index"})
-    if extra:
-        raise _Fail(key, f"has unknown key(s) {extra}; expected names, palette, ignore_index")
-    names = d["names"]
-    if not isinstance(names, list) or not 1 <= len(names) <= 255:
-        raise _Fail(f"{key}.names", f"must be a list of 1 to 255 class names, got {_short(names)}")
-    for i, n in enumerate(names):
-        _text(n, f"{key}.names[{i}]")
-        if n in names[:i]:
-            raise _Fail(
-                f"{key}.names[{i}]",
-                f"repeats {key}.names[{names.index(n)}] {_short(n)}; class names must be unique",
-            )
-    palette = d.get("palette", [])
-    if not isinstance(palette, list) or palette and len(palette) != len(names):
-        got = len(palette) if isinstance(palette, list) else _short(palette)
-        raise _Fail(f"{key}.palette", f"must list one [r, g, b] per class name ({len(names)}), got {got}")
-    for i, c in enumerate(palette):
-        if (
-            not isinstance(c, (list, tuple))
-            or len(c) != 3
-            or not all(_is_int(v) and 0 <= v <= 255 for v in c)
-        ):
-            raise _Fail(f"{key}.palette[{i}]", f"must be [r, g, b] with integers in 0..255, got {_short(c)}")
-    ignore = d.get("ignore_index", 255)
-    if not _is_int(ignore) or not len(names) <= ignore <= 255:
-        raise _Fail(
-            f"{key}.ignore_index",
-            f"must be an integer in [{len(names)}, 255] (at least "
-            f"the number of classes), got {_short(ignore)}",
-        )
-    return ClassInfo(names=tuple(names), palette=tuple(map(tuple, palette)), ignore_index=ignore)
-
-
-def _head(v: Any, key: str) -> dict[str, Any]:
-    """``rdd_meta.head`` → ``{"head", "output_stride"}`` (see :data:`HEADS`)."""
-    if not isinstance(v, dict):
-        raise _Fail(
-            key,
-            f"must be an object {{kind, upsample, coordinate_transformation, "
-            f"output_stride}}, got {_short(v)}",
-        )
-    unknown = sorted(set(v) - {"kind", "upsample", "coordinate_transformation", "output_stride"})
-    if unknown:
-        raise _Fail(key, f"has unknown key(s) {unknown}")
-    kind = _choice(v.get("kind"), f"{key}.kind", HEADS)
-    if kind == "full":
-        return {"head": "full"}
-    _choice(v.get("upsample"), f"{key}.upsample", UPSAMPLE_MODES)
-    _choice(v.get("coordinate_transformation"), f"{key}.coordinate_transformation", COORDINATE_TRANSFORMS)
-    stride = v.get("output_stride")
-    if not _is_int(stride) or not 1 <= stride <= 64:
-        raise _Fail(f"{key}.output_stride", f"must be an integer in [1, 64], got {_short(stride)}")
-    return {"head": kind, "output_stride": stride}
 
 
 # ------------------------------------------------------------------------------ the contract
@@ -410,32 +273,32 @@ class ModelMeta:
             raise InputError(f"{source}: rdd_meta has unknown key(s) {unknown}")
         if d["format"] != META_FORMAT:
             raise InputError(
-                f"{source}: rdd_meta format {_short(d['format'])} is not supported (expected {META_FORMAT!r})"
+                f"{source}: rdd_meta format {short(d['format'])} is not supported (expected {META_FORMAT!r})"
             )
         try:
-            layout = _choice(d["input_layout"], "input_layout", tuple(_LAYOUT_DTYPES))
-            dyn_spatial = _flag(d["dynamic_spatial"], "dynamic_spatial")
+            layout = check_choice(d["input_layout"], "input_layout", tuple(_LAYOUT_DTYPES))
+            dyn_spatial = check_flag(d["dynamic_spatial"], "dynamic_spatial")
             size = d["input_size"]
             if size is None and not dyn_spatial:
-                raise _Fail("input_size", "must be [H, W] when dynamic_spatial is false, got null")
-            opt = {k: _size(d[k], k, limit) for k in ("min_size", "max_size") if d.get(k) is not None}
+                raise FieldError("input_size", "must be [H, W] when dynamic_spatial is false, got null")
+            opt = {k: check_size(d[k], k, limit) for k in ("min_size", "max_size") if d.get(k) is not None}
             if d.get("head") is not None:
-                opt.update(_head(d["head"], "head"))
+                opt.update(check_head(d["head"], "head"))
             kw = dict(
-                model=_text(d["model"], "model"),
-                input_name=_text(d["input_name"], "input_name"),
+                model=check_text(d["model"], "model"),
+                input_name=check_text(d["input_name"], "input_name"),
                 input_layout=layout,
-                input_dtype=_choice(d["input_dtype"], "input_dtype", _LAYOUT_DTYPES[layout]),
-                output_name=_text(d["output_name"], "output_name"),
-                output_kind=_choice(d["output_kind"], "output_kind", tuple(_OUTPUTS)),
-                normalization=_normalization(d["normalization"], "normalization"),
-                classes=_classes(d["classes"], "classes"),
-                input_size=None if size is None else _size(size, "input_size", limit),
-                dynamic_batch=_flag(d["dynamic_batch"], "dynamic_batch"),
+                input_dtype=check_choice(d["input_dtype"], "input_dtype", _LAYOUT_DTYPES[layout]),
+                output_name=check_text(d["output_name"], "output_name"),
+                output_kind=check_choice(d["output_kind"], "output_kind", tuple(_OUTPUTS)),
+                normalization=check_normalization(d["normalization"], "normalization"),
+                classes=check_classes(d["classes"], "classes"),
+                input_size=None if size is None else check_size(size, "input_size", limit),
+                dynamic_batch=check_flag(d["dynamic_batch"], "dynamic_batch"),
                 dynamic_spatial=dyn_spatial,
                 **opt,
             )
-        except _Fail as e:
+        except FieldError as e:
             raise InputError(f"{source}: rdd_meta.{e.key} {e.msg}") from None
         try:
             return cls(**kw)
@@ -551,4 +414,4 @@ class ModelMeta:
 
 
 def _static(d: Any) -> bool:
-    return _is_int(d) and d > 0
+    return is_int(d) and d > 0

@@ -8,17 +8,14 @@ x, y = ds[0]                 # float32 3×H×W, int64 H×W
 ```
 """
 
+from rdd.data.ade20k import ADE20K, ADE20K_CLASSES  # registers "ade20k"
 from rdd.data.base import SegmentationDataset, read_image, read_mask
 from rdd.data.datasets import (
-    ADE20K,
-    ADE20K_CLASSES,
     CITYSCAPES_CLASSES,
     DATASETS,
-    VOC_CLASSES,
     CamVid,
     Cityscapes,
     FolderDataset,
-    PascalVOC,
     SyntheticDataset,
     build_dataset,
     class_pixel_frequency,
@@ -27,6 +24,7 @@ from rdd.data.datasets import (
 from rdd.data.synthetic import render_scene, write_synthetic_dataset, write_synthetic_video
 from rdd.data.transforms import EvalTransform, TrainTransform, color_jitter
 from rdd.data.video import write_dataset_video
+from rdd.data.voc import VOC_CLASSES, PascalVOC  # registers "voc"
 from rdd.labels import read_classes_yaml
 
 __all__ = [

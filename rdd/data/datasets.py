@@ -1,5 +1,6 @@
-"""Concrete datasets: CamVid, Cityscapes, Pascal VOC 2012 (+SBD), ADE20K, generic folder,
-synthetic street scenes — and the :func:`build_dataset` registry."""
+"""The :func:`build_dataset` registry and the street-scene datasets: CamVid, Cityscapes, generic
+folder, synthetic street scenes. Pascal VOC 2012 (+SBD, :mod:`rdd.data.voc`) and ADE20K
+(:mod:`rdd.data.ade20k`) register themselves here when :mod:`rdd.data` imports them."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from rdd.data.base import (
     require_dir,
 )
 from rdd.labels import read_classes_yaml
-from rdd.spec import CAMVID_CLASSES, ClassInfo, voc_colormap
+from rdd.spec import CAMVID_CLASSES, ClassInfo
 
 DATASETS: dict[str, type[SegmentationDataset]] = {}
 
@@ -49,12 +50,14 @@ def build_dataset(
     return cls(root, split, transform, **kwargs)
 
 
-def _check_split(name: str, split: str, allowed: tuple[str, ...]) -> None:
+def check_split(name: str, split: str, allowed: tuple[str, ...]) -> None:
+    """``ValueError`` naming dataset ``name`` when ``split`` is not one of ``allowed``."""
     if split not in allowed:
         raise ValueError(f"{name}: unknown split {split!r}; expected one of {list(allowed)}")
 
 
-def _nonempty(files: list, name: str, split: str, where: Path) -> list:
+def nonempty(files: list, name: str, split: str, where: Path) -> list:
+    """``files`` unchanged, or ``ValueError`` saying that split ``split`` found nothing in ``where``."""
     if not files:
         raise ValueError(f"{name}: split {split!r} is empty (no images found in {where})")
     return files
@@ -81,7 +84,7 @@ class CamVid(SegmentationDataset):
         self, root: str | os.PathLike, split: str = "train", transform: Transform | None = None
     ) -> None:
         root = Path(root)
-        _check_split("camvid", split, self.SPLITS)
+        check_split("camvid", split, self.SPLITS)
         require_dir(root, "CamVid root", self.HINT)
         files: list[tuple[Path, Path | None]] = []
         for sub in ("train", "val") if split == "trainval" else (split,):
@@ -124,7 +127,7 @@ class CamVid(SegmentationDataset):
                 files.append((img, ann))
         else:
             files = pair_by_stem(list_images(img_dir), ann_dir, what=f"camvid/{split}")
-        return _nonempty(files, "camvid", split, img_dir)
+        return nonempty(files, "camvid", split, img_dir)
 
 
 # --------------------------------------------------------------------------- Cityscapes
@@ -222,7 +225,7 @@ class Cityscapes(SegmentationDataset):
         label_type: str = "labelIds",
     ) -> None:
         root = Path(root)
-        _check_split("cityscapes", split, self.SPLITS)
+        check_split("cityscapes", split, self.SPLITS)
         if label_type == "labelIds":
             lut = build_lut(CITYSCAPES_ID_TO_TRAINID, ignore_values=(*range(34), IGNORE_INDEX))
         elif label_type == "labelTrainIds":
@@ -243,316 +246,11 @@ class Cityscapes(SegmentationDataset):
                     raise FileNotFoundError(f"cityscapes: image {img} has no mask; expected {ann}")
                 files.append((img, ann))
         super().__init__(
-            _nonempty(files, "cityscapes", split, img_root),
+            nonempty(files, "cityscapes", split, img_root),
             CITYSCAPES_CLASSES,
             transform,
             lut=lut,
             name=f"cityscapes/{split}",
-        )
-        self.root, self.split = root, split
-
-
-# --------------------------------------------------------------------------- Pascal VOC
-def voc_palette(k: int = 21) -> tuple[tuple[int, int, int], ...]:
-    """Pascal VOC's colour map (class 0 = black)."""
-    return voc_colormap(k)
-
-
-VOC_CLASSES = ClassInfo(
-    names=(
-        "background",
-        "aeroplane",
-        "bicycle",
-        "bird",
-        "boat",
-        "bottle",
-        "bus",
-        "car",
-        "cat",
-        "chair",
-        "cow",
-        "diningtable",
-        "dog",
-        "horse",
-        "motorbike",
-        "person",
-        "pottedplant",
-        "sheep",
-        "sofa",
-        "train",
-        "tvmonitor",
-    ),
-    palette=voc_palette(21),
-)
-
-
-@register_dataset("voc")
-class PascalVOC(SegmentationDataset):
-    """Pascal VOC 2012 segmentation (21 classes, 255 = object border = ignore)::
-
-        root/JPEGImages/*.jpg  root/SegmentationClass/*.png (palette PNGs)
-        root/ImageSets/Segmentation/{train,val,trainval}.txt
-
-    ``root`` may be ``VOC2012/``, ``VOCdevkit/`` or their parent. Split ``train_aug`` (SBD
-    augmented set, 10 582 images) reads masks from ``SegmentationClassAug/`` and the list from
-    ``ImageSets/Segmentation/train_aug.txt`` (or ``ImageSets/SegmentationAug/train_aug.txt``);
-    list lines are either an id or ``/JPEGImages/x.jpg /SegmentationClassAug/x.png``.
-    """
-
-    HINT = (
-        "Download VOCtrainval_11-May-2012.tar from http://host.robots.ox.ac.uk/pascal/VOC/"
-        "voc2012/ and extract it (expected JPEGImages/, SegmentationClass/, "
-        "ImageSets/Segmentation/); for train_aug also add SBD's SegmentationClassAug/ and "
-        "train_aug.txt."
-    )
-
-    def __init__(
-        self, root: str | os.PathLike, split: str = "train", transform: Transform | None = None
-    ) -> None:
-        root = self._resolve_root(Path(root))
-        aug = split.endswith("_aug")
-        mask_dir = require_dir(
-            root / ("SegmentationClassAug" if aug else "SegmentationClass"), "VOC mask folder", self.HINT
-        )
-        listing = self._find_list(root, split)
-        files = []
-        for n, line in enumerate(listing.read_text().splitlines(), 1):
-            parts = line.split()
-            if not parts:
-                continue
-            stem = Path(parts[0]).stem
-            img = root / "JPEGImages" / f"{stem}.jpg"
-            ann = mask_dir / f"{stem}.png"
-            if not img.is_file():
-                raise FileNotFoundError(f"{listing}:{n}: image file not found: {img}")
-            if not ann.is_file():
-                raise FileNotFoundError(f"{listing}:{n}: image {img} has no mask; expected {ann}")
-            files.append((img, ann))
-        super().__init__(
-            _nonempty(files, "voc", split, listing),
-            VOC_CLASSES,
-            transform,
-            lut=build_lut(identity=21),
-            name=f"voc/{split}",
-        )
-        self.root, self.split = root, split
-
-    @classmethod
-    def _resolve_root(cls, root: Path) -> Path:
-        for cand in (root, root / "VOC2012", root / "VOCdevkit" / "VOC2012"):
-            if (cand / "JPEGImages").is_dir():
-                return cand
-        raise FileNotFoundError(
-            f"Pascal VOC 2012 not found under {root} (no JPEGImages/ in it, "
-            f"VOC2012/ or VOCdevkit/VOC2012/). {cls.HINT}"
-        )
-
-    @classmethod
-    def _find_list(cls, root: Path, split: str) -> Path:
-        cands = [
-            root / "ImageSets" / "Segmentation" / f"{split}.txt",
-            root / "ImageSets" / "SegmentationAug" / f"{split}.txt",
-            root / f"{split}.txt",
-        ]
-        for c in cands:
-            if c.is_file():
-                return c
-        raise FileNotFoundError(
-            f"voc: no list file for split {split!r}; looked for {', '.join(map(str, cands))}. {cls.HINT}"
-        )
-
-
-# --------------------------------------------------------------------------- ADE20K
-ADE20K_NAMES = (
-    "wall",
-    "building",
-    "sky",
-    "floor",
-    "tree",
-    "ceiling",
-    "road",
-    "bed",
-    "windowpane",
-    "grass",
-    "cabinet",
-    "sidewalk",
-    "person",
-    "earth",
-    "door",
-    "table",
-    "mountain",
-    "plant",
-    "curtain",
-    "chair",
-    "car",
-    "water",
-    "painting",
-    "sofa",
-    "shelf",
-    "house",
-    "sea",
-    "mirror",
-    "rug",
-    "field",
-    "armchair",
-    "seat",
-    "fence",
-    "desk",
-    "rock",
-    "wardrobe",
-    "lamp",
-    "bathtub",
-    "railing",
-    "cushion",
-    "base",
-    "box",
-    "column",
-    "signboard",
-    "chest_of_drawers",
-    "counter",
-    "sand",
-    "sink",
-    "skyscraper",
-    "fireplace",
-    "refrigerator",
-    "grandstand",
-    "path",
-    "stairs",
-    "runway",
-    "case",
-    "pool_table",
-    "pillow",
-    "screen_door",
-    "stairway",
-    "river",
-    "bridge",
-    "bookcase",
-    "blind",
-    "coffee_table",
-    "toilet",
-    "flower",
-    "book",
-    "hill",
-    "bench",
-    "countertop",
-    "stove",
-    "palm",
-    "kitchen_island",
-    "computer",
-    "swivel_chair",
-    "boat",
-    "bar",
-    "arcade_machine",
-    "hovel",
-    "bus",
-    "towel",
-    "light",
-    "truck",
-    "tower",
-    "chandelier",
-    "awning",
-    "streetlight",
-    "booth",
-    "television_receiver",
-    "airplane",
-    "dirt_track",
-    "apparel",
-    "pole",
-    "land",
-    "bannister",
-    "escalator",
-    "ottoman",
-    "bottle",
-    "buffet",
-    "poster",
-    "stage",
-    "van",
-    "ship",
-    "fountain",
-    "conveyer_belt",
-    "canopy",
-    "washer",
-    "plaything",
-    "swimming_pool",
-    "stool",
-    "barrel",
-    "basket",
-    "waterfall",
-    "tent",
-    "bag",
-    "minibike",
-    "cradle",
-    "oven",
-    "ball",
-    "food",
-    "step",
-    "tank",
-    "trade_name",
-    "microwave",
-    "pot",
-    "animal",
-    "bicycle",
-    "lake",
-    "dishwasher",
-    "screen",
-    "blanket",
-    "sculpture",
-    "hood",
-    "sconce",
-    "vase",
-    "traffic_light",
-    "tray",
-    "ashcan",
-    "fan",
-    "pier",
-    "crt_screen",
-    "plate",
-    "monitor",
-    "bulletin_board",
-    "shower",
-    "radiator",
-    "glass",
-    "clock",
-    "flag",
-)
-assert len(ADE20K_NAMES) == 150
-ADE20K_CLASSES = ClassInfo(names=ADE20K_NAMES)
-
-
-@register_dataset("ade20k")
-class ADE20K(SegmentationDataset):
-    """ADE20K SceneParsing (150 classes; raw 0 'other' → ignore 255, raw c → c − 1)::
-
-        root/ADEChallengeData2016/images/{training,validation}/*.jpg
-        root/ADEChallengeData2016/annotations/{training,validation}/*.png
-
-    ``root`` may also be the ``ADEChallengeData2016`` folder itself. Splits: train / val.
-    """
-
-    SPLITS = {"train": "training", "val": "validation", "training": "training", "validation": "validation"}
-    HINT = (
-        "Download ADEChallengeData2016.zip from http://sceneparsing.csail.mit.edu and unzip "
-        "it into root (expected ADEChallengeData2016/images/ and annotations/)."
-    )
-
-    def __init__(
-        self, root: str | os.PathLike, split: str = "train", transform: Transform | None = None
-    ) -> None:
-        root = Path(root)
-        _check_split("ade20k", split, tuple(self.SPLITS))
-        base = root if (root / "images").is_dir() else root / "ADEChallengeData2016"
-        require_dir(base, "ADE20K root (ADEChallengeData2016)", self.HINT)
-        sub = self.SPLITS[split]
-        img_dir = require_dir(base / "images" / sub, "ADE20K image folder", self.HINT)
-        ann_dir = require_dir(base / "annotations" / sub, "ADE20K annotation folder", self.HINT)
-        files = pair_by_stem(list_images(img_dir), ann_dir, what=f"ade20k/{split}")
-        lut = build_lut({0: IGNORE_INDEX, **{c: c - 1 for c in range(1, 151)}}, ignore_values=())
-        super().__init__(
-            _nonempty(files, "ade20k", split, img_dir),
-            ADE20K_CLASSES,
-            transform,
-            lut=lut,
-            name=f"ade20k/{split}",
         )
         self.root, self.split = root, split
 
@@ -595,7 +293,7 @@ class FolderDataset(SegmentationDataset):
         lut = build_lut(identity=classes.num_classes, ignore_values=(classes.ignore_index, IGNORE_INDEX))
         classes = ClassInfo(classes.names, classes.palette, IGNORE_INDEX)
         super().__init__(
-            _nonempty(files, "folder", split, img_dir),
+            nonempty(files, "folder", split, img_dir),
             classes,
             transform,
             lut=lut,

@@ -17,8 +17,8 @@ Per iteration ``t`` (0-based, global; ``T`` = ``optim.iters``):
 6. non-finite check (all ranks agree) → backward (AMP grad scaler) → optional grad clipping →
    SGD step → poly LR step.
 
-Rank 0 alone writes files: ``checkpoint.pt`` (at every validation and at the end / ``stop_at``),
-``model.pt`` + ``model.json`` (:func:`rdd.artifacts.save_artifact`), ``metrics.json``,
+Rank 0 alone writes files: ``checkpoint.pt`` (:mod:`rdd.engine.resume`; at every validation and at
+the end / ``stop_at``), ``model.pt`` + ``model.json`` and ``metrics.json`` (:mod:`rdd.engine.validation`),
 ``train.log`` and ``dvclive/``. Logged scalars (``train/*`` loss terms and the ``rdd/*`` statistics)
 are averages over the global batch of all ranks, not rank 0's share.
 
@@ -40,25 +40,18 @@ from typing import Any
 
 import torch
 import torch.nn as nn
-from torch.utils.data import DataLoader, Subset
 
-from rdd.spec import Normalization, write_json_atomic
+from rdd.spec import Normalization
 
 from . import distributed as D
-from .checkpoint import (
-    check_config_hash,
-    checkpoint_identity,
-    get_rng_state,
-    load_checkpoint,
-    own_checkpoint_verdict,
-    save_checkpoint,
-    set_rng_state,
-)
+from .checkpoint import get_rng_state
 from .config import TrainConfig
 from .data import InfiniteLoader, SeededTrainSet
 from .objective import Objective
 from .progress import RunProgress
-from .schedule import build_scheduler, rebase_scheduler
+from .resume import RunCheckpoint, seed_all
+from .schedule import build_scheduler
+from .validation import save_results, validate_student, validated_input_size
 
 __all__ = ["train", "Trainer", "NonFiniteLossError"]
 
@@ -82,16 +75,6 @@ def train(cfg: TrainConfig | Mapping[str, Any]) -> dict[str, Any]:
         return Trainer(cfg, info).run()
     finally:
         D.cleanup_distributed(info)
-
-
-def _seed_all(seed: int) -> None:
-    import random
-
-    import numpy as np
-
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 class Trainer(RunProgress):
@@ -171,7 +154,7 @@ class Trainer(RunProgress):
         from rdd.models import create_model
 
         cfg = self.cfg
-        _seed_all(cfg.seed)  # identical initial weights on every rank
+        seed_all(cfg.seed)  # identical initial weights on every rank
         student = create_model(cfg.model.name, num_classes=self.num_classes, **cfg.model.kwargs)
         self.use_student_aux = bool(student.has_aux and cfg.loss.aux_weight > 0)
         if student.has_aux and not self.use_student_aux:
@@ -240,150 +223,33 @@ class Trainer(RunProgress):
         )
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
 
-    def _apply_optim_config(self) -> None:
-        """After restoring optimizer + scheduler state: the *current* ``optim`` values win.
-
-        ``load_state_dict`` brings back the checkpoint's lr / initial_lr / momentum /
-        weight_decay and its :class:`~rdd.engine.schedule.PolyWarmup` (``total_iters``...);
-        re-apply the config's (the step count, momentum buffers and scaler state are kept), so a
-        resume with a changed ``optim.iters`` / ``optim.lr`` follows the new poly schedule from
-        the current step, and an unchanged config continues bit for bit.
-        """
-        o = self.cfg.optim
-        for g in self.optimizer.param_groups:
-            g["momentum"] = o.momentum
-            g["weight_decay"] = o.weight_decay
-        rebase_scheduler(
-            self.scheduler,
-            base_lr=o.lr,
-            total_iters=o.iters,
-            power=o.power,
-            warmup_iters=o.warmup_iters,
-            warmup_ratio=o.warmup_ratio,
-        )
-
-    def _choose_resume(self) -> tuple[str | None, dict[str, Any] | None]:
-        """Where this run starts: its own ``checkpoint.pt`` when it can continue it (see
-        :func:`~rdd.engine.checkpoint.own_checkpoint_verdict`), else ``resume:``, else scratch.
-        Returns ``(path or None, the loaded checkpoint or None)``; sets ``self.origin``."""
-        cfg = self.cfg
-        external = load_checkpoint(cfg.resume) if cfg.resume is not None else None
-        self.origin = checkpoint_identity(external) if external is not None else None
-        own = self.out_dir / "checkpoint.pt"
-        if not own.is_file() or (cfg.resume is not None and Path(cfg.resume).resolve() == own.resolve()):
-            return cfg.resume, external
-        ckpt, why = own_checkpoint_verdict(
-            own,
-            config_hash=cfg.config_hash(),
-            config=cfg.to_dict(),
-            end_iter=cfg.end_iter,
-            origin=self.origin,
-        )
-        if ckpt is not None:
-            return str(own), ckpt
-        if self.is_main:
-            log.warning(
-                "%s: not continuing it: %s; %s",
-                own,
-                why,
-                f"starting from {cfg.resume}" if cfg.resume else "training from scratch",
-            )
-        return cfg.resume, external
-
     def _resume(self) -> None:
-        cfg = self.cfg
-        self.step = 0
-        self.train_time = 0.0
-        path, ckpt = self._choose_resume()
-        self.resumed_from = path
-        if path is None:
-            _seed_all(cfg.seed + self.info.rank)
-            return
-        if path == cfg.resume:
-            check_config_hash(ckpt, cfg.config_hash(), config=cfg.to_dict(), path=path)
-        else:
-            self.origin = ckpt.get("origin")  # own checkpoint: same hash, same origin
-        self.student.load_state_dict(ckpt["model"])
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        self.scheduler.load_state_dict(ckpt["scheduler"])
-        self._apply_optim_config()
-        if ckpt.get("scaler") is not None and self.scaler.is_enabled():
-            self.scaler.load_state_dict(ckpt["scaler"])
-        self.step = int(ckpt["step"])
-        self.train_time = float(ckpt.get("extra", {}).get("train_time_s", 0.0))
-        if self.step >= cfg.end_iter:
-            raise ValueError(
-                f"resume: {path} is at iteration {self.step}, nothing left to "
-                f"do up to {'stop_at' if cfg.stop_at else 'optim.iters'} = "
-                f"{cfg.end_iter}"
-            )
-        rngs = ckpt["rng"]
-        if len(rngs) == self.info.world_size:
-            set_rng_state(rngs[self.info.rank])
-        else:
-            log.warning(
-                "resume: checkpoint has RNG states of %d ranks, this run has %d; reseeding from seed + step",
-                len(rngs),
-                self.info.world_size,
-            )
-            _seed_all(cfg.seed + self.info.rank + self.step)
-        if self.is_main:
-            log.info(
-                "resumed %s at iteration %d (lr %.3g)", path, self.step, self.optimizer.param_groups[0]["lr"]
-            )
+        """Restore the training state (or seed a fresh run): see :class:`~rdd.engine.resume.RunCheckpoint`."""
+        self.checkpoint = RunCheckpoint(
+            self.cfg,
+            self.info,
+            self.out_dir,
+            model=self.student,
+            optimizer=self.optimizer,
+            scheduler=self.scheduler,
+            scaler=self.scaler,
+        )
+        self.step, self.train_time = self.checkpoint.resume()
+        self.resumed_from, self.origin = self.checkpoint.resumed_from, self.checkpoint.origin
 
     # ------------------------------------------------------------------ evaluation
     def validate(self) -> dict[str, Any]:
-        """mIoU etc. of the student on the validation split (sharded over ranks, merged with
-        ``ConfusionMatrix.all_reduce`` inside :func:`rdd.evaluation.evaluate`)."""
-        from rdd.evaluation import evaluate
-
-        self._sync_buffers()
-        shard = Subset(self.val_set, list(range(self.info.rank, len(self.val_set), self.info.world_size)))
-        # A private generator so that evaluation never draws from the global (checkpointed) RNG.
-        loader = DataLoader(
-            shard,
-            batch_size=self.cfg.data.val_batch_size,
-            shuffle=False,
-            num_workers=min(self.cfg.data.num_workers, 2),
-            pin_memory=self.device.type == "cuda",
-            generator=torch.Generator().manual_seed(0),
-        )
-        res = evaluate(
+        """mIoU etc. of the student on the validation split (every rank calls it):
+        :func:`~rdd.engine.validation.validate_student`."""
+        return validate_student(
             self.student,
-            loader,
-            self.num_classes,
-            self.ignore_index,
-            mode="whole",
+            self.val_set,
+            self.cfg.data,
+            self.info,
+            num_classes=self.num_classes,
+            ignore_index=self.ignore_index,
             device=self.device,
-            all_reduce=self.info.distributed,
         )
-        return {k: res[k] for k in ("miou", "pixel_acc", "mean_acc", "iou")}
-
-    def _sync_buffers(self) -> None:
-        """Make BN running statistics identical on all ranks (rank 0's)."""
-        if self.info.distributed:
-            for b in self.student.buffers():
-                torch.distributed.broadcast(b, src=0)
-
-    # ------------------------------------------------------------------ output
-    def _save_checkpoint(self, extra: dict[str, Any], rngs: list[dict[str, Any]] | None = None) -> None:
-        rngs = rngs if rngs is not None else D.all_gather_object(get_rng_state())
-        if self.is_main:
-            save_checkpoint(
-                self.out_dir / "checkpoint.pt",
-                model=self.student,
-                optimizer=self.optimizer,
-                scheduler=self.scheduler,
-                scaler=self.scaler,
-                step=self.step,
-                config_hash=self.cfg.config_hash(),
-                config=self.cfg.to_dict(),
-                rng_states=rngs,
-                extra=extra,
-                origin=self.origin,
-            )
-        D.barrier()
 
     # ------------------------------------------------------------------ loop
     def run(self) -> dict[str, Any]:
@@ -513,7 +379,7 @@ class Trainer(RunProgress):
                     rngs = D.all_gather_object(get_rng_state())
                     last_val = self.validate()
                     self._log_val(live, last_val)
-                    self._save_checkpoint({"train_time_s": self.train_time + run_time}, rngs)
+                    self.checkpoint.save(self.step, {"train_time_s": self.train_time + run_time}, rngs)
                     tick = time.perf_counter()
             run_time += time.perf_counter() - tick
         finally:
@@ -525,7 +391,7 @@ class Trainer(RunProgress):
         rngs = D.all_gather_object(get_rng_state())  # the state right after the last step
         last_val = self.validate()
         self._log_val(live, last_val)
-        self._save_checkpoint({"train_time_s": self.train_time}, rngs)
+        self.checkpoint.save(self.step, {"train_time_s": self.train_time}, rngs)
         metrics = {
             "method": cfg.method_name(),
             "model": cfg.model.name,
@@ -547,18 +413,14 @@ class Trainer(RunProgress):
             "config_hash": cfg.config_hash(),
         }
         if self.is_main:
-            from rdd.artifacts import save_artifact
-
-            input_size = self.artifact_input_size()
-            save_artifact(
-                self.out_dir / "model.pt",
+            save_results(
+                self.out_dir,
                 self.student,
+                metrics,
                 classes=self.classes,
                 normalization=self.normalization,
-                input_size=input_size,
-                metrics={k: metrics[k] for k in ("miou", "pixel_acc", "mean_acc", "iou", "step", "method")},
+                input_size=self.artifact_input_size(),
             )
-            write_json_atomic(self.out_dir / "metrics.json", metrics)
             if live is not None:
                 live.end()
             log.info(
@@ -575,13 +437,7 @@ class Trainer(RunProgress):
     def artifact_input_size(self) -> list[int]:
         """``[H, W]`` the student was validated at: ``data.eval_size``, else the native size of
         the first validation image (``data.crop_size`` only for an empty validation split)."""
-        c = self.cfg.data
-        if c.eval_size is not None:
-            return list(c.eval_size)
-        if len(self.val_set) == 0:
-            return list(c.crop_size)
-        image, _ = self.val_set.load(0)  # H×W×3
-        return [int(image.shape[0]), int(image.shape[1])]
+        return validated_input_size(self.cfg.data, self.val_set)
 
     def _check_finite(self, it: int, loss: torch.Tensor, terms: dict[str, torch.Tensor]) -> None:
         bad = (~torch.isfinite(loss.detach())).float().reshape(1)

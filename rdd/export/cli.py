@@ -39,7 +39,7 @@ TARGETS = ("onnx", "int8", "openvino", "engine")
 
 def build_parser(prog: str = "rdd-export") -> argparse.ArgumentParser:
     from rdd import __version__
-    from rdd.config.params import ExportConfig
+    from rdd.config.export import ExportConfig
 
     d = ExportConfig()
     p = argparse.ArgumentParser(
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None, prog: str = "rdd-export") -> int:
 
 def export(args: argparse.Namespace) -> dict[str, Any]:
     """Build what ``args.to`` asks; returns (and writes) the metrics."""
-    from rdd.config.params import Int8
+    from rdd.config.export import Int8
     from rdd.export.parity import ParityError
     from rdd.runtime.errors import InputError, OptionError
     from rdd.runtime.measure.frames import Frames

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rdd.config.params import Parity
+from rdd.config.export import Parity
 from rdd.contract import ModelMeta
 from rdd.metrics import ConfusionMatrix
 from rdd.runtime.backends import Backend, open_build, output_labels

@@ -22,7 +22,7 @@ goes to ``out_dir``:
 * ``export_metrics.json`` — sizes, parity figures, mIoU per precision, latencies.
 
 Configuration (``cfg``): the ``export`` section of ``params.yaml``, an
-:class:`rdd.config.params.ExportConfig` (keys, defaults and ranges: ``docs/PARAMS.md``); a plain
+:class:`rdd.config.export.ExportConfig` (keys, defaults and ranges: ``docs/PARAMS.md``); a plain
 mapping is checked against it first.
 
 Resolution. The export size is ``input_size`` (default: the artifact's ``input_size``, which the
@@ -57,10 +57,10 @@ __all__ = ["run_export", "export_config"]
 
 
 def export_config(cfg: Any = None) -> dict[str, Any]:
-    """``cfg`` (an :class:`~rdd.config.params.ExportConfig`, a mapping of some of its keys, or
+    """``cfg`` (an :class:`~rdd.config.export.ExportConfig`, a mapping of some of its keys, or
     ``None``) as the checked, defaults-filled plain dict ``run_export`` reads. A bad mapping
     raises ``ValueError`` naming ``export.<key>``."""
-    from rdd.config.params import ExportConfig
+    from rdd.config.export import ExportConfig
     from rdd.config.walker import as_dict, build
 
     if not isinstance(cfg, ExportConfig):
@@ -295,11 +295,11 @@ def int8_step(
     miou_fp32: float | None = None,
 ) -> dict[str, Any]:
     """ONNX Runtime static INT8 of ``fp32`` at ``out`` with the ``export.int8`` settings ``q``
-    (a mapping or :class:`~rdd.config.params.Int8`), scored through the runtime on
+    (a mapping or :class:`~rdd.config.export.Int8`), scored through the runtime on
     ``eval_frames`` and gated on the mIoU drop (labelled frames) — the export stage's step and
     ``rdd-export --to int8``'s. Returns the metrics block; raises :class:`ParityError` (its
     ``block`` set) when the gate fails."""
-    from rdd.config.params import Int8
+    from rdd.config.export import Int8
     from rdd.config.walker import as_dict
     from rdd.export.parity import agreement, evaluate_onnx, miou_gate
     from rdd.export.quantize import quantize_int8
@@ -371,10 +371,10 @@ def _latencies(
 ) -> dict[str, dict[str, float]]:
     """p50/p90/p99 (ms) at batch 1 for torch eager (the artifact), ORT FP32 and ORT INT8, each
     opened with :func:`rdd.runtime.backends.open_build` with ``threads`` threads and timed by
-    the project's one harness (:func:`rdd.runtime.measure.bench.time_builds`, as ``rdd-bench``
+    the project's one harness (:func:`rdd.runtime.measure.harness.time_builds`, as ``rdd-bench``
     times them)."""
     from rdd.runtime.backends import open_build
-    from rdd.runtime.measure.bench import time_builds
+    from rdd.runtime.measure.harness import time_builds
 
     builds = {
         k: open_build(p, backend=be, threads=threads)

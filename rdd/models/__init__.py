@@ -9,15 +9,7 @@ out = model(x)["out"]          # x: N×3×H×W → N×K×H×W logits
 See docs/DESIGN.md ("Models") for the contract.
 """
 
-from .backbones import (
-    TORCHVISION_URLS,
-    MobileNetV2,
-    ResNet,
-    load_backbone_weights,
-    make_divisible,
-    mobilenetv2,
-    resnet,
-)
+from .backbones import make_divisible
 from .base import ExportWrapper, SegmentationModel, count_flops, count_params, export_wrapper, unwrap_model
 from .heads import (
     ASPP,
@@ -30,7 +22,10 @@ from .heads import (
     adaptive_avg_pool2d_exportable,
     aspp_rates,
 )
+from .mobilenetv2 import MobileNetV2, mobilenetv2
 from .registry import create_model, get_model_builder, list_models, register_model
+from .resnet import ResNet, resnet
+from .weights import TORCHVISION_URLS, load_backbone_weights
 
 __all__ = [
     "create_model",

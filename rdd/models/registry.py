@@ -6,87 +6,35 @@ A builder is a small function with keyword-only arguments returning a
 :func:`_resnet_model`. :func:`register_model` wraps it so that every model it
 builds carries ``model_name`` and the *complete* ``model_kwargs`` (defaults filled in,
 ``backbone_weights`` recorded as ``None``), hence ``create_model(m.model_name, **m.model_kwargs)``
-rebuilds the same architecture.
+rebuilds the same architecture; every argument is bounded by :mod:`rdd.models.limits`.
+Each signature starts on its ``def`` line (``# fmt: skip``), so ``grep "def deeplabv3_resnet18(*"`` finds it.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
-import math
 import os
 from collections.abc import Callable
 from typing import Any
 
-from .backbones import NormLayer, get_norm_layer, make_divisible, mobilenetv2, resnet
+from .backbones import NormLayer, get_norm_layer, make_divisible
 from .base import SegmentationModel
 from .heads import DeepLabV3Head, DeepLabV3PlusHead, FCNHead, LRASPPHead, PSPHead, aspp_rates
+from .limits import KWARG_LIMITS, check_model_kwargs
+from .mobilenetv2 import mobilenetv2
+from .resnet import resnet
 
 __all__ = [
     "register_model",
     "create_model",
     "list_models",
     "get_model_builder",
-    "KWARG_LIMITS",
+    "KWARG_LIMITS",  # defined in rdd.models.limits; rdd.models.registry.KWARG_LIMITS is the documented name
     "check_model_kwargs",
 ]
 
 _MODELS: dict[str, Callable[..., SegmentationModel]] = {}
-
-#: The one bound on every builder argument, checked on every build, so that a ``model.json`` or
-#: a params file cannot ask for a network of hundreds of gigabytes (``width_mult: 1000``) or
-#: smuggle in a value of another type. A builder argument missing here is a registration error.
-MAX_WIDTH_MULT = 2.0
-MAX_NUM_CLASSES = 255  # train ids are uint8 below the ignore index (rdd.spec.ClassInfo)
-OUTPUT_STRIDES = (8, 16, 32)  # rdd.models.backbones and heads support these
-
-
-def _real(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _num_classes(v: Any) -> str | None:
-    ok = isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_NUM_CLASSES
-    return None if ok else f"must be an integer in [1, {MAX_NUM_CLASSES}]"
-
-
-def _width_mult(v: Any) -> str | None:
-    if not _real(v):
-        return f"must be a number in (0, {MAX_WIDTH_MULT:g}]"
-    if not v > 0:
-        return "must be > 0"
-    return None if v <= MAX_WIDTH_MULT else f"must be <= {MAX_WIDTH_MULT:g}"
-
-
-def _source(v: Any) -> str | None:
-    ok = v is None or isinstance(v, os.PathLike) or (isinstance(v, str) and 0 < len(v) <= 4096)
-    return None if ok else "must be null or a path or URL (at most 4096 characters)"
-
-
-#: Builder argument → check (an error text, or ``None`` when the value is fine).
-KWARG_LIMITS: dict[str, Callable[[Any], str | None]] = {
-    "num_classes": _num_classes,
-    "width_mult": _width_mult,
-    "output_stride": lambda v: (
-        None if not isinstance(v, bool) and v in OUTPUT_STRIDES else "must be 8, 16 or 32"
-    ),
-    "aux": lambda v: None if isinstance(v, bool) else "must be true or false",
-    "backbone_weights": _source,
-    "norm_layer": lambda v: (
-        None
-        if v is None or v in ("batchnorm", "syncbatchnorm") or callable(v)
-        else "must be null, batchnorm, syncbatchnorm or (in code) a callable"
-    ),
-}
-
-
-def check_model_kwargs(kwargs: dict[str, Any]) -> None:
-    """``ValueError`` naming the first builder argument outside :data:`KWARG_LIMITS`."""
-    for k, v in kwargs.items():
-        msg = KWARG_LIMITS[k](v)
-        if msg:
-            r = repr(v)
-            raise ValueError(f"{k} {msg}, got {r if len(r) <= 60 else r[:57] + '...'}")
 
 
 def register_model(fn: Callable[..., SegmentationModel] | None = None, *, name: str | None = None):
@@ -200,15 +148,9 @@ def _resnet_model(
 
 
 @register_model
-def deeplabv3_resnet18(
-    *,
-    num_classes: int,
-    width_mult: float = 1.0,
-    output_stride: int = 8,
-    aux: bool = True,
-    backbone_weights: str | os.PathLike | None = None,
-    norm_layer: str | NormLayer | None = None,
-) -> SegmentationModel:
+def deeplabv3_resnet18(*, num_classes: int, width_mult: float = 1.0, output_stride: int = 8,
+                       aux: bool = True, backbone_weights: str | os.PathLike | None = None,
+                       norm_layer: str | NormLayer | None = None) -> SegmentationModel:  # fmt: skip
     """DeepLabV3 (ASPP) on a dilated ResNet-18; FCN auxiliary head on layer3 when ``aux``."""
     return _resnet_model(
         "deeplabv3",
@@ -223,15 +165,9 @@ def deeplabv3_resnet18(
 
 
 @register_model
-def deeplabv3_resnet34(
-    *,
-    num_classes: int,
-    width_mult: float = 1.0,
-    output_stride: int = 8,
-    aux: bool = True,
-    backbone_weights: str | os.PathLike | None = None,
-    norm_layer: str | NormLayer | None = None,
-) -> SegmentationModel:
+def deeplabv3_resnet34(*, num_classes: int, width_mult: float = 1.0, output_stride: int = 8,
+                       aux: bool = True, backbone_weights: str | os.PathLike | None = None,
+                       norm_layer: str | NormLayer | None = None) -> SegmentationModel:  # fmt: skip
     """DeepLabV3 (ASPP) on a dilated ResNet-34; FCN auxiliary head on layer3 when ``aux``."""
     return _resnet_model(
         "deeplabv3",
@@ -246,15 +182,9 @@ def deeplabv3_resnet34(
 
 
 @register_model
-def deeplabv3_resnet50(
-    *,
-    num_classes: int,
-    width_mult: float = 1.0,
-    output_stride: int = 8,
-    aux: bool = True,
-    backbone_weights: str | os.PathLike | None = None,
-    norm_layer: str | NormLayer | None = None,
-) -> SegmentationModel:
+def deeplabv3_resnet50(*, num_classes: int, width_mult: float = 1.0, output_stride: int = 8,
+                       aux: bool = True, backbone_weights: str | os.PathLike | None = None,
+                       norm_layer: str | NormLayer | None = None) -> SegmentationModel:  # fmt: skip
     """DeepLabV3 (ASPP) on a dilated ResNet-50; FCN auxiliary head on layer3 when ``aux``."""
     return _resnet_model(
         "deeplabv3",
@@ -269,15 +199,9 @@ def deeplabv3_resnet50(
 
 
 @register_model
-def deeplabv3_resnet101(
-    *,
-    num_classes: int,
-    width_mult: float = 1.0,
-    output_stride: int = 8,
-    aux: bool = True,
-    backbone_weights: str | os.PathLike | None = None,
-    norm_layer: str | NormLayer | None = None,
-) -> SegmentationModel:
+def deeplabv3_resnet101(*, num_classes: int, width_mult: float = 1.0, output_stride: int = 8,
+                        aux: bool = True, backbone_weights: str | os.PathLike | None = None,
+                        norm_layer: str | NormLayer | None = None) -> SegmentationModel:  # fmt: skip
     """DeepLabV3 (ASPP) on a dilated ResNet-101; FCN auxiliary head on layer3 when ``aux``."""
     return _resnet_model(
         "deeplabv3",
@@ -292,15 +216,9 @@ def deeplabv3_resnet101(
 
 
 @register_model
-def deeplabv3plus_resnet18(
-    *,
-    num_classes: int,
-    width_mult: float = 1.0,
-    output_stride: int = 16,
-    aux: bool = True,
-    backbone_weights: str | os.PathLike | None = None,
-    norm_layer: str | NormLayer | None = None,
-) -> SegmentationModel:
+def deeplabv3plus_resnet18(*, num_classes: int, width_mult: float = 1.0, output_stride: int = 16,
+                           aux: bool = True, backbone_weights: str | os.PathLike | None = None,
+                           norm_layer: str | NormLayer | None = None) -> SegmentationModel:  # fmt: skip
     """DeepLabV3+ (ASPP + stride-4 decoder) on a dilated ResNet-18; FCN aux head on layer3."""
     return _resnet_model(
         "deeplabv3plus",
@@ -315,15 +233,9 @@ def deeplabv3plus_resnet18(
 
 
 @register_model
-def deeplabv3plus_resnet34(
-    *,
-    num_classes: int,
-    width_mult: float = 1.0,
-    output_stride: int = 16,
-    aux: bool = True,
-    backbone_weights: str | os.PathLike | None = None,
-    norm_layer: str | NormLayer | None = None,
-) -> SegmentationModel:
+def deeplabv3plus_resnet34(*, num_classes: int, width_mult: float = 1.0, output_stride: int = 16,
+                           aux: bool = True, backbone_weights: str | os.PathLike | None = None,
+                           norm_layer: str | NormLayer | None = None) -> SegmentationModel:  # fmt: skip
     """DeepLabV3+ (ASPP + stride-4 decoder) on a dilated ResNet-34; FCN aux head on layer3."""
     return _resnet_model(
         "deeplabv3plus",
@@ -338,15 +250,9 @@ def deeplabv3plus_resnet34(
 
 
 @register_model
-def deeplabv3plus_resnet50(
-    *,
-    num_classes: int,
-    width_mult: float = 1.0,
-    output_stride: int = 16,
-    aux: bool = True,
-    backbone_weights: str | os.PathLike | None = None,
-    norm_layer: str | NormLayer | None = None,
-) -> SegmentationModel:
+def deeplabv3plus_resnet50(*, num_classes: int, width_mult: float = 1.0, output_stride: int = 16,
+                           aux: bool = True, backbone_weights: str | os.PathLike | None = None,
+                           norm_layer: str | NormLayer | None = None) -> SegmentationModel:  # fmt: skip
     """DeepLabV3+ (ASPP + stride-4 decoder) on a dilated ResNet-50; FCN aux head on layer3."""
     return _resnet_model(
         "deeplabv3plus",
@@ -361,15 +267,9 @@ def deeplabv3plus_resnet50(
 
 
 @register_model
-def deeplabv3plus_resnet101(
-    *,
-    num_classes: int,
-    width_mult: float = 1.0,
-    output_stride: int = 16,
-    aux: bool = True,
-    backbone_weights: str | os.PathLike | None = None,
-    norm_layer: str | NormLayer | None = None,
-) -> SegmentationModel:
+def deeplabv3plus_resnet101(*, num_classes: int, width_mult: float = 1.0, output_stride: int = 16,
+                            aux: bool = True, backbone_weights: str | os.PathLike | None = None,
+                            norm_layer: str | NormLayer | None = None) -> SegmentationModel:  # fmt: skip
     """DeepLabV3+ (ASPP + stride-4 decoder) on a dilated ResNet-101; FCN aux head on layer3."""
     return _resnet_model(
         "deeplabv3plus",
@@ -384,15 +284,9 @@ def deeplabv3plus_resnet101(
 
 
 @register_model
-def pspnet_resnet18(
-    *,
-    num_classes: int,
-    width_mult: float = 1.0,
-    output_stride: int = 8,
-    aux: bool = True,
-    backbone_weights: str | os.PathLike | None = None,
-    norm_layer: str | NormLayer | None = None,
-) -> SegmentationModel:
+def pspnet_resnet18(*, num_classes: int, width_mult: float = 1.0, output_stride: int = 8,
+                    aux: bool = True, backbone_weights: str | os.PathLike | None = None,
+                    norm_layer: str | NormLayer | None = None) -> SegmentationModel:  # fmt: skip
     """PSPNet (pyramid pooling) on a dilated ResNet-18; FCN auxiliary head on layer3 when ``aux``."""
     return _resnet_model(
         "pspnet",
@@ -407,15 +301,9 @@ def pspnet_resnet18(
 
 
 @register_model
-def pspnet_resnet34(
-    *,
-    num_classes: int,
-    width_mult: float = 1.0,
-    output_stride: int = 8,
-    aux: bool = True,
-    backbone_weights: str | os.PathLike | None = None,
-    norm_layer: str | NormLayer | None = None,
-) -> SegmentationModel:
+def pspnet_resnet34(*, num_classes: int, width_mult: float = 1.0, output_stride: int = 8,
+                    aux: bool = True, backbone_weights: str | os.PathLike | None = None,
+                    norm_layer: str | NormLayer | None = None) -> SegmentationModel:  # fmt: skip
     """PSPNet (pyramid pooling) on a dilated ResNet-34; FCN auxiliary head on layer3 when ``aux``."""
     return _resnet_model(
         "pspnet",
@@ -430,15 +318,9 @@ def pspnet_resnet34(
 
 
 @register_model
-def pspnet_resnet50(
-    *,
-    num_classes: int,
-    width_mult: float = 1.0,
-    output_stride: int = 8,
-    aux: bool = True,
-    backbone_weights: str | os.PathLike | None = None,
-    norm_layer: str | NormLayer | None = None,
-) -> SegmentationModel:
+def pspnet_resnet50(*, num_classes: int, width_mult: float = 1.0, output_stride: int = 8,
+                    aux: bool = True, backbone_weights: str | os.PathLike | None = None,
+                    norm_layer: str | NormLayer | None = None) -> SegmentationModel:  # fmt: skip
     """PSPNet (pyramid pooling) on a dilated ResNet-50; FCN auxiliary head on layer3 when ``aux``."""
     return _resnet_model(
         "pspnet",
@@ -453,15 +335,9 @@ def pspnet_resnet50(
 
 
 @register_model
-def pspnet_resnet101(
-    *,
-    num_classes: int,
-    width_mult: float = 1.0,
-    output_stride: int = 8,
-    aux: bool = True,
-    backbone_weights: str | os.PathLike | None = None,
-    norm_layer: str | NormLayer | None = None,
-) -> SegmentationModel:
+def pspnet_resnet101(*, num_classes: int, width_mult: float = 1.0, output_stride: int = 8,
+                     aux: bool = True, backbone_weights: str | os.PathLike | None = None,
+                     norm_layer: str | NormLayer | None = None) -> SegmentationModel:  # fmt: skip
     """PSPNet (pyramid pooling) on a dilated ResNet-101; FCN auxiliary head on layer3 when ``aux``."""
     return _resnet_model(
         "pspnet",
@@ -476,15 +352,9 @@ def pspnet_resnet101(
 
 
 @register_model
-def deeplabv3_mobilenetv2(
-    *,
-    num_classes: int,
-    width_mult: float = 1.0,
-    output_stride: int = 16,
-    aux: bool = False,
-    backbone_weights: str | os.PathLike | None = None,
-    norm_layer: str | NormLayer | None = None,
-) -> SegmentationModel:
+def deeplabv3_mobilenetv2(*, num_classes: int, width_mult: float = 1.0, output_stride: int = 16,
+                          aux: bool = False, backbone_weights: str | os.PathLike | None = None,
+                          norm_layer: str | NormLayer | None = None) -> SegmentationModel:  # fmt: skip
     """DeepLabV3 (ASPP, 256·w channels) on a dilated MobileNetV2; aux FCN head on features.13."""
     _check_num_classes(num_classes)
     norm = get_norm_layer(norm_layer)
@@ -504,15 +374,9 @@ def deeplabv3_mobilenetv2(
 
 
 @register_model
-def lraspp_mobilenetv2(
-    *,
-    num_classes: int,
-    width_mult: float = 1.0,
-    output_stride: int = 16,
-    aux: bool = False,
-    backbone_weights: str | os.PathLike | None = None,
-    norm_layer: str | NormLayer | None = None,
-) -> SegmentationModel:
+def lraspp_mobilenetv2(*, num_classes: int, width_mult: float = 1.0, output_stride: int = 16,
+                       aux: bool = False, backbone_weights: str | os.PathLike | None = None,
+                       norm_layer: str | NormLayer | None = None) -> SegmentationModel:  # fmt: skip
     """The real-time student: LR-ASPP (see :class:`~rdd.models.heads.LRASPPHead`) on MobileNetV2
     (deep feature at ``output_stride``, stride-8 skip from features.6); aux FCN head on
     features.13 when ``aux``."""

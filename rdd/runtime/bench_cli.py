@@ -32,8 +32,8 @@ EXAMPLES = """examples:
 
 
 def build_parser(prog: str = "rdd-bench"):
+    from rdd.runtime.flags import build_parser as build
     from rdd.runtime.options import BenchOptions
-    from rdd.runtime.options import build_parser as build
     from rdd.runtime.runner import version
 
     return build(
@@ -130,7 +130,8 @@ def main(argv: list[str] | None = None, prog: str = "rdd-bench") -> int:
 
 
 def _main(argv: list[str] | None, prog: str) -> int:
-    from rdd.runtime.options import BenchOptions, parse_options
+    from rdd.runtime.flags import parse_options
+    from rdd.runtime.options import BenchOptions
 
     cfg = parse_options(build_parser(prog), BenchOptions, argv)
     from rdd.runtime.errors import InputError, one_line

@@ -38,8 +38,8 @@ exit codes: 0 completed, 2 bad input / a video that stops decoding / a dropped s
 
 def build_parser(prog: str = "rdd-infer"):
     """The argparse parser of :class:`~rdd.runtime.options.InferOptions`."""
+    from rdd.runtime.flags import build_parser as build
     from rdd.runtime.options import InferOptions
-    from rdd.runtime.options import build_parser as build
     from rdd.runtime.runner import version
 
     return build(
@@ -138,7 +138,8 @@ def main(argv: list[str] | None = None, prog: str = "rdd-infer") -> int:
 
 
 def _main(argv: list[str] | None, prog: str, signals: _Signals) -> int:
-    from rdd.runtime.options import InferOptions, parse_options
+    from rdd.runtime.flags import parse_options
+    from rdd.runtime.options import InferOptions
 
     args = cfg = parse_options(build_parser(prog), InferOptions, argv)
     from rdd.runtime.errors import InputError, one_line, printable

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from rdd.runtime.errors import InputError, OptionError
-from rdd.runtime.options import LABEL_MAPS, InferOptions, options
+from rdd.runtime.flags import options
+from rdd.runtime.options import LABEL_MAPS, InferOptions
 from rdd.runtime.stream.stop import StopSignal
 
 __all__ = [
@@ -64,14 +65,14 @@ def open_source(
     ``camera``: an index or a device path. ``reconnect``: reopen attempts of a live source that
     drops. ``max_pixels``: largest frame accepted, checked before decoding.
     """
-    from rdd.runtime.stream.sources import (
+    from rdd.runtime.stream.capture import (
         CameraSource,
-        ImageFolderSource,
         StreamSource,
         VideoSource,
         is_gstreamer_pipeline,
         stream_scheme,
     )
+    from rdd.runtime.stream.sources import ImageFolderSource
 
     given = [k for k, v in (("video", video), ("camera", camera), ("images", images)) if v is not None]
     if len(given) != 1:
@@ -93,7 +94,7 @@ def open_source(
 
 def _video_file(video: str | os.PathLike | None) -> str | os.PathLike | None:
     """The local file behind ``video`` (a path or a ``file://`` URL); None for live streams."""
-    from rdd.runtime.stream.sources import is_gstreamer_pipeline, stream_scheme
+    from rdd.runtime.stream.capture import is_gstreamer_pipeline, stream_scheme
 
     if not isinstance(video, str):
         return video
@@ -178,9 +179,10 @@ def run_inference(
 
     from rdd.runtime.backends import open_build
     from rdd.runtime.options import parse_compare
+    from rdd.runtime.stream.capture import CameraSource
     from rdd.runtime.stream.labels import LabelFolder
     from rdd.runtime.stream.outputs import check_outputs, model_files
-    from rdd.runtime.stream.sources import CameraSource, ImageFolderSource
+    from rdd.runtime.stream.sources import ImageFolderSource
     from rdd.runtime.stream.stream import Pipeline, PipelineConfig
     from rdd.runtime.stream.writers import StagedFile, commit, discard
     from rdd.runtime.zoo import resolve_model

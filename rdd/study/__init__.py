@@ -7,7 +7,8 @@ reads those runs (plus, for the difficulty diagnostics, the teacher's and studen
 * :mod:`rdd.study.aggregate` (torch-free) — runs → per-arm statistics and paired gains; each
   arm's settings (its TSE mask mode) come from the configuration the run logged;
 * :mod:`rdd.study.diagnostics` (torch) — RDD's difficulty maps on labelled frames;
-* :mod:`rdd.study.figures`, :mod:`rdd.study.report` (a study) and :mod:`rdd.study.sweep` (the
+* :mod:`rdd.study.figures`, :mod:`rdd.study.report` (a study; its markdown:
+  :mod:`rdd.study.sections` and :mod:`rdd.study.gaps`) and :mod:`rdd.study.sweep` (the
   label-noise sweep) — the figures, the markdown and the writers :func:`write_study_report` /
   :func:`write_sweep_report` (:mod:`rdd.study.markdown`: their table cells).
 
@@ -25,7 +26,8 @@ from rdd.study.aggregate import (
     summarize_study,
 )
 from rdd.study.diagnostics import diagnose_noise, diagnose_study, difficulty_diagnostics
-from rdd.study.report import markdown_report, write_study_report
+from rdd.study.report import write_study_report
+from rdd.study.sections import markdown_report
 from rdd.study.sweep import sweep_markdown, write_sweep_report
 
 __all__ = [

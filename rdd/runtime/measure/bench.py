@@ -8,11 +8,12 @@ Which build of the student to ship on this device, how fast it is and what it co
   ORT CUDA, ORT TensorRT EP, TensorRT FP16/INT8, OpenVINO CPU FP32/INT8, torch eager) measured
   or skipped with the reason (``skipped: TensorRT unavailable``).
 * **Columns** per row × size × threads (× batch): latency p50/p90/p99 and throughput under
-  trtexec's protocol with interleaved rounds (:mod:`rdd.runtime.timing`), end-to-end FPS through
-  the runner's :class:`~rdd.runtime.stream.stream.Pipeline`, mIoU on the same labelled frames,
-  argmax agreement and max |Δlogit| against the row's **reference** (the ORT CPU FP32 row of the
-  FP32 build it was made from: each model is compared with itself only, :func:`references`),
-  file size and SHA-256, load / first-inference times and peak RSS, and the device block.
+  trtexec's protocol with interleaved rounds and end-to-end FPS through the runner's
+  :class:`~rdd.runtime.stream.stream.Pipeline` (:mod:`rdd.runtime.measure.harness`, the one
+  harness), mIoU on the same labelled frames, argmax agreement and max |Δlogit| against the
+  row's **reference** (the ORT CPU FP32 row of the FP32 build it was made from: each model is
+  compared with itself only, :func:`references`), file size and SHA-256, load /
+  first-inference times and peak RSS, and the device block.
 * **Process and threading model** (docs/BENCH.md): every row in one process, timed in
   interleaved rounds (a load change hits every row alike), with ONNX Runtime's intra-op threads
   not spinning (:data:`rdd.runtime.backends.ort.SPIN`), the setting the runner and the export
@@ -24,18 +25,16 @@ Torch-free: torch is imported only for a ``.pt`` row. The command line is
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from rdd.runtime.backends import BACKENDS, FORMATS, Build, available, open_build, row_kinds
 from rdd.runtime.errors import InputError
 from rdd.runtime.measure.frames import Frames
+from rdd.runtime.measure.harness import PeakRss, e2e_interleaved, input_batch, time_builds
 from rdd.runtime.measure.score import Agreement, predict, score
 
 __all__ = [
@@ -44,7 +43,6 @@ __all__ = [
     "plan_rows",
     "references",
     "run_bench",
-    "time_builds",
     "LOGIT_FRAMES",
     "display_path",
 ]
@@ -225,25 +223,6 @@ class _Open:
     preds: tuple | None = None
 
 
-def _rss_reset() -> bool:
-    """Reset this process's peak RSS (Linux ``clear_refs`` 5); False where not possible."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-        return True
-    except OSError:
-        return False
-
-
-def _status_kb(key: str) -> int | None:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return None
-
-
 def _open(row: Row, size: Any, threads: int | None, frames: Frames | None, max_pixels: int | None) -> _Open:
     """Open a row's build and run it three times: load and first-inference times, peak RSS."""
     from rdd.runtime.stream.transforms import inference_size
@@ -259,8 +238,7 @@ def _open(row: Row, size: Any, threads: int | None, frames: Frames | None, max_p
         "model_bytes": b.size_bytes,
         "threads": threads,
     }
-    tracked = _rss_reset()
-    rss0 = _status_kb("VmRSS")
+    rss = PeakRss()
     t0 = time.perf_counter()
     be = open_build(
         b,
@@ -273,15 +251,14 @@ def _open(row: Row, size: Any, threads: int | None, frames: Frames | None, max_p
     base["compile_ms"] = getattr(be, "compile_ms", None)
     frame_hw = frames[0].image.shape[:2] if frames else (be.meta.input_size or (360, 480))
     hw = inference_size(tuple(frame_hw), be.meta, size)
-    x1 = _input(be, hw, frames, 1)
+    x1 = input_batch(be, hw, frames, 1)
     for i in range(3):
         t1 = time.perf_counter()
         be.infer(x1)
         if i == 0:
             base["first_inference_ms"] = 1e3 * (time.perf_counter() - t1)
-    peak = _status_kb("VmHWM") if tracked else None
     base.update(
-        peak_rss_mb=(peak - rss0) / 1024 if peak and rss0 else None,
+        peak_rss_mb=rss.growth_mb(),
         size=list(hw),
         precision=be.precision,
         head=be.meta.head,
@@ -298,16 +275,6 @@ def _row_name(row: Row, be: Any) -> str:
         t for t, on in (("lowres", be.meta.head == "lowres"), ("uint8", be.meta.input_dtype == "uint8")) if on
     ]
     return f"{row.label} {be.precision.upper()}" + (f" ({', '.join(tags)})" if tags else "")
-
-
-def _input(be: Any, hw: tuple[int, int], frames: Frames | None, batch: int) -> np.ndarray | None:
-    from rdd.runtime.stream.transforms import preprocess
-
-    if batch > 1 and not be.meta.dynamic_batch:
-        return None
-    img = frames[0].image if frames else np.random.default_rng(0).integers(0, 256, (*hw, 3), dtype=np.uint8)
-    x = preprocess(img, be.meta, hw)
-    return np.ascontiguousarray(np.repeat(x, batch, axis=0)) if batch > 1 else x
 
 
 def _accuracy(opened: Sequence[_Open], frames: Frames) -> dict[int, dict[str, Any]]:
@@ -431,7 +398,12 @@ def run_bench(
                     time_builds(group, hw, frame=frames[0].image if frames else None, batch=b, **timing)
                 )
             e2e = (
-                _e2e_interleaved({k: bases[k] for k in stats}, clip, e2e_frames, int(timing.get("rounds", 1)))
+                e2e_interleaved(
+                    {k: (bases[k].backend, bases[k].hw) for k in stats},
+                    clip,
+                    e2e_frames,
+                    int(timing.get("rounds", 1)),
+                )
                 if b == 1 and clip is not None and e2e_frames
                 else {}
             )
@@ -464,75 +436,7 @@ def run_bench(
     }
 
 
-def time_builds(
-    backends: Mapping[str, Any],
-    size: tuple[int, int],
-    *,
-    frame: np.ndarray | None = None,
-    batch: int = 1,
-    **timing: Any,
-) -> dict[str, dict[str, Any]]:
-    """The one latency harness of the project: each backend's ``infer`` on the same frame
-    (``frame`` or a seeded random one) preprocessed for it at ``size`` (``batch`` copies),
-    timed under trtexec's protocol in interleaved rounds (:func:`rdd.runtime.timing.
-    measure_interleaved`; ``timing`` are its keyword arguments). ``rdd-bench``, the export
-    stage's latencies, the evaluate stage's latency column and ``benchmarks/`` all time builds
-    this way, each opened by :func:`~rdd.runtime.backends.open_build` (ONNX Runtime's threads
-    not spinning), so one model on one backend at one size and thread count has one latency."""
-    from rdd.runtime.timing import measure_interleaved
-
-    img = (
-        frame if frame is not None else np.random.default_rng(0).integers(0, 256, (*size, 3), dtype=np.uint8)
-    )
-    frames = Frames.from_arrays([img])
-    fns = {}
-    for k, be in backends.items():
-        x = _input(be, tuple(size), frames, batch)
-        if x is not None:
-            fns[k] = (lambda b, x_: lambda: b.infer(x_))(be, x)
-    return measure_interleaved(fns, batch=batch, **timing)
-
-
 def _spin() -> bool:
     from rdd.runtime.backends.ort import SPIN
 
     return SPIN
-
-
-def _e2e_interleaved(
-    rows: Mapping[str, _Open], clip: Any, frames: int, rounds: int
-) -> dict[str, float | None]:
-    """End-to-end FPS per row: ``rounds`` short pipeline runs each (``frames / rounds`` frames,
-    rotated order, like the latency rounds), the median of the runs."""
-    rounds = max(1, min(rounds, frames // 8))
-    keys = list(rows)
-    fps: dict[str, list[float]] = {k: [] for k in keys}
-    for r in range(rounds):
-        for k in keys[r % len(keys) :] + keys[: r % len(keys)] if keys else []:
-            v = _e2e_fps(rows[k], clip, max(2, frames // rounds))
-            if v is not None:
-                fps[k].append(v)
-    return {k: float(np.median(v)) if v else None for k, v in fps.items()}
-
-
-def _e2e_fps(o: _Open, clip: Any, n: int) -> float | None:
-    from rdd.runtime.stream.sources import ImageFolderSource, VideoSource
-    from rdd.runtime.stream.stop import SIGNAL_EXIT_CODES, Interrupted
-    from rdd.runtime.stream.stream import Pipeline, PipelineConfig
-
-    is_video = (
-        isinstance(clip, (str, Path))
-        and Path(clip).is_file()
-        and Path(clip).suffix.lower() not in (".png", ".jpg", ".jpeg", ".bmp")
-    )
-    src = VideoSource(clip) if is_video else ImageFolderSource(clip)
-    try:
-        rep = Pipeline(
-            o.backend, src, config=PipelineConfig(warmup=min(3, n - 1), max_frames=n, resize=o.hw)
-        ).run()
-    finally:
-        src.close()
-    if rep.get("stop_reason") in SIGNAL_EXIT_CODES:  # the pipeline took a Ctrl-C as its stop:
-        raise Interrupted(rep["stop_reason"])  # it ends the benchmark, not just this run
-    fps = rep.get("fps")
-    return float(fps) if fps is not None and math.isfinite(fps) else None

@@ -91,8 +91,9 @@ class Frames(list):
         """Images of a folder, a file or a glob (file-name order; ``limit`` evenly spaced), a
         video file (its first ``limit`` frames), and their masks (by stem, or for a video by
         frame index; every selected frame must have one)."""
+        from rdd.runtime.stream.capture import VideoSource
         from rdd.runtime.stream.labels import LabelFolder
-        from rdd.runtime.stream.sources import ImageFolderSource, VideoSource, image_files
+        from rdd.runtime.stream.sources import ImageFolderSource, image_files
 
         if Path(images).is_file() and Path(images).suffix.lower() not in _IMAGE_SUFFIXES():
             src, by_index = VideoSource(images, max_pixels=max_pixels), True

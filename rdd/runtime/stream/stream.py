@@ -10,13 +10,13 @@ back-pressure::
 OpenCV, numpy and the inference runtimes release the GIL in their heavy loops, so decoding and
 post-processing of neighbouring frames overlap with inference. Per-frame stage times and the
 end-to-end latency (decode start → frame done; in real time, arrival → done) are recorded;
-statistics skip the first ``warmup`` frames. Pacing and batching are :mod:`pacing`'s objects,
-outputs :mod:`writers`' staged files (committed together when the run ends).
+statistics skip the first ``warmup`` frames (the records and the figures made of them are
+:mod:`figures`'). Pacing and batching are :mod:`pacing`'s objects, outputs :mod:`writers`' staged
+files (committed together when the run ends).
 """
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections import deque
@@ -32,6 +32,7 @@ from rdd.metrics import ConfusionMatrix
 from rdd.runtime.backends.base import Backend, output_labels
 from rdd.runtime.errors import InputError, OptionError
 from rdd.runtime.provenance import device_info
+from rdd.runtime.stream.figures import RunFigures, lap
 from rdd.runtime.stream.labels import LabelFolder
 from rdd.runtime.stream.masks import MaskWriter
 from rdd.runtime.stream.pacing import END, Batcher, Channel, Pacer
@@ -40,14 +41,8 @@ from rdd.runtime.stream.stop import COMPLETE_REASONS, StopSignal, stop_reason
 from rdd.runtime.stream.temporal import FlickerMeter
 from rdd.runtime.stream.transforms import OverlayRenderer, Resize, draw_text, fit, model_input, resize_labels
 from rdd.runtime.stream.writers import OverlayFolder, OverlayVideo, commit, discard
-from rdd.runtime.timing import latency_stats
 
-__all__ = ["PipelineConfig", "Pipeline", "summarize_times", "STAGES", "STEPS"]
-
-#: per-frame stages of ``stages_ms`` (percentiles; ``postprocess`` is the writer thread's work)
-STAGES = ("decode", "preprocess", "inference", "postprocess")
-#: the frame's path in finer steps, ``stage_ms`` (mean ms per frame): where a frame's time goes
-STEPS = ("decode", "preprocess", "inference", "labels", "metric", "overlay", "write")
+__all__ = ["PipelineConfig", "Pipeline"]
 
 
 @dataclass
@@ -118,12 +113,6 @@ class _Item:
     pred: np.ndarray | None = None  # labels h×w at the inference size
 
 
-def summarize_times(values_s: list[float]) -> dict[str, float]:
-    """Seconds → ``{"mean", "p50", "p90", "p99"}`` in milliseconds
-    (:func:`rdd.runtime.timing.latency_stats`)."""
-    return latency_stats(np.asarray(values_s, dtype=np.float64) * 1e3)
-
-
 class Pipeline:
     """Runs ``backend`` over ``source`` and measures it.
 
@@ -148,7 +137,8 @@ class Pipeline:
         self.cfg = cfg = config or PipelineConfig()
         self.meta = meta = backend.meta
         k = meta.num_classes
-        self.cm = ConfusionMatrix(k, ignore_index=meta.classes.ignore_index) if labels else None
+        cm = ConfusionMatrix(k, ignore_index=meta.classes.ignore_index) if labels else None
+        self.figures = RunFigures(cfg.warmup, cm)
         if labels is not None:  # ids are validated against the model's classes as masks are read
             if labels.num_classes is None:
                 labels.set_num_classes(k)
@@ -195,13 +185,8 @@ class Pipeline:
         self._stop_request: str | None = None  # "sigint" / "sigterm": stop after the frame in hand
         self._hit_max_frames = False
         self._errors: list[BaseException] = []
-        self._records: list[dict[str, float]] = []
-        self._t_done: list[float] = []
-        self._labelled = 0
-        self._missing_labels: list[str] = []  # frames without a mask (skipped by the metric)
         self._infer_hw: tuple[int, int] | None = None
         self._frame_hw: tuple[int, int] | None = None
-        self._t_start = self._t_end = time.perf_counter()
 
     @property
     def outputs(self) -> list[Any]:
@@ -266,16 +251,11 @@ class Pipeline:
         if item.pred is None:
             item.pred = output_labels(item.out[None], self.meta, item.hw)[0]
             item.out = None
-        t, times["labels"] = _lap(t)
-        if self.cm is not None:
-            if item.label is not None:
-                self.cm.update(item.pred, item.label)  # ids checked by LabelFolder.load
-                self._labelled += 1
-            else:
-                self._missing_labels.append(item.name)
+        t, times["labels"] = lap(t)
+        self.figures.score(item.pred, item.label, item.name)
         if self.flicker is not None:
             self.flicker.update(item.pred, item.label)
-        t, times["metric"] = _lap(t)
+        t, times["metric"] = lap(t)
         vis = None
         if (
             self.video is not None
@@ -286,7 +266,7 @@ class Pipeline:
             pred = resize_labels(item.pred, item.image.shape[:2])  # labels at the frame's size
             if self.video is not None or self.overlays is not None or self.cfg.live is not None:
                 vis = cv2.cvtColor(self._renderer(item.image, pred), cv2.COLOR_RGB2BGR)
-        t, times["overlay"] = _lap(t)
+        t, times["overlay"] = lap(t)
         if self.masks is not None:
             self.masks.write(item.name, pred)
         if self.overlays is not None:
@@ -298,13 +278,12 @@ class Pipeline:
                 vis = vis.copy() if self.overlays is not None else vis
                 draw_text(vis, f"{(len(recent) - 1) / max(recent[-1] - recent[0], 1e-9):5.1f} FPS")
             self.video.write(vis)
-        t, times["write"] = _lap(t)
+        t, times["write"] = lap(t)
         times["postprocess"] = sum(times[s] for s in ("labels", "metric", "overlay", "write"))
-        self._records.append({**times, "latency": t - item.t0})
-        self._t_done.append(t)
+        self.figures.frame_done(times, item.t0, t)
         recent.append(t)
         if self.cfg.progress is not None:
-            self.cfg.progress(len(self._records))
+            self.cfg.progress(len(self.figures))
 
     # ------------------------------------------------------------------ driver
     def request_stop(self, reason: str = "sigint") -> None:
@@ -351,7 +330,7 @@ class Pipeline:
                 self.request_stop(stop.reason)
         if self._stop_request is not None:
             self._stop.set()
-        self._t_start = time.perf_counter()
+        self.figures.t_start = time.perf_counter()
         reader.start()
         writer.start()
         try:
@@ -375,7 +354,7 @@ class Pipeline:
                 self.video.close()  # finalises the mp4 (also after an early stop)
             if stop is not None:
                 stop._listener = None
-        self._t_end = time.perf_counter()
+        self.figures.t_end = time.perf_counter()
         if self._errors:
             raise self._errors[0]
 
@@ -413,48 +392,13 @@ class Pipeline:
     # ------------------------------------------------------------------ results
     def live_figures(self) -> dict[str, Any]:
         """The running figures a live view shows (frames, FPS, latency, dropped, mIoU so far)."""
-        n = len(self._records)
-        recent = self._t_done[-30:]
-        fps = (
-            (len(recent) - 1) / (recent[-1] - recent[0])
-            if len(recent) >= 2 and recent[-1] > recent[0]
-            else None
-        )
-        lat = latency_stats([1e3 * r["latency"] for r in self._records[-100:]])
-        out = {
-            "frames": n,
-            "fps": fps,
-            "latency_ms": {"p50": lat["p50"], "p99": lat["p99"]},
-            "dropped": max(self.pacer.frames_read - n, 0) if self.pacer.on else 0,
-        }
-        if self.cm is not None and self._labelled:
-            out["miou"] = float(self.cm.compute()["miou"])
-        return out
+        return self.figures.live(self.pacer.frames_read if self.pacer.on else None)
 
     def report(self) -> dict[str, Any]:
         """Figures after warm-up: FPS, latency percentiles, per-stage times, mIoU when labelled."""
-        n = len(self._records)
-        asked = max(int(self.cfg.warmup), 0)
-        # a rate needs two measured frames: a warm-up that leaves fewer is not applied at all
-        warm = asked if n - asked >= 2 else 0
-        note = (
-            f"warm-up of {asked} frames not applied: only {n} frames were processed, so "
-            "every frame is measured (warm-up effects included)"
-            if n and warm < asked
-            else None
-        )
-        recs = self._records[warm:]
-        if warm > 0:
-            t_begin = self._t_done[warm - 1]
-            counted = n - warm
-        else:
-            t_begin, counted = self._t_start, n
-        span = (self._t_done[-1] - t_begin) if n else float("nan")
-        fps = counted / span if n and span > 0 else float("nan")
-        stages = {s: summarize_times([r[s] for r in recs]) for s in STAGES}
-        steps = {s: 1e3 * float(np.mean([r[s] for r in recs])) if recs else float("nan") for s in STEPS}
-        inf_mean = stages["inference"]["mean"]
-        inference_fps = 1e3 / inf_mean if inf_mean and not math.isnan(inf_mean) else float("nan")
+        figs = self.figures
+        warm, note = figs.warm()
+        recs = figs.records[warm:]
         rep: dict[str, Any] = {
             **self.backend.describe(),
             "source": self.source.describe(),
@@ -464,19 +408,7 @@ class Pipeline:
             "model_input_size": list(self.meta.input_size) if self.meta.input_size else None,
             "head": self.meta.head,
             "input": "uint8" if self.meta.input_dtype == "uint8" else "float",
-            "frames": n,
-            "warmup": warm,
-            "warmup_asked": int(self.cfg.warmup),
-            "measured_frames": len(recs),
-            "fps": fps,
-            "inference_fps": inference_fps,
-            "fps_ratio": fps / inference_fps
-            if inference_fps == inference_fps and inference_fps
-            else float("nan"),
-            "latency_ms": summarize_times([r["latency"] for r in recs]),
-            "stages_ms": stages,
-            "stage_ms": steps,
-            "wall_s": self._t_end - self._t_start,
+            **figs.timing(warm),
             "out": str(self.cfg.out) if self.video is not None else None,
             "device": device_info(),
         }
@@ -486,24 +418,13 @@ class Pipeline:
             rep["stop_detail"] = detail
         if note:
             rep["note"] = note
-        if self.cm is not None:
-            res = self.cm.compute()
-            names = self.meta.classes.names
-            rep.update(
-                {
-                    "labelled_frames": self._labelled,
-                    "labels_missing": len(self._missing_labels),
-                    "labels_missing_first": self._missing_labels[:10],
-                    "miou": res["miou"],
-                    "miou_scored_at": "inference_size",
-                    "pixel_acc": res["pixel_acc"],
-                    "mean_acc": res["mean_acc"],
-                    "iou": {names[i]: v for i, v in enumerate(res["iou"])},
-                }
-            )
+        if figs.cm is not None:
+            rep.update(figs.scores(self.meta.classes.names))
         rep.update(self.batcher.report(warm))
         rep.update(
-            self.pacer.report(frames=n, latencies_s=[r["latency"] for r in recs], done_s=self._t_done[warm:])
+            self.pacer.report(
+                frames=len(figs), latencies_s=[r["latency"] for r in recs], done_s=figs.t_done[warm:]
+            )
         )
         if self.flicker is not None:
             rep.update(self.flicker.summary(with_gt=self.labels is not None))
@@ -526,9 +447,3 @@ def _join(thread: threading.Thread, pipe: Pipeline) -> None:
         except KeyboardInterrupt as e:
             pipe.request_stop(getattr(e, "reason", "sigint"))
             pipe._stop.set()
-
-
-def _lap(t: float) -> tuple[float, float]:
-    """``(now, now - t)``."""
-    now = time.perf_counter()
-    return now, now - t
