@@ -29,7 +29,6 @@ import argparse
 import itertools
 import json
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -41,21 +40,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from rdd.runtime.backends.lowres import LabelUpsampler  # noqa: E402
+from rdd.runtime.backends.ort import make_session  # noqa: E402
+from rdd.runtime.provenance import device_info  # noqa: E402
 from rdd.runtime.timing import measure_interleaved, protocol  # noqa: E402
 
 MODEL = REPO / "studies" / "camvid_converged" / "models" / "rdd_16x-s0.onnx"
 IMAGES = REPO.parent / "shared" / "data" / "camvid" / "val"
-
-
-def cpu_name() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name:"):
-                return line.split(":", 1)[1].strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def split_model(path: Path) -> tuple[bytes, bytes, str, dict]:
@@ -125,21 +115,15 @@ def main() -> None:
     )
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = ap.parse_args()
-    import onnxruntime as ort
-
     cv2.setNumThreads(1)
     if args.clock == "thread":
         args.threads = 1  # ORT's own pool threads would escape a thread clock
     size = tuple(int(v) for v in args.size.split(","))
     head, tail, cut, attrs = split_model(args.model)
-    so = ort.SessionOptions()
-    if args.threads:
-        so.intra_op_num_threads = args.threads
-    s_head = ort.InferenceSession(head, so, providers=["CPUExecutionProvider"])
-    s_tail = ort.InferenceSession(tail, so, providers=["CPUExecutionProvider"])
-    so1 = ort.SessionOptions()
-    so1.intra_op_num_threads = 1
-    s_tail1 = ort.InferenceSession(tail, so1, providers=["CPUExecutionProvider"])
+    # the project's one session factory: spinning off, as every published latency (docs/BENCH.md)
+    s_head = make_session(head, threads=args.threads)
+    s_tail = make_session(tail, threads=args.threads)
+    s_tail1 = make_session(tail, threads=1)
     image_name = s_head.get_inputs()[0].name
     frames = load_frames(args.model, args.images, args.frames, size)
     lows = [s_head.run(None, {image_name: x})[0] for x in frames]  # 1×K×h×w, not timed
@@ -188,8 +172,8 @@ def main() -> None:
 
     base = st["(a) ort_resize+argmax"]["p50"]
     lines = [
-        f"CPU: {cpu_name()}  ({platform.machine()}; numpy {np.__version__}, "
-        f"OpenCV {cv2.__version__}, onnxruntime {ort.__version__}; ORT intra-op threads: "
+        f"CPU: {device_info()['cpu']}  ({platform.machine()}; numpy {np.__version__}, "
+        f"OpenCV {cv2.__version__}, onnxruntime {device_info()['onnxruntime']}; ORT intra-op threads: "
         f"{args.threads or 'default'}, the numpy paths single-threaded; clock: {args.clock})",
         f"model: {args.model.name}  logits {tuple(lows[0].shape[1:])} → labels {size}; "
         f"Resize mode={attrs['mode'].decode()}, "
@@ -209,7 +193,7 @@ def main() -> None:
         args.json.write_text(
             json.dumps(
                 {
-                    "cpu": cpu_name(),
+                    "cpu": device_info()["cpu"],
                     "frames": len(lows),
                     "band_fraction": band,
                     "differing_pixels": diffs,

@@ -502,6 +502,14 @@ def test_length_variants_and_curve_tail():
         "": {"baseline": "baseline", "kd": "kd", "tfe_only": "tfe_only", "x_long": "x_long"},
         "_long": {"kd": "kd_long", "baseline": "baseline_long"},
     }
+    # an arm without a base arm joins the suffix group whose members all declare its length
+    # (at_16x beside kd_16x), not one of another length (x_long declares 400, kd_long 6400)
+    names = ["baseline", "kd", "kd_16x", "baseline_16x", "at_16x", "x_16x", "at_w10", "y_16x"]
+    iters = {"kd_16x": 6400, "baseline_16x": 6400, "at_16x": 6400, "x_16x": 400, "y_16x": None}
+    assert length_variants(names, iters) == {
+        "": {"baseline": "baseline", "kd": "kd", "x_16x": "x_16x", "at_w10": "at_w10", "y_16x": "y_16x"},
+        "_16x": {"kd": "kd_16x", "baseline": "baseline_16x", "at": "at_16x"},
+    }
     c = curve_tail([100, 200, 300, 400, 500], [0.1, 0.3, 0.35, 0.40, 0.38])
     assert (c["from_step"], c["points"]) == (400, 2)
     assert c["range"] == pytest.approx(0.02) and c["change"] == pytest.approx(-0.02)
@@ -1029,3 +1037,44 @@ def test_what_rdd_adds_pairs_arms_that_differ_only_by_rdd(tmp_path):
     md = markdown_report(summary, {}, study, fig_dir="f")
     assert "## What RDD adds to each distillation method" in md
     assert "| at | at_rdd | 52.00 ± 0.00 (n=3) |" in md and "3/3 |" in md
+
+
+def test_arms_of_another_length_and_other_short_arms_in_the_report(tmp_path):
+    """Issue #35: ``at_16x`` (no ``at`` arm) is compared with the baseline and KD of its own
+    length, and the short AT-weight runs are not listed as RDD ablations ("rdd with null") but
+    against KD with what they change."""
+    from rdd.study import markdown_report, summarize_study
+
+    at = [{"type": "at", "weight": 10.0}]
+    long = {"student": {"optim": {"iters": 6400}}}
+    arms = {
+        "baseline": {},
+        "kd": {"kd": True},
+        "rdd": {"kd": True, "rdd": {}},
+        "baseline_16x": {**long},
+        "kd_16x": {"kd": True, **long},
+        "at_16x": {"kd": True, "extra_kd": at, **long},
+        "p20": {"kd": True, "rdd": {"tfe_frac": 0.2}},
+        "at_w10": {"kd": True, "extra_kd": at},
+    }
+    main = ["baseline", "kd", "rdd", "baseline_16x", "kd_16x", "at_16x"]
+    study = {"seeds": [0], "main_arms": main, "ablation_seeds": [0], "arms": arms}
+    for arm, v in (
+        ("baseline", 0.30),
+        ("kd", 0.32),
+        ("rdd", 0.33),
+        ("baseline_16x", 0.50),
+        ("kd_16x", 0.52),
+        ("at_16x", 0.53),
+        ("p20", 0.34),
+        ("at_w10", 0.31),
+    ):
+        _fake_run(tmp_path, arm, 0, v)
+    summary = summarize_study(study, tmp_path)
+    assert summary["lengths"]["_16x"]["arms"]["at"] == "at_16x"
+    md = markdown_report(summary, {}, study, fig_dir="f")
+    row = next(line for line in md.splitlines() if line.startswith("| at_16x | 1 |"))
+    assert "| +3.00 (n=1) | +1.00 (n=1) |" in row  # vs baseline_16x and kd_16x, not the 400-it arms
+    assert "| p20 | rdd with {\"tfe_frac\": 0.2} |" in md
+    assert "rdd with null" not in md
+    assert '| at_w10 | extra_kd: [{"type": "at", "weight": 10.0}] | 31.00 | 1 | -1.00 |' in md

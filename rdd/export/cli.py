@@ -340,7 +340,7 @@ def _onnx_parity(src: Path, fp32: str, val: Any) -> dict[str, Any]:
     """The FP32 gate of a new ``model.onnx``: against PyTorch for a ``.pt`` (the export stage's
     :func:`rdd.export.parity.compare_parity`), against the source graph for an ``.onnx``
     (:func:`rdd.runtime.measure.score.compare_builds` with the same thresholds)."""
-    from rdd.export.parity import DEFAULT_THRESHOLDS
+    from rdd.export.parity import DEFAULT_THRESHOLDS, parity_failures
 
     if src.suffix.lower() == ".pt":
         from rdd.artifacts import load_artifact
@@ -355,17 +355,7 @@ def _onnx_parity(src: Path, fp32: str, val: Any) -> dict[str, Any]:
     a, b = open_build(src), open_build(fp32)
     c = compare_builds(a, b, val, a.meta.input_size or "native", ignore_index=a.meta.classes.ignore_index)
     th = DEFAULT_THRESHOLDS
-    failures = []
-    if c["argmax_agreement"] < th["min_argmax_agreement"]:
-        failures.append(
-            f"argmax agreement {100 * c['argmax_agreement']:.4f}% < {100 * th['min_argmax_agreement']:.4f}%"
-        )
-    if c["max_abs_logit_diff"] is not None and c["max_abs_logit_diff"] > th["max_abs_logit_diff"]:
-        failures.append(f"max |logit diff| {c['max_abs_logit_diff']:.3g} > {th['max_abs_logit_diff']:.3g}")
-    if c["miou_delta"] is not None and abs(c["miou_delta"]) > th["max_miou_delta"]:
-        failures.append(
-            f"|mIoU delta| {100 * abs(c['miou_delta']):.4f} points > {100 * th['max_miou_delta']:.4f} points"
-        )
+    failures = parity_failures(c, th)
     return {"against": src.name, **c, "thresholds": th, "failures": failures, "passed": not failures}
 
 

@@ -27,6 +27,7 @@ that code path.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -48,6 +49,7 @@ __all__ = [
     "DEFAULT_THRESHOLDS",
     "compare_parity",
     "check_parity",
+    "parity_failures",
     "evaluate_onnx",
     "evaluate_torch",
     "ParityError",
@@ -206,6 +208,15 @@ def compare_parity(
     else:
         rep.update(miou_torch=None, miou_onnx=None, miou_delta=None)
     rep["thresholds"] = th
+    rep["failures"] = parity_failures(rep, th)
+    rep["passed"] = not rep["failures"]
+    return rep
+
+
+def parity_failures(rep: Mapping[str, Any], th: Mapping[str, float]) -> list[str]:
+    """The FP32 gate's verdict on a comparison of two builds (``max_abs_logit_diff``,
+    ``argmax_agreement``, ``miou_delta``: fractions, None where not measured) against the
+    thresholds :data:`DEFAULT_THRESHOLDS` names: one line per threshold crossed."""
     failures = []
     if rep["max_abs_logit_diff"] is not None and rep["max_abs_logit_diff"] > th["max_abs_logit_diff"]:
         failures.append(f"max |logit diff| {rep['max_abs_logit_diff']:.3g} > {th['max_abs_logit_diff']:.3g}")
@@ -218,9 +229,7 @@ def compare_parity(
             f"|mIoU delta| {100 * abs(rep['miou_delta']):.4f} points > "
             f"{100 * th['max_miou_delta']:.4f} points"
         )
-    rep["failures"] = failures
-    rep["passed"] = not failures
-    return rep
+    return failures
 
 
 def check_parity(

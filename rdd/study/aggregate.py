@@ -31,6 +31,8 @@ __all__ = [
     "paired_t",
     "paired_diff",
     "gap_recovered",
+    "declared_iters",
+    "found_seeds",
     "length_variants",
     "curve_tail",
     "mean_curve",
@@ -256,21 +258,43 @@ def gap_recovered(
     return {"mean": m, "std": sd, "seeds": [int(s) for s in common], "per_seed": shares}
 
 
-def length_variants(arms: Sequence[str]) -> dict[str, dict[str, str]]:
+def length_variants(
+    arms: Sequence[str], iters: Mapping[str, int | None] | None = None
+) -> dict[str, dict[str, str]]:
     """Arms grouped by training length: ``{suffix: {base arm: arm}}``.
 
     An arm ``<base>_<word>`` whose ``<base>`` is also an arm is ``base`` at another schedule
     (``kd_long`` → ``kd`` under suffix ``"_long"``); every other arm is its own base under
-    ``""``. ``tfe_only`` stays a base arm because there is no ``tfe`` arm."""
+    ``""``. ``tfe_only`` stays a base arm because there is no ``tfe`` arm. With ``iters`` (arm →
+    its declared iterations, :func:`declared_iters`), an arm whose base is not an arm joins a
+    suffix group all of whose members declare its iterations (``at_16x``, 6 400 iterations like
+    ``kd_16x``, joins ``"_16x"`` as ``at``), so that it is compared with the baseline and KD of
+    its own length."""
     names = list(arms)
     out: dict[str, dict[str, str]] = {"": {}}
+    alone = []
     for arm in names:
         base, sep, word = arm.rpartition("_")
         if sep and base in names and word:
             out.setdefault(f"_{word}", {})[base] = arm
         else:
+            alone.append(arm)
+    for arm in alone:
+        base, sep, word = arm.rpartition("_")
+        group = out.get(f"_{word}") if sep and word else None
+        n = (iters or {}).get(arm)
+        if group and n is not None and {(iters or {}).get(x) for x in group.values()} == {n}:
+            group[base] = arm
+        else:
             out[""][arm] = arm
     return out
+
+
+def declared_iters(arms: Mapping[str, Mapping[str, Any]]) -> dict[str, int | None]:
+    """Arm → the training iterations its declaration sets (``student.optim.iters``), or None
+    where it keeps the study's default."""
+    optim = {x: (dict(s or {}).get("student") or {}).get("optim") or {} for x, s in arms.items()}
+    return {x: o.get("iters") for x, o in optim.items()}
 
 
 def rdd_pairs(arms: Mapping[str, Mapping[str, Any]], among: Sequence[str]) -> list[tuple[str, str]]:
@@ -325,7 +349,7 @@ def mean_curve(curves: Mapping[str, Mapping[str, list]]) -> tuple[list[int], np.
     return steps, a.mean(0), a.std(0, ddof=1) if len(per) > 1 else np.zeros(len(steps))
 
 
-def _found_seeds(out_root: Path, arm: str) -> set[int]:
+def found_seeds(out_root: Path, arm: str) -> set[int]:
     """Seeds of ``arm`` that have a run folder under ``out_root``."""
     out = set()
     for p in (out_root / "runs").glob(f"{arm}-s*"):
@@ -378,7 +402,7 @@ def summarize_study(study: Mapping[str, Any], out_root: str | Path) -> dict[str,
     missing: list[str] = []
     for arm in study["arms"]:
         expected = study["seeds"] if arm in study["main_arms"] else study.get("ablation_seeds", [])
-        for s in sorted(set(expected) | _found_seeds(out_root, arm)):
+        for s in sorted(set(expected) | found_seeds(out_root, arm)):
             r = load_run(run_dir(out_root, arm, s))
             if r is None:
                 missing.append(f"{arm}-s{s}")
@@ -399,7 +423,7 @@ def summarize_study(study: Mapping[str, Any], out_root: str | Path) -> dict[str,
     gains: dict[str, Any] = {}
     recovered: dict[str, Any] = {}
     lengths: dict[str, Any] = {}
-    for suffix, members in length_variants(list(study["arms"])).items():
+    for suffix, members in length_variants(list(study["arms"]), declared_iters(study["arms"])).items():
         for a, b in GAIN_PAIRS:
             if a in members and b in members:
                 gains[f"{a}{suffix}_vs_{b}{suffix}"] = gain(members[a], members[b])

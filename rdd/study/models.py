@@ -23,7 +23,7 @@ from typing import Any
 
 from rdd.serialization import sha256_file
 from rdd.spec import atomic_path, write_json_atomic
-from rdd.study.aggregate import _found_seeds, read_json, run_dir
+from rdd.study.aggregate import found_seeds, read_json, run_dir
 
 __all__ = ["collect_onnx", "restore_teacher"]
 
@@ -116,7 +116,7 @@ def collect_onnx(
         else:
             index["skipped"].append({"name": "teacher", "why": f"no passed export in {te}"})
     for arm in study["arms"]:
-        for seed in sorted(_found_seeds(out_root, arm)):
+        for seed in sorted(found_seeds(out_root, arm)):
             d = run_dir(out_root, arm, seed)
             name = f"{arm}-s{seed}"
             train = read_json(d / "metrics.json")

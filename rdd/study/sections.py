@@ -9,7 +9,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from rdd.study.aggregate import length_variants, paired_diff
+from rdd.study.aggregate import declared_iters, length_variants, paired_diff
 from rdd.study.gaps import lengths_section, rdd_adds_section
 from rdd.study.markdown import paired, pct, pm, signed
 
@@ -161,13 +161,29 @@ def _per_class_section(summary: Mapping[str, Any], main: Sequence[str]) -> list[
     return L
 
 
+def _changed_keys(spec: Mapping[str, Any], ref: Mapping[str, Any]) -> list[str]:
+    """The keys of two arm declarations whose values differ (absent counts as a value)."""
+    a, b = dict(spec or {}), dict(ref or {})
+    return [k for k in sorted(set(a) | set(b)) if k not in a or k not in b or a[k] != b[k]]
+
+
+def _changes(spec: Mapping[str, Any], ref: Mapping[str, Any]) -> str:
+    """What an arm's declaration changes against another's: ``extra_kd: [...]; no rdd``."""
+    a = dict(spec or {})
+    return "; ".join(f"{k}: {json.dumps(a[k])}" if k in a else f"no {k}" for k in _changed_keys(spec, ref))
+
+
 def _ablation_section(
     summary: Mapping[str, Any], params: Mapping[str, Any], study: Mapping[str, Any], ablations: Sequence[str]
 ) -> list[str]:
     if not ablations:
         return []
     a = summary["arms"]
+    arms = study["arms"]
     pc = (study.get("paper") or {}).get("cityscapes") or {}
+    # the paper's ablations change only the rdd section; any other arm is a run of its own
+    # (``at_w10``: the AT weight, chosen at the short length), set against KD below
+    own = [x for x in ablations if "rdd" in arms and set(_changed_keys(arms[x], arms["rdd"])) - {"rdd"}]
     L = [
         "## Ablations",
         "",
@@ -178,14 +194,14 @@ def _ablation_section(
         "paper (Cityscapes) | Δ vs paper RDD |",
         "|---|---|---:|---:|---:|---:|---:|",
     ]
-    for x in ["rdd", *ablations]:
+    for x in ["rdd", *[x for x in ablations if x not in own]]:
         if x not in a:
             continue
         r = a[x]
         what = (
             f"the rdd section as is: {json.dumps(params.get('rdd'))} (reference)"
             if x == "rdd"
-            else "rdd with " + json.dumps(study["arms"][x].get("rdd"))
+            else "rdd with " + json.dumps(arms[x].get("rdd"))
         )
         g = paired_diff(summary["runs"], x, "rdd") if x != "rdd" else None
         d = g["paired_mean"] if g else None
@@ -197,6 +213,21 @@ def _ablation_section(
             f"{dp} |"
         )
     L.append("")
+    own = [x for x in own if x in a]
+    if own and "kd" in arms:
+        L += [
+            "Other arms at the study's default length, each against KD on the same seeds:",
+            "",
+            "| arm | what it changes in the kd arm | val mIoU (%) | runs | Δ vs KD (same seeds) |",
+            "|---|---|---:|---:|---:|",
+        ]
+        for x in own:
+            g = paired_diff(summary["runs"], x, "kd") if "kd" in a else None
+            L.append(
+                f"| {x} | {_changes(arms[x], arms['kd'])} | {pct(a[x]['miou_mean'])} | {a[x]['n']} | "
+                f"{signed(g['paired_mean'] if g else None)} |"
+            )
+        L.append("")
     return L
 
 
@@ -289,7 +320,7 @@ def markdown_report(
     # a main arm at another schedule (``baseline_xlong``) is a length point, not an ablation
     lengths = [
         x
-        for v in length_variants(arms).values()
+        for v in length_variants(arms, declared_iters(study["arms"])).values()
         for b, x in v.items()
         if x != b and b in study["main_arms"] and x not in study["main_arms"]
     ]

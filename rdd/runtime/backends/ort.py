@@ -35,7 +35,7 @@ SPIN = False
 
 
 def make_session(
-    path: str | os.PathLike,
+    path: str | os.PathLike | bytes,
     *,
     providers: Sequence[Any] | None = None,
     threads: int | None = None,
@@ -47,6 +47,7 @@ def make_session(
     """The one place an ``onnxruntime.InferenceSession`` is made.
 
     Args:
+        path: an ONNX file, or a serialized model (``bytes``: a graph edited in memory).
         providers: execution providers (default CPU), optionally ``(name, options)`` pairs.
         threads / inter_op_threads: intra-/inter-op pool sizes (``None``/0 = ORT default).
         opt_level: ``"disable" | "basic" | "extended" | "all"`` graph optimisation level.
@@ -70,9 +71,8 @@ def make_session(
         so.inter_op_num_threads = int(inter_op_threads)
     so.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
     so.log_severity_level = 3  # errors only: no provider-assignment warnings on stdout
-    return ort.InferenceSession(
-        str(Path(path)), sess_options=so, providers=list(providers or ["CPUExecutionProvider"])
-    )
+    model = path if isinstance(path, bytes) else str(Path(path))
+    return ort.InferenceSession(model, sess_options=so, providers=list(providers or ["CPUExecutionProvider"]))
 
 
 def device_status(device: str) -> str | None:
