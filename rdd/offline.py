@@ -1,4 +1,6 @@
-"""Third-party imports that must not phone home.
+"""Third-party imports: whether one is installed, and those that must not phone home.
+
+:func:`installed` is the project's one "is package X here" test (nothing is imported).
 
 ``import openvino`` sends a usage event to Google Analytics (``openvino/tools/ovc/__init__.py``,
 through the ``openvino-telemetry`` package) and writes a client id under ``~/intel``; ``import
@@ -16,9 +18,22 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-__all__ = ["no_telemetry", "import_openvino", "import_nncf"]
+__all__ = ["installed", "no_telemetry", "import_openvino", "import_nncf"]
 
 TELEMETRY_MODULE = "openvino_telemetry"
+
+
+def installed(name: str) -> bool:
+    """Whether ``import name`` would find a module; nothing is imported. ``sys.modules[name] =
+    None`` (how a test hides a package, and how :func:`no_telemetry` blocks one) counts as absent."""
+    import importlib.util
+
+    if name in sys.modules:
+        return sys.modules[name] is not None
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def no_telemetry() -> None:

@@ -280,3 +280,21 @@ def test_a_new_runtime_is_one_row_and_one_file(fake_runtime, tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     [row] = [r for r in out["results"] if r["status"] == "ok"]
     assert row["row"] == "Fake CPU FP32" and row["miou"] == 1.0 and row["argmax_agreement"] == 1.0
+
+
+def test_one_place_answers_whether_a_package_is_installed(monkeypatch):
+    """``rdd.offline.installed`` is the one "is package X here" test: no other module of rdd/
+    asks importlib itself, and a package hidden as tests hide it counts as absent."""
+    import sys
+
+    from rdd.offline import installed
+
+    askers = [
+        str(p.relative_to(REPO))
+        for p in (REPO / "rdd").rglob("*.py")
+        if "find_spec" in p.read_text() and p.name != "offline.py"
+    ]
+    assert not askers, askers
+    assert installed("numpy") and not installed("no_such_package_rdd_edge")
+    monkeypatch.setitem(sys.modules, "numpy_hidden_probe", None)
+    assert not installed("numpy_hidden_probe")

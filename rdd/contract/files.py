@@ -19,6 +19,7 @@ from rdd.contract.model_meta import (
     ModelMeta,
     resolve_max_pixels,
 )
+from rdd.offline import installed
 from rdd.spec import loads_json, write_json_atomic
 
 __all__ = [
@@ -95,7 +96,7 @@ def describe_onnx_io(path: str | os.PathLike) -> tuple[dict[str, str], list[IOSp
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"ONNX model not found: {path}")
-    reader = next((m for m in ("onnx", "onnxruntime", "openvino") if _importable(m)), None)
+    reader = next((m for m in ("onnx", "onnxruntime", "openvino") if installed(m)), None)
     if reader is None:
         raise InputError(
             f"{path}: reading an ONNX model needs onnx, onnxruntime or openvino; "
@@ -130,20 +131,6 @@ def read_onnx_props(path: str | os.PathLike) -> dict[str, str]:
     """``metadata_props`` of an ONNX file (through whichever of onnx / onnxruntime / OpenVINO is
     installed; errors as :func:`describe_onnx_io`)."""
     return describe_onnx_io(path)[0]
-
-
-def _importable(name: str) -> bool:
-    """Whether ``import name`` would find a module (``sys.modules[name] = None``, how tests hide
-    a package, counts as absent); nothing is imported."""
-    import importlib.util
-    import sys
-
-    if name in sys.modules:
-        return sys.modules[name] is not None
-    try:
-        return importlib.util.find_spec(name) is not None
-    except (ImportError, ValueError):
-        return False
 
 
 _OV_DTYPES = {

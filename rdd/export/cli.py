@@ -190,10 +190,11 @@ def export(args: argparse.Namespace) -> dict[str, Any]:
 
     try:
         fp32 = _fp32(args, src, out, size, metrics)
+        from rdd.offline import installed
         from rdd.runtime.backends import open_build
         from rdd.runtime.runner import resolve_ignore_ids
 
-        meta = open_build(fp32, backend="ort" if _has("onnxruntime") else "auto").meta
+        meta = open_build(fp32, backend="ort" if installed("onnxruntime") else "auto").meta
         calib = frames(args.calib, None, args.calib_frames)
         ids = resolve_ignore_ids(args.label_map, (), meta.classes) if args.val_labels else ()
         val = (
@@ -276,15 +277,6 @@ def export(args: argparse.Namespace) -> dict[str, Any]:
         raise
     write_json_atomic(path, metrics)
     return metrics
-
-
-def _has(module: str) -> bool:
-    import importlib.util
-
-    try:
-        return importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):
-        return False
 
 
 def _fp32(args: argparse.Namespace, src: Path, out: Path, size: Any, metrics: dict[str, Any]) -> str:

@@ -27,7 +27,7 @@ from typing import Any
 
 from rdd.contract import META_KEY, file_sha256, read_onnx_meta
 from rdd.export.quantize import KEEP_FLOAT, FrameCalibrationReader
-from rdd.offline import import_nncf, import_openvino
+from rdd.offline import import_nncf, import_openvino, installed
 from rdd.runtime.backends.openvino import read_rt_info
 from rdd.runtime.measure.frames import load_frames
 
@@ -179,11 +179,10 @@ def openvino_int8_stage(
     :class:`~rdd.export.parity.ParityError` from :func:`rdd.export.parity.miou_gate` when the
     gate fails (its ``block`` is this step's metrics block).
     """
-    import importlib.util
 
     from rdd.runtime.backends import available, open_build
 
-    if available("openvino") is not None or importlib.util.find_spec("nncf") is None:
+    if available("openvino") is not None or not installed("nncf"):
         return {"status": "skipped: OpenVINO/NNCF unavailable (pip install 'rdd-edge[export]')"}
     from rdd.export.parity import evaluate_onnx, miou_gate
 

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from rdd.contract import InputError, ModelMeta
+from rdd.offline import installed
 from rdd.runtime.backends.base import Backend, existing_file
 
 __all__ = ["TorchBackend", "device_status"]
@@ -17,12 +18,7 @@ __all__ = ["TorchBackend", "device_status"]
 
 def device_status(device: str) -> str | None:
     """``None`` when PyTorch here runs ``device`` (cpu / cuda), else why not."""
-    import importlib.util
-
-    try:
-        if importlib.util.find_spec("torch") is None:
-            return "torch unavailable"
-    except (ImportError, ValueError):
+    if not installed("torch"):
         return "torch unavailable"
     if device not in ("cpu", "cuda"):
         return f"torch has no device {device!r}"

@@ -23,6 +23,7 @@ from rdd.contract import (
     read_onnx_meta,
     sidecar_meta,
 )
+from rdd.offline import installed
 from rdd.runtime.backends.base import (
     Backend,
     apply_graph_shape,
@@ -42,16 +43,9 @@ INSTALL = (
 
 def device_status(device: str) -> str | None:
     """``None`` when TensorRT can run here on ``device`` (``cuda``), else why not."""
-    import importlib.util
-
     if device not in ("cuda", "trt"):
         return f"TensorRT runs on the GPU (device cuda), not {device!r}"
-    try:
-        if importlib.util.find_spec("tensorrt") is None:
-            return "TensorRT unavailable"
-    except (ImportError, ValueError):
-        return "TensorRT unavailable"
-    return None
+    return None if installed("tensorrt") else "TensorRT unavailable"
 
 
 class TorchCudaBuffers:
