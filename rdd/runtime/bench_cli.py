@@ -58,7 +58,7 @@ def bench(cfg: Any, *, argv: list[str] | None = None, results: list | None = Non
     """Run ``rdd-bench`` for a checked :class:`~rdd.runtime.options.BenchOptions`; returns the
     report (rows are appended to ``results`` as they are measured)."""
     from rdd.runtime.backends import discover_builds, open_build
-    from rdd.runtime.errors import InputError, OptionError
+    from rdd.runtime.errors import InputError, OptionError, literal
     from rdd.runtime.measure.bench import run_bench
     from rdd.runtime.measure.frames import Frames
     from rdd.runtime.runner import resolve_ignore_ids
@@ -67,7 +67,7 @@ def bench(cfg: Any, *, argv: list[str] | None = None, results: list | None = Non
     try:
         builds = discover_builds([resolve_model(m) for m in cfg.model], strict=False)
     except InputError as e:
-        raise OptionError("model", str(e).replace("{", "{{").replace("}", "}}")) from None
+        raise OptionError("model", literal(e)) from None
     frames = None
     if cfg.images:
         classes = None
@@ -175,14 +175,14 @@ def _main(argv: list[str] | None, prog: str) -> int:
 def _not_a_model_folder(out: str, models: list[str]) -> None:
     """``out`` may not be the folder a ``model`` file sits in (its ``bench.json`` would land
     beside the model, or replace a model named ``bench.onnx``'s metadata sidecar)."""
-    from rdd.runtime.errors import OptionError
+    from rdd.runtime.errors import OptionError, literal
 
     real = os.path.realpath(out)
     for m in models:
         if os.path.isfile(m) and real == os.path.dirname(os.path.realpath(m)):
-            q = lambda p: str(p).replace("{", "{{").replace("}", "}}")  # noqa: E731
             raise OptionError(
-                "out", f"{q(out)} is the folder of the {{model}} input {q(m)}; write outputs elsewhere"
+                "out",
+                f"{literal(out)} is the folder of the {{model}} input {literal(m)}; write outputs elsewhere",
             )
 
 

@@ -12,7 +12,7 @@ import string
 
 from rdd.contract import InputError
 
-__all__ = ["InputError", "OptionError", "flag", "printable", "one_line"]
+__all__ = ["InputError", "OptionError", "flag", "literal", "printable", "one_line"]
 
 
 def flag(key: str) -> str:
@@ -20,9 +20,16 @@ def flag(key: str) -> str:
     return "--" + key.replace("_", "-")
 
 
+def literal(text: object) -> str:
+    """``text`` (a file name, a value the user gave) inside an :class:`OptionError` message: its
+    braces are text, not option fields."""
+    return str(text).replace("{", "{{").replace("}", "}}")
+
+
 class OptionError(InputError):
     """A bad value of option ``key``; ``msg`` may name other options as ``{key}`` fields (and
-    starts with ``":"`` to follow the key without a space).
+    starts with ``":"`` or ``","`` to follow the key without a space); any other text in it
+    goes through :func:`literal`.
 
     ``str(err)`` names options by key (``batch applies to images and video files``);
     :meth:`as_flags` by flag (``--batch applies to --images and video files``).
@@ -35,7 +42,7 @@ class OptionError(InputError):
     def _render(self, spell) -> str:
         names = {f for _, f, _, _ in string.Formatter().parse(self.msg) if f}
         msg = self.msg.format(**{n: spell(n) for n in names})
-        return f"{spell(self.key)}{'' if msg.startswith(':') else ' '}{msg}"
+        return f"{spell(self.key)}{'' if msg.startswith((':', ',')) else ' '}{msg}"
 
     def as_flags(self) -> str:
         return self._render(flag)

@@ -62,7 +62,7 @@ def parse_options(parser: argparse.ArgumentParser, cls: type, argv: list[str] | 
 def options(cls: type, values: dict[str, Any] | None = None, **kw: Any) -> Any:
     """The checked options object from keyword values (keys as declared); a bad value is a
     :class:`~rdd.runtime.errors.OptionError` naming the key."""
-    from rdd.runtime.errors import OptionError
+    from rdd.runtime.errors import OptionError, literal
 
     raw = {**(values or {}), **kw}
     try:
@@ -70,8 +70,8 @@ def options(cls: type, values: dict[str, Any] | None = None, **kw: Any) -> Any:
     except ConfigError as e:
         key, _, msg = str(e).partition(" ")
         if key in {f.name for f in dataclasses.fields(cls)}:
-            raise OptionError(key, msg.replace("{", "{{").replace("}", "}}")) from None
-        raise OptionError("options", str(e).lstrip(":").replace("{", "{{").replace("}", "}}")) from None
+            raise OptionError(key, literal(msg)) from None
+        raise OptionError("options", literal(str(e).lstrip(":"))) from None
 
 
 def _convert(tp: Any, text: str) -> Any:

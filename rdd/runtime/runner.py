@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rdd.runtime.errors import InputError, OptionError
+from rdd.runtime.errors import InputError, OptionError, literal
 from rdd.runtime.flags import options
 from rdd.runtime.options import LABEL_MAPS, InferOptions
 from rdd.runtime.stream.stop import StopSignal
@@ -76,7 +76,9 @@ def open_source(
 
     given = [k for k, v in (("video", video), ("camera", camera), ("images", images)) if v is not None]
     if len(given) != 1:
-        raise InputError(f"give exactly one input (--video, --camera or --images), got {given or 'none'}")
+        raise OptionError(
+            "video", ", {camera} or {images}: give exactly one input, got " + literal(given or "none")
+        )
     if reconnect < 0:
         raise OptionError("reconnect", f"must be >= 0, got {reconnect}")
     if video is not None:

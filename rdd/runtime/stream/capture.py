@@ -20,6 +20,7 @@ import cv2
 import numpy as np
 
 from rdd.contract import InputError, resolve_max_pixels
+from rdd.runtime.errors import OptionError, literal
 from rdd.runtime.stream.sources import FrameSource, bgr_to_rgb, quiet_opencv
 
 __all__ = [
@@ -231,14 +232,15 @@ class StreamSource(_CaptureSource):
     ) -> None:
         self.url = str(url)
         if timeout_s <= 0:
-            raise InputError(f"--stream-timeout must be > 0 seconds, got {timeout_s}")
+            raise OptionError("stream_timeout", f"must be > 0 seconds, got {timeout_s}")
         self.timeout_s = float(timeout_s)
         self.gstreamer = is_gstreamer_pipeline(self.url)
         self.scheme = "gstreamer" if self.gstreamer else stream_scheme(self.url)
         if self.scheme is None:
-            raise InputError(
-                f"--video {self.url!r} is neither a file, a stream URL (scheme://…) "
-                "nor a GStreamer pipeline (elements joined by ' ! ')"
+            raise OptionError(
+                "video",
+                f"{literal(repr(self.url))} is neither a file, a stream URL (scheme://…) "
+                "nor a GStreamer pipeline (elements joined by ' ! ')",
             )
         self.live = self.scheme != "file"
         if self.gstreamer and not _has_backend("CAP_GSTREAMER"):
@@ -345,11 +347,11 @@ def parse_camera(value: int | str) -> int | str:
         text = str(value).strip()
         if not text.lstrip("-").isdigit():
             if not text:
-                raise InputError("--camera expects an index (0, 1, …) or a device path (/dev/video0)")
+                raise OptionError("camera", "expects an index (0, 1, …) or a device path (/dev/video0)")
             return text
         idx = int(text)
     if idx < 0:
-        raise InputError(f"--camera index must be >= 0, got {idx}")
+        raise OptionError("camera", f"index must be >= 0, got {idx}")
     return idx
 
 

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from rdd.contract import InputError, ModelMeta
-from rdd.runtime.errors import OptionError
+from rdd.runtime.errors import OptionError, literal
 from rdd.spec import ClassInfo
 
 __all__ = [
@@ -101,7 +101,9 @@ def parse_resize(value: Any) -> str | tuple[int, int]:
         except (TypeError, ValueError):
             parts = []
     if len(parts) != 2 or min(parts) <= 0:
-        raise InputError(f"--resize must be 'model', 'native' or H×W (e.g. 360x480), got {value!r}")
+        raise OptionError(
+            "resize", f"must be 'model', 'native' or H×W (e.g. 360x480), got {literal(repr(value))}"
+        )
     return parts[0], parts[1]
 
 
