@@ -30,6 +30,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from rdd.contract.model_meta import resolve_max_pixels
+from rdd.imagesize import check_image_size
 from rdd.spec import ClassInfo
 
 __all__ = [
@@ -91,18 +93,23 @@ def _decode_palette_indices(data: bytes, bit_depth: int, path: Path) -> np.ndarr
     return np.ascontiguousarray(m)
 
 
-def read_label(path: str | os.PathLike) -> np.ndarray:
+def read_label(path: str | os.PathLike, *, max_pixels: int | None = None) -> np.ndarray:
     """Read a label image as an integer ``H×W`` array of *raw* ids (``uint8`` or ``uint16``).
 
     * palette PNGs (VOC ``SegmentationClass``, grey palettes): the palette indices;
     * grey 8/16-bit images: the values as stored (16-bit ids stay ``uint16``);
     * colour images (RGB, RGBA, grey+alpha) and non-integer images: ``ValueError``.
 
+    The size in the file's header is checked before anything is decoded: more than
+    ``max_pixels`` pixels (:func:`rdd.contract.resolve_max_pixels`: the argument, else
+    ``$RDD_MAX_INPUT_PIXELS``, else 4096²) is a ``ValueError``.
+
     Raises ``FileNotFoundError`` for a missing file and ``ValueError`` naming ``path`` otherwise.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"mask file not found: {path}")
+    check_image_size(path, resolve_max_pixels(max_pixels), "label")
     data = path.read_bytes()
     mode = None
     if data.startswith(_PNG_SIGNATURE) and len(data) >= 33 and data[12:16] == b"IHDR":

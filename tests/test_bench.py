@@ -371,3 +371,129 @@ def test_plot_labels_never_overlap_and_markers_say_head_and_input():
     import matplotlib.pyplot as plt
 
     plt.close(fig)
+
+
+# --------------------------------------------------------------------------- issue #34 conventions
+def _bench_inputs(tmp_path):
+    """A toy 2-class model and 3 labelled 8×8 frames."""
+    model = toy_onnx(tmp_path / "a.onnx", (0, 1))
+    img, lab = tmp_path / "img", tmp_path / "lab"
+    img.mkdir()
+    lab.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(3):
+        cv2.imwrite(str(img / f"f{i}.png"), rng.integers(0, 256, (8, 8, 3), dtype=np.uint8))
+        cv2.imwrite(str(lab / f"f{i}.png"), rng.integers(0, 2, (8, 8)).astype(np.uint8))
+    return model, img, lab
+
+
+_FAST_CLI = [
+    "--threads",
+    "1",
+    "--duration",
+    "0",
+    "--min-runs",
+    "2",
+    "--rounds",
+    "1",
+    "--warmup-ms",
+    "0",
+    "--e2e-frames",
+    "0",
+]
+
+
+def test_version_and_help(capsys):
+    """``rdd-bench --version`` prints the installed rdd-edge version; ``--help`` shows a default
+    only where there is one (never ``(default: None)``) and ends with examples, one a line."""
+    import importlib.metadata
+
+    from rdd.runtime.bench_cli import build_parser
+
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0
+    assert capsys.readouterr().out == f"rdd-bench {importlib.metadata.version('rdd-edge')}\n"
+    text = build_parser().format_help()
+    assert "(default: None)" not in text and "default: None" not in text
+    assert "(default: 3.0)" in " ".join(text.split())  # --duration: a real default is shown
+    examples = text.split("\nexamples:\n", 1)[1].splitlines()
+    assert len(examples) == 3 and all(ln.startswith("  rdd-bench --model ") for ln in examples), examples
+
+
+def test_rows_name_the_model_hash_and_the_startup_times(tmp_path):
+    """Issue #34: every measured row has ``model_sha256`` (of its build file), ``load_ms``,
+    ``first_inference_ms`` and ``compile_ms`` (OpenVINO's compile step; ``null`` for
+    onnxruntime, which has none)."""
+    import hashlib
+    import importlib.util
+    import math
+
+    model, img, lab = _bench_inputs(tmp_path)
+    kinds = ["ort_cpu"] + (["openvino_cpu"] if importlib.util.find_spec("openvino") else [])
+    out = tmp_path / "out"
+    argv = ["--model", str(model), "--images", str(img), "--labels", str(lab), *_FAST_CLI, "--rows", *kinds]
+    assert main([*argv, "--out", str(out)]) == 0
+    rows = [r for r in json.loads((out / "bench.json").read_text())["results"] if r["status"] == "ok"]
+    assert sorted(r["kind"] for r in rows) == sorted(kinds), rows
+    for r in rows:
+        assert r["model_sha256"] == hashlib.sha256(model.read_bytes()).hexdigest()
+        timed = ("load_ms", "first_inference_ms") + (("compile_ms",) if r["kind"] == "openvino_cpu" else ())
+        for key in timed:
+            v = r[key]
+            assert isinstance(v, float) and math.isfinite(v) and v > 0, (r["row"], key, v)
+        if r["kind"] == "ort_cpu":
+            assert r["compile_ms"] is None, r
+        else:
+            assert r["compile_ms"] <= r["load_ms"], r
+
+
+def test_format_md_prints_the_table(tmp_path, capsys):
+    """``--format md`` (no ``--out``): stdout is the device line, then the markdown table (a
+    header row, its rule and one row per measured build, every line a ``|``-row of as many
+    cells); nothing is written. ``--format json`` prints the report instead."""
+    model, img, lab = _bench_inputs(tmp_path)
+    argv = ["--model", str(model), "--images", str(img), "--labels", str(lab), *_FAST_CLI]
+    argv += ["--rows", "ort_cpu"]
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert main([*argv, "--format", "md"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("Device: ") and lines[1] == "", lines[:2]
+    table = lines[2:]
+    assert table[0].startswith("| row | model | size | threads | batch | p50 ms |"), table[0]
+    assert set(table[1]) <= set("|-:") and table[1].startswith("|---|")
+    assert table[2].startswith("| ORT CPU FP32 | a.onnx | 8×8 | 1 | 1 | "), table[2]
+    cells = table[0].count("|")
+    assert all(ln.startswith("| ") or ln.startswith("|-") for ln in table), table
+    assert all(ln.endswith("|") and ln.count("|") == cells for ln in table), table
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written
+    assert main([*argv, "--format", "json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert [r["row"] for r in rep["results"] if r["status"] == "ok"] == ["ORT CPU FP32"]
+
+
+def test_plot_skipped_without_matplotlib_says_why(tmp_path, monkeypatch, capsys):
+    """Without matplotlib, ``--out`` still writes the report files; ``bench.png`` is not
+    written and a stderr line says why (also without labels: no mIoU to plot)."""
+    import importlib.util
+
+    model, img, lab = _bench_inputs(tmp_path)
+    argv = ["--model", str(model), "--images", str(img), *_FAST_CLI, "--rows", "ort_cpu"]
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib → ImportError
+    out = tmp_path / "out"
+    assert main([*argv, "--labels", str(lab), "--out", str(out)]) == 0
+    err = [ln for ln in capsys.readouterr().err.splitlines() if "bench.png" in ln]
+    assert err == ["bench.png not written: matplotlib is not installed (pip install matplotlib)"], err
+    assert sorted(p.name for p in out.iterdir()) == ["bench.csv", "bench.json", "bench.md"]
+    out2 = tmp_path / "out2"
+    assert main([*argv, "--out", str(out2)]) == 0
+    err = [ln for ln in capsys.readouterr().err.splitlines() if "bench.png" in ln]
+    why = "no measured row has both a latency and an mIoU (give --labels)"
+    assert err == [f"bench.png not written: {why}"], err
+    monkeypatch.undo()  # matplotlib as it was
+    if importlib.util.find_spec("matplotlib") is None:
+        return
+    out3 = tmp_path / "out3"  # with matplotlib: the plot is written, nothing said
+    assert main([*argv, "--labels", str(lab), "--out", str(out3)]) == 0
+    assert "bench.png" not in capsys.readouterr().err
+    assert (out3 / "bench.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -386,6 +386,41 @@ def test_compare_with_an_unreadable_build_is_refused_before_the_run(tmp_path, to
     assert p.stdout == "" and not report.exists()
 
 
+def _fixed_size(path: Path, hw: tuple[int, int]) -> Path:
+    """The toy model with a static ``hw`` input (and output) in its graph and its rdd_meta."""
+    import onnx
+
+    m = onnx.load(str(toy_onnx(path)))
+    for v in (m.graph.input[0], m.graph.output[0]):
+        dims = v.type.tensor_type.shape.dim
+        dims[2].dim_value, dims[3].dim_value = hw  # replaces the symbolic "H", "W"
+    prop = next(p for p in m.metadata_props if p.key == "rdd_meta")
+    meta = json.loads(prop.value)
+    prop.value = json.dumps({**meta, "input_size": list(hw), "dynamic_spatial": False})
+    onnx.save(m, str(path))
+    return path
+
+
+def test_compare_with_a_build_of_another_fixed_size_is_refused_before_the_run(tmp_path, toy):
+    """A second build that only accepts another input size than the first runs at cannot see the
+    same frames: refused before the run (exit 2, one line naming both sizes, nothing on stdout, no
+    report). A fixed build of the size the first runs at (its own, or ``--resize``) is compared."""
+    imgs = _images(tmp_path / "imgs", 3)
+    other = _fixed_size(tmp_path / "fixed16.onnx", (16, 16))
+    report = tmp_path / "r.json"
+    base = ["--model", toy, "--images", imgs, "--report", report, "--no-progress"]
+    p = _run("rdd-infer", [*base, "--compare", f"ort:{other}"])
+    line = _refused(p, "--compare", str(other), "only accepts 16x16 inputs", "runs at 8x8")
+    assert p.stdout == "" and not report.exists(), line
+    same = _fixed_size(tmp_path / "fixed8.onnx", (8, 8))
+    for extra in (["--compare", f"ort:{same}"], ["--resize", "16x16", "--compare", f"ort:{other}"]):
+        p = _run("rdd-infer", [*base, *extra])
+        assert p.returncode == 0, p.stderr
+        cmp = json.loads(report.read_text())["compare"]
+        assert cmp["frames"] == 3 and cmp["argmax_agreement"] == 1.0, (extra, cmp)
+        report.unlink()
+
+
 def test_compare_builds_streams_its_frames(tmp_path, toy):
     """``compare_builds`` pulls one frame, runs both builds on it, then pulls the next."""
     from rdd.runtime.backends import open_build

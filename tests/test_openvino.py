@@ -177,3 +177,37 @@ def test_openvino_and_nncf_telemetry_off_in_what_the_project_runs(tmp_path, tiny
         ours,
     )
     assert not (ours / "intel").exists(), sorted(p.name for p in (ours / "intel").iterdir())
+
+
+@pytest.mark.parametrize("asked", ["fp32", "bf16", "fp16"])
+def test_openvino_reports_the_precision_that_ran(tmp_path, asked):
+    """Issue #34: ``--precision`` is a hint to OpenVINO; the backend and the report name what the
+    compiled model runs (``INFERENCE_PRECISION_HINT`` read back), not what was asked: fp32 runs
+    fp32, bf16 runs bf16 on a CPU that has it, and fp16 is not claimed on a CPU without FP16."""
+    ov = _needs_ov()
+    import cv2
+    from toy_onnx import toy_onnx
+
+    from rdd.runtime.cli import main
+
+    caps = set(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+    if asked == "bf16" and "BF16" not in caps:
+        pytest.skip(f"this CPU has no BF16 (OpenVINO's CPU OPTIMIZATION_CAPABILITIES: {sorted(caps)})")
+    model = toy_onnx(tmp_path / "toy.onnx")
+    be = open_build(model, backend="openvino", precision=asked, threads=1)
+    hint = be.describe()["inference_precision"]  # OpenVINO's own name of what it compiled
+    ran = asked
+    if asked == "fp16" and "FP16" not in caps:  # OpenVINO runs another precision: that is named
+        ran = be.precision
+        assert ran in ("bf16", "fp32"), ran
+    assert be.precision == ran and be.describe()["precision"] == ran, (asked, be.precision)
+    assert hint == {"fp32": "f32", "bf16": "bf16", "fp16": "f16"}[ran], hint
+    (tmp_path / "img").mkdir()
+    for i, img in enumerate(_frames(2, 8, 8)):
+        cv2.imwrite(str(tmp_path / "img" / f"f{i}.png"), img)
+    report = tmp_path / "r.json"
+    argv = ["--model", str(model), "--backend", "openvino", "--precision", asked, "--threads", "1"]
+    argv += ["--images", str(tmp_path / "img"), "--warmup", "0", "--no-progress", "--report", str(report)]
+    assert main(argv) == 0
+    rep = json.loads(report.read_text())
+    assert rep["backend"] == "openvino" and rep["precision"] == ran, rep["precision"]

@@ -159,8 +159,9 @@ def test_stream_text_classification_and_redaction():
     assert redact_url("rtsp://admin:s3cret@10.0.0.2/live") == "rtsp://admin:***@10.0.0.2/live"
     assert redact_url("rtsp://10.0.0.2/live") == "rtsp://10.0.0.2/live"
     assert parse_camera("0") == 0 and parse_camera(2) == 2 and parse_camera("/dev/video0") == "/dev/video0"
-    with pytest.raises(InputError, match="--camera index must be >= 0"):
+    with pytest.raises(InputError, match="camera index must be >= 0") as e:
         parse_camera("-1")
+    assert e.value.as_flags() == "--camera index must be >= 0, got -1"  # the command line's spelling
 
 
 def test_stream_url_reaches_opencv_unchanged(monkeypatch):
@@ -456,6 +457,83 @@ def test_mask_writer_uint16_for_many_classes(tmp_path):
     assert got.dtype == np.uint16 and got.tolist() == lab.tolist()
 
 
+# --------------------------------------------------------------------------- --images, --save-overlays
+def test_images_take_one_file_or_a_glob(capfd, conv_onnx, tmp_path):
+    """Issue #34: ``--images`` is a folder, one image file or a (quoted) glob; one file runs that
+    frame alone, a glob the files it matches (in name order)."""
+    _images(tmp_path / "img", 4)
+    for spec, want in (
+        (tmp_path / "img" / "im_02.png", ["im_02.png"]),
+        (tmp_path / "img" / "im_0[13].png", ["im_01.png", "im_03.png"]),
+        (tmp_path / "img" / "*.png", ["im_00.png", "im_01.png", "im_02.png", "im_03.png"]),
+    ):
+        masks, report = tmp_path / f"m{len(want)}", tmp_path / f"r{len(want)}.json"
+        rc, _, err = _run(
+            capfd,
+            ["--model", conv_onnx, "--images", spec, "--warmup", "0"]
+            + ["--save-masks", masks, "--report", report],
+        )
+        assert rc == 0, (spec, err)
+        rep = json.loads(report.read_text())
+        assert rep["frames"] == len(want) and rep["masks_written"] == len(want), (spec, rep["frames"])
+        assert sorted(p.name for p in masks.iterdir()) == want, spec
+
+
+def test_save_overlays_and_palette_masks_one_per_frame(capfd, conv_onnx, tmp_path):
+    """``--save-overlays DIR``: one colour overlay JPEG per frame (the frame blended with the
+    classes' colours, at the frame's size); ``--mask-format palette``: indexed PNGs (PIL mode
+    ``P``) whose pixels are the class ids and whose palette is the classes' colours."""
+    from PIL import Image
+
+    # frames of 16×16 blocks of one colour (a JPEG keeps them within a few grey levels)
+    (tmp_path / "img").mkdir()
+    rng = np.random.default_rng(2)
+    blocks = [rng.integers(0, 256, (H // 16, W // 16, 3), np.uint8) for _ in range(3)]
+    rgb = [b.repeat(16, 0).repeat(16, 1) for b in blocks]
+    for i, im in enumerate(rgb):
+        cv2.imwrite(str(tmp_path / "img" / f"im_{i:02d}.png"), im[..., ::-1])
+    overlays, masks, report = tmp_path / "ov", tmp_path / "pal", tmp_path / "r.json"
+    rc, _, err = _run(
+        capfd,
+        [
+            "--model",
+            conv_onnx,
+            "--images",
+            tmp_path / "img",
+            "--warmup",
+            "0",
+            "--save-overlays",
+            overlays,
+            "--save-masks",
+            masks,
+            "--mask-format",
+            "palette",
+            "--report",
+            report,
+        ],
+    )
+    assert rc == 0, err
+    rep = json.loads(report.read_text())
+    assert rep["overlays_written"] == 3 and rep["masks_written"] == 3
+    names = ["im_00", "im_01", "im_02"]
+    assert sorted(p.name for p in overlays.iterdir()) == [f"{n}.jpg" for n in names]
+    assert sorted(p.name for p in masks.iterdir()) == [f"{n}.png" for n in names]
+    palette = CAMVID_CLASSES.palette_array().astype(np.float32)
+    for name, img, want in zip(names, rgb, _expected_masks(conv_onnx, rgb)):
+        with Image.open(masks / f"{name}.png") as im:
+            assert im.format == "PNG" and im.mode == "P", im.mode
+            ids = np.asarray(im)
+            pal = np.asarray(im.getpalette()[: 3 * 11], np.uint8).reshape(11, 3)
+        np.testing.assert_array_equal(ids, want)
+        np.testing.assert_array_equal(pal, CAMVID_CLASSES.palette_array())
+        ov = cv2.imread(str(overlays / f"{name}.jpg"))  # a JPEG: compared within its loss
+        assert (overlays / f"{name}.jpg").read_bytes()[:2] == b"\xff\xd8" and ov.shape == (H, W, 3)
+        blend = 0.5 * img.astype(np.float32) + 0.5 * palette[want]  # the default --alpha 0.5
+        err_blend = np.abs(ov[..., ::-1].astype(np.float32) - blend).mean()
+        err_frame = np.abs(ov[..., ::-1].astype(np.float32) - img).mean()
+        assert err_blend < 6 and err_frame > 4 * err_blend, (name, err_blend, err_frame)
+
+
 # --------------------------------------------------------------------------- video: flicker, --batch
 @pytest.fixture(scope="module")
 def clip_with_masks(tmp_path_factory) -> tuple[Path, Path, int]:
@@ -638,6 +716,62 @@ def test_help_documents_io_flags():
         assert flag in text, flag
 
 
+def test_help_has_examples_and_no_default_none():
+    """Issue #34: ``rdd-infer --help`` shows a default only where there is one (never
+    ``(default: None)``) and ends with the examples, one command a line."""
+    from rdd.runtime.cli import build_parser
+
+    text = build_parser().format_help()
+    assert "(default: None)" not in text and "default: None" not in text
+    assert "(default: 0.5)" in " ".join(text.split())  # --alpha: a real default is shown
+    examples = text.split("\nexamples:\n", 1)[1].splitlines()
+    assert len(examples) >= 3 and all(ln.startswith("  rdd-infer --model ") for ln in examples[:3]), examples
+    assert "exit codes:" in text
+
+
+def test_report_names_the_version_the_model_hash_and_the_startup_times(capfd, conv_onnx, tmp_path):
+    """Issue #34: a report says which rdd-edge ran (``rdd_edge``), on which model file
+    (``model_sha256``) and what starting took: ``load_ms`` (opening the model, compiling
+    included), ``compile_ms`` (the compile step alone: OpenVINO's; ``null`` for onnxruntime,
+    which has none) and ``first_inference_ms``."""
+    import hashlib
+    import importlib.metadata
+    import importlib.util
+    import math
+
+    _images(tmp_path / "img", 2)
+    sha = hashlib.sha256(conv_onnx.read_bytes()).hexdigest()
+    backends = ["ort"] + (["openvino"] if importlib.util.find_spec("openvino") else [])
+    for backend in backends:
+        report = tmp_path / f"{backend}.json"
+        rc, _, err = _run(
+            capfd,
+            [
+                "--model",
+                conv_onnx,
+                "--backend",
+                backend,
+                "--images",
+                tmp_path / "img",
+                "--warmup",
+                "0",
+                "--report",
+                report,
+            ],
+        )
+        assert rc == 0, err
+        rep = json.loads(report.read_text())
+        assert rep["rdd_edge"] == importlib.metadata.version("rdd-edge"), rep["rdd_edge"]
+        assert rep["model_sha256"] == sha
+        for key in ("load_ms", "first_inference_ms") + (("compile_ms",) if backend == "openvino" else ()):
+            v = rep[key]
+            assert isinstance(v, float) and math.isfinite(v) and v > 0, (backend, key, v)
+        if backend == "ort":
+            assert rep["compile_ms"] is None
+        else:
+            assert rep["compile_ms"] <= rep["load_ms"], rep
+
+
 def test_batch_splits_at_a_change_of_input_size(conv_onnx, tmp_path):
     """--resize native on images of two sizes: a batch never mixes sizes (a, b | c | d)."""
     from rdd.runtime import ImageFolderSource, OrtBackend, Pipeline, PipelineConfig
@@ -692,3 +826,20 @@ def test_interrupt_ends_a_reconnect_wait():
         src.close()
     assert not t.is_alive() and names == ["frame_000000", "frame_000001"]
     assert src.end_reason is None and src.reconnects == 0
+
+
+def test_library_errors_name_keys_and_the_command_line_spells_flags():
+    """Issue #31: an option's error names its key in the library (``rdd.Segmenter`` users have no
+    flags) and its flag on the command line (``one_line``), user text with braces kept as is."""
+    from rdd.runtime.errors import OptionError, one_line
+    from rdd.runtime.runner import open_source
+    from rdd.runtime.stream.transforms import parse_resize
+
+    with pytest.raises(OptionError) as e:
+        open_source()
+    assert str(e.value) == "video, camera or images: give exactly one input, got none"
+    assert one_line(e.value) == "--video, --camera or --images: give exactly one input, got none"
+    with pytest.raises(OptionError) as e:
+        parse_resize("{bad}")
+    assert str(e.value).startswith("resize must be") and "'{bad}'" in str(e.value)
+    assert one_line(e.value).startswith("--resize must be") and "'{bad}'" in one_line(e.value)

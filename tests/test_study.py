@@ -1075,6 +1075,6 @@ def test_arms_of_another_length_and_other_short_arms_in_the_report(tmp_path):
     md = markdown_report(summary, {}, study, fig_dir="f")
     row = next(line for line in md.splitlines() if line.startswith("| at_16x | 1 |"))
     assert "| +3.00 (n=1) | +1.00 (n=1) |" in row  # vs baseline_16x and kd_16x, not the 400-it arms
-    assert "| p20 | rdd with {\"tfe_frac\": 0.2} |" in md
+    assert '| p20 | rdd with {"tfe_frac": 0.2} |' in md
     assert "rdd with null" not in md
     assert '| at_w10 | extra_kd: [{"type": "at", "weight": 10.0}] | 31.00 | 1 | -1.00 |' in md

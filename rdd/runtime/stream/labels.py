@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 
 from rdd.contract import InputError, resolve_max_pixels
-from rdd.imagesize import check_image_size
 from rdd.labels import (
     FRAME_MASK_PATTERN,
     LABEL_EXTS,
@@ -114,8 +113,7 @@ class LabelFolder:
         never be wrapped by a later cast.
         """
         try:
-            check_image_size(path, self.max_pixels, "label")  # before decoding it
-            raw = read_label(path)
+            raw = read_label(path, max_pixels=self.max_pixels)  # its size checked before decoding
         except (OSError, ValueError) as e:
             raise InputError(str(e)) from None
         if raw.shape[:2] != tuple(frame_hw):
