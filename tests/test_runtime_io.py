@@ -843,3 +843,51 @@ def test_library_errors_name_keys_and_the_command_line_spells_flags():
         parse_resize("{bad}")
     assert str(e.value).startswith("resize must be") and "'{bad}'" in str(e.value)
     assert one_line(e.value).startswith("--resize must be") and "'{bad}'" in one_line(e.value)
+
+
+def test_run_figures_memory_is_bounded_and_means_stay_exact():
+    """Issue #33: a run's per-frame figures do not grow with the input. Up to the cap every
+    measured frame is kept (the statistics are those of all frames); past it the percentiles come
+    from a uniform sample of ``cap`` frames while means, counts and FPS stay exact."""
+    from rdd.runtime.stream.figures import FIELDS, STAGES, STEPS, RunFigures
+    from rdd.runtime.stream.pacing import Batcher
+    from rdd.runtime.timing import latency_stats
+
+    def feed(figs, n):
+        rng = np.random.default_rng(0)
+        done, lat, t = [], [], 0.0
+        for _ in range(n):
+            times = {f: float(v) for f, v in zip(FIELDS[:-2], rng.uniform(0.001, 0.01, len(FIELDS) - 2))}
+            t += float(rng.uniform(0.02, 0.04))
+            latency = float(rng.uniform(0.01, 0.05))
+            figs.frame_done(times, t - latency, t)
+            done.append(t)
+            lat.append(latency)
+        return np.array(done), np.array(lat)
+
+    small = RunFigures(3)
+    done, lat = feed(small, 40)
+    rep = small.timing(3)
+    exact = latency_stats(1e3 * lat[3:])
+    assert rep["latency_ms"] == pytest.approx(exact) and rep["percentiles_from"] is None
+    assert rep["fps"] == pytest.approx(37 / (done[-1] - done[2]))
+    intervals = small.measured("interval", 3)[0]
+    np.testing.assert_allclose(intervals, np.diff(done[3:]))  # within the measured frames only
+    assert len(small.measured("interval", 0)[0]) == 39  # warm-up not applied: every interval
+    big = RunFigures(3, cap=50)
+    done, lat = feed(big, 5000)
+    rep = big.timing(3)
+    assert rep["measured_frames"] == 4997 and rep["percentiles_from"] == 50
+    assert all(len(r.values()) == 50 for r in big._tail.values())  # bounded
+    assert rep["latency_ms"]["mean"] == pytest.approx(1e3 * lat[3:].mean())  # exact
+    assert rep["stage_ms"]["inference"] > 0 and set(rep["stages_ms"]) == set(STAGES)
+    assert set(rep["stage_ms"]) == set(STEPS)
+    assert rep["latency_ms"]["p50"] == pytest.approx(1e3 * np.median(lat[3:]), rel=0.25)  # a sample
+    assert rep["fps"] == pytest.approx(4997 / (done[-1] - done[2]))
+    # the batcher: calls of warm-up frames apart, the rest bounded, the count exact
+    b = Batcher(2, warmup=4)
+    for k in range(1000):
+        b.record(0.001 * (k + 1), 2)
+    r = b.report(4)
+    assert r["batch_calls"] == 1000 and b.first_call_s == 0.001
+    assert r["batch_inference_ms"]["mean"] == pytest.approx(np.mean(np.arange(3, 1001)))  # 2 calls left out

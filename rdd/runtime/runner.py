@@ -388,13 +388,13 @@ def _provenance(model: str, be: Any, load_ms: float, pipe: Any) -> dict[str, Any
     """Tool version, the model file's SHA-256 and the start-up times of a run."""
     from rdd.contract import file_sha256
 
-    calls = pipe.batcher.calls
+    first = pipe.batcher.first_call_s
     return {
         "rdd_edge": version(),
         "model_sha256": file_sha256(be.path),
         "load_ms": load_ms,
         "compile_ms": getattr(be, "compile_ms", None),
-        "first_inference_ms": 1e3 * calls[0][0] if calls else None,
+        "first_inference_ms": 1e3 * first if first is not None else None,
     }
 
 

@@ -21,13 +21,17 @@ on a deterministic fake clock. numpy only; no torch.
 from __future__ import annotations
 
 import math
+import random
 import time
+from array import array
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 __all__ = [
+    "Reservoir",
+    "SAMPLE_CAP",
     "WARMUP_S",
     "DURATION_S",
     "MIN_RUNS",
@@ -212,3 +216,43 @@ def protocol(
         "stat": "per-call latency percentiles (ms) after warm-up; throughput = batch*runs/s",
         **extra,
     }
+
+
+#: values a :class:`Reservoir` keeps (8 bytes each): percentiles of a longer stream come from a
+#: uniform sample of this many
+SAMPLE_CAP = 100_000
+
+
+class Reservoir:
+    """The values of an unbounded stream (per-frame latencies of a camera that runs for days) in
+    bounded memory: every value up to ``cap``, then a uniform random sample of ``cap`` of them
+    (Vitter's algorithm R, seeded, so a run is reproducible). ``count`` and ``total`` stay exact,
+    so means and counts are exact and only percentiles come from the sample past ``cap``."""
+
+    def __init__(self, cap: int = SAMPLE_CAP, seed: int = 0) -> None:
+        if cap < 1:
+            raise ValueError(f"Reservoir: cap must be >= 1, got {cap}")
+        self.cap = int(cap)
+        self.count = 0
+        self.total = 0.0
+        self._v = array("d")
+        self._rng = random.Random(seed)
+
+    def add(self, value: float) -> None:
+        self.count += 1
+        self.total += value
+        if len(self._v) < self.cap:
+            self._v.append(value)
+        else:
+            j = self._rng.randrange(self.count)
+            if j < self.cap:
+                self._v[j] = value
+
+    def values(self) -> np.ndarray:
+        """The kept values (all of them while ``count <= cap``, in arrival order)."""
+        return np.frombuffer(self._v, dtype=np.float64).copy()
+
+    @property
+    def sampled(self) -> bool:
+        """Whether :meth:`values` is a sample (more values came than it keeps)."""
+        return self.count > len(self._v)

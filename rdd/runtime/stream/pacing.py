@@ -20,7 +20,7 @@ from typing import Any
 
 from rdd.runtime.errors import OptionError
 from rdd.runtime.stream.temporal import realtime_summary
-from rdd.runtime.timing import latency_stats
+from rdd.runtime.timing import Reservoir, latency_stats
 
 __all__ = ["END", "Channel", "Pacer", "Batcher"]
 
@@ -129,7 +129,9 @@ class Pacer:
     def put(self, chan: Channel, item: Any) -> bool:
         return chan.put_latest(item) if self.on else chan.put(item)
 
-    def report(self, *, frames: int, latencies_s: Sequence[float], done_s: Sequence[float]) -> dict[str, Any]:
+    def report(
+        self, *, frames: int, latencies_s: Sequence[float], intervals_s: Sequence[float], measured: int
+    ) -> dict[str, Any]:
         """The ``realtime`` block (:func:`~rdd.runtime.stream.temporal.realtime_summary`)."""
         return (
             {
@@ -140,7 +142,8 @@ class Pacer:
                     frames_read=self.frames_read,
                     frames=frames,
                     latencies_s=latencies_s,
-                    done_s=done_s,
+                    intervals_s=intervals_s,
+                    measured=measured,
                 )
             }
             if self.on
@@ -152,13 +155,18 @@ class Batcher:
     """Up to ``size`` frames of one input shape per inference call (a frame of another shape
     waits its turn); records each call's time for the report."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, *, warmup: int = 0) -> None:
         if size < 1:
             raise OptionError("batch", f"must be >= 1, got {size}")
         self.size = int(size)
+        self.warmup = int(warmup)
         self._held: Any = None
         self._done = False
-        self.calls: list[tuple[float, int]] = []  # (seconds, frames) per inference call
+        # seconds per inference call: the calls of warm-up frames only, then the rest (bounded)
+        self._head: list[float] = []
+        self._tail = Reservoir()
+        self._frames = 0
+        self.first_call_s: float | None = None  # the first inference call (the report's first_inference_ms)
 
     def next(self, chan: Channel) -> list[Any]:
         items: list[Any] = []
@@ -179,18 +187,17 @@ class Batcher:
         return items
 
     def record(self, seconds: float, frames: int) -> None:
-        self.calls.append((seconds, frames))
+        if self.first_call_s is None:
+            self.first_call_s = seconds
+        self._frames += frames
+        (self._head.append if self._frames <= self.warmup else self._tail.add)(seconds)
 
     def report(self, warm: int) -> dict[str, Any]:
         """``batch`` and, above 1, ``batch_calls`` / ``batch_inference_ms`` (calls holding only
         warm-up frames left out)."""
         out: dict[str, Any] = {"batch": self.size}
-        if self.size > 1:
-            done, calls = 0, []
-            for dt, k in self.calls:
-                done += k
-                if done > warm:
-                    calls.append(dt)
+        if self.size > 1:  # warm: 0 or the whole warm-up (RunFigures.warm)
+            calls = [*(self._head if not warm else []), *self._tail.values()]
             out["batch_inference_ms"] = latency_stats([1e3 * c for c in calls])
-            out["batch_calls"] = len(self.calls)
+            out["batch_calls"] = len(self._head) + self._tail.count
         return out

@@ -158,7 +158,7 @@ class Pipeline:
         self.pacer = Pacer(
             live=source.live, realtime=cfg.realtime, source_fps=source.fps, pace_fps=cfg.pace_fps
         )
-        self.batcher = Batcher(int(cfg.batch))
+        self.batcher = Batcher(int(cfg.batch), warmup=int(cfg.warmup))
         if self.batcher.size > 1 and self.pacer.on:
             raise OptionError(
                 "batch",
@@ -398,7 +398,6 @@ class Pipeline:
         """Figures after warm-up: FPS, latency percentiles, per-stage times, mIoU when labelled."""
         figs = self.figures
         warm, note = figs.warm()
-        recs = figs.records[warm:]
         rep: dict[str, Any] = {
             **self.backend.describe(),
             "source": self.source.describe(),
@@ -423,7 +422,10 @@ class Pipeline:
         rep.update(self.batcher.report(warm))
         rep.update(
             self.pacer.report(
-                frames=len(figs), latencies_s=[r["latency"] for r in recs], done_s=figs.t_done[warm:]
+                frames=len(figs),
+                latencies_s=figs.measured("latency", warm)[0],
+                intervals_s=figs.measured("interval", warm)[0],
+                measured=figs.measured("latency", warm)[1],
             )
         )
         if self.flicker is not None:

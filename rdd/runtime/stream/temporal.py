@@ -75,44 +75,57 @@ class FlickerMeter:
         self.ignore_index = int(ignore_index)
         self._prev_pred: np.ndarray | None = None
         self._prev_gt: np.ndarray | None = None
-        self._pred: list[float] = []
-        self._gt: list[float] = []
-        self._pred_at_gt: list[float] = []
+        # running [sum, count] of each rate: memory does not grow with the stream
+        self._pred = [0.0, 0]
+        self._gt = [0.0, 0]
+        self._pred_at_gt = [0.0, 0]
 
     def update(self, pred: np.ndarray, gt: np.ndarray | None = None) -> None:
         prev, prev_gt = self._prev_pred, self._prev_gt
         self._prev_pred, self._prev_gt = pred, gt
         if prev is None or prev.shape != pred.shape:
             return
-        self._pred.append(label_change_rate(prev, pred))
+        _add(self._pred, label_change_rate(prev, pred))
         if gt is None or prev_gt is None or prev_gt.shape != gt.shape or gt.shape != pred.shape:
             return
         valid = (prev_gt != self.ignore_index) & (gt != self.ignore_index)
         if valid.any():
-            self._gt.append(label_change_rate(prev_gt, gt, valid))
-            self._pred_at_gt.append(label_change_rate(prev, pred, valid))
+            _add(self._gt, label_change_rate(prev_gt, gt, valid))
+            _add(self._pred_at_gt, label_change_rate(prev, pred, valid))
 
     def summary(self, with_gt: bool) -> dict[str, Any]:
-        def mean(v: list[float]) -> float:
-            return float(np.mean(v)) if v else math.nan
+        def mean(v: list) -> float:
+            return v[0] / v[1] if v[1] else math.nan
 
-        out: dict[str, Any] = {"flicker": mean(self._pred), "flicker_pairs": len(self._pred)}
+        out: dict[str, Any] = {"flicker": mean(self._pred), "flicker_pairs": self._pred[1]}
         if with_gt:
             out.update(
                 flicker_gt=mean(self._gt),
                 flicker_at_gt=mean(self._pred_at_gt),
-                flicker_gt_pairs=len(self._gt),
+                flicker_gt_pairs=self._gt[1],
             )
         return out
 
 
-def interval_stats(times_s: Sequence[float]) -> dict[str, float]:
-    """Output timestamps (s, length T) → stats of the ``T-1`` intervals between them, in ms.
+def _add(acc: list, rate: float) -> None:
+    """``acc = [sum, count]`` += one rate."""
+    acc[0] += rate
+    acc[1] += 1
+
+
+def interval_stats(
+    times_s: Sequence[float] | None = None, *, intervals_s: Sequence[float] | None = None
+) -> dict[str, float]:
+    """Output timestamps (s, length T) → stats of the ``T-1`` intervals between them, in ms
+    (or the intervals themselves, ``intervals_s``, s).
 
     ``{"mean", "p50", "p90", "p99"}`` (:func:`rdd.runtime.timing.latency_stats`) plus ``std``:
     the jitter. NaN when there are fewer than two timestamps.
     """
-    d = np.diff(np.asarray(times_s, dtype=np.float64)) * 1e3
+    if intervals_s is not None:
+        d = np.asarray(intervals_s, dtype=np.float64) * 1e3
+    else:
+        d = np.diff(np.asarray(times_s, dtype=np.float64)) * 1e3
     return {**latency_stats(d), "std": float(d.std()) if d.size else math.nan}
 
 
@@ -124,7 +137,9 @@ def realtime_summary(
     frames_read: int,
     frames: int,
     latencies_s: Sequence[float],
-    done_s: Sequence[float],
+    done_s: Sequence[float] | None = None,
+    intervals_s: Sequence[float] | None = None,
+    measured: int | None = None,
 ) -> dict[str, Any]:
     """The ``realtime`` block of a report.
 
@@ -135,14 +150,20 @@ def realtime_summary(
         frames_read: frames the source delivered; ``frames``: frames processed. The difference
             was dropped: they arrived while the previous one was still being processed, and only
             the latest waiting frame is kept.
-        latencies_s: arrival → written of the measured (post-warm-up) frames.
-        done_s: write times of the same frames (their intervals give the jitter).
+        latencies_s: arrival → written of the measured (post-warm-up) frames, or a uniform
+            sample of them (:class:`rdd.runtime.timing.Reservoir`) when ``measured`` is larger.
+        done_s: write times of the same frames (their intervals give the jitter), or
+            ``intervals_s``: those intervals (a sample like ``latencies_s``).
+        measured: how many frames were measured (default ``len(latencies_s)``); from a sample,
+            ``deadline_misses`` is the sample's miss rate times ``measured``.
     """
     lat = np.asarray(latencies_s, dtype=np.float64)
     deadline = 1.0 / fps
-    misses = int(np.count_nonzero(lat > deadline))
+    n = lat.size if measured is None else int(measured)
+    rate = float(np.count_nonzero(lat > deadline)) / lat.size if lat.size else math.nan
+    misses = int(round(rate * n)) if lat.size else 0
     dropped = max(int(frames_read) - int(frames), 0)
-    iv = interval_stats(done_s)
+    iv = interval_stats(done_s, intervals_s=intervals_s)
     return {
         "mode": "live" if live else "paced_file",
         "fps": float(fps),
@@ -152,7 +173,7 @@ def realtime_summary(
         "drop_rate": dropped / frames_read if frames_read else math.nan,
         "deadline_ms": 1e3 * deadline,
         "deadline_misses": misses,
-        "deadline_miss_rate": misses / lat.size if lat.size else math.nan,
+        "deadline_miss_rate": rate,
         "output_interval_ms": iv,
         "jitter_ms": {"std": iv["std"], "p99": iv["p99"]},
     }
