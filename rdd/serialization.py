@@ -34,6 +34,7 @@ from typing import Any
 
 import torch
 
+from rdd.contract.files import file_sha256
 from rdd.spec import atomic_path
 
 __all__ = [
@@ -172,12 +173,8 @@ def save_torch_file(obj: Any, path: str | os.PathLike) -> Path:
     return path
 
 
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
+#: the SHA-256 of a file's bytes: :func:`rdd.contract.file_sha256`, the project's one
+sha256_file = file_sha256
 
 
 def is_url(source: str | os.PathLike) -> bool:

@@ -26,6 +26,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from rdd.contract import file_sha256
 from rdd.runtime.errors import InputError
 
 __all__ = ["ZOO_ENV", "CACHE_ENV", "entries", "resolve_model", "fetch", "markdown_table", "build_manifest"]
@@ -49,16 +50,8 @@ def _cache_root() -> Path:
     return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "rdd-edge")
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _valid(path: Path, e: dict[str, Any]) -> bool:
-    return path.is_file() and path.stat().st_size == e["bytes"] and _sha256(path) == e["sha256"]
+    return path.is_file() and path.stat().st_size == e["bytes"] and file_sha256(path) == e["sha256"]
 
 
 def resolve_model(model: str | os.PathLike) -> str:
