@@ -100,6 +100,23 @@ def test_license_is_apache_2_and_declared_for_the_wheel():
     assert "END OF TERMS AND CONDITIONS" in text and len(text) > 11000  # the full text
 
 
+def test_readme_installs_cpu_only_torch_where_there_is_no_gpu():
+    """Issue #34 point 7: the README's install blocks name PyTorch's CPU-only wheel index for a
+    machine without an NVIDIA GPU (the default wheel pulls gigabytes of CUDA libraries), before
+    the extra that needs torch, at the version constraints.txt pins."""
+    readme = (REPO / "README.md").read_text().splitlines()
+    lines = [ln for ln in readme if "--index-url https://download.pytorch.org/whl/cpu" in ln]
+    assert len(lines) >= 2 and all(ln.startswith("pip install torch") for ln in lines), lines
+    pin = next(
+        ln.split("==")[1].strip()
+        for ln in (REPO / "constraints.txt").read_text().splitlines()
+        if ln.startswith("torch==")
+    )
+    assert any(f"torch=={pin} " in ln for ln in lines), (pin, lines)
+    first = readme.index(lines[0])
+    assert any("[train]" in ln or "[dev]" in ln or "-e ." in ln for ln in readme[first + 1 : first + 8])
+
+
 def test_constraints_pin_what_ci_installs():
     pins = {}
     for line in (REPO / "constraints.txt").read_text().splitlines():
