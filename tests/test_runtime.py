@@ -166,8 +166,9 @@ def test_inference_size_modes():
     assert parse_resize(None) == "model" and parse_resize("360x480") == (360, 480)
     assert parse_resize("NATIVE") == "native" and parse_resize([3, 4]) == (3, 4)
     for bad in ("big", "0x3", "1,2,3", (1,)):
-        with pytest.raises(InputError, match="--resize"):
+        with pytest.raises(InputError, match="resize must be") as e:
             parse_resize(bad)
+        assert e.value.as_flags().startswith("--resize must be")  # the key, spelled as its flag by the CLI
 
 
 def test_apply_profile_pinned_ranged_and_errors():
