@@ -39,9 +39,12 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from rdd.contract import read_onnx_meta  # noqa: E402
 from rdd.runtime.backends.lowres import LabelUpsampler  # noqa: E402
 from rdd.runtime.backends.ort import make_session  # noqa: E402
+from rdd.runtime.measure.frames import Frames  # noqa: E402
 from rdd.runtime.provenance import device_info  # noqa: E402
+from rdd.runtime.stream.transforms import preprocess  # noqa: E402
 from rdd.runtime.timing import measure_interleaved, protocol  # noqa: E402
 
 MODEL = REPO / "studies" / "camvid_converged" / "models" / "rdd_16x-s0.onnx"
@@ -65,20 +68,13 @@ def split_model(path: Path) -> tuple[bytes, bytes, str, dict]:
 
 
 def load_frames(model: Path, images: Path, n: int, size: tuple[int, int]) -> list[np.ndarray]:
-    """The first ``n`` frames (sorted) as the model's normalised ``1×3×H×W`` float32 input."""
-    import onnx
-
-    meta = json.loads({p.key: p.value for p in onnx.load(str(model)).metadata_props}["rdd_meta"])
-    mean = 255 * np.asarray(meta["normalization"]["mean"], np.float32)
-    std = 255 * np.asarray(meta["normalization"]["std"], np.float32)
-    out = []
-    for f in sorted(images.glob("*.png"))[:n]:
-        rgb = cv2.cvtColor(cv2.imread(str(f)), cv2.COLOR_BGR2RGB)
-        if rgb.shape[:2] != size:
-            rgb = cv2.resize(rgb, size[::-1], interpolation=cv2.INTER_LINEAR)
-        out.append(((rgb.astype(np.float32) - mean) / std).transpose(2, 0, 1)[None].copy())
+    """The first ``n`` frames (file-name order) as the model's ``1×3×H×W`` input, through the
+    runtime's own reader and preprocessing (``Frames``, ``preprocess``)."""
+    meta = read_onnx_meta(model)
+    frames = Frames.from_folder(images)
+    out = [preprocess(f.image, meta, size) for f, _ in zip(frames, range(n))]
     if not out:
-        raise SystemExit(f"no PNG frames in {images}")
+        raise SystemExit(f"no frames in {images}")
     return out
 
 
