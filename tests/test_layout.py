@@ -298,3 +298,20 @@ def test_one_place_answers_whether_a_package_is_installed(monkeypatch):
     assert installed("numpy") and not installed("no_such_package_rdd_edge")
     monkeypatch.setitem(sys.modules, "numpy_hidden_probe", None)
     assert not installed("numpy_hidden_probe")
+
+
+def test_a_broken_tensorrt_is_unavailable_in_the_one_answer(monkeypatch, tmp_path):
+    """Issue #31: an installed TensorRT that cannot be imported (libnvinfer missing) is
+    unavailable to the runtime and to the export step alike (one answer, with the reason)."""
+    import sys
+
+    from rdd.export.tensorrt import tensorrt_available
+    from rdd.runtime.backends import available
+
+    (tmp_path / "tensorrt").mkdir()
+    (tmp_path / "tensorrt" / "__init__.py").write_text("raise ImportError('libnvinfer.so.10: cannot open')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "tensorrt", raising=False)
+    reason = available("trt", "cuda")
+    assert reason is not None and "cannot be imported: libnvinfer.so.10: cannot open" in reason
+    assert not tensorrt_available()

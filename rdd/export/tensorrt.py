@@ -115,10 +115,11 @@ def _import_trt() -> Any | None:
 
 
 def tensorrt_available() -> bool:
-    """True when TensorRT runs here (:func:`rdd.runtime.backends.available`, the one answer)."""
+    """True when TensorRT runs here (:func:`rdd.runtime.backends.available`, the one answer: it
+    also imports TensorRT, so a broken install is unavailable there too)."""
     from rdd.runtime.backends import available
 
-    return available("trt", "cuda") is None and _import_trt() is not None
+    return available("trt", "cuda") is None
 
 
 def shape_profile(

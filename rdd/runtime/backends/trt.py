@@ -9,6 +9,7 @@ unavailable" path).
 
 from __future__ import annotations
 
+import importlib
 import os
 from typing import Any
 
@@ -45,7 +46,15 @@ def device_status(device: str) -> str | None:
     """``None`` when TensorRT can run here on ``device`` (``cuda``), else why not."""
     if device not in ("cuda", "trt"):
         return f"TensorRT runs on the GPU (device cuda), not {device!r}"
-    return None if installed("tensorrt") else "TensorRT unavailable"
+    if not installed("tensorrt"):
+        return "TensorRT unavailable"
+    try:  # installed but broken (libnvinfer missing or of another CUDA): not available either
+        importlib.import_module("tensorrt")
+    except Exception as e:  # noqa: BLE001 - any failure to load it means it cannot run
+        return (
+            f"TensorRT unavailable (cannot be imported: {' '.join(str(e).split())[:120] or type(e).__name__})"
+        )
+    return None
 
 
 class TorchCudaBuffers:
