@@ -40,6 +40,7 @@ TARGETS = ("onnx", "int8", "openvino", "engine")
 def build_parser(prog: str = "rdd-export") -> argparse.ArgumentParser:
     from rdd import __version__
     from rdd.config.export import ExportConfig
+    from rdd.runtime.options import LABEL_MAPS
 
     d = ExportConfig()
     p = argparse.ArgumentParser(
@@ -78,7 +79,7 @@ def build_parser(prog: str = "rdd-export") -> argparse.ArgumentParser:
     )
     p.add_argument("--val-labels", metavar="DIR", help="their masks: mIoU in the gates")
     p.add_argument("--val-frames", type=int, default=32, help="gate frames (default: 32)")
-    p.add_argument("--label-map", default="auto", choices=("auto", "none", "camvid"), help="as rdd-infer's")
+    p.add_argument("--label-map", default="auto", choices=LABEL_MAPS, help="as rdd-infer's")
     p.add_argument(
         "--max-miou-drop",
         type=float,

@@ -173,7 +173,7 @@ def openvino_int8_stage(
 ) -> dict[str, Any]:
     """The export stage's OpenVINO INT8 step: :func:`quantize_openvino` to
     ``out_dir/model_int8.xml``, then the same mIoU gate as the onnxruntime INT8 build, scored
-    through the runtime's :class:`~rdd.runtime.openvino.OpenVinoBackend` on ``eval_frames``.
+    through the runtime's :class:`~rdd.runtime.backends.openvino.OpenVinoBackend` on ``eval_frames``.
 
     Returns the metrics block (``status`` ``"ok"`` or ``"skipped: ..."``). Raises
     :class:`~rdd.export.parity.ParityError` from :func:`rdd.export.parity.miou_gate` when the

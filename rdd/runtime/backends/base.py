@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from rdd.offline import no_telemetry
 
 __all__ = [
     "Backend",
+    "onnx_precision",
     "logits_to_labels",
     "output_labels",
     "existing_file",
@@ -207,3 +208,9 @@ def import_runtime(module: str, install: str, prefix: str = "") -> Any:
             raise InputError(f"{prefix}{module} is not installed: {install}") from None
         first = " ".join(str(e).split()) or type(e).__name__
         raise InputError(f"{prefix}{module} cannot be imported ({first}); {install}") from None
+
+
+def onnx_precision(props: Mapping[str, str]) -> str:
+    """A graph's precision from its ``metadata_props`` (``rdd_precision``; ``fp32`` when absent):
+    the one rule, for the format table and the onnxruntime backend."""
+    return str(props.get("rdd_precision", "fp32")).lower()

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from rdd.contract import InputError, engine_sidecar_path, file_sha256, read_engine_sidecar, read_onnx_props
-from rdd.runtime.backends.base import Backend
+from rdd.runtime.backends.base import Backend, onnx_precision
 
 __all__ = [
     "BackendEntry",
@@ -126,7 +126,7 @@ class Build:
 def _onnx_precision(path: Path) -> str:
     """``metadata_props["rdd_precision"]`` of an ONNX (``fp32`` when absent), read through
     whichever of onnx / onnxruntime / OpenVINO is installed."""
-    return str(read_onnx_props(path).get("rdd_precision", "fp32")).lower()
+    return onnx_precision(read_onnx_props(path))
 
 
 _RT_PRECISION = re.compile(r'<rdd_precision\s+value="([A-Za-z0-9_]+)"')

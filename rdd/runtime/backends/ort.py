@@ -14,7 +14,14 @@ from typing import Any
 import numpy as np
 
 from rdd.contract import META_KEY, InputError, meta_from_props, ort_session_io, sidecar_meta
-from rdd.runtime.backends.base import Backend, device_choice, existing_file, import_runtime, static_dim
+from rdd.runtime.backends.base import (
+    Backend,
+    device_choice,
+    existing_file,
+    import_runtime,
+    onnx_precision,
+    static_dim,
+)
 
 __all__ = ["OrtBackend", "ORT_PROVIDERS", "SPIN", "make_session", "onnx_precision"]
 
@@ -87,11 +94,6 @@ def device_status(device: str) -> str | None:
     if want not in ort.get_available_providers():
         return f"onnxruntime has no {want}"
     return None
-
-
-def onnx_precision(props: dict[str, str]) -> str:
-    """The graph's precision from its ``metadata_props`` (``rdd_precision``, default fp32)."""
-    return str(props.get("rdd_precision", "fp32")).lower()
 
 
 class OrtBackend(Backend):

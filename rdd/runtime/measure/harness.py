@@ -112,14 +112,12 @@ def e2e_interleaved(
 
 def _e2e_fps(backend: Any, hw: tuple[int, int], clip: Any, n: int) -> float | None:
     from rdd.runtime.stream.capture import VideoSource
-    from rdd.runtime.stream.sources import ImageFolderSource
+    from rdd.runtime.stream.sources import IMAGE_EXTS, ImageFolderSource
     from rdd.runtime.stream.stop import SIGNAL_EXIT_CODES, Interrupted
     from rdd.runtime.stream.stream import Pipeline, PipelineConfig
 
     is_video = (
-        isinstance(clip, (str, Path))
-        and Path(clip).is_file()
-        and Path(clip).suffix.lower() not in (".png", ".jpg", ".jpeg", ".bmp")
+        isinstance(clip, (str, Path)) and Path(clip).is_file() and Path(clip).suffix.lower() not in IMAGE_EXTS
     )
     src = VideoSource(clip) if is_video else ImageFolderSource(clip)
     try:

@@ -58,7 +58,7 @@ class StopSignal:
     """A stop request that may arrive at any moment (a signal handler) for a running pipeline.
 
     :meth:`request` records the first reason (``"sigint"``, ``"sigterm"``) and, while a
-    :class:`~rdd.runtime.pipeline.Pipeline` runs (:attr:`armed`), makes it stop after the frame
+    :class:`~rdd.runtime.stream.stream.Pipeline` runs (:attr:`armed`), makes it stop after the frame
     in hand: the frames done so far are written (a valid overlay under its final name) and the
     report says ``completed: false`` and ``stop_reason``. Only sets flags: safe in a handler.
     """

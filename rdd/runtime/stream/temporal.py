@@ -9,7 +9,7 @@ Pure numpy (no OpenCV, no torch):
 * :func:`interval_stats` — inter-frame jitter of the output;
 * :func:`realtime_summary` — dropped frames, deadline misses and jitter of a ``--realtime`` run.
 
-Runner report fields of the input/output modes (:class:`rdd.runtime.pipeline.Pipeline`):
+Runner report fields of the input/output modes (:class:`rdd.runtime.stream.stream.Pipeline`):
 
 * ``batch``: frames per inference call; with ``batch > 1`` also ``batch_calls`` and
   ``batch_inference_ms`` (mean/p50/p90/p99 of one call; calls holding only warm-up

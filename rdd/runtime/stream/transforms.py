@@ -116,11 +116,11 @@ def inference_size(frame_hw: tuple[int, int], meta: ModelMeta, resize: Any = "mo
 def resize_labels(labels: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     """Integer ``H×W`` ids → ``hw`` with ``cv2.INTER_NEAREST_EXACT``, values unchanged.
 
-    The same resize as :class:`rdd.data.EvalTransform` and :func:`rdd.export.frames.load_frames`
+    The same resize as :class:`rdd.data.EvalTransform` and :func:`rdd.runtime.measure.frames.load_frames`
     (``INTER_NEAREST`` is off by half a pixel for non-integer ratios). ``uint8`` and ``uint16``
     keep their dtype; other integer arrays go through the smallest of the two that holds them
     (never a wrapping cast: ids beyond ``uint16`` or negative are a ``ValueError``). Validate
-    ids (:class:`~rdd.runtime.sources.LabelFolder`) before resizing.
+    ids (:class:`~rdd.runtime.stream.labels.LabelFolder`) before resizing.
     """
     if labels.shape[:2] == tuple(hw):
         return labels
