@@ -891,3 +891,22 @@ def test_run_figures_memory_is_bounded_and_means_stay_exact():
     r = b.report(4)
     assert r["batch_calls"] == 1000 and b.first_call_s == 0.001
     assert r["batch_inference_ms"]["mean"] == pytest.approx(np.mean(np.arange(3, 1001)))  # 2 calls left out
+
+
+def test_hints_in_library_errors_name_keys_and_flags_on_the_command_line(tmp_path):
+    """Issue #31: an error about something else that hints at an option names the option's key
+    in the library and its flag on the command line (one translation, ``one_line``)."""
+    from rdd.runtime.errors import OptionError, one_line
+    from rdd.runtime.measure.score import check_labels
+    from rdd.runtime.stream.sources import image_files
+
+    with pytest.raises(OptionError) as e:
+        check_labels(np.array([[0, 7]], np.uint8), 3, 255)
+    assert str(e.value).endswith("map them to ignore (label_map / ignore_ids)")
+    assert one_line(e.value).endswith("map them to ignore (--label-map / --ignore-ids)")
+    clip = tmp_path / "clip{1}.mp4"
+    clip.write_bytes(b"x")
+    with pytest.raises(OptionError) as e:
+        image_files(clip)
+    assert "clip{1}.mp4 is not an image file" in one_line(e.value)
+    assert one_line(e.value).startswith("--images ") and one_line(e.value).endswith("videos go to --video")

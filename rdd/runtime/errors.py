@@ -29,19 +29,22 @@ def literal(text: object) -> str:
 class OptionError(InputError):
     """A bad value of option ``key``; ``msg`` may name other options as ``{key}`` fields (and
     starts with ``":"`` or ``","`` to follow the key without a space); any other text in it
-    goes through :func:`literal`.
+    goes through :func:`literal`. ``key`` None: an error about something else whose message
+    names options (a hint).
 
     ``str(err)`` names options by key (``batch applies to images and video files``);
     :meth:`as_flags` by flag (``--batch applies to --images and video files``).
     """
 
-    def __init__(self, key: str, msg: str) -> None:
+    def __init__(self, key: str | None, msg: str) -> None:
         self.key, self.msg = key, msg
         super().__init__(self._render(lambda k: k))
 
     def _render(self, spell) -> str:
         names = {f for _, f, _, _ in string.Formatter().parse(self.msg) if f}
         msg = self.msg.format(**{n: spell(n) for n in names})
+        if self.key is None:  # a message that only mentions options
+            return msg
         return f"{spell(self.key)}{'' if msg.startswith((':', ',')) else ' '}{msg}"
 
     def as_flags(self) -> str:

@@ -20,7 +20,7 @@ import numpy as np
 
 from rdd.metrics import ConfusionMatrix
 from rdd.runtime.backends.base import Backend, output_labels
-from rdd.runtime.errors import InputError
+from rdd.runtime.errors import InputError, OptionError
 from rdd.runtime.measure.frames import Frames
 from rdd.runtime.stream.transforms import inference_size, preprocess, resize_labels
 
@@ -51,10 +51,10 @@ def check_labels(lab: np.ndarray, num_classes: int, ignore_index: int) -> None:
     """An id outside ``[0, num_classes)`` ∪ {ignore} is a one-line :class:`InputError`."""
     bad = (lab != ignore_index) & (lab >= num_classes)
     if bad.any():
-        raise InputError(
+        raise OptionError(
+            None,
             f"labels hold ids {np.unique(lab[bad])[:8].tolist()} outside the "
-            f"model's {num_classes} classes; map them to ignore (--label-map / "
-            "--ignore-ids)"
+            f"model's {num_classes} classes; map them to ignore ({{label_map}} / {{ignore_ids}})",
         )
 
 

@@ -82,10 +82,10 @@ class _CaptureSource(FrameSource):
     def _check_size(self, h: int, w: int) -> None:
         """Refuse frames above ``max_pixels`` (before decoding them when the container says)."""
         if h * w > self.max_pixels:
-            raise InputError(
-                f"{self._what}: frames of {w}×{h} (W×H), {h * w} pixels, are above "
-                f"the limit of {self.max_pixels} (--max-input-pixels / "
-                "RDD_MAX_INPUT_PIXELS)"
+            raise OptionError(
+                None,
+                f"{literal(self._what)}: frames of {w}×{h} (W×H), {h * w} pixels, are above "
+                f"the limit of {self.max_pixels} ({{max_input_pixels}} / RDD_MAX_INPUT_PIXELS)",
             )
 
     def __len__(self) -> int:
@@ -244,10 +244,11 @@ class StreamSource(_CaptureSource):
             )
         self.live = self.scheme != "file"
         if self.gstreamer and not _has_backend("CAP_GSTREAMER"):
-            raise InputError(
-                "--video looks like a GStreamer pipeline (it contains ' ! ') but this "
+            raise OptionError(
+                "video",
+                "looks like a GStreamer pipeline (it contains ' ! ') but this "
                 "OpenCV build has no GStreamer support; use an OpenCV built with it "
-                "(e.g. the system python3-opencv on Jetson)"
+                "(e.g. the system python3-opencv on Jetson)",
             )
         quiet_opencv()
         super().__init__(

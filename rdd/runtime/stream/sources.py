@@ -21,6 +21,7 @@ import numpy as np
 
 from rdd.contract import InputError, resolve_max_pixels
 from rdd.imagesize import check_image_size
+from rdd.runtime.errors import OptionError, literal
 
 __all__ = [
     "FrameSource",
@@ -74,8 +75,9 @@ def image_files(spec: str | os.PathLike | Sequence[str | os.PathLike]) -> list[P
         return files
     if p.is_file():
         if p.suffix.lower() not in IMAGE_EXTS:
-            raise InputError(
-                f"images {p} is not an image file ({', '.join(IMAGE_EXTS)}); videos go to --video"
+            raise OptionError(
+                "images",
+                f"{literal(p)} is not an image file ({', '.join(IMAGE_EXTS)}); videos go to {{video}}",
             )
         return [p]
     if any(c in str(spec) for c in "*?["):
