@@ -35,10 +35,9 @@ import numpy as np
 from rdd.config.export import Parity
 from rdd.contract import ModelMeta
 from rdd.metrics import ConfusionMatrix
-from rdd.runtime.backends import Backend, open_build, output_labels
+from rdd.runtime.backends import Backend, open_build
 from rdd.runtime.measure.frames import Frames, iter_batches, load_frames
-from rdd.runtime.measure.score import compare_predictions
-from rdd.runtime.stream.transforms import preprocess
+from rdd.runtime.measure.score import compare_predictions, predict, score
 from rdd.spec import Normalization
 
 if TYPE_CHECKING:  # torch only where a PyTorch model is compared (rdd-export's ONNX path: none)
@@ -114,15 +113,11 @@ def _as_frames(frames: Any, meta: ModelMeta, limit: int | None) -> Frames:
 
 
 def _runtime(backend: Backend, images: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
-    """uint8 ``N×H×W×3`` frames through the runtime → ``(logits | None, labels N×H×W)``: the
-    graph's own logits (``N×K×h×w`` for a ``lowres`` head), ``None`` for a labels graph."""
-    logits, labels = [], []
-    for img in images:
-        x = preprocess(img, backend.meta, "native")
-        z = np.asarray(backend.forward(x), dtype=np.float32)
-        labels.append(output_labels(z, backend.meta, img.shape[:2])[0])
-        logits.append(z[0] if backend.meta.output_kind == "logits" else None)
-    return (np.stack(logits) if all(z is not None for z in logits) else None), np.stack(labels)
+    """uint8 ``N×H×W×3`` frames through the runtime (:func:`rdd.runtime.measure.score.predict`,
+    each at its own size) → ``(logits | None, labels N×H×W)``: the graph's own logits (``N×K×h×w``
+    for a ``lowres`` head), ``None`` for a labels graph."""
+    labels, logits = predict(backend, Frames.from_arrays(list(images)), "native", keep_logits=True)
+    return (np.stack(logits) if logits is not None else None), np.stack(labels)
 
 
 def compare_parity(
@@ -250,19 +245,16 @@ def evaluate_onnx(
     backend: Backend | None = None,
     batch_size: int = 1,
 ) -> dict[str, Any]:
-    """mIoU etc. (:meth:`ConfusionMatrix.compute`) of an exported graph on frames with masks,
-    run through the runtime."""
+    """``miou``, ``pixel_acc``, ``iou`` (:func:`rdd.runtime.measure.score.score`) and ``frames``
+    of an exported graph on frames with masks, run through the runtime frame by frame, as
+    ``rdd-infer`` does (``batch_size`` is accepted for callers and has no effect)."""
     be = backend or open_build(onnx_path, backend="ort")
     meta = be.meta
     fr = _as_frames(frames, meta, limit)
-    cm = ConfusionMatrix(meta.num_classes, meta.classes.ignore_index)
-    for batch in iter_batches(fr, batch_size):
-        if any(f.mask is None for f in batch):
-            raise ValueError(f"evaluate_onnx({onnx_path}): every frame needs a mask")
-        _, labels = _runtime(be, np.stack([f.image for f in batch]))
-        for f, lab in zip(batch, labels):
-            cm.update(lab.astype(np.int64), f.mask)
-    return {**cm.compute(), "frames": len(fr)}
+    if fr.labels is None:
+        raise ValueError(f"evaluate_onnx({onnx_path}): every frame needs a mask")
+    preds, _ = predict(be, fr, "native")  # the runtime's predict and score: one of each
+    return {**score(preds, fr, meta.num_classes), "frames": len(fr)}
 
 
 def evaluate_torch(
