@@ -37,7 +37,7 @@ from rdd.contract import ModelMeta
 from rdd.metrics import ConfusionMatrix
 from rdd.runtime.backends import Backend, open_build
 from rdd.runtime.measure.frames import Frames, iter_batches, load_frames
-from rdd.runtime.measure.score import compare_predictions, predict, score
+from rdd.runtime.measure.score import Agreement, compare_predictions, predict, score
 from rdd.spec import Normalization
 
 if TYPE_CHECKING:  # torch only where a PyTorch model is compared (rdd-export's ONNX path: none)
@@ -161,7 +161,7 @@ def compare_parity(
     was_training = model.training
     model.eval()
     cm_t, cm_o = ConfusionMatrix(k, ignore), ConfusionMatrix(k, ignore)
-    max_diff, sum_diff, n_logits, agree, pixels, has_masks = 0.0, 0.0, 0, 0, 0, True
+    agreement, has_masks = Agreement(), True  # the runtime's agreement and |Δlogit|
     try:
         for batch in iter_batches(fr, batch_size):
             imgs = np.stack([f.image for f in batch])  # N×H×W×3 uint8
@@ -171,15 +171,10 @@ def compare_parity(
             if meta.head == "lowres":  # the graph's logits
                 z_t = _torch_logits(model, x_t, "lowres").numpy()  # N×K×h×w
             z_o, lab_o = _runtime(be, imgs)  # N×K×…  | None, N×H×W
-            if z_o is not None:
-                if z_o.shape != z_t.shape:
-                    raise ValueError(f"{onnx_path}: ONNX logits {z_o.shape} vs torch {z_t.shape}")
-                d = np.abs(z_o - z_t)
-                max_diff = max(max_diff, float(d.max()))
-                sum_diff += float(d.sum(dtype=np.float64))
-                n_logits += d.size
-            agree += int((lab_o.astype(np.int64) == lab_t).sum())
-            pixels += lab_t.size
+            if z_o is not None and z_o.shape != z_t.shape:
+                raise ValueError(f"{onnx_path}: ONNX logits {z_o.shape} vs torch {z_t.shape}")
+            for i in range(len(batch)):
+                agreement.update(lab_o[i], lab_t[i], *((z_o[i], z_t[i]) if z_o is not None else ()))
             for f, lt, lo in zip(batch, lab_t, lab_o):
                 if f.mask is None:
                     has_masks = False
@@ -192,10 +187,10 @@ def compare_parity(
     rep: dict[str, Any] = {
         "onnx": str(onnx_path),
         "frames": len(fr),
-        "pixels": pixels,
-        "max_abs_logit_diff": max_diff if n_logits else None,
-        "mean_abs_logit_diff": sum_diff / n_logits if n_logits else None,
-        "argmax_agreement": agree / pixels,
+        "pixels": agreement.total,
+        "max_abs_logit_diff": agreement.max_logit,
+        "mean_abs_logit_diff": agreement.mean_logit,
+        "argmax_agreement": agreement.same / agreement.total,
     }
     if has_masks:
         mt, mo = cm_t.compute(), cm_o.compute()

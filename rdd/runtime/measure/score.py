@@ -78,12 +78,14 @@ def score(preds: Sequence[np.ndarray], frames: Frames, num_classes: int) -> dict
 
 class Agreement:
     """Running argmax agreement (share of pixels of the same class) of one build with a
-    reference, and the max ``|Δlogit|`` where both logits are given with the same shape; a
-    prediction of another size is compared at the reference's (nearest-exact)."""
+    reference, and the max (and mean, :attr:`mean_logit`) ``|Δlogit|`` where both logits are
+    given with the same shape; a prediction of another size is compared at the reference's
+    (nearest-exact)."""
 
     def __init__(self) -> None:
         self.same = self.total = 0
         self.max_logit = None
+        self._sum_logit, self._n_logit = 0.0, 0
 
     def update(
         self,
@@ -97,8 +99,16 @@ class Agreement:
         self.same += int(np.count_nonzero(pred == ref))
         self.total += ref.size
         if logits is not None and ref_logits is not None and logits.shape == ref_logits.shape:
-            d = float(np.abs(logits - ref_logits).max())
+            diff = np.abs(logits - ref_logits)
+            d = float(diff.max())
             self.max_logit = d if self.max_logit is None else max(self.max_logit, d)
+            self._sum_logit += float(diff.sum(dtype=np.float64))
+            self._n_logit += diff.size
+
+    @property
+    def mean_logit(self) -> float | None:
+        """Mean ``|Δlogit|`` over every compared logit (``None``: no logits compared)."""
+        return self._sum_logit / self._n_logit if self._n_logit else None
 
     def result(self) -> dict[str, Any]:
         return {
