@@ -46,7 +46,7 @@ FROZEN = {
         "extra",
         "at_weight",
         "integration",  # issue #35: seed 0 finished, the rest to run (see the note in dvc.yaml)
-        "extra_16x",  # issue #35: rdd_16x-3 finished, three runs to do (same note)
+        "extra_16x",  # issue #35: seed 3 finished, seed 4 to do (same note)
     },
     # the runs' weights and curves are gone: the report can never re-run (its diagnostics need them)
     "studies/label_noise/dvc.yaml": {"data", "teacher", "run", "report"},

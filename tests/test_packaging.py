@@ -574,7 +574,7 @@ def test_deploy_doc_on_a_fresh_venv(tmp_path, tiny_model, built_wheel):
         dev / "video.mp4", dev / "masks", n_frames=6, size=(48, 64), seed=0, fps=10, images_dir=dev / "frames"
     )
     zoo = "camvid/rdd_16x-s0"  # first-hour's model by name, from a file:// mirror
-    entry = json.loads((REPO / "rdd" / "runtime" / "zoo.json").read_text())["models"][zoo]
+    entry = json.loads((REPO / "rdd" / "zoo.json").read_text())["models"][zoo]
     (dev / "zoo-mirror").mkdir()
     shutil.copy(
         REPO / "studies" / "camvid_converged" / "models" / entry["file"], dev / "zoo-mirror" / entry["file"]

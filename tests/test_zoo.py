@@ -39,7 +39,7 @@ def served(tmp_path):
 
 
 def test_manifest_and_readme_table_are_generated():
-    """rdd/runtime/zoo.json is what the generator makes of the committed index.json, and the
+    """rdd/zoo.json is what the generator makes of the committed index.json, and the
     README's zoo table is what it prints."""
     import json
 

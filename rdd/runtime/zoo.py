@@ -1,6 +1,6 @@
 """Models by name: ``rdd-infer --model camvid/rdd_16x-s0`` (standard library only).
 
-The zoo is the manifest ``rdd/runtime/zoo.json`` shipped in the package, generated from the
+The zoo is the manifest ``rdd/zoo.json`` shipped in the package, generated from the
 committed ``studies/camvid_converged/models/index.json`` (``python -m rdd.runtime.zoo --write``;
 tested to equal what the generator makes): per model its file, bytes, SHA-256, val mIoU,
 parameters and input size. A name resolves to, in order:
@@ -33,7 +33,9 @@ __all__ = ["ZOO_ENV", "CACHE_ENV", "entries", "resolve_model", "fetch", "markdow
 
 ZOO_ENV = "RDD_ZOO_URL"
 CACHE_ENV = "RDD_CACHE"
-MANIFEST = Path(__file__).with_name("zoo.json")
+#: beside the package, not in rdd/runtime: the studies' models stages hash rdd/runtime, and the
+#: manifest follows their output (index.json), so inside it every models run would stale itself
+MANIFEST = Path(__file__).resolve().parents[1] / "zoo.json"
 #: zoo prefix → the study whose students it lists (``camvid/...``: the converged CamVid study)
 STUDIES = {"camvid": "camvid_converged"}
 _REPO = Path(__file__).resolve().parents[2]
