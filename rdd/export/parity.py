@@ -238,11 +238,10 @@ def evaluate_onnx(
     *,
     limit: int | None = None,
     backend: Backend | None = None,
-    batch_size: int = 1,
 ) -> dict[str, Any]:
     """``miou``, ``pixel_acc``, ``iou`` (:func:`rdd.runtime.measure.score.score`) and ``frames``
     of an exported graph on frames with masks, run through the runtime frame by frame, as
-    ``rdd-infer`` does (``batch_size`` is accepted for callers and has no effect)."""
+    ``rdd-infer`` does."""
     be = backend or open_build(onnx_path, backend="ort")
     meta = be.meta
     fr = _as_frames(frames, meta, limit)

@@ -181,7 +181,7 @@ class RunFigures:
             steps[s] = 1e3 * total / count if count else float("nan")
         inf_mean = stages["inference"]["mean"]
         inference_fps = 1e3 / inf_mean if inf_mean and not math.isnan(inf_mean) else float("nan")
-        kept = len(self.measured("latency", warm)[0])
+        sample = self._tail["latency"]  # a short run (warm 0) is never sampled
         return {
             "frames": n,
             "warmup": warm,
@@ -195,7 +195,7 @@ class RunFigures:
             "latency_ms": self.stats_ms("latency", warm),
             "stages_ms": stages,
             "stage_ms": steps,
-            "percentiles_from": kept if kept < counted else None,
+            "percentiles_from": sample.cap if sample.sampled else None,
             "wall_s": self.t_end - self.t_start,
         }
 

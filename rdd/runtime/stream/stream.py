@@ -398,6 +398,7 @@ class Pipeline:
         """Figures after warm-up: FPS, latency percentiles, per-stage times, mIoU when labelled."""
         figs = self.figures
         warm, note = figs.warm()
+        latencies, measured, _ = figs.measured("latency", warm)
         rep: dict[str, Any] = {
             **self.backend.describe(),
             "source": self.source.describe(),
@@ -423,9 +424,9 @@ class Pipeline:
         rep.update(
             self.pacer.report(
                 frames=len(figs),
-                latencies_s=figs.measured("latency", warm)[0],
+                latencies_s=latencies,
                 intervals_s=figs.measured("interval", warm)[0],
-                measured=figs.measured("latency", warm)[1],
+                measured=measured,
             )
         )
         if self.flicker is not None:
